@@ -1,0 +1,64 @@
+//! The one module in Capsule that uses ambient authority.
+//!
+//! Everything else receives handles (`cap_std::fs::Dir`) or values that were read here.
+//! A function in this module is the place to look when asking "what can Capsule reach on
+//! the host": it opens user-named host paths (modules, env files, volume directories,
+//! the Capsule home) and reads the host's environment for `-e KEY`.
+
+use cap_std::fs::Dir;
+use std::io;
+use std::path::Path;
+
+/// Opens a host directory by path, as a capability handle.
+///
+/// # Errors
+/// The host's error: not found, not a directory, permission denied.
+pub fn open_dir(path: &Path) -> io::Result<Dir> {
+    Dir::open_ambient_dir(path, cap_std::ambient_authority())
+}
+
+/// Creates a host directory and its parents if missing, then opens it.
+///
+/// # Errors
+/// The host's error from creating or opening it.
+pub fn create_and_open_dir(path: &Path) -> io::Result<Dir> {
+    match open_dir(path) {
+        Ok(dir) => Ok(dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path)?;
+            open_dir(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a whole host file named by the user (a module, an env file).
+///
+/// # Errors
+/// The host's error.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+/// Whether a host path names an existing regular file (following symlinks).
+pub fn is_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// The host's value of an environment variable, for `-e KEY` without a value.
+pub fn host_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// The host's absolute form of a path, for messages and for wasmtime-wasi preopens.
+///
+/// # Errors
+/// The host's error (the path must exist).
+pub fn canonicalize(path: &Path) -> io::Result<std::path::PathBuf> {
+    std::fs::canonicalize(path)
+}
+
+/// Whether a host path names an existing directory (following symlinks).
+pub fn is_dir(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}

@@ -1,0 +1,124 @@
+//! `capsule version` and `capsule info`.
+
+use super::{Failure, exit};
+use capsule_runtime::engine::{CacheStats, Engine, EngineOptions, ModuleCache, WasmFeature};
+use capsule_runtime::home::Home;
+use capsule_runtime::{VERSION, WASMTIME_VERSION};
+
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Output format: text (default) or json
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+const WASI: &str = "preview1 (wasi_snapshot_preview1)";
+
+fn os_arch() -> String {
+    format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+pub fn print_version() {
+    println!("Capsule version {VERSION}");
+    println!(" Wasmtime:  {WASMTIME_VERSION}");
+    println!(" WASI:      {WASI}");
+    println!(" OS/Arch:   {}", os_arch());
+}
+
+#[derive(serde::Serialize)]
+struct Info {
+    version: &'static str,
+    wasmtime_version: &'static str,
+    wasi: &'static str,
+    os_arch: String,
+    cpus: usize,
+    home: String,
+    module_cache: CacheInfo,
+    wasm_features: Vec<FeatureInfo>,
+}
+
+#[derive(serde::Serialize)]
+struct CacheInfo {
+    path: String,
+    entries: u64,
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct FeatureInfo {
+    name: &'static str,
+    enabled: bool,
+}
+
+pub fn info(args: &InfoArgs) -> Result<(), Failure> {
+    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let engine = Engine::new(&EngineOptions::default()).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let cache_dir = home.module_cache_dir();
+    let stats = match ModuleCache::open(&cache_dir) {
+        Ok(cache) => cache.stats().unwrap_or_default(),
+        Err(_) => CacheStats::default(),
+    };
+    let info = Info {
+        version: VERSION,
+        wasmtime_version: WASMTIME_VERSION,
+        wasi: WASI,
+        os_arch: os_arch(),
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        home: home.root().display().to_string(),
+        module_cache: CacheInfo { path: cache_dir.display().to_string(), entries: stats.entries, bytes: stats.bytes },
+        wasm_features: WasmFeature::ALL
+            .into_iter()
+            .map(|f| FeatureInfo { name: f.name(), enabled: engine.features().contains(f) })
+            .collect(),
+    };
+    match args.format {
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&info).map_err(|e| Failure::new(exit::USAGE, e))?;
+            println!("{json}");
+        }
+        Format::Text => print_text(&info),
+    }
+    Ok(())
+}
+
+fn print_text(info: &Info) {
+    let names = |enabled: bool| {
+        let list: Vec<&str> = info.wasm_features.iter().filter(|f| f.enabled == enabled).map(|f| f.name).collect();
+        if list.is_empty() { "none".to_owned() } else { list.join(" ") }
+    };
+    println!("Capsule:");
+    println!(" Version:          {}", info.version);
+    println!(" Wasmtime:         {}", info.wasmtime_version);
+    println!(" WASI:             {}", info.wasi);
+    println!(" OS/Arch:          {}", info.os_arch);
+    println!(" CPUs:             {}", info.cpus);
+    println!("Store:");
+    println!(" Home:             {}", info.home);
+    println!(" Module cache:     {}", info.module_cache.path);
+    println!(
+        " Cached modules:   {} ({})",
+        info.module_cache.entries,
+        human_bytes(info.module_cache.bytes)
+    );
+    println!("Engine:");
+    println!(" Compiler:         cranelift (opt-level speed)");
+    println!(" Wasm features:    {}", names(true));
+    println!(" Off (-W NAME=y):  {}", names(false));
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -1,0 +1,169 @@
+//! `capsule run`.
+
+use super::{Failure, exit};
+use capsule_runtime::engine::{CacheOutcome, Engine, EngineOptions, FeatureSet, ModuleCache};
+use capsule_runtime::exec::{self, ExitStatus};
+use capsule_runtime::home::Home;
+use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
+use capsule_runtime::wasi::Stdio;
+use capsule_runtime::{ambient, builtin, module};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Set an environment variable (KEY=VALUE), or copy the host's (KEY)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the guest (absolute)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+    /// Mount a host directory: HOST:GUEST, or HOST:GUEST:ro for read-only
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    volume: Vec<String>,
+    /// Turn a WebAssembly feature on or off (e.g. -W tail-call=n); see `capsule info`
+    #[arg(short = 'W', long = "wasm", value_name = "FEATURE=y|n")]
+    wasm: Vec<String>,
+    /// What to do with imports Capsule does not provide: refuse to run, or link them to
+    /// functions that trap if called
+    #[arg(long = "unknown-imports", value_enum, default_value_t = UnknownImportsArg::Refuse)]
+    unknown_imports: UnknownImportsArg,
+    /// Compile the module even if the cache has it, and do not store the result
+    #[arg(long = "no-cache")]
+    no_cache: bool,
+    /// The module: a .wasm or .wat file (FILE#EXPORT calls an export of a reactor), or a
+    /// built-in such as hello-world
+    #[arg(value_name = "MODULE")]
+    module: String,
+    /// Arguments passed to the guest
+    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UnknownImportsArg {
+    Refuse,
+    Trap,
+}
+
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
+
+    let mut features = FeatureSet::default();
+    for setting in &args.wasm {
+        features.apply_setting(setting).map_err(|e| Failure::new(exit::USAGE, e))?;
+    }
+
+    let (name, wasm, entry) = resolve_module(&args.module)?;
+
+    let mut env = Env::default();
+    for file in &args.env_file {
+        env.apply_file_at(file).map_err(usage)?;
+    }
+    for flag in &args.env {
+        env.apply_flag(flag).map_err(usage)?;
+    }
+    let mounts = args.volume.iter().map(|v| Mount::parse_volume(v)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+    let workdir = match &args.workdir {
+        Some(dir) => GuestPath::parse(dir).map_err(usage)?,
+        None => GuestPath::root(),
+    };
+    let mut spec = RunSpec::new(name.clone());
+    spec.args.extend(capsule_runtime::spec::utf8_args(&args.args).map_err(usage)?);
+    spec.env = env;
+    spec.mounts = mounts;
+    spec.workdir = workdir;
+    spec.entry = entry;
+    spec.unknown_imports = match args.unknown_imports {
+        UnknownImportsArg::Refuse => UnknownImports::Refuse,
+        UnknownImportsArg::Trap => UnknownImports::Trap,
+    };
+
+    let wasm = module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+    let engine = Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let compiled = compile(&engine, &wasm, args.no_cache).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+
+    let output = exec::run(&engine, &compiled, &spec, &Stdio::Inherit).map_err(|e| {
+        let code = match e {
+            exec::RunError::Wasi(_) => exit::USAGE,
+            _ => exit::CANNOT_RUN,
+        };
+        Failure::new(code, e)
+    })?;
+
+    match output.status {
+        ExitStatus::Exited(code) => {
+            if !output.results.is_empty() {
+                let mut out = std::io::stdout().lock();
+                for value in &output.results {
+                    let _ = writeln!(out, "{value}");
+                }
+            }
+            Ok(code)
+        }
+        ExitStatus::Trapped(trap) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "capsule: guest trapped: {}", trap.reason);
+            if !trap.frames.is_empty() {
+                let _ = writeln!(err, "wasm backtrace:");
+                for (i, frame) in trap.frames.iter().enumerate() {
+                    let _ = writeln!(err, "  {i:>3}: {frame}");
+                }
+            }
+            Ok(exit::GUEST_FAULT)
+        }
+        ExitStatus::InvalidExit(status) => Err(Failure::new(
+            exit::GUEST_FAULT,
+            anyhow::anyhow!("guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"),
+        )),
+    }
+}
+
+/// MODULE is a file, `FILE#EXPORT`, or a built-in name.
+fn resolve_module(target: &str) -> Result<(String, Vec<u8>, Entry), Failure> {
+    let read = |path: &str| module::read_file(std::path::Path::new(path));
+    let not_found = |e: module::ModuleError| {
+        let code = if matches!(e, module::ModuleError::NotFound { .. }) { exit::NOT_FOUND } else { exit::USAGE };
+        Failure::new(code, e)
+    };
+    if ambient::is_file(std::path::Path::new(target)) {
+        return Ok((target.to_owned(), read(target).map_err(not_found)?, Entry::Start));
+    }
+    if let Some((path, export)) = target.rsplit_once('#')
+        && !export.is_empty()
+        && ambient::is_file(std::path::Path::new(path))
+    {
+        return Ok((path.to_owned(), read(path).map_err(not_found)?, Entry::Export(export.to_owned())));
+    }
+    if let Some(bytes) = builtin::lookup(target) {
+        return Ok((target.to_owned(), bytes.to_vec(), Entry::Start));
+    }
+    // Not a file, not a built-in: report the file as missing.
+    Err(not_found(read(target).err().unwrap_or(module::ModuleError::NotFound { path: target.to_owned() })))
+}
+
+fn compile(engine: &Engine, wasm: &[u8], no_cache: bool) -> anyhow::Result<wasmtime::Module> {
+    if no_cache {
+        return Ok(capsule_runtime::engine::cache::compile(engine, wasm)?);
+    }
+    let cache = Home::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|home| ModuleCache::open(&home.module_cache_dir()).map_err(|e| e.to_string()));
+    match cache {
+        Ok(cache) => {
+            let (module, outcome) = cache.load_or_compile(engine, wasm)?;
+            if let CacheOutcome::Rebuilt(reason) = outcome {
+                tracing::info!(%reason, "rebuilt a module cache entry");
+            }
+            Ok(module)
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "module cache unavailable; compiling without it");
+            Ok(capsule_runtime::engine::cache::compile(engine, wasm)?)
+        }
+    }
+}

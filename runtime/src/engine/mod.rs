@@ -1,0 +1,75 @@
+//! The wasmtime engine Capsule runs guests on, and the cache of compiled modules.
+
+pub mod cache;
+pub mod features;
+
+use std::hash::{Hash, Hasher};
+
+pub use cache::{CacheError, CacheOutcome, CacheStats, ModuleCache};
+pub use features::{FeatureError, FeatureSet, WasmFeature};
+
+/// How to build an [`Engine`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// The WebAssembly proposals to accept (default: [`FeatureSet::default`]).
+    pub features: FeatureSet,
+}
+
+/// Errors building an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// wasmtime refused the configuration (for example `-W gc=y` without
+    /// `-W function-references=y`).
+    #[error("wasmtime refused this engine configuration: {0}")]
+    Config(String),
+}
+
+/// A configured wasmtime engine, shared by every module and run in a process.
+#[derive(Clone)]
+pub struct Engine {
+    inner: wasmtime::Engine,
+    features: FeatureSet,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("features", &self.features).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds an engine: Cranelift optimising for speed, the requested wasm features, no
+    /// wasmtime-side cache (Capsule keeps its own, see [`ModuleCache`]).
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] when wasmtime refuses the combination of features.
+    pub fn new(options: &EngineOptions) -> Result<Self, EngineError> {
+        let mut config = wasmtime::Config::new();
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        for feature in WasmFeature::ALL {
+            feature.apply(&mut config, options.features.contains(feature));
+        }
+        let inner = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        Ok(Self { inner, features: options.features })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner
+    }
+
+    /// The features this engine accepts.
+    pub fn features(&self) -> FeatureSet {
+        self.features
+    }
+
+    /// A short tag that changes whenever compiled code from this engine would not load in
+    /// another: the wasmtime version, its compiler settings and the features, plus
+    /// Capsule's own version.
+    pub fn compatibility_tag(&self) -> String {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.inner.precompile_compatibility_hash().hash(&mut hasher);
+        crate::VERSION.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+}

@@ -1,0 +1,328 @@
+//! Running a module: link WASI, check imports, instantiate, call the entry, and turn
+//! whatever happened into an [`ExitStatus`].
+
+use crate::engine::Engine;
+use crate::spec::{Entry, RunSpec, UnknownImports};
+use crate::wasi::{self, ProcExit, Stdio, WasiState};
+use std::fmt;
+use wasmtime::{ExternType, Linker, Module, Store, Val, ValType};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The guest returned from its entry (0) or called `proc_exit` with a status in
+    /// `0..=255`.
+    Exited(u8),
+    /// The guest trapped.
+    Trapped(TrapReport),
+    /// The guest called `proc_exit` with a status outside `0..=255`.
+    InvalidExit(u32),
+}
+
+impl ExitStatus {
+    /// Whether the guest exited with status 0.
+    pub fn success(&self) -> bool {
+        matches!(self, ExitStatus::Exited(0))
+    }
+}
+
+/// A trap: its one-line reason and the wasm frames that led to it (innermost first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrapReport {
+    pub reason: String,
+    pub frames: Vec<Frame>,
+}
+
+/// One wasm frame of a trap's backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The module's name for itself, if it has one.
+    pub module: Option<String>,
+    /// The function's index in the module.
+    pub func_index: u32,
+    /// The function's name from the name section, if present.
+    pub func_name: Option<String>,
+    /// Byte offset of the trapping instruction in the module, if known.
+    pub offset: Option<usize>,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "{offset:#8x} - ")?,
+            None => write!(f, "{:>8} - ", "?")?,
+        }
+        if let Some(module) = &self.module {
+            write!(f, "{module}!")?;
+        }
+        match &self.func_name {
+            Some(name) => f.write_str(name),
+            None => write!(f, "<wasm function {}>", self.func_index),
+        }
+    }
+}
+
+/// What a run produced besides its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    pub status: ExitStatus,
+    /// Values returned by an invoked export (`app.wasm#add`), formatted as wasm values.
+    pub results: Vec<String>,
+    /// Captured stdout and stderr when the run used [`Stdio::Capture`].
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Errors that stop a module from running at all (as opposed to a guest failing, which
+/// is an [`ExitStatus`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Wasi(#[from] wasi::WasiError),
+    #[error(
+        "the module imports {} that Capsule does not provide: {}{}; to run it anyway with \
+         stubs that trap when called, pass --unknown-imports trap",
+        plural(names.len(), "item"),
+        names.join(", "),
+        preview0_hint(names)
+    )]
+    UnknownImports { names: Vec<String> },
+    #[error("the module imports non-function items that cannot be stubbed: {}", names.join(", "))]
+    UnknownNonFunctionImports { names: Vec<String> },
+    #[error(
+        "the module is a reactor (it has no _start); name the export to call as \
+         MODULE#EXPORT (its exported functions: {})",
+        if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+    )]
+    Reactor { exports: Vec<String> },
+    #[error("the module has neither _start nor _initialize, so it is not a WASI command or reactor")]
+    NoEntry,
+    #[error(
+        "the module has no exported function '{name}' (its exported functions: {})",
+        if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+    )]
+    MissingExport { name: String, exports: Vec<String> },
+    #[error("export '{name}' takes {expected} argument(s) but {given} were given")]
+    ArgCount { name: String, expected: usize, given: usize },
+    #[error("argument '{value}' for export '{name}' is not a valid {ty}")]
+    BadArg { name: String, value: String, ty: String },
+    #[error("export '{name}' takes a {ty} parameter, which cannot be given on the command line")]
+    UnsupportedParam { name: String, ty: String },
+    #[error("cannot instantiate the module: {0}")]
+    Instantiate(String),
+    #[error("cannot set up the WASI host: {0}")]
+    Link(String),
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn preview0_hint(names: &[String]) -> &'static str {
+    if names.iter().any(|n| n.starts_with("wasi_unstable::")) {
+        " (wasi_unstable is the old preview0 ABI; rebuild for wasm32-wasip1)"
+    } else {
+        ""
+    }
+}
+
+struct StoreData {
+    wasi: WasiState,
+}
+
+/// Runs a compiled module as `spec` describes.
+///
+/// # Errors
+/// [`RunError`] when the module cannot start; a guest that starts and then fails yields
+/// `Ok` with a non-success [`ExitStatus`].
+pub fn run(engine: &Engine, module: &Module, spec: &RunSpec, stdio: &Stdio) -> Result<RunOutput, RunError> {
+    let (wasi, captured) = wasi::build(spec, stdio)?;
+    let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
+    wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi).map_err(|e| RunError::Link(format!("{e:#}")))?;
+    let mut store = Store::new(engine.wasmtime(), StoreData { wasi });
+
+    check_imports(&mut linker, &mut store, module, spec.unknown_imports)?;
+
+    let (status, results) = match instantiate_and_call(&linker, &mut store, module, spec) {
+        Ok(results) => (ExitStatus::Exited(0), results),
+        Err(Outcome::Status(status)) => (status, Vec::new()),
+        Err(Outcome::Error(e)) => return Err(e),
+    };
+    let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
+    Ok(RunOutput { status, results, stdout, stderr })
+}
+
+enum Outcome {
+    Status(ExitStatus),
+    Error(RunError),
+}
+
+impl From<RunError> for Outcome {
+    fn from(e: RunError) -> Self {
+        Outcome::Error(e)
+    }
+}
+
+fn instantiate_and_call(
+    linker: &Linker<StoreData>,
+    store: &mut Store<StoreData>,
+    module: &Module,
+    spec: &RunSpec,
+) -> Result<Vec<String>, Outcome> {
+    let exports = exported_functions(module);
+    let has = |name: &str| exports.iter().any(|e| e == name);
+    // Decide what to call before running any guest code.
+    let (init, target) = match &spec.entry {
+        Entry::Start if has("_start") => (None, "_start".to_owned()),
+        Entry::Start if has("_initialize") => {
+            let exports = exports.iter().filter(|e| !e.starts_with('_')).cloned().collect();
+            return Err(RunError::Reactor { exports }.into());
+        }
+        Entry::Start => return Err(RunError::NoEntry.into()),
+        Entry::Export(name) if !has(name) => {
+            return Err(RunError::MissingExport { name: name.clone(), exports }.into());
+        }
+        Entry::Export(name) => (has("_initialize").then_some("_initialize"), name.clone()),
+    };
+
+    let instance = linker.instantiate(&mut *store, module).map_err(|e| guest_failure(e, true))?;
+    if let Some(init) = init {
+        let func = instance.get_func(&mut *store, init).ok_or(RunError::NoEntry)?;
+        func.call(&mut *store, &[], &mut []).map_err(|e| guest_failure(e, false))?;
+    }
+    let func = instance
+        .get_func(&mut *store, &target)
+        .ok_or_else(|| RunError::MissingExport { name: target.clone(), exports: exports.clone() })?;
+    let ty = func.ty(&*store);
+    let params = match spec.entry {
+        Entry::Start => Vec::new(),
+        Entry::Export(_) => parse_params(&target, ty.params(), &spec.args[1..])?,
+    };
+    let mut results: Vec<Val> = ty.results().map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0))).collect();
+    func.call(&mut *store, &params, &mut results).map_err(|e| guest_failure(e, false))?;
+    Ok(results.iter().map(format_val).collect())
+}
+
+/// Classifies an error from instantiating or calling guest code.
+fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
+    if let Some(ProcExit(status)) = error.downcast_ref::<ProcExit>() {
+        return Outcome::Status(match u8::try_from(*status) {
+            Ok(code) => ExitStatus::Exited(code),
+            Err(_) => ExitStatus::InvalidExit(*status),
+        });
+    }
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        let frames = error
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .map(|bt| {
+                bt.frames()
+                    .iter()
+                    .map(|f| Frame {
+                        module: f.module().name().map(str::to_owned),
+                        func_index: f.func_index(),
+                        func_name: f.func_name().map(str::to_owned),
+                        offset: f.module_offset(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Outcome::Status(ExitStatus::Trapped(TrapReport { reason: trap_reason(*trap), frames }));
+    }
+    if instantiating {
+        Outcome::Error(RunError::Instantiate(format!("{error:#}")))
+    } else {
+        // A host function failed in a way that is not a WASI errno (wasmtime-wasi turns
+        // host faults into traps); report it as the guest's failure, keeping the reason.
+        Outcome::Status(ExitStatus::Trapped(TrapReport { reason: first_line(&format!("{error:#}")), frames: Vec::new() }))
+    }
+}
+
+fn trap_reason(trap: wasmtime::Trap) -> String {
+    format!("wasm trap: {trap}")
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_owned()
+}
+
+fn check_imports(
+    linker: &mut Linker<StoreData>,
+    store: &mut Store<StoreData>,
+    module: &Module,
+    policy: UnknownImports,
+) -> Result<(), RunError> {
+    let mut missing_funcs = Vec::new();
+    let mut missing_other = Vec::new();
+    for import in module.imports() {
+        if linker.get_by_import(&mut *store, &import).is_some() {
+            continue;
+        }
+        let name = format!("{}::{}", import.module(), import.name());
+        match import.ty() {
+            ExternType::Func(_) => missing_funcs.push(name),
+            _ => missing_other.push(name),
+        }
+    }
+    if !missing_other.is_empty() {
+        return Err(RunError::UnknownNonFunctionImports { names: missing_other });
+    }
+    if missing_funcs.is_empty() {
+        return Ok(());
+    }
+    match policy {
+        UnknownImports::Refuse => Err(RunError::UnknownImports { names: missing_funcs }),
+        UnknownImports::Trap => {
+            tracing::debug!(imports = ?missing_funcs, "linking unknown imports to trapping stubs");
+            linker.define_unknown_imports_as_traps(module).map_err(|e| RunError::Link(format!("{e:#}")))
+        }
+    }
+}
+
+fn exported_functions(module: &Module) -> Vec<String> {
+    module
+        .exports()
+        .filter(|e| matches!(e.ty(), ExternType::Func(_)))
+        .map(|e| e.name().to_owned())
+        .collect()
+}
+
+fn parse_params(name: &str, types: impl ExactSizeIterator<Item = ValType>, args: &[String]) -> Result<Vec<Val>, RunError> {
+    if types.len() != args.len() {
+        return Err(RunError::ArgCount { name: name.to_owned(), expected: types.len(), given: args.len() });
+    }
+    types
+        .zip(args)
+        .map(|(ty, arg)| {
+            let bad = || RunError::BadArg { name: name.to_owned(), value: arg.clone(), ty: ty.to_string() };
+            Ok(match ty {
+                ValType::I32 => Val::I32(parse_int::<i32, u32>(arg).ok_or_else(bad)?),
+                ValType::I64 => Val::I64(parse_int::<i64, u64>(arg).ok_or_else(bad)?),
+                ValType::F32 => Val::F32(arg.parse::<f32>().map_err(|_| bad())?.to_bits()),
+                ValType::F64 => Val::F64(arg.parse::<f64>().map_err(|_| bad())?.to_bits()),
+                other => return Err(RunError::UnsupportedParam { name: name.to_owned(), ty: other.to_string() }),
+            })
+        })
+        .collect()
+}
+
+/// Parses a signed value, or an unsigned one reinterpreted (`4294967295` as i32 is -1).
+fn parse_int<S: std::str::FromStr + TryFrom<i128>, U: std::str::FromStr + Into<u128>>(s: &str) -> Option<S> {
+    if let Ok(v) = s.parse::<S>() {
+        return Some(v);
+    }
+    let wide: u128 = s.parse::<U>().ok()?.into();
+    let bits = std::mem::size_of::<U>() * 8;
+    let signed = if wide >> (bits - 1) == 1 { wide as i128 - (1i128 << bits) } else { wide as i128 };
+    S::try_from(signed).ok()
+}
+
+fn format_val(v: &Val) -> String {
+    match v {
+        Val::I32(x) => x.to_string(),
+        Val::I64(x) => x.to_string(),
+        Val::F32(bits) => f32::from_bits(*bits).to_string(),
+        Val::F64(bits) => f64::from_bits(*bits).to_string(),
+        Val::V128(x) => format!("{:#034x}", x.as_u128()),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,59 @@
+//! The Capsule home: where Capsule keeps its state (today the compiled-module cache;
+//! images, containers and volumes come later).
+//!
+//! `CAPSULE_HOME` names it; otherwise it is `capsule` under the platform's data directory
+//! (`~/.local/share/capsule` on Linux, `~/Library/Application Support/capsule` on macOS,
+//! `%APPDATA%\capsule` on Windows).
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the home's location.
+pub const HOME_ENV: &str = "CAPSULE_HOME";
+
+/// Errors locating the home.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// Neither `CAPSULE_HOME` nor a platform data directory is available.
+    #[error("cannot find a place for Capsule's data: set {HOME_ENV} to a directory")]
+    NoDataDir,
+    /// `CAPSULE_HOME` is set but empty.
+    #[error("{HOME_ENV} is set but empty: set it to a directory or unset it")]
+    Empty,
+}
+
+/// The location of a Capsule home and the layout below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home named by `CAPSULE_HOME`, or the platform default.
+    ///
+    /// # Errors
+    /// [`HomeError`] when neither is available.
+    pub fn from_env() -> Result<Self, HomeError> {
+        match std::env::var_os(HOME_ENV) {
+            Some(value) if value.is_empty() => Err(HomeError::Empty),
+            Some(value) => Ok(Self::at(PathBuf::from(value))),
+            None => dirs::data_dir()
+                .map(|dir| Self::at(dir.join("capsule")))
+                .ok_or(HomeError::NoDataDir),
+        }
+    }
+
+    /// A home at an explicit path (it is created when first written).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The home's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where compiled modules are cached.
+    pub fn module_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("modules")
+    }
+}

@@ -1,0 +1,31 @@
+//! Capsule's engine library: everything the `capsule` binary and the SDK share.
+//!
+//! Modules depend downward only (see `shared/design/architecture.md`):
+//!
+//! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
+//! - [`wasi`]: the WASI preview1 host a guest sees (the seam the layered filesystem
+//!   replaces).
+//! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
+//! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
+//! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
+//! - [`home`]: where Capsule keeps its state.
+//! - [`ambient`]: the only module that touches ambient authority (host paths, host env).
+#![deny(unsafe_code)]
+
+pub mod ambient;
+pub mod builtin;
+pub mod engine;
+pub mod exec;
+pub mod home;
+pub mod module;
+pub mod spec;
+pub mod wasi;
+
+/// The wasmtime crate Capsule is built on, for embedders that need its types.
+pub use wasmtime;
+
+/// Capsule's version, from `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The wasmtime version Capsule was built with, from `Cargo.lock`.
+pub const WASMTIME_VERSION: &str = env!("CAPSULE_WASMTIME_VERSION");

@@ -1,0 +1,337 @@
+//! What a guest is given: arguments, environment, mounts and working directory, and the
+//! Docker syntax that describes them (`-e K=V`, `--env-file`, `-v HOST:GUEST[:ro]`).
+//!
+//! Everything here is parsed from user input and checked before a module is touched.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Errors in the description of a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid environment variable '{0}': expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL")]
+    Env(String),
+    #[error("{file}:{line}: invalid line '{text}': expected KEY=VALUE, KEY, a # comment or a blank line")]
+    EnvFileLine { file: String, line: usize, text: String },
+    #[error("{file}: cannot read env file: {reason}")]
+    EnvFileRead { file: String, reason: String },
+    #[error("invalid volume '{spec}': {reason} (expected HOST:GUEST or HOST:GUEST:ro, GUEST absolute)")]
+    Volume { spec: String, reason: String },
+    #[error("volume '{spec}': host path {host} does not exist")]
+    VolumeMissing { spec: String, host: String },
+    #[error("volume '{spec}': host path {host} is not a directory (only directories can be mounted)")]
+    VolumeNotDir { spec: String, host: String },
+    #[error("invalid guest path '{path}': {reason}")]
+    GuestPath { path: String, reason: &'static str },
+    #[error("argument {index} is not valid UTF-8; WASI passes arguments as UTF-8 strings")]
+    ArgNotUtf8 { index: usize },
+}
+
+/// An absolute, normalised path inside the guest: starts with `/`, no `.`, `..` or empty
+/// components, no trailing slash (except `/` itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GuestPath(String);
+
+impl GuestPath {
+    /// The root, `/`.
+    pub fn root() -> Self {
+        Self("/".to_owned())
+    }
+
+    /// Parses an absolute guest path. `..` is refused rather than clamped.
+    ///
+    /// # Errors
+    /// [`SpecError::GuestPath`] for relative paths, `..`, NUL bytes.
+    pub fn parse(path: &str) -> Result<Self, SpecError> {
+        let err = |reason| SpecError::GuestPath { path: path.to_owned(), reason };
+        if !path.starts_with('/') {
+            return Err(err("it must be absolute (start with /)"));
+        }
+        if path.contains('\0') {
+            return Err(err("it contains a NUL byte"));
+        }
+        let mut parts = Vec::new();
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return Err(err("'..' is not allowed")),
+                _ => parts.push(part),
+            }
+        }
+        Ok(Self(format!("/{}", parts.join("/"))))
+    }
+
+    /// The path as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `/`.
+    pub fn is_root(&self) -> bool {
+        self.0 == "/"
+    }
+
+    /// If `self` is `base` or below it, the components below `base` (`""` for itself).
+    pub fn strip_prefix(&self, base: &GuestPath) -> Option<&str> {
+        if base.is_root() {
+            return Some(self.0.trim_start_matches('/'));
+        }
+        let rest = self.0.strip_prefix(&base.0)?;
+        if rest.is_empty() {
+            Some("")
+        } else {
+            rest.strip_prefix('/')
+        }
+    }
+}
+
+impl fmt::Display for GuestPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A host directory made visible at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The host directory (absolute, checked to exist when parsed).
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: GuestPath,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// Parses Docker's `-v HOST:GUEST[:ro|:rw]` and checks that HOST is a directory.
+    ///
+    /// The guest path is the last `:`-separated part that starts with `/`, so Windows
+    /// host paths (`C:\data:/data`) work.
+    ///
+    /// # Errors
+    /// [`SpecError::Volume`] for bad syntax, [`SpecError::VolumeMissing`] and
+    /// [`SpecError::VolumeNotDir`] for host paths that cannot be mounted.
+    pub fn parse_volume(spec: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError::Volume { spec: spec.to_owned(), reason: reason.to_owned() };
+        let (rest, read_only) = if let Some(rest) = spec.strip_suffix(":ro") {
+            (rest, true)
+        } else if let Some(rest) = spec.strip_suffix(":rw") {
+            (rest, false)
+        } else {
+            (spec, false)
+        };
+        let (host, guest) = rest.rsplit_once(':').ok_or_else(|| bad("missing ':GUEST'"))?;
+        if host.is_empty() {
+            return Err(bad("the host path is empty"));
+        }
+        if !guest.starts_with('/') {
+            return Err(bad("the guest path must be absolute"));
+        }
+        if !(host.contains('/') || host.contains('\\') || host.starts_with('.')) {
+            return Err(bad(&format!(
+                "'{host}' looks like a named volume; named volumes come with containers, \
+                 use a host path such as ./{host} for now"
+            )));
+        }
+        let guest = GuestPath::parse(guest).map_err(|e| bad(&e.to_string()))?;
+        let host_path = Path::new(host);
+        let host_abs = crate::ambient::canonicalize(host_path).map_err(|_| SpecError::VolumeMissing {
+            spec: spec.to_owned(),
+            host: host.to_owned(),
+        })?;
+        if !crate::ambient::is_dir(&host_abs) {
+            return Err(SpecError::VolumeNotDir { spec: spec.to_owned(), host: host.to_owned() });
+        }
+        Ok(Self { host: host_abs, guest, read_only })
+    }
+}
+
+/// The guest's environment, in order; setting a key again replaces its value in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(Vec<(String, String)>);
+
+impl Env {
+    /// Sets a variable.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// The variables, in order.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Applies one `-e` value: `KEY=VALUE` sets, `KEY` copies the host's value (and is
+    /// ignored when the host has none, as Docker does).
+    ///
+    /// # Errors
+    /// [`SpecError::Env`] for an empty key or a NUL byte.
+    pub fn apply_flag(&mut self, flag: &str) -> Result<(), SpecError> {
+        let (key, value) = match flag.split_once('=') {
+            Some((key, value)) => (key, Some(value.to_owned())),
+            None => (flag, None),
+        };
+        if key.is_empty() || flag.contains('\0') {
+            return Err(SpecError::Env(flag.to_owned()));
+        }
+        if let Some(value) = value.or_else(|| crate::ambient::host_env(key)) {
+            self.set(key, value);
+        }
+        Ok(())
+    }
+
+    /// Applies an env file in Docker's format: one `KEY=VALUE` or `KEY` per line, `#`
+    /// comments and blank lines ignored, values taken literally (no quotes, no
+    /// expansion). Leading white space before the key is ignored.
+    ///
+    /// # Errors
+    /// [`SpecError::EnvFileLine`] naming the file and line.
+    pub fn apply_file(&mut self, file: &str, text: &str) -> Result<(), SpecError> {
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = line.split_once('=').map_or(line, |(k, _)| k);
+            if key.chars().any(char::is_whitespace) {
+                return Err(SpecError::EnvFileLine { file: file.to_owned(), line: index + 1, text: raw.to_owned() });
+            }
+            self.apply_flag(line).map_err(|_| SpecError::EnvFileLine {
+                file: file.to_owned(),
+                line: index + 1,
+                text: raw.to_owned(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads and applies an env file from the host.
+    ///
+    /// # Errors
+    /// [`SpecError::EnvFileRead`] or [`SpecError::EnvFileLine`].
+    pub fn apply_file_at(&mut self, path: &Path) -> Result<(), SpecError> {
+        let file = path.display().to_string();
+        let bytes = crate::ambient::read_file(path)
+            .map_err(|e| SpecError::EnvFileRead { file: file.clone(), reason: e.to_string() })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| SpecError::EnvFileRead { file: file.clone(), reason: "not valid UTF-8".to_owned() })?;
+        self.apply_file(&file, &text)
+    }
+}
+
+/// How unresolved imports are handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownImports {
+    /// Refuse to run, naming every unresolved import (the default).
+    #[default]
+    Refuse,
+    /// Link unresolved functions to stubs that trap if they are ever called.
+    Trap,
+}
+
+/// Which function of the module to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Entry {
+    /// A command's `_start`.
+    #[default]
+    Start,
+    /// A named export, after `_initialize` if the module has one (`app.wasm#run`).
+    Export(String),
+}
+
+/// Everything a run of a module is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// `argv`, including `argv[0]`.
+    pub args: Vec<String>,
+    /// The environment.
+    pub env: Env,
+    /// Host directories visible to the guest.
+    pub mounts: Vec<Mount>,
+    /// The working directory relative paths resolve against.
+    pub workdir: GuestPath,
+    /// The function to run.
+    pub entry: Entry,
+    /// What to do with imports Capsule does not provide.
+    pub unknown_imports: UnknownImports,
+}
+
+impl RunSpec {
+    /// A spec with `argv[0]` set and nothing else granted.
+    pub fn new(argv0: impl Into<String>) -> Self {
+        Self {
+            args: vec![argv0.into()],
+            env: Env::default(),
+            mounts: Vec::new(),
+            workdir: GuestPath::root(),
+            entry: Entry::Start,
+            unknown_imports: UnknownImports::Refuse,
+        }
+    }
+}
+
+/// Converts host arguments to the UTF-8 strings WASI passes.
+///
+/// # Errors
+/// [`SpecError::ArgNotUtf8`] naming the first bad one (1-based, after the module).
+pub fn utf8_args(args: &[std::ffi::OsString]) -> Result<Vec<String>, SpecError> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| a.to_str().map(str::to_owned).ok_or(SpecError::ArgNotUtf8 { index: i + 1 }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_paths_normalise_and_refuse_dotdot() {
+        assert_eq!(GuestPath::parse("/a//b/./c/").expect("ok").as_str(), "/a/b/c");
+        assert_eq!(GuestPath::parse("/").expect("ok").as_str(), "/");
+        assert!(GuestPath::parse("a/b").is_err());
+        assert!(GuestPath::parse("/a/../../etc").is_err());
+        let data = GuestPath::parse("/data").expect("ok");
+        assert_eq!(GuestPath::parse("/data/x/y").expect("ok").strip_prefix(&data), Some("x/y"));
+        assert_eq!(GuestPath::parse("/database").expect("ok").strip_prefix(&data), None);
+        assert_eq!(data.strip_prefix(&GuestPath::root()), Some("data"));
+    }
+
+    #[test]
+    fn env_flags_and_files() {
+        let mut env = Env::default();
+        env.apply_flag("A=1").expect("ok");
+        env.apply_flag("B=x=y").expect("ok");
+        env.apply_flag("A=2").expect("ok");
+        assert_eq!(env.vars(), &[("A".into(), "2".into()), ("B".into(), "x=y".into())]);
+        assert!(env.apply_flag("=v").is_err());
+        assert!(env.apply_flag("").is_err());
+        env.apply_file("f.env", "# c\n\nC=3\n  D = 4\n").expect_err("space in key");
+        let mut env = Env::default();
+        env.apply_file("f.env", "# c\n\nC=3\nE= spaced value \n").expect("ok");
+        assert_eq!(env.vars()[1], ("E".into(), " spaced value ".into()));
+        match env.apply_file("f.env", "OK=1\n=bad\n") {
+            Err(SpecError::EnvFileLine { line, .. }) => assert_eq!(line, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn volume_syntax() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = dir.path().display().to_string();
+        let m = Mount::parse_volume(&format!("{host}:/data:ro")).expect("ok");
+        assert!(m.read_only);
+        assert_eq!(m.guest.as_str(), "/data");
+        assert!(!Mount::parse_volume(&format!("{host}:/data")).expect("ok").read_only);
+        assert!(matches!(Mount::parse_volume("/nonexistent-capsule-x:/d"), Err(SpecError::VolumeMissing { .. })));
+        assert!(matches!(Mount::parse_volume(&format!("{host}:data")), Err(SpecError::Volume { .. })));
+        assert!(matches!(Mount::parse_volume(&host), Err(SpecError::Volume { .. })));
+        assert!(matches!(Mount::parse_volume("books:/data"), Err(SpecError::Volume { .. })));
+        assert!(matches!(Mount::parse_volume(&format!("{host}:/a/../b")), Err(SpecError::Volume { .. })));
+    }
+}

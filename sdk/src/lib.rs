@@ -1,0 +1,283 @@
+//! Embed Capsule in a host application.
+//!
+//! A [`Capsule`] owns an engine and a Capsule home (for the compiled-module cache). Load a
+//! [`Module`] once, then [`Capsule::run`] it as often as needed: each run is a fresh
+//! sandbox with its own arguments, environment, mounts and captured stdio.
+//!
+//! ```no_run
+//! use capsule_sdk::{Capsule, RunOptions};
+//!
+//! # fn main() -> Result<(), capsule_sdk::Error> {
+//! let capsule = Capsule::open_default()?;
+//! let module = capsule.module_from_file("app.wasm")?;
+//! let out = capsule.run(&module, RunOptions::new().arg("--selftest").stdin(b"input".to_vec()))?;
+//! assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+use capsule_runtime::engine::{Engine, EngineOptions, ModuleCache};
+use capsule_runtime::exec;
+use capsule_runtime::home::Home;
+use capsule_runtime::spec::{Entry, GuestPath, Mount, RunSpec};
+use capsule_runtime::wasi::Stdio;
+use std::path::{Path, PathBuf};
+
+pub use capsule_runtime::exec::{Frame, TrapReport};
+
+/// Errors from the SDK. Each names what was wrong; the source is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Home(#[from] capsule_runtime::home::HomeError),
+    #[error(transparent)]
+    Engine(#[from] capsule_runtime::engine::EngineError),
+    #[error("cannot open the module cache at {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Module(#[from] capsule_runtime::module::ModuleError),
+    #[error("{name}: {source}")]
+    Compile {
+        name: String,
+        #[source]
+        source: capsule_runtime::engine::CacheError,
+    },
+    #[error(transparent)]
+    Spec(#[from] capsule_runtime::spec::SpecError),
+    #[error(transparent)]
+    Run(#[from] capsule_runtime::exec::RunError),
+}
+
+/// An engine plus a Capsule home.
+#[derive(Debug)]
+pub struct Capsule {
+    engine: Engine,
+    cache: ModuleCache,
+}
+
+impl Capsule {
+    /// Opens the home named by `CAPSULE_HOME`, or the platform's default.
+    ///
+    /// # Errors
+    /// [`Error::Home`] or [`Error::Cache`] when the home cannot be used.
+    pub fn open_default() -> Result<Self, Error> {
+        Self::open(Home::from_env()?.root())
+    }
+
+    /// Opens (creating if needed) a Capsule home at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] when the home cannot be created or opened.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let home = Home::at(path.as_ref());
+        let cache_dir = home.module_cache_dir();
+        let cache = ModuleCache::open(&cache_dir).map_err(|source| Error::Cache { path: cache_dir, source })?;
+        let engine = Engine::new(&EngineOptions::default())?;
+        Ok(Self { engine, cache })
+    }
+
+    /// Loads and compiles a module file (binary `.wasm` or text `.wat`), using the cache.
+    ///
+    /// # Errors
+    /// [`Error::Module`] for a missing file, a component or garbage; [`Error::Compile`]
+    /// when it does not validate.
+    pub fn module_from_file(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
+        let path = path.as_ref();
+        let bytes = capsule_runtime::module::read_file(path)?;
+        self.module_from_bytes(&path.display().to_string(), &bytes)
+    }
+
+    /// Compiles a module from bytes (binary or text), using the cache. `name` is used in
+    /// messages and as `argv[0]`.
+    ///
+    /// # Errors
+    /// As [`Capsule::module_from_file`].
+    pub fn module_from_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
+        let wasm = capsule_runtime::module::core_module_bytes(name, bytes)?;
+        let (inner, _) = self
+            .cache
+            .load_or_compile(&self.engine, &wasm)
+            .map_err(|source| Error::Compile { name: name.to_owned(), source })?;
+        Ok(Module { name: name.to_owned(), inner })
+    }
+
+    /// The built-in hello-world module.
+    ///
+    /// # Errors
+    /// [`Error::Compile`] only if the engine is misconfigured.
+    pub fn hello_world(&self) -> Result<Module, Error> {
+        self.module_from_bytes("hello-world", capsule_runtime::builtin::HELLO_WORLD)
+    }
+
+    /// Runs a module in a fresh sandbox and returns its status and captured output.
+    ///
+    /// A guest that traps or exits non-zero is not an error: look at
+    /// [`Output::status`]. Errors are for runs that cannot start.
+    ///
+    /// # Errors
+    /// [`Error::Run`] (unresolved imports, missing export, unusable mount).
+    pub fn run(&self, module: &Module, options: RunOptions) -> Result<Output, Error> {
+        let mut spec = RunSpec::new(module.name.clone());
+        spec.args.extend(options.args);
+        for (k, v) in options.env {
+            spec.env.set(k, v);
+        }
+        spec.mounts = options.mounts;
+        if let Some(dir) = options.workdir {
+            spec.workdir = dir;
+        }
+        if let Some(export) = options.export {
+            spec.entry = Entry::Export(export);
+        }
+        let stdio = Stdio::Capture { stdin: options.stdin, limit: options.output_limit };
+        let out = exec::run(&self.engine, &module.inner, &spec, &stdio)?;
+        Ok(Output {
+            status: match out.status {
+                exec::ExitStatus::Exited(code) => ExitStatus::Exited(code),
+                exec::ExitStatus::Trapped(trap) => ExitStatus::Trapped(trap),
+                exec::ExitStatus::InvalidExit(status) => ExitStatus::InvalidExit(status),
+            },
+            stdout: out.stdout,
+            stderr: out.stderr,
+            results: out.results,
+        })
+    }
+}
+
+/// A compiled module, ready to run any number of times.
+#[derive(Debug, Clone)]
+pub struct Module {
+    name: String,
+    inner: capsule_runtime::wasmtime::Module,
+}
+
+impl Module {
+    /// The name given when it was loaded.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How to run a module. Defaults: no arguments beyond `argv[0]`, empty environment, no
+/// mounts, workdir `/`, empty stdin, 16 MiB of captured output per stream.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    mounts: Vec<Mount>,
+    workdir: Option<GuestPath>,
+    export: Option<String>,
+    stdin: Vec<u8>,
+    output_limit: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            workdir: None,
+            export: None,
+            stdin: Vec::new(),
+            output_limit: 16 << 20,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends an argument (after `argv[0]`).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Bytes the guest reads from stdin.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = bytes.into();
+        self
+    }
+
+    /// Most bytes kept of stdout and of stderr each (default 16 MiB).
+    pub fn output_limit(mut self, bytes: usize) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// Calls an export instead of `_start` (after `_initialize`, for reactors).
+    pub fn export(mut self, name: impl Into<String>) -> Self {
+        self.export = Some(name.into());
+        self
+    }
+
+    /// Mounts a host directory at a guest path, in Docker's `-v` syntax
+    /// (`HOST:GUEST[:ro]`).
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for bad syntax or a host path that is not a directory.
+    pub fn volume(mut self, spec: &str) -> Result<Self, Error> {
+        self.mounts.push(Mount::parse_volume(spec)?);
+        Ok(self)
+    }
+
+    /// The guest's working directory (absolute).
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for a relative path or `..`.
+    pub fn workdir(mut self, dir: &str) -> Result<Self, Error> {
+        self.workdir = Some(GuestPath::parse(dir)?);
+        Ok(self)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Returned from its entry (0) or called `proc_exit` with a status in 0..=255.
+    Exited(u8),
+    /// Trapped; the report has the reason and the wasm backtrace.
+    Trapped(TrapReport),
+    /// Called `proc_exit` with a status outside 0..=255.
+    InvalidExit(u32),
+}
+
+impl ExitStatus {
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        matches!(self, ExitStatus::Exited(0))
+    }
+
+    /// The exit status, if the guest exited normally.
+    pub fn code(&self) -> Option<u8> {
+        match self {
+            ExitStatus::Exited(code) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Values returned by an export called with [`RunOptions::export`].
+    pub results: Vec<String>,
+}

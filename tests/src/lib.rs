@@ -1,0 +1,178 @@
+//! Helpers for Capsule's integration tests: the real `capsule` binary, a fresh
+//! `CAPSULE_HOME` per test, and the guest programs built by `build.rs`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Paths of the guest programs (`guests/c/*.c`), built to wasm32-wasi by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests/guests.rs"));
+}
+
+/// The `capsule` binary under test: `CAPSULE_BIN` if set, otherwise the workspace's
+/// own, rebuilt first (once per test process) so that a test never runs a stale binary.
+pub fn capsule_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CAPSULE_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let mut build = Command::new(env!("CARGO"));
+        build.current_dir(workspace).args(["build", "--quiet", "-p", "capsule-runtime", "--bin", "capsule"]);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                build.arg("--release");
+            }
+            other => {
+                build.args(["--profile", other]);
+            }
+        }
+        let status = build.status().expect("run cargo build for the capsule binary");
+        assert!(status.success(), "cargo build -p capsule-runtime --bin capsule failed");
+        let bin = profile_dir.join(format!("capsule{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// A scratch world for one test: its own Capsule home and a work directory.
+#[derive(Debug)]
+pub struct TestEnv {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    /// A fresh home and work directory.
+    pub fn new() -> Self {
+        Self {
+            home: tempfile::Builder::new().prefix("capsule-home-").tempdir().expect("temp home"),
+            work: tempfile::Builder::new().prefix("capsule-work-").tempdir().expect("temp work dir"),
+        }
+    }
+
+    /// The Capsule home this test uses.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A directory for the test's own files.
+    pub fn work(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Writes a file under the work directory (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.work.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    /// Compiles WebAssembly text to a `.wasm` file under the work directory.
+    pub fn wat(&self, name: &str, text: &str) -> PathBuf {
+        let wasm = wat::parse_str(text).unwrap_or_else(|e| panic!("test WAT {name} does not parse: {e}"));
+        self.write(name, wasm)
+    }
+
+    /// A `capsule` command with this test's home, run from the work directory, with a
+    /// clean environment (only PATH is kept) so nothing leaks in by accident.
+    pub fn capsule(&self) -> Command {
+        let mut cmd = Command::new(capsule_bin());
+        cmd.env_clear()
+            .env("CAPSULE_HOME", self.home.path())
+            .current_dir(self.work.path())
+            .stdin(Stdio::null());
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+
+    /// Runs `capsule ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.capsule().args(args), None)
+    }
+
+    /// Runs `capsule ARGS` with bytes piped to its stdin.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        Run::of(self.capsule().args(args), Some(stdin))
+    }
+}
+
+/// A finished `capsule` process.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs a prepared command, feeding `stdin` if given.
+    pub fn of(cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("spawn capsule");
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(bytes).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait for capsule");
+        Self {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts success (exit 0) and an empty stderr.
+    #[track_caller]
+    pub fn assert_clean_success(&self) -> &Self {
+        self.assert_code(0);
+        assert_eq!(self.stderr, "", "stderr should be empty");
+        self
+    }
+
+    /// Asserts a Capsule error: the given exit code, and exactly one line on stderr that
+    /// starts with `capsule:` and contains every one of `needles`; nothing on stdout and
+    /// no panic.
+    #[track_caller]
+    pub fn assert_error(&self, code: i32, needles: &[&str]) -> &Self {
+        self.assert_code(code);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{}", self.stderr);
+        assert!(lines[0].starts_with("capsule: "), "error line should start with 'capsule: ': {}", lines[0]);
+        for needle in needles {
+            assert!(lines[0].contains(needle), "error line should mention {needle:?}: {}", lines[0]);
+        }
+        assert!(!self.stderr.contains("panicked"), "capsule panicked: {}", self.stderr);
+        self
+    }
+}

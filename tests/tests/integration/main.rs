@@ -1,0 +1,10 @@
+//! Integration tests: the real `capsule` binary and the real SDK over real guest
+//! programs. One test binary; every test gets its own `CAPSULE_HOME`.
+
+mod bad_input;
+mod cache;
+mod guests;
+mod hello;
+mod modules;
+mod run;
+mod sdk;
