@@ -12,7 +12,8 @@ use std::{env, fs};
 const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (it runs: apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32)";
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("guests");
     fs::create_dir_all(&out).expect("create guests output directory");
 
@@ -33,11 +34,17 @@ fn main() {
     let mut names = Vec::new();
     for src in &sources {
         println!("cargo:rerun-if-changed={}", src.display());
-        let stem = src.file_stem().and_then(|s| s.to_str()).expect("guest names are UTF-8");
+        let stem = src
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("guest names are UTF-8");
         let wasm = out.join(format!("{stem}.wasm"));
         compile_c(&cc, src, &wasm);
         let ident = stem.to_uppercase().replace('-', "_");
-        consts.push_str(&format!("/// `guests/c/{stem}.c` built for wasm32-wasi.\npub const {ident}: &str = {:?};\n", wasm.display().to_string()));
+        consts.push_str(&format!(
+            "/// `guests/c/{stem}.c` built for wasm32-wasi.\npub const {ident}: &str = {:?};\n",
+            wasm.display().to_string()
+        ));
         names.push(stem.replace('-', "_"));
     }
     consts.push_str("\n/// Calls `$m!(name)` for every guest program (its file stem).\n#[macro_export]\nmacro_rules! foreach_guest {\n    ($m:ident) => {\n");
@@ -50,7 +57,11 @@ fn main() {
 
 fn check_toolchain(cc: &str, out: &Path) {
     let probe = out.join("probe.c");
-    fs::write(&probe, "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n").expect("write probe");
+    fs::write(
+        &probe,
+        "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n",
+    )
+    .expect("write probe");
     let result = Command::new(cc)
         .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2"])
         .arg(&probe)
@@ -63,19 +74,33 @@ fn check_toolchain(cc: &str, out: &Path) {
             "\n\nThe C toolchain for wasm32-wasi does not work ({cc} failed on a hello world):\n{}\nTo fix: {INSTALL_HINT}\n\n",
             String::from_utf8_lossy(&o.stderr)
         ),
-        Err(e) => panic!("\n\nCannot run {cc} to build the C guest programs: {e}\nTo fix: {INSTALL_HINT}\n\n"),
+        Err(e) => panic!(
+            "\n\nCannot run {cc} to build the C guest programs: {e}\nTo fix: {INSTALL_HINT}\n\n"
+        ),
     }
 }
 
 fn compile_c(cc: &str, src: &Path, wasm: &Path) {
     let output = Command::new(cc)
-        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall", "-Wextra", "-Werror", "-Wl,--strip-debug"])
+        .args([
+            "--target=wasm32-wasi",
+            "--sysroot=/usr",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wl,--strip-debug",
+        ])
         .arg(src)
         .arg("-o")
         .arg(wasm)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cc}: {e}; {INSTALL_HINT}"));
     if !output.status.success() {
-        panic!("{}: compile failed:\n{}", src.display(), String::from_utf8_lossy(&output.stderr));
+        panic!(
+            "{}: compile failed:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -95,7 +95,9 @@ pub enum RunError {
         if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
     )]
     Reactor { exports: Vec<String> },
-    #[error("the module has neither _start nor _initialize, so it is not a WASI command or reactor")]
+    #[error(
+        "the module has neither _start nor _initialize, so it is not a WASI command or reactor"
+    )]
     NoEntry,
     #[error(
         "the module has no exported function '{name}' (its exported functions: {})",
@@ -103,9 +105,17 @@ pub enum RunError {
     )]
     MissingExport { name: String, exports: Vec<String> },
     #[error("export '{name}' takes {expected} argument(s) but {given} were given")]
-    ArgCount { name: String, expected: usize, given: usize },
+    ArgCount {
+        name: String,
+        expected: usize,
+        given: usize,
+    },
     #[error("argument '{value}' for export '{name}' is not a valid {ty}")]
-    BadArg { name: String, value: String, ty: String },
+    BadArg {
+        name: String,
+        value: String,
+        ty: String,
+    },
     #[error("export '{name}' takes a {ty} parameter, which cannot be given on the command line")]
     UnsupportedParam { name: String, ty: String },
     #[error("cannot instantiate the module: {0}")]
@@ -115,7 +125,11 @@ pub enum RunError {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn preview0_hint(names: &[String]) -> &'static str {
@@ -135,10 +149,16 @@ struct StoreData {
 /// # Errors
 /// [`RunError`] when the module cannot start; a guest that starts and then fails yields
 /// `Ok` with a non-success [`ExitStatus`].
-pub fn run(engine: &Engine, module: &Module, spec: &RunSpec, stdio: &Stdio) -> Result<RunOutput, RunError> {
+pub fn run(
+    engine: &Engine,
+    module: &Module,
+    spec: &RunSpec,
+    stdio: &Stdio,
+) -> Result<RunOutput, RunError> {
     let (wasi, captured) = wasi::build(spec, stdio)?;
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
-    wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi).map_err(|e| RunError::Link(format!("{e:#}")))?;
+    wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
+        .map_err(|e| RunError::Link(format!("{e:#}")))?;
     let mut store = Store::new(engine.wasmtime(), StoreData { wasi });
 
     check_imports(&mut linker, &mut store, module, spec.unknown_imports)?;
@@ -149,7 +169,12 @@ pub fn run(engine: &Engine, module: &Module, spec: &RunSpec, stdio: &Stdio) -> R
         Err(Outcome::Error(e)) => return Err(e),
     };
     let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
-    Ok(RunOutput { status, results, stdout, stderr })
+    Ok(RunOutput {
+        status,
+        results,
+        stdout,
+        stderr,
+    })
 }
 
 enum Outcome {
@@ -175,31 +200,51 @@ fn instantiate_and_call(
     let (init, target) = match &spec.entry {
         Entry::Start if has("_start") => (None, "_start".to_owned()),
         Entry::Start if has("_initialize") => {
-            let exports = exports.iter().filter(|e| !e.starts_with('_')).cloned().collect();
+            let exports = exports
+                .iter()
+                .filter(|e| !e.starts_with('_'))
+                .cloned()
+                .collect();
             return Err(RunError::Reactor { exports }.into());
         }
         Entry::Start => return Err(RunError::NoEntry.into()),
         Entry::Export(name) if !has(name) => {
-            return Err(RunError::MissingExport { name: name.clone(), exports }.into());
+            return Err(RunError::MissingExport {
+                name: name.clone(),
+                exports,
+            }
+            .into());
         }
         Entry::Export(name) => (has("_initialize").then_some("_initialize"), name.clone()),
     };
 
-    let instance = linker.instantiate(&mut *store, module).map_err(|e| guest_failure(e, true))?;
+    let instance = linker
+        .instantiate(&mut *store, module)
+        .map_err(|e| guest_failure(e, true))?;
     if let Some(init) = init {
-        let func = instance.get_func(&mut *store, init).ok_or(RunError::NoEntry)?;
-        func.call(&mut *store, &[], &mut []).map_err(|e| guest_failure(e, false))?;
+        let func = instance
+            .get_func(&mut *store, init)
+            .ok_or(RunError::NoEntry)?;
+        func.call(&mut *store, &[], &mut [])
+            .map_err(|e| guest_failure(e, false))?;
     }
     let func = instance
         .get_func(&mut *store, &target)
-        .ok_or_else(|| RunError::MissingExport { name: target.clone(), exports: exports.clone() })?;
+        .ok_or_else(|| RunError::MissingExport {
+            name: target.clone(),
+            exports: exports.clone(),
+        })?;
     let ty = func.ty(&*store);
     let params = match spec.entry {
         Entry::Start => Vec::new(),
         Entry::Export(_) => parse_params(&target, ty.params(), &spec.args[1..])?,
     };
-    let mut results: Vec<Val> = ty.results().map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0))).collect();
-    func.call(&mut *store, &params, &mut results).map_err(|e| guest_failure(e, false))?;
+    let mut results: Vec<Val> = ty
+        .results()
+        .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
+        .collect();
+    func.call(&mut *store, &params, &mut results)
+        .map_err(|e| guest_failure(e, false))?;
     Ok(results.iter().map(format_val).collect())
 }
 
@@ -211,34 +256,39 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
             Err(_) => ExitStatus::InvalidExit(*status),
         });
     }
+    let frames: Vec<Frame> = error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .map(|f| Frame {
+                    module: f.module().name().map(str::to_owned),
+                    func_index: f.func_index(),
+                    func_name: f.func_name().map(str::to_owned),
+                    offset: f.module_offset(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        let frames = error
-            .downcast_ref::<wasmtime::WasmBacktrace>()
-            .map(|bt| {
-                bt.frames()
-                    .iter()
-                    .map(|f| Frame {
-                        module: f.module().name().map(str::to_owned),
-                        func_index: f.func_index(),
-                        func_name: f.func_name().map(str::to_owned),
-                        offset: f.module_offset(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        return Outcome::Status(ExitStatus::Trapped(TrapReport { reason: trap_reason(*trap), frames }));
+        // wasmtime's Display for a trap already reads "wasm trap: ...".
+        return Outcome::Status(ExitStatus::Trapped(TrapReport {
+            reason: trap.to_string(),
+            frames,
+        }));
     }
-    if instantiating {
-        Outcome::Error(RunError::Instantiate(format!("{error:#}")))
-    } else {
-        // A host function failed in a way that is not a WASI errno (wasmtime-wasi turns
-        // host faults into traps); report it as the guest's failure, keeping the reason.
-        Outcome::Status(ExitStatus::Trapped(TrapReport { reason: first_line(&format!("{error:#}")), frames: Vec::new() }))
+    if instantiating && frames.is_empty() {
+        return Outcome::Error(RunError::Instantiate(first_line(
+            &error.root_cause().to_string(),
+        )));
     }
-}
-
-fn trap_reason(trap: wasmtime::Trap) -> String {
-    format!("wasm trap: {trap}")
+    // A host function failed in a way that is not a WASI errno (a stub for an unknown
+    // import, a host fault): the guest's run ends as a trap would, with the root cause
+    // as the reason (the outer layers are wasmtime's "error while executing" context).
+    Outcome::Status(ExitStatus::Trapped(TrapReport {
+        reason: first_line(&error.root_cause().to_string()),
+        frames,
+    }))
 }
 
 fn first_line(s: &str) -> String {
@@ -264,16 +314,22 @@ fn check_imports(
         }
     }
     if !missing_other.is_empty() {
-        return Err(RunError::UnknownNonFunctionImports { names: missing_other });
+        return Err(RunError::UnknownNonFunctionImports {
+            names: missing_other,
+        });
     }
     if missing_funcs.is_empty() {
         return Ok(());
     }
     match policy {
-        UnknownImports::Refuse => Err(RunError::UnknownImports { names: missing_funcs }),
+        UnknownImports::Refuse => Err(RunError::UnknownImports {
+            names: missing_funcs,
+        }),
         UnknownImports::Trap => {
             tracing::debug!(imports = ?missing_funcs, "linking unknown imports to trapping stubs");
-            linker.define_unknown_imports_as_traps(module).map_err(|e| RunError::Link(format!("{e:#}")))
+            linker
+                .define_unknown_imports_as_traps(module)
+                .map_err(|e| RunError::Link(format!("{e:#}")))
         }
     }
 }
@@ -286,33 +342,56 @@ fn exported_functions(module: &Module) -> Vec<String> {
         .collect()
 }
 
-fn parse_params(name: &str, types: impl ExactSizeIterator<Item = ValType>, args: &[String]) -> Result<Vec<Val>, RunError> {
+fn parse_params(
+    name: &str,
+    types: impl ExactSizeIterator<Item = ValType>,
+    args: &[String],
+) -> Result<Vec<Val>, RunError> {
     if types.len() != args.len() {
-        return Err(RunError::ArgCount { name: name.to_owned(), expected: types.len(), given: args.len() });
+        return Err(RunError::ArgCount {
+            name: name.to_owned(),
+            expected: types.len(),
+            given: args.len(),
+        });
     }
     types
         .zip(args)
         .map(|(ty, arg)| {
-            let bad = || RunError::BadArg { name: name.to_owned(), value: arg.clone(), ty: ty.to_string() };
+            let bad = || RunError::BadArg {
+                name: name.to_owned(),
+                value: arg.clone(),
+                ty: ty.to_string(),
+            };
             Ok(match ty {
                 ValType::I32 => Val::I32(parse_int::<i32, u32>(arg).ok_or_else(bad)?),
                 ValType::I64 => Val::I64(parse_int::<i64, u64>(arg).ok_or_else(bad)?),
                 ValType::F32 => Val::F32(arg.parse::<f32>().map_err(|_| bad())?.to_bits()),
                 ValType::F64 => Val::F64(arg.parse::<f64>().map_err(|_| bad())?.to_bits()),
-                other => return Err(RunError::UnsupportedParam { name: name.to_owned(), ty: other.to_string() }),
+                other => {
+                    return Err(RunError::UnsupportedParam {
+                        name: name.to_owned(),
+                        ty: other.to_string(),
+                    });
+                }
             })
         })
         .collect()
 }
 
 /// Parses a signed value, or an unsigned one reinterpreted (`4294967295` as i32 is -1).
-fn parse_int<S: std::str::FromStr + TryFrom<i128>, U: std::str::FromStr + Into<u128>>(s: &str) -> Option<S> {
+fn parse_int<S: std::str::FromStr + TryFrom<i128>, U: std::str::FromStr + Into<u128>>(
+    s: &str,
+) -> Option<S> {
     if let Ok(v) = s.parse::<S>() {
         return Some(v);
     }
     let wide: u128 = s.parse::<U>().ok()?.into();
     let bits = std::mem::size_of::<U>() * 8;
-    let signed = if wide >> (bits - 1) == 1 { wide as i128 - (1i128 << bits) } else { wide as i128 };
+    let signed = if wide >> (bits - 1) == 1 {
+        wide as i128 - (1i128 << bits)
+    } else {
+        wide as i128
+    };
     S::try_from(signed).ok()
 }
 

@@ -75,13 +75,24 @@ pub fn core_module_bytes<'a>(name: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]
                 });
             }
         },
-        None => return Err(ModuleError::NotWasm { name: name.to_owned() }),
+        None => {
+            return Err(ModuleError::NotWasm {
+                name: name.to_owned(),
+            });
+        }
     };
     match kind_of(&binary) {
         Some(Ok(WasmKind::Module)) => Ok(binary),
-        Some(Ok(WasmKind::Component)) => Err(ModuleError::Component { name: name.to_owned() }),
-        Some(Err(version)) => Err(ModuleError::UnknownVersion { name: name.to_owned(), version }),
-        None => Err(ModuleError::NotWasm { name: name.to_owned() }),
+        Some(Ok(WasmKind::Component)) => Err(ModuleError::Component {
+            name: name.to_owned(),
+        }),
+        Some(Err(version)) => Err(ModuleError::UnknownVersion {
+            name: name.to_owned(),
+            version,
+        }),
+        None => Err(ModuleError::NotWasm {
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -103,7 +114,9 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, ModuleError> {
 /// WebAssembly text starts (after blanks and comments) with `(`; anything with a NUL
 /// byte or invalid UTF-8 is not text.
 fn looks_like_text(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
     let mut rest = text.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix(";;") {
@@ -136,8 +149,17 @@ mod tests {
     fn text_is_parsed_and_components_refused() {
         let wasm = core_module_bytes("t", b";; hi\n(module)").expect("parses");
         assert_eq!(kind_of(&wasm), Some(Ok(WasmKind::Module)));
-        assert!(matches!(core_module_bytes("c", b"(component)"), Err(ModuleError::Component { .. })));
-        assert!(matches!(core_module_bytes("g", b"#!/bin/sh\n"), Err(ModuleError::NotWasm { .. })));
-        assert!(matches!(core_module_bytes("b", b"(module (func (oops)))"), Err(ModuleError::BadText { .. })));
+        assert!(matches!(
+            core_module_bytes("c", b"(component)"),
+            Err(ModuleError::Component { .. })
+        ));
+        assert!(matches!(
+            core_module_bytes("g", b"#!/bin/sh\n"),
+            Err(ModuleError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            core_module_bytes("b", b"(module (func (oops)))"),
+            Err(ModuleError::BadText { .. })
+        ));
     }
 }

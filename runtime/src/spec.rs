@@ -9,17 +9,29 @@ use std::path::{Path, PathBuf};
 /// Errors in the description of a run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("invalid environment variable '{0}': expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL")]
+    #[error(
+        "invalid environment variable '{0}': expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL"
+    )]
     Env(String),
-    #[error("{file}:{line}: invalid line '{text}': expected KEY=VALUE, KEY, a # comment or a blank line")]
-    EnvFileLine { file: String, line: usize, text: String },
+    #[error(
+        "{file}:{line}: invalid line '{text}': expected KEY=VALUE, KEY, a # comment or a blank line"
+    )]
+    EnvFileLine {
+        file: String,
+        line: usize,
+        text: String,
+    },
     #[error("{file}: cannot read env file: {reason}")]
     EnvFileRead { file: String, reason: String },
-    #[error("invalid volume '{spec}': {reason} (expected HOST:GUEST or HOST:GUEST:ro, GUEST absolute)")]
+    #[error(
+        "invalid volume '{spec}': {reason} (expected HOST:GUEST or HOST:GUEST:ro, GUEST absolute)"
+    )]
     Volume { spec: String, reason: String },
     #[error("volume '{spec}': host path {host} does not exist")]
     VolumeMissing { spec: String, host: String },
-    #[error("volume '{spec}': host path {host} is not a directory (only directories can be mounted)")]
+    #[error(
+        "volume '{spec}': host path {host} is not a directory (only directories can be mounted)"
+    )]
     VolumeNotDir { spec: String, host: String },
     #[error("invalid guest path '{path}': {reason}")]
     GuestPath { path: String, reason: &'static str },
@@ -43,7 +55,10 @@ impl GuestPath {
     /// # Errors
     /// [`SpecError::GuestPath`] for relative paths, `..`, NUL bytes.
     pub fn parse(path: &str) -> Result<Self, SpecError> {
-        let err = |reason| SpecError::GuestPath { path: path.to_owned(), reason };
+        let err = |reason| SpecError::GuestPath {
+            path: path.to_owned(),
+            reason,
+        };
         if !path.starts_with('/') {
             return Err(err("it must be absolute (start with /)"));
         }
@@ -112,7 +127,10 @@ impl Mount {
     /// [`SpecError::Volume`] for bad syntax, [`SpecError::VolumeMissing`] and
     /// [`SpecError::VolumeNotDir`] for host paths that cannot be mounted.
     pub fn parse_volume(spec: &str) -> Result<Self, SpecError> {
-        let bad = |reason: &str| SpecError::Volume { spec: spec.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| SpecError::Volume {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
         let (rest, read_only) = if let Some(rest) = spec.strip_suffix(":ro") {
             (rest, true)
         } else if let Some(rest) = spec.strip_suffix(":rw") {
@@ -120,7 +138,9 @@ impl Mount {
         } else {
             (spec, false)
         };
-        let (host, guest) = rest.rsplit_once(':').ok_or_else(|| bad("missing ':GUEST'"))?;
+        let (host, guest) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("missing ':GUEST'"))?;
         if host.is_empty() {
             return Err(bad("the host path is empty"));
         }
@@ -135,14 +155,22 @@ impl Mount {
         }
         let guest = GuestPath::parse(guest).map_err(|e| bad(&e.to_string()))?;
         let host_path = Path::new(host);
-        let host_abs = crate::ambient::canonicalize(host_path).map_err(|_| SpecError::VolumeMissing {
-            spec: spec.to_owned(),
-            host: host.to_owned(),
-        })?;
+        let host_abs =
+            crate::ambient::canonicalize(host_path).map_err(|_| SpecError::VolumeMissing {
+                spec: spec.to_owned(),
+                host: host.to_owned(),
+            })?;
         if !crate::ambient::is_dir(&host_abs) {
-            return Err(SpecError::VolumeNotDir { spec: spec.to_owned(), host: host.to_owned() });
+            return Err(SpecError::VolumeNotDir {
+                spec: spec.to_owned(),
+                host: host.to_owned(),
+            });
         }
-        Ok(Self { host: host_abs, guest, read_only })
+        Ok(Self {
+            host: host_abs,
+            guest,
+            read_only,
+        })
     }
 }
 
@@ -198,7 +226,11 @@ impl Env {
             }
             let key = line.split_once('=').map_or(line, |(k, _)| k);
             if key.chars().any(char::is_whitespace) {
-                return Err(SpecError::EnvFileLine { file: file.to_owned(), line: index + 1, text: raw.to_owned() });
+                return Err(SpecError::EnvFileLine {
+                    file: file.to_owned(),
+                    line: index + 1,
+                    text: raw.to_owned(),
+                });
             }
             self.apply_flag(line).map_err(|_| SpecError::EnvFileLine {
                 file: file.to_owned(),
@@ -215,10 +247,14 @@ impl Env {
     /// [`SpecError::EnvFileRead`] or [`SpecError::EnvFileLine`].
     pub fn apply_file_at(&mut self, path: &Path) -> Result<(), SpecError> {
         let file = path.display().to_string();
-        let bytes = crate::ambient::read_file(path)
-            .map_err(|e| SpecError::EnvFileRead { file: file.clone(), reason: e.to_string() })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| SpecError::EnvFileRead { file: file.clone(), reason: "not valid UTF-8".to_owned() })?;
+        let bytes = crate::ambient::read_file(path).map_err(|e| SpecError::EnvFileRead {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| SpecError::EnvFileRead {
+            file: file.clone(),
+            reason: "not valid UTF-8".to_owned(),
+        })?;
         self.apply_file(&file, &text)
     }
 }
@@ -281,7 +317,11 @@ impl RunSpec {
 pub fn utf8_args(args: &[std::ffi::OsString]) -> Result<Vec<String>, SpecError> {
     args.iter()
         .enumerate()
-        .map(|(i, a)| a.to_str().map(str::to_owned).ok_or(SpecError::ArgNotUtf8 { index: i + 1 }))
+        .map(|(i, a)| {
+            a.to_str()
+                .map(str::to_owned)
+                .ok_or(SpecError::ArgNotUtf8 { index: i + 1 })
+        })
         .collect()
 }
 
@@ -291,13 +331,26 @@ mod tests {
 
     #[test]
     fn guest_paths_normalise_and_refuse_dotdot() {
-        assert_eq!(GuestPath::parse("/a//b/./c/").expect("ok").as_str(), "/a/b/c");
+        assert_eq!(
+            GuestPath::parse("/a//b/./c/").expect("ok").as_str(),
+            "/a/b/c"
+        );
         assert_eq!(GuestPath::parse("/").expect("ok").as_str(), "/");
         assert!(GuestPath::parse("a/b").is_err());
         assert!(GuestPath::parse("/a/../../etc").is_err());
         let data = GuestPath::parse("/data").expect("ok");
-        assert_eq!(GuestPath::parse("/data/x/y").expect("ok").strip_prefix(&data), Some("x/y"));
-        assert_eq!(GuestPath::parse("/database").expect("ok").strip_prefix(&data), None);
+        assert_eq!(
+            GuestPath::parse("/data/x/y")
+                .expect("ok")
+                .strip_prefix(&data),
+            Some("x/y")
+        );
+        assert_eq!(
+            GuestPath::parse("/database")
+                .expect("ok")
+                .strip_prefix(&data),
+            None
+        );
         assert_eq!(data.strip_prefix(&GuestPath::root()), Some("data"));
     }
 
@@ -307,12 +360,17 @@ mod tests {
         env.apply_flag("A=1").expect("ok");
         env.apply_flag("B=x=y").expect("ok");
         env.apply_flag("A=2").expect("ok");
-        assert_eq!(env.vars(), &[("A".into(), "2".into()), ("B".into(), "x=y".into())]);
+        assert_eq!(
+            env.vars(),
+            &[("A".into(), "2".into()), ("B".into(), "x=y".into())]
+        );
         assert!(env.apply_flag("=v").is_err());
         assert!(env.apply_flag("").is_err());
-        env.apply_file("f.env", "# c\n\nC=3\n  D = 4\n").expect_err("space in key");
+        env.apply_file("f.env", "# c\n\nC=3\n  D = 4\n")
+            .expect_err("space in key");
         let mut env = Env::default();
-        env.apply_file("f.env", "# c\n\nC=3\nE= spaced value \n").expect("ok");
+        env.apply_file("f.env", "# c\n\nC=3\nE= spaced value \n")
+            .expect("ok");
         assert_eq!(env.vars()[1], ("E".into(), " spaced value ".into()));
         match env.apply_file("f.env", "OK=1\n=bad\n") {
             Err(SpecError::EnvFileLine { line, .. }) => assert_eq!(line, 2),
@@ -327,11 +385,30 @@ mod tests {
         let m = Mount::parse_volume(&format!("{host}:/data:ro")).expect("ok");
         assert!(m.read_only);
         assert_eq!(m.guest.as_str(), "/data");
-        assert!(!Mount::parse_volume(&format!("{host}:/data")).expect("ok").read_only);
-        assert!(matches!(Mount::parse_volume("/nonexistent-capsule-x:/d"), Err(SpecError::VolumeMissing { .. })));
-        assert!(matches!(Mount::parse_volume(&format!("{host}:data")), Err(SpecError::Volume { .. })));
-        assert!(matches!(Mount::parse_volume(&host), Err(SpecError::Volume { .. })));
-        assert!(matches!(Mount::parse_volume("books:/data"), Err(SpecError::Volume { .. })));
-        assert!(matches!(Mount::parse_volume(&format!("{host}:/a/../b")), Err(SpecError::Volume { .. })));
+        assert!(
+            !Mount::parse_volume(&format!("{host}:/data"))
+                .expect("ok")
+                .read_only
+        );
+        assert!(matches!(
+            Mount::parse_volume("/nonexistent-capsule-x:/d"),
+            Err(SpecError::VolumeMissing { .. })
+        ));
+        assert!(matches!(
+            Mount::parse_volume(&format!("{host}:data")),
+            Err(SpecError::Volume { .. })
+        ));
+        assert!(matches!(
+            Mount::parse_volume(&host),
+            Err(SpecError::Volume { .. })
+        ));
+        assert!(matches!(
+            Mount::parse_volume("books:/data"),
+            Err(SpecError::Volume { .. })
+        ));
+        assert!(matches!(
+            Mount::parse_volume(&format!("{host}:/a/../b")),
+            Err(SpecError::Volume { .. })
+        ));
     }
 }

@@ -76,7 +76,10 @@ impl Capsule {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let home = Home::at(path.as_ref());
         let cache_dir = home.module_cache_dir();
-        let cache = ModuleCache::open(&cache_dir).map_err(|source| Error::Cache { path: cache_dir, source })?;
+        let cache = ModuleCache::open(&cache_dir).map_err(|source| Error::Cache {
+            path: cache_dir,
+            source,
+        })?;
         let engine = Engine::new(&EngineOptions::default())?;
         Ok(Self { engine, cache })
     }
@@ -102,8 +105,14 @@ impl Capsule {
         let (inner, _) = self
             .cache
             .load_or_compile(&self.engine, &wasm)
-            .map_err(|source| Error::Compile { name: name.to_owned(), source })?;
-        Ok(Module { name: name.to_owned(), inner })
+            .map_err(|source| Error::Compile {
+                name: name.to_owned(),
+                source,
+            })?;
+        Ok(Module {
+            name: name.to_owned(),
+            inner,
+        })
     }
 
     /// The built-in hello-world module.
@@ -134,7 +143,10 @@ impl Capsule {
         if let Some(export) = options.export {
             spec.entry = Entry::Export(export);
         }
-        let stdio = Stdio::Capture { stdin: options.stdin, limit: options.output_limit };
+        let stdio = Stdio::Capture {
+            stdin: options.stdin,
+            limit: options.output_limit,
+        };
         let out = exec::run(&self.engine, &module.inner, &spec, &stdio)?;
         Ok(Output {
             status: match out.status {

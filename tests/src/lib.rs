@@ -21,11 +21,27 @@ pub fn capsule_bin() -> &'static Path {
         }
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug")
+            .to_owned();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let mut build = Command::new(env!("CARGO"));
-        build.current_dir(workspace).args(["build", "--quiet", "-p", "capsule-runtime", "--bin", "capsule"]);
+        build.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "capsule-runtime",
+            "--bin",
+            "capsule",
+        ]);
         match profile.as_str() {
             "debug" => {}
             "release" => {
@@ -35,8 +51,13 @@ pub fn capsule_bin() -> &'static Path {
                 build.args(["--profile", other]);
             }
         }
-        let status = build.status().expect("run cargo build for the capsule binary");
-        assert!(status.success(), "cargo build -p capsule-runtime --bin capsule failed");
+        let status = build
+            .status()
+            .expect("run cargo build for the capsule binary");
+        assert!(
+            status.success(),
+            "cargo build -p capsule-runtime --bin capsule failed"
+        );
         let bin = profile_dir.join(format!("capsule{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin
@@ -60,8 +81,14 @@ impl TestEnv {
     /// A fresh home and work directory.
     pub fn new() -> Self {
         Self {
-            home: tempfile::Builder::new().prefix("capsule-home-").tempdir().expect("temp home"),
-            work: tempfile::Builder::new().prefix("capsule-work-").tempdir().expect("temp work dir"),
+            home: tempfile::Builder::new()
+                .prefix("capsule-home-")
+                .tempdir()
+                .expect("temp home"),
+            work: tempfile::Builder::new()
+                .prefix("capsule-work-")
+                .tempdir()
+                .expect("temp work dir"),
         }
     }
 
@@ -87,7 +114,8 @@ impl TestEnv {
 
     /// Compiles WebAssembly text to a `.wasm` file under the work directory.
     pub fn wat(&self, name: &str, text: &str) -> PathBuf {
-        let wasm = wat::parse_str(text).unwrap_or_else(|e| panic!("test WAT {name} does not parse: {e}"));
+        let wasm =
+            wat::parse_str(text).unwrap_or_else(|e| panic!("test WAT {name} does not parse: {e}"));
         self.write(name, wasm)
     }
 
@@ -148,7 +176,13 @@ impl Run {
     /// Asserts the exit code, showing both streams when it differs.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -167,12 +201,29 @@ impl Run {
     pub fn assert_error(&self, code: i32, needles: &[&str]) -> &Self {
         self.assert_code(code);
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{}", self.stderr);
-        assert!(lines[0].starts_with("capsule: "), "error line should start with 'capsule: ': {}", lines[0]);
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr, got:\n{}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("capsule: "),
+            "error line should start with 'capsule: ': {}",
+            lines[0]
+        );
         for needle in needles {
-            assert!(lines[0].contains(needle), "error line should mention {needle:?}: {}", lines[0]);
+            assert!(
+                lines[0].contains(needle),
+                "error line should mention {needle:?}: {}",
+                lines[0]
+            );
         }
-        assert!(!self.stderr.contains("panicked"), "capsule panicked: {}", self.stderr);
+        assert!(
+            !self.stderr.contains("panicked"),
+            "capsule panicked: {}",
+            self.stderr
+        );
         self
     }
 }

@@ -58,7 +58,8 @@ struct FeatureInfo {
 
 pub fn info(args: &InfoArgs) -> Result<(), Failure> {
     let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
-    let engine = Engine::new(&EngineOptions::default()).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let engine =
+        Engine::new(&EngineOptions::default()).map_err(|e| Failure::new(exit::USAGE, e))?;
     let cache_dir = home.module_cache_dir();
     let stats = match ModuleCache::open(&cache_dir) {
         Ok(cache) => cache.stats().unwrap_or_default(),
@@ -71,15 +72,23 @@ pub fn info(args: &InfoArgs) -> Result<(), Failure> {
         os_arch: os_arch(),
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         home: home.root().display().to_string(),
-        module_cache: CacheInfo { path: cache_dir.display().to_string(), entries: stats.entries, bytes: stats.bytes },
+        module_cache: CacheInfo {
+            path: cache_dir.display().to_string(),
+            entries: stats.entries,
+            bytes: stats.bytes,
+        },
         wasm_features: WasmFeature::ALL
             .into_iter()
-            .map(|f| FeatureInfo { name: f.name(), enabled: engine.features().contains(f) })
+            .map(|f| FeatureInfo {
+                name: f.name(),
+                enabled: engine.features().contains(f),
+            })
             .collect(),
     };
     match args.format {
         Format::Json => {
-            let json = serde_json::to_string_pretty(&info).map_err(|e| Failure::new(exit::USAGE, e))?;
+            let json =
+                serde_json::to_string_pretty(&info).map_err(|e| Failure::new(exit::USAGE, e))?;
             println!("{json}");
         }
         Format::Text => print_text(&info),
@@ -89,8 +98,17 @@ pub fn info(args: &InfoArgs) -> Result<(), Failure> {
 
 fn print_text(info: &Info) {
     let names = |enabled: bool| {
-        let list: Vec<&str> = info.wasm_features.iter().filter(|f| f.enabled == enabled).map(|f| f.name).collect();
-        if list.is_empty() { "none".to_owned() } else { list.join(" ") }
+        let list: Vec<&str> = info
+            .wasm_features
+            .iter()
+            .filter(|f| f.enabled == enabled)
+            .map(|f| f.name)
+            .collect();
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(" ")
+        }
     };
     println!("Capsule:");
     println!(" Version:          {}", info.version);
@@ -120,5 +138,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -30,7 +30,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
-        Self { code, error: error.into() }
+        Self {
+            code,
+            error: error.into(),
+        }
     }
 }
 
@@ -88,7 +91,13 @@ pub fn main() -> ExitCode {
 /// `CAPSULE_LOG=debug` (or any tracing filter, e.g. `capsule_runtime=debug`) turns on
 /// logs to stderr; without it nothing is set up, which keeps start-up fast.
 fn init_logging() {
-    let Some(filter) = std::env::var_os("CAPSULE_LOG") else { return };
+    let Some(filter) = std::env::var_os("CAPSULE_LOG") else {
+        return;
+    };
     let filter = tracing_subscriber::EnvFilter::new(filter.to_string_lossy());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }

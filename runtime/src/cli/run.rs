@@ -35,13 +35,16 @@ pub struct RunArgs {
     /// Compile the module even if the cache has it, and do not store the result
     #[arg(long = "no-cache")]
     no_cache: bool,
-    /// The module: a .wasm or .wat file (FILE#EXPORT calls an export of a reactor), or a
-    /// built-in such as hello-world
-    #[arg(value_name = "MODULE")]
-    module: String,
-    /// Arguments passed to the guest
-    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<OsString>,
+    /// The module (a .wasm or .wat file; FILE#EXPORT calls an export of a reactor; or a
+    /// built-in such as hello-world), then the arguments passed to the guest. Everything
+    /// after MODULE goes to the guest, flags included.
+    #[arg(
+        value_name = "MODULE [ARGS]...",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -55,10 +58,30 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 
     let mut features = FeatureSet::default();
     for setting in &args.wasm {
-        features.apply_setting(setting).map_err(|e| Failure::new(exit::USAGE, e))?;
+        features
+            .apply_setting(setting)
+            .map_err(|e| Failure::new(exit::USAGE, e))?;
     }
 
-    let (name, wasm, entry) = resolve_module(&args.module)?;
+    let (module, guest_args) = args.command.split_first().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("capsule run needs a MODULE (see capsule run --help)"),
+        )
+    })?;
+    let module = module.to_str().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("the module path is not valid UTF-8"),
+        )
+    })?;
+    if module.starts_with('-') {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("unknown option '{module}' for capsule run (see capsule run --help)"),
+        ));
+    }
+    let (name, wasm, entry) = resolve_module(module)?;
 
     let mut env = Env::default();
     for file in &args.env_file {
@@ -67,13 +90,19 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     for flag in &args.env {
         env.apply_flag(flag).map_err(usage)?;
     }
-    let mounts = args.volume.iter().map(|v| Mount::parse_volume(v)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+    let mounts = args
+        .volume
+        .iter()
+        .map(|v| Mount::parse_volume(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
     let workdir = match &args.workdir {
         Some(dir) => GuestPath::parse(dir).map_err(usage)?,
         None => GuestPath::root(),
     };
     let mut spec = RunSpec::new(name.clone());
-    spec.args.extend(capsule_runtime::spec::utf8_args(&args.args).map_err(usage)?);
+    spec.args
+        .extend(capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?);
     spec.env = env;
     spec.mounts = mounts;
     spec.workdir = workdir;
@@ -83,9 +112,12 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         UnknownImportsArg::Trap => UnknownImports::Trap,
     };
 
-    let wasm = module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
-    let engine = Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
-    let compiled = compile(&engine, &wasm, args.no_cache).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+    let wasm =
+        module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+    let engine =
+        Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let compiled = compile(&engine, &wasm, args.no_cache)
+        .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
 
     let output = exec::run(&engine, &compiled, &spec, &Stdio::Inherit).map_err(|e| {
         let code = match e {
@@ -118,7 +150,9 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
         ExitStatus::InvalidExit(status) => Err(Failure::new(
             exit::GUEST_FAULT,
-            anyhow::anyhow!("guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"),
+            anyhow::anyhow!(
+                "guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"
+            ),
         )),
     }
 }
@@ -127,23 +161,39 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 fn resolve_module(target: &str) -> Result<(String, Vec<u8>, Entry), Failure> {
     let read = |path: &str| module::read_file(std::path::Path::new(path));
     let not_found = |e: module::ModuleError| {
-        let code = if matches!(e, module::ModuleError::NotFound { .. }) { exit::NOT_FOUND } else { exit::USAGE };
+        let code = if matches!(e, module::ModuleError::NotFound { .. }) {
+            exit::NOT_FOUND
+        } else {
+            exit::USAGE
+        };
         Failure::new(code, e)
     };
     if ambient::is_file(std::path::Path::new(target)) {
-        return Ok((target.to_owned(), read(target).map_err(not_found)?, Entry::Start));
+        return Ok((
+            target.to_owned(),
+            read(target).map_err(not_found)?,
+            Entry::Start,
+        ));
     }
     if let Some((path, export)) = target.rsplit_once('#')
         && !export.is_empty()
         && ambient::is_file(std::path::Path::new(path))
     {
-        return Ok((path.to_owned(), read(path).map_err(not_found)?, Entry::Export(export.to_owned())));
+        return Ok((
+            path.to_owned(),
+            read(path).map_err(not_found)?,
+            Entry::Export(export.to_owned()),
+        ));
     }
     if let Some(bytes) = builtin::lookup(target) {
         return Ok((target.to_owned(), bytes.to_vec(), Entry::Start));
     }
     // Not a file, not a built-in: report the file as missing.
-    Err(not_found(read(target).err().unwrap_or(module::ModuleError::NotFound { path: target.to_owned() })))
+    Err(not_found(read(target).err().unwrap_or(
+        module::ModuleError::NotFound {
+            path: target.to_owned(),
+        },
+    )))
 }
 
 fn compile(engine: &Engine, wasm: &[u8], no_cache: bool) -> anyhow::Result<wasmtime::Module> {

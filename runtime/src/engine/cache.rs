@@ -7,7 +7,10 @@
 //! settings; anything that fails is logged, recompiled and rewritten, never trusted.
 //! Entries are written to a unique temporary name and renamed into place, so a reader
 //! never sees half a file and two processes filling the same entry both succeed.
-#![allow(unsafe_code, reason = "wasmtime's Module::deserialize is unsafe; see SAFETY below")]
+#![allow(
+    unsafe_code,
+    reason = "wasmtime's Module::deserialize is unsafe; see SAFETY below"
+)]
 
 use super::Engine;
 use cap_std::fs::Dir;
@@ -63,7 +66,10 @@ impl ModuleCache {
     /// The host's error creating or opening the directory.
     pub fn open(path: &Path) -> io::Result<Self> {
         let dir = crate::ambient::create_and_open_dir(path)?;
-        Ok(Self { dir, path: path.to_owned() })
+        Ok(Self {
+            dir,
+            path: path.to_owned(),
+        })
     }
 
     /// Where the cache lives, for messages.
@@ -73,7 +79,11 @@ impl ModuleCache {
 
     /// The entry file name for a module under an engine.
     pub fn entry_name(engine: &Engine, wasm: &[u8]) -> String {
-        format!("{}-{}.{EXTENSION}", hex(&Sha256::digest(wasm)), engine.compatibility_tag())
+        format!(
+            "{}-{}.{EXTENSION}",
+            hex(&Sha256::digest(wasm)),
+            engine.compatibility_tag()
+        )
     }
 
     /// Loads the compiled form of `wasm` from the cache, or compiles and stores it.
@@ -130,7 +140,10 @@ impl ModuleCache {
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&Sha256::digest(payload));
         bytes.extend_from_slice(payload);
-        let result = self.dir.write(&tmp, &bytes).and_then(|()| self.dir.rename(&tmp, &self.dir, name));
+        let result = self
+            .dir
+            .write(&tmp, &bytes)
+            .and_then(|()| self.dir.rename(&tmp, &self.dir, name));
         if result.is_err() {
             let _ = self.dir.remove_file(&tmp);
         }
@@ -162,7 +175,8 @@ impl ModuleCache {
 /// # Errors
 /// [`CacheError::Compile`] with wasmtime's reason.
 pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<wasmtime::Module, CacheError> {
-    wasmtime::Module::new(engine.wasmtime(), wasm).map_err(|e| CacheError::Compile(format!("{e:#}")))
+    wasmtime::Module::new(engine.wasmtime(), wasm)
+        .map_err(|e| CacheError::Compile(format!("{e:#}")))
 }
 
 fn load_entry(engine: &Engine, bytes: &[u8]) -> Result<wasmtime::Module, String> {
@@ -183,8 +197,10 @@ fn load_entry(engine: &Engine, bytes: &[u8]) -> Result<wasmtime::Module, String>
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -69,6 +69,17 @@ impl WasmFeature {
         )
     }
 
+    /// Features this one builds on: turning this one on turns them on, turning one of
+    /// them off turns this one off (`-W simd=n` also means no relaxed SIMD).
+    pub fn requires(self) -> &'static [WasmFeature] {
+        match self {
+            WasmFeature::RelaxedSimd => &[WasmFeature::Simd],
+            WasmFeature::FunctionReferences => &[WasmFeature::ReferenceTypes],
+            WasmFeature::Gc => &[WasmFeature::FunctionReferences, WasmFeature::ReferenceTypes],
+            _ => &[],
+        }
+    }
+
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -130,12 +141,21 @@ impl FeatureSet {
         self.0 & feature.bit() != 0
     }
 
-    /// Turns a feature on or off.
+    /// Turns a feature on or off, with what it requires (on) or what requires it (off).
     pub fn set(&mut self, feature: WasmFeature, enable: bool) {
         if enable {
             self.0 |= feature.bit();
+            for required in feature.requires() {
+                self.set(*required, true);
+            }
         } else {
             self.0 &= !feature.bit();
+            for dependent in WasmFeature::ALL
+                .into_iter()
+                .filter(|f| f.requires().contains(&feature))
+            {
+                self.set(dependent, false);
+            }
         }
     }
 
@@ -168,7 +188,9 @@ impl FeatureSet {
 
     /// The features that are on.
     pub fn enabled(self) -> impl Iterator<Item = WasmFeature> {
-        WasmFeature::ALL.into_iter().filter(move |f| self.contains(*f))
+        WasmFeature::ALL
+            .into_iter()
+            .filter(move |f| self.contains(*f))
     }
 }
 
@@ -200,7 +222,22 @@ mod tests {
         assert!(!set.contains(WasmFeature::TailCall));
         set.apply_setting("gc").expect("valid");
         assert!(set.contains(WasmFeature::Gc));
-        assert!(matches!(set.apply_setting("tailcall=n"), Err(FeatureError::Unknown { .. })));
-        assert!(matches!(set.apply_setting("simd=maybe"), Err(FeatureError::BadValue { .. })));
+        assert!(
+            set.contains(WasmFeature::FunctionReferences),
+            "gc turns on what it needs"
+        );
+        set.apply_setting("simd=n").expect("valid");
+        assert!(
+            !set.contains(WasmFeature::RelaxedSimd),
+            "no simd means no relaxed simd"
+        );
+        assert!(matches!(
+            set.apply_setting("tailcall=n"),
+            Err(FeatureError::Unknown { .. })
+        ));
+        assert!(matches!(
+            set.apply_setting("simd=maybe"),
+            Err(FeatureError::BadValue { .. })
+        ));
     }
 }

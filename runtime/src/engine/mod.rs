@@ -33,7 +33,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("features", &self.features).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("features", &self.features)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,8 +51,12 @@ impl Engine {
         for feature in WasmFeature::ALL {
             feature.apply(&mut config, options.features.contains(feature));
         }
-        let inner = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        Ok(Self { inner, features: options.features })
+        let inner =
+            wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        Ok(Self {
+            inner,
+            features: options.features,
+        })
     }
 
     /// The underlying wasmtime engine.

@@ -45,7 +45,10 @@ pub struct Captured {
 impl Captured {
     /// What the guest wrote to stdout and stderr.
     pub fn contents(&self) -> (Vec<u8>, Vec<u8>) {
-        (self.stdout.contents().to_vec(), self.stderr.contents().to_vec())
+        (
+            self.stdout.contents().to_vec(),
+            self.stderr.contents().to_vec(),
+        )
     }
 }
 
@@ -53,7 +56,11 @@ impl Captured {
 #[derive(Debug, thiserror::Error)]
 pub enum WasiError {
     #[error("cannot mount {host} at {guest}: {reason}")]
-    Preopen { host: String, guest: String, reason: String },
+    Preopen {
+        host: String,
+        guest: String,
+        reason: String,
+    },
     #[error(
         "working directory {0} is outside every volume; until images arrive a guest's \
          filesystem is only its -v mounts, so mount a directory there (-v DIR:{0})"
@@ -103,7 +110,12 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
     let mut mounts: Vec<&Mount> = spec.mounts.iter().collect();
     mounts.sort_by(|a, b| a.guest.cmp(&b.guest));
     for mount in &mounts {
-        preopen(&mut builder, &mount.host, mount.guest.as_str(), mount.read_only)?;
+        preopen(
+            &mut builder,
+            &mount.host,
+            mount.guest.as_str(),
+            mount.read_only,
+        )?;
     }
 
     if !spec.workdir.is_root() {
@@ -124,16 +136,33 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
         }
     }
 
-    Ok((WasiState { ctx: builder.build_p1() }, captured))
+    Ok((
+        WasiState {
+            ctx: builder.build_p1(),
+        },
+        captured,
+    ))
 }
 
-fn preopen(builder: &mut WasiCtxBuilder, host: &std::path::Path, guest: &str, read_only: bool) -> Result<(), WasiError> {
-    let perms = if read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-    builder.preopened_dir(host, guest, perms).map(|_| ()).map_err(|e| WasiError::Preopen {
-        host: host.display().to_string(),
-        guest: guest.to_owned(),
-        reason: format!("{e:#}"),
-    })
+fn preopen(
+    builder: &mut WasiCtxBuilder,
+    host: &std::path::Path,
+    guest: &str,
+    read_only: bool,
+) -> Result<(), WasiError> {
+    let perms = if read_only {
+        FsPerms::ReadOnly
+    } else {
+        FsPerms::ReadWrite
+    };
+    builder
+        .preopened_dir(host, guest, perms)
+        .map(|_| ())
+        .map_err(|e| WasiError::Preopen {
+            host: host.display().to_string(),
+            guest: guest.to_owned(),
+            reason: format!("{e:#}"),
+        })
 }
 
 /// Adds `wasi_snapshot_preview1` to a linker whose store data holds a [`WasiState`].
@@ -146,9 +175,13 @@ pub fn add_to_linker<T: Send + 'static>(
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_sync(linker, move |t| &mut state(t).ctx)?;
     linker.allow_shadowing(true);
-    linker.func_wrap("wasi_snapshot_preview1", "proc_exit", |status: i32| -> wasmtime::Result<()> {
-        Err(wasmtime::Error::new(ProcExit(status.cast_unsigned())))
-    })?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "proc_exit",
+        |status: i32| -> wasmtime::Result<()> {
+            Err(wasmtime::Error::new(ProcExit(status.cast_unsigned())))
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }

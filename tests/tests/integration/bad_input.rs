@@ -5,62 +5,124 @@ use capsule_tests::{TestEnv, guests};
 #[test]
 fn missing_module_file() {
     let env = TestEnv::new();
-    env.run(&["run", "no-such-module.wasm"]).assert_error(127, &["no-such-module.wasm", "no such file"]);
+    env.run(&["run", "no-such-module.wasm"])
+        .assert_error(127, &["no-such-module.wasm", "no such file"]);
 }
 
 #[test]
 fn file_that_is_not_wasm() {
     let env = TestEnv::new();
     let text = env.write("notes.txt", "just some notes\n");
-    env.run(&["run", text.to_str().expect("utf-8")]).assert_error(126, &["notes.txt", "not a WebAssembly module"]);
-    let elf = env.write("program", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".as_slice());
-    env.run(&["run", elf.to_str().expect("utf-8")]).assert_error(126, &["not a WebAssembly module"]);
+    env.run(&["run", text.to_str().expect("utf-8")])
+        .assert_error(126, &["notes.txt", "not a WebAssembly module"]);
+    let elf = env.write(
+        "program",
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".as_slice(),
+    );
+    env.run(&["run", elf.to_str().expect("utf-8")])
+        .assert_error(126, &["not a WebAssembly module"]);
     let empty = env.write("empty.wasm", b"");
-    env.run(&["run", empty.to_str().expect("utf-8")]).assert_error(126, &["not a WebAssembly module"]);
+    env.run(&["run", empty.to_str().expect("utf-8")])
+        .assert_error(126, &["not a WebAssembly module"]);
     let truncated = env.write("trunc.wasm", b"\0asm\x01\0\0\0\x01\x05");
-    env.run(&["run", truncated.to_str().expect("utf-8")]).assert_error(126, &["trunc.wasm"]);
+    env.run(&["run", truncated.to_str().expect("utf-8")])
+        .assert_error(126, &["trunc.wasm"]);
     let bad_text = env.write("bad.wat", "(module (func (i32.frobnicate)))");
-    env.run(&["run", bad_text.to_str().expect("utf-8")]).assert_error(126, &["invalid WebAssembly text"]);
+    env.run(&["run", bad_text.to_str().expect("utf-8")])
+        .assert_error(126, &["invalid WebAssembly text"]);
 }
 
 #[test]
 fn component_where_a_module_is_expected() {
     let env = TestEnv::new();
     let component = env.wat("component.wasm", "(component)");
-    env.run(&["run", component.to_str().expect("utf-8")]).assert_error(126, &["component", "not supported yet"]);
+    env.run(&["run", component.to_str().expect("utf-8")])
+        .assert_error(126, &["component", "not supported yet"]);
 }
 
 #[test]
 fn bad_env_syntax() {
     let env = TestEnv::new();
-    env.run(&["run", "-e", "=value", guests::ENV]).assert_error(125, &["invalid environment variable '=value'"]);
+    env.run(&["run", "-e", "=value", guests::ENV])
+        .assert_error(125, &["invalid environment variable '=value'"]);
     let file = env.write("bad.env", "GOOD=1\nBAD KEY=2\n");
-    env.run(&["run", "--env-file", file.to_str().expect("utf-8"), guests::ENV]).assert_error(125, &["bad.env:2", "BAD KEY=2"]);
-    env.run(&["run", "--env-file", "missing.env", guests::ENV]).assert_error(125, &["missing.env", "cannot read env file"]);
+    env.run(&[
+        "run",
+        "--env-file",
+        file.to_str().expect("utf-8"),
+        guests::ENV,
+    ])
+    .assert_error(125, &["bad.env:2", "BAD KEY=2"]);
+    env.run(&["run", "--env-file", "missing.env", guests::ENV])
+        .assert_error(125, &["missing.env", "cannot read env file"]);
 }
 
 #[test]
 fn bad_volume_syntax_and_missing_host_paths() {
     let env = TestEnv::new();
     let dir = env.work().display().to_string();
-    env.run(&["run", "-v", &dir, guests::FILES, "ls", "/"]).assert_error(125, &["invalid volume", "missing ':GUEST'"]);
-    env.run(&["run", "-v", &format!("{dir}:relative"), guests::FILES, "ls", "/"]).assert_error(125, &["must be absolute"]);
-    env.run(&["run", "-v", &format!("{dir}:/a/../b"), guests::FILES, "ls", "/"]).assert_error(125, &["'..' is not allowed"]);
-    env.run(&["run", "-v", "/no/such/capsule/dir:/data", guests::FILES, "ls", "/"])
-        .assert_error(125, &["/no/such/capsule/dir", "does not exist"]);
+    env.run(&["run", "-v", &dir, guests::FILES, "ls", "/"])
+        .assert_error(125, &["invalid volume", "missing ':GUEST'"]);
+    env.run(&[
+        "run",
+        "-v",
+        &format!("{dir}:relative"),
+        guests::FILES,
+        "ls",
+        "/",
+    ])
+    .assert_error(125, &["must be absolute"]);
+    env.run(&[
+        "run",
+        "-v",
+        &format!("{dir}:/a/../b"),
+        guests::FILES,
+        "ls",
+        "/",
+    ])
+    .assert_error(125, &["'..' is not allowed"]);
+    env.run(&[
+        "run",
+        "-v",
+        "/no/such/capsule/dir:/data",
+        guests::FILES,
+        "ls",
+        "/",
+    ])
+    .assert_error(125, &["/no/such/capsule/dir", "does not exist"]);
     let file = env.write("plain.txt", "x");
-    env.run(&["run", "-v", &format!("{}:/data", file.display()), guests::FILES, "ls", "/"])
-        .assert_error(125, &["not a directory"]);
-    env.run(&["run", "-v", "books:/data", guests::FILES, "ls", "/"]).assert_error(125, &["named volume"]);
+    env.run(&[
+        "run",
+        "-v",
+        &format!("{}:/data", file.display()),
+        guests::FILES,
+        "ls",
+        "/",
+    ])
+    .assert_error(125, &["not a directory"]);
+    env.run(&["run", "-v", "books:/data", guests::FILES, "ls", "/"])
+        .assert_error(125, &["named volume"]);
 }
 
 #[test]
 fn bad_workdir() {
     let env = TestEnv::new();
     let dir = format!("{}:/data", env.work().display());
-    env.run(&["run", "-w", "relative", guests::FILES, "ls", "."]).assert_error(125, &["must be absolute"]);
-    env.run(&["run", "-w", "/elsewhere", guests::FILES, "ls", "."]).assert_error(125, &["outside every volume"]);
-    env.run(&["run", "-v", &dir, "-w", "/data/missing", guests::FILES, "ls", "."]).assert_error(125, &["does not exist"]);
+    env.run(&["run", "-w", "relative", guests::FILES, "ls", "."])
+        .assert_error(125, &["must be absolute"]);
+    env.run(&["run", "-w", "/elsewhere", guests::FILES, "ls", "."])
+        .assert_error(125, &["outside every volume"]);
+    env.run(&[
+        "run",
+        "-v",
+        &dir,
+        "-w",
+        "/data/missing",
+        guests::FILES,
+        "ls",
+        ".",
+    ])
+    .assert_error(125, &["does not exist"]);
 }
 
 #[test]
@@ -78,5 +140,10 @@ fn guest_arguments_that_look_like_flags_go_to_the_guest() {
     let env = TestEnv::new();
     let run = env.run(&["run", guests::ARGS, "--help", "-v", "x:y"]);
     run.assert_clean_success();
-    assert!(run.stdout.contains("argv[1]=--help\nargv[2]=-v\nargv[3]=x:y\n"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("argv[1]=--help\nargv[2]=-v\nargv[3]=x:y\n"),
+        "{}",
+        run.stdout
+    );
 }

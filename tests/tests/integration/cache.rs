@@ -4,7 +4,12 @@ use capsule_tests::{Run, TestEnv, guests};
 use std::path::PathBuf;
 
 fn logged_run(env: &TestEnv, args: &[&str]) -> Run {
-    Run::of(env.capsule().env("CAPSULE_LOG", "capsule_runtime=debug").args(args), None)
+    Run::of(
+        env.capsule()
+            .env("CAPSULE_LOG", "capsule_runtime=debug")
+            .args(args),
+        None,
+    )
 }
 
 fn cache_entries(env: &TestEnv) -> Vec<PathBuf> {
@@ -21,19 +26,31 @@ fn second_run_uses_the_cache() {
     let env = TestEnv::new();
     let first = logged_run(&env, &["run", guests::ARGS, "one"]);
     first.assert_code(0);
-    assert!(first.stderr.contains("module cache miss"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("module cache miss"),
+        "{}",
+        first.stderr
+    );
     assert_eq!(cache_entries(&env).len(), 1);
 
     let second = logged_run(&env, &["run", guests::ARGS, "two"]);
     second.assert_code(0);
-    assert!(second.stderr.contains("module cache hit"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("module cache hit"),
+        "{}",
+        second.stderr
+    );
     assert!(second.stdout.contains("argv[1]=two"));
     assert_eq!(cache_entries(&env).len(), 1);
 
     // A different engine configuration is a different entry, never a wrong one.
     let other = logged_run(&env, &["run", "-W", "tail-call=n", guests::ARGS]);
     other.assert_code(0);
-    assert!(other.stderr.contains("module cache miss"), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("module cache miss"),
+        "{}",
+        other.stderr
+    );
     assert_eq!(cache_entries(&env).len(), 2);
 }
 
@@ -51,12 +68,28 @@ fn corrupt_or_truncated_entries_are_rebuilt() {
     std::fs::write(&entry, &corrupt).expect("corrupt");
     let run = logged_run(&env, &["run", guests::EXIT, "5"]);
     run.assert_code(5);
-    assert!(run.stderr.contains("unusable") && run.stderr.contains("digest mismatch"), "{}", run.stderr);
-    assert_eq!(std::fs::read(&entry).expect("reread"), good, "the entry was rewritten");
-    assert!(logged_run(&env, &["run", guests::EXIT, "0"]).stderr.contains("module cache hit"));
+    assert!(
+        run.stderr.contains("unusable") && run.stderr.contains("digest mismatch"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read(&entry).expect("reread"),
+        good,
+        "the entry was rewritten"
+    );
+    assert!(
+        logged_run(&env, &["run", guests::EXIT, "0"])
+            .stderr
+            .contains("module cache hit")
+    );
 
     // Truncated, empty and foreign files too.
-    for damaged in [&good[..good.len() / 3], &b""[..], &b"not a cache entry at all, just text"[..]] {
+    for damaged in [
+        &good[..good.len() / 3],
+        &b""[..],
+        &b"not a cache entry at all, just text"[..],
+    ] {
         std::fs::write(&entry, damaged).expect("damage");
         let run = logged_run(&env, &["run", guests::EXIT, "6"]);
         run.assert_code(6);
@@ -80,11 +113,19 @@ fn concurrent_first_runs_fill_the_cache_safely() {
         .collect();
     for (i, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "run {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "run {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("argv[1]={i}\n")));
     }
     let entries = cache_entries(&env);
-    assert_eq!(entries.len(), 1, "one entry, no temporary files left: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry, no temporary files left: {entries:?}"
+    );
     let run = logged_run(&env, &["run", guests::ARGS]);
     run.assert_code(0);
     assert!(run.stderr.contains("module cache hit"), "{}", run.stderr);
@@ -99,7 +140,12 @@ fn no_cache_flag_and_unwritable_home_still_run() {
 
     // A home that cannot be created (a file is in the way) degrades to no cache.
     let blocked = env.write("blocked-home", "a file, not a directory");
-    let run = Run::of(env.capsule().env("CAPSULE_HOME", &blocked).args(["run", "hello-world"]), None);
+    let run = Run::of(
+        env.capsule()
+            .env("CAPSULE_HOME", &blocked)
+            .args(["run", "hello-world"]),
+        None,
+    );
     run.assert_code(0);
     assert!(run.stdout.contains("Hello from Capsule!"));
 }

@@ -27,10 +27,14 @@ fn reactor_exports_are_called_after_initialize() {
     mul.assert_clean_success();
     assert_eq!(mul.stdout, "4.5\n");
 
-    env.run(&["run", module]).assert_error(126, &["reactor", "MODULE#EXPORT", "answer", "add"]);
-    env.run(&["run", &format!("{module}#nope")]).assert_error(126, &["no exported function 'nope'", "answer"]);
-    env.run(&["run", &format!("{module}#add"), "1"]).assert_error(126, &["takes 2 argument(s) but 1"]);
-    env.run(&["run", &format!("{module}#add"), "1", "two"]).assert_error(126, &["'two'", "i32"]);
+    env.run(&["run", module])
+        .assert_error(126, &["reactor", "MODULE#EXPORT", "answer", "add"]);
+    env.run(&["run", &format!("{module}#nope")])
+        .assert_error(126, &["no exported function 'nope'", "answer"]);
+    env.run(&["run", &format!("{module}#add"), "1"])
+        .assert_error(126, &["takes 2 argument(s) but 1"]);
+    env.run(&["run", &format!("{module}#add"), "1", "two"])
+        .assert_error(126, &["'two'", "i32"]);
 }
 
 const UNKNOWN_IMPORTS: &str = r#"
@@ -48,16 +52,28 @@ fn unknown_imports_are_named_or_stubbed() {
     let env = TestEnv::new();
     let wasm = env.wat("imports.wasm", UNKNOWN_IMPORTS);
     let module = wasm.to_str().expect("utf-8");
-    env.run(&["run", module]).assert_error(126, &["env::host_log", "env::host_clock", "--unknown-imports trap"]);
+    env.run(&["run", module]).assert_error(
+        126,
+        &["env::host_log", "env::host_clock", "--unknown-imports trap"],
+    );
 
     // With stubs the module runs as long as it never calls them.
     let run = env.run(&["run", "--unknown-imports", "trap", module]);
     run.assert_code(7);
     assert_eq!(run.stderr, "");
     // ... and a call into a stub is a trap that names the import.
-    let called = env.run(&["run", "--unknown-imports", "trap", &format!("{module}#calls_missing")]);
+    let called = env.run(&[
+        "run",
+        "--unknown-imports",
+        "trap",
+        &format!("{module}#calls_missing"),
+    ]);
     called.assert_code(134);
-    assert!(called.stderr.contains("env::host_log") || called.stderr.contains("host_log"), "{}", called.stderr);
+    assert!(
+        called.stderr.contains("env::host_log") || called.stderr.contains("host_log"),
+        "{}",
+        called.stderr
+    );
 }
 
 #[test]
@@ -67,7 +83,8 @@ fn preview0_modules_get_a_hint() {
         "old.wasm",
         r#"(module (import "wasi_unstable" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (func (export "_start")))"#,
     );
-    env.run(&["run", wasm.to_str().expect("utf-8")]).assert_error(126, &["wasi_unstable::fd_write", "preview0"]);
+    env.run(&["run", wasm.to_str().expect("utf-8")])
+        .assert_error(126, &["wasi_unstable::fd_write", "preview0"]);
 }
 
 const MODERN: &str = r#"
@@ -102,7 +119,7 @@ const MODERN: &str = r#"
       (i32.add
         (i32.add (call $count (i32.const 1000000) (i32.const 0)) (i32.const -1000000))
         (i32.add
-          (i32.add (call $pair) (i32.add))
+          (i32.add (call $pair))
           (i32.add (call $catch) (i32.rem_u (local.get $sum) (i32.const 7)))))))
   (export "memory" (memory $a)))
 "#;
@@ -116,10 +133,13 @@ fn finished_wasm_proposals_are_on_and_can_be_turned_off() {
     let expected = 12 + 151_587_082 % 7;
     env.run(&["run", module]).assert_code(expected);
     for feature in ["tail-call", "exceptions", "multi-memory", "simd"] {
-        env.run(&["run", "-W", &format!("{feature}=n"), module]).assert_error(126, &[]);
+        env.run(&["run", "-W", &format!("{feature}=n"), module])
+            .assert_error(126, &[]);
     }
-    env.run(&["run", "-W", "tail-call=maybe", module]).assert_error(125, &["tail-call", "y or n"]);
-    env.run(&["run", "--wasm", "warp-drive=y", module]).assert_error(125, &["unknown wasm feature 'warp-drive'"]);
+    env.run(&["run", "-W", "tail-call=maybe", module])
+        .assert_error(125, &["tail-call", "y or n"]);
+    env.run(&["run", "--wasm", "warp-drive=y", module])
+        .assert_error(125, &["unknown wasm feature 'warp-drive'"]);
 }
 
 #[test]
@@ -129,7 +149,8 @@ fn text_modules_run_directly() {
         "exit.wat",
         r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32))) (func (export "_start") (call $e (i32.const 9))))"#,
     );
-    env.run(&["run", wat.to_str().expect("utf-8")]).assert_code(9);
+    env.run(&["run", wat.to_str().expect("utf-8")])
+        .assert_code(9);
 }
 
 #[test]
@@ -142,6 +163,11 @@ fn integer_divide_by_zero_is_a_trap_with_backtrace() {
     );
     let run = env.run(&["run", wasm.to_str().expect("utf-8")]);
     run.assert_code(134);
-    assert!(run.stderr.starts_with("capsule: guest trapped: wasm trap: integer divide by zero"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("capsule: guest trapped: wasm trap: integer divide by zero"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("wasm backtrace:"), "{}", run.stderr);
 }

@@ -6,7 +6,17 @@ use capsule_tests::{TestEnv, guests};
 #[test]
 pub fn args() {
     let env = TestEnv::new();
-    let run = env.run(&["run", guests::ARGS, "plain", "héllo wörld", "日本語", "--flag", "-e", "", "a=b"]);
+    let run = env.run(&[
+        "run",
+        guests::ARGS,
+        "plain",
+        "héllo wörld",
+        "日本語",
+        "--flag",
+        "-e",
+        "",
+        "a=b",
+    ]);
     run.assert_clean_success();
     let expected = format!(
         "argc=8\nargv[0]={}\nargv[1]=plain\nargv[2]=héllo wörld\nargv[3]=日本語\nargv[4]=--flag\nargv[5]=-e\nargv[6]=\nargv[7]=a=b\n",
@@ -18,15 +28,37 @@ pub fn args() {
 #[test]
 pub fn env() {
     let env = TestEnv::new();
-    let file = env.write("vars.env", "# a comment\n\nFROM_FILE=file value\nOVERRIDE=from file\nCOPIED_IN_FILE\n");
+    let file = env.write(
+        "vars.env",
+        "# a comment\n\nFROM_FILE=file value\nOVERRIDE=from file\nCOPIED_IN_FILE\n",
+    );
     let file = file.to_str().expect("utf-8 path");
     let run = capsule_tests::Run::of(
         env.capsule()
             .env("HOST_ONLY", "must not leak")
             .env("COPIED", "from host")
             .env("COPIED_IN_FILE", "host via file")
-            .args(["run", "--env-file", file, "-e", "A=1", "-e", "EMPTY=", "-e", "EQ=x=y", "-e", "COPIED"])
-            .args(["-e", "NOT_ON_HOST", "-e", "OVERRIDE=from flag", "-e", "UNICODE=ünï"])
+            .args([
+                "run",
+                "--env-file",
+                file,
+                "-e",
+                "A=1",
+                "-e",
+                "EMPTY=",
+                "-e",
+                "EQ=x=y",
+                "-e",
+                "COPIED",
+            ])
+            .args([
+                "-e",
+                "NOT_ON_HOST",
+                "-e",
+                "OVERRIDE=from flag",
+                "-e",
+                "UNICODE=ünï",
+            ])
             .arg(guests::ENV),
         None,
     );
@@ -59,8 +91,10 @@ pub fn exit() {
 #[test]
 fn exit_status_outside_0_255_is_reported() {
     let env = TestEnv::new();
-    env.run(&["run", guests::EXIT, "256"]).assert_error(134, &["proc_exit(256)", "0..=255"]);
-    env.run(&["run", guests::EXIT, "-1"]).assert_error(134, &["proc_exit(4294967295)"]);
+    env.run(&["run", guests::EXIT, "256"])
+        .assert_error(134, &["proc_exit(256)", "0..=255"]);
+    env.run(&["run", guests::EXIT, "-1"])
+        .assert_error(134, &["proc_exit(4294967295)"]);
 }
 
 #[test]
@@ -70,7 +104,11 @@ pub fn stdio() {
     let run = env.run_with_stdin(&["run", guests::STDIO], input.as_bytes());
     run.assert_code(0);
     assert_eq!(run.stdout, input, "stdin is copied to stdout byte for byte");
-    assert_eq!(run.stderr, format!("stdio: copied {} bytes\n", input.len()), "stderr is separate");
+    assert_eq!(
+        run.stderr,
+        format!("stdio: copied {} bytes\n", input.len()),
+        "stderr is separate"
+    );
 }
 
 #[test]
@@ -91,30 +129,72 @@ pub fn files() {
     std::fs::write(data.join("existing.txt"), "from the host\n").expect("write");
     let volume = format!("{}:/data", data.display());
 
-    let run = env.run(&["run", "-v", &volume, guests::FILES, "write", "/data/new.txt", "written by the guest"]);
+    let run = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        guests::FILES,
+        "write",
+        "/data/new.txt",
+        "written by the guest",
+    ]);
     run.assert_clean_success();
-    assert_eq!(std::fs::read_to_string(data.join("new.txt")).expect("guest wrote the file"), "written by the guest");
+    assert_eq!(
+        std::fs::read_to_string(data.join("new.txt")).expect("guest wrote the file"),
+        "written by the guest"
+    );
 
-    env.run(&["run", "-v", &volume, guests::FILES, "append", "/data/existing.txt", "appended\n"]).assert_code(0);
-    assert_eq!(std::fs::read_to_string(data.join("existing.txt")).expect("read"), "from the host\nappended\n");
+    env.run(&[
+        "run",
+        "-v",
+        &volume,
+        guests::FILES,
+        "append",
+        "/data/existing.txt",
+        "appended\n",
+    ])
+    .assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(data.join("existing.txt")).expect("read"),
+        "from the host\nappended\n"
+    );
 
-    env.run(&["run", "-v", &volume, guests::FILES, "mkdir", "/data/sub"]).assert_code(0);
+    env.run(&["run", "-v", &volume, guests::FILES, "mkdir", "/data/sub"])
+        .assert_code(0);
     assert!(data.join("sub").is_dir());
 
     let ls = env.run(&["run", "-v", &volume, guests::FILES, "ls", "/data"]);
     ls.assert_code(0);
     assert_eq!(ls.stdout, "existing.txt\nnew.txt\nsub\n");
 
-    env.run(&["run", "-v", &volume, guests::FILES, "rm", "/data/new.txt"]).assert_code(0);
+    env.run(&["run", "-v", &volume, guests::FILES, "rm", "/data/new.txt"])
+        .assert_code(0);
     assert!(!data.join("new.txt").exists());
 
     // Nothing outside the volume is visible.
     let outside = env.run(&["run", "-v", &volume, guests::FILES, "read", "/etc/passwd"]);
     outside.assert_code(1);
-    assert!(outside.stdout.starts_with("error: open /etc/passwd: errno="), "{}", outside.stdout);
-    let dotdot = env.run(&["run", "-v", &volume, guests::FILES, "read", "/data/../../../../etc/passwd"]);
+    assert!(
+        outside
+            .stdout
+            .starts_with("error: open /etc/passwd: errno="),
+        "{}",
+        outside.stdout
+    );
+    let dotdot = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        guests::FILES,
+        "read",
+        "/data/../../../../etc/passwd",
+    ]);
     dotdot.assert_code(1);
-    assert!(!dotdot.stdout.contains("root:"), "escaped the volume: {}", dotdot.stdout);
+    assert!(
+        !dotdot.stdout.contains("root:"),
+        "escaped the volume: {}",
+        dotdot.stdout
+    );
 }
 
 #[test]
@@ -142,12 +222,30 @@ fn read_only_volume_refuses_writes_and_keeps_host_files() {
         argv.extend(args.iter().copied());
         let run = env.run(&argv);
         run.assert_code(1);
-        assert!(run.stdout.starts_with(&format!("error: {call} ")), "{}", run.stdout);
-        assert!(run.stdout.contains("errno=63 (EPERM)"), "expected EPERM for {args:?}: {}", run.stdout);
+        assert!(
+            run.stdout.starts_with(&format!("error: {call} ")),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("errno=63 (EPERM)"),
+            "expected EPERM for {args:?}: {}",
+            run.stdout
+        );
     }
-    assert_eq!(std::fs::read_to_string(data.join("keep.txt")).expect("read"), "original\n");
-    let names: Vec<_> = std::fs::read_dir(&data).expect("ls").map(|e| e.expect("entry").file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("keep.txt")], "nothing was created on the host");
+    assert_eq!(
+        std::fs::read_to_string(data.join("keep.txt")).expect("read"),
+        "original\n"
+    );
+    let names: Vec<_> = std::fs::read_dir(&data)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("keep.txt")],
+        "nothing was created on the host"
+    );
 }
 
 #[test]
@@ -158,21 +256,62 @@ fn workdir_makes_relative_paths_resolve_inside_it() {
     std::fs::write(data.join("conf/settings.txt"), "relative works\n").expect("write");
     let volume = format!("{}:/app", data.display());
 
-    let run = env.run(&["run", "-v", &volume, "-w", "/app", guests::FILES, "read", "conf/settings.txt"]);
+    let run = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        "-w",
+        "/app",
+        guests::FILES,
+        "read",
+        "conf/settings.txt",
+    ]);
     run.assert_clean_success();
     assert_eq!(run.stdout, "relative works\n");
 
-    let nested = env.run(&["run", "-v", &volume, "--workdir", "/app/conf", guests::FILES, "read", "settings.txt"]);
+    let nested = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        "--workdir",
+        "/app/conf",
+        guests::FILES,
+        "read",
+        "settings.txt",
+    ]);
     nested.assert_clean_success();
     assert_eq!(nested.stdout, "relative works\n");
 
     // Absolute paths still resolve from the root.
-    let abs = env.run(&["run", "-v", &volume, "-w", "/app/conf", guests::FILES, "read", "/app/conf/settings.txt"]);
+    let abs = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        "-w",
+        "/app/conf",
+        guests::FILES,
+        "read",
+        "/app/conf/settings.txt",
+    ]);
     abs.assert_clean_success();
 
     // A relative write lands in the workdir on the host.
-    env.run(&["run", "-v", &volume, "-w", "/app", guests::FILES, "write", "out.txt", "x"]).assert_code(0);
-    assert_eq!(std::fs::read_to_string(data.join("out.txt")).expect("read"), "x");
+    env.run(&[
+        "run",
+        "-v",
+        &volume,
+        "-w",
+        "/app",
+        guests::FILES,
+        "write",
+        "out.txt",
+        "x",
+    ])
+    .assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(data.join("out.txt")).expect("read"),
+        "x"
+    );
 }
 
 #[test]
@@ -180,14 +319,32 @@ pub fn trap() {
     let env = TestEnv::new();
     let run = env.run(&["run", guests::TRAP]);
     run.assert_code(134);
-    assert_eq!(run.stdout, "about to trap\n", "output before the trap is kept");
+    assert_eq!(
+        run.stdout, "about to trap\n",
+        "output before the trap is kept"
+    );
     let mut lines = run.stderr.lines();
     let first = lines.next().expect("a reason line");
-    assert!(first.starts_with("capsule: guest trapped: wasm trap: "), "{first}");
+    assert!(
+        first.starts_with("capsule: guest trapped: wasm trap: "),
+        "{first}"
+    );
     assert!(first.contains("unreachable"), "{first}");
     assert_eq!(lines.next(), Some("wasm backtrace:"));
     let frames: Vec<&str> = lines.collect();
-    assert!(frames.iter().any(|f| f.contains("crash_here")), "backtrace names the trapping function:\n{}", run.stderr);
-    assert!(frames.iter().any(|f| f.contains("guest_work")), "and its caller:\n{}", run.stderr);
-    assert!(frames.iter().any(|f| f.contains("_start")), "down to _start:\n{}", run.stderr);
+    assert!(
+        frames.iter().any(|f| f.contains("crash_here")),
+        "backtrace names the trapping function:\n{}",
+        run.stderr
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("guest_work")),
+        "and its caller:\n{}",
+        run.stderr
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("_start")),
+        "down to _start:\n{}",
+        run.stderr
+    );
 }

@@ -23,23 +23,39 @@ fn runs_hello_world_with_captured_output() {
 fn passes_args_env_and_stdin_and_reports_status() {
     let (_home, capsule) = capsule();
     let args = capsule.module_from_file(guests::ARGS).expect("load");
-    let out = capsule.run(&args, RunOptions::new().arg("ünï").arg("two")).expect("run");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("argc=3\nargv[0]={}\nargv[1]=ünï\nargv[2]=two\n", guests::ARGS));
+    let out = capsule
+        .run(&args, RunOptions::new().arg("ünï").arg("two"))
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "argc=3\nargv[0]={}\nargv[1]=ünï\nargv[2]=two\n",
+            guests::ARGS
+        )
+    );
 
     let env = capsule.module_from_file(guests::ENV).expect("load");
-    let out = capsule.run(&env, RunOptions::new().env("K", "v")).expect("run");
+    let out = capsule
+        .run(&env, RunOptions::new().env("K", "v"))
+        .expect("run");
     assert_eq!(out.stdout, b"K=v\n");
 
     let stdio = capsule.module_from_file(guests::STDIO).expect("load");
-    let out = capsule.run(&stdio, RunOptions::new().stdin(b"piped in".to_vec())).expect("run");
+    let out = capsule
+        .run(&stdio, RunOptions::new().stdin(b"piped in".to_vec()))
+        .expect("run");
     assert_eq!(out.stdout, b"piped in");
     assert_eq!(out.stderr, b"stdio: copied 8 bytes\n");
 
     let exit = capsule.module_from_file(guests::EXIT).expect("load");
-    let out = capsule.run(&exit, RunOptions::new().arg("42")).expect("run");
+    let out = capsule
+        .run(&exit, RunOptions::new().arg("42"))
+        .expect("run");
     assert_eq!(out.status, ExitStatus::Exited(42));
     assert_eq!(out.status.code(), Some(42));
-    let out = capsule.run(&exit, RunOptions::new().arg("1000")).expect("run");
+    let out = capsule
+        .run(&exit, RunOptions::new().arg("1000"))
+        .expect("run");
     assert_eq!(out.status, ExitStatus::InvalidExit(1000));
 }
 
@@ -51,7 +67,14 @@ fn traps_are_statuses_with_backtraces() {
     match out.status {
         ExitStatus::Trapped(report) => {
             assert!(report.reason.contains("unreachable"), "{}", report.reason);
-            assert!(report.frames.iter().any(|f| f.func_name.as_deref() == Some("crash_here")), "{:?}", report.frames);
+            assert!(
+                report
+                    .frames
+                    .iter()
+                    .any(|f| f.func_name.as_deref() == Some("crash_here")),
+                "{:?}",
+                report.frames
+            );
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -78,14 +101,31 @@ fn volumes_and_workdir() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let (home, capsule) = capsule();
-    assert!(matches!(capsule.module_from_file("/no/such.wasm"), Err(Error::Module(_))));
-    assert!(matches!(capsule.module_from_bytes("junk", b"junk"), Err(Error::Module(_))));
-    assert!(matches!(capsule.module_from_bytes("component", b"(component)"), Err(Error::Module(_))));
-    assert!(matches!(RunOptions::new().volume("/no/such/dir:/x"), Err(Error::Spec(_))));
+    assert!(matches!(
+        capsule.module_from_file("/no/such.wasm"),
+        Err(Error::Module(_))
+    ));
+    assert!(matches!(
+        capsule.module_from_bytes("junk", b"junk"),
+        Err(Error::Module(_))
+    ));
+    assert!(matches!(
+        capsule.module_from_bytes("component", b"(component)"),
+        Err(Error::Module(_))
+    ));
+    assert!(matches!(
+        RunOptions::new().volume("/no/such/dir:/x"),
+        Err(Error::Spec(_))
+    ));
     let imports = capsule
-        .module_from_bytes("imports", br#"(module (import "env" "f" (func)) (func (export "_start")))"#)
+        .module_from_bytes(
+            "imports",
+            br#"(module (import "env" "f" (func)) (func (export "_start")))"#,
+        )
         .expect("compiles");
-    let err = capsule.run(&imports, RunOptions::new()).expect_err("unknown import");
+    let err = capsule
+        .run(&imports, RunOptions::new())
+        .expect_err("unknown import");
     assert!(err.to_string().contains("env::f"), "{err}");
     drop(home);
 }
