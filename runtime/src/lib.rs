@@ -16,6 +16,7 @@ pub mod ambient;
 pub mod builtin;
 pub mod engine;
 pub mod exec;
+pub mod fs;
 pub mod home;
 pub mod module;
 pub mod spec;

@@ -1,0 +1,319 @@
+//! A host directory mounted into a container (`-v HOST:GUEST[:ro]`), reached only
+//! through a cap-std handle: every access is relative to the directory, `..` and
+//! absolute symlinks cannot leave it, and Capsule never asks the host to follow a
+//! symlink (the VFS reads links and resolves them in the container's tree).
+
+use super::errno::{Errno, FsError, FsResult};
+use super::layer::Kind;
+use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat, Timestamp};
+use cap_fs_ext::{DirExt, OpenOptionsFollowExt, SystemTimeSpec};
+use cap_std::fs::Dir;
+use std::io;
+use std::sync::Arc;
+
+/// A mounted host directory.
+#[derive(Debug)]
+pub struct HostDir {
+    dir: Dir,
+    device: u64,
+}
+
+impl HostDir {
+    /// Wraps an open directory handle; `device` tells this mount apart in `stat`.
+    pub fn new(dir: Dir, device: u64) -> Self {
+        Self { dir, device }
+    }
+
+    /// The path cap-std should see: `.` for the root.
+    fn p(path: &str) -> &str {
+        if path.is_empty() { "." } else { path }
+    }
+}
+
+/// Converts host metadata.
+pub(crate) fn stat_of(meta: &cap_std::fs::Metadata) -> Stat {
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::File
+    };
+    let time = |t: io::Result<cap_std::time::SystemTime>| -> Timestamp {
+        t.ok()
+            .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |d| {
+                (
+                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    d.subsec_nanos(),
+                )
+            })
+    };
+    let (mode, ino, nlink, ctime) = unix_bits(meta);
+    Stat {
+        kind,
+        mode,
+        size: meta.len(),
+        ino,
+        nlink,
+        atime: time(meta.accessed()),
+        mtime: time(meta.modified()),
+        ctime: ctime.unwrap_or_else(|| time(meta.modified())),
+    }
+}
+
+#[cfg(unix)]
+fn unix_bits(meta: &cap_std::fs::Metadata) -> (u32, u64, u64, Option<Timestamp>) {
+    use cap_std::fs::MetadataExt;
+    let ctime = (meta.ctime(), u32::try_from(meta.ctime_nsec()).unwrap_or(0));
+    (meta.mode() & 0o7777, meta.ino(), meta.nlink(), Some(ctime))
+}
+
+#[cfg(not(unix))]
+fn unix_bits(meta: &cap_std::fs::Metadata) -> (u32, u64, u64, Option<Timestamp>) {
+    let mode = if meta.is_dir() {
+        0o755
+    } else if meta.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    };
+    (mode, 0, 1, None)
+}
+
+pub(crate) fn spec(t: SetTime) -> Option<SystemTimeSpec> {
+    match t {
+        SetTime::Keep => None,
+        SetTime::Now => Some(SystemTimeSpec::SymbolicNow),
+        SetTime::At((secs, nanos)) => {
+            let d = std::time::Duration::new(u64::try_from(secs).unwrap_or(0), nanos);
+            Some(SystemTimeSpec::Absolute(
+                cap_std::time::SystemTime::from_std(std::time::UNIX_EPOCH + d),
+            ))
+        }
+    }
+}
+
+/// An open host file (a node: it survives renames and unlinks of its path).
+#[derive(Debug)]
+pub(crate) struct HostFile {
+    file: std::fs::File,
+    writable: bool,
+}
+
+impl HostFile {
+    pub(crate) fn new(file: cap_std::fs::File, writable: bool) -> Self {
+        Self {
+            file: file.into_std(),
+            writable,
+        }
+    }
+}
+
+impl OpenFile for HostFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
+        Ok(super::sys::read_at(&self.file, buf, offset)?)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> FsResult<usize> {
+        if !self.writable {
+            return Err(Errno::Badf.into());
+        }
+        Ok(super::sys::write_at(&self.file, buf, offset)?)
+    }
+
+    fn stat(&self) -> FsResult<Stat> {
+        let meta = cap_std::fs::Metadata::from_file(&self.file)?;
+        Ok(stat_of(&meta))
+    }
+
+    fn set_len(&self, len: u64) -> FsResult<()> {
+        if !self.writable {
+            return Err(Errno::Badf.into());
+        }
+        Ok(self.file.set_len(len)?)
+    }
+
+    fn set_times(&self, atime: SetTime, mtime: SetTime) -> FsResult<()> {
+        let mut times = std::fs::FileTimes::new();
+        let now = std::time::SystemTime::now();
+        let to_std = |t: SetTime| match t {
+            SetTime::Keep => None,
+            SetTime::Now => Some(now),
+            SetTime::At((s, n)) => Some(
+                std::time::UNIX_EPOCH + std::time::Duration::new(u64::try_from(s).unwrap_or(0), n),
+            ),
+        };
+        if let Some(a) = to_std(atime) {
+            times = times.set_accessed(a);
+        }
+        if let Some(m) = to_std(mtime) {
+            times = times.set_modified(m);
+        }
+        Ok(self.file.set_times(times)?)
+    }
+
+    fn sync(&self) -> FsResult<()> {
+        Ok(self.file.sync_all()?)
+    }
+}
+
+/// Opens a regular file under `dir` without following a final symlink.
+pub(crate) fn open_file(
+    dir: &Dir,
+    path: &str,
+    options: OpenOptions,
+    mode: u32,
+) -> FsResult<Arc<dyn OpenFile>> {
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.read(true)
+        .write(options.write || options.truncate)
+        .truncate(options.truncate);
+    if options.create && options.exclusive {
+        o.create_new(true);
+    } else if options.create {
+        o.create(true);
+    }
+    o.follow(cap_fs_ext::FollowSymlinks::No);
+    set_create_mode(&mut o, mode);
+    let file = match dir.open_with(path, &o) {
+        Ok(file) => file,
+        // A directory cannot be opened for writing; report it as POSIX does.
+        Err(e) if options.write && dir.symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
+            let _ = e;
+            return Err(Errno::Isdir.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if file.metadata()?.is_dir() {
+        return Err(Errno::Isdir.into());
+    }
+    Ok(Arc::new(HostFile::new(file, options.write)))
+}
+
+#[cfg(unix)]
+fn set_create_mode(o: &mut cap_std::fs::OpenOptions, mode: u32) {
+    use cap_std::fs::OpenOptionsExt;
+    o.mode(mode & 0o777);
+}
+
+#[cfg(not(unix))]
+fn set_create_mode(_: &mut cap_std::fs::OpenOptions, _: u32) {}
+
+pub(crate) fn list_dir(
+    dir: &Dir,
+    path: &str,
+    skip: impl Fn(&str) -> bool,
+) -> FsResult<Vec<DirEntry>> {
+    let read = if path.is_empty() {
+        dir.entries()?
+    } else {
+        dir.read_dir(path)?
+    };
+    let mut out = Vec::new();
+    for entry in read {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if skip(name) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let stat = stat_of(&meta);
+        out.push(DirEntry {
+            name: name.to_owned(),
+            kind: stat.kind,
+            ino: stat.ino,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub(crate) fn set_mode(dir: &Dir, path: &str, mode: u32) -> FsResult<()> {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::PermissionsExt;
+        dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, path, mode);
+    Ok(())
+}
+
+impl Backend for HostDir {
+    fn stat(&self, path: &str) -> FsResult<Stat> {
+        let mut stat = stat_of(&self.dir.symlink_metadata(Self::p(path))?);
+        stat.ino = stat.ino.max(1);
+        Ok(stat)
+    }
+
+    fn readlink(&self, path: &str) -> FsResult<String> {
+        let target = self.dir.read_link_contents(Self::p(path))?;
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| FsError::from(Errno::Ilseq))
+    }
+
+    fn list(&self, path: &str) -> FsResult<Vec<DirEntry>> {
+        list_dir(&self.dir, path, |_| false)
+    }
+
+    fn open(&self, path: &str, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
+        open_file(&self.dir, Self::p(path), options, mode)
+    }
+
+    fn mkdir(&self, path: &str, mode: u32) -> FsResult<()> {
+        self.dir.create_dir(path)?;
+        set_mode(&self.dir, path, mode)
+    }
+
+    fn unlink(&self, path: &str) -> FsResult<()> {
+        if self.dir.symlink_metadata(path)?.is_dir() {
+            return Err(Errno::Isdir.into());
+        }
+        Ok(self.dir.remove_file(path)?)
+    }
+
+    fn rmdir(&self, path: &str) -> FsResult<()> {
+        if !self.dir.symlink_metadata(path)?.is_dir() {
+            return Err(Errno::Notdir.into());
+        }
+        Ok(self.dir.remove_dir(path)?)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> FsResult<()> {
+        Ok(self.dir.rename(from, &self.dir, to)?)
+    }
+
+    fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
+        #[cfg(unix)]
+        {
+            Ok(self.dir.symlink_contents(target, path)?)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (target, path);
+            Err(Errno::Notsup.into())
+        }
+    }
+
+    fn link(&self, from: &str, to: &str) -> FsResult<()> {
+        if self.dir.symlink_metadata(from)?.is_dir() {
+            return Err(Errno::Perm.into());
+        }
+        Ok(self.dir.hard_link(from, &self.dir, to)?)
+    }
+
+    fn set_times(&self, path: &str, atime: SetTime, mtime: SetTime) -> FsResult<()> {
+        Ok(self
+            .dir
+            .set_symlink_times(Self::p(path), spec(atime), spec(mtime))?)
+    }
+
+    fn device(&self) -> u64 {
+        self.device
+    }
+}

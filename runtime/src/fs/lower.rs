@@ -1,0 +1,180 @@
+//! The read-only part of a container's root: a stack of layers merged top-down into one
+//! index, built once per chain of layers and shared by every container over it.
+//!
+//! Merging applies OCI semantics: a higher layer's entry replaces a lower one at the
+//! same path (a non-directory replacing a directory hides the directory's subtree), a
+//! whiteout `.wh.NAME` removes NAME and its subtree from the layers below, and an
+//! opaque marker `.wh..wh..opq` empties its directory of everything from below. After
+//! the merge, a lookup is one hash-map probe and a listing is one sorted set: no call
+//! walks the layers.
+
+use super::layer::{Content, Entry, Kind, Layer, Node};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A merged entry: the node, which layer holds its bytes, and its inode number.
+#[derive(Debug, Clone)]
+pub struct LowerEntry {
+    pub node: Node,
+    pub layer: usize,
+    pub ino: u64,
+}
+
+/// The merged, immutable view of a stack of layers.
+#[derive(Debug)]
+pub struct LowerStack {
+    layers: Vec<Arc<Layer>>,
+    entries: HashMap<String, LowerEntry>,
+    children: HashMap<String, BTreeSet<String>>,
+}
+
+/// Inode numbers at or above this are free for the writable parts of a container.
+pub const FIRST_DYNAMIC_INO: u64 = 1 << 40;
+
+impl LowerStack {
+    /// Merges layers, lowest first.
+    pub fn new(layers: Vec<Arc<Layer>>) -> Self {
+        let mut stack = Self {
+            layers: Vec::new(),
+            entries: HashMap::new(),
+            children: HashMap::new(),
+        };
+        stack.entries.insert(
+            String::new(),
+            LowerEntry {
+                node: Node {
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    mtime: (0, 0),
+                    size: 0,
+                    content: Content::Empty,
+                    link_target: None,
+                    link_id: 0,
+                },
+                layer: 0,
+                ino: 1,
+            },
+        );
+        let mut next_ino = 2u64;
+        let mut link_inos: HashMap<(usize, u64), u64> = HashMap::new();
+        for (index, layer) in layers.iter().enumerate() {
+            for dir in layer.opaque_dirs() {
+                if let Some(children) = stack.children.remove(dir) {
+                    for child in children {
+                        stack.remove_subtree(&join(dir, &child));
+                    }
+                }
+            }
+            for (path, entry) in layer.entries() {
+                match entry {
+                    Entry::Whiteout => stack.remove_subtree(path),
+                    Entry::Node(node) => {
+                        let (parent, name) = split(path);
+                        if !stack
+                            .entries
+                            .get(parent)
+                            .is_some_and(|p| p.node.kind == Kind::Dir)
+                        {
+                            // The parent was replaced by a non-directory in this layer.
+                            continue;
+                        }
+                        if let Some(old) = stack.entries.get(path)
+                            && (old.node.kind != Kind::Dir || node.kind != Kind::Dir)
+                        {
+                            stack.remove_subtree(path);
+                        }
+                        let ino = if node.link_id == 0 {
+                            None
+                        } else {
+                            link_inos.get(&(index, node.link_id)).copied()
+                        };
+                        let ino = ino.unwrap_or_else(|| {
+                            let ino = next_ino;
+                            next_ino += 1;
+                            if node.link_id != 0 {
+                                link_inos.insert((index, node.link_id), ino);
+                            }
+                            ino
+                        });
+                        stack
+                            .children
+                            .entry(parent.to_owned())
+                            .or_default()
+                            .insert(name.to_owned());
+                        stack.entries.insert(
+                            path.to_owned(),
+                            LowerEntry {
+                                node: node.clone(),
+                                layer: index,
+                                ino,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        stack.layers = layers;
+        stack
+    }
+
+    fn remove_subtree(&mut self, path: &str) {
+        if path.is_empty() {
+            return;
+        }
+        if self.entries.remove(path).is_none() {
+            return;
+        }
+        let (parent, name) = split(path);
+        if let Some(siblings) = self.children.get_mut(parent) {
+            siblings.remove(name);
+        }
+        if let Some(children) = self.children.remove(path) {
+            for child in children {
+                self.remove_subtree(&join(path, &child));
+            }
+        }
+    }
+
+    /// The entry at a path relative to the root (`""` is the root).
+    pub fn get(&self, path: &str) -> Option<&LowerEntry> {
+        self.entries.get(path)
+    }
+
+    /// Names in a directory, sorted.
+    pub fn children(&self, path: &str) -> impl Iterator<Item = &str> {
+        self.children
+            .get(path)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// The layer that holds an entry's bytes.
+    pub fn layer(&self, index: usize) -> &Layer {
+        &self.layers[index]
+    }
+
+    /// Number of entries (the root included).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether only the root exists.
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() == 1
+    }
+}
+
+/// Joins a directory path and a name (`""` is the root).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Splits a path into parent and name.
+pub fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}

@@ -1,0 +1,27 @@
+//! The layered virtual filesystem a container sees as `/`.
+//!
+//! - [`layer`]: one checked, indexed layer (a tar never unpacked, or a directory).
+//! - [`lower`]: layers merged top-down, once per chain, shared by containers.
+//! - [`overlay`]: the writable upper over the lower stack (copy-up, whiteouts).
+//! - [`tmpfs`], [`hostdir`]: other backends to mount.
+//! - [`vfs`]: the namespace: mounts and path resolution (`..`, symlinks, limits).
+//! - [`errno`]: errors as errno values, with the host cause kept.
+//!
+//! See `shared/design/vfs.md` for the properties this meets.
+
+pub mod errno;
+pub mod hostdir;
+pub mod layer;
+pub mod lower;
+pub mod node;
+pub mod overlay;
+mod sys;
+pub mod tmpfs;
+pub mod vfs;
+
+pub use errno::{Errno, FsError, FsResult};
+pub use node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
+pub use vfs::{Loc, Vfs};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,699 @@
+//! A container's root: the merged read-only layers ([`LowerStack`]) under a writable
+//! upper directory on the host, overlayfs-style but Capsule's own.
+//!
+//! - The upper is exactly the container's change set in OCI form: new and modified
+//!   entries as themselves, deletions as `.wh.NAME` files, directories that replace
+//!   lower ones with a `.wh..wh..opq` marker. `diff` reads it; `commit` tars it as is.
+//! - The first mutation of a lower entry copies it up (parents first, keeping mode and
+//!   mtime); the copy is written in the work directory and renamed into place, so a
+//!   crash never leaves half a file in the upper.
+//! - What the upper holds is mirrored in memory, so a lookup of a lower path is hash
+//!   probes, not host syscalls. Capsule is the upper's only writer while the container
+//!   runs.
+//! - Guest names starting with `.wh.` are refused (`EINVAL`): they would be read back
+//!   as whiteouts.
+
+use super::errno::{Errno, FsResult};
+use super::hostdir::{list_dir, open_file, set_mode, spec, stat_of};
+use super::layer::{Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use super::lower::{FIRST_DYNAMIC_INO, LowerEntry, LowerStack, join, split};
+use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
+use cap_fs_ext::DirExt;
+use cap_std::fs::Dir;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The upper's contents, mirrored.
+#[derive(Debug, Default)]
+struct UpperState {
+    present: HashMap<String, Kind>,
+    whiteouts: HashSet<String>,
+    opaque: HashSet<String>,
+    inos: HashMap<String, u64>,
+}
+
+/// Where a path currently lives.
+#[derive(Debug)]
+enum Found<'a> {
+    Upper(Kind),
+    Lower(&'a LowerEntry),
+    Missing,
+}
+
+impl Found<'_> {
+    fn kind(&self) -> Option<Kind> {
+        match self {
+            Found::Upper(kind) => Some(*kind),
+            Found::Lower(entry) => Some(entry.node.kind),
+            Found::Missing => None,
+        }
+    }
+}
+
+/// The overlay filesystem.
+#[derive(Debug)]
+pub struct Overlay {
+    lower: Arc<LowerStack>,
+    upper: Dir,
+    work: Dir,
+    state: Mutex<UpperState>,
+    next_ino: AtomicU64,
+    tmp_counter: AtomicU64,
+    device: u64,
+}
+
+impl Overlay {
+    /// An overlay of `lower` under the host directories `upper` (the change set) and
+    /// `work` (scratch space on the same host filesystem). An existing upper is loaded
+    /// as it is, so a stopped container restarts with its changes.
+    ///
+    /// # Errors
+    /// The host's error reading the upper.
+    pub fn new(lower: Arc<LowerStack>, upper: Dir, work: Dir, device: u64) -> FsResult<Self> {
+        let mut state = UpperState::default();
+        state.present.insert(String::new(), Kind::Dir);
+        let mut stack = vec![String::new()];
+        while let Some(dir) = stack.pop() {
+            let read = if dir.is_empty() {
+                upper.entries()?
+            } else {
+                upper.read_dir(&dir)?
+            };
+            for entry in read {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name == OPAQUE_MARKER {
+                    state.opaque.insert(dir.clone());
+                } else if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+                    state.whiteouts.insert(join(&dir, hidden));
+                } else {
+                    let path = join(&dir, name);
+                    let kind = stat_of(&entry.metadata()?).kind;
+                    if kind == Kind::Dir {
+                        stack.push(path.clone());
+                    }
+                    state.present.insert(path, kind);
+                }
+            }
+        }
+        Ok(Self {
+            lower,
+            upper,
+            work,
+            state: Mutex::new(state),
+            next_ino: AtomicU64::new(FIRST_DYNAMIC_INO),
+            tmp_counter: AtomicU64::new(0),
+            device,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, UpperState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Where `path` lives, applying whiteouts, opaque directories and upper
+    /// non-directories that hide what is below them.
+    fn locate<'a>(&'a self, st: &UpperState, path: &str) -> Found<'a> {
+        if let Some(kind) = st.present.get(path) {
+            return Found::Upper(*kind);
+        }
+        if self.lower_hidden(st, path) {
+            return Found::Missing;
+        }
+        self.lower.get(path).map_or(Found::Missing, Found::Lower)
+    }
+
+    /// Whether the lower entry at `path` (if any) is hidden by the upper.
+    fn lower_hidden(&self, st: &UpperState, path: &str) -> bool {
+        if st.whiteouts.contains(path) {
+            return true;
+        }
+        let mut current = path;
+        while !current.is_empty() {
+            let (parent, _) = split(current);
+            match st.present.get(parent) {
+                Some(Kind::Dir) if st.opaque.contains(parent) => return true,
+                Some(Kind::Dir) => {}
+                Some(_) => return true,
+                None if st.whiteouts.contains(parent) => return true,
+                None => {}
+            }
+            current = parent;
+        }
+        false
+    }
+
+    /// Whether removing the upper's entry at `path` would let a lower one show.
+    fn lower_visible(&self, st: &UpperState, path: &str) -> bool {
+        self.lower.get(path).is_some() && !self.lower_hidden(st, path)
+    }
+
+    fn ino(&self, st: &mut UpperState, path: &str) -> u64 {
+        if let Some(ino) = st.inos.get(path) {
+            return *ino;
+        }
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        st.inos.insert(path.to_owned(), ino);
+        ino
+    }
+
+    fn check_name(path: &str) -> FsResult<()> {
+        if split(path).1.starts_with(WHITEOUT_PREFIX) {
+            return Err(Errno::Inval.into());
+        }
+        Ok(())
+    }
+
+    fn p(path: &str) -> &str {
+        if path.is_empty() { "." } else { path }
+    }
+
+    /// Makes sure `dir` exists in the upper as a directory, copying up its ancestors.
+    fn ensure_upper_dir(&self, st: &mut UpperState, dir: &str) -> FsResult<()> {
+        match st.present.get(dir) {
+            Some(Kind::Dir) => return Ok(()),
+            Some(_) => return Err(Errno::Notdir.into()),
+            None => {}
+        }
+        let (parent, _) = split(dir);
+        self.ensure_upper_dir(st, parent)?;
+        let (mode, mtime, ino) = match self.locate(st, dir) {
+            Found::Lower(entry) if entry.node.kind == Kind::Dir => {
+                (entry.node.mode, entry.node.mtime, entry.ino)
+            }
+            Found::Lower(_) | Found::Upper(_) => return Err(Errno::Notdir.into()),
+            Found::Missing => return Err(Errno::Noent.into()),
+        };
+        self.upper.create_dir(dir)?;
+        set_mode(&self.upper, dir, mode)?;
+        self.upper.set_times(dir, None, spec(SetTime::At(mtime)))?;
+        st.present.insert(dir.to_owned(), Kind::Dir);
+        st.inos.insert(dir.to_owned(), ino);
+        Ok(())
+    }
+
+    /// Copies a lower file or symlink up (no-op when the upper already has it).
+    fn copy_up(&self, st: &mut UpperState, path: &str) -> FsResult<()> {
+        let entry = match self.locate(st, path) {
+            Found::Upper(_) => return Ok(()),
+            Found::Missing => return Err(Errno::Noent.into()),
+            Found::Lower(entry) => entry.clone(),
+        };
+        if entry.node.kind == Kind::Dir {
+            return self.ensure_upper_dir(st, path);
+        }
+        let (parent, _) = split(path);
+        self.ensure_upper_dir(st, parent)?;
+        let tmp = format!(
+            "copyup-{}",
+            self.tmp_counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let result = (|| -> FsResult<()> {
+            match entry.node.kind {
+                Kind::Symlink => {
+                    let target = entry.node.link_target.clone().unwrap_or_default();
+                    self.work.symlink_contents(&target, &tmp)?;
+                }
+                _ => {
+                    let mut out = self.work.create(&tmp)?;
+                    let layer = self.lower.layer(entry.layer);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut pos = 0u64;
+                    loop {
+                        let n = layer.read_at(&entry.node.content, pos, &mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        out.write_all(&buf[..n])?;
+                        pos += n as u64;
+                    }
+                    drop(out);
+                    set_mode(&self.work, &tmp, entry.node.mode)?;
+                    self.work
+                        .set_times(&tmp, None, spec(SetTime::At(entry.node.mtime)))?;
+                }
+            }
+            self.work.rename(&tmp, &self.upper, path)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = self.work.remove_file(&tmp);
+        }
+        result?;
+        st.present.insert(path.to_owned(), entry.node.kind);
+        st.inos.insert(path.to_owned(), entry.ino);
+        Ok(())
+    }
+
+    /// Copies a whole lower directory subtree up, so that it can be renamed as a unit.
+    fn copy_up_tree(&self, st: &mut UpperState, path: &str) -> FsResult<()> {
+        self.ensure_upper_dir(st, path)?;
+        let children: Vec<String> = self.lower.children(path).map(str::to_owned).collect();
+        for name in children {
+            let child = join(path, &name);
+            match self.locate(st, &child) {
+                Found::Lower(entry) if entry.node.kind == Kind::Dir => {
+                    self.copy_up_tree(st, &child)?
+                }
+                Found::Lower(_) => self.copy_up(st, &child)?,
+                Found::Upper(Kind::Dir) => self.copy_up_tree(st, &child)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn add_whiteout(&self, st: &mut UpperState, path: &str) -> FsResult<()> {
+        let (parent, name) = split(path);
+        self.ensure_upper_dir(st, parent)?;
+        self.upper
+            .write(join(parent, &format!("{WHITEOUT_PREFIX}{name}")), b"")?;
+        st.whiteouts.insert(path.to_owned());
+        Ok(())
+    }
+
+    /// Before creating `path` in the upper: drops a whiteout there. Returns whether
+    /// there was one (a new directory must then be opaque).
+    fn clear_whiteout(&self, st: &mut UpperState, path: &str) -> FsResult<bool> {
+        if !st.whiteouts.remove(path) {
+            return Ok(false);
+        }
+        let (parent, name) = split(path);
+        self.upper
+            .remove_file(join(parent, &format!("{WHITEOUT_PREFIX}{name}")))?;
+        Ok(true)
+    }
+
+    fn make_opaque(&self, st: &mut UpperState, dir: &str) -> FsResult<()> {
+        self.upper.write(join(dir, OPAQUE_MARKER), b"")?;
+        st.opaque.insert(dir.to_owned());
+        Ok(())
+    }
+
+    /// Prepares the parent of a new entry and clears a whiteout at its path.
+    fn prepare_create(&self, st: &mut UpperState, path: &str) -> FsResult<bool> {
+        Self::check_name(path)?;
+        if self.locate(st, path).kind().is_some() {
+            return Err(Errno::Exist.into());
+        }
+        let (parent, _) = split(path);
+        self.ensure_upper_dir(st, parent)?;
+        let had_whiteout = self.clear_whiteout(st, path)?;
+        Ok(had_whiteout || self.lower_visible(st, path))
+    }
+
+    /// Removes `path` from the upper mirror (and everything below it).
+    fn forget_subtree(st: &mut UpperState, path: &str) {
+        let prefix = format!("{path}/");
+        st.present
+            .retain(|p, _| p != path && !p.starts_with(&prefix));
+        st.whiteouts.retain(|p| !p.starts_with(&prefix));
+        st.opaque.retain(|p| p != path && !p.starts_with(&prefix));
+    }
+
+    /// Moves mirror entries from `from` to `to` after a rename in the upper.
+    fn move_subtree(st: &mut UpperState, from: &str, to: &str) {
+        let prefix = format!("{from}/");
+        let rename = |p: &str| -> Option<String> {
+            if p == from {
+                Some(to.to_owned())
+            } else {
+                p.strip_prefix(&prefix).map(|rest| format!("{to}/{rest}"))
+            }
+        };
+        let present: Vec<_> = st
+            .present
+            .iter()
+            .filter_map(|(p, k)| rename(p).map(|n| (p.clone(), n, *k)))
+            .collect();
+        for (old, new, kind) in present {
+            st.present.remove(&old);
+            st.present.insert(new, kind);
+        }
+        let whiteouts: Vec<_> = st
+            .whiteouts
+            .iter()
+            .filter_map(|p| rename(p).map(|n| (p.clone(), n)))
+            .collect();
+        for (old, new) in whiteouts {
+            st.whiteouts.remove(&old);
+            st.whiteouts.insert(new);
+        }
+        let opaque: Vec<_> = st
+            .opaque
+            .iter()
+            .filter_map(|p| rename(p).map(|n| (p.clone(), n)))
+            .collect();
+        for (old, new) in opaque {
+            st.opaque.remove(&old);
+            st.opaque.insert(new);
+        }
+        let inos: Vec<_> = st
+            .inos
+            .iter()
+            .filter_map(|(p, i)| rename(p).map(|n| (p.clone(), n, *i)))
+            .collect();
+        for (old, new, ino) in inos {
+            st.inos.remove(&old);
+            st.inos.insert(new, ino);
+        }
+    }
+
+    fn merged_list(&self, st: &mut UpperState, path: &str) -> FsResult<Vec<DirEntry>> {
+        let mut entries: Vec<DirEntry> = Vec::new();
+        let mut seen = HashSet::new();
+        if st.present.get(path) == Some(&Kind::Dir) {
+            for mut entry in list_dir(&self.upper, path, |name| name.starts_with(WHITEOUT_PREFIX))?
+            {
+                entry.ino = self.ino(st, &join(path, &entry.name));
+                seen.insert(entry.name.clone());
+                entries.push(entry);
+            }
+        }
+        let opaque = st.opaque.contains(path) || self.lower_hidden(st, path);
+        if !opaque {
+            for name in self.lower.children(path) {
+                if seen.contains(name) {
+                    continue;
+                }
+                let child = join(path, name);
+                if let Found::Lower(entry) = self.locate(st, &child) {
+                    entries.push(DirEntry {
+                        name: name.to_owned(),
+                        kind: entry.node.kind,
+                        ino: entry.ino,
+                    });
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+}
+
+/// An open lower file: reads the layer's bytes directly.
+#[derive(Debug)]
+struct LowerFile {
+    lower: Arc<LowerStack>,
+    entry: LowerEntry,
+    device: u64,
+}
+
+impl OpenFile for LowerFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
+        Ok(self
+            .lower
+            .layer(self.entry.layer)
+            .read_at(&self.entry.node.content, offset, buf)?)
+    }
+
+    fn write_at(&self, _: &[u8], _: u64) -> FsResult<usize> {
+        Err(Errno::Badf.into())
+    }
+
+    fn stat(&self) -> FsResult<Stat> {
+        let _ = self.device;
+        Ok(lower_stat(&self.entry))
+    }
+
+    fn set_len(&self, _: u64) -> FsResult<()> {
+        Err(Errno::Badf.into())
+    }
+
+    fn set_times(&self, _: SetTime, _: SetTime) -> FsResult<()> {
+        // Times of a file opened read-only from a lower layer: a real overlay would copy
+        // it up; WASI callers use path_filestat_set_times for that, which does.
+        Err(Errno::Badf.into())
+    }
+}
+
+fn lower_stat(entry: &LowerEntry) -> Stat {
+    Stat {
+        kind: entry.node.kind,
+        mode: entry.node.mode,
+        size: entry.node.size,
+        ino: entry.ino,
+        nlink: 1,
+        atime: entry.node.mtime,
+        mtime: entry.node.mtime,
+        ctime: entry.node.mtime,
+    }
+}
+
+impl Backend for Overlay {
+    fn stat(&self, path: &str) -> FsResult<Stat> {
+        let mut st = self.state();
+        match self.locate(&st, path) {
+            Found::Upper(_) => {
+                let mut stat = stat_of(&self.upper.symlink_metadata(Self::p(path))?);
+                stat.ino = self.ino(&mut st, path);
+                Ok(stat)
+            }
+            Found::Lower(entry) => Ok(lower_stat(entry)),
+            Found::Missing => Err(Errno::Noent.into()),
+        }
+    }
+
+    fn readlink(&self, path: &str) -> FsResult<String> {
+        let st = self.state();
+        match self.locate(&st, path) {
+            Found::Upper(Kind::Symlink) => {
+                let target = self.upper.read_link_contents(path)?;
+                target
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|_| Errno::Ilseq.into())
+            }
+            Found::Lower(entry) if entry.node.kind == Kind::Symlink => {
+                Ok(entry.node.link_target.clone().unwrap_or_default())
+            }
+            Found::Missing => Err(Errno::Noent.into()),
+            _ => Err(Errno::Inval.into()),
+        }
+    }
+
+    fn list(&self, path: &str) -> FsResult<Vec<DirEntry>> {
+        let mut st = self.state();
+        match self.locate(&st, path).kind() {
+            Some(Kind::Dir) => self.merged_list(&mut st, path),
+            Some(_) => Err(Errno::Notdir.into()),
+            None => Err(Errno::Noent.into()),
+        }
+    }
+
+    fn open(&self, path: &str, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
+        let mut st = self.state();
+        match self.locate(&st, path) {
+            Found::Upper(Kind::File) => {
+                if options.create && options.exclusive {
+                    return Err(Errno::Exist.into());
+                }
+                open_file(
+                    &self.upper,
+                    path,
+                    OpenOptions {
+                        create: false,
+                        ..options
+                    },
+                    mode,
+                )
+            }
+            Found::Lower(entry) if entry.node.kind == Kind::File => {
+                if options.create && options.exclusive {
+                    return Err(Errno::Exist.into());
+                }
+                if !options.mutates() {
+                    return Ok(Arc::new(LowerFile {
+                        lower: self.lower.clone(),
+                        entry: entry.clone(),
+                        device: self.device,
+                    }));
+                }
+                self.copy_up(&mut st, path)?;
+                open_file(
+                    &self.upper,
+                    path,
+                    OpenOptions {
+                        create: false,
+                        ..options
+                    },
+                    mode,
+                )
+            }
+            Found::Upper(Kind::Dir) | Found::Lower(_)
+                if self.locate(&st, path).kind() == Some(Kind::Dir) =>
+            {
+                Err(Errno::Isdir.into())
+            }
+            Found::Upper(_) | Found::Lower(_) => Err(Errno::Loop.into()),
+            Found::Missing if options.create => {
+                self.prepare_create(&mut st, path)?;
+                let file = open_file(&self.upper, path, options, mode)?;
+                st.present.insert(path.to_owned(), Kind::File);
+                Ok(file)
+            }
+            Found::Missing => Err(Errno::Noent.into()),
+        }
+    }
+
+    fn mkdir(&self, path: &str, mode: u32) -> FsResult<()> {
+        let mut st = self.state();
+        let hides_lower = self.prepare_create(&mut st, path)?;
+        self.upper.create_dir(path)?;
+        set_mode(&self.upper, path, mode)?;
+        st.present.insert(path.to_owned(), Kind::Dir);
+        if hides_lower {
+            self.make_opaque(&mut st, path)?;
+        }
+        Ok(())
+    }
+
+    fn unlink(&self, path: &str) -> FsResult<()> {
+        let mut st = self.state();
+        match self.locate(&st, path) {
+            Found::Missing => return Err(Errno::Noent.into()),
+            Found::Upper(Kind::Dir) => return Err(Errno::Isdir.into()),
+            Found::Lower(entry) if entry.node.kind == Kind::Dir => return Err(Errno::Isdir.into()),
+            Found::Upper(_) => {
+                self.upper.remove_file(path)?;
+                st.present.remove(path);
+                st.inos.remove(path);
+            }
+            Found::Lower(_) => {}
+        }
+        if self.lower_visible(&st, path) {
+            self.add_whiteout(&mut st, path)?;
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, path: &str) -> FsResult<()> {
+        if path.is_empty() {
+            return Err(Errno::Busy.into());
+        }
+        let mut st = self.state();
+        match self.locate(&st, path).kind() {
+            None => return Err(Errno::Noent.into()),
+            Some(Kind::Dir) => {}
+            Some(_) => return Err(Errno::Notdir.into()),
+        }
+        if !self.merged_list(&mut st, path)?.is_empty() {
+            return Err(Errno::Notempty.into());
+        }
+        if st.present.get(path) == Some(&Kind::Dir) {
+            // Only whiteouts and an opaque marker can be left inside.
+            for entry in self.upper.read_dir(path)? {
+                let name = entry?.file_name();
+                self.upper
+                    .remove_file(join(path, &name.to_string_lossy()))?;
+            }
+            self.upper.remove_dir(path)?;
+            Self::forget_subtree(&mut st, path);
+            st.inos.remove(path);
+        }
+        if self.lower_visible(&st, path) {
+            self.add_whiteout(&mut st, path)?;
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> FsResult<()> {
+        Self::check_name(to)?;
+        if from == to {
+            return Ok(());
+        }
+        if from.is_empty() || to.is_empty() || to.starts_with(&format!("{from}/")) {
+            return Err(Errno::Inval.into());
+        }
+        let mut st = self.state();
+        let from_kind = self.locate(&st, from).kind().ok_or(Errno::Noent)?;
+        let to_kind = self.locate(&st, to).kind();
+        match (from_kind, to_kind) {
+            (Kind::Dir, Some(Kind::Dir)) if !self.merged_list(&mut st, to)?.is_empty() => {
+                return Err(Errno::Notempty.into());
+            }
+            (Kind::Dir, Some(Kind::Dir)) => {}
+            (Kind::Dir, Some(_)) => return Err(Errno::Notdir.into()),
+            (_, Some(Kind::Dir)) => return Err(Errno::Isdir.into()),
+            _ => {}
+        }
+        // Bring the source up whole, and make room at the destination.
+        if from_kind == Kind::Dir {
+            self.copy_up_tree(&mut st, from)?;
+        } else {
+            self.copy_up(&mut st, from)?;
+        }
+        if to_kind == Some(Kind::Dir) {
+            drop(st);
+            self.rmdir(to)?;
+            st = self.state();
+        }
+        let (to_parent, _) = split(to);
+        self.ensure_upper_dir(&mut st, to_parent)?;
+        let to_hides_lower = self.clear_whiteout(&mut st, to)? || self.lower_visible(&st, to);
+        // A destination file that exists only in the lower is shadowed by the rename.
+        if to_kind.is_some() && from_kind != Kind::Dir {
+            st.present.remove(to);
+            Self::forget_subtree(&mut st, to);
+        }
+        self.upper.rename(from, &self.upper, to)?;
+        Self::move_subtree(&mut st, from, to);
+        if from_kind == Kind::Dir && to_hides_lower {
+            self.make_opaque(&mut st, to)?;
+        }
+        if self.lower_visible(&st, from) {
+            self.add_whiteout(&mut st, from)?;
+        }
+        Ok(())
+    }
+
+    fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
+        let mut st = self.state();
+        self.prepare_create(&mut st, path)?;
+        self.upper.symlink_contents(target, path)?;
+        st.present.insert(path.to_owned(), Kind::Symlink);
+        Ok(())
+    }
+
+    fn link(&self, from: &str, to: &str) -> FsResult<()> {
+        let mut st = self.state();
+        match self.locate(&st, from).kind() {
+            None => return Err(Errno::Noent.into()),
+            Some(Kind::Dir) => return Err(Errno::Perm.into()),
+            Some(_) => {}
+        }
+        self.prepare_create(&mut st, to)?;
+        self.copy_up(&mut st, from)?;
+        self.upper.hard_link(from, &self.upper, to)?;
+        let kind = st.present.get(from).copied().unwrap_or(Kind::File);
+        st.present.insert(to.to_owned(), kind);
+        if let Some(ino) = st.inos.get(from).copied() {
+            st.inos.insert(to.to_owned(), ino);
+        }
+        Ok(())
+    }
+
+    fn set_times(&self, path: &str, atime: SetTime, mtime: SetTime) -> FsResult<()> {
+        let mut st = self.state();
+        match self.locate(&st, path) {
+            Found::Missing => return Err(Errno::Noent.into()),
+            Found::Lower(entry) if entry.node.kind == Kind::Dir => {
+                self.ensure_upper_dir(&mut st, path)?
+            }
+            Found::Lower(_) => self.copy_up(&mut st, path)?,
+            Found::Upper(_) => {}
+        }
+        Ok(self
+            .upper
+            .set_symlink_times(Self::p(path), spec(atime), spec(mtime))?)
+    }
+
+    fn device(&self) -> u64 {
+        self.device
+    }
+}
