@@ -62,3 +62,42 @@ pub fn canonicalize(path: &Path) -> io::Result<std::path::PathBuf> {
 pub fn is_dir(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_dir())
 }
+
+/// Opens a host file for reading (a layer tar).
+///
+/// # Errors
+/// The host's error.
+pub fn open_file(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Creates a fresh private scratch directory under the system's temporary directory.
+///
+/// # Errors
+/// The host's error.
+pub fn scratch_dir() -> io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = dir.join(format!(
+            "capsule-run-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("could not create a scratch directory"))
+}
+
+/// Removes a scratch directory and everything in it.
+///
+/// # Errors
+/// The host's error.
+pub fn remove_dir_all(path: &Path) -> io::Result<()> {
+    std::fs::remove_dir_all(path)
+}

@@ -35,6 +35,8 @@ pub enum SpecError {
     VolumeNotDir { spec: String, host: String },
     #[error("invalid guest path '{path}': {reason}")]
     GuestPath { path: String, reason: &'static str },
+    #[error("invalid tmpfs '{spec}': {reason} (expected PATH or PATH:size=64m)")]
+    Tmpfs { spec: String, reason: String },
     #[error("argument {index} is not valid UTF-8; WASI passes arguments as UTF-8 strings")]
     ArgNotUtf8 { index: usize },
 }
@@ -294,6 +296,66 @@ pub struct RunSpec {
     pub entry: Entry,
     /// What to do with imports Capsule does not provide.
     pub unknown_imports: UnknownImports,
+    /// In-memory filesystems mounted at guest paths.
+    pub tmpfs: Vec<Tmpfs>,
+    /// Read-only layers stacked under the root, lowest first (directories or tars).
+    pub layers: Vec<PathBuf>,
+}
+
+/// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub guest: GuestPath,
+    /// Most bytes of file data it holds.
+    pub size: u64,
+}
+
+impl Tmpfs {
+    /// Default size of a tmpfs without `size=`.
+    pub const DEFAULT_SIZE: u64 = 64 << 20;
+
+    /// Parses `PATH[:size=N[k|m|g]]` as Docker's `--tmpfs` does.
+    ///
+    /// # Errors
+    /// [`SpecError::Tmpfs`] for a relative path or a bad size.
+    pub fn parse(spec: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError::Tmpfs {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (path, options) = spec.split_once(':').unwrap_or((spec, ""));
+        let guest = GuestPath::parse(path).map_err(|e| bad(&e.to_string()))?;
+        let mut size = Self::DEFAULT_SIZE;
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("size", value)) => {
+                    size = parse_size(value).ok_or_else(|| {
+                        bad("size must be a number with an optional k, m or g suffix")
+                    })?
+                }
+                Some(("mode", _)) => {}
+                _ => return Err(bad(&format!("unknown option '{option}' (known: size=N)"))),
+            }
+        }
+        Ok(Self { guest, size })
+    }
+}
+
+/// Parses `64m`, `1g`, `4096`, `512k` into bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
+        Some((i, c @ ('k' | 'm' | 'g'))) => (&lower[..i], c),
+        _ => (lower.trim_end_matches('b'), ' '),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => 0,
+    };
+    n.checked_mul(1 << shift)
 }
 
 impl RunSpec {
@@ -306,6 +368,8 @@ impl RunSpec {
             workdir: GuestPath::root(),
             entry: Entry::Start,
             unknown_imports: UnknownImports::Refuse,
+            tmpfs: Vec::new(),
+            layers: Vec::new(),
         }
     }
 }
@@ -376,6 +440,19 @@ mod tests {
             Err(SpecError::EnvFileLine { line, .. }) => assert_eq!(line, 2),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn tmpfs_syntax() {
+        assert_eq!(Tmpfs::parse("/tmp").expect("ok").size, Tmpfs::DEFAULT_SIZE);
+        assert_eq!(Tmpfs::parse("/cache:size=1m").expect("ok").size, 1 << 20);
+        assert_eq!(
+            Tmpfs::parse("/c:size=512k,mode=1777").expect("ok").size,
+            512 << 10
+        );
+        assert!(Tmpfs::parse("tmp").is_err());
+        assert!(Tmpfs::parse("/t:size=lots").is_err());
+        assert!(Tmpfs::parse("/t:noexec").is_err());
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub struct RunArgs {
     /// Mount a host directory: HOST:GUEST, or HOST:GUEST:ro for read-only
     #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
     volume: Vec<String>,
+    /// Mount an in-memory filesystem: PATH or PATH:size=64m (/tmp has one by default)
+    #[arg(long = "tmpfs", value_name = "PATH[:size=N]")]
+    tmpfs: Vec<String>,
+    /// Stack a read-only layer (a directory or an uncompressed tar) under the root,
+    /// lowest first; the container writes to a temporary layer above them
+    #[arg(long = "layer", value_name = "DIR_OR_TAR")]
+    layer: Vec<PathBuf>,
     /// Turn a WebAssembly feature on or off (e.g. -W tail-call=n); see `capsule info`
     #[arg(short = 'W', long = "wasm", value_name = "FEATURE=y|n")]
     wasm: Vec<String>,
@@ -107,6 +114,13 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     spec.mounts = mounts;
     spec.workdir = workdir;
     spec.entry = entry;
+    spec.tmpfs = args
+        .tmpfs
+        .iter()
+        .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
+        .collect::<Result<_, _>>()
+        .map_err(usage)?;
+    spec.layers = args.layer.clone();
     spec.unknown_imports = match args.unknown_imports {
         UnknownImportsArg::Refuse => UnknownImports::Refuse,
         UnknownImportsArg::Trap => UnknownImports::Trap,

@@ -43,6 +43,7 @@ pub enum Errno {
     Rofs = 69,
     Spipe = 70,
     Xdev = 75,
+    Notsock = 57,
     Notcapable = 76,
 }
 
@@ -88,6 +89,7 @@ impl Errno {
             Errno::Rofs => "EROFS",
             Errno::Spipe => "ESPIPE",
             Errno::Xdev => "EXDEV",
+            Errno::Notsock => "ENOTSOCK",
             Errno::Notcapable => "ENOTCAPABLE",
         }
     }
@@ -132,11 +134,9 @@ impl From<io::Error> for FsError {
 }
 
 impl fmt::Display for FsError {
+    /// The errno's name; the host error, if any, is the `source`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.errno),
-            None => write!(f, "{}", self.errno),
-        }
+        write!(f, "{}", self.errno)
     }
 }
 

@@ -316,4 +316,8 @@ impl Backend for HostDir {
     fn device(&self) -> u64 {
         self.device
     }
+
+    fn is_host(&self) -> bool {
+        true
+    }
 }

@@ -156,6 +156,11 @@ pub trait Backend: Send + Sync + Debug {
     fn set_times(&self, path: &str, atime: SetTime, mtime: SetTime) -> FsResult<()>;
     /// A device number that tells this backend's entries apart from other mounts'.
     fn device(&self) -> u64;
+
+    /// Whether this backend is a directory of the host's (whose changes the user sees).
+    fn is_host(&self) -> bool {
+        false
+    }
 }
 
 /// `EROFS` for every mutation: used for read-only mounts, checked once in the VFS.

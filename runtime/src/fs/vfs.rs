@@ -404,6 +404,11 @@ impl Vfs {
         self.writable(loc)?.set_times(&loc.rel, atime, mtime)
     }
 
+    /// Whether a location lies in a mounted host directory.
+    pub fn is_host(&self, loc: &Loc) -> bool {
+        self.mounts[loc.mount].backend.is_host()
+    }
+
     /// Whether a location's mount is read-only.
     pub fn is_read_only(&self, loc: &Loc) -> bool {
         self.mounts[loc.mount].read_only

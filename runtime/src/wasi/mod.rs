@@ -1,24 +1,32 @@
-//! The WASI preview1 host a guest sees.
+//! The WASI world a guest sees: Capsule's own preview1 host ([`p1`]) over the layered
+//! virtual filesystem ([`crate::fs`]).
 //!
-//! Today this is wasmtime-wasi's preview1 over host preopens: each `-v` mount is a
-//! preopened directory at its guest path. This module is the seam where Capsule's own
-//! WASI host over its layered filesystem replaces it; nothing outside it names
-//! wasmtime-wasi.
-//!
-//! Two decisions live here:
-//! - `proc_exit` is Capsule's own, so that every status in `0..=255` reaches the caller
-//!   as a [`ProcExit`] and larger ones are reported instead of silently truncated.
-//! - The working directory. wasi-libc (and so Rust std) starts every program in `/` and
-//!   resolves a relative path exactly like the absolute one, against the preopen with
-//!   the longest matching prefix, where `.` and `/` both count as the empty prefix. So a
-//!   workdir inside a mount is also preopened as `.`, last, which makes relative paths
-//!   land in it. (With a mount at `/` that would capture absolute paths too, so there
-//!   relative paths keep resolving from `/`.)
+//! [`build`] turns a [`RunSpec`] into that world:
+//! - `/` is an in-memory filesystem when there are no layers, or the layers stacked
+//!   under a temporary writable upper (`--layer DIR_OR_TAR`, lowest first);
+//! - each `-v HOST:GUEST[:ro]` mounts a host directory, each `--tmpfs` an in-memory
+//!   one, and `/tmp` is a 64 MiB tmpfs unless something else is mounted there;
+//! - preopens follow what wasi-libc (and Rust std over it) can use. wasi-libc starts
+//!   every program in `/` and resolves `data.txt` exactly like `/data.txt`, against the
+//!   preopen with the longest matching prefix, `.` and `/` both counting as the empty
+//!   prefix. So fd 3 is `/`; when the workdir is not `/`, each top-level entry of the
+//!   root is preopened as `/NAME` and the workdir last as `.`: relative paths then land
+//!   in the workdir and absolute paths under existing top-level directories still
+//!   resolve from the root. (A path to a top-level name created later, written
+//!   absolutely, lands in the workdir: a preview1 limit, documented in the README.)
 
-use crate::spec::{GuestPath, Mount, RunSpec};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+pub mod p1;
+
+use crate::fs::hostdir::HostDir;
+use crate::fs::layer::{Kind, Layer};
+use crate::fs::lower::LowerStack;
+use crate::fs::overlay::Overlay;
+use crate::fs::tmpfs::TmpFs;
+use crate::fs::{Backend, FsError, Vfs};
+use crate::spec::{GuestPath, RunSpec};
+use p1::WasiP1;
+use p1::stdio::{Capture, Input, Output};
+use std::sync::Arc;
 
 /// The guest called `proc_exit(status)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,138 +39,240 @@ pub enum Stdio {
     /// The host process's own stdin, stdout and stderr.
     Inherit,
     /// stdin from bytes; stdout and stderr collected in memory, each up to `limit` bytes
-    /// (a guest writing more gets an error on the write that overflows).
+    /// (a write past it fails with `ENOSPC`).
     Capture { stdin: Vec<u8>, limit: usize },
 }
 
-/// Captured output pipes, read after the run.
+/// Captured output, read after the run.
 #[derive(Debug, Clone)]
 pub struct Captured {
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: Capture,
+    stderr: Capture,
 }
 
 impl Captured {
     /// What the guest wrote to stdout and stderr.
     pub fn contents(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            self.stdout.contents().to_vec(),
-            self.stderr.contents().to_vec(),
-        )
+        (self.stdout.contents(), self.stderr.contents())
     }
 }
 
-/// Errors setting up the guest's WASI context.
+/// Errors setting up the guest's world.
 #[derive(Debug, thiserror::Error)]
 pub enum WasiError {
-    #[error("cannot mount {host} at {guest}: {reason}")]
-    Preopen {
+    #[error("cannot mount {host} at {guest}: {source}")]
+    Mount {
         host: String,
         guest: String,
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
-    #[error(
-        "working directory {0} is outside every volume; until images arrive a guest's \
-         filesystem is only its -v mounts, so mount a directory there (-v DIR:{0})"
-    )]
-    WorkdirOutsideMounts(GuestPath),
-    #[error("working directory {workdir} does not exist in the volume mounted from {host}")]
-    WorkdirMissing { workdir: GuestPath, host: String },
+    #[error(transparent)]
+    Layer(#[from] crate::fs::layer::LayerError),
+    #[error("cannot open layer {path}: {source}")]
+    LayerOpen {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the container's writable layer: {0}")]
+    Upper(#[source] std::io::Error),
+    #[error("working directory {workdir} {}", workdir_problem(*errno))]
+    Workdir {
+        workdir: GuestPath,
+        errno: crate::fs::Errno,
+    },
+    #[error("cannot set up the guest's filesystem: {0}")]
+    Fs(#[from] FsError),
 }
 
-/// The per-run WASI state kept in the wasmtime store.
+/// The per-run WASI state kept in the wasmtime store, and what must live as long.
+#[derive(Debug)]
 pub struct WasiState {
-    ctx: WasiP1Ctx,
+    ctx: WasiP1,
+    /// The temporary upper of a `--layer` run, removed when the run ends.
+    _scratch: Option<tempfile_guard::Scratch>,
 }
 
-impl std::fmt::Debug for WasiState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasiState").finish_non_exhaustive()
+mod tempfile_guard {
+    /// A temporary directory that is removed when dropped.
+    #[derive(Debug)]
+    pub struct Scratch(pub std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = crate::ambient::remove_dir_all(&self.0);
+        }
     }
 }
 
-/// Builds the WASI state for a run.
+fn workdir_problem(errno: crate::fs::Errno) -> String {
+    match errno {
+        crate::fs::Errno::Noent => {
+            "does not exist in the mounted volume (create it, or choose another -w)".to_owned()
+        }
+        crate::fs::Errno::Notdir => "is not a directory (ENOTDIR)".to_owned(),
+        crate::fs::Errno::Rofs => "does not exist and the mount is read-only (EROFS)".to_owned(),
+        other => format!("cannot be used ({other})"),
+    }
+}
+
+const DEV_ROOT: u64 = 1;
+
+/// Builds the guest's world for a run.
 ///
 /// # Errors
-/// [`WasiError`] when a mount cannot be opened or the workdir is not reachable.
+/// [`WasiError`] when a layer, mount or the workdir cannot be set up.
 pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Captured>), WasiError> {
-    let mut builder = WasiCtxBuilder::new();
-    builder.args(&spec.args);
-    builder.envs(spec.env.vars());
-
-    let captured = match stdio {
-        Stdio::Inherit => {
-            builder.inherit_stdio();
-            None
+    let (root, scratch): (Arc<dyn Backend>, _) = if spec.layers.is_empty() {
+        (Arc::new(TmpFs::new(u64::MAX, DEV_ROOT)), None)
+    } else {
+        let mut layers = Vec::new();
+        for path in &spec.layers {
+            let name = path.display().to_string();
+            let open_err = |source| WasiError::LayerOpen {
+                path: name.clone(),
+                source,
+            };
+            let layer = if crate::ambient::is_dir(path) {
+                Layer::from_dir(&name, crate::ambient::open_dir(path).map_err(open_err)?)?
+            } else {
+                Layer::from_tar(&name, crate::ambient::open_file(path).map_err(open_err)?)?
+            };
+            layers.push(Arc::new(layer));
         }
+        let scratch = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;
+        let upper = scratch.join("upper");
+        let work = scratch.join("work");
+        let scratch = tempfile_guard::Scratch(scratch);
+        let upper = crate::ambient::create_and_open_dir(&upper).map_err(WasiError::Upper)?;
+        let work = crate::ambient::create_and_open_dir(&work).map_err(WasiError::Upper)?;
+        let overlay = Overlay::new(Arc::new(LowerStack::new(layers)), upper, work, DEV_ROOT)?;
+        (Arc::new(overlay), Some(scratch))
+    };
+    let mut vfs = Vfs::new(root, false);
+    let mut device = DEV_ROOT + 1;
+    if !spec.mounts.iter().any(|m| m.guest.as_str() == "/tmp")
+        && !spec.tmpfs.iter().any(|t| t.guest.as_str() == "/tmp")
+    {
+        vfs.mount(
+            "/tmp",
+            Arc::new(TmpFs::new(crate::spec::Tmpfs::DEFAULT_SIZE, device)),
+            false,
+        );
+        device += 1;
+    }
+    for tmpfs in &spec.tmpfs {
+        vfs.mount(
+            tmpfs.guest.as_str(),
+            Arc::new(TmpFs::new(tmpfs.size, device)),
+            false,
+        );
+        device += 1;
+    }
+    for mount in &spec.mounts {
+        let dir = crate::ambient::open_dir(&mount.host).map_err(|source| WasiError::Mount {
+            host: mount.host.display().to_string(),
+            guest: mount.guest.to_string(),
+            source,
+        })?;
+        vfs.mount(
+            mount.guest.as_str(),
+            Arc::new(HostDir::new(dir, device)),
+            mount.read_only,
+        );
+        device += 1;
+    }
+
+    let mut preopens = vec![("/".to_owned(), String::new())];
+    if !spec.workdir.is_root() {
+        let workdir_err = |e: FsError| WasiError::Workdir {
+            workdir: spec.workdir.clone(),
+            errno: e.errno(),
+        };
+        ensure_dir(&vfs, &spec.workdir).map_err(workdir_err)?;
+        let root = vfs.resolve("", "/", true)?;
+        for entry in vfs.list(&root)? {
+            if entry.kind == Kind::Dir {
+                preopens.push((format!("/{}", entry.name), entry.name));
+            }
+        }
+        preopens.push((
+            ".".to_owned(),
+            spec.workdir.as_str().trim_start_matches('/').to_owned(),
+        ));
+    }
+
+    let (stdin, stdout, stderr, captured) = match stdio {
+        Stdio::Inherit => (Input::Inherit, Output::Stdout, Output::Stderr, None),
         Stdio::Capture { stdin, limit } => {
             let captured = Captured {
-                stdout: MemoryOutputPipe::new(*limit),
-                stderr: MemoryOutputPipe::new(*limit),
+                stdout: Capture::default(),
+                stderr: Capture::default(),
             };
-            builder.stdin(MemoryInputPipe::new(stdin.clone()));
-            builder.stdout(captured.stdout.clone());
-            builder.stderr(captured.stderr.clone());
-            Some(captured)
+            (
+                Input::Bytes {
+                    data: stdin.clone(),
+                    pos: 0,
+                },
+                Output::Capture {
+                    buf: captured.stdout.clone(),
+                    limit: *limit,
+                },
+                Output::Capture {
+                    buf: captured.stderr.clone(),
+                    limit: *limit,
+                },
+                Some(captured),
+            )
         }
     };
-
-    let mut mounts: Vec<&Mount> = spec.mounts.iter().collect();
-    mounts.sort_by(|a, b| a.guest.cmp(&b.guest));
-    for mount in &mounts {
-        preopen(
-            &mut builder,
-            &mount.host,
-            mount.guest.as_str(),
-            mount.read_only,
-        )?;
-    }
-
-    if !spec.workdir.is_root() {
-        let (mount, rest) = mounts
-            .iter()
-            .rev()
-            .find_map(|m| spec.workdir.strip_prefix(&m.guest).map(|rest| (*m, rest)))
-            .ok_or_else(|| WasiError::WorkdirOutsideMounts(spec.workdir.clone()))?;
-        let host = mount.host.join(rest);
-        if !crate::ambient::is_dir(&host) {
-            return Err(WasiError::WorkdirMissing {
-                workdir: spec.workdir.clone(),
-                host: mount.host.display().to_string(),
-            });
-        }
-        if !mounts.iter().any(|m| m.guest.is_root()) {
-            preopen(&mut builder, &host, ".", mount.read_only)?;
-        }
-    }
-
+    let env = spec
+        .env
+        .vars()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let ctx = WasiP1::new(
+        spec.args.clone(),
+        env,
+        Arc::new(vfs),
+        &preopens,
+        stdin,
+        stdout,
+        stderr,
+    )?;
     Ok((
         WasiState {
-            ctx: builder.build_p1(),
+            ctx,
+            _scratch: scratch,
         },
         captured,
     ))
 }
 
-fn preopen(
-    builder: &mut WasiCtxBuilder,
-    host: &std::path::Path,
-    guest: &str,
-    read_only: bool,
-) -> Result<(), WasiError> {
-    let perms = if read_only {
-        FsPerms::ReadOnly
-    } else {
-        FsPerms::ReadWrite
-    };
-    builder
-        .preopened_dir(host, guest, perms)
-        .map(|_| ())
-        .map_err(|e| WasiError::Preopen {
-            host: host.display().to_string(),
-            guest: guest.to_owned(),
-            reason: format!("{e:#}"),
-        })
+/// Creates the workdir (and its parents) where the filesystem allows, as Docker does;
+/// inside a mounted host directory it must already exist.
+fn ensure_dir(vfs: &Vfs, dir: &GuestPath) -> Result<(), FsError> {
+    let mut path = String::new();
+    for part in dir.as_str().split('/').filter(|p| !p.is_empty()) {
+        path.push('/');
+        path.push_str(part);
+        let loc = vfs.resolve("", &path, true)?;
+        match vfs.stat(&loc) {
+            Ok(stat) if stat.kind == Kind::Dir => {}
+            Ok(_) => return Err(crate::fs::Errno::Notdir.into()),
+            Err(e)
+                if e.errno() == crate::fs::Errno::Noent
+                    && !vfs.is_read_only(&loc)
+                    && !vfs.is_host(&loc) =>
+            {
+                vfs.mkdir(&loc, 0o755)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Adds `wasi_snapshot_preview1` to a linker whose store data holds a [`WasiState`].
@@ -173,15 +283,5 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::Linker<T>,
     state: impl Fn(&mut T) -> &mut WasiState + Copy + Send + Sync + 'static,
 ) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_sync(linker, move |t| &mut state(t).ctx)?;
-    linker.allow_shadowing(true);
-    linker.func_wrap(
-        "wasi_snapshot_preview1",
-        "proc_exit",
-        |status: i32| -> wasmtime::Result<()> {
-            Err(wasmtime::Error::new(ProcExit(status.cast_unsigned())))
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
+    p1::add_to_linker(linker, move |t| &mut state(t).ctx)
 }

@@ -110,8 +110,19 @@ fn bad_workdir() {
     let dir = format!("{}:/data", env.work().display());
     env.run(&["run", "-w", "relative", guests::FILES, "ls", "."])
         .assert_error(125, &["must be absolute"]);
-    env.run(&["run", "-w", "/elsewhere", guests::FILES, "ls", "."])
-        .assert_error(125, &["outside every volume"]);
+    env.write("plain", "x");
+    let over_file = format!("{}:/mnt", env.work().display());
+    env.run(&[
+        "run",
+        "-v",
+        &over_file,
+        "-w",
+        "/mnt/plain",
+        guests::FILES,
+        "ls",
+        ".",
+    ])
+    .assert_error(125, &["/mnt/plain", "ENOTDIR"]);
     env.run(&[
         "run",
         "-v",

@@ -209,8 +209,8 @@ fn read_only_volume_refuses_writes_and_keeps_host_files() {
     read.assert_clean_success();
     assert_eq!(read.stdout, "original\n");
 
-    // wasmtime-wasi answers EPERM for a mutation under a read-only preopen; Capsule's
-    // own WASI host (layered filesystem issue) will answer EROFS, as POSIX does.
+    // A read-only mount answers EROFS to every mutation, as POSIX does (wasmtime-wasi
+    // answers EPERM under a read-only preopen).
     for (args, call) in [
         (vec!["write", "/ro/keep.txt", "clobbered"], "open"),
         (vec!["write", "/ro/new.txt", "new"], "open"),
@@ -228,8 +228,8 @@ fn read_only_volume_refuses_writes_and_keeps_host_files() {
             run.stdout
         );
         assert!(
-            run.stdout.contains("errno=63 (EPERM)"),
-            "expected EPERM for {args:?}: {}",
+            run.stdout.contains("errno=69 (EROFS)"),
+            "expected EROFS for {args:?}: {}",
             run.stdout
         );
     }
@@ -311,6 +311,27 @@ fn workdir_makes_relative_paths_resolve_inside_it() {
     assert_eq!(
         std::fs::read_to_string(data.join("out.txt")).expect("read"),
         "x"
+    );
+}
+
+#[test]
+fn workdir_outside_volumes_is_created_in_the_root() {
+    let env = TestEnv::new();
+    let run = env.run(&[
+        "run",
+        "-w",
+        "/srv/app",
+        guests::FILES,
+        "write",
+        "made-here.txt",
+        "x",
+    ]);
+    run.assert_clean_success();
+    let ls = env.run(&["run", "-w", "/srv/app", guests::FILES, "ls", "/srv"]);
+    ls.assert_clean_success();
+    assert_eq!(
+        ls.stdout, "app\n",
+        "the workdir exists, like Docker's WORKDIR"
     );
 }
 

@@ -1,0 +1,1033 @@
+//! The state of one guest's WASI preview1 world and the implementation of each call.
+//!
+//! Descriptors name nodes: a file descriptor holds an open file (which survives renames
+//! and unlinks of its path); a directory descriptor holds the directory's canonical
+//! guest path, against which `path_*` calls resolve. Every path goes through
+//! [`Vfs::resolve`], so `..`, symlinks and mounts behave the same whichever descriptor
+//! a call starts from.
+
+use super::abi::{self, Mem, R, clock, event, fdflags, filetype, fstflags, oflags, rights, whence};
+use super::stdio::{Input, Output};
+use crate::fs::layer::Kind;
+use crate::fs::{Errno, FsError, Loc, OpenFile, OpenOptions, SetTime, Stat, Vfs};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most descriptors a guest may hold open at once (`EMFILE` past it).
+pub const MAX_FDS: usize = 1024;
+/// Largest single read or write buffer honoured at once (larger ones are shortened).
+pub const MAX_IO: usize = 16 << 20;
+/// Largest `random_get` request.
+pub const MAX_RANDOM: u32 = 16 << 20;
+
+fn errno(e: FsError) -> Errno {
+    e.errno()
+}
+
+#[derive(Debug)]
+struct FileDesc {
+    file: Arc<dyn OpenFile>,
+    pos: u64,
+    read: bool,
+    write: bool,
+    flags: u16,
+    rights_base: u64,
+    rights_inheriting: u64,
+    dev: u64,
+}
+
+#[derive(Debug)]
+struct DirDesc {
+    loc: Loc,
+    preopen: Option<String>,
+    rights_base: u64,
+    rights_inheriting: u64,
+    /// The listing `fd_readdir` is serving, taken when it is asked for cookie 0.
+    snapshot: Option<Vec<(String, u64, u8)>>,
+    dev: u64,
+}
+
+#[derive(Debug)]
+enum Desc {
+    Stdin,
+    Stdout,
+    Stderr,
+    File(FileDesc),
+    Dir(DirDesc),
+}
+
+/// One guest's WASI state.
+#[derive(Debug)]
+pub struct WasiP1 {
+    args: Vec<String>,
+    env: Vec<String>,
+    vfs: Arc<Vfs>,
+    fds: Vec<Option<Desc>>,
+    stdin: Input,
+    stdout: Output,
+    stderr: Output,
+    started: Instant,
+}
+
+fn file_type(kind: Kind) -> u8 {
+    match kind {
+        Kind::File => filetype::REGULAR_FILE,
+        Kind::Dir => filetype::DIRECTORY,
+        Kind::Symlink => filetype::SYMBOLIC_LINK,
+    }
+}
+
+fn nanos((secs, nanos): (i64, u32)) -> u64 {
+    u64::try_from(secs)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(nanos))
+}
+
+fn timestamp(ns: u64) -> (i64, u32) {
+    (
+        i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX),
+        (ns % 1_000_000_000) as u32,
+    )
+}
+
+fn write_filestat(mem: &mut Mem, ptr: u32, dev: u64, stat: &Stat) -> R<()> {
+    let mut b = [0u8; abi::FILESTAT_SIZE];
+    b[0..8].copy_from_slice(&dev.to_le_bytes());
+    b[8..16].copy_from_slice(&stat.ino.to_le_bytes());
+    b[16] = file_type(stat.kind);
+    b[24..32].copy_from_slice(&stat.nlink.to_le_bytes());
+    b[32..40].copy_from_slice(&stat.size.to_le_bytes());
+    b[40..48].copy_from_slice(&nanos(stat.atime).to_le_bytes());
+    b[48..56].copy_from_slice(&nanos(stat.mtime).to_le_bytes());
+    b[56..64].copy_from_slice(&nanos(stat.ctime).to_le_bytes());
+    mem.write(ptr, &b)
+}
+
+fn set_time(flags: u16, value: u64, set: u16, now: u16) -> R<SetTime> {
+    match (flags & set != 0, flags & now != 0) {
+        (true, true) => Err(Errno::Inval),
+        (true, false) => Ok(SetTime::At(timestamp(value))),
+        (false, true) => Ok(SetTime::Now),
+        (false, false) => Ok(SetTime::Keep),
+    }
+}
+
+impl WasiP1 {
+    /// A world with `args`, `env`, the namespace `vfs` and these streams. `preopens` are
+    /// (guest name, canonical guest path) pairs, in the order the guest sees them
+    /// (fd 3 onward).
+    ///
+    /// # Errors
+    /// The filesystem's error when a preopen does not resolve to a directory.
+    pub fn new(
+        args: Vec<String>,
+        env: Vec<String>,
+        vfs: Arc<Vfs>,
+        preopens: &[(String, String)],
+        stdin: Input,
+        stdout: Output,
+        stderr: Output,
+    ) -> Result<Self, FsError> {
+        let mut fds = vec![Some(Desc::Stdin), Some(Desc::Stdout), Some(Desc::Stderr)];
+        for (name, path) in preopens {
+            let loc = vfs.resolve("", &format!("/{path}"), true)?;
+            if vfs.stat(&loc)?.kind != Kind::Dir {
+                return Err(Errno::Notdir.into());
+            }
+            let dev = vfs.device(&loc);
+            fds.push(Some(Desc::Dir(DirDesc {
+                loc,
+                preopen: Some(name.clone()),
+                rights_base: rights::PREOPEN_BASE,
+                rights_inheriting: rights::PREOPEN_INHERITING,
+                snapshot: None,
+                dev,
+            })));
+        }
+        Ok(Self {
+            args,
+            env,
+            vfs,
+            fds,
+            stdin,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        })
+    }
+
+    fn desc(&mut self, fd: u32) -> R<&mut Desc> {
+        self.fds
+            .get_mut(fd as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Errno::Badf)
+    }
+
+    fn file(&mut self, fd: u32) -> R<&mut FileDesc> {
+        match self.desc(fd)? {
+            Desc::File(f) => Ok(f),
+            Desc::Dir(_) => Err(Errno::Isdir),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    fn dir(&mut self, fd: u32) -> R<&mut DirDesc> {
+        match self.desc(fd)? {
+            Desc::Dir(d) => Ok(d),
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    fn insert(&mut self, desc: Desc) -> R<u32> {
+        if let Some(index) = self.fds.iter().position(Option::is_none) {
+            self.fds[index] = Some(desc);
+            return Ok(index as u32);
+        }
+        if self.fds.len() >= MAX_FDS {
+            return Err(Errno::Mfile);
+        }
+        self.fds.push(Some(desc));
+        Ok((self.fds.len() - 1) as u32)
+    }
+
+    /// Resolves a guest path relative to a directory descriptor.
+    fn at(&mut self, fd: u32, path: &str, follow: bool) -> R<Loc> {
+        let base = self.dir(fd)?.loc.path.clone();
+        if path.contains('\0') {
+            return Err(Errno::Inval);
+        }
+        self.vfs.resolve(&base, path, follow).map_err(errno)
+    }
+
+    // ---- args, environment, clocks, random, scheduling ----------------------------------
+
+    fn strings_get(list: &[String], mem: &mut Mem, ptrs: u32, buf: u32) -> R<()> {
+        let mut offset = buf;
+        for (i, s) in list.iter().enumerate() {
+            mem.put_u32(ptrs + (i as u32) * 4, offset)?;
+            mem.write(offset, s.as_bytes())?;
+            mem.put_u8(offset + s.len() as u32, 0)?;
+            offset += s.len() as u32 + 1;
+        }
+        Ok(())
+    }
+
+    fn sizes_get(list: &[String], mem: &mut Mem, count: u32, size: u32) -> R<()> {
+        mem.put_u32(count, list.len() as u32)?;
+        mem.put_u32(size, list.iter().map(|s| s.len() as u32 + 1).sum())
+    }
+
+    pub fn args_get(&mut self, mem: &mut Mem, argv: u32, buf: u32) -> R<()> {
+        Self::strings_get(&self.args, mem, argv, buf)
+    }
+
+    pub fn args_sizes_get(&mut self, mem: &mut Mem, count: u32, size: u32) -> R<()> {
+        Self::sizes_get(&self.args, mem, count, size)
+    }
+
+    pub fn environ_get(&mut self, mem: &mut Mem, environ: u32, buf: u32) -> R<()> {
+        Self::strings_get(&self.env, mem, environ, buf)
+    }
+
+    pub fn environ_sizes_get(&mut self, mem: &mut Mem, count: u32, size: u32) -> R<()> {
+        Self::sizes_get(&self.env, mem, count, size)
+    }
+
+    pub fn clock_res_get(&mut self, mem: &mut Mem, id: u32, out: u32) -> R<()> {
+        let res = match id {
+            clock::REALTIME | clock::MONOTONIC => 1,
+            clock::PROCESS_CPUTIME | clock::THREAD_CPUTIME => return Err(Errno::Badf),
+            _ => return Err(Errno::Inval),
+        };
+        mem.put_u64(out, res)
+    }
+
+    fn now(&self, id: u32) -> R<u64> {
+        match id {
+            clock::REALTIME => {
+                let d = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|_| Errno::Overflow)?;
+                u64::try_from(d.as_nanos()).map_err(|_| Errno::Overflow)
+            }
+            clock::MONOTONIC => {
+                u64::try_from(self.started.elapsed().as_nanos()).map_err(|_| Errno::Overflow)
+            }
+            clock::PROCESS_CPUTIME | clock::THREAD_CPUTIME => Err(Errno::Badf),
+            _ => Err(Errno::Inval),
+        }
+    }
+
+    pub fn clock_time_get(&mut self, mem: &mut Mem, id: u32, _precision: u64, out: u32) -> R<()> {
+        let now = self.now(id)?;
+        mem.put_u64(out, now)
+    }
+
+    pub fn random_get(&mut self, mem: &mut Mem, buf: u32, len: u32) -> R<()> {
+        if len > MAX_RANDOM {
+            return Err(Errno::Inval);
+        }
+        let out = mem.slice_mut(buf, len)?;
+        super::random::fill(out)
+    }
+
+    pub fn sched_yield(&mut self) -> R<()> {
+        std::thread::yield_now();
+        Ok(())
+    }
+
+    pub fn proc_raise(&mut self, _sig: u32) -> R<()> {
+        Err(Errno::Notsup)
+    }
+
+    // ---- descriptors ----------------------------------------------------------------------
+
+    pub fn fd_close(&mut self, fd: u32) -> R<()> {
+        let slot = self.fds.get_mut(fd as usize).ok_or(Errno::Badf)?;
+        if slot.take().is_none() {
+            return Err(Errno::Badf);
+        }
+        Ok(())
+    }
+
+    pub fn fd_renumber(&mut self, from: u32, to: u32) -> R<()> {
+        self.desc(from)?;
+        self.desc(to)?;
+        if from == to {
+            return Ok(());
+        }
+        let desc = self.fds[from as usize].take();
+        self.fds[to as usize] = desc;
+        Ok(())
+    }
+
+    pub fn fd_advise(&mut self, fd: u32, _offset: u64, _len: u64, advice: u8) -> R<()> {
+        self.file(fd)?;
+        if advice > 5 {
+            return Err(Errno::Inval);
+        }
+        Ok(())
+    }
+
+    pub fn fd_allocate(&mut self, fd: u32, _offset: u64, _len: u64) -> R<()> {
+        // As the reference: preview1's allocate is gone from later WASI; refuse.
+        self.file(fd)?;
+        Err(Errno::Notsup)
+    }
+
+    pub fn fd_datasync(&mut self, fd: u32) -> R<()> {
+        self.fd_sync(fd)
+    }
+
+    pub fn fd_sync(&mut self, fd: u32) -> R<()> {
+        match self.desc(fd)? {
+            Desc::File(f) => f.file.sync().map_err(errno),
+            Desc::Dir(_) => Ok(()),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn fd_fdstat_get(&mut self, mem: &mut Mem, fd: u32, out: u32) -> R<()> {
+        let stdio_type = |tty: bool| {
+            if tty {
+                filetype::CHARACTER_DEVICE
+            } else {
+                filetype::UNKNOWN
+            }
+        };
+        let (ft, flags, base, inheriting) = match self
+            .fds
+            .get(fd as usize)
+            .and_then(Option::as_ref)
+            .ok_or(Errno::Badf)?
+        {
+            Desc::Stdin => (
+                stdio_type(self.stdin.is_terminal()),
+                0,
+                rights::FD_READ,
+                rights::FD_READ,
+            ),
+            Desc::Stdout => (
+                stdio_type(self.stdout.is_terminal()),
+                0,
+                rights::FD_WRITE,
+                rights::FD_WRITE,
+            ),
+            Desc::Stderr => (
+                stdio_type(self.stderr.is_terminal()),
+                0,
+                rights::FD_WRITE,
+                rights::FD_WRITE,
+            ),
+            Desc::Dir(d) => (filetype::DIRECTORY, 0, d.rights_base, d.rights_inheriting),
+            Desc::File(f) => (
+                filetype::REGULAR_FILE,
+                f.flags,
+                f.rights_base,
+                f.rights_inheriting,
+            ),
+        };
+        let mut b = [0u8; abi::FDSTAT_SIZE];
+        b[0] = ft;
+        b[2..4].copy_from_slice(&flags.to_le_bytes());
+        b[8..16].copy_from_slice(&base.to_le_bytes());
+        b[16..24].copy_from_slice(&inheriting.to_le_bytes());
+        mem.write(out, &b)
+    }
+
+    pub fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u16) -> R<()> {
+        let file = self
+            .file(fd)
+            .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
+        if flags & (fdflags::DSYNC | fdflags::SYNC | fdflags::RSYNC) != 0 {
+            return Err(Errno::Inval);
+        }
+        file.flags = flags & (fdflags::APPEND | fdflags::NONBLOCK);
+        Ok(())
+    }
+
+    /// Narrows a descriptor's rights; asking for rights it does not have is
+    /// `ENOTCAPABLE`. (The reference answers `ENOTSUP` to every call.)
+    pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> R<()> {
+        let (cur_base, cur_inh) = match self.desc(fd)? {
+            Desc::File(f) => (&mut f.rights_base, &mut f.rights_inheriting),
+            Desc::Dir(d) => (&mut d.rights_base, &mut d.rights_inheriting),
+            _ => return Err(Errno::Notsup),
+        };
+        if base & !*cur_base != 0 || inheriting & !*cur_inh != 0 {
+            return Err(Errno::Notcapable);
+        }
+        *cur_base = base;
+        *cur_inh = inheriting;
+        Ok(())
+    }
+
+    pub fn fd_filestat_get(&mut self, mem: &mut Mem, fd: u32, out: u32) -> R<()> {
+        let (dev, stat) = match self.desc(fd)? {
+            Desc::File(f) => (f.dev, f.file.stat().map_err(errno)?),
+            Desc::Dir(d) => {
+                let loc = d.loc.clone();
+                let dev = d.dev;
+                (dev, self.vfs.stat(&loc).map_err(errno)?)
+            }
+            _ => {
+                let zero = Stat {
+                    kind: Kind::File,
+                    mode: 0,
+                    size: 0,
+                    ino: 0,
+                    nlink: 0,
+                    atime: (0, 0),
+                    mtime: (0, 0),
+                    ctime: (0, 0),
+                };
+                let mut b = [0u8; abi::FILESTAT_SIZE];
+                write_filestat(&mut Mem(&mut b), 0, 0, &zero)?;
+                b[16] = filetype::CHARACTER_DEVICE;
+                return mem.write(out, &b);
+            }
+        };
+        write_filestat(mem, out, dev, &stat)
+    }
+
+    pub fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> R<()> {
+        let file = self
+            .file(fd)
+            .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
+        if !file.write {
+            return Err(Errno::Badf);
+        }
+        if rights::FD_FILESTAT_SET_SIZE & file.rights_base == 0 {
+            return Err(Errno::Notcapable);
+        }
+        file.file.set_len(size).map_err(errno)
+    }
+
+    pub fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u16) -> R<()> {
+        let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
+        let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
+        match self.desc(fd)? {
+            Desc::File(f) => {
+                let file = f.file.clone();
+                match file.set_times(atime, mtime) {
+                    Err(e) if e.errno() == Errno::Badf => Err(Errno::Badf),
+                    other => other.map_err(errno),
+                }
+            }
+            Desc::Dir(d) => {
+                let loc = d.loc.clone();
+                self.vfs.set_times(&loc, atime, mtime).map_err(errno)
+            }
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    fn read_into(
+        &mut self,
+        fd: u32,
+        mem: &mut Mem,
+        iovs: &[(u32, u32)],
+        offset: Option<u64>,
+    ) -> R<u32> {
+        let mut total = 0u32;
+        match self.desc(fd)? {
+            Desc::Stdin => {
+                if offset.is_some() {
+                    return Err(Errno::Spipe);
+                }
+                if let Some((buf, len)) = iovs.iter().copied().find(|(_, len)| *len > 0) {
+                    let len = len.min(MAX_IO as u32);
+                    let mut tmp = vec![0u8; len as usize];
+                    let n = self
+                        .stdin
+                        .read(&mut tmp)
+                        .map_err(|e| crate::fs::errno::errno_of(&e))?;
+                    mem.write(buf, &tmp[..n])?;
+                    total = n as u32;
+                }
+                Ok(total)
+            }
+            Desc::File(f) => {
+                if !f.read {
+                    return Err(Errno::Badf);
+                }
+                let mut pos = offset.unwrap_or(f.pos);
+                for (buf, len) in iovs.iter().copied() {
+                    let len = len.min(MAX_IO as u32);
+                    let dst = mem.slice_mut(buf, len)?;
+                    let n = f.file.read_at(dst, pos).map_err(errno)?;
+                    total += n as u32;
+                    pos += n as u64;
+                    if n < len as usize {
+                        break;
+                    }
+                }
+                if offset.is_none() {
+                    f.pos = pos;
+                }
+                Ok(total)
+            }
+            Desc::Dir(_) => Err(Errno::Isdir),
+            Desc::Stdout | Desc::Stderr => Err(Errno::Badf),
+        }
+    }
+
+    fn write_from(
+        &mut self,
+        fd: u32,
+        mem: &mut Mem,
+        iovs: &[(u32, u32)],
+        offset: Option<u64>,
+    ) -> R<u32> {
+        let mut total = 0u32;
+        let stream = match self.desc(fd)? {
+            Desc::Stdout => Some(1),
+            Desc::Stderr => Some(2),
+            Desc::File(f) => {
+                if !f.write {
+                    return Err(Errno::Badf);
+                }
+                let append = f.flags & fdflags::APPEND != 0;
+                let mut pos = match offset {
+                    Some(o) => o,
+                    None if append => f.file.stat().map_err(errno)?.size,
+                    None => f.pos,
+                };
+                for (buf, len) in iovs.iter().copied() {
+                    let src = mem.slice(buf, len.min(MAX_IO as u32))?;
+                    let n = f.file.write_at(src, pos).map_err(errno)?;
+                    total += n as u32;
+                    pos += n as u64;
+                }
+                if offset.is_none() {
+                    f.pos = pos;
+                }
+                None
+            }
+            Desc::Dir(_) => return Err(Errno::Isdir),
+            Desc::Stdin => return Err(Errno::Badf),
+        };
+        if let Some(which) = stream {
+            if offset.is_some() {
+                return Err(Errno::Spipe);
+            }
+            let mut data = Vec::new();
+            for (buf, len) in iovs.iter().copied() {
+                data.extend_from_slice(mem.slice(buf, len.min(MAX_IO as u32))?);
+            }
+            let out = if which == 1 {
+                &mut self.stdout
+            } else {
+                &mut self.stderr
+            };
+            out.write(&data)
+                .map_err(|e| crate::fs::errno::errno_of(&e))?;
+            total = data.len() as u32;
+        }
+        Ok(total)
+    }
+
+    pub fn fd_read(&mut self, mem: &mut Mem, fd: u32, iovs: u32, count: u32, out: u32) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        let n = self.read_into(fd, mem, &iovs, None)?;
+        mem.put_u32(out, n)
+    }
+
+    pub fn fd_pread(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        iovs: u32,
+        count: u32,
+        offset: u64,
+        out: u32,
+    ) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        let n = self.read_into(fd, mem, &iovs, Some(offset))?;
+        mem.put_u32(out, n)
+    }
+
+    pub fn fd_write(&mut self, mem: &mut Mem, fd: u32, iovs: u32, count: u32, out: u32) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        let n = self.write_from(fd, mem, &iovs, None)?;
+        mem.put_u32(out, n)
+    }
+
+    pub fn fd_pwrite(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        iovs: u32,
+        count: u32,
+        offset: u64,
+        out: u32,
+    ) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        if let Desc::File(f) = self.desc(fd)?
+            && f.flags & fdflags::APPEND != 0
+        {
+            // POSIX pwrite on an O_APPEND file appends on Linux; the reference refuses.
+            return Err(Errno::Notsup);
+        }
+        let n = self.write_from(fd, mem, &iovs, Some(offset))?;
+        mem.put_u32(out, n)
+    }
+
+    pub fn fd_seek(&mut self, mem: &mut Mem, fd: u32, offset: i64, how: u8, out: u32) -> R<()> {
+        let file = match self.desc(fd)? {
+            Desc::File(f) => f,
+            Desc::Dir(_) => return Err(Errno::Badf),
+            _ => return Err(Errno::Spipe),
+        };
+        let base = match how {
+            whence::SET => 0i128,
+            whence::CUR => i128::from(file.pos),
+            whence::END => i128::from(file.file.stat().map_err(errno)?.size),
+            _ => return Err(Errno::Inval),
+        };
+        let new = base + i128::from(offset);
+        let new = u64::try_from(new).map_err(|_| Errno::Inval)?;
+        file.pos = new;
+        mem.put_u64(out, new)
+    }
+
+    pub fn fd_tell(&mut self, mem: &mut Mem, fd: u32, out: u32) -> R<()> {
+        let pos = match self.desc(fd)? {
+            Desc::File(f) => f.pos,
+            Desc::Dir(_) => return Err(Errno::Badf),
+            _ => return Err(Errno::Spipe),
+        };
+        mem.put_u64(out, pos)
+    }
+
+    pub fn fd_prestat_get(&mut self, mem: &mut Mem, fd: u32, out: u32) -> R<()> {
+        match self.desc(fd)? {
+            Desc::Dir(DirDesc {
+                preopen: Some(name),
+                ..
+            }) => {
+                let len = name.len() as u32;
+                mem.put_u8(out, 0)?;
+                mem.put_u32(out + 4, len)
+            }
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn fd_prestat_dir_name(&mut self, mem: &mut Mem, fd: u32, buf: u32, len: u32) -> R<()> {
+        match self.desc(fd)? {
+            Desc::Dir(DirDesc {
+                preopen: Some(name),
+                ..
+            }) => {
+                if name.len() > len as usize {
+                    return Err(Errno::Nametoolong);
+                }
+                let name = name.clone();
+                mem.write(buf, name.as_bytes())
+            }
+            Desc::Dir(_) => Err(Errno::Notdir),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn fd_readdir(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        buf: u32,
+        len: u32,
+        cookie: u64,
+        out: u32,
+    ) -> R<()> {
+        let vfs = self.vfs.clone();
+        let dir = self
+            .dir(fd)
+            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?;
+        if cookie == 0 || dir.snapshot.is_none() {
+            let stat = vfs.stat(&dir.loc).map_err(errno)?;
+            let parent_ino = {
+                let parent = dir.loc.path.rsplit_once('/').map_or("", |(p, _)| p);
+                vfs.resolve("", &format!("/{parent}"), true)
+                    .and_then(|l| vfs.stat(&l))
+                    .map_or(stat.ino, |s| s.ino)
+            };
+            let mut listing = vec![
+                (".".to_owned(), stat.ino, filetype::DIRECTORY),
+                ("..".to_owned(), parent_ino, filetype::DIRECTORY),
+            ];
+            for entry in vfs.list(&dir.loc).map_err(errno)? {
+                listing.push((entry.name, entry.ino, file_type(entry.kind)));
+            }
+            dir.snapshot = Some(listing);
+        }
+        let listing = dir.snapshot.as_deref().unwrap_or_default();
+        let start = usize::try_from(cookie).map_err(|_| Errno::Overflow)?;
+        let dst = mem.slice_mut(buf, len)?;
+        let mut used = 0usize;
+        for (index, (name, ino, ft)) in listing.iter().enumerate().skip(start) {
+            let mut entry = Vec::with_capacity(abi::DIRENT_SIZE + name.len());
+            entry.extend_from_slice(&(index as u64 + 1).to_le_bytes());
+            entry.extend_from_slice(&ino.to_le_bytes());
+            entry.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            entry.push(*ft);
+            entry.extend_from_slice(&[0, 0, 0]);
+            entry.extend_from_slice(name.as_bytes());
+            let room = dst.len() - used;
+            let n = room.min(entry.len());
+            dst[used..used + n].copy_from_slice(&entry[..n]);
+            used += n;
+            if n < entry.len() {
+                break;
+            }
+        }
+        mem.put_u32(out, used as u32)
+    }
+
+    // ---- paths ----------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn path_open(
+        &mut self,
+        mem: &mut Mem,
+        dirfd: u32,
+        lookup: u32,
+        path: u32,
+        path_len: u32,
+        oflags: u16,
+        base: u64,
+        inheriting: u64,
+        fdflags: u16,
+        out: u32,
+    ) -> R<()> {
+        let path = mem.str(path, path_len)?;
+        let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
+        let loc = self.at(dirfd, &path, follow)?;
+        let stat = match self.vfs.stat(&loc) {
+            Ok(stat) => Some(stat),
+            Err(e) if e.errno() == Errno::Noent => None,
+            Err(e) => return Err(e.errno()),
+        };
+        let creat = oflags & oflags::CREAT != 0;
+        let excl = oflags & oflags::EXCL != 0;
+        let trunc = oflags & oflags::TRUNC != 0;
+        let directory = oflags & oflags::DIRECTORY != 0;
+        // As the reference: the FD_READ and FD_WRITE rights decide how a file is opened.
+        let write = base & rights::FD_WRITE != 0;
+        let read = base & rights::FD_READ != 0;
+        if let Some(stat) = &stat {
+            if creat && excl {
+                return Err(Errno::Exist);
+            }
+            match stat.kind {
+                Kind::Symlink => {
+                    return Err(if directory {
+                        Errno::Notdir
+                    } else {
+                        Errno::Loop
+                    });
+                }
+                Kind::Dir => {
+                    if write {
+                        return Err(Errno::Isdir);
+                    }
+                    let dev = self.vfs.device(&loc);
+                    let desc = Desc::Dir(DirDesc {
+                        loc,
+                        preopen: None,
+                        rights_base: base,
+                        rights_inheriting: inheriting,
+                        snapshot: None,
+                        dev,
+                    });
+                    let fd = self.insert(desc)?;
+                    return mem.put_u32(out, fd);
+                }
+                Kind::File if directory => return Err(Errno::Notdir),
+                Kind::File => {}
+            }
+        } else if !creat {
+            return Err(Errno::Noent);
+        } else if directory {
+            return Err(Errno::Inval);
+        }
+        let options = OpenOptions {
+            read,
+            write,
+            create: creat,
+            exclusive: excl,
+            truncate: trunc,
+        };
+        let file = self.vfs.open(&loc, options, 0o644).map_err(errno)?;
+        let dev = self.vfs.device(&loc);
+        let file_rights = rights::ALL & !(rights::FD_READDIR | rights::PATH_OPEN);
+        let desc = Desc::File(FileDesc {
+            file,
+            pos: 0,
+            read,
+            write,
+            flags: fdflags
+                & (fdflags::APPEND
+                    | fdflags::NONBLOCK
+                    | fdflags::DSYNC
+                    | fdflags::RSYNC
+                    | fdflags::SYNC),
+            rights_base: base & file_rights,
+            rights_inheriting: inheriting,
+            dev,
+        });
+        let fd = self.insert(desc)?;
+        mem.put_u32(out, fd)
+    }
+
+    pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        let path = mem.str(path, len)?;
+        let loc = self.at(fd, &path, false)?;
+        self.vfs.mkdir(&loc, 0o755).map_err(errno)
+    }
+
+    pub fn path_filestat_get(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        lookup: u32,
+        path: u32,
+        len: u32,
+        out: u32,
+    ) -> R<()> {
+        let path = mem.str(path, len)?;
+        let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
+        let stat = self.vfs.stat(&loc).map_err(errno)?;
+        let dev = self.vfs.device(&loc);
+        write_filestat(mem, out, dev, &stat)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn path_filestat_set_times(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        lookup: u32,
+        path: u32,
+        len: u32,
+        atim: u64,
+        mtim: u64,
+        flags: u16,
+    ) -> R<()> {
+        let path = mem.str(path, len)?;
+        let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
+        let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
+        let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
+        self.vfs.stat(&loc).map_err(errno)?;
+        self.vfs.set_times(&loc, atime, mtime).map_err(errno)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn path_link(
+        &mut self,
+        mem: &mut Mem,
+        old_fd: u32,
+        lookup: u32,
+        old_path: u32,
+        old_len: u32,
+        new_fd: u32,
+        new_path: u32,
+        new_len: u32,
+    ) -> R<()> {
+        let old_path = mem.str(old_path, old_len)?;
+        let new_path = mem.str(new_path, new_len)?;
+        let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
+        let to = self.at(new_fd, &new_path, false)?;
+        if to.trailing_slash {
+            return Err(Errno::Noent);
+        }
+        self.vfs.stat(&from).map_err(errno)?;
+        self.vfs.link(&from, &to).map_err(errno)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn path_readlink(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        path: u32,
+        len: u32,
+        buf: u32,
+        buf_len: u32,
+        out: u32,
+    ) -> R<()> {
+        let path = mem.str(path, len)?;
+        let loc = self.at(fd, &path, false)?;
+        let target = self.vfs.readlink(&loc).map_err(errno)?;
+        let n = target.len().min(buf_len as usize);
+        mem.write(buf, &target.as_bytes()[..n])?;
+        mem.put_u32(out, n as u32)
+    }
+
+    pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        let path = mem.str(path, len)?;
+        let loc = self.at(fd, &path, false)?;
+        self.vfs.rmdir(&loc).map_err(errno)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn path_rename(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        old: u32,
+        old_len: u32,
+        new_fd: u32,
+        new: u32,
+        new_len: u32,
+    ) -> R<()> {
+        let old = mem.str(old, old_len)?;
+        let new = mem.str(new, new_len)?;
+        let from = self.at(fd, &old, false)?;
+        let to = self.at(new_fd, &new, false)?;
+        self.vfs.stat(&from).map_err(errno)?;
+        self.vfs.rename(&from, &to).map_err(errno)
+    }
+
+    pub fn path_symlink(
+        &mut self,
+        mem: &mut Mem,
+        old: u32,
+        old_len: u32,
+        fd: u32,
+        new: u32,
+        new_len: u32,
+    ) -> R<()> {
+        let target = mem.str(old, old_len)?;
+        let path = mem.str(new, new_len)?;
+        if target.contains('\0') {
+            return Err(Errno::Inval);
+        }
+        let loc = self.at(fd, &path, false)?;
+        self.vfs.symlink(&target, &loc).map_err(errno)
+    }
+
+    pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        let path = mem.str(path, len)?;
+        let loc = self.at(fd, &path, false)?;
+        self.vfs.unlink(&loc).map_err(errno)
+    }
+
+    // ---- polling ----------------------------------------------------------------------------
+
+    /// Waits for clock subscriptions (sleeping until the earliest) and reports stdio and
+    /// files as ready at once.
+    pub fn poll_oneoff(
+        &mut self,
+        mem: &mut Mem,
+        subs: u32,
+        events: u32,
+        count: u32,
+        out: u32,
+    ) -> R<()> {
+        if count == 0 {
+            return Err(Errno::Inval);
+        }
+        let mut ready = Vec::new();
+        let mut earliest: Option<(Duration, u64)> = None;
+        for i in 0..count {
+            let sub = subs + i * abi::SUBSCRIPTION_SIZE as u32;
+            let userdata = mem.u64(sub)?;
+            match mem.u8(sub + 8)? {
+                event::CLOCK => {
+                    let id = mem.u32(sub + 16)?;
+                    let timeout = mem.u64(sub + 24)?;
+                    let flags = mem.u16(sub + 40)?;
+                    let now = match self.now(id) {
+                        Ok(now) => now,
+                        Err(e) => {
+                            ready.push((userdata, e.raw(), event::CLOCK, 0u64));
+                            continue;
+                        }
+                    };
+                    let wait = if flags & event::SUBSCRIPTION_CLOCK_ABSTIME != 0 {
+                        timeout.saturating_sub(now)
+                    } else {
+                        timeout
+                    };
+                    let wait = Duration::from_nanos(wait);
+                    if earliest.is_none_or(|(w, _)| wait < w) {
+                        earliest = Some((wait, userdata));
+                    }
+                }
+                kind @ (event::FD_READ | event::FD_WRITE) => {
+                    let fd = mem.u32(sub + 16)?;
+                    let error = match self.desc(fd) {
+                        Ok(_) => 0,
+                        Err(e) => e.raw(),
+                    };
+                    ready.push((userdata, error, kind, 0));
+                }
+                _ => return Err(Errno::Inval),
+            }
+        }
+        if ready.is_empty()
+            && let Some((wait, userdata)) = earliest
+        {
+            std::thread::sleep(wait);
+            ready.push((userdata, 0, event::CLOCK, 0));
+        }
+        for (i, (userdata, error, kind, nbytes)) in ready.iter().enumerate() {
+            let mut b = [0u8; abi::EVENT_SIZE];
+            b[0..8].copy_from_slice(&userdata.to_le_bytes());
+            b[8..10].copy_from_slice(&error.to_le_bytes());
+            b[10] = *kind;
+            b[16..24].copy_from_slice(&nbytes.to_le_bytes());
+            mem.write(events + (i * abi::EVENT_SIZE) as u32, &b)?;
+        }
+        mem.put_u32(out, ready.len() as u32)
+    }
+
+    // ---- sockets: none are preopened yet --------------------------------------------------
+
+    pub fn sock_any(&mut self, fd: u32) -> R<()> {
+        self.desc(fd)?;
+        Err(Errno::Notsock)
+    }
+}
