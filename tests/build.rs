@@ -47,6 +47,51 @@ fn main() {
         ));
         names.push(stem.replace('-', "_"));
     }
+    // Conformance programs: built the same way, listed separately (the differential
+    // harness runs each under Capsule and under the reference).
+    let conf_dir = manifest.join("guests/conformance");
+    println!("cargo:rerun-if-changed={}", conf_dir.display());
+    let mut conf: Vec<PathBuf> = fs::read_dir(&conf_dir)
+        .expect("read guests/conformance")
+        .map(|e| e.expect("read guests/conformance entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c" || x == "h"))
+        .collect();
+    conf.sort();
+    let mut conf_names = Vec::new();
+    let mut conf_consts = String::new();
+    for src in conf
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+    {
+        println!("cargo:rerun-if-changed={}", src.display());
+        let stem = src
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("guest names are UTF-8");
+        let wasm = out.join(format!("conformance-{stem}.wasm"));
+        compile_c(&cc, src, &wasm);
+        conf_consts.push_str(&format!("    /// `guests/conformance/{stem}.c` built for wasm32-wasi.\n    pub const {}: &str = {:?};\n", stem.to_uppercase(), wasm.display().to_string()));
+        conf_names.push(stem.to_owned());
+    }
+    for header in conf
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "h"))
+    {
+        println!("cargo:rerun-if-changed={}", header.display());
+    }
+    consts.push_str(
+        "\n/// The conformance programs (`guests/conformance/*.c`).\npub mod conformance {\n",
+    );
+    consts.push_str(&conf_consts);
+    consts.push_str("}\n\n/// Calls `$m!(name, PATH)` for every conformance program.\n#[macro_export]\nmacro_rules! foreach_conformance {\n    ($m:ident) => {\n");
+    for name in &conf_names {
+        consts.push_str(&format!(
+            "        $m!({name}, $crate::guests::conformance::{});\n",
+            name.to_uppercase()
+        ));
+    }
+    consts.push_str("    };\n}\n");
+
     consts.push_str("\n/// Calls `$m!(name)` for every guest program (its file stem).\n#[macro_export]\nmacro_rules! foreach_guest {\n    ($m:ident) => {\n");
     for name in &names {
         consts.push_str(&format!("        $m!({name});\n"));

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+pub mod reference;
+
 /// Paths of the guest programs (`guests/c/*.c`), built to wasm32-wasi by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests/guests.rs"));

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cache;
+mod conformance;
 mod guests;
 mod hello;
 mod modules;

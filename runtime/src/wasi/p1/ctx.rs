@@ -104,6 +104,11 @@ fn write_filestat(mem: &mut Mem, ptr: u32, dev: u64, stat: &Stat) -> R<()> {
     mem.write(ptr, &b)
 }
 
+/// The last component of a path, ignoring trailing slashes.
+fn last_component(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
 fn set_time(flags: u16, value: u64, set: u16, now: u16) -> R<SetTime> {
     match (flags & set != 0, flags & now != 0) {
         (true, true) => Err(Errno::Inval),
@@ -193,7 +198,12 @@ impl WasiP1 {
 
     /// Resolves a guest path relative to a directory descriptor.
     fn at(&mut self, fd: u32, path: &str, follow: bool) -> R<Loc> {
-        let base = self.dir(fd)?.loc.path.clone();
+        let base = self
+            .dir(fd)
+            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?
+            .loc
+            .path
+            .clone();
         if path.contains('\0') {
             return Err(Errno::Inval);
         }
@@ -411,20 +421,18 @@ impl WasiP1 {
                 let dev = d.dev;
                 (dev, self.vfs.stat(&loc).map_err(errno)?)
             }
-            _ => {
-                let zero = Stat {
-                    kind: Kind::File,
-                    mode: 0,
-                    size: 0,
-                    ino: 0,
-                    nlink: 0,
-                    atime: (0, 0),
-                    mtime: (0, 0),
-                    ctime: (0, 0),
+            Desc::Stdin | Desc::Stdout | Desc::Stderr => {
+                let tty = match fd {
+                    0 => self.stdin.is_terminal(),
+                    1 => self.stdout.is_terminal(),
+                    _ => self.stderr.is_terminal(),
                 };
                 let mut b = [0u8; abi::FILESTAT_SIZE];
-                write_filestat(&mut Mem(&mut b), 0, 0, &zero)?;
-                b[16] = filetype::CHARACTER_DEVICE;
+                b[16] = if tty {
+                    filetype::CHARACTER_DEVICE
+                } else {
+                    filetype::UNKNOWN
+                };
                 return mem.write(out, &b);
             }
         };
@@ -436,7 +444,8 @@ impl WasiP1 {
             .file(fd)
             .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
         if !file.write {
-            return Err(Errno::Badf);
+            // As the reference and Linux: EINVAL for a descriptor not open for writing.
+            return Err(Errno::Inval);
         }
         if rights::FD_FILESTAT_SET_SIZE & file.rights_base == 0 {
             return Err(Errno::Notcapable);
@@ -508,8 +517,9 @@ impl WasiP1 {
                 }
                 Ok(total)
             }
-            Desc::Dir(_) => Err(Errno::Isdir),
-            Desc::Stdout | Desc::Stderr => Err(Errno::Badf),
+            // The reference answers EBADF (a directory descriptor has no FD_READ right);
+            // Linux would say EISDIR.
+            Desc::Dir(_) | Desc::Stdout | Desc::Stderr => Err(Errno::Badf),
         }
     }
 
@@ -545,8 +555,7 @@ impl WasiP1 {
                 }
                 None
             }
-            Desc::Dir(_) => return Err(Errno::Isdir),
-            Desc::Stdin => return Err(Errno::Badf),
+            Desc::Dir(_) | Desc::Stdin => return Err(Errno::Badf),
         };
         if let Some(which) = stream {
             if offset.is_some() {
@@ -743,6 +752,7 @@ impl WasiP1 {
     ) -> R<()> {
         let path = mem.str(path, path_len)?;
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
+        self.dir(dirfd)?;
         let loc = self.at(dirfd, &path, follow)?;
         let stat = match self.vfs.stat(&loc) {
             Ok(stat) => Some(stat),
@@ -761,13 +771,9 @@ impl WasiP1 {
                 return Err(Errno::Exist);
             }
             match stat.kind {
-                Kind::Symlink => {
-                    return Err(if directory {
-                        Errno::Notdir
-                    } else {
-                        Errno::Loop
-                    });
-                }
+                // Not following a symlink in the last component: ELOOP, as POSIX's
+                // O_NOFOLLOW (and the reference) say, with or without O_DIRECTORY.
+                Kind::Symlink => return Err(Errno::Loop),
                 Kind::Dir => {
                     if write {
                         return Err(Errno::Isdir);
@@ -907,6 +913,9 @@ impl WasiP1 {
 
     pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         let path = mem.str(path, len)?;
+        if last_component(&path) == "." {
+            return Err(Errno::Inval);
+        }
         let loc = self.at(fd, &path, false)?;
         self.vfs.rmdir(&loc).map_err(errno)
     }
@@ -924,6 +933,12 @@ impl WasiP1 {
     ) -> R<()> {
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
+        if [&old, &new]
+            .iter()
+            .any(|p| matches!(last_component(p), "." | ".."))
+        {
+            return Err(Errno::Busy);
+        }
         let from = self.at(fd, &old, false)?;
         let to = self.at(new_fd, &new, false)?;
         self.vfs.stat(&from).map_err(errno)?;
