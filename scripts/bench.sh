@@ -4,6 +4,7 @@
 # the comparison, a wasmtime CLI on PATH (cargo install wasmtime-cli --version 48.0.8).
 #
 #   scripts/bench.sh            # start-up: hello-world cold and warm, vs wasmtime run
+#   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,12 @@ if ! command -v hyperfine >/dev/null 2>&1; then
 fi
 cargo build --release --locked -p capsule-runtime --bin capsule >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+if [ "${1:-}" = fs ]; then
+    shift
+    guest="$target_dir/bench-guests/fileheavy.wasm"
+    mkdir -p "$(dirname "$guest")"
+    scripts/install-test-deps.sh
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/bench/fileheavy.c -o "$guest"
+    exec python3 scripts/bench_fs.py --capsule "$target_dir/release/capsule" --fileheavy "$guest" "$@"
+fi
 exec python3 scripts/bench.py --capsule "$target_dir/release/capsule" --target-dir "$target_dir" "$@"

@@ -22,7 +22,7 @@ pub enum ModuleError {
     #[error("{path}: no such file (give the path of a .wasm module, or `hello-world`)")]
     NotFound { path: String },
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read the module")]
     Read {
         path: String,
         #[source]

@@ -33,7 +33,7 @@ pub enum Error {
     Home(#[from] capsule_runtime::home::HomeError),
     #[error(transparent)]
     Engine(#[from] capsule_runtime::engine::EngineError),
-    #[error("cannot open the module cache at {path}: {source}")]
+    #[error("cannot open the module cache at {path}")]
     Cache {
         path: PathBuf,
         #[source]
@@ -41,7 +41,7 @@ pub enum Error {
     },
     #[error(transparent)]
     Module(#[from] capsule_runtime::module::ModuleError),
-    #[error("{name}: {source}")]
+    #[error("{name}: does not compile")]
     Compile {
         name: String,
         #[source]

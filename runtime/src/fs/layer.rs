@@ -73,7 +73,7 @@ pub enum LayerError {
         entry: String,
         reason: String,
     },
-    #[error("layer {layer}: {source}")]
+    #[error("layer {layer}: cannot read it")]
     Io {
         layer: String,
         #[source]
@@ -137,8 +137,18 @@ impl Layer {
         let entries = archive.entries_with_seek().map_err(io_err)?;
         let mut next_link_id = 1u64;
         let mut by_path_link: HashMap<String, u64> = HashMap::new();
+        // Where the next header starts, to name an entry the tar reader itself refuses.
+        let mut next_header = 0u64;
         for entry in entries {
-            let entry = entry.map_err(io_err)?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let shown = raw_name_at(&file, next_header)
+                        .unwrap_or_else(|| format!("at byte {next_header}"));
+                    return Err(builder.bad(&shown, &format!("unreadable tar header: {e}")));
+                }
+            };
+            next_header = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             let header = entry.header();
             let raw_path = entry.path_bytes();
             let path = builder.check_path(&raw_path)?;
@@ -380,6 +390,14 @@ impl Layer {
             _ => Err(io::Error::other("layer content does not match its source")),
         }
     }
+}
+
+/// The name field of the tar header at `offset`, if it can be read.
+fn raw_name_at(file: &File, offset: u64) -> Option<String> {
+    let mut name = [0u8; 100];
+    let n = crate::fs::sys::read_at(file, &mut name, offset).ok()?;
+    let end = name[..n].iter().position(|b| *b == 0).unwrap_or(n);
+    (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
 #[cfg(unix)]

@@ -60,7 +60,7 @@ impl Captured {
 /// Errors setting up the guest's world.
 #[derive(Debug, thiserror::Error)]
 pub enum WasiError {
-    #[error("cannot mount {host} at {guest}: {source}")]
+    #[error("cannot mount {host} at {guest}")]
     Mount {
         host: String,
         guest: String,
@@ -69,20 +69,20 @@ pub enum WasiError {
     },
     #[error(transparent)]
     Layer(#[from] crate::fs::layer::LayerError),
-    #[error("cannot open layer {path}: {source}")]
+    #[error("cannot open layer {path}")]
     LayerOpen {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the container's writable layer: {0}")]
+    #[error("cannot create the container's writable layer")]
     Upper(#[source] std::io::Error),
     #[error("working directory {workdir} {}", workdir_problem(*errno))]
     Workdir {
         workdir: GuestPath,
         errno: crate::fs::Errno,
     },
-    #[error("cannot set up the guest's filesystem: {0}")]
+    #[error("cannot set up the guest's filesystem")]
     Fs(#[from] FsError),
 }
 

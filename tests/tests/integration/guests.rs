@@ -1,10 +1,18 @@
-//! Every guest program built by `build.rs` must have a test named after it in `run.rs`:
-//! adding a guest without one is a compile error here, as in wasmtime's test-programs.
+//! Every guest program built by `build.rs` must have a test named after it (in `run.rs`
+//! or `escape.rs`): adding a guest without one is a compile error here, as in
+//! wasmtime's test-programs.
+
+mod tested {
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::escape::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::run::*;
+}
 
 macro_rules! assert_guest_tested {
     ($name:ident) => {
         #[allow(unused_imports, reason = "the import is the check")]
-        use super::run::$name as _;
+        use tested::$name as _;
     };
 }
 

@@ -4,8 +4,10 @@
 mod bad_input;
 mod cache;
 mod conformance;
+mod escape;
 mod guests;
 mod hello;
+mod layers;
 mod modules;
 mod run;
 mod sdk;

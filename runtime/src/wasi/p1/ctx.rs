@@ -501,6 +501,9 @@ impl WasiP1 {
                 if !f.read {
                     return Err(Errno::Badf);
                 }
+                if f.rights_base & rights::FD_READ == 0 {
+                    return Err(Errno::Notcapable);
+                }
                 let mut pos = offset.unwrap_or(f.pos);
                 for (buf, len) in iovs.iter().copied() {
                     let len = len.min(MAX_IO as u32);
@@ -537,6 +540,9 @@ impl WasiP1 {
             Desc::File(f) => {
                 if !f.write {
                     return Err(Errno::Badf);
+                }
+                if f.rights_base & rights::FD_WRITE == 0 {
+                    return Err(Errno::Notcapable);
                 }
                 let append = f.flags & fdflags::APPEND != 0;
                 let mut pos = match offset {

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Filesystem benchmarks for Capsule's layered filesystem (`scripts/bench.sh fs`).
+
+(a) container set-up: `capsule run --layer IMAGE.tar` of a module that exits at once,
+    over a 1 MB / 10-file layer and over a 500 MB / 20,000-file layer;
+(b) a file-heavy guest (tests/guests/bench/fileheavy.c): Capsule over the tree as a
+    layer vs `wasmtime run --dir` over the same tree unpacked.
+Medians from hyperfine; ratios from one run.
+"""
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+
+def hyperfine(cmds, runs, prepare=None, warmup=2):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = ["hyperfine", "-N", "--style", "none", "--runs", str(runs), "--warmup", str(warmup), "--export-json", out.name]
+        if prepare:
+            args += ["--prepare", prepare]
+        subprocess.run(args + cmds, check=True, stdout=subprocess.DEVNULL)
+        return [r["median"] for r in json.load(open(out.name))["results"]]
+
+
+def add_file(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def make_image(path, files, total_bytes):
+    size = max(1, total_bytes // files)
+    blob = os.urandom(size)
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for i in range(files):
+            add_file(tar, f"data/d{i // 1000:03d}/f{i:05d}", blob)
+
+
+def make_tree(root, tar_path):
+    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for d in range(100):
+            for f in range(100):
+                data = (f"file {d} {f} " * 8).encode()
+                rel = f"tree/d{d:03d}/f{f:03d}"
+                add_file(tar, rel, data)
+                os.makedirs(os.path.join(root, f"d{d:03d}"), exist_ok=True)
+                with open(os.path.join(root, f"d{d:03d}", f"f{f:03d}"), "wb") as fh:
+                    fh.write(data)
+        os.makedirs(os.path.join(root, "big"), exist_ok=True)
+        for i in range(5000):
+            add_file(tar, f"tree/big/entry{i:05d}", b"")
+            open(os.path.join(root, "big", f"entry{i:05d}"), "wb").close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--capsule", required=True)
+    p.add_argument("--fileheavy", required=True)
+    p.add_argument("--runs", type=int, default=10)
+    a = p.parse_args()
+    work = tempfile.mkdtemp(prefix="capsule-bench-fs-")
+    env = dict(os.environ, CAPSULE_HOME=os.path.join(work, "home"))
+    os.environ.update(env)
+    noop = os.path.join(work, "noop.wat")
+    with open(noop, "w") as fh:
+        fh.write('(module (func (export "_start")))')
+
+    small = os.path.join(work, "small.tar")
+    large = os.path.join(work, "large.tar")
+    make_image(small, 10, 1 << 20)
+    make_image(large, 20000, 500 << 20)
+    subprocess.run([a.capsule, "run", noop], check=True)
+    setup = hyperfine([f"{a.capsule} run {noop}", f"{a.capsule} run --layer {small} {noop}", f"{a.capsule} run --layer {large} {noop}"], 30)
+
+    tree = os.path.join(work, "tree")
+    tree_tar = os.path.join(work, "tree.tar")
+    make_tree(tree, tree_tar)
+    wt_work = os.path.join(work, "wt-work")
+    os.makedirs(wt_work)
+    check = subprocess.run([a.capsule, "run", "--layer", tree_tar, a.fileheavy, "/tree", "/work"], capture_output=True, text=True, check=True).stdout
+    rows = [
+        ("capsule run (no layer)", setup[0]),
+        ("capsule run --layer 1 MB / 10 files", setup[1]),
+        ("capsule run --layer 500 MB / 20,000 files", setup[2]),
+    ]
+    heavy = hyperfine([f"{a.capsule} run --layer {tree_tar} {a.fileheavy} /tree /work"], a.runs)[0]
+    rows.append(("file-heavy guest: capsule run --layer tree.tar", heavy))
+    wasmtime = shutil.which("wasmtime")
+    wt = None
+    if wasmtime:
+        ref = subprocess.run([wasmtime, "run", "--dir", f"{tree}::/tree", "--dir", f"{wt_work}::/work", a.fileheavy, "/tree", "/work"], capture_output=True, text=True, check=True).stdout
+        if ref != check:
+            sys.exit(f"bench: results differ: capsule {check!r} vs wasmtime {ref!r}")
+        wt = hyperfine([f"{wasmtime} run -C cache=y --dir {tree}::/tree --dir {wt_work}::/work {a.fileheavy} /tree /work"], a.runs)[0]
+        rows.append(("file-heavy guest: wasmtime run --dir (tree unpacked)", wt))
+    else:
+        print("bench: no wasmtime on PATH; install it for the comparison: cargo install wasmtime-cli --version 48.0.8 --locked", file=sys.stderr)
+
+    print(f"Filesystem benchmarks, medians (hyperfine -N); guest result: {check.strip()}")
+    print()
+    print("| command | median time |")
+    print("| --- | ---: |")
+    for name, secs in rows:
+        print(f"| {name} | {secs * 1000:.1f} ms |")
+    print()
+    print(f"Set-up, 500 MB/20,000-file layer vs 1 MB/10-file layer: {setup[2] / setup[1]:.2f}x (goal: flat)")
+    if wt:
+        print(f"File-heavy guest, capsule/wasmtime: {heavy / wt:.2f}x (goal: <= 0.7x)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

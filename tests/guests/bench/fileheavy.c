@@ -1,0 +1,60 @@
+// A file-heavy workload for `scripts/bench.sh fs` (not a test): run over a tree made by
+// scripts/bench_fs.py, under Capsule (--layer tree.tar) and under `wasmtime run --dir`.
+//   fileheavy TREE WORK
+// 1. stat, open, read and close every file of TREE/dNNN/fNNN (10,000 small files)
+// 2. list TREE/big (5,000 entries) 20 times
+// 3. create, write, then delete 1,000 files in WORK
+// Prints counts and a checksum so both runs can be checked for the same result.
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: fileheavy TREE WORK\n");
+        return 2;
+    }
+    const char *tree = argv[1], *work = argv[2];
+    char path[512], buf[4096];
+    unsigned long sum = 0, files = 0, listed = 0;
+    for (int d = 0; d < 100; d++) {
+        for (int f = 0; f < 100; f++) {
+            snprintf(path, sizeof path, "%s/d%03d/f%03d", tree, d, f);
+            struct stat st;
+            if (stat(path, &st) != 0) { perror(path); return 1; }
+            int fd = open(path, O_RDONLY);
+            if (fd < 0) { perror(path); return 1; }
+            ssize_t n;
+            while ((n = read(fd, buf, sizeof buf)) > 0)
+                for (ssize_t i = 0; i < n; i++) sum = sum * 31 + (unsigned char)buf[i];
+            close(fd);
+            files++;
+        }
+    }
+    for (int round = 0; round < 20; round++) {
+        snprintf(path, sizeof path, "%s/big", tree);
+        DIR *dir = opendir(path);
+        if (!dir) { perror(path); return 1; }
+        struct dirent *e;
+        while ((e = readdir(dir))) listed++;
+        closedir(dir);
+    }
+    mkdir(work, 0755);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(path, sizeof path, "%s/new%04d", work, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) { perror(path); return 1; }
+        if (write(fd, path, strlen(path)) < 0) { perror(path); return 1; }
+        close(fd);
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(path, sizeof path, "%s/new%04d", work, i);
+        if (unlink(path) != 0) { perror(path); return 1; }
+    }
+    printf("files=%lu listed=%lu checksum=%lx\n", files, listed, sum);
+    return 0;
+}

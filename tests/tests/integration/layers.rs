@@ -1,0 +1,189 @@
+//! `capsule run --layer`: read-only layers stacked under the root, OCI semantics, and a
+//! container's writes kept out of the layers.
+
+use capsule_tests::{TestEnv, guests};
+use std::path::Path;
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("below")
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                stack.push(path);
+                out.push((rel, Vec::new()));
+            } else {
+                out.push((rel, std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn layers_stack_with_overrides_whiteouts_and_opaque_directories() {
+    let env = TestEnv::new();
+    env.write("base/etc/app.conf", "base config\n");
+    env.write("base/bin/tool", "tool\n");
+    env.write("base/bin/old", "old\n");
+    env.write("base/cache/a", "a\n");
+    env.write("base/cache/b", "b\n");
+    env.write("app/etc/app.conf", "app config\n");
+    env.write("app/bin/.wh.old", "");
+    env.write("app/cache/.wh..wh..opq", "");
+    env.write("app/cache/fresh", "fresh\n");
+    let base = env.work().join("base").display().to_string();
+    let app = env.work().join("app").display().to_string();
+    let run = |args: &[&str]| {
+        let mut argv = vec!["run", "--layer", &base, "--layer", &app, guests::FILES];
+        argv.extend_from_slice(args);
+        env.run(&argv)
+    };
+    let conf = run(&["read", "/etc/app.conf"]);
+    conf.assert_clean_success();
+    assert_eq!(conf.stdout, "app config\n", "the higher layer wins");
+    assert_eq!(
+        run(&["read", "/bin/tool"]).stdout,
+        "tool\n",
+        "lower files show through"
+    );
+    let bin = run(&["ls", "/bin"]);
+    assert_eq!(
+        bin.stdout, "tool\n",
+        "the whiteout hides old and never shows itself"
+    );
+    assert_eq!(
+        run(&["ls", "/cache"]).stdout,
+        "fresh\n",
+        "the opaque directory hides everything below"
+    );
+    let root = run(&["ls", "/"]);
+    assert_eq!(
+        root.stdout, "bin\ncache\netc\ntmp\n",
+        "merged directories list each name once"
+    );
+}
+
+#[test]
+fn writes_go_to_the_container_layer_never_into_the_layers() {
+    let env = TestEnv::new();
+    env.write("layer/etc/conf", "original\n");
+    env.write("layer/data/keep", "keep\n");
+    let layer = env.work().join("layer");
+    let before = snapshot(&layer);
+    let l = layer.display().to_string();
+    env.run(&[
+        "run",
+        "--layer",
+        &l,
+        guests::FILES,
+        "write",
+        "/etc/conf",
+        "changed",
+    ])
+    .assert_clean_success();
+    env.run(&["run", "--layer", &l, guests::FILES, "rm", "/data/keep"])
+        .assert_clean_success();
+    env.run(&["run", "--layer", &l, guests::FILES, "mkdir", "/new"])
+        .assert_clean_success();
+    assert_eq!(
+        snapshot(&layer),
+        before,
+        "layers are read-only: nothing under them changed"
+    );
+    // Each run is a fresh container over the same layers.
+    let again = env.run(&["run", "--layer", &l, guests::FILES, "read", "/etc/conf"]);
+    assert_eq!(again.stdout, "original\n");
+}
+
+#[test]
+fn a_tar_layer_is_indexed_in_place() {
+    let env = TestEnv::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, data)
+            .expect("append");
+    };
+    add("app/main.txt", b"from the tar\n");
+    add("app/sub/deep.txt", b"deep\n");
+    let bytes = builder.into_inner().expect("finish tar");
+    let tar = env.write("layer.tar", bytes);
+    let t = tar.display().to_string();
+    let run = env.run(&[
+        "run",
+        "--layer",
+        &t,
+        "-w",
+        "/app",
+        guests::FILES,
+        "read",
+        "main.txt",
+    ]);
+    run.assert_clean_success();
+    assert_eq!(
+        run.stdout, "from the tar\n",
+        "the workdir is inside the layer; relative paths resolve there"
+    );
+    let ls = env.run(&["run", "--layer", &t, guests::FILES, "ls", "/app/sub"]);
+    assert_eq!(ls.stdout, "deep.txt\n");
+}
+
+#[test]
+fn missing_or_bad_layers_are_clear_errors() {
+    let env = TestEnv::new();
+    env.run(&["run", "--layer", "/no/such/layer.tar", guests::ARGS])
+        .assert_error(125, &["/no/such/layer.tar"]);
+    let junk = env.write("junk.tar", vec![7u8; 1500]);
+    env.run(&[
+        "run",
+        "--layer",
+        junk.to_str().expect("utf-8"),
+        guests::ARGS,
+    ])
+    .assert_error(125, &["junk.tar"]);
+}
+
+#[test]
+fn tmpfs_mounts_have_a_size_cap() {
+    let env = TestEnv::new();
+    let big = "x".repeat(3000);
+    let run = env.run(&[
+        "run",
+        "--tmpfs",
+        "/scratch:size=2k",
+        guests::FILES,
+        "write",
+        "/scratch/big",
+        &big,
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("ENOSPC") || run.stdout.contains("errno=51"),
+        "{}",
+        run.stdout
+    );
+    let ok = env.run(&[
+        "run",
+        "--tmpfs",
+        "/scratch:size=4k",
+        guests::FILES,
+        "write",
+        "/scratch/big",
+        &big,
+    ]);
+    ok.assert_clean_success();
+    env.run(&["run", "--tmpfs", "scratch", guests::ARGS])
+        .assert_error(125, &["invalid tmpfs"]);
+}
