@@ -73,6 +73,13 @@ fn main() {
         conf_consts.push_str(&format!("    /// `guests/conformance/{stem}.c` built for wasm32-wasi.\n    pub const {}: &str = {:?};\n", stem.to_uppercase(), wasm.display().to_string()));
         conf_names.push(stem.to_owned());
     }
+    // The Rust conformance guest: Rust std over WASI, built by cargo for wasm32-wasip1.
+    let rust_std = build_rust_guest(&manifest.join("guests/rust"), &out, "rust_std");
+    conf_consts.push_str(&format!(
+        "    /// `guests/rust/src/bin/rust_std.rs` built for wasm32-wasip1.\n    pub const RUST_STD: &str = {:?};\n",
+        rust_std.display().to_string()
+    ));
+    conf_names.push("rust_std".to_owned());
     for header in conf
         .iter()
         .filter(|p| p.extension().is_some_and(|x| x == "h"))
@@ -98,6 +105,53 @@ fn main() {
     }
     consts.push_str("    };\n}\n");
     fs::write(out.join("guests.rs"), consts).expect("write guests.rs");
+}
+
+/// Builds one binary of the Rust guest crate for wasm32-wasip1, in a target directory of
+/// its own under OUT_DIR, and returns the `.wasm` path.
+fn build_rust_guest(crate_dir: &Path, out: &Path, bin: &str) -> PathBuf {
+    println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        crate_dir.join("Cargo.toml").display()
+    );
+    let target_dir = out.join("rust-target");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(&cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--bin",
+            bin,
+            "--manifest-path",
+        ])
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo} to build the Rust guests: {e}"));
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("wasm32-wasip1") && stderr.contains("target") {
+            "\nTo fix: rustup target add wasm32-wasip1 (scripts/install-test-deps.sh does it)"
+        } else {
+            ""
+        };
+        panic!("\n\nBuilding the Rust guest {bin} for wasm32-wasip1 failed:\n{stderr}{hint}\n\n");
+    }
+    let wasm = target_dir
+        .join("wasm32-wasip1/release")
+        .join(format!("{bin}.wasm"));
+    assert!(wasm.is_file(), "{} was not produced", wasm.display());
+    wasm
 }
 
 fn check_toolchain(cc: &str, out: &Path) {

@@ -369,3 +369,34 @@ pub fn trap() {
         run.stderr
     );
 }
+
+#[test]
+fn rust_std_relative_paths_resolve_in_the_workdir() {
+    let env = TestEnv::new();
+    let app = env.work().join("app");
+    std::fs::create_dir(&app).expect("mkdir");
+    let volume = format!("{}:/app", app.display());
+    let run = env.run(&[
+        "run",
+        "-v",
+        &volume,
+        "-w",
+        "/app",
+        guests::conformance::RUST_STD,
+        "/app",
+        "relative",
+    ]);
+    run.assert_clean_success();
+    assert!(
+        run.stdout
+            .contains("read_to_string: ok \"hello from rust\\n\""),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("renamed.txt"))
+            .expect("the guest's relative writes landed in the workdir"),
+        "hello from rust\nmore\n"
+    );
+    assert!(app.join("hard.txt").is_file());
+}
