@@ -39,6 +39,8 @@ static const char *errno_name(int e) {
     case EPERM: return "EPERM";
     case EROFS: return "EROFS";
     case EXDEV: return "EXDEV";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
     default: return "other";
     }
 }
@@ -312,7 +314,65 @@ static int write_outside(char **argv) {
     return 0;
 }
 
+/* Tries to exhaust the host: descriptors, path length, symlink depth, a big file in
+ * the tmpfs. Prints where each limit stopped it. */
+static int limits(const char *dir) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/fdfile", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { printf("FATAL create %s\n", path); return 1; }
+    close(fd);
+    static int fds[5000];
+    int opened = 0, last_errno = 0;
+    for (int i = 0; i < 5000; i++) {
+        int f = open(path, O_RDONLY);
+        if (f < 0) { last_errno = errno; break; }
+        fds[opened++] = f;
+    }
+    printf("LIMIT descriptors: stopped after %s at %s\n", opened >= 1000 && opened < 1030 ? "about 1024" : "an unexpected count", errno_name(last_errno));
+    for (int i = 0; i < opened; i++) close(fds[i]);
+
+    memset(path, 'a', 5000);
+    path[5000] = 0;
+    printf("LIMIT long path: %s\n", open(path, O_RDONLY) < 0 ? errno_name(errno) : "opened");
+    char name[300];
+    memset(name, 'n', 299);
+    name[299] = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    printf("LIMIT long name: %s\n", open(path, O_WRONLY | O_CREAT, 0644) < 0 ? errno_name(errno) : "created");
+
+    /* A chain of 45 symlinks: link0 -> link1 -> ... -> link44 -> target. */
+    snprintf(path, sizeof path, "%s/target", dir);
+    close(open(path, O_WRONLY | O_CREAT, 0644));
+    for (int i = 0; i < 45; i++) {
+        char link[256], to[64];
+        snprintf(link, sizeof link, "%s/link%d", dir, i);
+        if (i == 44) snprintf(to, sizeof to, "target");
+        else snprintf(to, sizeof to, "link%d", i + 1);
+        symlink(to, link);
+    }
+    snprintf(path, sizeof path, "%s/link30", dir);
+    printf("LIMIT 15 links: %s\n", open(path, O_RDONLY) < 0 ? errno_name(errno) : "opened");
+    snprintf(path, sizeof path, "%s/link0", dir);
+    printf("LIMIT 45 links: %s\n", open(path, O_RDONLY) < 0 ? errno_name(errno) : "opened");
+
+    /* Fill the 64 MiB /tmp tmpfs. */
+    fd = open("/tmp/fill", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    static char chunk[1 << 20];
+    long written = 0;
+    int fill_errno = 0;
+    for (int i = 0; i < 100; i++) {
+        ssize_t n = write(fd, chunk, sizeof chunk);
+        if (n < 0) { fill_errno = errno; break; }
+        written += n;
+    }
+    printf("LIMIT tmpfs: %ld MiB then %s\n", written >> 20, errno_name(fill_errno));
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "limits")) return limits(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "dotdot")) return dotdot(argc, argv);
     if (argc >= 4 && !strcmp(argv[1], "symlinks")) return symlinks(argv);
     if (argc >= 4 && !strcmp(argv[1], "loop")) return loop(argv);

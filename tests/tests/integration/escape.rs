@@ -849,3 +849,26 @@ fn layer_directory_symlink_to_host_etc() {
         "the secret is unchanged"
     );
 }
+
+/// A guest that tries to exhaust the host meets a limit each time, with the errno a
+/// POSIX program expects.
+#[test]
+fn limits_stop_a_guest_with_the_posix_errno() {
+    let env = TestEnv::new();
+    let run = env.run(&["run", guests::ESCAPE, "limits", "/tmp"]);
+    run.assert_clean_success();
+    for line in [
+        "LIMIT descriptors: stopped after about 1024 at EMFILE",
+        "LIMIT long path: ENAMETOOLONG",
+        "LIMIT long name: ENAMETOOLONG",
+        "LIMIT 15 links: opened",
+        "LIMIT 45 links: ELOOP",
+        "LIMIT tmpfs: 64 MiB then ENOSPC",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
+    }
+}
