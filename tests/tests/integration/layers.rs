@@ -187,3 +187,24 @@ fn tmpfs_mounts_have_a_size_cap() {
     env.run(&["run", "--tmpfs", "scratch", guests::ARGS])
         .assert_error(125, &["invalid tmpfs"]);
 }
+
+#[test]
+fn a_host_directory_mounted_at_root_is_the_whole_root() {
+    let env = TestEnv::new();
+    env.write("rootfs/etc/motd", "hello from a host root\n");
+    let root = format!("{}:/", env.work().join("rootfs").display());
+    let run = env.run(&["run", "-v", &root, guests::FILES, "read", "/etc/motd"]);
+    run.assert_clean_success();
+    assert_eq!(run.stdout, "hello from a host root\n");
+    env.run(&["run", "-v", &root, guests::FILES, "write", "/etc/new", "x"])
+        .assert_clean_success();
+    assert_eq!(
+        std::fs::read_to_string(env.work().join("rootfs/etc/new")).expect("written"),
+        "x"
+    );
+    let ls = env.run(&["run", "-v", &root, guests::FILES, "ls", "/"]);
+    assert_eq!(
+        ls.stdout, "etc\ntmp\n",
+        "/tmp is still a tmpfs over the host root"
+    );
+}
