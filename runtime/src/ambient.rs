@@ -101,3 +101,32 @@ pub fn scratch_dir() -> io::Result<std::path::PathBuf> {
 pub fn remove_dir_all(path: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(path)
 }
+
+/// A string that changes when a regular file is replaced or modified: its canonical
+/// path, size, modification time and (on Unix) device and inode. `None` for anything
+/// that is not a regular file.
+pub fn file_identity(path: &Path) -> Option<String> {
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&canonical).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    #[cfg(unix)]
+    let node = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let node = String::new();
+    Some(format!(
+        "{}|{}|{mtime}|{node}",
+        canonical.display(),
+        meta.len()
+    ))
+}

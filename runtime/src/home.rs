@@ -52,6 +52,11 @@ impl Home {
         &self.root
     }
 
+    /// Where merged layer indexes are saved.
+    pub fn layer_index_dir(&self) -> PathBuf {
+        self.root.join("cache").join("layer-index")
+    }
+
     /// Where compiled modules are cached.
     pub fn module_cache_dir(&self) -> PathBuf {
         self.root.join("cache").join("modules")

@@ -300,6 +300,8 @@ pub struct RunSpec {
     pub tmpfs: Vec<Tmpfs>,
     /// Read-only layers stacked under the root, lowest first (directories or tars).
     pub layers: Vec<PathBuf>,
+    /// Where merged layer indexes are saved, so a chain is indexed once (None: never).
+    pub layer_index_cache: Option<PathBuf>,
 }
 
 /// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.
@@ -370,6 +372,7 @@ impl RunSpec {
             unknown_imports: UnknownImports::Refuse,
             tmpfs: Vec::new(),
             layers: Vec::new(),
+            layer_index_cache: None,
         }
     }
 }

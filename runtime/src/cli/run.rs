@@ -121,6 +121,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .collect::<Result<_, _>>()
         .map_err(usage)?;
     spec.layers = args.layer.clone();
+    spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
     spec.unknown_imports = match args.unknown_imports {
         UnknownImportsArg::Refuse => UnknownImports::Refuse,
         UnknownImportsArg::Trap => UnknownImports::Trap,

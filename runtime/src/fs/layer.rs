@@ -373,7 +373,29 @@ impl Layer {
     /// # Errors
     /// The host's error.
     pub fn read_at(&self, content: &Content, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        match (content, &self.source) {
+        self.source.read_at(content, pos, buf)
+    }
+}
+
+impl Source {
+    /// Opens a layer's source by host path: a directory, or an uncompressed tar.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn open(path: &std::path::Path) -> io::Result<Self> {
+        if crate::ambient::is_dir(path) {
+            Ok(Source::Dir(Arc::new(crate::ambient::open_dir(path)?)))
+        } else {
+            Ok(Source::Tar(Arc::new(crate::ambient::open_file(path)?)))
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes of a file's content at `pos`.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn read_at(&self, content: &Content, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        match (content, self) {
             (Content::Empty, _) => Ok(0),
             (Content::TarRange { offset, len }, Source::Tar(file)) => {
                 if pos >= *len {

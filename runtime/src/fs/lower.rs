@@ -4,11 +4,13 @@
 //! Merging applies OCI semantics: a higher layer's entry replaces a lower one at the
 //! same path (a non-directory replacing a directory hides the directory's subtree), a
 //! whiteout `.wh.NAME` removes NAME and its subtree from the layers below, and an
-//! opaque marker `.wh..wh..opq` empties its directory of everything from below. After
-//! the merge, a lookup is one hash-map probe and a listing is one sorted set: no call
-//! walks the layers.
+//! opaque marker `.wh..wh..opq` empties its directory of everything from below. The
+//! result is flattened into a [`FlatIndex`]: a lookup is one binary search and a
+//! listing one contiguous run, no call walks the layers, and the index can be saved
+//! and loaded again without rebuilding it.
 
-use super::layer::{Content, Entry, Kind, Layer, Node};
+use super::index::{FlatIndex, IndexError};
+use super::layer::{Content, Entry, Kind, Layer, Node, Source};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -20,10 +22,16 @@ pub struct LowerEntry {
     pub ino: u64,
 }
 
-/// The merged, immutable view of a stack of layers.
+/// The merged, immutable view of a stack of layers: where each layer's bytes are, and
+/// the flat index of what the merge left visible.
 #[derive(Debug)]
 pub struct LowerStack {
-    layers: Vec<Arc<Layer>>,
+    sources: Vec<Source>,
+    index: FlatIndex,
+}
+
+/// The merge in progress (maps), before it is flattened.
+struct Merge {
     entries: HashMap<String, LowerEntry>,
     children: HashMap<String, BTreeSet<String>>,
 }
@@ -34,8 +42,64 @@ pub const FIRST_DYNAMIC_INO: u64 = 1 << 40;
 impl LowerStack {
     /// Merges layers, lowest first.
     pub fn new(layers: Vec<Arc<Layer>>) -> Self {
+        let merge = Merge::run(&layers);
+        let index = FlatIndex::build(merge.entries.iter().map(|(k, v)| (k.as_str(), v)));
+        Self {
+            sources: layers.iter().map(|l| l.source().clone()).collect(),
+            index,
+        }
+    }
+
+    /// A stack from a saved index and the sources of its layers, lowest first.
+    ///
+    /// # Errors
+    /// [`IndexError`] when the saved bytes are damaged or name a layer that is missing.
+    pub fn from_saved(bytes: Vec<u8>, sources: Vec<Source>) -> Result<Self, IndexError> {
+        let index = FlatIndex::from_bytes(bytes, sources.len())?;
+        Ok(Self { sources, index })
+    }
+
+    /// The flat index, to save.
+    pub fn index(&self) -> &FlatIndex {
+        &self.index
+    }
+
+    /// The entry at a path relative to the root (`""` is the root).
+    pub fn get(&self, path: &str) -> Option<LowerEntry> {
+        self.index.get(path)
+    }
+
+    /// Names in a directory, sorted.
+    pub fn children<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.index.children(path)
+    }
+
+    /// Reads an entry's bytes.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn read_at(&self, entry: &LowerEntry, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.sources.get(entry.layer) {
+            Some(source) => source.read_at(&entry.node.content, pos, buf),
+            None if entry.node.content == Content::Empty => Ok(0),
+            None => Err(std::io::Error::other("layer index names a missing layer")),
+        }
+    }
+
+    /// Number of entries (the root included).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether only the root exists.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() <= 1
+    }
+}
+
+impl Merge {
+    fn run(layers: &[Arc<Layer>]) -> Self {
         let mut stack = Self {
-            layers: Vec::new(),
             entries: HashMap::new(),
             children: HashMap::new(),
         };
@@ -113,7 +177,6 @@ impl LowerStack {
                 }
             }
         }
-        stack.layers = layers;
         stack
     }
 
@@ -133,35 +196,6 @@ impl LowerStack {
                 self.remove_subtree(&join(path, &child));
             }
         }
-    }
-
-    /// The entry at a path relative to the root (`""` is the root).
-    pub fn get(&self, path: &str) -> Option<&LowerEntry> {
-        self.entries.get(path)
-    }
-
-    /// Names in a directory, sorted.
-    pub fn children(&self, path: &str) -> impl Iterator<Item = &str> {
-        self.children
-            .get(path)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-    }
-
-    /// The layer that holds an entry's bytes.
-    pub fn layer(&self, index: usize) -> &Layer {
-        &self.layers[index]
-    }
-
-    /// Number of entries (the root included).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether only the root exists.
-    pub fn is_empty(&self) -> bool {
-        self.entries.len() == 1
     }
 }
 

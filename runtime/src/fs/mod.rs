@@ -11,6 +11,7 @@
 
 pub mod errno;
 pub mod hostdir;
+pub mod index;
 pub mod layer;
 pub mod lower;
 pub mod node;

@@ -36,13 +36,13 @@ struct UpperState {
 
 /// Where a path currently lives.
 #[derive(Debug)]
-enum Found<'a> {
+enum Found {
     Upper(Kind),
-    Lower(&'a LowerEntry),
+    Lower(LowerEntry),
     Missing,
 }
 
-impl Found<'_> {
+impl Found {
     fn kind(&self) -> Option<Kind> {
         match self {
             Found::Upper(kind) => Some(*kind),
@@ -118,7 +118,7 @@ impl Overlay {
 
     /// Where `path` lives, applying whiteouts, opaque directories and upper
     /// non-directories that hide what is below them.
-    fn locate<'a>(&'a self, st: &UpperState, path: &str) -> Found<'a> {
+    fn locate(&self, st: &UpperState, path: &str) -> Found {
         if let Some(kind) = st.present.get(path) {
             return Found::Upper(*kind);
         }
@@ -221,11 +221,10 @@ impl Overlay {
                 }
                 _ => {
                     let mut out = self.work.create(&tmp)?;
-                    let layer = self.lower.layer(entry.layer);
                     let mut buf = vec![0u8; 64 * 1024];
                     let mut pos = 0u64;
                     loop {
-                        let n = layer.read_at(&entry.node.content, pos, &mut buf)?;
+                        let n = self.lower.read_at(&entry, pos, &mut buf)?;
                         if n == 0 {
                             break;
                         }
@@ -406,10 +405,7 @@ struct LowerFile {
 
 impl OpenFile for LowerFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
-        Ok(self
-            .lower
-            .layer(self.entry.layer)
-            .read_at(&self.entry.node.content, offset, buf)?)
+        Ok(self.lower.read_at(&self.entry, offset, buf)?)
     }
 
     fn write_at(&self, _: &[u8], _: u64) -> FsResult<usize> {
@@ -454,7 +450,7 @@ impl Backend for Overlay {
                 stat.ino = self.ino(&mut st, path);
                 Ok(stat)
             }
-            Found::Lower(entry) => Ok(lower_stat(entry)),
+            Found::Lower(entry) => Ok(lower_stat(&entry)),
             Found::Missing => Err(Errno::Noent.into()),
         }
     }

@@ -18,7 +18,7 @@
 pub mod p1;
 
 use crate::fs::hostdir::HostDir;
-use crate::fs::layer::{Kind, Layer};
+use crate::fs::layer::{Kind, Layer, Source};
 use crate::fs::lower::LowerStack;
 use crate::fs::overlay::Overlay;
 use crate::fs::tmpfs::TmpFs;
@@ -127,27 +127,14 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
     let (root, scratch): (Arc<dyn Backend>, _) = if spec.layers.is_empty() {
         (Arc::new(TmpFs::new(u64::MAX, DEV_ROOT)), None)
     } else {
-        let mut layers = Vec::new();
-        for path in &spec.layers {
-            let name = path.display().to_string();
-            let open_err = |source| WasiError::LayerOpen {
-                path: name.clone(),
-                source,
-            };
-            let layer = if crate::ambient::is_dir(path) {
-                Layer::from_dir(&name, crate::ambient::open_dir(path).map_err(open_err)?)?
-            } else {
-                Layer::from_tar(&name, crate::ambient::open_file(path).map_err(open_err)?)?
-            };
-            layers.push(Arc::new(layer));
-        }
+        let lower = lower_stack(spec)?;
         let scratch = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;
         let upper = scratch.join("upper");
         let work = scratch.join("work");
         let scratch = tempfile_guard::Scratch(scratch);
         let upper = crate::ambient::create_and_open_dir(&upper).map_err(WasiError::Upper)?;
         let work = crate::ambient::create_and_open_dir(&work).map_err(WasiError::Upper)?;
-        let overlay = Overlay::new(Arc::new(LowerStack::new(layers)), upper, work, DEV_ROOT)?;
+        let overlay = Overlay::new(Arc::new(lower), upper, work, DEV_ROOT)?;
         (Arc::new(overlay), Some(scratch))
     };
     let mut vfs = Vfs::new(root, false);
@@ -249,6 +236,96 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
         },
         captured,
     ))
+}
+
+/// The merged lower stack for `--layer`s: loaded from the saved index of this exact
+/// chain when there is one (tars only: a directory can change without its own mtime
+/// changing), else indexed, checked, merged and saved for next time.
+fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
+    let open_err = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| WasiError::LayerOpen { path, source }
+    };
+    let key = spec
+        .layer_index_cache
+        .as_ref()
+        .and_then(|_| chain_key(&spec.layers));
+    let cache = key
+        .as_ref()
+        .zip(spec.layer_index_cache.as_ref())
+        .and_then(|(key, dir)| {
+            crate::ambient::create_and_open_dir(dir)
+                .ok()
+                .map(|dir| (dir, format!("{key}.idx")))
+        });
+    if let Some((dir, name)) = &cache
+        && let Ok(bytes) = dir.read(name)
+    {
+        let mut sources = Vec::new();
+        for path in &spec.layers {
+            sources.push(Source::open(path).map_err(open_err(path))?);
+        }
+        match LowerStack::from_saved(bytes, sources) {
+            Ok(stack) => {
+                tracing::debug!(index = %name, "layer index loaded");
+                return Ok(stack);
+            }
+            Err(e) => {
+                tracing::warn!(index = %name, error = %e, "saved layer index unusable; rebuilding")
+            }
+        }
+    }
+    let mut layers = Vec::new();
+    for path in &spec.layers {
+        let name = path.display().to_string();
+        let layer = if crate::ambient::is_dir(path) {
+            Layer::from_dir(
+                &name,
+                crate::ambient::open_dir(path).map_err(open_err(path))?,
+            )?
+        } else {
+            Layer::from_tar(
+                &name,
+                crate::ambient::open_file(path).map_err(open_err(path))?,
+            )?
+        };
+        layers.push(Arc::new(layer));
+    }
+    let stack = LowerStack::new(layers);
+    if let Some((dir, name)) = &cache {
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        let saved = dir
+            .write(&tmp, stack.index().as_bytes())
+            .and_then(|()| dir.rename(&tmp, dir, name));
+        match saved {
+            Ok(()) => tracing::debug!(index = %name, "layer index saved"),
+            Err(e) => {
+                let _ = dir.remove_file(&tmp);
+                tracing::warn!(error = %e, "could not save the layer index");
+            }
+        }
+    }
+    Ok(stack)
+}
+
+/// Identifies a chain of tar layers by each file's path, size, modification time and
+/// inode; `None` when a layer is a directory or cannot be examined.
+fn chain_key(layers: &[std::path::PathBuf]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"capsule layer index v1\0");
+    for path in layers {
+        let identity = crate::ambient::file_identity(path)?;
+        hasher.update(identity.as_bytes());
+        hasher.update(b"\0");
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// Creates the workdir (and its parents) where the filesystem allows, as Docker does;

@@ -208,3 +208,82 @@ fn a_host_directory_mounted_at_root_is_the_whole_root() {
         "/tmp is still a tmpfs over the host root"
     );
 }
+
+#[test]
+fn a_chain_is_indexed_once_and_a_damaged_saved_index_is_rebuilt() {
+    let env = TestEnv::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    for i in 0..50 {
+        let data = format!("file {i}\n");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("data/f{i:02}"), data.as_bytes())
+            .expect("append");
+    }
+    let tar = env.write("layer.tar", builder.into_inner().expect("finish"));
+    let t = tar.display().to_string();
+    let logged = |args: &[&str]| {
+        capsule_tests::Run::of(
+            env.capsule()
+                .env("CAPSULE_LOG", "capsule_runtime=debug")
+                .args(args),
+            None,
+        )
+    };
+
+    let first = logged(&["run", "--layer", &t, guests::FILES, "read", "/data/f07"]);
+    first.assert_code(0);
+    assert_eq!(first.stdout, "file 7\n");
+    assert!(
+        first.stderr.contains("layer index saved"),
+        "{}",
+        first.stderr
+    );
+    let second = logged(&["run", "--layer", &t, guests::FILES, "read", "/data/f42"]);
+    assert_eq!(second.stdout, "file 42\n");
+    assert!(
+        second.stderr.contains("layer index loaded"),
+        "{}",
+        second.stderr
+    );
+
+    let dir = env.home().join("cache/layer-index");
+    let saved: Vec<_> = std::fs::read_dir(&dir)
+        .expect("index dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let mut bytes = std::fs::read(&saved[0]).expect("read index");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&saved[0], &bytes).expect("damage index");
+    let third = logged(&["run", "--layer", &t, guests::FILES, "ls", "/data"]);
+    third.assert_code(0);
+    assert_eq!(third.stdout.lines().count(), 50);
+    assert!(
+        third.stderr.contains("unusable; rebuilding"),
+        "{}",
+        third.stderr
+    );
+    assert!(
+        logged(&["run", "--layer", &t, guests::FILES, "read", "/data/f00"])
+            .stderr
+            .contains("layer index loaded")
+    );
+
+    // A changed layer is a different chain: never served from the old index.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "data/f07", &b"new\n"[..])
+        .expect("append");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&tar, builder.into_inner().expect("finish")).expect("rewrite layer");
+    let changed = logged(&["run", "--layer", &t, guests::FILES, "read", "/data/f07"]);
+    assert_eq!(changed.stdout, "new\n", "{}", changed.stderr);
+}
