@@ -80,6 +80,11 @@ fn main() {
         rust_std.display().to_string()
     ));
     conf_names.push("rust_std".to_owned());
+    let rust_panic = build_rust_guest(&manifest.join("guests/rust"), &out, "rust_panic");
+    consts.push_str(&format!(
+        "/// `guests/rust/src/bin/rust_panic.rs` built for wasm32-wasip1.\npub const RUST_PANIC: &str = {:?};\n",
+        rust_panic.display().to_string()
+    ));
     for header in conf
         .iter()
         .filter(|p| p.extension().is_some_and(|x| x == "h"))

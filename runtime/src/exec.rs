@@ -264,7 +264,7 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
                 .map(|f| Frame {
                     module: f.module().name().map(str::to_owned),
                     func_index: f.func_index(),
-                    func_name: f.func_name().map(str::to_owned),
+                    func_name: f.func_name().map(demangle),
                     offset: f.module_offset(),
                 })
                 .collect()
@@ -289,6 +289,14 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
         reason: first_line(&error.root_cause().to_string()),
         frames,
     }))
+}
+
+/// Rust symbol names (legacy and v0 mangling) as people read them; others unchanged.
+fn demangle(name: &str) -> String {
+    match rustc_demangle::try_demangle(name) {
+        Ok(demangled) => format!("{demangled:#}"),
+        Err(_) => name.to_owned(),
+    }
 }
 
 fn first_line(s: &str) -> String {

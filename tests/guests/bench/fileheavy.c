@@ -1,6 +1,6 @@
 // A file-heavy workload for `scripts/bench.sh fs` (not a test): run over a tree made by
 // scripts/bench_fs.py, under Capsule (--layer tree.tar) and under `wasmtime run --dir`.
-//   fileheavy TREE WORK
+//   fileheavy TREE WORK [all|read|list|write]
 // 1. stat, open, read and close every file of TREE/dNNN/fNNN (10,000 small files)
 // 2. list TREE/big (5,000 entries) 20 times
 // 3. create, write, then delete 1,000 files in WORK
@@ -19,9 +19,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *tree = argv[1], *work = argv[2];
+    const char *phase = argc > 3 ? argv[3] : "all";
+    int all = !strcmp(phase, "all");
+    int do_read = all || !strcmp(phase, "read"), do_list = all || !strcmp(phase, "list"), do_write = all || !strcmp(phase, "write");
     char path[512], buf[4096];
     unsigned long sum = 0, files = 0, listed = 0;
-    for (int d = 0; d < 100; d++) {
+    for (int d = 0; d < 100 && do_read; d++) {
         for (int f = 0; f < 100; f++) {
             snprintf(path, sizeof path, "%s/d%03d/f%03d", tree, d, f);
             struct stat st;
@@ -35,7 +38,7 @@ int main(int argc, char **argv) {
             files++;
         }
     }
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 20 && do_list; round++) {
         snprintf(path, sizeof path, "%s/big", tree);
         DIR *dir = opendir(path);
         if (!dir) { perror(path); return 1; }
@@ -44,14 +47,14 @@ int main(int argc, char **argv) {
         closedir(dir);
     }
     mkdir(work, 0755);
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 1000 && do_write; i++) {
         snprintf(path, sizeof path, "%s/new%04d", work, i);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0) { perror(path); return 1; }
         if (write(fd, path, strlen(path)) < 0) { perror(path); return 1; }
         close(fd);
     }
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 1000 && do_write; i++) {
         snprintf(path, sizeof path, "%s/new%04d", work, i);
         if (unlink(path) != 0) { perror(path); return 1; }
     }

@@ -171,3 +171,35 @@ fn integer_divide_by_zero_is_a_trap_with_backtrace() {
     );
     assert!(run.stderr.contains("wasm backtrace:"), "{}", run.stderr);
 }
+
+#[test]
+fn rust_panics_trap_with_demangled_names() {
+    let env = TestEnv::new();
+    let ok = env.run(&["run", capsule_tests::guests::RUST_PANIC, "1", "2"]);
+    ok.assert_clean_success();
+    assert_eq!(ok.stdout, "processed 2\n");
+    let run = env.run(&["run", capsule_tests::guests::RUST_PANIC]);
+    run.assert_code(134);
+    assert!(
+        run.stderr.contains("the invariant does not hold"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("capsule: guest trapped: wasm trap: wasm `unreachable`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("rust_panic::check_invariant"),
+        "demangled names:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("rust_panic::process"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("_ZN") && !run.stderr.contains("_RNv"),
+        "no mangled names:\n{}",
+        run.stderr
+    );
+}
