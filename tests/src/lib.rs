@@ -36,14 +36,12 @@ pub fn capsule_bin() -> &'static Path {
             .parent()
             .expect("workspace root");
         let mut build = Command::new(env!("CARGO"));
-        build.current_dir(workspace).args([
-            "build",
-            "--quiet",
-            "-p",
-            "capsule-runtime",
-            "--bin",
-            "capsule",
-        ]);
+        // `--workspace --bins` selects the same packages as `cargo test --workspace`,
+        // so features unify the same way and the binary reuses the tests' build of
+        // wasmtime; `-p capsule-runtime` alone would compile a second variant of it.
+        build
+            .current_dir(workspace)
+            .args(["build", "--quiet", "--workspace", "--bins"]);
         match profile.as_str() {
             "debug" => {}
             "release" => {
@@ -56,10 +54,7 @@ pub fn capsule_bin() -> &'static Path {
         let status = build
             .status()
             .expect("run cargo build for the capsule binary");
-        assert!(
-            status.success(),
-            "cargo build -p capsule-runtime --bin capsule failed"
-        );
+        assert!(status.success(), "cargo build --workspace --bins failed");
         let bin = profile_dir.join(format!("capsule{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin
