@@ -24,6 +24,14 @@ impl ExitStatus {
     pub fn success(&self) -> bool {
         matches!(self, ExitStatus::Exited(0))
     }
+
+    /// The exit status, if the guest exited normally.
+    pub fn code(&self) -> Option<u8> {
+        match self {
+            ExitStatus::Exited(code) => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// A trap: its one-line reason and the wasm frames that led to it (innermost first).

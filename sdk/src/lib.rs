@@ -24,7 +24,7 @@ use capsule_runtime::spec::{Entry, GuestPath, Mount, RunSpec};
 use capsule_runtime::wasi::Stdio;
 use std::path::{Path, PathBuf};
 
-pub use capsule_runtime::exec::{Frame, TrapReport};
+pub use capsule_runtime::exec::{ExitStatus, Frame, TrapReport};
 
 /// Errors from the SDK. Each names what was wrong; the source is kept.
 #[derive(Debug, thiserror::Error)]
@@ -149,11 +149,7 @@ impl Capsule {
         };
         let out = exec::run(&self.engine, &module.inner, &spec, &stdio)?;
         Ok(Output {
-            status: match out.status {
-                exec::ExitStatus::Exited(code) => ExitStatus::Exited(code),
-                exec::ExitStatus::Trapped(trap) => ExitStatus::Trapped(trap),
-                exec::ExitStatus::InvalidExit(status) => ExitStatus::InvalidExit(status),
-            },
+            status: out.status,
             stdout: out.stdout,
             stderr: out.stderr,
             results: out.results,
@@ -255,32 +251,6 @@ impl RunOptions {
     pub fn workdir(mut self, dir: &str) -> Result<Self, Error> {
         self.workdir = Some(GuestPath::parse(dir)?);
         Ok(self)
-    }
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Returned from its entry (0) or called `proc_exit` with a status in 0..=255.
-    Exited(u8),
-    /// Trapped; the report has the reason and the wasm backtrace.
-    Trapped(TrapReport),
-    /// Called `proc_exit` with a status outside 0..=255.
-    InvalidExit(u32),
-}
-
-impl ExitStatus {
-    /// Exited with status 0.
-    pub fn success(&self) -> bool {
-        matches!(self, ExitStatus::Exited(0))
-    }
-
-    /// The exit status, if the guest exited normally.
-    pub fn code(&self) -> Option<u8> {
-        match self {
-            ExitStatus::Exited(code) => Some(*code),
-            _ => None,
-        }
     }
 }
 

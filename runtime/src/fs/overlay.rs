@@ -325,42 +325,10 @@ impl Overlay {
                 p.strip_prefix(&prefix).map(|rest| format!("{to}/{rest}"))
             }
         };
-        let present: Vec<_> = st
-            .present
-            .iter()
-            .filter_map(|(p, k)| rename(p).map(|n| (p.clone(), n, *k)))
-            .collect();
-        for (old, new, kind) in present {
-            st.present.remove(&old);
-            st.present.insert(new, kind);
-        }
-        let whiteouts: Vec<_> = st
-            .whiteouts
-            .iter()
-            .filter_map(|p| rename(p).map(|n| (p.clone(), n)))
-            .collect();
-        for (old, new) in whiteouts {
-            st.whiteouts.remove(&old);
-            st.whiteouts.insert(new);
-        }
-        let opaque: Vec<_> = st
-            .opaque
-            .iter()
-            .filter_map(|p| rename(p).map(|n| (p.clone(), n)))
-            .collect();
-        for (old, new) in opaque {
-            st.opaque.remove(&old);
-            st.opaque.insert(new);
-        }
-        let inos: Vec<_> = st
-            .inos
-            .iter()
-            .filter_map(|(p, i)| rename(p).map(|n| (p.clone(), n, *i)))
-            .collect();
-        for (old, new, ino) in inos {
-            st.inos.remove(&old);
-            st.inos.insert(new, ino);
-        }
+        rekey_map(&mut st.present, &rename);
+        rekey_map(&mut st.inos, &rename);
+        rekey_set(&mut st.whiteouts, &rename);
+        rekey_set(&mut st.opaque, &rename);
     }
 
     fn merged_list(&self, st: &mut UpperState, path: &str) -> FsResult<Vec<DirEntry>> {
@@ -392,6 +360,31 @@ impl Overlay {
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+}
+
+/// Renames the keys `rename` maps, keeping their values.
+fn rekey_map<V>(map: &mut HashMap<String, V>, rename: &impl Fn(&str) -> Option<String>) {
+    let moved: Vec<(String, String)> = map
+        .keys()
+        .filter_map(|k| rename(k).map(|n| (k.clone(), n)))
+        .collect();
+    for (old, new) in moved {
+        if let Some(value) = map.remove(&old) {
+            map.insert(new, value);
+        }
+    }
+}
+
+/// Renames the members `rename` maps.
+fn rekey_set(set: &mut HashSet<String>, rename: &impl Fn(&str) -> Option<String>) {
+    let moved: Vec<(String, String)> = set
+        .iter()
+        .filter_map(|k| rename(k).map(|n| (k.clone(), n)))
+        .collect();
+    for (old, new) in moved {
+        set.remove(&old);
+        set.insert(new);
     }
 }
 
