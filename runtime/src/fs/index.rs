@@ -7,15 +7,15 @@
 //!
 //! Layout (little-endian): a 32-byte header (`MAGIC`, version, record count, string
 //! table offset, total length), then `count` records of [`RECORD`] bytes, then strings.
-//! Every offset is checked once when a buffer is loaded ([`FlatIndex::from_bytes`]), so
-//! a damaged file is refused instead of trusted.
+//! A saved index is mapped, not read: loading checks the header only, and every access
+//! is bounds-checked ([`FlatIndex::from_buffer`]).
 
 use super::layer::{Content, Kind, Node};
 use super::lower::LowerEntry;
 use std::cmp::Ordering;
 
 const MAGIC: &[u8; 8] = b"CAPSIDX1";
-const HEADER: usize = 32;
+const HEADER: usize = 40;
 /// Bytes per record.
 pub const RECORD: usize = 96;
 
@@ -24,10 +24,27 @@ pub const RECORD: usize = 96;
 #[error("layer index is damaged: {0}")]
 pub struct IndexError(pub &'static str);
 
+/// The bytes of an index: built in memory, or a saved one mapped from disk.
+#[derive(Debug)]
+pub enum Buffer {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Owned(v) => v,
+            Buffer::Mapped(m) => m,
+        }
+    }
+}
+
 /// A chain's merged index.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FlatIndex {
-    bytes: Vec<u8>,
+    bytes: Buffer,
     count: usize,
     strings: usize,
 }
@@ -49,7 +66,10 @@ fn split(path: &str) -> (&str, &str) {
 
 impl FlatIndex {
     /// Builds an index from merged entries (path → entry).
-    pub fn build<'a>(entries: impl Iterator<Item = (&'a str, &'a LowerEntry)>) -> Self {
+    pub fn build<'a>(
+        entries: impl Iterator<Item = (&'a str, &'a LowerEntry)>,
+        layer_count: usize,
+    ) -> Self {
         let mut items: Vec<(&str, &str, &LowerEntry)> = entries
             .map(|(path, entry)| {
                 let (parent, name) = split(path);
@@ -113,10 +133,11 @@ impl FlatIndex {
         bytes.extend_from_slice(&(count as u64).to_le_bytes());
         bytes.extend_from_slice(&(strings_at as u64).to_le_bytes());
         bytes.extend_from_slice(&(total as u64).to_le_bytes());
+        bytes.extend_from_slice(&(layer_count as u64).to_le_bytes());
         bytes.extend_from_slice(&records);
         bytes.extend_from_slice(&strings);
         Self {
-            bytes,
+            bytes: Buffer::Owned(bytes),
             count,
             strings: strings_at,
         }
@@ -127,17 +148,20 @@ impl FlatIndex {
         &self.bytes
     }
 
-    /// Loads a saved index, checking every offset, the order of records, and UTF-8.
+    /// Loads a saved index in O(1): the header's magic, lengths and layer count are
+    /// checked here; every later access is bounds-checked, so a damaged buffer gives
+    /// wrong answers at worst, never a read outside it.
     ///
     /// # Errors
-    /// [`IndexError`] for anything that does not add up.
-    pub fn from_bytes(bytes: Vec<u8>, layer_count: usize) -> Result<Self, IndexError> {
+    /// [`IndexError`] when the header does not add up or names another layer count.
+    pub fn from_buffer(bytes: Buffer, layer_count: usize) -> Result<Self, IndexError> {
         if bytes.len() < HEADER || &bytes[..8] != MAGIC {
             return Err(IndexError("bad header"));
         }
         let count = usize::try_from(u64_at(&bytes, 8)).map_err(|_| IndexError("count"))?;
         let strings = usize::try_from(u64_at(&bytes, 16)).map_err(|_| IndexError("strings"))?;
         let total = usize::try_from(u64_at(&bytes, 24)).map_err(|_| IndexError("length"))?;
+        let layers = usize::try_from(u64_at(&bytes, 32)).map_err(|_| IndexError("layers"))?;
         if total != bytes.len()
             || count
                 .checked_mul(RECORD)
@@ -147,53 +171,14 @@ impl FlatIndex {
         {
             return Err(IndexError("lengths do not add up"));
         }
-        let index = Self {
+        if layers != layer_count {
+            return Err(IndexError("it was built for another number of layers"));
+        }
+        Ok(Self {
             bytes,
             count,
             strings,
-        };
-        let table = index.bytes.len() - strings;
-        let in_table = |off: u32, len: u32| {
-            (off as usize)
-                .checked_add(len as usize)
-                .is_some_and(|end| end <= table)
-        };
-        let mut previous: Option<(&[u8], &[u8])> = None;
-        for i in 0..count {
-            let r = index.record(i);
-            let (po, pl, no, nl) = (u32_at(r, 0), u32_at(r, 4), u32_at(r, 8), u32_at(r, 12));
-            if !in_table(po, pl)
-                || !in_table(no, nl)
-                || r[16] > 2
-                || r[48] > 2
-                || u32_at(r, 36) as usize >= layer_count.max(1)
-            {
-                return Err(IndexError("record out of range"));
-            }
-            let (lo, ll) = (u32_at(r, 72), u32_at(r, 76));
-            if ll != u32::MAX && !in_table(lo, ll) {
-                return Err(IndexError("link target out of range"));
-            }
-            if r[48] == 2 {
-                let (a, b) = (u64_at(r, 56), u64_at(r, 64));
-                let ok = u32::try_from(a)
-                    .ok()
-                    .zip(u32::try_from(b).ok())
-                    .is_some_and(|(a, b)| in_table(a, b));
-                if !ok {
-                    return Err(IndexError("content path out of range"));
-                }
-            }
-            let key = (index.str_bytes(po, pl), index.str_bytes(no, nl));
-            if std::str::from_utf8(key.0).is_err() || std::str::from_utf8(key.1).is_err() {
-                return Err(IndexError("name is not UTF-8"));
-            }
-            if previous.is_some_and(|p| p >= key) {
-                return Err(IndexError("records out of order"));
-            }
-            previous = Some(key);
-        }
-        Ok(index)
+        })
     }
 
     fn record(&self, i: usize) -> &[u8] {
@@ -202,12 +187,14 @@ impl FlatIndex {
     }
 
     fn str_bytes(&self, off: u32, len: u32) -> &[u8] {
-        let at = self.strings + off as usize;
-        &self.bytes[at..at + len as usize]
+        let at = self.strings.saturating_add(off as usize);
+        self.bytes
+            .get(at..at.saturating_add(len as usize))
+            .unwrap_or(&[])
     }
 
     fn str(&self, off: u32, len: u32) -> &str {
-        // Checked to be UTF-8 in `build` (from &str) or `from_bytes`.
+        // Built from &str; a damaged saved index reads as the empty name.
         std::str::from_utf8(self.str_bytes(off, len)).unwrap_or("")
     }
 

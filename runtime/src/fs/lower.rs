@@ -9,7 +9,7 @@
 //! listing one contiguous run, no call walks the layers, and the index can be saved
 //! and loaded again without rebuilding it.
 
-use super::index::{FlatIndex, IndexError};
+use super::index::{Buffer, FlatIndex, IndexError};
 use super::layer::{Content, Entry, Kind, Layer, Node, Source};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -43,7 +43,10 @@ impl LowerStack {
     /// Merges layers, lowest first.
     pub fn new(layers: Vec<Arc<Layer>>) -> Self {
         let merge = Merge::run(&layers);
-        let index = FlatIndex::build(merge.entries.iter().map(|(k, v)| (k.as_str(), v)));
+        let index = FlatIndex::build(
+            merge.entries.iter().map(|(k, v)| (k.as_str(), v)),
+            layers.len(),
+        );
         Self {
             sources: layers.iter().map(|l| l.source().clone()).collect(),
             index,
@@ -54,8 +57,8 @@ impl LowerStack {
     ///
     /// # Errors
     /// [`IndexError`] when the saved bytes are damaged or name a layer that is missing.
-    pub fn from_saved(bytes: Vec<u8>, sources: Vec<Source>) -> Result<Self, IndexError> {
-        let index = FlatIndex::from_bytes(bytes, sources.len())?;
+    pub fn from_saved(bytes: Buffer, sources: Vec<Source>) -> Result<Self, IndexError> {
+        let index = FlatIndex::from_buffer(bytes, sources.len())?;
         Ok(Self { sources, index })
     }
 

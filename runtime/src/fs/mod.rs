@@ -14,6 +14,7 @@ pub mod hostdir;
 pub mod index;
 pub mod layer;
 pub mod lower;
+mod mapped;
 pub mod node;
 pub mod overlay;
 mod sys;
@@ -21,6 +22,7 @@ pub mod tmpfs;
 pub mod vfs;
 
 pub use errno::{Errno, FsError, FsResult};
+pub use mapped::map as map_file;
 pub use node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
 pub use vfs::{Loc, Vfs};
 

@@ -242,6 +242,7 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
 /// chain when there is one (tars only: a directory can change without its own mtime
 /// changing), else indexed, checked, merged and saved for next time.
 fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
+    let t0 = std::time::Instant::now();
     let open_err = |path: &std::path::Path| {
         let path = path.display().to_string();
         move |source| WasiError::LayerOpen { path, source }
@@ -258,16 +259,23 @@ fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
                 .ok()
                 .map(|dir| (dir, format!("{key}.idx")))
         });
+    tracing::debug!(key_in = ?t0.elapsed(), "layer chain key");
     if let Some((dir, name)) = &cache
-        && let Ok(bytes) = dir.read(name)
+        && let Ok(map) = dir
+            .open(name)
+            .and_then(|f| crate::fs::map_file(&f.into_std()))
     {
+        let bytes = crate::fs::index::Buffer::Mapped(map);
+        tracing::debug!(mapped_in = ?t0.elapsed(), "layer index mapped");
         let mut sources = Vec::new();
         for path in &spec.layers {
             sources.push(Source::open(path).map_err(open_err(path))?);
         }
+        let started = std::time::Instant::now();
+        let size = bytes.len();
         match LowerStack::from_saved(bytes, sources) {
             Ok(stack) => {
-                tracing::debug!(index = %name, "layer index loaded");
+                tracing::debug!(index = %name, size, checked_in = ?started.elapsed(), "layer index loaded");
                 return Ok(stack);
             }
             Err(e) => {
