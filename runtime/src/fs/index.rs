@@ -251,6 +251,25 @@ impl FlatIndex {
             })
     }
 
+    /// A directory's entries as (name, kind, inode), sorted, in one pass over its run
+    /// of records (no lookup per entry).
+    pub fn list<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a str, Kind, u64)> + 'a {
+        let start = self.lower_bound(dir.as_bytes(), b"");
+        (start..self.count)
+            .map(move |i| (i, self.key(i)))
+            .take_while(move |(_, (parent, _))| *parent == dir.as_bytes())
+            .filter(|(_, (_, name))| !name.is_empty())
+            .map(move |(i, _)| {
+                let r = self.record(i);
+                let kind = match r[16] {
+                    1 => Kind::Dir,
+                    2 => Kind::Symlink,
+                    _ => Kind::File,
+                };
+                (self.str(u32_at(r, 8), u32_at(r, 12)), kind, u64_at(r, 80))
+            })
+    }
+
     fn entry(&self, i: usize) -> LowerEntry {
         let r = self.record(i);
         let kind = match r[16] {

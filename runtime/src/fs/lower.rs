@@ -72,6 +72,11 @@ impl LowerStack {
         self.index.get(path)
     }
 
+    /// A directory's entries as (name, kind, inode), sorted.
+    pub fn list<'a>(&'a self, path: &'a str) -> impl Iterator<Item = (&'a str, Kind, u64)> + 'a {
+        self.index.list(path)
+    }
+
     /// Names in a directory, sorted.
     pub fn children<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.index.children(path)

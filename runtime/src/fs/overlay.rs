@@ -344,18 +344,21 @@ impl Overlay {
         }
         let opaque = st.opaque.contains(path) || self.lower_hidden(st, path);
         if !opaque {
-            for name in self.lower.children(path) {
+            // The directory itself is visible, so a lower child shows unless the upper
+            // has an entry of that name or a whiteout for it: two probes, no lookup.
+            for (name, kind, ino) in self.lower.list(path) {
                 if seen.contains(name) {
                     continue;
                 }
                 let child = join(path, name);
-                if let Found::Lower(entry) = self.locate(st, &child) {
-                    entries.push(DirEntry {
-                        name: name.to_owned(),
-                        kind: entry.node.kind,
-                        ino: entry.ino,
-                    });
+                if st.whiteouts.contains(&child) || st.present.contains_key(&child) {
+                    continue;
                 }
+                entries.push(DirEntry {
+                    name: name.to_owned(),
+                    kind,
+                    ino,
+                });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
