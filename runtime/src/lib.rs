@@ -20,6 +20,7 @@ pub mod fs;
 pub mod home;
 pub mod module;
 pub mod spec;
+pub mod store;
 pub mod wasi;
 
 /// The wasmtime crate Capsule is built on, for embedders that need its types.

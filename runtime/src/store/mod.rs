@@ -1,0 +1,378 @@
+//! The content store: an OCI image layout under the Capsule home (`oci-layout`,
+//! `index.json`, `blobs/sha256/…`), the single source of truth for images.
+//!
+//! - A blob becomes visible only once its bytes are on disk and hash to its name: it
+//!   is streamed into a temporary file in `blobs/sha256/` while being hashed, synced,
+//!   checked against the expected digest and size when there is one, and renamed into
+//!   place. A failure leaves nothing visible (and removes the temporary file).
+//! - `index.json` changes under an exclusive lock on `index.lock` (other processes
+//!   wait), written to a temporary file and renamed; readers take a shared lock.
+//! - Everything is reached through cap-std handles on the store's directories.
+//!
+//! What the images layer builds on top (manifests, configs, references, layer
+//! indexes for the filesystem) arrives with the images issue.
+
+pub mod digest;
+#[cfg(test)]
+mod tests;
+
+pub use digest::{Digest, DigestError};
+
+use cap_std::fs::Dir;
+use oci_spec::image::ImageIndex;
+use sha2::{Digest as _, Sha256};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
+const INDEX: &str = "index.json";
+const INDEX_LOCK: &str = "index.lock";
+
+/// Errors of the store, each naming what it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path}: {what}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("store at {path} is not an OCI image layout this Capsule understands: {reason}")]
+    Layout { path: PathBuf, reason: String },
+    #[error("blob {expected}: the content hashes to {actual} instead; nothing was stored")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {digest}: expected {expected} bytes, got {actual}; nothing was stored")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("blob {0} is not in the store")]
+    MissingBlob(Digest),
+    #[error("index.json in the store is invalid: {0}")]
+    BadIndex(String),
+}
+
+/// A stored blob: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    dir: Dir,
+    blobs: Dir,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn tmp_name(prefix: &str) -> String {
+    format!(
+        ".{prefix}-{}-{}.tmp",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Store {
+    /// Opens the store at `root`, creating an empty OCI layout when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the directory cannot be created or read,
+    /// [`StoreError::Layout`] when it holds another layout version.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let io_err = |what| {
+            move |source| StoreError::Io {
+                path: root.to_owned(),
+                what,
+                source,
+            }
+        };
+        let dir = crate::ambient::create_and_open_dir(root).map_err(io_err("cannot open"))?;
+        match dir.read_to_string(LAYOUT_FILE) {
+            Ok(text) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| StoreError::Layout {
+                        path: root.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                if value["imageLayoutVersion"] != "1.0.0" {
+                    return Err(StoreError::Layout {
+                        path: root.to_owned(),
+                        reason: format!("oci-layout says {text}"),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                write_atomically(&dir, LAYOUT_FILE, LAYOUT.as_bytes())
+                    .map_err(io_err("cannot write oci-layout"))?;
+            }
+            Err(e) => return Err(io_err("cannot read oci-layout")(e)),
+        }
+        dir.create_dir_all("blobs/sha256")
+            .map_err(io_err("cannot create blobs/sha256"))?;
+        let blobs = dir
+            .open_dir("blobs/sha256")
+            .map_err(io_err("cannot open blobs/sha256"))?;
+        let store = Self {
+            root: root.to_owned(),
+            dir,
+            blobs,
+        };
+        if !store.dir.exists(INDEX) {
+            store.update_index(|_| ())?;
+        }
+        Ok(store)
+    }
+
+    /// Where the store is.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn io(&self, what: &'static str) -> impl FnOnce(io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: self.root.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Stores a blob from a reader and returns its digest and size.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn put_blob(&self, reader: impl Read) -> Result<Blob, StoreError> {
+        self.put(reader, None)
+    }
+
+    /// Stores a blob that must hash to `digest` and be `size` bytes long.
+    ///
+    /// # Errors
+    /// [`StoreError::DigestMismatch`] or [`StoreError::SizeMismatch`] (nothing is
+    /// stored), or [`StoreError::Io`].
+    pub fn put_blob_verified(
+        &self,
+        reader: impl Read,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Blob, StoreError> {
+        self.put(reader, Some((digest, size)))
+    }
+
+    fn put(
+        &self,
+        mut reader: impl Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<Blob, StoreError> {
+        let tmp = tmp_name("blob");
+        let result = (|| {
+            let mut file = self
+                .blobs
+                .create(&tmp)
+                .map_err(self.io("cannot create a temporary blob"))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io("cannot read the blob's content")(e)),
+                };
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])
+                    .map_err(self.io("cannot write a blob"))?;
+                size += n as u64;
+            }
+            file.sync_all().map_err(self.io("cannot sync a blob"))?;
+            let digest = Digest::from_hasher(hasher);
+            if let Some((want, want_size)) = expected {
+                if &digest != want {
+                    return Err(StoreError::DigestMismatch {
+                        expected: want.clone(),
+                        actual: digest,
+                    });
+                }
+                if size != want_size {
+                    return Err(StoreError::SizeMismatch {
+                        digest,
+                        expected: want_size,
+                        actual: size,
+                    });
+                }
+            }
+            if self.blobs.exists(digest.hex()) {
+                // Content-addressed: the same name means the same bytes.
+                self.blobs
+                    .remove_file(&tmp)
+                    .map_err(self.io("cannot remove a temporary blob"))?;
+            } else {
+                self.blobs
+                    .rename(&tmp, &self.blobs, digest.hex())
+                    .map_err(self.io("cannot publish a blob"))?;
+            }
+            Ok(Blob { digest, size })
+        })();
+        if result.is_err() {
+            let _ = self.blobs.remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Whether a blob is stored.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.exists(digest.hex())
+    }
+
+    /// Opens a stored blob for reading.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::Io`].
+    pub fn open_blob(&self, digest: &Digest) -> Result<std::fs::File, StoreError> {
+        match self.blobs.open(digest.hex()) {
+            Ok(file) => Ok(file.into_std()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::MissingBlob(digest.clone()))
+            }
+            Err(e) => Err(self.io("cannot open a blob")(e)),
+        }
+    }
+
+    /// Reads a whole (small) blob, checking that it still hashes to its name.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::DigestMismatch`] for a corrupt blob.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(self.io("cannot read a blob"))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Re-hashes a stored blob: whether it still matches its name (`system check`).
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::Io`].
+    pub fn verify_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let mut file = self.open_blob(digest)?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(self.io("cannot read a blob"))?;
+        Ok(&Digest::from_hasher(hasher) == digest)
+    }
+
+    /// Every stored blob with its size (temporary files are not blobs).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn blobs(&self) -> Result<Vec<Blob>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.blobs.entries().map_err(self.io("cannot list blobs"))? {
+            let entry = entry.map_err(self.io("cannot list blobs"))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            let size = entry
+                .metadata()
+                .map_err(self.io("cannot stat a blob"))?
+                .len();
+            out.push(Blob { digest, size });
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+
+    /// The current `index.json` (under a shared lock).
+    ///
+    /// # Errors
+    /// [`StoreError::BadIndex`], [`StoreError::Io`].
+    pub fn index(&self) -> Result<ImageIndex, StoreError> {
+        let lock = self.lock_file()?;
+        lock.lock_shared()
+            .map_err(self.io("cannot lock index.json"))?;
+        let result = self.read_index();
+        let _ = lock.unlock();
+        result
+    }
+
+    /// Changes `index.json` under an exclusive lock: reads it, lets `change` edit it,
+    /// and writes it back atomically. Concurrent callers (in any process) serialise.
+    ///
+    /// # Errors
+    /// [`StoreError::BadIndex`], [`StoreError::Io`].
+    pub fn update_index<R>(
+        &self,
+        change: impl FnOnce(&mut ImageIndex) -> R,
+    ) -> Result<R, StoreError> {
+        let lock = self.lock_file()?;
+        lock.lock().map_err(self.io("cannot lock index.json"))?;
+        let result = (|| {
+            let mut index = match self.read_index() {
+                Ok(index) => index,
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    ImageIndex::default()
+                }
+                Err(e) => return Err(e),
+            };
+            let out = change(&mut index);
+            let text = index
+                .to_string_pretty()
+                .map_err(|e| StoreError::BadIndex(e.to_string()))?;
+            write_atomically(&self.dir, INDEX, text.as_bytes())
+                .map_err(self.io("cannot write index.json"))?;
+            Ok(out)
+        })();
+        let _ = lock.unlock();
+        result
+    }
+
+    fn lock_file(&self) -> Result<std::fs::File, StoreError> {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        self.dir
+            .open_with(INDEX_LOCK, &options)
+            .map(cap_std::fs::File::into_std)
+            .map_err(self.io("cannot open index.lock"))
+    }
+
+    fn read_index(&self) -> Result<ImageIndex, StoreError> {
+        let text = self
+            .dir
+            .read_to_string(INDEX)
+            .map_err(self.io("cannot read index.json"))?;
+        ImageIndex::from_reader(text.as_bytes()).map_err(|e| StoreError::BadIndex(e.to_string()))
+    }
+}
+
+/// Writes a file under `dir` by writing a temporary sibling, syncing and renaming it.
+fn write_atomically(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = tmp_name(name);
+    let result = (|| {
+        let mut file = dir.create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        dir.rename(&tmp, dir, name)
+    })();
+    if result.is_err() {
+        let _ = dir.remove_file(&tmp);
+    }
+    result
+}
