@@ -872,3 +872,43 @@ fn limits_stop_a_guest_with_the_posix_errno() {
         );
     }
 }
+
+/// A guest passing hostile arguments to WASI calls (pointers at the end of the address
+/// space, absurd counts, lengths past its memory) gets an errno, never a crash or a
+/// host allocation of gigabytes.
+#[test]
+fn hostile_wasi_arguments_get_an_errno() {
+    let env = TestEnv::new();
+    let wasm = env.wat(
+        "hostile-abi.wasm",
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func $expect (param $got i32) (param $want i32) (param $step i32)
+            (if (i32.ne (local.get $got) (local.get $want)) (then (call $exit (local.get $step)))))
+          (func (export "_start")
+            ;; 2,000,000 iovecs: EINVAL (28), not a 16 MB allocation per call
+            (call $expect (call $fd_write (i32.const 1) (i32.const 0) (i32.const 2000000) (i32.const 8)) (i32.const 28) (i32.const 1))
+            ;; argv pointer at the very end of the address space: EFAULT (21)
+            (call $expect (call $args_get (i32.const -16) (i32.const 64)) (i32.const 21) (i32.const 2))
+            ;; 100,000 subscriptions: EINVAL
+            (call $expect (call $poll (i32.const 0) (i32.const 0) (i32.const 100000) (i32.const 8)) (i32.const 28) (i32.const 3))
+            ;; a path running past the end of memory: EFAULT
+            (call $expect (call $path_open (i32.const 3) (i32.const 0) (i32.const 65000) (i32.const 100000)
+                                (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)) (i32.const 21) (i32.const 4))
+            ;; a random_get buffer past the end of memory: EFAULT
+            (call $expect (call $random (i32.const 65500) (i32.const 100)) (i32.const 21) (i32.const 5))
+            ;; an empty iovec still works after all that: nothing written, no error
+            (i32.store (i32.const 100) (i32.const 0))
+            (i32.store (i32.const 104) (i32.const 0))
+            (call $expect (call $fd_write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 8)) (i32.const 0) (i32.const 6))
+            (call $exit (i32.const 0))))"#,
+    );
+    let run = env.run(&["run", wasm.to_str().expect("utf-8")]);
+    run.assert_clean_success();
+}

@@ -129,6 +129,12 @@ pub const FDSTAT_SIZE: usize = 24;
 pub const SUBSCRIPTION_SIZE: usize = 48;
 pub const EVENT_SIZE: usize = 32;
 
+/// Most iovecs one call takes (wasi-libc's and Linux's IOV_MAX).
+pub const IOV_MAX: u32 = 1024;
+
+/// Most subscriptions one `poll_oneoff` takes.
+pub const MAX_SUBSCRIPTIONS: u32 = 4096;
+
 /// Guest linear memory, every access bounds-checked (`EFAULT` when out of range).
 pub struct Mem<'a>(pub &'a mut [u8]);
 
@@ -209,8 +215,12 @@ impl Mem<'_> {
             .map_err(|_| Errno::Ilseq)
     }
 
-    /// An array of `(buf, len)` iovecs.
+    /// An array of `(buf, len)` iovecs; more than [`IOV_MAX`] is `EINVAL`, as POSIX's
+    /// readv/writev say (and it keeps a guest from making the host allocate gigabytes).
     pub fn iovecs(&self, ptr: u32, count: u32) -> R<Vec<(u32, u32)>> {
+        if count > IOV_MAX {
+            return Err(Errno::Inval);
+        }
         let bytes = count.checked_mul(8).ok_or(Errno::Fault)?;
         let raw = self.slice(ptr, bytes)?;
         Ok(raw

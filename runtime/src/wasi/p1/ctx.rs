@@ -104,6 +104,12 @@ fn write_filestat(mem: &mut Mem, ptr: u32, dev: u64, stat: &Stat) -> R<()> {
     mem.write(ptr, &b)
 }
 
+/// A guest pointer plus an offset; `EFAULT` past the 32-bit address space (never a
+/// panic or a wrap, whatever the guest passes).
+fn ptr_add(base: u32, offset: u64) -> R<u32> {
+    u32::try_from(u64::from(base) + offset).map_err(|_| Errno::Fault)
+}
+
 /// The last component of a path, ignoring trailing slashes.
 fn last_component(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
@@ -215,10 +221,10 @@ impl WasiP1 {
     fn strings_get(list: &[String], mem: &mut Mem, ptrs: u32, buf: u32) -> R<()> {
         let mut offset = buf;
         for (i, s) in list.iter().enumerate() {
-            mem.put_u32(ptrs + (i as u32) * 4, offset)?;
+            mem.put_u32(ptr_add(ptrs, i as u64 * 4)?, offset)?;
             mem.write(offset, s.as_bytes())?;
-            mem.put_u8(offset + s.len() as u32, 0)?;
-            offset += s.len() as u32 + 1;
+            mem.put_u8(ptr_add(offset, s.len() as u64)?, 0)?;
+            offset = ptr_add(offset, s.len() as u64 + 1)?;
         }
         Ok(())
     }
@@ -506,12 +512,14 @@ impl WasiP1 {
                 }
                 let mut pos = offset.unwrap_or(f.pos);
                 for (buf, len) in iovs.iter().copied() {
-                    let len = len.min(MAX_IO as u32);
+                    // At most MAX_IO bytes per call, however many iovecs (a short
+                    // read, as POSIX allows).
+                    let len = len.min(MAX_IO as u32 - total);
                     let dst = mem.slice_mut(buf, len)?;
                     let n = f.file.read_at(dst, pos).map_err(errno)?;
                     total += n as u32;
                     pos += n as u64;
-                    if n < len as usize {
+                    if n < len as usize || total as usize >= MAX_IO {
                         break;
                     }
                 }
@@ -551,10 +559,14 @@ impl WasiP1 {
                     None => f.pos,
                 };
                 for (buf, len) in iovs.iter().copied() {
-                    let src = mem.slice(buf, len.min(MAX_IO as u32))?;
+                    // At most MAX_IO bytes per call (a short write, as POSIX allows).
+                    let src = mem.slice(buf, len.min(MAX_IO as u32 - total))?;
                     let n = f.file.write_at(src, pos).map_err(errno)?;
                     total += n as u32;
                     pos += n as u64;
+                    if total as usize >= MAX_IO {
+                        break;
+                    }
                 }
                 if offset.is_none() {
                     f.pos = pos;
@@ -569,7 +581,11 @@ impl WasiP1 {
             }
             let mut data = Vec::new();
             for (buf, len) in iovs.iter().copied() {
-                data.extend_from_slice(mem.slice(buf, len.min(MAX_IO as u32))?);
+                let room = (MAX_IO - data.len()) as u32;
+                data.extend_from_slice(mem.slice(buf, len.min(room))?);
+                if data.len() >= MAX_IO {
+                    break;
+                }
             }
             let out = if which == 1 {
                 &mut self.stdout
@@ -664,7 +680,7 @@ impl WasiP1 {
             }) => {
                 let len = name.len() as u32;
                 mem.put_u8(out, 0)?;
-                mem.put_u32(out + 4, len)
+                mem.put_u32(ptr_add(out, 4)?, len)
             }
             _ => Err(Errno::Badf),
         }
@@ -987,19 +1003,21 @@ impl WasiP1 {
         count: u32,
         out: u32,
     ) -> R<()> {
-        if count == 0 {
+        if count == 0 || count > abi::MAX_SUBSCRIPTIONS {
             return Err(Errno::Inval);
         }
         let mut ready = Vec::new();
         let mut earliest: Option<(Duration, u64)> = None;
         for i in 0..count {
-            let sub = subs + i * abi::SUBSCRIPTION_SIZE as u32;
+            let sub = ptr_add(subs, u64::from(i) * abi::SUBSCRIPTION_SIZE as u64)?;
+            // The fields below lie within the subscription, which `mem` bounds-checks.
+            let field = |at: u64| ptr_add(sub, at);
             let userdata = mem.u64(sub)?;
-            match mem.u8(sub + 8)? {
+            match mem.u8(field(8)?)? {
                 event::CLOCK => {
-                    let id = mem.u32(sub + 16)?;
-                    let timeout = mem.u64(sub + 24)?;
-                    let flags = mem.u16(sub + 40)?;
+                    let id = mem.u32(field(16)?)?;
+                    let timeout = mem.u64(field(24)?)?;
+                    let flags = mem.u16(field(40)?)?;
                     let now = match self.now(id) {
                         Ok(now) => now,
                         Err(e) => {
@@ -1018,7 +1036,7 @@ impl WasiP1 {
                     }
                 }
                 kind @ (event::FD_READ | event::FD_WRITE) => {
-                    let fd = mem.u32(sub + 16)?;
+                    let fd = mem.u32(field(16)?)?;
                     let error = match self.desc(fd) {
                         Ok(_) => 0,
                         Err(e) => e.raw(),
@@ -1040,7 +1058,7 @@ impl WasiP1 {
             b[8..10].copy_from_slice(&error.to_le_bytes());
             b[10] = *kind;
             b[16..24].copy_from_slice(&nbytes.to_le_bytes());
-            mem.write(events + (i * abi::EVENT_SIZE) as u32, &b)?;
+            mem.write(ptr_add(events, (i * abi::EVENT_SIZE) as u64)?, &b)?;
         }
         mem.put_u32(out, ready.len() as u32)
     }
