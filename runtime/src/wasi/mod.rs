@@ -119,13 +119,18 @@ fn workdir_problem(errno: crate::fs::Errno) -> String {
 
 const DEV_ROOT: u64 = 1;
 
+/// Most bytes of file data an in-memory root (a run without layers) holds: a guest
+/// that writes more (or seeks to a huge offset and writes) gets ENOSPC, not the host's
+/// memory.
+pub const ROOT_TMPFS_SIZE: u64 = 1 << 30;
+
 /// Builds the guest's world for a run.
 ///
 /// # Errors
 /// [`WasiError`] when a layer, mount or the workdir cannot be set up.
 pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Captured>), WasiError> {
     let (root, scratch): (Arc<dyn Backend>, _) = if spec.layers.is_empty() {
-        (Arc::new(TmpFs::new(u64::MAX, DEV_ROOT)), None)
+        (Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None)
     } else {
         let lower = lower_stack(spec)?;
         let scratch = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;

@@ -912,3 +912,32 @@ fn hostile_wasi_arguments_get_an_errno() {
     let run = env.run(&["run", wasm.to_str().expect("utf-8")]);
     run.assert_clean_success();
 }
+
+/// A sparse write at a huge offset in the in-memory root is ENOSPC, not a host
+/// allocation of that size.
+#[test]
+fn huge_sparse_writes_in_memory_are_refused() {
+    let env = TestEnv::new();
+    let wasm = env.wat(
+        "sparse.wasm",
+        r#"(module
+          (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 200) "big")
+          (func (export "_start")
+            (local $e i32)
+            ;; open /big for writing (creat), rights FD_WRITE
+            (local.set $e (call $path_open (i32.const 3) (i32.const 0) (i32.const 200) (i32.const 3)
+                                (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))
+            (if (local.get $e) (then (call $exit (i32.const 100))))
+            ;; one byte at offset 1 TiB
+            (i32.store (i32.const 100) (i32.const 200))
+            (i32.store (i32.const 104) (i32.const 1))
+            (call $exit (call $pwrite (i32.load (i32.const 16)) (i32.const 100) (i32.const 1) (i64.const 1099511627776) (i32.const 8)))))"#,
+    );
+    // ENOSPC is 51.
+    env.run(&["run", wasm.to_str().expect("utf-8")])
+        .assert_code(51);
+}
