@@ -11,7 +11,7 @@
 //! is bounds-checked ([`FlatIndex::from_buffer`]).
 
 use super::layer::{Content, Kind, Node};
-use super::lower::LowerEntry;
+use super::lower::{LowerEntry, split};
 use std::cmp::Ordering;
 
 const MAGIC: &[u8; 8] = b"CAPSIDX1";
@@ -59,9 +59,13 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Splits a path into (parent, name); the root is ("", "").
-fn split(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
+/// The kind stored in a record's byte 16 (written by `build`).
+fn kind_at(r: &[u8]) -> Kind {
+    match r[16] {
+        1 => Kind::Dir,
+        2 => Kind::Symlink,
+        _ => Kind::File,
+    }
 }
 
 impl FlatIndex {
@@ -220,16 +224,6 @@ impl FlatIndex {
         lo
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether there are no entries at all.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// The entry at a path (`""` is the root).
     pub fn get(&self, path: &str) -> Option<LowerEntry> {
         let (parent, name) = split(path);
@@ -240,15 +234,7 @@ impl FlatIndex {
 
     /// Names in a directory, sorted.
     pub fn children<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let start = self.lower_bound(dir.as_bytes(), b"");
-        (start..self.count)
-            .map(move |i| (i, self.key(i)))
-            .take_while(move |(_, (parent, _))| *parent == dir.as_bytes())
-            .filter(|(_, (_, name))| !name.is_empty())
-            .map(move |(i, _)| {
-                let r = self.record(i);
-                self.str(u32_at(r, 8), u32_at(r, 12))
-            })
+        self.list(dir).map(|(name, _, _)| name)
     }
 
     /// A directory's entries as (name, kind, inode), sorted, in one pass over its run
@@ -261,22 +247,17 @@ impl FlatIndex {
             .filter(|(_, (_, name))| !name.is_empty())
             .map(move |(i, _)| {
                 let r = self.record(i);
-                let kind = match r[16] {
-                    1 => Kind::Dir,
-                    2 => Kind::Symlink,
-                    _ => Kind::File,
-                };
-                (self.str(u32_at(r, 8), u32_at(r, 12)), kind, u64_at(r, 80))
+                (
+                    self.str(u32_at(r, 8), u32_at(r, 12)),
+                    kind_at(r),
+                    u64_at(r, 80),
+                )
             })
     }
 
     fn entry(&self, i: usize) -> LowerEntry {
         let r = self.record(i);
-        let kind = match r[16] {
-            1 => Kind::Dir,
-            2 => Kind::Symlink,
-            _ => Kind::File,
-        };
+        let kind = kind_at(r);
         let content = match r[48] {
             1 => Content::TarRange {
                 offset: u64_at(r, 56),

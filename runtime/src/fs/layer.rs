@@ -125,13 +125,29 @@ impl Layer {
     /// # Errors
     /// [`LayerError`] naming the first entry that is refused, or the I/O failure.
     pub fn from_tar(name: &str, file: File) -> Result<Self, LayerError> {
+        Self::index_tar(name, Arc::new(file))
+    }
+
+    /// Indexes a directory layer (see [`Layer::from_dir`]) or an uncompressed tar (see
+    /// [`Layer::from_tar`]), as opened by [`Source::open`].
+    ///
+    /// # Errors
+    /// [`LayerError`] naming the first entry that is refused, or the I/O failure.
+    pub fn from_source(name: &str, source: Source) -> Result<Self, LayerError> {
+        match source {
+            Source::Tar(file) => Self::index_tar(name, file),
+            Source::Dir(dir) => Self::index_dir(name, dir),
+        }
+    }
+
+    fn index_tar(name: &str, file: Arc<File>) -> Result<Self, LayerError> {
         let io_err = |source| LayerError::Io {
             layer: name.to_owned(),
             source,
         };
         let tar_len = file.metadata().map_err(io_err)?.len();
         let mut builder = Builder::new(name);
-        let mut reader = &file;
+        let mut reader: &File = &file;
         reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries_with_seek().map_err(io_err)?;
@@ -204,22 +220,9 @@ impl Layer {
                     let target = std::str::from_utf8(&target)
                         .map_err(|_| bad("symlink target is not UTF-8"))?
                         .to_owned();
-                    if target.is_empty() || target.contains('\0') {
-                        return Err(bad("symlink target is empty or has a NUL byte"));
-                    }
                     let link_id = next_link_id;
                     next_link_id += 1;
-                    let len = target.len() as u64;
-                    builder.add(
-                        path,
-                        Kind::Symlink,
-                        0o777,
-                        mtime,
-                        len,
-                        Content::Empty,
-                        Some(target),
-                        link_id,
-                    )?;
+                    builder.add_symlink(path, mtime, target, link_id)?;
                 }
                 T::Link => {
                     let target = entry
@@ -259,7 +262,7 @@ impl Layer {
                 }
             }
         }
-        Ok(builder.finish(Source::Tar(Arc::new(file))))
+        Ok(builder.finish(Source::Tar(file)))
     }
 
     /// Indexes a host directory as a layer (for `--layer DIR` and tests). Symlinks are
@@ -268,6 +271,10 @@ impl Layer {
     /// # Errors
     /// [`LayerError`] naming the entry that is refused, or the I/O failure.
     pub fn from_dir(name: &str, dir: Dir) -> Result<Self, LayerError> {
+        Self::index_dir(name, Arc::new(dir))
+    }
+
+    fn index_dir(name: &str, dir: Arc<Dir>) -> Result<Self, LayerError> {
         let mut builder = Builder::new(name);
         let mut link_id = 0u64;
         let mut stack = vec![String::new()];
@@ -330,17 +337,7 @@ impl Layer {
                         .to_str()
                         .ok_or_else(|| builder.bad(&path, "symlink target is not UTF-8"))?
                         .to_owned();
-                    let len = target.len() as u64;
-                    builder.add(
-                        path,
-                        Kind::Symlink,
-                        0o777,
-                        mtime,
-                        len,
-                        Content::Empty,
-                        Some(target),
-                        link_id,
-                    )?;
+                    builder.add_symlink(path, mtime, target, link_id)?;
                 } else if ft.is_file() {
                     let content = if meta.len() == 0 {
                         Content::Empty
@@ -365,7 +362,7 @@ impl Layer {
                 }
             }
         }
-        Ok(builder.finish(Source::Dir(Arc::new(dir))))
+        Ok(builder.finish(Source::Dir(dir)))
     }
 
     /// Reads up to `buf.len()` bytes of a file's content at `pos`.
@@ -481,6 +478,30 @@ impl Builder {
             }
         }
         Ok(parts.join("/"))
+    }
+
+    /// Adds a symlink, refusing an empty target or one with a NUL byte.
+    fn add_symlink(
+        &mut self,
+        path: String,
+        mtime: (i64, u32),
+        target: String,
+        link_id: u64,
+    ) -> Result<(), LayerError> {
+        if target.is_empty() || target.contains('\0') {
+            return Err(self.bad(&path, "symlink target is empty or has a NUL byte"));
+        }
+        let len = target.len() as u64;
+        self.add(
+            path,
+            Kind::Symlink,
+            0o777,
+            mtime,
+            len,
+            Content::Empty,
+            Some(target),
+            link_id,
+        )
     }
 
     #[allow(

@@ -93,16 +93,6 @@ impl LowerStack {
             None => Err(std::io::Error::other("layer index names a missing layer")),
         }
     }
-
-    /// Number of entries (the root included).
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether only the root exists.
-    pub fn is_empty(&self) -> bool {
-        self.index.len() <= 1
-    }
 }
 
 impl Merge {

@@ -91,18 +91,16 @@ pub enum WasiError {
 pub struct WasiState {
     ctx: WasiP1,
     /// The temporary upper of a `--layer` run, removed when the run ends.
-    _scratch: Option<tempfile_guard::Scratch>,
+    _scratch: Option<Scratch>,
 }
 
-mod tempfile_guard {
-    /// A temporary directory that is removed when dropped.
-    #[derive(Debug)]
-    pub struct Scratch(pub std::path::PathBuf);
+/// A temporary directory that is removed when dropped.
+#[derive(Debug)]
+struct Scratch(std::path::PathBuf);
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = crate::ambient::remove_dir_all(&self.0);
-        }
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = crate::ambient::remove_dir_all(&self.0);
     }
 }
 
@@ -136,7 +134,7 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
         let scratch = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;
         let upper = scratch.join("upper");
         let work = scratch.join("work");
-        let scratch = tempfile_guard::Scratch(scratch);
+        let scratch = Scratch(scratch);
         let upper = crate::ambient::create_and_open_dir(&upper).map_err(WasiError::Upper)?;
         let work = crate::ambient::create_and_open_dir(&work).map_err(WasiError::Upper)?;
         let overlay = Overlay::new(Arc::new(lower), upper, work, DEV_ROOT)?;
@@ -247,40 +245,31 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
 /// chain when there is one (tars only: a directory can change without its own mtime
 /// changing), else indexed, checked, merged and saved for next time.
 fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
-    let t0 = std::time::Instant::now();
-    let open_err = |path: &std::path::Path| {
-        let path = path.display().to_string();
-        move |source| WasiError::LayerOpen { path, source }
-    };
-    let key = spec
+    let mut sources = Vec::new();
+    for path in &spec.layers {
+        let source = Source::open(path).map_err(|source| WasiError::LayerOpen {
+            path: path.display().to_string(),
+            source,
+        })?;
+        sources.push(source);
+    }
+    let cache = spec
         .layer_index_cache
         .as_ref()
-        .and_then(|_| chain_key(&spec.layers));
-    let cache = key
-        .as_ref()
-        .zip(spec.layer_index_cache.as_ref())
-        .and_then(|(key, dir)| {
+        .and_then(|dir| chain_key(&spec.layers).map(|key| (dir, key)))
+        .and_then(|(dir, key)| {
             crate::ambient::create_and_open_dir(dir)
                 .ok()
                 .map(|dir| (dir, format!("{key}.idx")))
         });
-    tracing::debug!(key_in = ?t0.elapsed(), "layer chain key");
     if let Some((dir, name)) = &cache
         && let Ok(map) = dir
             .open(name)
             .and_then(|f| crate::fs::map_file(&f.into_std()))
     {
-        let bytes = crate::fs::index::Buffer::Mapped(map);
-        tracing::debug!(mapped_in = ?t0.elapsed(), "layer index mapped");
-        let mut sources = Vec::new();
-        for path in &spec.layers {
-            sources.push(Source::open(path).map_err(open_err(path))?);
-        }
-        let started = std::time::Instant::now();
-        let size = bytes.len();
-        match LowerStack::from_saved(bytes, sources) {
+        match LowerStack::from_saved(crate::fs::index::Buffer::Mapped(map), sources.clone()) {
             Ok(stack) => {
-                tracing::debug!(index = %name, size, checked_in = ?started.elapsed(), "layer index loaded");
+                tracing::debug!(index = %name, "layer index loaded");
                 return Ok(stack);
             }
             Err(e) => {
@@ -289,20 +278,11 @@ fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
         }
     }
     let mut layers = Vec::new();
-    for path in &spec.layers {
-        let name = path.display().to_string();
-        let layer = if crate::ambient::is_dir(path) {
-            Layer::from_dir(
-                &name,
-                crate::ambient::open_dir(path).map_err(open_err(path))?,
-            )?
-        } else {
-            Layer::from_tar(
-                &name,
-                crate::ambient::open_file(path).map_err(open_err(path))?,
-            )?
-        };
-        layers.push(Arc::new(layer));
+    for (path, source) in spec.layers.iter().zip(sources) {
+        layers.push(Arc::new(Layer::from_source(
+            &path.display().to_string(),
+            source,
+        )?));
     }
     let stack = LowerStack::new(layers);
     if let Some((dir, name)) = &cache {
