@@ -17,6 +17,10 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("guests");
     fs::create_dir_all(&out).expect("create guests output directory");
 
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("guests/errno_name.h").display()
+    );
     let c_dir = manifest.join("guests/c");
     println!("cargo:rerun-if-changed={}", c_dir.display());
     println!("cargo:rerun-if-env-changed=CAPSULE_GUEST_CC");

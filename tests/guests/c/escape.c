@@ -22,28 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *errno_name(int e) {
-    switch (e) {
-    case EACCES: return "EACCES";
-    case EBADF: return "EBADF";
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case EISDIR: return "EISDIR";
-    case ELOOP: return "ELOOP";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOENT: return "ENOENT";
-    case ENOSYS: return "ENOSYS";
-    case ENOTDIR: return "ENOTDIR";
-    case ENOTCAPABLE: return "ENOTCAPABLE";
-    case ENOTSUP: return "ENOTSUP";
-    case EPERM: return "EPERM";
-    case EROFS: return "EROFS";
-    case EXDEV: return "EXDEV";
-    case EMFILE: return "EMFILE";
-    case ENOSPC: return "ENOSPC";
-    default: return "other";
-    }
-}
+#include "../errno_name.h"
 
 static void print_bytes(const char *buf, ssize_t n) {
     for (ssize_t i = 0; i < n; i++) {

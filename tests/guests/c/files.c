@@ -15,21 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *errno_name(int e) {
-    switch (e) {
-    case EACCES: return "EACCES";
-    case EBADF: return "EBADF";
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case EISDIR: return "EISDIR";
-    case ENOENT: return "ENOENT";
-    case ENOTDIR: return "ENOTDIR";
-    case ENOTCAPABLE: return "ENOTCAPABLE";
-    case EPERM: return "EPERM";
-    case EROFS: return "EROFS";
-    default: return "other";
-    }
-}
+#include "../errno_name.h"
 
 static int fail(const char *call, const char *path) {
     int e = errno;

@@ -17,40 +17,7 @@
 /* Not every guest uses every helper. */
 #define HELPER static __attribute__((unused))
 
-HELPER const char *errno_name(int e) {
-    static char other[32];
-    switch (e) {
-    case EACCES: return "EACCES";
-    case EBADF: return "EBADF";
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case EISDIR: return "EISDIR";
-    case ELOOP: return "ELOOP";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOENT: return "ENOENT";
-    case ENOSPC: return "ENOSPC";
-    case ENOTDIR: return "ENOTDIR";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case ENOTCAPABLE: return "ENOTCAPABLE";
-    case EPERM: return "EPERM";
-    case EROFS: return "EROFS";
-    case EXDEV: return "EXDEV";
-    case ESPIPE: return "ESPIPE";
-    case EMFILE: return "EMFILE";
-    case EFBIG: return "EFBIG";
-    case EAGAIN: return "EAGAIN";
-    case ENOSYS: return "ENOSYS";
-    case ENOTSUP: return "ENOTSUP";
-    case EOVERFLOW: return "EOVERFLOW";
-    case EFAULT: return "EFAULT";
-    case EIO: return "EIO";
-    case EBUSY: return "EBUSY";
-    case ENXIO: return "ENXIO";
-    default:
-        snprintf(other, sizeof other, "errno=%d", e);
-        return other;
-    }
-}
+#include "../errno_name.h"
 
 /* The scratch directory (argv[1]). */
 static const char *scratch;
