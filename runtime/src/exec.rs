@@ -164,6 +164,21 @@ pub fn run(
     stdio: &Stdio,
 ) -> Result<RunOutput, RunError> {
     let (wasi, captured) = wasi::build(spec, stdio)?;
+    run_in(engine, module, spec, wasi, captured)
+}
+
+/// Runs a compiled module in a world already built from `spec` by [`wasi::build`]
+/// (for a caller that first reads the module from that world).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_in(
+    engine: &Engine,
+    module: &Module,
+    spec: &RunSpec,
+    wasi: WasiState,
+    captured: Option<wasi::Captured>,
+) -> Result<RunOutput, RunError> {
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
     wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
         .map_err(|e| RunError::Link(format!("{e:#}")))?;

@@ -1,5 +1,14 @@
-//! The Capsule home: where Capsule keeps its state (today the compiled-module cache;
-//! images, containers and volumes come later).
+//! The Capsule home: where Capsule keeps its state.
+//!
+//! ```text
+//! store/               the OCI image layout: images (the source of truth)
+//! containers/ID/       each container's writable layer and state
+//! cache/modules/       compiled modules            (derived, safe to delete)
+//! cache/layers/        layers, uncompressed         (derived from store blobs)
+//! cache/layer-index/   merged indexes of layer chains (derived)
+//! cache/build/         the build cache: what each step produced
+//! tmp/                 work in progress
+//! ```
 //!
 //! `CAPSULE_HOME` names it; otherwise it is `capsule` under the platform's data directory
 //! (`~/.local/share/capsule` on Linux, `~/Library/Application Support/capsule` on macOS,
@@ -55,6 +64,32 @@ impl Home {
     /// Where merged layer indexes are saved.
     pub fn layer_index_dir(&self) -> PathBuf {
         self.root.join("cache").join("layer-index")
+    }
+
+    /// The image store: an OCI image layout, the single source of truth for images.
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    /// Where each layer is kept uncompressed, named by its diff_id: derived from the
+    /// store's blobs (and rebuilt from them when missing).
+    pub fn layer_tar_dir(&self) -> PathBuf {
+        self.root.join("cache").join("layers")
+    }
+
+    /// Where the build cache keeps what each step produced, by cache key.
+    pub fn build_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("build")
+    }
+
+    /// Where containers keep their writable layers and state.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// Scratch space for work in progress (build steps); removed when done.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// Where compiled modules are cached.

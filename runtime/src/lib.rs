@@ -14,10 +14,12 @@
 
 pub mod ambient;
 pub mod builtin;
+pub mod container;
 pub mod engine;
 pub mod exec;
 pub mod fs;
 pub mod home;
+pub mod image;
 pub mod module;
 pub mod spec;
 pub mod store;

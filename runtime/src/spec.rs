@@ -302,6 +302,12 @@ pub struct RunSpec {
     pub layers: Vec<PathBuf>,
     /// Where merged layer indexes are saved, so a chain is indexed once (None: never).
     pub layer_index_cache: Option<PathBuf>,
+    /// The name of the saved index of `layers` when they are content-addressed (an
+    /// image's chain ID); otherwise it is derived from the layer files' identity.
+    pub layer_chain_id: Option<String>,
+    /// A directory that keeps the writable layer (`upper/`, `work/`) across runs (a
+    /// container's, a build step's); `None`: a temporary one, removed after the run.
+    pub upper: Option<PathBuf>,
 }
 
 /// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.
@@ -373,6 +379,8 @@ impl RunSpec {
             tmpfs: Vec::new(),
             layers: Vec::new(),
             layer_index_cache: None,
+            layer_chain_id: None,
+            upper: None,
         }
     }
 }

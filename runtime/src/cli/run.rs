@@ -6,6 +6,8 @@ use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
 use capsule_runtime::wasi::Stdio;
+use capsule_runtime::container::Container;
+use capsule_runtime::image::{Image, ImageError, Images};
 use capsule_runtime::{ambient, builtin, module};
 use std::ffi::OsString;
 use std::io::Write;
@@ -42,11 +44,19 @@ pub struct RunArgs {
     /// Compile the module even if the cache has it, and do not store the result
     #[arg(long = "no-cache")]
     no_cache: bool,
-    /// The module (a .wasm or .wat file; FILE#EXPORT calls an export of a reactor; or a
-    /// built-in such as hello-world), then the arguments passed to the guest. Everything
-    /// after MODULE goes to the guest, flags included.
+    /// Run this program (a path inside the image) instead of the image's ENTRYPOINT;
+    /// the image's CMD is dropped
+    #[arg(long = "entrypoint", value_name = "PATH")]
+    entrypoint: Option<String>,
+    /// Remove the container (its writable layer) when it exits
+    #[arg(long = "rm")]
+    rm: bool,
+    /// An image (name[:tag], name@sha256:..., an ID) or a module file (a .wasm or .wat
+    /// file; FILE#EXPORT calls an export of a reactor), then the arguments passed to
+    /// the guest. Everything after it goes to the guest, flags included. A path that
+    /// names an existing file is a module; anything else is an image.
     #[arg(
-        value_name = "MODULE [ARGS]...",
+        value_name = "IMAGE|MODULE [ARGS]...",
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true
@@ -61,35 +71,75 @@ enum UnknownImportsArg {
 }
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
+    let (target, guest_args) = args.command.split_first().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("capsule run needs an IMAGE or a MODULE (see capsule run --help)"),
+        )
+    })?;
+    let target = target.to_str().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("the image or module name is not valid UTF-8"),
+        )
+    })?;
+    if target.starts_with('-') {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("unknown option '{target}' for capsule run (see capsule run --help)"),
+        ));
+    }
+    match resolve_module(target)? {
+        Some((name, wasm, entry)) => run_module(&args, name, wasm, entry, guest_args),
+        None => {
+            if !args.layer.is_empty() {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    anyhow::anyhow!(
+                        "--layer stacks layers under a module file; an image brings its own layers"
+                    ),
+                ));
+            }
+            run_image(&args, target, guest_args)
+        }
+    }
+}
 
+fn features(args: &RunArgs) -> Result<FeatureSet, Failure> {
     let mut features = FeatureSet::default();
     for setting in &args.wasm {
         features
             .apply_setting(setting)
             .map_err(|e| Failure::new(exit::USAGE, e))?;
     }
+    Ok(features)
+}
 
-    let (module, guest_args) = args.command.split_first().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("capsule run needs a MODULE (see capsule run --help)"),
-        )
-    })?;
-    let module = module.to_str().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("the module path is not valid UTF-8"),
-        )
-    })?;
-    if module.starts_with('-') {
-        return Err(Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("unknown option '{module}' for capsule run (see capsule run --help)"),
-        ));
+fn unknown_imports(arg: UnknownImportsArg) -> UnknownImports {
+    match arg {
+        UnknownImportsArg::Refuse => UnknownImports::Refuse,
+        UnknownImportsArg::Trap => UnknownImports::Trap,
     }
-    let (name, wasm, entry) = resolve_module(module)?;
+}
 
+fn run_error(e: exec::RunError) -> Failure {
+    let code = match e {
+        exec::RunError::Wasi(_) => exit::USAGE,
+        _ => exit::CANNOT_RUN,
+    };
+    Failure::new(code, e)
+}
+
+/// `capsule run MODULE`: a module file with the flags as its whole world.
+fn run_module(
+    args: &RunArgs,
+    name: String,
+    wasm: Vec<u8>,
+    entry: Entry,
+    guest_args: &[OsString],
+) -> Result<u8, Failure> {
+    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
+    let features = features(args)?;
     let mut env = Env::default();
     for file in &args.env_file {
         env.apply_file_at(file).map_err(usage)?;
@@ -122,10 +172,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .map_err(usage)?;
     spec.layers = args.layer.clone();
     spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
-    spec.unknown_imports = match args.unknown_imports {
-        UnknownImportsArg::Refuse => UnknownImports::Refuse,
-        UnknownImportsArg::Trap => UnknownImports::Trap,
-    };
+    spec.unknown_imports = unknown_imports(args.unknown_imports);
 
     let wasm =
         module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
@@ -133,15 +180,12 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
     let compiled = compile(&engine, &wasm, args.no_cache)
         .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
+    let output = exec::run(&engine, &compiled, &spec, &Stdio::Inherit).map_err(run_error)?;
+    report(output)
+}
 
-    let output = exec::run(&engine, &compiled, &spec, &Stdio::Inherit).map_err(|e| {
-        let code = match e {
-            exec::RunError::Wasi(_) => exit::USAGE,
-            _ => exit::CANNOT_RUN,
-        };
-        Failure::new(code, e)
-    })?;
-
+/// Turns the guest's outcome into Capsule's exit code, printing results and traps.
+fn report(output: exec::RunOutput) -> Result<u8, Failure> {
     match output.status {
         ExitStatus::Exited(code) => {
             if !output.results.is_empty() {
@@ -172,8 +216,154 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     }
 }
 
-/// MODULE is a file, `FILE#EXPORT`, or a built-in name.
-fn resolve_module(target: &str) -> Result<(String, Vec<u8>, Entry), Failure> {
+/// `capsule run IMAGE`: a container from the image's config, with the flags on top.
+fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8, Failure> {
+    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
+    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let images = Images::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let image = match images.resolve(target) {
+        Ok(image) => image,
+        Err(ImageError::NotFound(name)) => match builtin::ensure_image(&images, target) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                return Err(Failure::new(
+                    exit::NOT_FOUND,
+                    anyhow::anyhow!(
+                        "'{name}' is neither a file nor an image: to run a module give its path (./{name}); to run an image build it (capsule build -t {name} DIR) or load it (capsule load -i FILE)"
+                    ),
+                ));
+            }
+            Err(e) => return Err(Failure::new(exit::USAGE, e)),
+        },
+        Err(e) => return Err(Failure::new(exit::USAGE, e)),
+    };
+    check_platform(&image, target)?;
+    let config = image.config.config().clone().unwrap_or_default();
+
+    // Docker's rules: --entrypoint replaces the image's and drops its CMD; arguments
+    // after the image replace CMD.
+    let guest_args = capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?;
+    let mut argv: Vec<String> = match &args.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+        Some(entrypoint) => vec![entrypoint.clone()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    if !guest_args.is_empty() {
+        argv.extend(guest_args);
+    } else if args.entrypoint.is_none() {
+        argv.extend(config.cmd().clone().unwrap_or_default());
+    }
+    let Some(program) = argv.first().cloned() else {
+        return Err(Failure::new(
+            exit::CANNOT_RUN,
+            anyhow::anyhow!(
+                "image {target} has no ENTRYPOINT or CMD: name the module to run (capsule run {target} /path/in/image/app.wasm, or --entrypoint)"
+            ),
+        ));
+    };
+
+    let mut env = Env::default();
+    for var in config.env().iter().flatten() {
+        if let Some((k, v)) = var.split_once('=') {
+            env.set(k, v);
+        }
+    }
+    for file in &args.env_file {
+        env.apply_file_at(file).map_err(usage)?;
+    }
+    for flag in &args.env {
+        env.apply_flag(flag).map_err(usage)?;
+    }
+    let workdir = match (&args.workdir, config.working_dir()) {
+        (Some(dir), _) => GuestPath::parse(dir).map_err(usage)?,
+        (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(|e| {
+            Failure::new(exit::CANNOT_RUN, anyhow::anyhow!("image {target}: WORKDIR: {e}"))
+        })?,
+        _ => GuestPath::root(),
+    };
+    let program_path = if program.starts_with('/') {
+        GuestPath::parse(&program)
+    } else {
+        GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
+    }
+    .map_err(|e| Failure::new(exit::CANNOT_RUN, anyhow::anyhow!("image {target}: {e}")))?;
+
+    let (layers, chain_id) = images
+        .rootfs(&image)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let container = Container::create(&home, target, &image.id().to_string(), argv.clone())
+        .map_err(|e| Failure::new(exit::USAGE, anyhow::anyhow!("cannot create the container: {e}")))?;
+
+    let mut spec = RunSpec::new(program.clone());
+    spec.args.extend(argv.into_iter().skip(1));
+    spec.env = env;
+    spec.workdir = workdir;
+    spec.mounts = args
+        .volume
+        .iter()
+        .map(|v| Mount::parse_volume(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    spec.tmpfs = args
+        .tmpfs
+        .iter()
+        .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
+        .collect::<Result<_, _>>()
+        .map_err(usage)?;
+    spec.layers = layers;
+    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
+    spec.layer_index_cache = Some(home.layer_index_dir());
+    spec.upper = Some(container.dir.clone());
+    spec.unknown_imports = unknown_imports(args.unknown_imports);
+    let features = features(args)?;
+
+    let result = (|| {
+        let (world, captured) = capsule_runtime::wasi::build(&spec, &Stdio::Inherit)
+            .map_err(|e| Failure::new(exit::USAGE, e))?;
+        let wasm = world.read_file(&program_path).map_err(|e| {
+            Failure::new(
+                exit::CANNOT_RUN,
+                anyhow::anyhow!("image {target}: cannot read {program_path} in the image: {e}"),
+            )
+        })?;
+        let name = format!("{target}:{program_path}");
+        let wasm = module::core_module_bytes(&name, &wasm)
+            .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+        let engine =
+            Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
+        let compiled = compile(&engine, &wasm, args.no_cache)
+            .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
+        let output = exec::run_in(&engine, &compiled, &spec, world, captured)
+            .map_err(run_error)?;
+        report(output)
+    })();
+    if args.rm {
+        if let Err(e) = container.remove() {
+            tracing::warn!(error = %e, "cannot remove the container");
+        }
+    }
+    result
+}
+
+/// Refuses images built for another platform, naming it.
+fn check_platform(image: &Image, target: &str) -> Result<(), Failure> {
+    let arch = image.config.architecture().to_string();
+    let os = image.config.os().to_string();
+    if arch == "wasm" || os.starts_with("wasi") {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::CANNOT_RUN,
+        anyhow::anyhow!(
+            "image {target} is built for {os}/{arch}; Capsule runs WebAssembly images (wasip1/wasm), such as those from capsule build or docker build --platform wasi/wasm"
+        ),
+    ))
+}
+
+/// A module file or `FILE#EXPORT`; `None` for an image reference. A name that looks
+/// like a path (has a `/`, or ends in `.wasm`/`.wat`) but is missing is reported as a
+/// missing file.
+fn resolve_module(target: &str) -> Result<Option<(String, Vec<u8>, Entry)>, Failure> {
     let read = |path: &str| module::read_file(std::path::Path::new(path));
     let not_found = |e: module::ModuleError| {
         let code = if matches!(e, module::ModuleError::NotFound { .. }) {
@@ -184,26 +374,30 @@ fn resolve_module(target: &str) -> Result<(String, Vec<u8>, Entry), Failure> {
         Failure::new(code, e)
     };
     if ambient::is_file(std::path::Path::new(target)) {
-        return Ok((
+        return Ok(Some((
             target.to_owned(),
             read(target).map_err(not_found)?,
             Entry::Start,
-        ));
+        )));
     }
     if let Some((path, export)) = target.rsplit_once('#')
         && !export.is_empty()
         && ambient::is_file(std::path::Path::new(path))
     {
-        return Ok((
+        return Ok(Some((
             path.to_owned(),
             read(path).map_err(not_found)?,
             Entry::Export(export.to_owned()),
-        ));
+        )));
     }
-    if let Some(bytes) = builtin::lookup(target) {
-        return Ok((target.to_owned(), bytes.to_vec(), Entry::Start));
+    let looks_like_path = target.contains('/')
+        || target.contains('\\')
+        || target.ends_with(".wasm")
+        || target.ends_with(".wat")
+        || target.contains('#');
+    if !looks_like_path {
+        return Ok(None);
     }
-    // Not a file, not a built-in: report the file as missing.
     Err(not_found(read(target).err().unwrap_or(
         module::ModuleError::NotFound {
             path: target.to_owned(),

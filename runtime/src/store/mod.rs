@@ -29,6 +29,18 @@ const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 const INDEX: &str = "index.json";
 const INDEX_LOCK: &str = "index.lock";
+const GC_LOCK: &str = "gc.lock";
+const QUARANTINE: &str = "quarantine";
+
+/// A held garbage-collection lock (see [`Store::gc_lock`]).
+#[derive(Debug)]
+pub struct GcLock(std::fs::File);
+
+impl Drop for GcLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
 
 /// Errors of the store, each naming what it was about.
 #[derive(Debug, thiserror::Error)]
@@ -172,60 +184,40 @@ impl Store {
         mut reader: impl Read,
         expected: Option<(&Digest, u64)>,
     ) -> Result<Blob, StoreError> {
-        let tmp = tmp_name("blob");
-        let result = (|| {
-            let mut file = self
-                .blobs
-                .create(&tmp)
-                .map_err(self.io("cannot create a temporary blob"))?;
-            let mut hasher = Sha256::new();
-            let mut size = 0u64;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.io("cannot read the blob's content")(e)),
-                };
-                hasher.update(&buf[..n]);
-                file.write_all(&buf[..n])
-                    .map_err(self.io("cannot write a blob"))?;
-                size += n as u64;
-            }
-            file.sync_all().map_err(self.io("cannot sync a blob"))?;
-            let digest = Digest::from_hasher(hasher);
-            if let Some((want, want_size)) = expected {
-                if &digest != want {
-                    return Err(StoreError::DigestMismatch {
-                        expected: want.clone(),
-                        actual: digest,
-                    });
-                }
-                if size != want_size {
-                    return Err(StoreError::SizeMismatch {
-                        digest,
-                        expected: want_size,
-                        actual: size,
-                    });
-                }
-            }
-            if self.blobs.exists(digest.hex()) {
-                // Content-addressed: the same name means the same bytes.
-                self.blobs
-                    .remove_file(&tmp)
-                    .map_err(self.io("cannot remove a temporary blob"))?;
-            } else {
-                self.blobs
-                    .rename(&tmp, &self.blobs, digest.hex())
-                    .map_err(self.io("cannot publish a blob"))?;
-            }
-            Ok(Blob { digest, size })
-        })();
-        if result.is_err() {
-            let _ = self.blobs.remove_file(&tmp);
+        let mut writer = self.blob_writer()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io("cannot read the blob's content")(e)),
+            };
+            writer
+                .write_all(&buf[..n])
+                .map_err(self.io("cannot write a blob"))?;
         }
-        result
+        writer.finish(expected)
+    }
+
+    /// A writer that stores a blob as it is written: [`BlobWriter::finish`] checks and
+    /// publishes it; dropping it unfinished stores nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the temporary file cannot be created.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, StoreError> {
+        let tmp = tmp_name("blob");
+        let file = self
+            .blobs
+            .create(&tmp)
+            .map_err(self.io("cannot create a temporary blob"))?;
+        Ok(BlobWriter {
+            store: self,
+            tmp: Some(tmp),
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
 
     /// Whether a blob is stored.
@@ -275,6 +267,80 @@ impl Store {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(self.io("cannot read a blob"))?;
         Ok(&Digest::from_hasher(hasher) == digest)
+    }
+
+    /// Moves a blob out of `blobs/` into `quarantine/` (a corrupt blob is kept for
+    /// inspection, but no longer served).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn quarantine_blob(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        self.dir
+            .create_dir_all(QUARANTINE)
+            .map_err(self.io("cannot create quarantine/"))?;
+        let quarantine = self
+            .dir
+            .open_dir(QUARANTINE)
+            .map_err(self.io("cannot open quarantine/"))?;
+        self.blobs
+            .rename(digest.hex(), &quarantine, digest.hex())
+            .map_err(self.io("cannot move a blob to quarantine/"))?;
+        Ok(self.root.join(QUARANTINE).join(digest.hex()))
+    }
+
+    /// Removes a blob (garbage collection; the caller holds [`Store::gc_lock`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
+        match self.blobs.remove_file(digest.hex()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(self.io("cannot remove a blob")(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the garbage-collection lock: shared by work that writes blobs before an
+    /// image refers to them (a build, a load), exclusive for collection. Held until
+    /// the returned guard is dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn gc_lock(&self, exclusive: bool) -> Result<GcLock, StoreError> {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let file = self
+            .dir
+            .open_with(GC_LOCK, &options)
+            .map(cap_std::fs::File::into_std)
+            .map_err(self.io("cannot open gc.lock"))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(self.io("cannot lock gc.lock"))?;
+        Ok(GcLock(file))
+    }
+
+    /// Takes the garbage-collection lock exclusively if no one holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn try_gc_lock(&self) -> Result<Option<GcLock>, StoreError> {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let file = self
+            .dir
+            .open_with(GC_LOCK, &options)
+            .map(cap_std::fs::File::into_std)
+            .map_err(self.io("cannot open gc.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(GcLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io("cannot lock gc.lock")(e)),
+        }
     }
 
     /// Every stored blob with its size (temporary files are not blobs).
@@ -362,8 +428,88 @@ impl Store {
     }
 }
 
+/// A blob being written: hashed as it goes, published by [`BlobWriter::finish`].
+#[derive(Debug)]
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    tmp: Option<String>,
+    file: io::BufWriter<cap_std::fs::File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Syncs the blob, checks it against `expected` (digest and size) when given, and
+    /// publishes it under its digest.
+    ///
+    /// # Errors
+    /// [`StoreError::DigestMismatch`] or [`StoreError::SizeMismatch`] (nothing is
+    /// stored), or [`StoreError::Io`].
+    pub fn finish(mut self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
+        let store = self.store;
+        let tmp = self.tmp.clone().unwrap_or_default();
+        self.file.flush().map_err(store.io("cannot write a blob"))?;
+        self.file
+            .get_ref()
+            .sync_all()
+            .map_err(store.io("cannot sync a blob"))?;
+        let digest = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        let size = self.size;
+        if let Some((want, want_size)) = expected {
+            if &digest != want {
+                return Err(StoreError::DigestMismatch {
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+            if size != want_size {
+                return Err(StoreError::SizeMismatch {
+                    digest,
+                    expected: want_size,
+                    actual: size,
+                });
+            }
+        }
+        if store.blobs.exists(digest.hex()) {
+            // Content-addressed: the same name means the same bytes.
+            store
+                .blobs
+                .remove_file(&tmp)
+                .map_err(store.io("cannot remove a temporary blob"))?;
+        } else {
+            store
+                .blobs
+                .rename(&tmp, &store.blobs, digest.hex())
+                .map_err(store.io("cannot publish a blob"))?;
+        }
+        self.tmp = None;
+        Ok(Blob { digest, size })
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.store.blobs.remove_file(&tmp);
+        }
+    }
+}
+
 /// Writes a file under `dir` by writing a temporary sibling, syncing and renaming it.
-fn write_atomically(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = tmp_name(name);
     let result = (|| {
         let mut file = dir.create(&tmp)?;

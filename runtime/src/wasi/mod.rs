@@ -104,6 +104,38 @@ impl Drop for Scratch {
     }
 }
 
+impl WasiState {
+    /// Reads a whole file of the guest's world (following symlinks inside it), for
+    /// instance the module an image names as its entrypoint.
+    ///
+    /// # Errors
+    /// The errno of the lookup or read (`ENOENT`, `EISDIR`, ...).
+    pub fn read_file(&self, path: &GuestPath) -> Result<Vec<u8>, FsError> {
+        let vfs = self.ctx.vfs();
+        let loc = vfs.resolve("", path.as_str(), true)?;
+        if vfs.stat(&loc)?.kind != Kind::File {
+            return Err(crate::fs::Errno::Isdir.into());
+        }
+        let file = vfs.open(
+            &loc,
+            crate::fs::node::OpenOptions {
+                read: true,
+                ..Default::default()
+            },
+            0,
+        )?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read_at(&mut buf, out.len() as u64)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
 fn workdir_problem(errno: crate::fs::Errno) -> String {
     match errno {
         crate::fs::Errno::Noent => {
@@ -131,14 +163,19 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
         (Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None)
     } else {
         let lower = lower_stack(spec)?;
-        let scratch = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;
-        let upper = scratch.join("upper");
-        let work = scratch.join("work");
-        let scratch = Scratch(scratch);
+        let (dir, scratch) = match &spec.upper {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let dir = crate::ambient::scratch_dir().map_err(WasiError::Upper)?;
+                (dir.clone(), Some(Scratch(dir)))
+            }
+        };
+        let upper = dir.join("upper");
+        let work = dir.join("work");
         let upper = crate::ambient::create_and_open_dir(&upper).map_err(WasiError::Upper)?;
         let work = crate::ambient::create_and_open_dir(&work).map_err(WasiError::Upper)?;
         let overlay = Overlay::new(Arc::new(lower), upper, work, DEV_ROOT)?;
-        (Arc::new(overlay), Some(scratch))
+        (Arc::new(overlay), scratch)
     };
     let mut vfs = Vfs::new(root, false);
     let mut device = DEV_ROOT + 1;
@@ -256,7 +293,12 @@ fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
     let cache = spec
         .layer_index_cache
         .as_ref()
-        .and_then(|dir| chain_key(&spec.layers).map(|key| (dir, key)))
+        .and_then(|dir| {
+            spec.layer_chain_id
+                .clone()
+                .or_else(|| chain_key(&spec.layers))
+                .map(|key| (dir, key))
+        })
         .and_then(|(dir, key)| {
             crate::ambient::create_and_open_dir(dir)
                 .ok()

@@ -131,6 +131,11 @@ impl WasiP1 {
     ///
     /// # Errors
     /// The filesystem's error when a preopen does not resolve to a directory.
+    /// The filesystem the guest sees.
+    pub fn vfs(&self) -> &Arc<Vfs> {
+        &self.vfs
+    }
+
     pub fn new(
         args: Vec<String>,
         env: Vec<String>,

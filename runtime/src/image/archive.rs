@@ -1,0 +1,598 @@
+//! Images in and out of the store: `save` (an OCI layout in a tar, with Docker's
+//! `manifest.json`, as `docker save` writes since Docker 25), `load` (that, the
+//! pre-25 `docker save` format, and the CNCF wasm artifact), and `image import` (a
+//! wasm module as a one-layer image).
+//!
+//! An archive is hostile: entry names are checked, every blob is verified against its
+//! name while it streams into the store, every blob an image needs must be present,
+//! and names are given only once the whole image is in the store.
+
+use super::layer_writer::{LayerPlan, Planned};
+use super::oci::{self, media};
+use super::reference::Reference;
+use super::{Image, ImageError, Images, LayerRef, oci_digest};
+use crate::store::Digest;
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfiguration,
+    ImageConfigurationBuilder, ImageIndex, ImageManifest, MediaType, Os, RootFsBuilder,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// Largest JSON document read from an archive.
+const MAX_JSON: u64 = 16 << 20;
+
+/// What a load brought in.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Each image with the names it was given.
+    pub images: Vec<(Image, Vec<Reference>)>,
+}
+
+/// Writes `images` (with the names to record for each) as a tar to `out`.
+///
+/// # Errors
+/// [`ImageError`] when a blob is missing or `out` cannot be written.
+pub fn save(
+    images: &Images,
+    selected: &[(Image, Vec<Reference>)],
+    out: impl Write,
+    progress: &dyn Fn(u64),
+) -> Result<(), ImageError> {
+    let io = |what| move |source| ImageError::Io { what, source };
+    let mut tar = tar::Builder::new(out);
+    let mut blobs = BTreeMap::new();
+    let mut index_entries = Vec::new();
+    let mut docker_manifest = Vec::new();
+    for (image, names) in selected {
+        for blob in image.blobs() {
+            let size = match blob {
+                ref d if d == &image.manifest_digest => image.manifest_size,
+                ref d if d == &image.config_digest => image.manifest.config().size(),
+                ref d => image
+                    .layers
+                    .iter()
+                    .find(|l| &l.digest == d)
+                    .map_or(0, |l| l.size),
+            };
+            blobs.insert(blob, size);
+        }
+        let entry = |name: Option<&Reference>| {
+            let mut desc = Descriptor::new(
+                MediaType::ImageManifest,
+                image.manifest_size,
+                oci_digest(&image.manifest_digest),
+            );
+            if let Some(name) = name {
+                let mut annotations = HashMap::new();
+                if let Some(qualified) = name.qualified_name() {
+                    annotations.insert(oci::ANNOTATION_IMAGE_NAME.to_owned(), qualified);
+                }
+                if let Some(tag) = &name.tag {
+                    annotations.insert(oci::ANNOTATION_REF_NAME.to_owned(), tag.clone());
+                }
+                desc.set_annotations(Some(annotations));
+            }
+            desc
+        };
+        if names.is_empty() {
+            index_entries.push(entry(None));
+        }
+        for name in names {
+            index_entries.push(entry(Some(name)));
+        }
+        docker_manifest.push(serde_json::json!({
+            "Config": format!("blobs/sha256/{}", image.config_digest.hex()),
+            "RepoTags": names.iter().filter_map(Reference::name).collect::<Vec<_>>(),
+            "Layers": image.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+        }));
+    }
+    let mut index = ImageIndex::default();
+    index.set_media_type(Some(MediaType::ImageIndex));
+    index.set_manifests(index_entries);
+    let json = |e: serde_json::Error| ImageError::Invalid(format!("cannot write JSON: {e}"));
+    let files: [(&str, Vec<u8>); 3] = [
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ("index.json", oci::canonical_json(&index).map_err(json)?),
+        (
+            "manifest.json",
+            serde_json::to_vec(&docker_manifest).map_err(json)?,
+        ),
+    ];
+    for dir in ["blobs/", "blobs/sha256/"] {
+        let mut header = header(tar::EntryType::Directory, 0o755, 0);
+        tar.append_data(&mut header, dir, io::empty())
+            .map_err(io("cannot write the archive"))?;
+    }
+    for (digest, size) in &blobs {
+        let file = images.store().open_blob(digest)?;
+        let mut header = header(tar::EntryType::Regular, 0o644, *size);
+        tar.append_data(
+            &mut header,
+            format!("blobs/sha256/{}", digest.hex()),
+            file.take(*size),
+        )
+        .map_err(io("cannot write the archive"))?;
+        progress(*size);
+    }
+    for (name, bytes) in files {
+        let mut header = header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
+        tar.append_data(&mut header, name, bytes.as_slice())
+            .map_err(io("cannot write the archive"))?;
+    }
+    tar.into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(io("cannot write the archive"))?;
+    Ok(())
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
+}
+
+/// Reads an archive from `input` into the store and names its images.
+///
+/// # Errors
+/// [`ImageError`] naming what is wrong with the archive; no name is given then (blobs
+/// already stored are collected by the next prune).
+pub fn load(
+    images: &Images,
+    input: impl Read,
+    progress: &dyn Fn(u64),
+) -> Result<Loaded, ImageError> {
+    let store = images.store();
+    let _gc = store.gc_lock(false)?;
+    let bad = |msg: String| ImageError::Invalid(format!("the archive is not a valid image archive: {msg}"));
+    let mut archive = tar::Archive::new(input);
+    let mut docs: HashMap<String, Vec<u8>> = HashMap::new();
+    // Every regular file's path → the digest it was stored under (legacy format).
+    let mut files: HashMap<String, Digest> = HashMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("cannot read it as a tar: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("cannot read it as a tar: {e}")))?;
+        let raw = entry.path_bytes().into_owned();
+        let path = String::from_utf8(raw).map_err(|_| bad("an entry name is not UTF-8".into()))?;
+        let path = clean_path(&path).ok_or_else(|| bad(format!("entry '{path}' escapes the archive")))?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .and_then(|t| t.to_str().map(str::to_owned))
+                .ok_or_else(|| bad(format!("link '{path}' has no target")))?;
+            let target = if kind.is_symlink() {
+                let base = path.rsplit_once('/').map_or("", |(d, _)| d);
+                clean_path(&format!("{base}/{target}"))
+            } else {
+                clean_path(&target)
+            }
+            .ok_or_else(|| bad(format!("link '{path}' points outside the archive")))?;
+            links.push((path, target));
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(bad(format!("entry '{path}' is not a file or directory")));
+        }
+        let size = entry.header().size().map_err(|e| bad(e.to_string()))?;
+        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+            let digest: Digest = format!("sha256:{hex}")
+                .parse()
+                .map_err(|e| bad(format!("'{path}' is not named by a sha256 digest: {e}")))?;
+            store.put_blob_verified(&mut entry, &digest, size)?;
+            files.insert(path, digest);
+            progress(size);
+        } else if path.ends_with(".json") || path == "oci-layout" || path == "repositories" {
+            if size > MAX_JSON {
+                return Err(bad(format!("'{path}' is larger than 16 MiB")));
+            }
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| bad(e.to_string()))?;
+            if path.ends_with(".json") && path != "index.json" && path != "manifest.json" {
+                // A legacy config: store it, and keep it by path.
+                let blob = store.put_blob(bytes.as_slice())?;
+                files.insert(path.clone(), blob.digest);
+            }
+            docs.insert(path, bytes);
+        } else {
+            let blob = store.put_blob(&mut entry)?;
+            files.insert(path, blob.digest);
+            progress(size);
+        }
+    }
+    for (path, target) in links {
+        if let Some(digest) = files.get(&target).cloned() {
+            files.insert(path, digest);
+        }
+    }
+    if let Some(index) = docs.get("index.json") {
+        load_oci(images, index, docs.get("manifest.json").map(Vec::as_slice))
+    } else if let Some(manifest) = docs.get("manifest.json") {
+        load_legacy(images, manifest, &files)
+    } else {
+        Err(bad("it has neither index.json (an OCI layout) nor manifest.json (docker save)".into()))
+    }
+}
+
+fn load_oci(
+    images: &Images,
+    index: &[u8],
+    docker_manifest: Option<&[u8]>,
+) -> Result<Loaded, ImageError> {
+    let index = ImageIndex::from_reader(index)
+        .map_err(|e| ImageError::Invalid(format!("the archive's index.json is invalid: {e}")))?;
+    // Names from Docker's manifest.json, by config path, when the index has none.
+    let mut repo_tags: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(bytes) = docker_manifest
+        && let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(bytes)
+    {
+        for item in items {
+            let config = item["Config"].as_str().unwrap_or_default().to_owned();
+            let tags = item["RepoTags"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            repo_tags.insert(config, tags);
+        }
+    }
+    let mut loaded: Vec<(Image, Vec<Reference>)> = Vec::new();
+    for desc in index.manifests() {
+        let digest = super::our_digest(desc.digest())?;
+        let manifest_digest = match desc.media_type() {
+            MediaType::ImageIndex => pick_from_index(images, &digest)?,
+            _ => digest,
+        };
+        let image = images.load(&manifest_digest)?;
+        check_blobs(images, &image)?;
+        let mut names = Vec::new();
+        if let Some(annotations) = desc.annotations() {
+            if let Some(name) = annotations.get(oci::ANNOTATION_IMAGE_NAME) {
+                names.push(Reference::parse_familiar(name)?);
+            } else if let Some(tag) = annotations.get(oci::ANNOTATION_REF_NAME)
+                && Reference::parse(tag).is_ok_and(|r| r.repository.contains(['/', '.', ':']) || r.tag.as_deref() != Some("latest") || !tag.contains(':'))
+                && tag.contains(':')
+            {
+                names.push(Reference::parse_familiar(tag)?);
+            }
+        }
+        if names.is_empty()
+            && let Some(tags) = repo_tags.get(&format!("blobs/sha256/{}", image.config_digest.hex()))
+        {
+            for tag in tags {
+                names.push(Reference::parse_familiar(tag)?);
+            }
+        }
+        match loaded.iter_mut().find(|(i, _)| i.manifest_digest == image.manifest_digest) {
+            Some((_, existing)) => existing.extend(names),
+            None => loaded.push((image, names)),
+        }
+    }
+    name_loaded(images, loaded)
+}
+
+fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageError> {
+    let bytes = images.store().read_blob(digest)?;
+    let index = ImageIndex::from_reader(bytes.as_slice())
+        .map_err(|e| ImageError::Invalid(format!("image index {digest} is invalid: {e}")))?;
+    let manifests = index.manifests();
+    let wasm = manifests.iter().find(|d| {
+        d.platform()
+            .as_ref()
+            .is_some_and(|p| p.architecture() == &Arch::Wasm)
+    });
+    let chosen = wasm.or(manifests.first()).ok_or_else(|| {
+        ImageError::Invalid(format!("image index {digest} lists no manifest"))
+    })?;
+    super::our_digest(chosen.digest())
+}
+
+fn check_blobs(images: &Images, image: &Image) -> Result<(), ImageError> {
+    for blob in image.blobs() {
+        if !images.store().has_blob(&blob) {
+            return Err(ImageError::Invalid(format!(
+                "the archive lacks blob {blob} of image {}",
+                image.short_id()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn name_loaded(
+    images: &Images,
+    loaded: Vec<(Image, Vec<Reference>)>,
+) -> Result<Loaded, ImageError> {
+    for (image, names) in &loaded {
+        if names.is_empty() {
+            images.set_name(image, None)?;
+        }
+        for name in names {
+            images.set_name(image, Some(name))?;
+        }
+    }
+    Ok(Loaded { images: loaded })
+}
+
+/// The `docker save` format before Docker 25: `manifest.json` naming a config file and
+/// uncompressed layer tars by path.
+fn load_legacy(
+    images: &Images,
+    manifest: &[u8],
+    files: &HashMap<String, Digest>,
+) -> Result<Loaded, ImageError> {
+    let bad = |msg: String| ImageError::Invalid(format!("the archive's manifest.json: {msg}"));
+    let items: Vec<serde_json::Value> =
+        serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
+    let mut loaded = Vec::new();
+    for item in items {
+        let path = |v: &serde_json::Value| -> Result<Digest, ImageError> {
+            let p = v.as_str().ok_or_else(|| bad("a path is not a string".into()))?;
+            let p = clean_path(p).ok_or_else(|| bad(format!("bad path {p}")))?;
+            files
+                .get(&p)
+                .cloned()
+                .ok_or_else(|| bad(format!("'{p}' is not in the archive")))
+        };
+        let config_digest = path(&item["Config"])?;
+        let config_bytes = images.store().read_blob(&config_digest)?;
+        let config = ImageConfiguration::from_reader(config_bytes.as_slice())
+            .map_err(|e| bad(format!("config is invalid: {e}")))?;
+        let layer_paths = item["Layers"].as_array().cloned().unwrap_or_default();
+        let diff_ids = config.rootfs().diff_ids();
+        if diff_ids.len() != layer_paths.len() {
+            return Err(bad("the number of layers does not match the config".into()));
+        }
+        let mut layers = Vec::new();
+        for (p, diff_id) in layer_paths.iter().zip(diff_ids) {
+            let digest = path(p)?;
+            let size = images
+                .store()
+                .open_blob(&digest)?
+                .metadata()
+                .map_err(|source| ImageError::Io {
+                    what: "cannot stat a layer",
+                    source,
+                })?
+                .len();
+            layers.push(LayerRef {
+                digest,
+                size,
+                media_type: media::LAYER_TAR.to_owned(),
+                diff_id: diff_id
+                    .parse()
+                    .map_err(|e| bad(format!("bad diff_id {diff_id}: {e}")))?,
+            });
+        }
+        // Keep the original config bytes (and so the image ID).
+        let manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                config_bytes.len() as u64,
+                oci_digest(&config_digest),
+            ))
+            .layers(
+                layers
+                    .iter()
+                    .map(|l| {
+                        Descriptor::new(
+                            MediaType::from(l.media_type.as_str()),
+                            l.size,
+                            oci_digest(&l.digest),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        let bytes = oci::canonical_json(&manifest).map_err(|e| bad(e.to_string()))?;
+        let blob = images.store().put_blob(bytes.as_slice())?;
+        let image = images.load(&blob.digest)?;
+        let names = item["RepoTags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str())
+                    .map(Reference::parse_familiar)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        loaded.push((image, names));
+    }
+    name_loaded(images, loaded)
+}
+
+/// Normalises an archive path; `None` when it is absolute or climbs out.
+fn clean_path(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    if path.starts_with('/') {
+        return None;
+    }
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// What `image import` and the built-in images record.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Where the module goes in the image (absolute), also its entrypoint.
+    pub path: String,
+    /// Seconds since the epoch for timestamps (SOURCE_DATE_EPOCH).
+    pub epoch: i64,
+    /// The history entry's `created_by`.
+    pub created_by: String,
+}
+
+/// Makes a one-layer image holding `wasm` at `options.path`, with it as entrypoint.
+///
+/// # Errors
+/// [`ImageError`] when the store cannot be written.
+pub fn import_module(
+    images: &Images,
+    wasm: Vec<u8>,
+    options: &ImportOptions,
+) -> Result<Image, ImageError> {
+    let _gc = images.store().gc_lock(false)?;
+    let size = wasm.len() as u64;
+    let bytes: Arc<[u8]> = wasm.into();
+    let mut plan = LayerPlan::new();
+    plan.add(
+        &options.path,
+        Planned::File {
+            mode: 0o755,
+            size,
+            open: Arc::new(move || Ok(Box::new(io::Cursor::new(bytes.clone())) as Box<dyn Read>)),
+        },
+    );
+    let layer = plan.write(images.store(), images.layer_cache(), options.epoch)?;
+    let config = image_config(
+        ConfigBuilder::default()
+            .entrypoint(vec![options.path.clone()])
+            .build()
+            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+        std::slice::from_ref(&layer.diff_id),
+        vec![
+            HistoryBuilder::default()
+                .created(oci::rfc3339(options.epoch))
+                .created_by(options.created_by.clone())
+                .build()
+                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+        ],
+        options.epoch,
+    )?;
+    images.write_image(
+        &config,
+        &[LayerRef {
+            digest: layer.digest,
+            size: layer.size,
+            media_type: layer.media_type.to_owned(),
+            diff_id: layer.diff_id,
+        }],
+    )
+}
+
+/// An image config for WebAssembly (`wasm`/`wasip1`).
+///
+/// # Errors
+/// [`ImageError::Invalid`] if oci-spec refuses it.
+pub fn image_config(
+    config: oci_spec::image::Config,
+    diff_ids: &[Digest],
+    history: Vec<oci_spec::image::History>,
+    created: i64,
+) -> Result<ImageConfiguration, ImageError> {
+    ImageConfigurationBuilder::default()
+        .created(oci::rfc3339(created))
+        .architecture(Arch::Wasm)
+        .os(Os::Other(oci::OS.to_owned()))
+        .config(config)
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .build()
+                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+        )
+        .history(history)
+        .build()
+        .map_err(|e| ImageError::Invalid(e.to_string()))
+}
+
+/// Where a CNCF wasm artifact's module appears in its container.
+pub const ARTIFACT_MODULE_PATH: &str = "/module.wasm";
+
+fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
+    let wasm: Vec<&Descriptor> = manifest
+        .layers()
+        .iter()
+        .filter(|l| l.media_type().to_string() == media::WASM_LAYER)
+        .collect();
+    match wasm.as_slice() {
+        [one] => Ok(one),
+        _ => Err(ImageError::Invalid(format!(
+            "a wasm artifact needs exactly one {} layer, this one has {}",
+            media::WASM_LAYER,
+            wasm.len()
+        ))),
+    }
+}
+
+/// The diff_id Capsule gives the single-file layer it makes of an artifact's module.
+fn artifact_diff_id(blob: &Digest) -> Digest {
+    Digest::of(format!("capsule wasm artifact layer {blob}").as_bytes())
+}
+
+/// The runnable config of a CNCF wasm artifact: its module as entrypoint, at
+/// [`ARTIFACT_MODULE_PATH`].
+pub(super) fn wasm_artifact_config(
+    manifest: &ImageManifest,
+    config_bytes: &[u8],
+) -> Result<ImageConfiguration, ImageError> {
+    let value: serde_json::Value = serde_json::from_slice(config_bytes)
+        .map_err(|e| ImageError::Invalid(format!("the wasm artifact's config is not JSON: {e}")))?;
+    let layer = artifact_layer(manifest)?;
+    let created = value["created"]
+        .as_str()
+        .and_then(oci::parse_rfc3339)
+        .unwrap_or(0);
+    image_config(
+        ConfigBuilder::default()
+            .entrypoint(vec![ARTIFACT_MODULE_PATH.to_owned()])
+            .build()
+            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+        &[artifact_diff_id(&super::our_digest(layer.digest())?)],
+        Vec::new(),
+        created,
+    )
+}
+
+/// The one layer of a wasm artifact.
+pub(super) fn wasm_artifact_layers(manifest: &ImageManifest) -> Result<Vec<LayerRef>, ImageError> {
+    let layer = artifact_layer(manifest)?;
+    let digest = super::our_digest(layer.digest())?;
+    Ok(vec![LayerRef {
+        diff_id: artifact_diff_id(&digest),
+        digest,
+        size: layer.size(),
+        media_type: media::WASM_LAYER.to_owned(),
+    }])
+}
+
+/// The uncompressed tar of an artifact's module layer: one file at
+/// [`ARTIFACT_MODULE_PATH`].
+pub(super) fn write_artifact_tar(
+    module: &mut dyn Read,
+    size: u64,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut header = header(tar::EntryType::Regular, 0o755, size);
+    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module.take(size))?;
+    tar.finish()
+}

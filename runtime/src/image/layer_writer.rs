@@ -1,0 +1,287 @@
+//! Writes layers reproducibly: the same entries always give the same bytes, so the
+//! same build context gives the same layer digests and image digest on any machine.
+//!
+//! - Entries are sorted by path (bytewise, so parents come first), and every parent
+//!   directory of an entry is present.
+//! - One tar format (GNU headers, GNU long names); uid/gid 0, no user or group names,
+//!   every timestamp is `SOURCE_DATE_EPOCH` (0 by default).
+//! - Modes are fixed: directories 0755, files 0644 (0755 when executable on the host),
+//!   symlinks 0777, unless `--chmod` says otherwise.
+//! - gzip from a pinned `flate2`/`miniz_oxide` at level [`GZIP_LEVEL`] with an empty
+//!   header (no name, mtime 0, OS "unknown").
+//!
+//! While the gzip blob streams into the store, the uncompressed tar streams into the
+//! layer cache, so a layer that was just built runs without being decompressed.
+
+use super::ImageError;
+use super::layers::LayerCache;
+use super::oci::media;
+use crate::store::{Digest, Store};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// The gzip level of every layer Capsule writes (part of the reproducibility contract:
+/// changing it changes every digest).
+pub const GZIP_LEVEL: u32 = 6;
+
+/// Opens the bytes of a planned file when the layer is written.
+pub type Opener = Arc<dyn Fn() -> io::Result<Box<dyn Read>> + Send + Sync>;
+
+/// An entry of a planned layer.
+#[derive(Clone)]
+pub enum Planned {
+    Dir { mode: u32 },
+    File { mode: u32, size: u64, open: Opener },
+    Symlink { target: String },
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Planned::Dir { mode } => write!(f, "Dir({mode:o})"),
+            Planned::File { mode, size, .. } => write!(f, "File({mode:o}, {size} bytes)"),
+            Planned::Symlink { target } => write!(f, "Symlink({target})"),
+        }
+    }
+}
+
+/// A layer's entries, by relative path (no leading `/`), in the order they are
+/// written.
+#[derive(Debug, Default, Clone)]
+pub struct LayerPlan {
+    entries: BTreeMap<String, Planned>,
+}
+
+/// A layer written to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenLayer {
+    /// The compressed blob.
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    pub media_type: &'static str,
+}
+
+impl LayerPlan {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether nothing is planned.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many entries are planned (parents included).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Total bytes of file content planned.
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match e {
+                Planned::File { size, .. } => *size,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Adds an entry at `path` (relative, `/`-separated), creating missing parents as
+    /// 0755 directories. A file or symlink replaces whatever was planned at its path
+    /// (and below it); a directory keeps what is below it.
+    pub fn add(&mut self, path: &str, entry: Planned) {
+        let path = path.trim_matches('/');
+        if path.is_empty() {
+            return;
+        }
+        let mut parent = String::new();
+        for part in path.split('/').take(path.split('/').count() - 1) {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            match self.entries.get(&parent) {
+                Some(Planned::Dir { .. }) => {}
+                _ => {
+                    self.entries
+                        .insert(parent.clone(), Planned::Dir { mode: 0o755 });
+                }
+            }
+        }
+        if !matches!(entry, Planned::Dir { .. }) {
+            let prefix = format!("{path}/");
+            let below: Vec<String> = self
+                .entries
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in below {
+                self.entries.remove(&key);
+            }
+        }
+        self.entries.insert(path.to_owned(), entry);
+    }
+
+    /// The planned entries, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Planned)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Writes the layer as tar+gzip into the store (and the uncompressed tar into
+    /// `cache`), every timestamp set to `epoch`.
+    ///
+    /// # Errors
+    /// [`ImageError`] when a source cannot be read, changed size while being read, or
+    /// the store cannot be written; nothing is published then.
+    pub fn write(
+        &self,
+        store: &Store,
+        cache: &LayerCache,
+        epoch: i64,
+    ) -> Result<WrittenLayer, ImageError> {
+        let blob = store.blob_writer()?;
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(blob, flate2::Compression::new(GZIP_LEVEL));
+        let mut uncompressed = cache.writer()?;
+        let mut tar = tar::Builder::new(Tee {
+            hasher: Sha256::new(),
+            a: gz,
+            b: &mut uncompressed,
+        });
+        let io = |what: &'static str| move |source| ImageError::Io { what, source };
+        let mtime = u64::try_from(epoch).unwrap_or(0);
+        for (path, entry) in &self.entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(mtime);
+            match entry {
+                Planned::Dir { mode } => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(*mode);
+                    header.set_size(0);
+                    tar.append_data(&mut header, format!("{path}/"), io::empty())
+                        .map_err(io("cannot write a layer"))?;
+                }
+                Planned::File { mode, size, open } => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(*mode);
+                    header.set_size(*size);
+                    let reader = open().map_err(|source| ImageError::Source {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let mut exact = Exact {
+                        inner: reader,
+                        left: *size,
+                        path,
+                    };
+                    tar.append_data(&mut header, path, &mut exact)
+                        .map_err(|source| ImageError::Source {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    exact.check_end()?;
+                }
+                Planned::Symlink { target } => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    header.set_size(0);
+                    tar.append_link(&mut header, path, target)
+                        .map_err(io("cannot write a layer"))?;
+                }
+            }
+        }
+        let tee = tar.into_inner().map_err(io("cannot write a layer"))?;
+        let diff_id = Digest::from_hasher(tee.hasher);
+        let blob = tee
+            .a
+            .finish()
+            .map_err(io("cannot compress a layer"))?
+            .finish(None)?;
+        uncompressed.publish(&diff_id)?;
+        Ok(WrittenLayer {
+            digest: blob.digest,
+            size: blob.size,
+            diff_id,
+            media_type: media::LAYER_GZIP,
+        })
+    }
+}
+
+/// Writes to two sinks, hashing what passes.
+struct Tee<A: Write, B: Write> {
+    hasher: Sha256,
+    a: A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// Reads exactly the size the header promised: a file that grew or shrank while the
+/// layer was written fails the write rather than corrupting the tar.
+struct Exact<'a> {
+    inner: Box<dyn Read>,
+    left: u64,
+    path: &'a str,
+}
+
+impl Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was being copied",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl Exact<'_> {
+    fn check_end(&mut self) -> Result<(), ImageError> {
+        let mut probe = [0u8; 1];
+        match self.inner.read(&mut probe) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(ImageError::Source {
+                path: self.path.to_owned(),
+                source: io::Error::other("the file grew while it was being copied"),
+            }),
+            Err(source) => Err(ImageError::Source {
+                path: self.path.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// The mode a host file gets in a layer: 0755 when any execute bit is set, else 0644.
+pub fn normal_file_mode(host_mode: u32) -> u32 {
+    if host_mode & 0o111 != 0 { 0o755 } else { 0o644 }
+}

@@ -1,0 +1,241 @@
+//! The layer cache: each layer of the store kept as an uncompressed tar named by its
+//! diff_id, which the filesystem indexes and reads in place.
+//!
+//! It is derived data. A missing entry is rebuilt from the store's blob (gunzipped or
+//! un-zstd'ed while hashed); an entry becomes visible only once its content hashes to
+//! the diff_id the image's config promises (temporary file, then rename).
+
+use super::ImageError;
+use super::oci::Compression;
+use crate::store::{Digest, Store};
+use cap_std::fs::Dir;
+use sha2::{Digest as _, Sha256};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The cache directory.
+#[derive(Debug)]
+pub struct LayerCache {
+    path: PathBuf,
+    dir: Dir,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LayerCache {
+    /// Opens (creating) the cache at `path`.
+    ///
+    /// # Errors
+    /// [`ImageError::Io`].
+    pub fn open(path: &Path) -> Result<Self, ImageError> {
+        let dir = crate::ambient::create_and_open_dir(path).map_err(|source| ImageError::Io {
+            what: "cannot open the layer cache",
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            dir,
+        })
+    }
+
+    fn name(diff_id: &Digest) -> String {
+        format!("{}.tar", diff_id.hex())
+    }
+
+    /// Where the uncompressed tar of `diff_id` is (whether or not it exists yet).
+    pub fn path_of(&self, diff_id: &Digest) -> PathBuf {
+        self.path.join(Self::name(diff_id))
+    }
+
+    /// A temporary file that [`CacheWriter::publish`] names after its content.
+    ///
+    /// # Errors
+    /// [`ImageError::Io`].
+    pub fn writer(&self) -> Result<CacheWriter<'_>, ImageError> {
+        let tmp = format!(
+            ".{}-{}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let file = self.dir.create(&tmp).map_err(|source| ImageError::Io {
+            what: "cannot write to the layer cache",
+            source,
+        })?;
+        Ok(CacheWriter {
+            cache: self,
+            tmp: Some(tmp),
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+        })
+    }
+
+    /// The uncompressed tar of a layer, made from its blob when it is not cached yet.
+    ///
+    /// # Errors
+    /// [`ImageError::LayerDigest`] when the blob does not decompress to `diff_id`,
+    /// [`ImageError::Store`] when the blob is missing, [`ImageError::Io`].
+    pub fn ensure(
+        &self,
+        store: &Store,
+        blob: &Digest,
+        media_type: &str,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, ImageError> {
+        let name = Self::name(diff_id);
+        if self.dir.exists(&name) {
+            return Ok(self.path.join(name));
+        }
+        if media_type == super::oci::media::WASM_LAYER {
+            // A CNCF wasm artifact: the blob is the module itself.
+            let mut blob_file = store.open_blob(blob)?;
+            let size = blob_file
+                .metadata()
+                .map_err(|source| ImageError::Io {
+                    what: "cannot stat a blob",
+                    source,
+                })?
+                .len();
+            let mut writer = self.writer()?;
+            super::archive::write_artifact_tar(&mut blob_file, size, &mut writer.file).map_err(
+                |source| ImageError::Io {
+                    what: "cannot write to the layer cache",
+                    source,
+                },
+            )?;
+            writer.publish(diff_id)?;
+            return Ok(self.path.join(name));
+        }
+        let compression =
+            Compression::of_layer(media_type).ok_or_else(|| ImageError::Invalid(format!(
+                "layer {blob} has media type {media_type}, which is not a tar layer Capsule can read"
+            )))?;
+        let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(blob)?);
+        let mut reader: Box<dyn Read> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Compression::Zstd => Box::new(
+                ruzstd::decoding::StreamingDecoder::new(file).map_err(|e| {
+                    ImageError::Invalid(format!("layer {blob} is not valid zstd: {e}"))
+                })?,
+            ),
+        };
+        let mut writer = self.writer()?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ImageError::Invalid(format!(
+                        "layer {blob} cannot be decompressed: {e}"
+                    )));
+                }
+            };
+            hasher.update(&buf[..n]);
+            writer
+                .file
+                .write_all(&buf[..n])
+                .map_err(|source| ImageError::Io {
+                    what: "cannot write to the layer cache",
+                    source,
+                })?;
+        }
+        let actual = Digest::from_hasher(hasher);
+        if &actual != diff_id {
+            return Err(ImageError::LayerDigest {
+                blob: blob.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        writer.publish(diff_id)?;
+        Ok(self.path.join(name))
+    }
+
+    /// Removes cached layers whose diff_id is not in `keep` (after garbage collection);
+    /// returns the bytes freed.
+    pub fn retain(&self, keep: &std::collections::HashSet<Digest>) -> u64 {
+        let mut freed = 0;
+        let Ok(entries) = self.dir.entries() else {
+            return 0;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(hex) = name.strip_suffix(".tar") else {
+                continue;
+            };
+            let Ok(digest) = format!("sha256:{hex}").parse::<Digest>() else {
+                continue;
+            };
+            if !keep.contains(&digest) {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if self.dir.remove_file(name).is_ok() {
+                    freed += size;
+                }
+            }
+        }
+        freed
+    }
+
+    /// Total size of the cache.
+    pub fn size(&self) -> u64 {
+        let Ok(entries) = self.dir.entries() else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// A cache entry being written.
+#[derive(Debug)]
+pub struct CacheWriter<'a> {
+    cache: &'a LayerCache,
+    tmp: Option<String>,
+    file: io::BufWriter<cap_std::fs::File>,
+}
+
+impl Write for CacheWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl CacheWriter<'_> {
+    /// Names the written tar after `diff_id` (the caller hashed what it wrote).
+    ///
+    /// # Errors
+    /// [`ImageError::Io`].
+    pub fn publish(mut self, diff_id: &Digest) -> Result<(), ImageError> {
+        let tmp = self.tmp.take().unwrap_or_default();
+        let io = |source| ImageError::Io {
+            what: "cannot write to the layer cache",
+            source,
+        };
+        self.file.flush().map_err(io)?;
+        let dir = &self.cache.dir;
+        let result = dir.rename(&tmp, dir, LayerCache::name(diff_id));
+        if result.is_err() {
+            let _ = dir.remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+}
+
+impl Drop for CacheWriter<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.cache.dir.remove_file(tmp);
+        }
+    }
+}
