@@ -71,6 +71,24 @@ pub fn open_file(path: &Path) -> io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
+/// Creates a temporary file beside `path` (to be renamed over it when complete).
+///
+/// # Errors
+/// The host's error.
+pub fn create_temp_beside(path: &Path) -> io::Result<(std::fs::File, std::path::PathBuf)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    Ok((file, tmp))
+}
+
 /// Creates a fresh private scratch directory under the system's temporary directory.
 ///
 /// # Errors

@@ -1,6 +1,8 @@
 //! Command-line parsing, printing, and the one place that picks the exit code.
 
+mod images;
 mod info;
+mod progress;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +61,57 @@ enum Command {
     Version,
     /// Show how this Capsule is configured: versions, features, home, cache
     Info(info::InfoArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Give an image another name: capsule tag SOURCE NAME[:TAG]
+    Tag(images::TagArgs),
+    /// Remove images (a name removes that name; the image goes with its last name)
+    Rmi(images::RmiArgs),
+    /// Show images' configuration and layers as JSON
+    Inspect(images::InspectArgs),
+    /// Show the steps that made an image
+    History(images::HistoryArgs),
+    /// Save images to a tar archive (an OCI layout, with docker's manifest.json)
+    Save(images::SaveArgs),
+    /// Load images from a tar archive (capsule/docker save, OCI layouts, wasm artifacts)
+    Load(images::LoadArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage Capsule's data
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Make a one-layer image from a WebAssembly module, with it as entrypoint
+    Import(images::ImportArgs),
+    /// Remove dangling images (-a: every image no container uses) and unused blobs
+    Prune(images::PruneArgs),
+    /// Give an image another name
+    Tag(images::TagArgs),
+    /// Remove images
+    Rm(images::RmiArgs),
+    /// Show images' configuration and layers as JSON
+    Inspect(images::InspectArgs),
+    /// Show the steps that made an image
+    History(images::HistoryArgs),
+    /// Save images to a tar archive
+    Save(images::SaveArgs),
+    /// Load images from a tar archive
+    Load(images::LoadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Show disk usage: images, containers, build cache
+    Df,
+    /// Re-hash every blob in the store; quarantine corrupt ones and report broken images
+    Check,
 }
 
 pub fn main() -> ExitCode {
@@ -78,6 +131,21 @@ pub fn main() -> ExitCode {
             Ok(0)
         }
         Command::Info(args) => info::info(&args).map(|()| 0),
+        Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => images::images(&args),
+        Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => images::tag(&args),
+        Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => images::rmi(&args),
+        Command::Inspect(args) | Command::Image(ImageCommand::Inspect(args)) => {
+            images::inspect(&args)
+        }
+        Command::History(args) | Command::Image(ImageCommand::History(args)) => {
+            images::history(&args)
+        }
+        Command::Save(args) | Command::Image(ImageCommand::Save(args)) => images::save(&args),
+        Command::Load(args) | Command::Image(ImageCommand::Load(args)) => images::load(&args),
+        Command::Image(ImageCommand::Import(args)) => images::import(&args),
+        Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
+        Command::System(SystemCommand::Df) => images::system_df(),
+        Command::System(SystemCommand::Check) => images::system_check(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
