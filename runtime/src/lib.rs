@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod ambient;
+pub mod build;
 pub mod builtin;
 pub mod container;
 pub mod engine;

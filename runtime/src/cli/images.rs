@@ -54,9 +54,9 @@ pub fn images(args: &ImagesArgs) -> Result<u8, Failure> {
         .into_iter()
         .filter(|l| {
             filter.is_none_or(|f| {
-                l.name.as_ref().is_some_and(|n| {
-                    n.repository == f || n.name().as_deref() == Some(f)
-                })
+                l.name
+                    .as_ref()
+                    .is_some_and(|n| n.repository == f || n.name().as_deref() == Some(f))
             })
         })
         .collect();
@@ -197,9 +197,11 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
         let result = (|| -> Result<(), Failure> {
             let image = images.resolve(target).map_err(not_found)?;
             let names = images.names_of(&image).map_err(fail)?;
-            let by_name = Reference::parse(target)
-                .ok()
-                .filter(|r| names.iter().any(|n| n.repository == r.repository && n.tag == r.tag));
+            let by_name = Reference::parse(target).ok().filter(|r| {
+                names
+                    .iter()
+                    .any(|n| n.repository == r.repository && n.tag == r.tag)
+            });
             let removing_image = match &by_name {
                 Some(_) => names.len() <= 1,
                 None => true,
@@ -210,7 +212,11 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
                     anyhow::anyhow!(
                         "image {} is referenced by several names ({}): remove them by name, or use -f",
                         image.short_id(),
-                        names.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        names
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -283,8 +289,12 @@ fn inspect_json(image: &Image, names: &[Reference]) -> serde_json::Value {
     exposed.sort();
     let mut volumes = config.volumes().clone().unwrap_or_default();
     volumes.sort();
-    let labels: std::collections::BTreeMap<_, _> =
-        config.labels().clone().unwrap_or_default().into_iter().collect();
+    let labels: std::collections::BTreeMap<_, _> = config
+        .labels()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     serde_json::json!({
         "Id": image.id().to_string(),
         "RepoTags": names.iter().filter_map(Reference::name).collect::<Vec<_>>(),
@@ -345,14 +355,22 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
         } else {
             layer_sizes.next().unwrap_or(0)
         };
-        let created = entry.created().as_deref().and_then(capsule_runtime::image::oci::parse_rfc3339);
+        let created = entry
+            .created()
+            .as_deref()
+            .and_then(capsule_runtime::image::oci::parse_rfc3339);
         let created_by = entry.created_by().clone().unwrap_or_default();
         let created_by = if args.no_trunc || created_by.chars().count() <= 45 {
             created_by
         } else {
             format!("{}…", created_by.chars().take(44).collect::<String>())
         };
-        rows.push((created, created_by, size, entry.comment().clone().unwrap_or_default()));
+        rows.push((
+            created,
+            created_by,
+            size,
+            entry.comment().clone().unwrap_or_default(),
+        ));
     }
     let mut table = vec![[
         "IMAGE".to_owned(),
@@ -364,19 +382,35 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
     let count = rows.len();
     for (i, (created, created_by, size, comment)) in rows.into_iter().rev().enumerate() {
         table.push([
-            if i == 0 { id_text(&image, args.no_trunc) } else { "<missing>".to_owned() },
+            if i == 0 {
+                id_text(&image, args.no_trunc)
+            } else {
+                "<missing>".to_owned()
+            },
             if args.human {
                 human_age(created, now)
             } else {
-                created.map(capsule_runtime::image::oci::rfc3339).unwrap_or_default()
+                created
+                    .map(capsule_runtime::image::oci::rfc3339)
+                    .unwrap_or_default()
             },
             created_by,
-            if args.human { human_size(size) } else { size.to_string() },
+            if args.human {
+                human_size(size)
+            } else {
+                size.to_string()
+            },
             comment,
         ]);
     }
     if count == 0 {
-        table.push([id_text(&image, args.no_trunc), String::new(), String::new(), human_size(image.size()), String::new()]);
+        table.push([
+            id_text(&image, args.no_trunc),
+            String::new(),
+            String::new(),
+            human_size(image.size()),
+            String::new(),
+        ]);
     }
     print_table(&mut std::io::stdout().lock(), &table);
     Ok(0)
@@ -447,7 +481,10 @@ pub struct ImportArgs {
 pub fn import(args: &ImportArgs) -> Result<u8, Failure> {
     let (_, images) = open()?;
     let name = args.tag.as_ref().or(args.reference.as_ref());
-    let reference = name.map(|n| Reference::parse(n)).transpose().map_err(fail)?;
+    let reference = name
+        .map(|n| Reference::parse(n))
+        .transpose()
+        .map_err(fail)?;
     let display = args.file.display().to_string();
     let bytes = capsule_runtime::module::read_file(&args.file).map_err(|e| {
         let code = if matches!(e, capsule_runtime::module::ModuleError::NotFound { .. }) {
@@ -489,9 +526,14 @@ pub fn source_date_epoch() -> anyhow::Result<i64> {
     match capsule_runtime::ambient::host_env("SOURCE_DATE_EPOCH") {
         None => Ok(0),
         Some(v) if v.is_empty() => Ok(0),
-        Some(v) => v.trim().parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
-            anyhow::anyhow!("SOURCE_DATE_EPOCH='{v}' is not a number of seconds since 1970")
-        }),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("SOURCE_DATE_EPOCH='{v}' is not a number of seconds since 1970")
+            }),
     }
 }
 
@@ -515,7 +557,10 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
             Ok(r) if images.names_of(&image).map_err(fail)?.contains(&r) => vec![r],
             _ => images.names_of(&image).map_err(fail)?,
         };
-        match selected.iter_mut().find(|(i, _)| i.manifest_digest == image.manifest_digest) {
+        match selected
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest == image.manifest_digest)
+        {
             Some((_, existing)) => existing.extend(names),
             None => selected.push((image, names)),
         }
@@ -524,20 +569,26 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
     match &args.output {
         Some(path) => {
             let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
-            let (file, tmp) = capsule_runtime::ambient::create_temp_beside(path).map_err(|e| {
-                fail(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-            })?;
-            let result = archive::save(&images, &selected, std::io::BufWriter::new(&file), &|n| bar.add(n))
-                .map_err(fail)
-                .and_then(|()| file.sync_all().map_err(fail))
-                .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| {
-                    fail(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-                }));
+            let (file, tmp) = capsule_runtime::ambient::create_temp_beside(path)
+                .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+            let result = archive::save(&images, &selected, std::io::BufWriter::new(&file), &|n| {
+                bar.add(n)
+            })
+            .map_err(fail)
+            .and_then(|()| file.sync_all().map_err(fail))
+            .and_then(|()| {
+                std::fs::rename(&tmp, path)
+                    .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))
+            });
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
             result?;
-            bar.finish(&format!("{} image(s), {}", selected.len(), human_size(total)));
+            bar.finish(&format!(
+                "{} image(s), {}",
+                selected.len(),
+                human_size(total)
+            ));
         }
         None => {
             if std::io::stdout().is_terminal() {
@@ -546,7 +597,8 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
                 )));
             }
             let stdout = std::io::stdout().lock();
-            archive::save(&images, &selected, std::io::BufWriter::new(stdout), &|_| {}).map_err(fail)?;
+            archive::save(&images, &selected, std::io::BufWriter::new(stdout), &|_| {})
+                .map_err(fail)?;
         }
     }
     Ok(0)
@@ -569,7 +621,8 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
             let file = capsule_runtime::ambient::open_file(path)
                 .map_err(|e| fail(anyhow::anyhow!("cannot open {}: {e}", path.display())))?;
             let total = file.metadata().ok().map(|m| m.len());
-            let bar = (!args.quiet).then(|| progress::Bytes::new(&format!("Loading {}", path.display()), total));
+            let bar = (!args.quiet)
+                .then(|| progress::Bytes::new(&format!("Loading {}", path.display()), total));
             let loaded = archive::load(&images, std::io::BufReader::new(file), &|n| {
                 if let Some(bar) = &bar {
                     bar.add(n);
@@ -619,20 +672,43 @@ pub fn system_df() -> Result<u8, Failure> {
         }
     }
     let total: u64 = blobs.values().sum();
-    let active: u64 = blobs.iter().filter(|(d, _)| active_blobs.contains(*d)).map(|(_, s)| s).sum();
-    let active_images = distinct.iter().filter(|(i, _)| in_use.contains(&i.id().to_string())).count();
+    let active: u64 = blobs
+        .iter()
+        .filter(|(d, _)| active_blobs.contains(*d))
+        .map(|(_, s)| s)
+        .sum();
+    let active_images = distinct
+        .iter()
+        .filter(|(i, _)| in_use.contains(&i.id().to_string()))
+        .count();
     let containers = dir_size(&home.containers_dir());
     let build_cache = dir_size(&home.build_cache_dir()).0 + images.layer_cache().size();
-    let stored: u64 = images.store().blobs().map_err(fail)?.iter().map(|b| b.size).sum();
+    let stored: u64 = images
+        .store()
+        .blobs()
+        .map_err(fail)?
+        .iter()
+        .map(|b| b.size)
+        .sum();
     let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
     let rows = [
-        ["TYPE".to_owned(), "TOTAL".to_owned(), "ACTIVE".to_owned(), "SIZE".to_owned(), "RECLAIMABLE".to_owned()],
+        [
+            "TYPE".to_owned(),
+            "TOTAL".to_owned(),
+            "ACTIVE".to_owned(),
+            "SIZE".to_owned(),
+            "RECLAIMABLE".to_owned(),
+        ],
         [
             "Images".to_owned(),
             distinct.len().to_string(),
             active_images.to_string(),
             human_size(total),
-            format!("{} ({}%)", human_size(total - active), pct(total - active, total)),
+            format!(
+                "{} ({}%)",
+                human_size(total - active),
+                pct(total - active, total)
+            ),
         ],
         [
             "Containers".to_owned(),
@@ -641,7 +717,13 @@ pub fn system_df() -> Result<u8, Failure> {
             human_size(containers.0),
             format!("{} (100%)", human_size(containers.0)),
         ],
-        ["Local Volumes".to_owned(), "0".to_owned(), "0".to_owned(), "0B".to_owned(), "0B".to_owned()],
+        [
+            "Local Volumes".to_owned(),
+            "0".to_owned(),
+            "0".to_owned(),
+            "0B".to_owned(),
+            "0B".to_owned(),
+        ],
         [
             "Build Cache".to_owned(),
             dir_size(&home.build_cache_dir()).1.to_string(),
@@ -730,14 +812,21 @@ pub fn system_check() -> Result<u8, Failure> {
                 .blobs()
                 .into_iter()
                 .find(|b| !store.has_blob(b))
-                .map_or(Ok(()), |b| Err(ImageError::Invalid(format!("blob {b} is missing"))))
+                .map_or(Ok(()), |b| {
+                    Err(ImageError::Invalid(format!("blob {b} is missing")))
+                })
         }) {
             broken += 1;
             let _ = writeln!(out, "image {name} ({digest}) is broken: {e}");
         }
     }
     if corrupt.is_empty() && broken == 0 {
-        let _ = writeln!(out, "ok: {} blobs verified, {} images complete", blobs.len(), index.manifests().len());
+        let _ = writeln!(
+            out,
+            "ok: {} blobs verified, {} images complete",
+            blobs.len(),
+            index.manifests().len()
+        );
         Ok(0)
     } else {
         let _ = writeln!(

@@ -1,5 +1,6 @@
 //! Command-line parsing, printing, and the one place that picks the exit code.
 
+mod build;
 mod images;
 mod info;
 mod progress;
@@ -61,6 +62,8 @@ enum Command {
     Version,
     /// Show how this Capsule is configured: versions, features, home, cache
     Info(info::InfoArgs),
+    /// Build an image from a recipe (Capsulefile or Dockerfile) and a context directory
+    Build(build::BuildArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Give an image another name: capsule tag SOURCE NAME[:TAG]
@@ -131,6 +134,7 @@ pub fn main() -> ExitCode {
             Ok(0)
         }
         Command::Info(args) => info::info(&args).map(|()| 0),
+        Command::Build(args) => build::build(&args),
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => images::images(&args),
         Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => images::tag(&args),
         Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => images::rmi(&args),

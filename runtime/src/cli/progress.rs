@@ -121,10 +121,7 @@ pub fn human_size(bytes: u64) -> String {
         format!("{bytes}B")
     } else {
         let text = format!("{value:.3}");
-        let text = text
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned();
+        let text = text.trim_end_matches('0').trim_end_matches('.').to_owned();
         // Three significant digits.
         let digits: usize = text.chars().filter(char::is_ascii_digit).count();
         let text = if digits > 3 && text.contains('.') {
@@ -152,7 +149,13 @@ pub fn human_age(created: Option<i64>, now: i64) -> String {
     };
     let secs = (now - created).max(0);
     let (n, unit) = match secs {
-        s if s < 60 => return if s <= 1 { "Less than a second ago".to_owned() } else { format!("{s} seconds ago") },
+        s if s < 60 => {
+            return if s <= 1 {
+                "Less than a second ago".to_owned()
+            } else {
+                format!("{s} seconds ago")
+            };
+        }
         s if s < 3600 => (s / 60, "minute"),
         s if s < 86_400 * 2 => (s / 3600, "hour"),
         s if s < 86_400 * 14 => (s / 86_400, "day"),

@@ -1,13 +1,13 @@
 //! `capsule run`.
 
 use super::{Failure, exit};
+use capsule_runtime::container::Container;
 use capsule_runtime::engine::{CacheOutcome, Engine, EngineOptions, FeatureSet, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
+use capsule_runtime::image::{Image, ImageError, Images};
 use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
 use capsule_runtime::wasi::Stdio;
-use capsule_runtime::container::Container;
-use capsule_runtime::image::{Image, ImageError, Images};
 use capsule_runtime::{ambient, builtin, module};
 use std::ffi::OsString;
 use std::io::Write;
@@ -277,7 +277,10 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
     let workdir = match (&args.workdir, config.working_dir()) {
         (Some(dir), _) => GuestPath::parse(dir).map_err(usage)?,
         (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(|e| {
-            Failure::new(exit::CANNOT_RUN, anyhow::anyhow!("image {target}: WORKDIR: {e}"))
+            Failure::new(
+                exit::CANNOT_RUN,
+                anyhow::anyhow!("image {target}: WORKDIR: {e}"),
+            )
         })?,
         _ => GuestPath::root(),
     };
@@ -292,7 +295,12 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         .rootfs(&image)
         .map_err(|e| Failure::new(exit::USAGE, e))?;
     let container = Container::create(&home, target, &image.id().to_string(), argv.clone())
-        .map_err(|e| Failure::new(exit::USAGE, anyhow::anyhow!("cannot create the container: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("cannot create the container: {e}"),
+            )
+        })?;
 
     let mut spec = RunSpec::new(program.clone());
     spec.args.extend(argv.into_iter().skip(1));
@@ -333,8 +341,7 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
             Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
         let compiled = compile(&engine, &wasm, args.no_cache)
             .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
-        let output = exec::run_in(&engine, &compiled, &spec, world, captured)
-            .map_err(run_error)?;
+        let output = exec::run_in(&engine, &compiled, &spec, world, captured).map_err(run_error)?;
         report(output)
     })();
     if args.rm {

@@ -13,8 +13,8 @@ use super::reference::Reference;
 use super::{Image, ImageError, Images, LayerRef, oci_digest};
 use crate::store::Digest;
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfiguration,
-    ImageConfigurationBuilder, ImageIndex, ImageManifest, MediaType, Os, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
+    ImageIndex, ImageManifest, MediaType, Os, RootFsBuilder,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -150,7 +150,9 @@ pub fn load(
 ) -> Result<Loaded, ImageError> {
     let store = images.store();
     let _gc = store.gc_lock(false)?;
-    let bad = |msg: String| ImageError::Invalid(format!("the archive is not a valid image archive: {msg}"));
+    let bad = |msg: String| {
+        ImageError::Invalid(format!("the archive is not a valid image archive: {msg}"))
+    };
     let mut archive = tar::Archive::new(input);
     let mut docs: HashMap<String, Vec<u8>> = HashMap::new();
     // Every regular file's path → the digest it was stored under (legacy format).
@@ -163,7 +165,8 @@ pub fn load(
         let mut entry = entry.map_err(|e| bad(format!("cannot read it as a tar: {e}")))?;
         let raw = entry.path_bytes().into_owned();
         let path = String::from_utf8(raw).map_err(|_| bad("an entry name is not UTF-8".into()))?;
-        let path = clean_path(&path).ok_or_else(|| bad(format!("entry '{path}' escapes the archive")))?;
+        let path =
+            clean_path(&path).ok_or_else(|| bad(format!("entry '{path}' escapes the archive")))?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             continue;
@@ -226,7 +229,9 @@ pub fn load(
     } else if let Some(manifest) = docs.get("manifest.json") {
         load_legacy(images, manifest, &files)
     } else {
-        Err(bad("it has neither index.json (an OCI layout) nor manifest.json (docker save)".into()))
+        Err(bad(
+            "it has neither index.json (an OCI layout) nor manifest.json (docker save)".into(),
+        ))
     }
 }
 
@@ -246,7 +251,11 @@ fn load_oci(
             let config = item["Config"].as_str().unwrap_or_default().to_owned();
             let tags = item["RepoTags"]
                 .as_array()
-                .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             repo_tags.insert(config, tags);
         }
@@ -265,20 +274,28 @@ fn load_oci(
             if let Some(name) = annotations.get(oci::ANNOTATION_IMAGE_NAME) {
                 names.push(Reference::parse_familiar(name)?);
             } else if let Some(tag) = annotations.get(oci::ANNOTATION_REF_NAME)
-                && Reference::parse(tag).is_ok_and(|r| r.repository.contains(['/', '.', ':']) || r.tag.as_deref() != Some("latest") || !tag.contains(':'))
+                && Reference::parse(tag).is_ok_and(|r| {
+                    r.repository.contains(['/', '.', ':'])
+                        || r.tag.as_deref() != Some("latest")
+                        || !tag.contains(':')
+                })
                 && tag.contains(':')
             {
                 names.push(Reference::parse_familiar(tag)?);
             }
         }
         if names.is_empty()
-            && let Some(tags) = repo_tags.get(&format!("blobs/sha256/{}", image.config_digest.hex()))
+            && let Some(tags) =
+                repo_tags.get(&format!("blobs/sha256/{}", image.config_digest.hex()))
         {
             for tag in tags {
                 names.push(Reference::parse_familiar(tag)?);
             }
         }
-        match loaded.iter_mut().find(|(i, _)| i.manifest_digest == image.manifest_digest) {
+        match loaded
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest == image.manifest_digest)
+        {
             Some((_, existing)) => existing.extend(names),
             None => loaded.push((image, names)),
         }
@@ -296,9 +313,9 @@ fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageErro
             .as_ref()
             .is_some_and(|p| p.architecture() == &Arch::Wasm)
     });
-    let chosen = wasm.or(manifests.first()).ok_or_else(|| {
-        ImageError::Invalid(format!("image index {digest} lists no manifest"))
-    })?;
+    let chosen = wasm
+        .or(manifests.first())
+        .ok_or_else(|| ImageError::Invalid(format!("image index {digest} lists no manifest")))?;
     super::our_digest(chosen.digest())
 }
 
@@ -342,7 +359,9 @@ fn load_legacy(
     let mut loaded = Vec::new();
     for item in items {
         let path = |v: &serde_json::Value| -> Result<Digest, ImageError> {
-            let p = v.as_str().ok_or_else(|| bad("a path is not a string".into()))?;
+            let p = v
+                .as_str()
+                .ok_or_else(|| bad("a path is not a string".into()))?;
             let p = clean_path(p).ok_or_else(|| bad(format!("bad path {p}")))?;
             files
                 .get(&p)

@@ -113,11 +113,11 @@ impl LayerCache {
         let mut reader: Box<dyn Read> = match compression {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            Compression::Zstd => Box::new(
-                ruzstd::decoding::StreamingDecoder::new(file).map_err(|e| {
+            Compression::Zstd => {
+                Box::new(ruzstd::decoding::StreamingDecoder::new(file).map_err(|e| {
                     ImageError::Invalid(format!("layer {blob} is not valid zstd: {e}"))
-                })?,
-            ),
+                })?)
+            }
         };
         let mut writer = self.writer()?;
         let mut hasher = Sha256::new();

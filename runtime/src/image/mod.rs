@@ -34,7 +34,10 @@ pub enum ImageError {
     )]
     NotFound(String),
     #[error("image ID prefix '{prefix}' is ambiguous: it matches {}", matches.join(", "))]
-    Ambiguous { prefix: String, matches: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{what}")]
@@ -101,7 +104,10 @@ impl Image {
 
     /// When the image was created, in seconds since the epoch.
     pub fn created(&self) -> Option<i64> {
-        self.config.created().as_deref().and_then(oci::parse_rfc3339)
+        self.config
+            .created()
+            .as_deref()
+            .and_then(oci::parse_rfc3339)
     }
 
     /// The diff_ids of its layers, lowest first.
@@ -177,7 +183,9 @@ impl Images {
     pub fn load(&self, digest: &Digest) -> Result<Image, ImageError> {
         let bytes = self.store.read_blob(digest)?;
         let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|e| {
-            ImageError::Invalid(format!("manifest {digest} is not an OCI image manifest: {e}"))
+            ImageError::Invalid(format!(
+                "manifest {digest} is not an OCI image manifest: {e}"
+            ))
         })?;
         let config_digest = our_digest(manifest.config().digest())?;
         let config_media = manifest.config().media_type().to_string();
@@ -186,7 +194,9 @@ impl Images {
             archive::wasm_artifact_config(&manifest, &config_bytes)?
         } else {
             ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|e| {
-                ImageError::Invalid(format!("config {config_digest} is not an OCI image config: {e}"))
+                ImageError::Invalid(format!(
+                    "config {config_digest} is not an OCI image config: {e}"
+                ))
             })?
         };
         let layers = if config_media == media::WASM_CONFIG {
@@ -382,9 +392,9 @@ impl Images {
             oci_digest(&image.manifest_digest),
         );
         let manifest = image.manifest_digest.to_string();
-        let name = name.and_then(Reference::name).map(|n| {
-            Reference::parse(&n).unwrap_or_else(|_| unreachable!("a name we formatted"))
-        });
+        let name = name
+            .and_then(Reference::name)
+            .map(|n| Reference::parse(&n).unwrap_or_else(|_| unreachable!("a name we formatted")));
         self.store.update_index(|index| {
             let mut entries = index.manifests().clone();
             if let Some(name) = &name {
@@ -406,7 +416,8 @@ impl Images {
                     }
                 }
                 // A named entry replaces the unnamed one.
-                entries.retain(|d| !(d.digest().to_string() == manifest && entry_name(d).is_none()));
+                entries
+                    .retain(|d| !(d.digest().to_string() == manifest && entry_name(d).is_none()));
                 let mut named = desc.clone();
                 let mut annotations = HashMap::new();
                 annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), name.to_string());
@@ -431,7 +442,9 @@ impl Images {
     pub fn remove_name(&self, name: &Reference) -> Result<bool, ImageError> {
         let result = self.store.update_index(|index| {
             let mut entries = index.manifests().clone();
-            let Some(pos) = entries.iter().position(|d| entry_name(d).as_ref() == Some(name))
+            let Some(pos) = entries
+                .iter()
+                .position(|d| entry_name(d).as_ref() == Some(name))
             else {
                 return None;
             };

@@ -82,7 +82,9 @@ impl Reference {
 
     /// `repository:tag` (the name an image is listed under), when there is a tag.
     pub fn name(&self) -> Option<String> {
-        self.tag.as_ref().map(|t| format!("{}:{t}", self.repository))
+        self.tag
+            .as_ref()
+            .map(|t| format!("{}:{t}", self.repository))
     }
 
     /// Parses a name stored by another tool, dropping Docker Hub's implicit
@@ -130,8 +132,7 @@ fn check_repository(repository: &str) -> Result<(), String> {
     }
     let mut components: Vec<&str> = repository.split('/').collect();
     let first = components[0];
-    if components.len() > 1
-        && (first.contains('.') || first.contains(':') || first == "localhost")
+    if components.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost")
     {
         check_domain(first)?;
         components.remove(0);
@@ -168,8 +169,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
 fn check_path_component(component: &str) -> Result<(), String> {
     if component.is_empty() {
-        return Err("a repository name component is empty (check for '//' or a trailing '/')"
-            .to_owned());
+        return Err(
+            "a repository name component is empty (check for '//' or a trailing '/')".to_owned(),
+        );
     }
     if component.chars().any(|c| c.is_ascii_uppercase()) {
         return Err("repository name must be lowercase".to_owned());
@@ -234,13 +236,25 @@ mod tests {
         assert_eq!(r.tag, None);
         assert!(r.digest.is_some());
         for bad in [
-            "", "App", "app:", "app:-x", "-app", "app/", "a//b", "app@sha256:zz", "a b",
-            "app:tag:more", "../x",
+            "",
+            "App",
+            "app:",
+            "app:-x",
+            "-app",
+            "app/",
+            "a//b",
+            "app@sha256:zz",
+            "a b",
+            "app:tag:more",
+            "../x",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Reference::parse("app").expect("ok").qualified_name().as_deref(),
+            Reference::parse("app")
+                .expect("ok")
+                .qualified_name()
+                .as_deref(),
             Some("docker.io/library/app:latest")
         );
         assert_eq!(
