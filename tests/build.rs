@@ -113,6 +113,20 @@ fn main() {
         consts.push_str(&format!("        $m!({name});\n"));
     }
     consts.push_str("    };\n}\n");
+
+    // The programs of the image examples (`examples/guests`, which `examples/build.sh`
+    // builds for users): Rust std guests, built the same way as `guests/rust`.
+    let examples_dir = manifest.join("../examples/guests");
+    consts.push_str("\n/// The programs of the image examples (`examples/guests/src/bin/`).\npub mod examples {\n");
+    for bin in ["catalog", "mkindex", "show"] {
+        let wasm = build_rust_guest(&examples_dir, &out, bin);
+        consts.push_str(&format!(
+            "    /// `examples/guests/src/bin/{bin}.rs` built for wasm32-wasip1.\n    pub const {}: &str = {:?};\n",
+            bin.to_uppercase(),
+            wasm.display().to_string()
+        ));
+    }
+    consts.push_str("}\n");
     fs::write(out.join("guests.rs"), consts).expect("write guests.rs");
 }
 

@@ -165,6 +165,7 @@ pub fn build(
         .as_bytes(),
     );
     let previous = cache.last_build(recipe_id.hex());
+    TmpDir::clean_stale(&home.tmp_dir());
     let _gc = images.store().gc_lock(false).map_err(ImageError::from)?;
     let mut builder = Builder {
         home,
@@ -1078,7 +1079,7 @@ impl Builder<'_> {
             spec.layers = vec![empty];
         }
         spec.upper = Some(scratch.clone());
-        let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Inherit)
+        let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Log)
             .map_err(|e| fail(format!("RUN: cannot set up the sandbox: {e}")))?;
         let wasm = world.read_file(&program_path).map_err(|e| {
             fail(format!(
@@ -1477,9 +1478,11 @@ struct TmpDir {
 }
 
 impl TmpDir {
-    fn new(root: &std::path::Path) -> std::io::Result<Self> {
-        let dir = crate::ambient::create_and_open_dir(root)?;
-        // Clean up after killed builds.
+    /// Removes work directories whose build is gone (killed: its lock is free).
+    fn clean_stale(root: &std::path::Path) {
+        let Ok(dir) = crate::ambient::open_dir(root) else {
+            return;
+        };
         if let Ok(entries) = dir.entries() {
             for entry in entries.flatten() {
                 let Ok(name) = entry.file_name().into_string() else {
@@ -1501,6 +1504,10 @@ impl TmpDir {
                 }
             }
         }
+    }
+
+    fn new(root: &std::path::Path) -> std::io::Result<Self> {
+        let dir = crate::ambient::create_and_open_dir(root)?;
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
         let name: String = format!(

@@ -38,6 +38,9 @@ pub struct ProcExit(pub u32);
 pub enum Stdio {
     /// The host process's own stdin, stdout and stderr.
     Inherit,
+    /// No stdin; stdout and stderr both to the host's stderr (a build step's log, which
+    /// must not mix with what the build prints on stdout).
+    Log,
     /// stdin from bytes; stdout and stderr collected in memory, each up to `limit` bytes
     /// (a write past it fails with `ENOSPC`).
     Capture { stdin: Vec<u8>, limit: usize },
@@ -232,6 +235,15 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
 
     let (stdin, stdout, stderr, captured) = match stdio {
         Stdio::Inherit => (Input::Inherit, Output::Stdout, Output::Stderr, None),
+        Stdio::Log => (
+            Input::Bytes {
+                data: Vec::new(),
+                pos: 0,
+            },
+            Output::Stderr,
+            Output::Stderr,
+            None,
+        ),
         Stdio::Capture { stdin, limit } => {
             let captured = Captured {
                 stdout: Capture::default(),

@@ -2,11 +2,14 @@
 //! programs. One test binary; every test gets its own `CAPSULE_HOME`.
 
 mod bad_input;
+mod build;
 mod cache;
 mod conformance;
 mod escape;
+mod examples;
 mod guests;
 mod hello;
+mod images;
 mod layers;
 mod modules;
 mod run;

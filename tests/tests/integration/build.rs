@@ -1,0 +1,415 @@
+//! `capsule build`: recipes, the build cache (what it rebuilds and why), reproducible
+//! digests, recipe errors with file:line:col, and a build killed mid-way.
+
+use capsule_tests::{TestEnv, guests};
+
+/// A context with a module and two data files.
+fn context(env: &TestEnv) {
+    env.write(
+        "ctx/hello.wasm",
+        std::fs::read(guests::examples::CATALOG).expect("guest"),
+    );
+    env.write("ctx/data/a.txt", "alpha\n");
+    env.write("ctx/data/b.txt", "beta\n");
+    env.write("ctx/app.conf", "title = \"T\"\ndata_dir = \"/srv/data\"\n");
+}
+
+const RECIPE: &str = "\
+FROM scratch
+COPY hello.wasm /usr/bin/catalog.wasm
+COPY data/ /srv/data/
+ENV APP_MODE=test
+COPY app.conf /etc/app.conf
+ENTRYPOINT [\"/usr/bin/catalog.wasm\"]
+CMD [\"--config\", \"/etc/app.conf\"]
+";
+
+/// The step lines of a build's stderr: (text, CACHED or rebuilt reason).
+fn steps(stderr: &str) -> Vec<(String, String)> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| {
+            let text = l.split_once("] ").map_or(l, |(_, t)| t);
+            match text.split_once("  ") {
+                Some((t, rest)) => (t.to_owned(), rest.trim().to_owned()),
+                None => (text.to_owned(), String::new()),
+            }
+        })
+        .collect()
+}
+
+fn image_id(env: &TestEnv, name: &str) -> String {
+    let out = env.run(&["images", "-q", "--no-trunc", name]);
+    out.assert_code(0);
+    out.stdout.trim().to_owned()
+}
+
+#[test]
+fn cache_rebuilds_a_changed_step_and_everything_after_it() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write("ctx/Capsulefile", RECIPE);
+    let first = env.run(&["build", "-t", "app", "ctx"]);
+    first.assert_code(0);
+    assert!(
+        steps(&first.stderr)
+            .iter()
+            .skip(1)
+            .all(|(_, o)| o.contains("first build")),
+        "{}",
+        first.stderr
+    );
+    let run = env.run(&["run", "--rm", "app"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("env APP_MODE=test"), "{}", run.stdout);
+    assert!(run.stdout.contains("a.txt"), "{}", run.stdout);
+
+    // No change: everything cached, same image.
+    let id = image_id(&env, "app");
+    let again = env.run(&["build", "-t", "app", "ctx"]);
+    again.assert_code(0);
+    assert!(
+        steps(&again.stderr)
+            .iter()
+            .skip(1)
+            .all(|(_, o)| o == "CACHED"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(image_id(&env, "app"), id);
+
+    // Change the last COPY's input: only that step and the ones after it rebuild.
+    env.write("ctx/app.conf", "title = \"T2\"\ndata_dir = \"/srv/data\"\n");
+    let last = env.run(&["build", "-t", "app", "ctx"]);
+    last.assert_code(0);
+    let s = steps(&last.stderr);
+    assert_eq!(s[1].1, "CACHED");
+    assert_eq!(s[2].1, "CACHED");
+    assert_eq!(s[3].1, "CACHED");
+    assert!(
+        s[4].1.contains("rebuilt: app.conf changed"),
+        "{}",
+        last.stderr
+    );
+    assert!(
+        s[5].1.contains("an earlier step changed"),
+        "{}",
+        last.stderr
+    );
+    assert_ne!(image_id(&env, "app"), id);
+
+    // Change an early COPY's input: everything after it rebuilds, and the miss names the file.
+    env.write("ctx/data/b.txt", "beta, changed\n");
+    let early = env.run(&["build", "-t", "app", "ctx"]);
+    early.assert_code(0);
+    let s = steps(&early.stderr);
+    assert_eq!(s[1].1, "CACHED", "{}", early.stderr);
+    assert!(
+        s[2].1.contains("rebuilt: data/b.txt changed"),
+        "{}",
+        early.stderr
+    );
+    for (text, outcome) in &s[3..] {
+        assert!(
+            outcome.starts_with(|c: char| c.is_ascii_digit()),
+            "{text}: {outcome}"
+        );
+    }
+
+    // An added file is named as added.
+    env.write("ctx/data/c.txt", "gamma\n");
+    let added = env.run(&["build", "-t", "app", "ctx"]);
+    assert!(
+        steps(&added.stderr)[2].1.contains("data/c.txt added"),
+        "{}",
+        added.stderr
+    );
+
+    // --no-cache rebuilds every step and says so.
+    let nocache = env.run(&["build", "--no-cache", "-t", "app", "ctx"]);
+    nocache.assert_code(0);
+    assert!(
+        steps(&nocache.stderr)
+            .iter()
+            .skip(1)
+            .all(|(_, o)| o.contains("--no-cache")),
+        "{}",
+        nocache.stderr
+    );
+}
+
+#[test]
+fn reordering_steps_changes_keys_and_a_changed_instruction_is_named() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write("ctx/Capsulefile", RECIPE);
+    env.run(&["build", "-t", "app", "ctx"]).assert_code(0);
+    // Swap the two data COPYs: the first moved step misses (its parent differs).
+    env.write(
+        "ctx/Capsulefile",
+        RECIPE.replace("COPY data/ /srv/data/\n", "").replace(
+            "COPY app.conf /etc/app.conf\n",
+            "COPY app.conf /etc/app.conf\nCOPY data/ /srv/data/\n",
+        ),
+    );
+    let swapped = env.run(&["build", "-t", "app", "ctx"]);
+    swapped.assert_code(0);
+    let s = steps(&swapped.stderr);
+    assert_eq!(s[1].1, "CACHED");
+    assert!(
+        s[2].1
+            .contains("instruction changed (was: COPY data/ /srv/data/)"),
+        "{}",
+        swapped.stderr
+    );
+    assert!(
+        s[3..].iter().all(|(_, o)| !o.contains("CACHED")),
+        "{}",
+        swapped.stderr
+    );
+
+    // A changed build argument is named through its ARG step.
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nARG MODE=one\nENV APP_MODE=$MODE\nCOPY hello.wasm /x.wasm\n",
+    );
+    env.run(&["build", "-t", "args", "ctx"]).assert_code(0);
+    let changed = env.run(&["build", "-t", "args", "--build-arg", "MODE=two", "ctx"]);
+    changed.assert_code(0);
+    let s = steps(&changed.stderr);
+    assert!(
+        s[1].1.contains("instruction changed (was: ARG MODE=one)"),
+        "{}",
+        changed.stderr
+    );
+    assert_eq!(s[2].0, "ENV APP_MODE=two");
+    let inspect = env.run(&["inspect", "args"]);
+    assert!(
+        inspect.stdout.contains("APP_MODE=two"),
+        "{}",
+        inspect.stdout
+    );
+}
+
+#[test]
+fn the_same_context_gives_the_same_digest_in_two_stores() {
+    let a = TestEnv::new();
+    let b = TestEnv::new();
+    for env in [&a, &b] {
+        context(env);
+        env.write("ctx/Capsulefile", RECIPE);
+    }
+    // Different modification times on the second machine must not matter.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    b.write("ctx/data/a.txt", "alpha\n");
+    a.run(&["build", "-t", "app", "ctx"]).assert_code(0);
+    b.run(&["build", "-t", "app:v2", "ctx"]).assert_code(0);
+    let digest = |env: &TestEnv, name: &str| {
+        let out = env.run(&["inspect", name]);
+        out.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        (
+            v[0]["Id"].as_str().expect("id").to_owned(),
+            v[0]["Manifest"]["Digest"]
+                .as_str()
+                .expect("digest")
+                .to_owned(),
+        )
+    };
+    assert_eq!(digest(&a, "app"), digest(&b, "app:v2"));
+    // SOURCE_DATE_EPOCH changes timestamps, and so the digest.
+    let out = a
+        .capsule()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "-t", "dated", "ctx"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let dated = digest(&a, "dated");
+    assert_ne!(dated, digest(&a, "app"));
+    let inspect = a.run(&["inspect", "dated"]);
+    assert!(
+        inspect.stdout.contains("2023-11-14T22:13:20Z"),
+        "{}",
+        inspect.stdout
+    );
+}
+
+#[test]
+fn recipe_errors_name_file_line_and_column() {
+    let env = TestEnv::new();
+    context(&env);
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "FROM scratch\nCOPPY a /b\n",
+            &["Capsulefile:2:1", "unknown instruction", "COPY"],
+        ),
+        ("COPY a /b\n", &["Capsulefile:1:1", "FROM"]),
+        (
+            "FROM scratch\nCOPY missing.txt /x\n",
+            &["Capsulefile:2:6", "missing.txt", "not found"],
+        ),
+        (
+            "FROM scratch\nRUN echo hi\n",
+            &["Capsulefile:2:1", "shell form", "SHELL"],
+        ),
+        (
+            "FROM scratch\nCOPY ../outside /x\n",
+            &["Capsulefile:2:6", "outside the build context"],
+        ),
+        (
+            "FROM nosuchimage\n",
+            &["Capsulefile:1:1", "nosuchimage", "not found"],
+        ),
+        (
+            "FROM scratch\nEXPOSE http\n",
+            &["Capsulefile:2:8", "EXPOSE"],
+        ),
+        ("FROM scratch\nENV A=\"unterminated\n", &["Capsulefile:2"]),
+    ];
+    for (recipe, needles) in cases {
+        env.write("ctx/Capsulefile", recipe);
+        let out = env.run(&["build", "-t", "bad", "ctx"]);
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("capsule: "))
+            .unwrap_or_else(|| panic!("no error for {recipe:?}:\n{}", out.stderr));
+        assert_ne!(out.code, Some(0), "{recipe:?}");
+        for needle in *needles {
+            assert!(
+                line.contains(needle),
+                "{recipe:?}: error should mention {needle:?}: {line}"
+            );
+        }
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    // Nothing was named.
+    let images = env.run(&["images", "-q", "bad"]);
+    assert_eq!(images.stdout.trim(), "");
+}
+
+#[test]
+fn ignore_file_globs_chmod_workdir_and_multi_stage() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write("ctx/data/skip.bak", "ignored\n");
+    env.write("ctx/.capsuleignore", "# comment\n**/*.bak\n");
+    env.write(
+        "ctx/mk.wasm",
+        std::fs::read(guests::examples::MKINDEX).expect("guest"),
+    );
+    env.write(
+        "ctx/show.wasm",
+        std::fs::read(guests::examples::SHOW).expect("guest"),
+    );
+    env.write(
+        "ctx/Capsulefile",
+        "\
+# syntax=capsule
+FROM scratch AS tools
+COPY mk.wasm /tools/
+COPY data/*.txt /src/pages/
+WORKDIR /src
+RUN [\"/tools/mk.wasm\", \"pages\", \"index.txt\"]
+
+FROM scratch
+COPY --chmod=755 show.wasm /app/show.wasm
+COPY --from=tools /src/index.txt /app/data/
+COPY --from=tools /src/pages/ \\
+     /app/pages/
+ENTRYPOINT [\"/app/show.wasm\"]
+",
+    );
+    let out = env.run(&["build", "-t", "site", "ctx"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("indexed 2 files"), "{}", out.stderr);
+    let run = env.run(&["run", "--rm", "site"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("a.txt: 1 words"), "{}", run.stdout);
+    assert!(!run.stdout.contains("skip.bak"), "{}", run.stdout);
+    let absent = env.run(&["run", "--rm", "site", "--exists", "/tools/mk.wasm"]);
+    assert_eq!(absent.stdout.trim(), "no");
+    let history = env.run(&["history", "--no-trunc", "site"]);
+    assert!(
+        history
+            .stdout
+            .contains("COPY --from=tools /src/pages/ /app/pages/"),
+        "{}",
+        history.stdout
+    );
+    // --target stops at a stage.
+    let target = env.run(&["build", "--target", "tools", "-t", "tools-only", "ctx"]);
+    target.assert_code(0);
+    let exists = env.run(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/tools/mk.wasm",
+        "tools-only",
+        "/src/pages",
+        "/tmp/x",
+    ]);
+    exists.assert_code(0);
+}
+
+#[test]
+fn a_build_killed_mid_way_leaves_no_image_and_the_next_build_succeeds() {
+    let env = TestEnv::new();
+    env.wat(
+        "ctx/spin.wasm",
+        r#"(module (func (export "_start") (loop $l (br $l))) (memory (export "memory") 1))"#,
+    );
+    env.write("ctx/big.bin", vec![7u8; 4 << 20]);
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY big.bin /big.bin\nCOPY spin.wasm /spin.wasm\nRUN [\"/spin.wasm\"]\n",
+    );
+    let mut child = env
+        .capsule()
+        .args(["build", "-t", "killed", "ctx"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until the RUN step is under way, then SIGKILL.
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            if line.expect("line").contains("RUN") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(
+        reader.join().expect("reader"),
+        "the build never reached RUN"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    assert_eq!(env.run(&["images", "-q", "killed"]).stdout.trim(), "");
+    env.run(&["system", "check"]).assert_code(0);
+    // The next build (without the endless step) succeeds, reusing what was cached,
+    // and removes the killed build's work directory.
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY big.bin /big.bin\nCOPY spin.wasm /spin.wasm\n",
+    );
+    let next = env.run(&["build", "-t", "killed", "ctx"]);
+    next.assert_code(0);
+    assert!(steps(&next.stderr)[1].1 == "CACHED", "{}", next.stderr);
+    assert_ne!(env.run(&["images", "-q", "killed"]).stdout.trim(), "");
+    let tmp = env.home().join("tmp");
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "stale work directories: {leftovers:?}"
+    );
+}

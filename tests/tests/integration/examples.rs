@@ -1,0 +1,185 @@
+//! The image examples of `examples/`, built and run exactly as `examples/README.md` tells
+//! a user to: each context is copied from the repository, the example programs (built by
+//! `build.rs` from `examples/guests`) are placed in its `bin/` as `examples/build.sh`
+//! does, then `capsule build` and `capsule run` go through the real binary. The expected
+//! outputs are the ones `examples/README.md` shows.
+
+use capsule_tests::{TestEnv, guests};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// `capsule run catalog-app`, as shown in `examples/README.md`.
+const CATALOG_REPORT: &str = "\
+== Recipe Box ==
+Three recipes, served from the app layer on top of catalog-base.
+env APP_MODE=production
+data_dir: data
+  bread.txt     Country bread    116 bytes
+  pancakes.txt  Pancakes         112 bytes
+  soup.txt      Tomato soup      125 bytes
+total: 3 files, 353 bytes
+";
+
+/// `capsule run pages`, as shown in `examples/README.md`.
+const PAGES_LIST: &str = "\
+pages in this image (from /app/data/index.txt):
+  intro.md: 37 words
+  layers.md: 25 words
+  sandbox.md: 20 words
+";
+
+/// `examples/` in the repository.
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Copies the build context `examples/<example>` to `<work>/<example>`, leaving out its
+/// `bin/` (where `examples/build.sh` puts the programs; the tests put fresh ones there),
+/// and returns the copy.
+fn copy_context(env: &TestEnv, example: &str) -> PathBuf {
+    let from = examples_dir().join(example);
+    let to = env.work().join(example);
+    copy_dir(&from, &to, &["bin"]);
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    let entries =
+        fs::read_dir(from).unwrap_or_else(|e| panic!("cannot list {}: {e}", from.display()));
+    for entry in entries {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&src, &dst, &[]);
+        } else {
+            fs::copy(&src, &dst)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
+        }
+    }
+}
+
+/// Puts a built example program at `context/bin/<name>`, as `examples/build.sh` does.
+fn install(context: &Path, wasm: &str, name: &str) {
+    let bin = context.join("bin");
+    fs::create_dir_all(&bin).expect("create bin/");
+    fs::copy(wasm, bin.join(name)).unwrap_or_else(|e| panic!("copy {wasm}: {e}"));
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// `capsule build -t TAG CONTEXT`, which must succeed.
+fn build(env: &TestEnv, tag: &str, context: &Path) {
+    env.run(&["build", "-t", tag, path_str(context)])
+        .assert_code(0);
+}
+
+#[test]
+fn layered_app_adds_data_and_config_on_top_of_its_base_image() {
+    let env = TestEnv::new();
+    let base = copy_context(&env, "layered-app/base");
+    let app = copy_context(&env, "layered-app/app");
+    install(&base, guests::examples::CATALOG, "catalog.wasm");
+    assert!(
+        app.join("data/draft.txt.bak").is_file(),
+        "the context holds the file that .capsuleignore leaves out"
+    );
+
+    build(&env, "catalog-base", &base);
+    build(&env, "catalog-app", &app);
+
+    // ENTRYPOINT and the program from the base, data and config from the app's layers,
+    // CMD, ENV and WORKDIR from the app (APP_MODE overrides the base's, `data` is
+    // relative to /srv).
+    let run = env.run(&["run", "catalog-app"]);
+    run.assert_clean_success();
+    assert_eq!(run.stdout, CATALOG_REPORT);
+    assert!(
+        !run.stdout.contains("draft"),
+        "data/*.bak is in .capsuleignore: COPY data/ must leave it out\n{}",
+        run.stdout
+    );
+
+    // Arguments replace CMD and keep the ENTRYPOINT.
+    let missing = env.run(&["run", "catalog-app", "--config", "/etc/missing.toml"]);
+    missing.assert_code(2);
+    assert_eq!(missing.stdout, "");
+    assert!(
+        missing
+            .stderr
+            .contains("catalog: cannot read the config file /etc/missing.toml"),
+        "{}",
+        missing.stderr
+    );
+
+    // The base alone has the program but neither CMD nor config.
+    let bare = env.run(&["run", "catalog-base"]);
+    bare.assert_code(2);
+    assert!(
+        bare.stderr.contains("catalog: no config file given"),
+        "{}",
+        bare.stderr
+    );
+    let no_config = env.run(&["run", "catalog-base", "--config", "/etc/catalog.toml"]);
+    no_config.assert_code(2);
+    assert!(
+        no_config
+            .stderr
+            .contains("cannot read the config file /etc/catalog.toml"),
+        "the app's layers are not in the base: {}",
+        no_config.stderr
+    );
+}
+
+#[test]
+fn multi_stage_build_keeps_the_index_and_pages_but_not_the_tool() {
+    let env = TestEnv::new();
+    let context = copy_context(&env, "multi-stage");
+    install(&context, guests::examples::MKINDEX, "mkindex.wasm");
+    install(&context, guests::examples::SHOW, "show.wasm");
+
+    // The builder stage RUNs mkindex; the final stage copies its output.
+    build(&env, "pages", &context);
+
+    let list = env.run(&["run", "pages"]);
+    list.assert_clean_success();
+    assert_eq!(list.stdout, PAGES_LIST);
+
+    let intro = env.run(&["run", "pages", "intro.md"]);
+    intro.assert_clean_success();
+    let page = fs::read_to_string(examples_dir().join("multi-stage/pages/intro.md"))
+        .expect("read pages/intro.md");
+    assert_eq!(intro.stdout, format!("{PAGES_LIST}\n--- intro.md\n{page}"));
+
+    let missing = env.run(&["run", "pages", "missing.md"]);
+    missing.assert_code(1);
+    assert_eq!(missing.stdout, PAGES_LIST);
+    assert!(
+        missing
+            .stderr
+            .contains("show: no page named \"missing.md\" in /app/pages"),
+        "{}",
+        missing.stderr
+    );
+
+    // Only what the final stage copied is in the image: no build tool, no sources.
+    for (path, expected) in [
+        ("/app/show.wasm", "yes\n"),
+        ("/app/data/index.txt", "yes\n"),
+        ("/app/pages/sandbox.md", "yes\n"),
+        ("/tools/mkindex.wasm", "no\n"),
+        ("/tools", "no\n"),
+        ("/src/pages", "no\n"),
+        ("/out/index.txt", "no\n"),
+    ] {
+        let run = env.run(&["run", "pages", "--exists", path]);
+        run.assert_clean_success();
+        assert_eq!(run.stdout, expected, "--exists {path}");
+    }
+}

@@ -1,0 +1,378 @@
+//! Images: import, tag, rmi, inspect, history, save → load into a fresh store, the
+//! saved layout checked by independent tools (skopeo, umoci), `system check`, hostile
+//! archives, and `run IMAGE` with Docker's overrides.
+
+use capsule_tests::{TestEnv, guests};
+use std::process::Command;
+
+fn tool(name: &str) -> std::path::PathBuf {
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let path = dir.join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("{name} is missing: run scripts/install-test-deps.sh (apt-get install -y skopeo umoci)");
+}
+
+fn import_catalog(env: &TestEnv, name: &str) {
+    env.write(
+        "catalog.wasm",
+        std::fs::read(guests::examples::CATALOG).expect("guest"),
+    );
+    env.run(&["image", "import", "catalog.wasm", "-t", name])
+        .assert_code(0);
+}
+
+#[test]
+fn import_tag_inspect_history_and_rmi() {
+    let env = TestEnv::new();
+    import_catalog(&env, "cat:1");
+    env.run(&["tag", "cat:1", "cat:latest"])
+        .assert_clean_success();
+    let images = env.run(&["images"]);
+    images.assert_clean_success();
+    let lines: Vec<&str> = images.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("REPOSITORY   TAG      IMAGE ID       CREATED        SIZE"),
+        "{}",
+        images.stdout
+    );
+    assert_eq!(lines.len(), 3, "{}", images.stdout);
+    let json = env.run(&["images", "--format", "json"]);
+    for line in json.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        assert_eq!(v["Repository"], "cat");
+    }
+    let inspect = env.run(&["inspect", "cat"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    assert_eq!(v[0]["Architecture"], "wasm");
+    assert_eq!(v[0]["Os"], "wasip1");
+    assert_eq!(v[0]["Config"]["Entrypoint"][0], "/catalog.wasm");
+    let id = v[0]["Id"].as_str().expect("id").to_owned();
+    // Short IDs resolve.
+    let by_id = env.run(&["inspect", &id["sha256:".len().."sha256:".len() + 8]]);
+    by_id.assert_code(0);
+    let history = env.run(&["history", "cat:1"]);
+    assert!(
+        history.stdout.contains("capsule image import catalog.wasm"),
+        "{}",
+        history.stdout
+    );
+    // rmi of one name keeps the image; of an ID with two names needs -f.
+    env.run(&["rmi", "cat:latest"])
+        .assert_code(0)
+        .stdout
+        .contains("Untagged: cat:latest");
+    env.run(&["tag", "cat:1", "cat:2"]).assert_code(0);
+    let refused = env.run(&["rmi", &id]);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("several names"),
+        "{}",
+        refused.stderr
+    );
+    let removed = env.run(&["rmi", "-f", &id]);
+    removed.assert_code(0);
+    assert!(
+        removed.stdout.contains("Deleted: sha256:"),
+        "{}",
+        removed.stdout
+    );
+    assert_eq!(env.run(&["images", "-q"]).stdout.trim(), "");
+    // Its blobs are gone too.
+    let blobs = std::fs::read_dir(env.home().join("store/blobs/sha256"))
+        .expect("blobs")
+        .count();
+    assert_eq!(blobs, 0);
+    env.run(&["rmi", "nosuch"]).assert_code(1);
+    env.run(&["run", "nosuch"])
+        .assert_error(127, &["nosuch", "capsule build"]);
+}
+
+#[test]
+fn run_image_applies_docker_overrides() {
+    let env = TestEnv::new();
+    env.write(
+        "ctx/catalog.wasm",
+        std::fs::read(guests::examples::CATALOG).expect("guest"),
+    );
+    env.write(
+        "ctx/conf.toml",
+        "title = \"From image\"\ndata_dir = \"d\"\n",
+    );
+    env.write("ctx/d/x.txt", "x line\n");
+    env.write("ctx/Capsulefile", "FROM scratch\nCOPY catalog.wasm /bin/catalog.wasm\nCOPY conf.toml /etc/\nCOPY d /srv/d/\nENV APP_MODE=image\nWORKDIR /srv\nENTRYPOINT [\"/bin/catalog.wasm\"]\nCMD [\"--config\", \"/etc/conf.toml\"]\n");
+    env.run(&["build", "-t", "app", "ctx"]).assert_code(0);
+    let out = env.run(&["run", "--rm", "app"]);
+    out.assert_clean_success();
+    assert!(
+        out.stdout.contains("From image")
+            && out.stdout.contains("APP_MODE=image")
+            && out.stdout.contains("x.txt"),
+        "{}",
+        out.stdout
+    );
+    // -e overrides ENV; arguments replace CMD.
+    let out = env.run(&["run", "--rm", "-e", "APP_MODE=flag", "app", "--help"]);
+    out.assert_code(0);
+    assert!(!out.stdout.contains("From image"), "{}", out.stdout);
+    let out = env.run(&[
+        "run",
+        "--rm",
+        "-e",
+        "APP_MODE=flag",
+        "app",
+        "--config",
+        "/etc/conf.toml",
+    ]);
+    assert!(out.stdout.contains("APP_MODE=flag"), "{}", out.stdout);
+    // --entrypoint drops CMD; -w changes the workdir (data_dir "d" no longer resolves).
+    let out = env.run(&["run", "--rm", "-w", "/", "app"]);
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    // A container keeps its writable layer unless --rm.
+    let containers = env.home().join("containers");
+    let before = std::fs::read_dir(&containers)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    env.run(&["run", "app"]).assert_code(0);
+    assert_eq!(
+        std::fs::read_dir(&containers).expect("containers").count(),
+        before + 1
+    );
+    // An entrypoint that is not in the image is a clear error.
+    env.run(&["run", "--rm", "--entrypoint", "/nope.wasm", "app"])
+        .assert_error(126, &["/nope.wasm"]);
+}
+
+#[test]
+fn hello_world_is_a_built_in_image_with_the_same_digest_everywhere() {
+    let a = TestEnv::new();
+    let b = TestEnv::new();
+    for env in [&a, &b] {
+        let out = env.run(&["run", "--rm", "hello-world"]);
+        out.assert_clean_success();
+        assert!(out.stdout.contains("Hello from Capsule!"));
+    }
+    let id = |env: &TestEnv| {
+        env.run(&["images", "-q", "--no-trunc", "hello-world"])
+            .stdout
+    };
+    assert_eq!(id(&a), id(&b));
+    assert!(id(&a).starts_with("sha256:"));
+}
+
+#[test]
+fn save_then_load_into_a_fresh_store_and_validate_with_skopeo_and_umoci() {
+    let skopeo = tool("skopeo");
+    let umoci = tool("umoci");
+    let env = TestEnv::new();
+    import_catalog(&env, "cat:1");
+    env.run(&["run", "--rm", "hello-world"]).assert_code(0);
+    let out = env.run(&["save", "-o", "both.tar", "cat:1", "hello-world"]);
+    out.assert_code(0);
+    let archive = env.work().join("both.tar");
+    // skopeo reads each image by its tag from the OCI archive.
+    let inspect = Command::new(&skopeo)
+        .arg("inspect")
+        .arg(format!("oci-archive:{}:1", archive.display()))
+        .output()
+        .expect("skopeo");
+    assert!(
+        inspect.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("json");
+    assert_eq!(v["Architecture"], "wasm");
+    assert_eq!(v["Os"], "wasip1");
+    // umoci checks the layout and unpacks the layer.
+    let layout = env.work().join("layout");
+    std::fs::create_dir(&layout).expect("mkdir");
+    let untar = Command::new("tar")
+        .arg("xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .expect("tar");
+    assert!(untar.success());
+    let stat = Command::new(&umoci)
+        .args(["stat", "--image"])
+        .arg(format!("{}:1", layout.display()))
+        .output()
+        .expect("umoci");
+    assert!(
+        stat.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+    let unpacked = env.work().join("bundle");
+    let unpack = Command::new(&umoci)
+        .args(["raw", "unpack", "--rootless", "--image"])
+        .arg(format!("{}:1", layout.display()))
+        .arg(&unpacked)
+        .output()
+        .expect("umoci");
+    assert!(
+        unpack.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    assert_eq!(
+        std::fs::read(unpacked.join("catalog.wasm")).expect("file"),
+        std::fs::read(guests::examples::CATALOG).expect("guest")
+    );
+
+    // Load into a fresh store: same IDs, names, runnable.
+    let fresh = TestEnv::new();
+    std::fs::copy(&archive, fresh.work().join("both.tar")).expect("copy");
+    let load = fresh.run(&["load", "-i", "both.tar"]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: cat:1")
+            && load.stdout.contains("Loaded image: hello-world:latest"),
+        "{}",
+        load.stdout
+    );
+    for name in ["cat:1", "hello-world"] {
+        assert_eq!(
+            env.run(&["images", "-q", "--no-trunc", name]).stdout,
+            fresh.run(&["images", "-q", "--no-trunc", name]).stdout
+        );
+    }
+    fresh
+        .run(&["run", "--rm", "hello-world"])
+        .assert_clean_success();
+    fresh.run(&["system", "check"]).assert_code(0);
+}
+
+#[test]
+fn system_check_quarantines_a_corrupt_blob() {
+    let env = TestEnv::new();
+    import_catalog(&env, "cat");
+    env.run(&["system", "check"]).assert_code(0);
+    let inspect = env.run(&["inspect", "cat"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    let layer = v[0]["Manifest"]["Layers"][0]["Digest"]
+        .as_str()
+        .expect("layer")
+        .to_owned();
+    let hex = &layer["sha256:".len()..];
+    let path = env.home().join("store/blobs/sha256").join(hex);
+    let mut bytes = std::fs::read(&path).expect("blob");
+    bytes[20] ^= 0xff;
+    std::fs::write(&path, bytes).expect("corrupt it");
+    let check = env.run(&["system", "check"]);
+    check.assert_code(1);
+    assert!(
+        check.stdout.contains(&format!("corrupt: {layer}")),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("image cat:latest"),
+        "{}",
+        check.stdout
+    );
+    assert!(env.home().join("store/quarantine").join(hex).is_file());
+    assert!(!path.exists());
+}
+
+fn tar_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        // Write the name bytes directly: tar-rs refuses `..` in set_path.
+        let gnu = header.as_gnu_mut().expect("gnu");
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *data).expect("append");
+    }
+    builder.into_inner().expect("tar")
+}
+
+#[test]
+fn hostile_and_broken_archives_are_refused_without_naming_anything() {
+    let env = TestEnv::new();
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (tar_with(&[("../escape", b"x")]), "escapes the archive"),
+        (tar_with(&[(&format!("blobs/sha256/{}", sha(b"other")), b"data")]), "hashes to"),
+        (tar_with(&[("oci-layout", b"{}")]), "neither index.json"),
+        (
+            tar_with(&[("index.json", format!("{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":2}}]}}", sha(b"{}")).as_bytes())]),
+            "not in the store",
+        ),
+        (b"this is not a tar at all".repeat(40), "not a valid image archive"),
+    ];
+    for (i, (bytes, needle)) in cases.iter().enumerate() {
+        let name = format!("bad{i}.tar");
+        env.write(&name, bytes);
+        let out = env.run(&["load", "-i", &name]);
+        assert_ne!(out.code, Some(0), "case {i}");
+        assert!(out.stderr.contains(needle), "case {i}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+    assert_eq!(env.run(&["images", "-q"]).stdout.trim(), "");
+}
+
+#[test]
+fn a_cncf_wasm_artifact_loads_and_runs() {
+    let env = TestEnv::new();
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let module = std::fs::read(guests::examples::SHOW).expect("guest");
+    let config = br#"{"created":"2024-01-01T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.wasm.config.v0+json\",\"digest\":\"sha256:{}\",\"size\":{}}},\"layers\":[{{\"mediaType\":\"application/wasm\",\"digest\":\"sha256:{}\",\"size\":{}}}]}}",
+        sha(&config),
+        config.len(),
+        sha(&module),
+        module.len()
+    );
+    let index = format!(
+        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":{},\"annotations\":{{\"io.containerd.image.name\":\"docker.io/library/artifact:1\"}}}}]}}",
+        sha(manifest.as_bytes()),
+        manifest.len()
+    );
+    let names = [
+        format!("blobs/sha256/{}", sha(&config)),
+        format!("blobs/sha256/{}", sha(&module)),
+        format!("blobs/sha256/{}", sha(manifest.as_bytes())),
+    ];
+    let archive = tar_with(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        (&names[0], &config),
+        (&names[1], &module),
+        (&names[2], manifest.as_bytes()),
+        ("index.json", index.as_bytes()),
+    ]);
+    env.write("artifact.tar", archive);
+    let load = env.run(&["load", "-i", "artifact.tar"]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: artifact:1"),
+        "{}",
+        load.stdout
+    );
+    let out = env.run(&["run", "--rm", "artifact:1", "--exists", "/module.wasm"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "yes");
+}
