@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Capsule's tests need beyond the Rust toolchain, only when missing:
 #   - clang, lld, wasi-libc and clang's wasm32 runtime (Debian) to build the C guests
+#   - skopeo and umoci (Debian), which validate the OCI archives `capsule save` writes
 #   - the wasm32-wasip1 Rust target (Rust guests, examples)
 #   - rustfmt and clippy (the lint step of the test command)
 # Fails loudly, naming the command to run by hand, when it cannot install something.
@@ -11,6 +12,9 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need_apt+=(libclang-rt-14-dev-wasm32)
+# Independent OCI tools that check the layouts `capsule save` writes.
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-test-deps: installing ${need_apt[*]} with apt-get" >&2

@@ -1091,7 +1091,7 @@ impl Builder<'_> {
         if self.engine.is_none() {
             self.engine = Some(
                 Engine::new(&EngineOptions {
-                    features: self.options.features.clone(),
+                    features: self.options.features,
                 })
                 .map_err(|e| fail(e.to_string()))?,
             );

@@ -690,7 +690,7 @@ pub fn system_df() -> Result<u8, Failure> {
         .iter()
         .map(|b| b.size)
         .sum();
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let rows = [
         [
             "TYPE".to_owned(),

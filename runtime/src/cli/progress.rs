@@ -54,9 +54,8 @@ impl Bytes {
 
     /// Ends the bar with a summary line.
     pub fn finish(self, summary: &str) {
-        match self.bar {
-            Some(bar) => bar.finish_and_clear(),
-            None => {}
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
         }
         let _ = writeln!(std::io::stderr(), "{}: {summary}", self.label);
     }

@@ -360,10 +360,10 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         let output = exec::run_in(&engine, &compiled, &spec, world, captured).map_err(run_error)?;
         report(output)
     })();
-    if args.rm {
-        if let Err(e) = container.remove() {
-            tracing::warn!(error = %e, "cannot remove the container");
-        }
+    if args.rm
+        && let Err(e) = container.remove()
+    {
+        tracing::warn!(error = %e, "cannot remove the container");
     }
     result
 }

@@ -442,12 +442,9 @@ impl Images {
     pub fn remove_name(&self, name: &Reference) -> Result<bool, ImageError> {
         let result = self.store.update_index(|index| {
             let mut entries = index.manifests().clone();
-            let Some(pos) = entries
+            let pos = entries
                 .iter()
-                .position(|d| entry_name(d).as_ref() == Some(name))
-            else {
-                return None;
-            };
+                .position(|d| entry_name(d).as_ref() == Some(name))?;
             let removed = entries.remove(pos);
             let digest = removed.digest().to_string();
             let gone = !entries.iter().any(|d| d.digest().to_string() == digest);
