@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh            # start-up: hello-world cold and warm, vs wasmtime run
 #   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
+#   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,9 @@ if [ "${1:-}" = fs ]; then
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/bench/fileheavy.c -o "$guest"
     exec python3 scripts/bench_fs.py --capsule "$target_dir/release/capsule" --fileheavy "$guest" "$@"
+fi
+if [ "${1:-}" = build ]; then
+    shift
+    exec python3 scripts/bench_build.py --capsule "$target_dir/release/capsule" "$@"
 fi
 exec python3 scripts/bench.py --capsule "$target_dir/release/capsule" --target-dir "$target_dir" "$@"

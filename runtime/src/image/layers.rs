@@ -164,6 +164,24 @@ impl LayerCache {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // A temporary file: a run may be writing it right now (runs do not
+                // take the GC lock), so only one untouched for an hour is stale.
+                let stale = entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .map(cap_std::time::SystemTime::into_std)
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 3600);
+                if stale {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    if self.dir.remove_file(name).is_ok() {
+                        freed += size;
+                    }
+                }
+                continue;
+            }
             let Some(hex) = name.strip_suffix(".tar") else {
                 continue;
             };

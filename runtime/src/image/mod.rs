@@ -493,7 +493,7 @@ impl Images {
     /// # Errors
     /// [`ImageError`] when the store cannot be read.
     pub fn collect_garbage(&self, wait: bool) -> Result<Option<u64>, ImageError> {
-        let _lock = if wait {
+        let lock = if wait {
             self.store.gc_lock(true)?
         } else {
             match self.store.try_gc_lock()? {
@@ -536,6 +536,7 @@ impl Images {
             }
         }
         freed += self.layers.retain(&keep_layers);
+        freed += self.store.remove_stale_temps(&lock);
         Ok(Some(freed))
     }
 

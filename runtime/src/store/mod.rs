@@ -343,6 +343,28 @@ impl Store {
         }
     }
 
+    /// Removes temporary blobs left by killed processes. Every blob writer holds the
+    /// shared GC lock, so under the exclusive one (`_proof`) any temporary file is
+    /// stale. Returns the bytes freed.
+    pub fn remove_stale_temps(&self, _proof: &GcLock) -> u64 {
+        let mut freed = 0;
+        let Ok(entries) = self.blobs.entries() else {
+            return 0;
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(".blob-") && name.ends_with(".tmp") {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if self.blobs.remove_file(&name).is_ok() {
+                    freed += size;
+                }
+            }
+        }
+        freed
+    }
+
     /// Every stored blob with its size (temporary files are not blobs).
     ///
     /// # Errors

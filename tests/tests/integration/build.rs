@@ -413,3 +413,63 @@ fn a_build_killed_mid_way_leaves_no_image_and_the_next_build_succeeds() {
         "stale work directories: {leftovers:?}"
     );
 }
+
+#[test]
+fn concurrent_builds_and_prunes_share_one_store_safely() {
+    let env = TestEnv::new();
+    context(&env);
+    for i in 0..4 {
+        env.write(
+            &format!("ctx/Capsulefile.{i}"),
+            format!("{RECIPE}ENV VARIANT={i}\nCOPY data/ /variant{i}/\n"),
+        );
+    }
+    let mut children = Vec::new();
+    for i in 0..4 {
+        children.push(
+            env.capsule()
+                .args([
+                    "build",
+                    "-t",
+                    &format!("app:{i}"),
+                    "-f",
+                    &format!("ctx/Capsulefile.{i}"),
+                    "ctx",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn build"),
+        );
+    }
+    for _ in 0..3 {
+        children.push(
+            env.capsule()
+                .args(["image", "prune", "-f"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn prune"),
+        );
+    }
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for i in 0..4 {
+        let run = env.run(&["run", "--rm", &format!("app:{i}")]);
+        run.assert_code(0);
+        assert!(run.stdout.contains("APP_MODE=test"), "{}", run.stdout);
+        let inspect = env.run(&["inspect", &format!("app:{i}")]);
+        assert!(
+            inspect.stdout.contains(&format!("VARIANT={i}")),
+            "{}",
+            inspect.stdout
+        );
+    }
+    env.run(&["system", "check"]).assert_code(0);
+}
