@@ -15,7 +15,7 @@ pub mod pattern;
 pub mod recipe;
 
 use crate::engine::{Engine, EngineOptions, FeatureSet, ModuleCache};
-use crate::fs::layer::{Kind as FsKind, Layer, Source};
+use crate::fs::layer::Kind as FsKind;
 use crate::fs::lower::{LowerEntry, LowerStack};
 use crate::home::Home;
 use crate::image::layer_writer::{LayerPlan, Planned, normal_file_mode};
@@ -342,11 +342,31 @@ impl Builder<'_> {
 
     fn run_stage(&mut self, index: usize, instructions: &[Instruction]) -> Result<(), BuildError> {
         let from = &instructions[0];
-        let Kind::From { image, alias, .. } = &from.kind else {
+        let Kind::From {
+            image,
+            alias,
+            platform,
+        } = &from.kind
+        else {
             return Err(at(&self.file, from.pos, "a stage must start with FROM"));
         };
         self.number += 1;
         self.rebuilt = None;
+        if let Some(platform) = platform {
+            let platform = self.expand_global(platform)?;
+            let wasm = platform
+                .split('/')
+                .any(|p| p == "wasm" || p.starts_with("wasi"));
+            if !wasm {
+                return Err(at(
+                    &self.file,
+                    platform_pos(from),
+                    format!(
+                        "FROM --platform={platform}: Capsule builds WebAssembly images; use --platform=wasi/wasm or leave it out"
+                    ),
+                ));
+            }
+        }
         let base = self.expand_global(image)?;
         let text = format!(
             "FROM {base}{}",
@@ -706,7 +726,7 @@ impl Builder<'_> {
             sources.push((src, word.pos));
         }
         let dest_raw = self.expand(stage, &copy.dest)?;
-        let dest_is_dir = dest_raw.ends_with('/')
+        let mut dest_is_dir = dest_raw.ends_with('/')
             || sources.len() > 1
             || sources.iter().any(|(s, _)| Pattern::has_wildcards(s));
         if sources.len() > 1 && !dest_raw.ends_with('/') {
@@ -729,6 +749,17 @@ impl Builder<'_> {
         let dest = GuestPath::parse(&dest_joined)
             .map_err(|e| at(&file, copy.dest.pos, format!("{keyword} destination: {e}")))?;
         let dest = dest.as_str().trim_start_matches('/').to_owned();
+        // As in Docker, a destination that is a directory in the image receives the
+        // source by name, with or without a trailing '/'.
+        if !dest_is_dir
+            && !stage.state.layers.is_empty()
+            && self
+                .lower_of(&stage.state)?
+                .get(&dest)
+                .is_some_and(|e| e.node.kind == FsKind::Dir)
+        {
+            dest_is_dir = true;
+        }
         let mut plan = LayerPlan::new();
         let mut inputs = BTreeMap::new();
         let target = |rel: &str, name: &str, dir_source: bool| -> String {
@@ -986,20 +1017,24 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The merged read-only view of a state's layers.
+    /// The merged read-only view of a state's layers (its index saved by chain ID, as
+    /// for containers).
     fn lower_of(&self, state: &State) -> Result<LowerStack, BuildError> {
-        let mut layers = Vec::new();
-        for (i, layer) in state.layers.iter().enumerate() {
-            let path = self.layer_path(layer)?;
-            let source = Source::open(&path).map_err(|e| {
-                BuildError::Other(format!("cannot open layer {}: {e}", layer.diff_id))
-            })?;
-            layers.push(Arc::new(
-                Layer::from_source(&format!("layer {i}"), source)
-                    .map_err(|e| BuildError::Other(e.to_string()))?,
-            ));
+        let mut paths = Vec::new();
+        for layer in &state.layers {
+            paths.push(self.layer_path(layer)?);
         }
-        Ok(LowerStack::new(layers))
+        if paths.is_empty() {
+            return Ok(LowerStack::new(Vec::new()));
+        }
+        let diff_ids: Vec<Digest> = state
+            .layers
+            .iter()
+            .filter_map(|l| l.diff_id.parse().ok())
+            .collect();
+        let chain = oci::chain_id(&diff_ids).map(|d| d.hex().to_owned());
+        crate::wasi::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
+            .map_err(|e| BuildError::Other(format!("cannot open the layers built so far: {e}")))
     }
 
     fn layer_path(&self, layer: &CachedLayer) -> Result<PathBuf, BuildError> {
@@ -1232,6 +1267,17 @@ impl Builder<'_> {
         let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
         let config = archive::image_config(config, &diff_ids, history, self.options.epoch)?;
         Ok(self.images.write_image(&config, &layers)?)
+    }
+}
+
+/// Where a FROM's `--platform` word is (the instruction, when it has none).
+fn platform_pos(from: &Instruction) -> Pos {
+    match &from.kind {
+        Kind::From {
+            platform: Some(word),
+            ..
+        } => word.pos,
+        _ => from.pos,
     }
 }
 

@@ -290,25 +290,39 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
     ))
 }
 
-/// The merged lower stack for `--layer`s: loaded from the saved index of this exact
-/// chain when there is one (tars only: a directory can change without its own mtime
-/// changing), else indexed, checked, merged and saved for next time.
 fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
+    open_lower(
+        &spec.layers,
+        spec.layer_index_cache.as_deref(),
+        spec.layer_chain_id.as_deref(),
+    )
+}
+
+/// The merged lower stack of `layers` (lowest first): loaded from the saved index of
+/// this exact chain when there is one (named `chain_id`, or for tars by their file
+/// identity; a directory can change without its own mtime changing), else indexed,
+/// checked, merged and saved in `index_cache` for next time.
+///
+/// # Errors
+/// [`WasiError`] when a layer cannot be opened or is refused.
+pub fn open_lower(
+    layers: &[std::path::PathBuf],
+    index_cache: Option<&std::path::Path>,
+    chain_id: Option<&str>,
+) -> Result<LowerStack, WasiError> {
     let mut sources = Vec::new();
-    for path in &spec.layers {
+    for path in layers {
         let source = Source::open(path).map_err(|source| WasiError::LayerOpen {
             path: path.display().to_string(),
             source,
         })?;
         sources.push(source);
     }
-    let cache = spec
-        .layer_index_cache
-        .as_ref()
+    let cache = index_cache
         .and_then(|dir| {
-            spec.layer_chain_id
-                .clone()
-                .or_else(|| chain_key(&spec.layers))
+            chain_id
+                .map(str::to_owned)
+                .or_else(|| chain_key(layers))
                 .map(|key| (dir, key))
         })
         .and_then(|(dir, key)| {
@@ -331,14 +345,14 @@ fn lower_stack(spec: &RunSpec) -> Result<LowerStack, WasiError> {
             }
         }
     }
-    let mut layers = Vec::new();
-    for (path, source) in spec.layers.iter().zip(sources) {
-        layers.push(Arc::new(Layer::from_source(
+    let mut indexed = Vec::new();
+    for (path, source) in layers.iter().zip(sources) {
+        indexed.push(Arc::new(Layer::from_source(
             &path.display().to_string(),
             source,
         )?));
     }
-    let stack = LowerStack::new(layers);
+    let stack = LowerStack::new(indexed);
     if let Some((dir, name)) = &cache {
         let tmp = format!(".{name}.{}.tmp", std::process::id());
         let saved = dir

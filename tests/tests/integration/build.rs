@@ -473,3 +473,28 @@ fn concurrent_builds_and_prunes_share_one_store_safely() {
     }
     env.run(&["system", "check"]).assert_code(0);
 }
+
+#[test]
+fn copy_into_an_existing_directory_and_platforms() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write(
+        "base/hello.wasm",
+        std::fs::read(guests::examples::SHOW).expect("guest"),
+    );
+    env.write("base/Capsulefile", "FROM --platform=wasi/wasm scratch\nCOPY hello.wasm /app/show.wasm\nENTRYPOINT [\"/app/show.wasm\"]\n");
+    env.run(&["build", "-t", "base", "base"]).assert_code(0);
+    // /app is a directory in the base: `COPY x /app` puts x inside it, as Docker does.
+    env.write("ctx/Capsulefile", "FROM base\nCOPY app.conf /app\n");
+    env.run(&["build", "-t", "child", "ctx"]).assert_code(0);
+    let out = env.run(&["run", "--rm", "child", "--exists", "/app/app.conf"]);
+    assert_eq!(out.stdout.trim(), "yes", "{}", out.stderr);
+    env.write("ctx/Capsulefile", "FROM --platform=linux/amd64 scratch\n");
+    let out = env.run(&["build", "ctx"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("Capsulefile:1:17") && out.stderr.contains("wasi/wasm"),
+        "{}",
+        out.stderr
+    );
+}
