@@ -195,7 +195,21 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
     let mut failed = false;
     for target in &args.images {
         let result = (|| -> Result<(), Failure> {
-            let image = images.resolve(target).map_err(not_found)?;
+            let image = match images.resolve(target) {
+                Ok(image) => image,
+                Err(ImageError::NotFound(_)) => {
+                    // A broken image (a blob missing or quarantined) is not listed, but
+                    // its name can still be removed.
+                    if let Ok(name) = Reference::parse(target)
+                        && images.remove_name(&name).is_ok()
+                    {
+                        let _ = writeln!(out, "Untagged: {name}");
+                        return Ok(());
+                    }
+                    return Err(not_found(ImageError::NotFound(target.clone())));
+                }
+                Err(e) => return Err(not_found(e)),
+            };
             let names = images.names_of(&image).map_err(fail)?;
             let by_name = Reference::parse(target).ok().filter(|r| {
                 names

@@ -280,6 +280,15 @@ fn system_check_quarantines_a_corrupt_blob() {
     );
     assert!(env.home().join("store/quarantine").join(hex).is_file());
     assert!(!path.exists());
+    // The broken image can be removed by name; the store is consistent again.
+    let rmi = env.run(&["rmi", "cat"]);
+    rmi.assert_code(0);
+    assert!(
+        rmi.stdout.contains("Untagged: cat:latest"),
+        "{}",
+        rmi.stdout
+    );
+    env.run(&["system", "check"]).assert_code(0);
 }
 
 fn tar_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
