@@ -98,3 +98,132 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// Docker's overrides on top of an image's config (`capsule run` flags, SDK options).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--entrypoint`: replaces the image's ENTRYPOINT and drops its CMD (`Some("")`
+    /// clears it).
+    pub entrypoint: Option<String>,
+    /// Arguments after the image: replace CMD.
+    pub args: Vec<String>,
+    /// Applied over the image's ENV, in order.
+    pub env: Vec<(String, String)>,
+    /// `-w`: replaces WORKDIR.
+    pub workdir: Option<GuestPath>,
+    pub mounts: Vec<crate::spec::Mount>,
+    pub tmpfs: Vec<crate::spec::Tmpfs>,
+}
+
+/// Why a container could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(
+        "image {image} is built for {platform}; Capsule runs WebAssembly images (wasip1/wasm), such as those from capsule build or docker build --platform wasi/wasm"
+    )]
+    Platform { image: String, platform: String },
+    #[error(
+        "image {0} has no ENTRYPOINT or CMD: name the module to run (capsule run {0} /path/in/image/app.wasm, or --entrypoint)"
+    )]
+    NoCommand(String),
+    #[error("image {image}: {source}")]
+    Path {
+        image: String,
+        #[source]
+        source: crate::spec::SpecError,
+    },
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("cannot create the container")]
+    Create(#[source] io::Error),
+}
+
+/// A container ready to run: its record, the run spec over the image's layers and its
+/// writable layer, and where the program is inside the image.
+#[derive(Debug)]
+pub struct Prepared {
+    pub container: Container,
+    pub spec: RunSpec,
+    pub program: GuestPath,
+}
+
+use crate::spec::{GuestPath, RunSpec};
+
+/// Creates a container for `image` (named `name` by the user) with Docker's rules:
+/// ENTRYPOINT + CMD, arguments replace CMD, `--entrypoint` replaces both; ENV then the
+/// overrides; WORKDIR unless overridden.
+///
+/// # Errors
+/// [`PrepareError`] for an image of another platform, without a command, or whose
+/// layers cannot be made ready.
+pub fn prepare(
+    home: &Home,
+    images: &crate::image::Images,
+    image: &crate::image::Image,
+    name: &str,
+    overrides: Overrides,
+) -> Result<Prepared, PrepareError> {
+    let arch = image.config.architecture().to_string();
+    let os = image.config.os().to_string();
+    if arch != "wasm" && !os.starts_with("wasi") {
+        return Err(PrepareError::Platform {
+            image: name.to_owned(),
+            platform: format!("{os}/{arch}"),
+        });
+    }
+    let config = image.config.config().clone().unwrap_or_default();
+    let mut argv: Vec<String> = match &overrides.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+        Some(entrypoint) => vec![entrypoint.clone()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    if !overrides.args.is_empty() {
+        argv.extend(overrides.args);
+    } else if overrides.entrypoint.is_none() {
+        argv.extend(config.cmd().clone().unwrap_or_default());
+    }
+    let Some(program) = argv.first().cloned() else {
+        return Err(PrepareError::NoCommand(name.to_owned()));
+    };
+    let path_err = |source| PrepareError::Path {
+        image: name.to_owned(),
+        source,
+    };
+    let workdir = match (overrides.workdir, config.working_dir()) {
+        (Some(dir), _) => dir,
+        (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(path_err)?,
+        _ => GuestPath::root(),
+    };
+    let program_path = if program.starts_with('/') {
+        GuestPath::parse(&program)
+    } else {
+        GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
+    }
+    .map_err(path_err)?;
+
+    let (layers, chain_id) = images.rootfs(image)?;
+    let container = Container::create(home, name, &image.id().to_string(), argv.clone())
+        .map_err(PrepareError::Create)?;
+    let mut spec = RunSpec::new(program);
+    spec.args.extend(argv.into_iter().skip(1));
+    for var in config.env().iter().flatten() {
+        if let Some((k, v)) = var.split_once('=') {
+            spec.env.set(k, v);
+        }
+    }
+    for (k, v) in overrides.env {
+        spec.env.set(k, v);
+    }
+    spec.workdir = workdir;
+    spec.mounts = overrides.mounts;
+    spec.tmpfs = overrides.tmpfs;
+    spec.layers = layers;
+    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
+    spec.layer_index_cache = Some(home.layer_index_dir());
+    spec.upper = Some(container.dir.clone());
+    Ok(Prepared {
+        container,
+        spec,
+        program: program_path,
+    })
+}

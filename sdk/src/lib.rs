@@ -1,8 +1,22 @@
 //! Embed Capsule in a host application.
 //!
-//! A [`Capsule`] owns an engine and a Capsule home (for the compiled-module cache). Load a
-//! [`Module`] once, then [`Capsule::run`] it as often as needed: each run is a fresh
-//! sandbox with its own arguments, environment, mounts and captured stdio.
+//! A [`Capsule`] owns an engine and a Capsule home (its image store and compiled-module
+//! cache). Load a [`Module`] once, then [`Capsule::run`] it as often as needed: each run
+//! is a fresh sandbox with its own arguments, environment, mounts and captured stdio.
+//! Or find an [`Image`] in the store and [`Capsule::run_image`] it: a container from the
+//! image's config, removed when the run ends.
+//!
+//! ```no_run
+//! use capsule_sdk::{Capsule, RunOptions};
+//!
+//! # fn main() -> Result<(), capsule_sdk::Error> {
+//! let capsule = Capsule::open_default()?;
+//! let image = capsule.image("library-api")?;
+//! let out = capsule.run_image(&image, RunOptions::new().arg("--selftest"))?;
+//! assert!(out.status.success());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```no_run
 //! use capsule_sdk::{Capsule, RunOptions};
@@ -51,6 +65,18 @@ pub enum Error {
     Spec(#[from] capsule_runtime::spec::SpecError),
     #[error(transparent)]
     Run(#[from] capsule_runtime::exec::RunError),
+    #[error(transparent)]
+    Image(#[from] capsule_runtime::image::ImageError),
+    #[error(transparent)]
+    Container(#[from] capsule_runtime::container::PrepareError),
+    #[error(transparent)]
+    Wasi(#[from] capsule_runtime::wasi::WasiError),
+    #[error("image {image}: cannot read {path} in the image: {errno}")]
+    Program {
+        image: String,
+        path: String,
+        errno: capsule_runtime::fs::FsError,
+    },
 }
 
 /// An engine plus a Capsule home.
@@ -58,6 +84,7 @@ pub enum Error {
 pub struct Capsule {
     engine: Engine,
     cache: ModuleCache,
+    home: Home,
 }
 
 impl Capsule {
@@ -81,7 +108,11 @@ impl Capsule {
             source,
         })?;
         let engine = Engine::new(&EngineOptions::default())?;
-        Ok(Self { engine, cache })
+        Ok(Self {
+            engine,
+            cache,
+            home,
+        })
     }
 
     /// Loads and compiles a module file (binary `.wasm` or text `.wat`), using the cache.
@@ -157,6 +188,100 @@ impl Capsule {
     }
 }
 
+impl Capsule {
+    /// Finds an image in the store by `name[:tag]`, `name@sha256:…` or ID (the built-in
+    /// `hello-world` is added to the store when first asked for).
+    ///
+    /// # Errors
+    /// [`Error::Image`] when there is no such image or the store cannot be read.
+    pub fn image(&self, reference: &str) -> Result<Image, Error> {
+        let images = capsule_runtime::image::Images::open(&self.home)?;
+        let inner = match images.resolve(reference) {
+            Ok(image) => image,
+            Err(capsule_runtime::image::ImageError::NotFound(name)) => {
+                capsule_runtime::builtin::ensure_image(&images, reference)?
+                    .ok_or(capsule_runtime::image::ImageError::NotFound(name))?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Image {
+            name: reference.to_owned(),
+            inner,
+        })
+    }
+
+    /// Runs an image as a container with Docker's rules (ENTRYPOINT + CMD; arguments
+    /// from [`RunOptions::arg`] replace CMD; ENV, then [`RunOptions::env`]; WORKDIR
+    /// unless [`RunOptions::workdir`]), on the image's layers under a writable layer
+    /// that is removed when the run ends. Output is captured as for [`Capsule::run`].
+    ///
+    /// # Errors
+    /// [`Error::Container`] for an image without a command or of another platform,
+    /// [`Error::Program`] when its program is not in the image, and as
+    /// [`Capsule::run`].
+    pub fn run_image(&self, image: &Image, options: RunOptions) -> Result<Output, Error> {
+        let images = capsule_runtime::image::Images::open(&self.home)?;
+        let overrides = capsule_runtime::container::Overrides {
+            entrypoint: options.entrypoint,
+            args: options.args,
+            env: options.env,
+            workdir: options.workdir,
+            mounts: options.mounts,
+            tmpfs: Vec::new(),
+        };
+        let prepared = capsule_runtime::container::prepare(
+            &self.home,
+            &images,
+            &image.inner,
+            &image.name,
+            overrides,
+        )?;
+        let result = (|| {
+            let stdio = Stdio::Capture {
+                stdin: options.stdin,
+                limit: options.output_limit,
+            };
+            let (world, captured) = capsule_runtime::wasi::build(&prepared.spec, &stdio)?;
+            let wasm = world
+                .read_file(&prepared.program)
+                .map_err(|errno| Error::Program {
+                    image: image.name.clone(),
+                    path: prepared.program.to_string(),
+                    errno,
+                })?;
+            let module = self.module_from_bytes(prepared.program.as_str(), &wasm)?;
+            let out = exec::run_in(&self.engine, &module.inner, &prepared.spec, world, captured)?;
+            Ok(Output {
+                status: out.status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+                results: out.results,
+            })
+        })();
+        let _ = prepared.container.remove();
+        result
+    }
+}
+
+/// An image in the store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    name: String,
+    inner: capsule_runtime::image::Image,
+}
+
+impl Image {
+    /// The reference it was found by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its ID (`sha256:…` of its config).
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+}
+
 /// A compiled module, ready to run any number of times.
 #[derive(Debug, Clone)]
 pub struct Module {
@@ -180,6 +305,7 @@ pub struct RunOptions {
     mounts: Vec<Mount>,
     workdir: Option<GuestPath>,
     export: Option<String>,
+    entrypoint: Option<String>,
     stdin: Vec<u8>,
     output_limit: usize,
 }
@@ -192,6 +318,7 @@ impl Default for RunOptions {
             mounts: Vec::new(),
             workdir: None,
             export: None,
+            entrypoint: None,
             stdin: Vec::new(),
             output_limit: 16 << 20,
         }
@@ -231,6 +358,13 @@ impl RunOptions {
     /// Calls an export instead of `_start` (after `_initialize`, for reactors).
     pub fn export(mut self, name: impl Into<String>) -> Self {
         self.export = Some(name.into());
+        self
+    }
+
+    /// For [`Capsule::run_image`]: run this program (a path in the image) instead of
+    /// the image's ENTRYPOINT, without its CMD (`--entrypoint`).
+    pub fn entrypoint(mut self, path: impl Into<String>) -> Self {
+        self.entrypoint = Some(path.into());
         self
     }
 

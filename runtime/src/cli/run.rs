@@ -1,11 +1,11 @@
 //! `capsule run`.
 
 use super::{Failure, exit};
-use capsule_runtime::container::Container;
+use capsule_runtime::container::{self, Overrides, PrepareError, Prepared};
 use capsule_runtime::engine::{CacheOutcome, Engine, EngineOptions, FeatureSet, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
-use capsule_runtime::image::{Image, ImageError, Images};
+use capsule_runtime::image::{ImageError, Images};
 use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
 use capsule_runtime::wasi::Stdio;
 use capsule_runtime::{ambient, builtin, module};
@@ -253,91 +253,49 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         },
         Err(e) => return Err(Failure::new(exit::USAGE, e)),
     };
-    check_platform(&image, target)?;
-    let config = image.config.config().clone().unwrap_or_default();
-
-    // Docker's rules: --entrypoint replaces the image's and drops its CMD; arguments
-    // after the image replace CMD.
-    let guest_args = capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?;
-    let mut argv: Vec<String> = match &args.entrypoint {
-        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
-        Some(entrypoint) => vec![entrypoint.clone()],
-        None => config.entrypoint().clone().unwrap_or_default(),
-    };
-    if !guest_args.is_empty() {
-        argv.extend(guest_args);
-    } else if args.entrypoint.is_none() {
-        argv.extend(config.cmd().clone().unwrap_or_default());
-    }
-    let Some(program) = argv.first().cloned() else {
-        return Err(Failure::new(
-            exit::CANNOT_RUN,
-            anyhow::anyhow!(
-                "image {target} has no ENTRYPOINT or CMD: name the module to run (capsule run {target} /path/in/image/app.wasm, or --entrypoint)"
-            ),
-        ));
-    };
-
     let mut env = Env::default();
-    for var in config.env().iter().flatten() {
-        if let Some((k, v)) = var.split_once('=') {
-            env.set(k, v);
-        }
-    }
     for file in &args.env_file {
         env.apply_file_at(file).map_err(usage)?;
     }
     for flag in &args.env {
         env.apply_flag(flag).map_err(usage)?;
     }
-    let workdir = match (&args.workdir, config.working_dir()) {
-        (Some(dir), _) => GuestPath::parse(dir).map_err(usage)?,
-        (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(|e| {
-            Failure::new(
-                exit::CANNOT_RUN,
-                anyhow::anyhow!("image {target}: WORKDIR: {e}"),
-            )
-        })?,
-        _ => GuestPath::root(),
+    let overrides = Overrides {
+        entrypoint: args.entrypoint.clone(),
+        args: capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?,
+        env: env.vars().to_vec(),
+        workdir: args
+            .workdir
+            .as_deref()
+            .map(GuestPath::parse)
+            .transpose()
+            .map_err(usage)?,
+        mounts: args
+            .volume
+            .iter()
+            .map(|v| Mount::parse_volume(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(usage)?,
+        tmpfs: args
+            .tmpfs
+            .iter()
+            .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
+            .collect::<Result<_, _>>()
+            .map_err(usage)?,
     };
-    let program_path = if program.starts_with('/') {
-        GuestPath::parse(&program)
-    } else {
-        GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
-    }
-    .map_err(|e| Failure::new(exit::CANNOT_RUN, anyhow::anyhow!("image {target}: {e}")))?;
-
-    let (layers, chain_id) = images
-        .rootfs(&image)
-        .map_err(|e| Failure::new(exit::USAGE, e))?;
-    let container = Container::create(&home, target, &image.id().to_string(), argv.clone())
-        .map_err(|e| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("cannot create the container: {e}"),
-            )
-        })?;
-
-    let mut spec = RunSpec::new(program.clone());
-    spec.args.extend(argv.into_iter().skip(1));
-    spec.env = env;
-    spec.workdir = workdir;
-    spec.mounts = args
-        .volume
-        .iter()
-        .map(|v| Mount::parse_volume(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
-    spec.tmpfs = args
-        .tmpfs
-        .iter()
-        .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
-        .collect::<Result<_, _>>()
-        .map_err(usage)?;
-    spec.layers = layers;
-    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
-    spec.layer_index_cache = Some(home.layer_index_dir());
-    spec.upper = Some(container.dir.clone());
+    let Prepared {
+        container,
+        mut spec,
+        program: program_path,
+    } = container::prepare(&home, &images, &image, target, overrides).map_err(|e| {
+        let code = match e {
+            PrepareError::Platform { .. }
+            | PrepareError::NoCommand(_)
+            | PrepareError::Path { .. } => exit::CANNOT_RUN,
+            _ => exit::USAGE,
+        };
+        Failure::new(code, e)
+    })?;
     spec.unknown_imports = unknown_imports(args.unknown_imports);
     let features = features(args)?;
 
@@ -366,21 +324,6 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         tracing::warn!(error = %e, "cannot remove the container");
     }
     result
-}
-
-/// Refuses images built for another platform, naming it.
-fn check_platform(image: &Image, target: &str) -> Result<(), Failure> {
-    let arch = image.config.architecture().to_string();
-    let os = image.config.os().to_string();
-    if arch == "wasm" || os.starts_with("wasi") {
-        return Ok(());
-    }
-    Err(Failure::new(
-        exit::CANNOT_RUN,
-        anyhow::anyhow!(
-            "image {target} is built for {os}/{arch}; Capsule runs WebAssembly images (wasip1/wasm), such as those from capsule build or docker build --platform wasi/wasm"
-        ),
-    ))
 }
 
 /// A module file or `FILE#EXPORT`; `None` for an image reference. A name that looks

@@ -129,3 +129,54 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("env::f"), "{err}");
     drop(home);
 }
+
+#[test]
+fn runs_an_image_built_by_the_cli_with_docker_rules() {
+    let env = capsule_tests::TestEnv::new();
+    env.write(
+        "ctx/show.wasm",
+        std::fs::read(guests::examples::SHOW).expect("guest"),
+    );
+    env.write("ctx/index.txt", "a.md\t10\t2\n");
+    env.write("ctx/pages/a.md", "hello page\n");
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY show.wasm /app/show.wasm\nCOPY index.txt /app/data/\nCOPY pages/ /app/pages/\nENTRYPOINT [\"/app/show.wasm\"]\n",
+    );
+    env.run(&["build", "-t", "pages", "ctx"]).assert_code(0);
+
+    let capsule = Capsule::open(env.home()).expect("open the CLI's home");
+    let image = capsule.image("pages").expect("find the image");
+    assert!(image.id().starts_with("sha256:"));
+    let out = capsule
+        .run_image(&image, RunOptions::new().arg("a.md"))
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("a.md: 2 words") && stdout.contains("hello page"),
+        "{stdout}"
+    );
+    // The container is gone after the run.
+    let containers = env.home().join("containers");
+    assert_eq!(
+        std::fs::read_dir(&containers)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+
+    // --entrypoint, and a program that is not in the image.
+    let err = capsule
+        .run_image(&image, RunOptions::new().entrypoint("/nope.wasm"))
+        .expect_err("missing program");
+    assert!(matches!(err, Error::Program { .. }), "{err}");
+    assert!(matches!(capsule.image("nosuch"), Err(Error::Image(_))));
+    let hello = capsule.image("hello-world").expect("built in");
+    let out = capsule.run_image(&hello, RunOptions::new()).expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from Capsule!"));
+}
