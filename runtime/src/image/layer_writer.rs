@@ -285,3 +285,155 @@ impl Exact<'_> {
 pub fn normal_file_mode(host_mode: u32) -> u32 {
     if host_mode & 0o111 != 0 { 0o755 } else { 0o644 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(data: &'static [u8]) -> Opener {
+        Arc::new(move || Ok(Box::new(io::Cursor::new(data)) as Box<dyn Read>))
+    }
+
+    fn plan() -> LayerPlan {
+        let mut plan = LayerPlan::new();
+        // Added out of order, without parents.
+        plan.add(
+            "z/last.txt",
+            Planned::File {
+                mode: 0o644,
+                size: 4,
+                open: bytes(b"last"),
+            },
+        );
+        plan.add(
+            "a/b/c.txt",
+            Planned::File {
+                mode: 0o755,
+                size: 3,
+                open: bytes(b"abc"),
+            },
+        );
+        plan.add(
+            "a-b",
+            Planned::Symlink {
+                target: "a/b".to_owned(),
+            },
+        );
+        plan.add(
+            &format!("long/{}", "n".repeat(150)),
+            Planned::File {
+                mode: 0o644,
+                size: 0,
+                open: bytes(b""),
+            },
+        );
+        plan
+    }
+
+    fn write(plan: &LayerPlan, epoch: i64) -> (WrittenLayer, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("store")).expect("store");
+        let cache = LayerCache::open(&dir.path().join("layers")).expect("cache");
+        let layer = plan.write(&store, &cache, epoch).expect("write");
+        let mut blob = Vec::new();
+        store
+            .open_blob(&layer.digest)
+            .expect("blob")
+            .read_to_end(&mut blob)
+            .expect("read");
+        let tar = std::fs::read(cache.path_of(&layer.diff_id)).expect("uncompressed copy");
+        assert_eq!(
+            Digest::of(&tar),
+            layer.diff_id,
+            "the cached tar is the diff_id's"
+        );
+        (layer, blob)
+    }
+
+    #[test]
+    fn the_same_plan_gives_the_same_bytes_and_a_fixed_format() {
+        let (a, blob) = write(&plan(), 1_700_000_000);
+        let (b, _) = write(&plan(), 1_700_000_000);
+        assert_eq!(a, b);
+        let (c, _) = write(&plan(), 0);
+        assert_ne!(a.digest, c.digest, "timestamps come from the epoch");
+
+        // An empty gzip header: no name, mtime 0, OS unknown.
+        assert_eq!(&blob[..4], &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(&blob[4..8], &[0, 0, 0, 0]);
+        assert_eq!(blob[9], 255);
+
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+        let mut names = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let header = entry.header();
+            assert_eq!(header.uid().expect("uid"), 0);
+            assert_eq!(header.gid().expect("gid"), 0);
+            assert_eq!(header.mtime().expect("mtime"), 1_700_000_000);
+            assert_eq!(header.username().expect("user"), Some(""));
+            names.push(entry.path().expect("path").display().to_string());
+        }
+        // Sorted by path (directories written with a trailing '/'), parents first.
+        let long = format!("long/{}", "n".repeat(150));
+        assert_eq!(
+            names,
+            [
+                "a/",
+                "a-b",
+                "a/b/",
+                "a/b/c.txt",
+                "long/",
+                long.as_str(),
+                "z/",
+                "z/last.txt"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_changes_size_fails_the_write_and_stores_nothing() {
+        let mut plan = LayerPlan::new();
+        plan.add(
+            "grew",
+            Planned::File {
+                mode: 0o644,
+                size: 2,
+                open: bytes(b"three"),
+            },
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("store")).expect("store");
+        let cache = LayerCache::open(&dir.path().join("layers")).expect("cache");
+        let err = plan.write(&store, &cache, 0).expect_err("grew");
+        assert!(err.to_string().contains("grew"), "{err}");
+        assert!(store.blobs().expect("blobs").is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("layers"))
+                .expect("dir")
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_file_replaces_a_planned_directory_and_its_contents() {
+        let mut plan = LayerPlan::new();
+        plan.add(
+            "d/x",
+            Planned::File {
+                mode: 0o644,
+                size: 0,
+                open: bytes(b""),
+            },
+        );
+        plan.add(
+            "d",
+            Planned::Symlink {
+                target: "elsewhere".to_owned(),
+            },
+        );
+        let names: Vec<&str> = plan.entries().map(|(n, _)| n).collect();
+        assert_eq!(names, ["d"]);
+    }
+}
