@@ -385,3 +385,119 @@ fn a_cncf_wasm_artifact_loads_and_runs() {
     out.assert_code(0);
     assert_eq!(out.stdout.trim(), "yes");
 }
+
+/// A plain layer tar with one file.
+fn layer_tar(path: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, path, data)
+        .expect("append");
+    builder.into_inner().expect("tar")
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn load_accepts_plain_and_zstd_layers_and_the_pre_25_docker_format() {
+    let env = TestEnv::new();
+    let module = std::fs::read(guests::examples::SHOW).expect("guest");
+    let app = layer_tar("app/show.wasm", &module);
+    let data = layer_tar("app/data/index.txt", b"z.md\t3\t1\n");
+    let zstd = ruzstd::encoding::compress_to_vec(
+        data.as_slice(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    let config = format!(
+        "{{\"architecture\":\"wasm\",\"os\":\"wasip1\",\"config\":{{\"Entrypoint\":[\"/app/show.wasm\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"sha256:{}\",\"sha256:{}\"]}}}}",
+        sha(&app),
+        sha(&data)
+    );
+    // An OCI layout whose layers are a plain tar and a tar+zstd.
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:{}\",\"size\":{}}},\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:{}\",\"size\":{}}},{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"sha256:{}\",\"size\":{}}}]}}",
+        sha(config.as_bytes()),
+        config.len(),
+        sha(&app),
+        app.len(),
+        sha(&zstd),
+        zstd.len()
+    );
+    let index = format!(
+        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":{},\"annotations\":{{\"io.containerd.image.name\":\"docker.io/library/mixed:1\",\"org.opencontainers.image.ref.name\":\"1\"}}}}]}}",
+        sha(manifest.as_bytes()),
+        manifest.len()
+    );
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", sha(b));
+    let oci = tar_with(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        (&blob(config.as_bytes()), config.as_bytes()),
+        (&blob(&app), &app),
+        (&blob(&zstd), &zstd),
+        (&blob(manifest.as_bytes()), manifest.as_bytes()),
+        ("index.json", index.as_bytes()),
+    ]);
+    env.write("mixed.tar", oci);
+    let load = env.run(&["load", "-i", "mixed.tar"]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: mixed:1"),
+        "{}",
+        load.stdout
+    );
+    let out = env.run(&["run", "--rm", "mixed:1"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("z.md: 1 words"), "{}", out.stdout);
+
+    // The same image as `docker save` wrote it before Docker 25.
+    let legacy_manifest = format!(
+        "[{{\"Config\":\"{}.json\",\"RepoTags\":[\"legacy:old\"],\"Layers\":[\"l1/layer.tar\",\"l2/layer.tar\"]}}]",
+        sha(config.as_bytes())
+    );
+    let legacy = tar_with(&[
+        (
+            &format!("{}.json", sha(config.as_bytes())),
+            config.as_bytes(),
+        ),
+        ("l1/layer.tar", &app),
+        ("l2/layer.tar", &data),
+        ("manifest.json", legacy_manifest.as_bytes()),
+    ]);
+    env.write("legacy.tar", legacy);
+    let load = env.run(&["load", "-i", "legacy.tar"]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: legacy:old"),
+        "{}",
+        load.stdout
+    );
+    let out = env.run(&["run", "--rm", "legacy:old"]);
+    assert!(out.stdout.contains("z.md: 1 words"), "{}", out.stdout);
+    // The config bytes were kept: both loads give the same image ID.
+    let ids = env.run(&["images", "-q", "--no-trunc"]);
+    let mut unique: Vec<&str> = ids.stdout.lines().collect();
+    unique.dedup();
+    assert_eq!(unique.len(), 1, "{}", ids.stdout);
+
+    // References: name@digest and a short ID.
+    let inspect = env.run(&["inspect", "mixed:1"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    let digest = v[0]["Manifest"]["Digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    env.run(&["run", "--rm", &format!("mixed@{digest}")])
+        .assert_code(0);
+    let id = v[0]["Id"].as_str().expect("id").to_owned();
+    env.run(&["run", "--rm", &id["sha256:".len().."sha256:".len() + 12]])
+        .assert_code(0);
+}
