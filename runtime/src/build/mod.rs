@@ -773,7 +773,7 @@ impl Builder<'_> {
         match &copy.from {
             None => {
                 for (src, pos) in &sources {
-                    let clean = clean_source(src).ok_or_else(|| {
+                    let clean = crate::fs::lower::normalize(src).ok_or_else(|| {
                         at(
                             &file,
                             *pos,
@@ -1474,21 +1474,6 @@ fn join(a: &str, b: &str) -> String {
         (_, true) => a.to_owned(),
         _ => format!("{a}/{b}"),
     }
-}
-
-/// A context-relative source path, or `None` when it climbs out of the context.
-fn clean_source(src: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in src.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 fn normalize_port(port: &str) -> Option<String> {

@@ -198,6 +198,22 @@ impl Merge {
 }
 
 /// Joins a directory path and a name (`""` is the root).
+/// Normalises a `/`-separated path below a root: empty and `.` components dropped, `..`
+/// resolved lexically; `None` when it climbs above the root.
+pub fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()

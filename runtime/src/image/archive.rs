@@ -399,31 +399,14 @@ fn load_legacy(
             });
         }
         // Keep the original config bytes (and so the image ID).
-        let manifest = oci_spec::image::ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(
+        let image = images.write_manifest(
+            Descriptor::new(
                 MediaType::ImageConfig,
                 config_bytes.len() as u64,
                 oci_digest(&config_digest),
-            ))
-            .layers(
-                layers
-                    .iter()
-                    .map(|l| {
-                        Descriptor::new(
-                            MediaType::from(l.media_type.as_str()),
-                            l.size,
-                            oci_digest(&l.digest),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
-        let bytes = oci::canonical_json(&manifest).map_err(|e| bad(e.to_string()))?;
-        let blob = images.store().put_blob(bytes.as_slice())?;
-        let image = images.load(&blob.digest)?;
+            ),
+            &layers,
+        )?;
         let names = item["RepoTags"]
             .as_array()
             .map(|t| {
@@ -441,20 +424,10 @@ fn load_legacy(
 
 /// Normalises an archive path; `None` when it is absolute or climbs out.
 fn clean_path(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
     if path.starts_with('/') {
         return None;
     }
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
+    crate::fs::lower::normalize(path)
 }
 
 /// What `image import` and the built-in images record.

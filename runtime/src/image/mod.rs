@@ -353,6 +353,26 @@ impl Images {
         };
         let config_bytes = oci::canonical_json(config).map_err(|e| json("config", e))?;
         let config_blob = self.store.put_blob(config_bytes.as_slice())?;
+        self.write_manifest(
+            Descriptor::new(
+                MediaType::ImageConfig,
+                config_blob.size,
+                oci_digest(&config_blob.digest),
+            ),
+            layers,
+        )
+    }
+
+    /// Writes the manifest (canonical JSON) of a config already in the store and its
+    /// layers, and returns the image unnamed.
+    ///
+    /// # Errors
+    /// [`ImageError`] when the store cannot be written.
+    pub fn write_manifest(
+        &self,
+        config: Descriptor,
+        layers: &[LayerRef],
+    ) -> Result<Image, ImageError> {
         let layer_descs = layers
             .iter()
             .map(|l| {
@@ -366,15 +386,13 @@ impl Images {
         let manifest = oci_spec::image::ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(
-                MediaType::ImageConfig,
-                config_blob.size,
-                oci_digest(&config_blob.digest),
-            ))
+            .config(config)
             .layers(layer_descs)
             .build()
             .map_err(|e| ImageError::Invalid(format!("cannot build the manifest: {e}")))?;
-        let manifest_bytes = oci::canonical_json(&manifest).map_err(|e| json("manifest", e))?;
+        let manifest_bytes = oci::canonical_json(&manifest).map_err(|e| {
+            ImageError::Invalid(format!("cannot serialise the image manifest: {e}"))
+        })?;
         let blob = self.store.put_blob(manifest_bytes.as_slice())?;
         self.load(&blob.digest)
     }

@@ -308,13 +308,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`].
     pub fn gc_lock(&self, exclusive: bool) -> Result<GcLock, StoreError> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = self
-            .dir
-            .open_with(GC_LOCK, &options)
-            .map(cap_std::fs::File::into_std)
-            .map_err(self.io("cannot open gc.lock"))?;
+        let file = self.open_lock(GC_LOCK)?;
         if exclusive {
             file.lock()
         } else {
@@ -329,13 +323,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`].
     pub fn try_gc_lock(&self) -> Result<Option<GcLock>, StoreError> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = self
-            .dir
-            .open_with(GC_LOCK, &options)
-            .map(cap_std::fs::File::into_std)
-            .map_err(self.io("cannot open gc.lock"))?;
+        let file = self.open_lock(GC_LOCK)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(GcLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -433,12 +421,21 @@ impl Store {
     }
 
     fn lock_file(&self) -> Result<std::fs::File, StoreError> {
+        self.open_lock(INDEX_LOCK)
+    }
+
+    /// Opens (creating) a lock file of the store.
+    fn open_lock(&self, name: &str) -> Result<std::fs::File, StoreError> {
         let mut options = cap_std::fs::OpenOptions::new();
         options.read(true).write(true).create(true);
         self.dir
-            .open_with(INDEX_LOCK, &options)
+            .open_with(name, &options)
             .map(cap_std::fs::File::into_std)
-            .map_err(self.io("cannot open index.lock"))
+            .map_err(|source| StoreError::Io {
+                path: self.root.join(name),
+                what: "cannot open a lock file",
+                source,
+            })
     }
 
     fn read_index(&self) -> Result<ImageIndex, StoreError> {

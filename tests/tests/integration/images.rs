@@ -309,13 +309,6 @@ fn tar_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
 #[test]
 fn hostile_and_broken_archives_are_refused_without_naming_anything() {
     let env = TestEnv::new();
-    let sha = |b: &[u8]| {
-        use sha2::Digest;
-        sha2::Sha256::digest(b)
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-    };
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (tar_with(&[("../escape", b"x")]), "escapes the archive"),
         (tar_with(&[(&format!("blobs/sha256/{}", sha(b"other")), b"data")]), "hashes to"),
@@ -340,13 +333,6 @@ fn hostile_and_broken_archives_are_refused_without_naming_anything() {
 #[test]
 fn a_cncf_wasm_artifact_loads_and_runs() {
     let env = TestEnv::new();
-    let sha = |b: &[u8]| {
-        use sha2::Digest;
-        sha2::Sha256::digest(b)
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-    };
     let module = std::fs::read(guests::examples::SHOW).expect("guest");
     let config = br#"{"created":"2024-01-01T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
     let manifest = format!(
