@@ -60,7 +60,11 @@ impl Container {
             created: crate::image::oci::rfc3339(now()),
         };
         let json = serde_json::to_vec_pretty(&config).map_err(io::Error::other)?;
-        crate::store::write_atomically(&handle, "config.json", &json)?;
+        // Renamed into place so a reader never sees half of it; not synced: a
+        // container is not worth an fsync on every run (it costs as much as the run's
+        // whole filesystem set-up), and one lost in a crash is an empty directory.
+        handle.write(".config.json.tmp", &json)?;
+        handle.rename(".config.json.tmp", &handle, "config.json")?;
         Ok(Self { config, dir })
     }
 
