@@ -498,3 +498,46 @@ fn copy_into_an_existing_directory_and_platforms() {
         out.stderr
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn context_symlinks_cannot_reach_outside_the_context() {
+    let env = TestEnv::new();
+    context(&env);
+    let secret = env.write("secret.txt", "host secret\n");
+    std::os::unix::fs::symlink(&secret, env.work().join("ctx/link.txt")).expect("symlink");
+    std::os::unix::fs::symlink(env.work(), env.work().join("ctx/up")).expect("symlink");
+    // Through a symlinked directory: refused, nothing read.
+    env.write("ctx/Capsulefile", "FROM scratch\nCOPY up/secret.txt /s\n");
+    let out = env.run(&["build", "-t", "x", "ctx"]);
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("Capsulefile:2:6"), "{}", out.stderr);
+    // A symlink is copied as a symlink (its text), never followed on the host.
+    env.write("ctx/Capsulefile", "FROM scratch\nCOPY link.txt /etc/\n");
+    env.run(&["build", "-t", "x", "ctx"]).assert_code(0);
+    let inspect = env.run(&["inspect", "x"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    let layer = v[0]["Manifest"]["Layers"][0]["Digest"]
+        .as_str()
+        .expect("digest");
+    let blob = std::fs::read(
+        env.home()
+            .join("store/blobs/sha256")
+            .join(&layer["sha256:".len()..]),
+    )
+    .expect("blob");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+    let mut found = false;
+    for entry in archive.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        if entry.path().expect("path").ends_with("link.txt") {
+            assert!(entry.header().entry_type().is_symlink());
+            found = true;
+        }
+        let mut text = String::new();
+        let mut entry = entry;
+        std::io::Read::read_to_string(&mut entry, &mut text).ok();
+        assert!(!text.contains("host secret"));
+    }
+    assert!(found);
+}

@@ -487,3 +487,34 @@ fn load_accepts_plain_and_zstd_layers_and_the_pre_25_docker_format() {
     env.run(&["run", "--rm", &id["sha256:".len().."sha256:".len() + 12]])
         .assert_code(0);
 }
+
+#[test]
+fn a_loaded_image_with_a_hostile_layer_is_refused_when_run() {
+    let env = TestEnv::new();
+    let module = std::fs::read(guests::examples::SHOW).expect("guest");
+    let app = layer_tar("app/show.wasm", &module);
+    // A layer that tries to write outside the container's root.
+    let evil = tar_with(&[("../../escaped.txt", b"gotcha")]);
+    let config = format!(
+        "{{\"architecture\":\"wasm\",\"os\":\"wasip1\",\"config\":{{\"Entrypoint\":[\"/app/show.wasm\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"sha256:{}\",\"sha256:{}\"]}}}}",
+        sha(&app),
+        sha(&evil)
+    );
+    let legacy_manifest = format!(
+        "[{{\"Config\":\"c.json\",\"RepoTags\":[\"evil:1\"],\"Layers\":[\"a.tar\",\"b.tar\"]}}]"
+    );
+    env.write(
+        "evil.tar",
+        tar_with(&[
+            ("c.json", config.as_bytes()),
+            ("a.tar", &app),
+            ("b.tar", &evil),
+            ("manifest.json", legacy_manifest.as_bytes()),
+        ]),
+    );
+    env.run(&["load", "-i", "evil.tar"]).assert_code(0);
+    let out = env.run(&["run", "--rm", "evil:1"]);
+    out.assert_error(125, &["../../escaped.txt"]);
+    assert!(!env.home().join("escaped.txt").exists());
+    assert!(!env.work().join("escaped.txt").exists());
+}
