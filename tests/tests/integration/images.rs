@@ -500,9 +500,8 @@ fn a_loaded_image_with_a_hostile_layer_is_refused_when_run() {
         sha(&app),
         sha(&evil)
     );
-    let legacy_manifest = format!(
-        "[{{\"Config\":\"c.json\",\"RepoTags\":[\"evil:1\"],\"Layers\":[\"a.tar\",\"b.tar\"]}}]"
-    );
+    let legacy_manifest =
+        r#"[{"Config":"c.json","RepoTags":["evil:1"],"Layers":["a.tar","b.tar"]}]"#;
     env.write(
         "evil.tar",
         tar_with(&[
