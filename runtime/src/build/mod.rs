@@ -1406,6 +1406,10 @@ impl Read for LowerReader {
 /// A layer plan of a host directory as it is (a RUN step's writable layer, whiteouts
 /// included), with fixed modes.
 fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
+    if !crate::ambient::is_dir(path) {
+        // The program wrote nothing: the writable layer was never created.
+        return Ok(LayerPlan::new());
+    }
     let root = Arc::new(crate::ambient::open_dir(path)?);
     let mut plan = LayerPlan::new();
     let mut stack = vec![String::new()];

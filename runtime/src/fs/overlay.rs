@@ -23,7 +23,11 @@ use cap_std::fs::Dir;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// The writable layer and its scratch space inside a container's directory.
+const UPPER: &str = "upper";
+const WORK: &str = "work";
 
 /// The upper's contents, mirrored.
 #[derive(Debug, Default)]
@@ -56,8 +60,11 @@ impl Found {
 #[derive(Debug)]
 pub struct Overlay {
     lower: Arc<LowerStack>,
-    upper: Dir,
-    work: Dir,
+    upper: OnceLock<Dir>,
+    work: OnceLock<Dir>,
+    /// Where `upper/` and `work/` are created on first use (a container that never
+    /// writes never creates them); `None` when they were given open.
+    home: Option<Dir>,
     state: Mutex<UpperState>,
     next_ino: AtomicU64,
     tmp_counter: AtomicU64,
@@ -101,13 +108,58 @@ impl Overlay {
         }
         Ok(Self {
             lower,
-            upper,
-            work,
+            upper: OnceLock::from(upper),
+            work: OnceLock::from(work),
+            home: None,
             state: Mutex::new(state),
             next_ino: AtomicU64::new(FIRST_DYNAMIC_INO),
             tmp_counter: AtomicU64::new(0),
             device,
         })
+    }
+
+    /// An overlay whose writable layer lives in `dir/upper` (with scratch space in
+    /// `dir/work`): loaded when it exists, created on the first write otherwise.
+    ///
+    /// # Errors
+    /// The host's error reading an existing upper.
+    pub fn in_dir(lower: Arc<LowerStack>, dir: Dir, device: u64) -> FsResult<Self> {
+        if dir.exists(UPPER) {
+            let upper = dir.open_dir(UPPER)?;
+            dir.create_dir_all(WORK)?;
+            let work = dir.open_dir(WORK)?;
+            return Self::new(lower, upper, work, device);
+        }
+        let mut state = UpperState::default();
+        state.present.insert(String::new(), Kind::Dir);
+        Ok(Self {
+            lower,
+            upper: OnceLock::new(),
+            work: OnceLock::new(),
+            home: Some(dir),
+            state: Mutex::new(state),
+            next_ino: AtomicU64::new(FIRST_DYNAMIC_INO),
+            tmp_counter: AtomicU64::new(0),
+            device,
+        })
+    }
+
+    fn upper(&self) -> FsResult<&Dir> {
+        Self::lazy(&self.upper, self.home.as_ref(), UPPER)
+    }
+
+    fn work(&self) -> FsResult<&Dir> {
+        Self::lazy(&self.work, self.home.as_ref(), WORK)
+    }
+
+    fn lazy<'a>(cell: &'a OnceLock<Dir>, home: Option<&Dir>, name: &str) -> FsResult<&'a Dir> {
+        if let Some(dir) = cell.get() {
+            return Ok(dir);
+        }
+        let home = home.ok_or(Errno::Io)?;
+        home.create_dir_all(name)?;
+        let dir = home.open_dir(name)?;
+        Ok(cell.get_or_init(|| dir))
     }
 
     fn state(&self) -> MutexGuard<'_, UpperState> {
@@ -189,9 +241,10 @@ impl Overlay {
             Found::Lower(_) | Found::Upper(_) => return Err(Errno::Notdir.into()),
             Found::Missing => return Err(Errno::Noent.into()),
         };
-        self.upper.create_dir(dir)?;
-        set_mode(&self.upper, dir, mode)?;
-        self.upper.set_times(dir, None, spec(SetTime::At(mtime)))?;
+        self.upper()?.create_dir(dir)?;
+        set_mode(self.upper()?, dir, mode)?;
+        self.upper()?
+            .set_times(dir, None, spec(SetTime::At(mtime)))?;
         st.present.insert(dir.to_owned(), Kind::Dir);
         st.inos.insert(dir.to_owned(), ino);
         Ok(())
@@ -217,10 +270,10 @@ impl Overlay {
             match entry.node.kind {
                 Kind::Symlink => {
                     let target = entry.node.link_target.clone().unwrap_or_default();
-                    self.work.symlink_contents(&target, &tmp)?;
+                    self.work()?.symlink_contents(&target, &tmp)?;
                 }
                 _ => {
-                    let mut out = self.work.create(&tmp)?;
+                    let mut out = self.work()?.create(&tmp)?;
                     let mut buf = vec![0u8; 64 * 1024];
                     let mut pos = 0u64;
                     loop {
@@ -232,16 +285,16 @@ impl Overlay {
                         pos += n as u64;
                     }
                     drop(out);
-                    set_mode(&self.work, &tmp, entry.node.mode)?;
-                    self.work
+                    set_mode(self.work()?, &tmp, entry.node.mode)?;
+                    self.work()?
                         .set_times(&tmp, None, spec(SetTime::At(entry.node.mtime)))?;
                 }
             }
-            self.work.rename(&tmp, &self.upper, path)?;
+            self.work()?.rename(&tmp, self.upper()?, path)?;
             Ok(())
         })();
         if result.is_err() {
-            let _ = self.work.remove_file(&tmp);
+            let _ = self.work()?.remove_file(&tmp);
         }
         result?;
         st.present.insert(path.to_owned(), entry.node.kind);
@@ -270,7 +323,7 @@ impl Overlay {
     fn add_whiteout(&self, st: &mut UpperState, path: &str) -> FsResult<()> {
         let (parent, name) = split(path);
         self.ensure_upper_dir(st, parent)?;
-        self.upper
+        self.upper()?
             .write(join(parent, &format!("{WHITEOUT_PREFIX}{name}")), b"")?;
         st.whiteouts.insert(path.to_owned());
         Ok(())
@@ -283,13 +336,13 @@ impl Overlay {
             return Ok(false);
         }
         let (parent, name) = split(path);
-        self.upper
+        self.upper()?
             .remove_file(join(parent, &format!("{WHITEOUT_PREFIX}{name}")))?;
         Ok(true)
     }
 
     fn make_opaque(&self, st: &mut UpperState, dir: &str) -> FsResult<()> {
-        self.upper.write(join(dir, OPAQUE_MARKER), b"")?;
+        self.upper()?.write(join(dir, OPAQUE_MARKER), b"")?;
         st.opaque.insert(dir.to_owned());
         Ok(())
     }
@@ -334,9 +387,11 @@ impl Overlay {
     fn merged_list(&self, st: &mut UpperState, path: &str) -> FsResult<Vec<DirEntry>> {
         let mut entries: Vec<DirEntry> = Vec::new();
         let mut seen = HashSet::new();
-        if st.present.get(path) == Some(&Kind::Dir) {
-            for mut entry in list_dir(&self.upper, path, |name| name.starts_with(WHITEOUT_PREFIX))?
-            {
+        // Before the first write the writable layer is empty (and not created).
+        if st.present.get(path) == Some(&Kind::Dir) && self.upper.get().is_some() {
+            for mut entry in list_dir(self.upper()?, path, |name| {
+                name.starts_with(WHITEOUT_PREFIX)
+            })? {
                 entry.ino = self.ino(st, &join(path, &entry.name));
                 seen.insert(entry.name.clone());
                 entries.push(entry);
@@ -441,8 +496,28 @@ impl Backend for Overlay {
     fn stat(&self, path: &str) -> FsResult<Stat> {
         let mut st = self.state();
         match self.locate(&st, path) {
+            // The root before the first write: the writable layer is not created yet.
+            Found::Upper(_) if path.is_empty() && self.upper.get().is_none() => {
+                let ino = self.ino(&mut st, path);
+                Ok(match self.lower.get(path) {
+                    Some(entry) => Stat {
+                        ino,
+                        ..lower_stat(&entry)
+                    },
+                    None => Stat {
+                        kind: Kind::Dir,
+                        mode: 0o755,
+                        size: 0,
+                        ino,
+                        nlink: 1,
+                        atime: (0, 0),
+                        mtime: (0, 0),
+                        ctime: (0, 0),
+                    },
+                })
+            }
             Found::Upper(_) => {
-                let mut stat = stat_of(&self.upper.symlink_metadata(Self::p(path))?);
+                let mut stat = stat_of(&self.upper()?.symlink_metadata(Self::p(path))?);
                 stat.ino = self.ino(&mut st, path);
                 Ok(stat)
             }
@@ -455,7 +530,7 @@ impl Backend for Overlay {
         let st = self.state();
         match self.locate(&st, path) {
             Found::Upper(Kind::Symlink) => {
-                let target = self.upper.read_link_contents(path)?;
+                let target = self.upper()?.read_link_contents(path)?;
                 target
                     .into_os_string()
                     .into_string()
@@ -486,7 +561,7 @@ impl Backend for Overlay {
                     return Err(Errno::Exist.into());
                 }
                 open_file(
-                    &self.upper,
+                    self.upper()?,
                     path,
                     OpenOptions {
                         create: false,
@@ -508,7 +583,7 @@ impl Backend for Overlay {
                 }
                 self.copy_up(&mut st, path)?;
                 open_file(
-                    &self.upper,
+                    self.upper()?,
                     path,
                     OpenOptions {
                         create: false,
@@ -525,7 +600,7 @@ impl Backend for Overlay {
             Found::Upper(_) | Found::Lower(_) => Err(Errno::Loop.into()),
             Found::Missing if options.create => {
                 self.prepare_create(&mut st, path)?;
-                let file = open_file(&self.upper, path, options, mode)?;
+                let file = open_file(self.upper()?, path, options, mode)?;
                 st.present.insert(path.to_owned(), Kind::File);
                 Ok(file)
             }
@@ -536,8 +611,8 @@ impl Backend for Overlay {
     fn mkdir(&self, path: &str, mode: u32) -> FsResult<()> {
         let mut st = self.state();
         let hides_lower = self.prepare_create(&mut st, path)?;
-        self.upper.create_dir(path)?;
-        set_mode(&self.upper, path, mode)?;
+        self.upper()?.create_dir(path)?;
+        set_mode(self.upper()?, path, mode)?;
         st.present.insert(path.to_owned(), Kind::Dir);
         if hides_lower {
             self.make_opaque(&mut st, path)?;
@@ -552,7 +627,7 @@ impl Backend for Overlay {
             Found::Upper(Kind::Dir) => return Err(Errno::Isdir.into()),
             Found::Lower(entry) if entry.node.kind == Kind::Dir => return Err(Errno::Isdir.into()),
             Found::Upper(_) => {
-                self.upper.remove_file(path)?;
+                self.upper()?.remove_file(path)?;
                 st.present.remove(path);
                 st.inos.remove(path);
             }
@@ -579,12 +654,12 @@ impl Backend for Overlay {
         }
         if st.present.get(path) == Some(&Kind::Dir) {
             // Only whiteouts and an opaque marker can be left inside.
-            for entry in self.upper.read_dir(path)? {
+            for entry in self.upper()?.read_dir(path)? {
                 let name = entry?.file_name();
-                self.upper
+                self.upper()?
                     .remove_file(join(path, &name.to_string_lossy()))?;
             }
-            self.upper.remove_dir(path)?;
+            self.upper()?.remove_dir(path)?;
             Self::forget_subtree(&mut st, path);
             st.inos.remove(path);
         }
@@ -633,7 +708,7 @@ impl Backend for Overlay {
             st.present.remove(to);
             Self::forget_subtree(&mut st, to);
         }
-        self.upper.rename(from, &self.upper, to)?;
+        self.upper()?.rename(from, self.upper()?, to)?;
         Self::move_subtree(&mut st, from, to);
         if from_kind == Kind::Dir && to_hides_lower {
             self.make_opaque(&mut st, to)?;
@@ -647,7 +722,7 @@ impl Backend for Overlay {
     fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
         let mut st = self.state();
         self.prepare_create(&mut st, path)?;
-        self.upper.symlink_contents(target, path)?;
+        self.upper()?.symlink_contents(target, path)?;
         st.present.insert(path.to_owned(), Kind::Symlink);
         Ok(())
     }
@@ -661,7 +736,7 @@ impl Backend for Overlay {
         }
         self.prepare_create(&mut st, to)?;
         self.copy_up(&mut st, from)?;
-        self.upper.hard_link(from, &self.upper, to)?;
+        self.upper()?.hard_link(from, self.upper()?, to)?;
         let kind = st.present.get(from).copied().unwrap_or(Kind::File);
         st.present.insert(to.to_owned(), kind);
         if let Some(ino) = st.inos.get(from).copied() {
@@ -681,7 +756,7 @@ impl Backend for Overlay {
             Found::Upper(_) => {}
         }
         Ok(self
-            .upper
+            .upper()?
             .set_symlink_times(Self::p(path), spec(atime), spec(mtime))?)
     }
 

@@ -916,3 +916,42 @@ fn a_saved_index_loads_without_rebuilding_and_damage_never_reads_outside_it() {
         "a missing layer is refused"
     );
 }
+
+#[test]
+fn a_container_directory_gets_its_writable_layer_on_the_first_write_and_keeps_it() {
+    let base = layer("base", &[E::File("etc/conf", b"base")]);
+    let dir = tempfile::tempdir().expect("container dir");
+    let open = || {
+        Overlay::in_dir(
+            Arc::new(LowerStack::new(vec![base.clone()])),
+            crate::ambient::open_dir(dir.path()).expect("open"),
+            1,
+        )
+        .expect("overlay")
+    };
+    let vfs = Vfs::new(Arc::new(open()), false);
+    // Reads need no writable layer: stat and list the root, read a file.
+    let conf = vfs.resolve("", "/etc/conf", true).expect("loc");
+    assert_eq!(vfs.stat(&conf).expect("stat").size, 4);
+    let root = vfs.resolve("", "/", true).expect("root");
+    assert_eq!(vfs.stat(&root).expect("stat root").kind, Kind::Dir);
+    assert_eq!(vfs.list(&root).expect("ls").len(), 1);
+    assert!(
+        !dir.path().join("upper").exists(),
+        "created before any write"
+    );
+    // The first write creates it.
+    vfs.mkdir(&vfs.resolve("", "/new", false).expect("loc"), 0o755)
+        .expect("mkdir");
+    assert!(dir.path().join("upper/new").is_dir());
+    drop(vfs);
+    // Opened again (a restarted container), the change is there.
+    let again = open();
+    let names: Vec<String> = again
+        .list("")
+        .expect("ls")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["etc", "new"]);
+}

@@ -410,9 +410,12 @@ impl Images {
             oci_digest(&image.manifest_digest),
         );
         let manifest = image.manifest_digest.to_string();
-        let name = name
-            .and_then(Reference::name)
-            .map(|n| Reference::parse(&n).unwrap_or_else(|_| unreachable!("a name we formatted")));
+        // A name is repository:tag; a digest in the reference is not part of it.
+        let name = name.filter(|n| n.tag.is_some()).map(|n| Reference {
+            repository: n.repository.clone(),
+            tag: n.tag.clone(),
+            digest: None,
+        });
         self.store.update_index(|index| {
             let mut entries = index.manifests().clone();
             if let Some(name) = &name {

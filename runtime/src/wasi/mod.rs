@@ -173,11 +173,9 @@ pub fn build(spec: &RunSpec, stdio: &Stdio) -> Result<(WasiState, Option<Capture
                 (dir.clone(), Some(Scratch(dir)))
             }
         };
-        let upper = dir.join("upper");
-        let work = dir.join("work");
-        let upper = crate::ambient::create_and_open_dir(&upper).map_err(WasiError::Upper)?;
-        let work = crate::ambient::create_and_open_dir(&work).map_err(WasiError::Upper)?;
-        let overlay = Overlay::new(Arc::new(lower), upper, work, DEV_ROOT)?;
+        // `upper/` and `work/` are made inside it on the first write.
+        let dir = crate::ambient::create_and_open_dir(&dir).map_err(WasiError::Upper)?;
+        let overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
         (Arc::new(overlay), scratch)
     };
     let mut vfs = Vfs::new(root, false);
