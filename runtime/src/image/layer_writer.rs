@@ -8,7 +8,11 @@
 //! - Modes are fixed: directories 0755, files 0644 (0755 when executable on the host),
 //!   symlinks 0777, unless `--chmod` says otherwise.
 //! - gzip from a pinned `flate2`/`miniz_oxide` at level [`GZIP_LEVEL`] with an empty
-//!   header (no name, mtime 0, OS "unknown").
+//!   header (no name, mtime 0, OS "unknown"), as one gzip member per
+//!   [`GZIP_CHUNK`] bytes of tar: members compress in parallel, and the bytes depend
+//!   only on the input, never on the number of threads. RFC 1952 allows several
+//!   members; every gzip reader Capsule, Docker, containerd, skopeo and umoci use reads
+//!   them as one stream.
 //!
 //! While the gzip blob streams into the store, the uncompressed tar streams into the
 //! layer cache, so a layer that was just built runs without being decompressed.
@@ -25,6 +29,100 @@ use std::sync::Arc;
 /// The gzip level of every layer Capsule writes (part of the reproducibility contract:
 /// changing it changes every digest).
 pub const GZIP_LEVEL: u32 = 6;
+
+/// Uncompressed bytes per gzip member (part of the reproducibility contract too).
+pub const GZIP_CHUNK: usize = 4 << 20;
+
+/// gzip in fixed-size members, compressed on worker threads, written in order.
+struct ParallelGz<W: Write> {
+    sink: W,
+    buf: Vec<u8>,
+    pending: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    threads: usize,
+    members: usize,
+}
+
+impl<W: Write> ParallelGz<W> {
+    fn new(sink: W) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        Self::with_threads(sink, threads)
+    }
+
+    fn with_threads(sink: W, threads: usize) -> Self {
+        Self {
+            sink,
+            buf: Vec::with_capacity(GZIP_CHUNK),
+            pending: std::collections::VecDeque::new(),
+            threads,
+            members: 0,
+        }
+    }
+
+    fn member(data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(
+                Vec::with_capacity(data.len() / 2 + 64),
+                flate2::Compression::new(GZIP_LEVEL),
+            );
+        gz.write_all(data)?;
+        gz.finish()
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
+        self.members += 1;
+        if self.threads <= 1 {
+            let member = Self::member(&chunk)?;
+            return self.sink.write_all(&member);
+        }
+        while self.pending.len() >= self.threads {
+            self.write_oldest()?;
+        }
+        self.pending
+            .push_back(std::thread::spawn(move || Self::member(&chunk)));
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        if let Some(handle) = self.pending.pop_front() {
+            let member = handle
+                .join()
+                .map_err(|_| io::Error::other("a compression thread panicked"))??;
+            self.sink.write_all(&member)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses what is left and returns the sink.
+    fn finish(mut self) -> io::Result<W> {
+        if !self.buf.is_empty() || self.members == 0 {
+            self.send()?;
+        }
+        while !self.pending.is_empty() {
+            self.write_oldest()?;
+        }
+        self.sink.flush()?;
+        Ok(self.sink)
+    }
+}
+
+impl<W: Write> Write for ParallelGz<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = GZIP_CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == GZIP_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Opens the bytes of a planned file when the layer is written.
 pub type Opener = Arc<dyn Fn() -> io::Result<Box<dyn Read>> + Send + Sync>;
@@ -146,10 +244,7 @@ impl LayerPlan {
         epoch: i64,
     ) -> Result<WrittenLayer, ImageError> {
         let blob = store.blob_writer()?;
-        let gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .write(blob, flate2::Compression::new(GZIP_LEVEL));
+        let gz = ParallelGz::new(blob);
         let mut uncompressed = cache.writer()?;
         let mut tar = tar::Builder::new(Tee {
             hasher: Sha256::new(),
@@ -414,6 +509,39 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn gzip_members_do_not_depend_on_the_number_of_threads() {
+        // 10 MiB of pseudo-random bytes: three members.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let data: Vec<u8> = (0..10 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let compress = |threads| {
+            let mut gz = ParallelGz::with_threads(Vec::new(), threads);
+            for chunk in data.chunks(100_000) {
+                gz.write_all(chunk).expect("write");
+            }
+            gz.finish().expect("finish")
+        };
+        let one = compress(1);
+        assert_eq!(one, compress(4));
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(one.as_slice())
+            .read_to_end(&mut back)
+            .expect("gunzip");
+        assert!(back == data, "round trip");
+        // Nothing in, one empty member out.
+        let empty = ParallelGz::with_threads(Vec::new(), 2)
+            .finish()
+            .expect("finish");
+        assert_eq!(&empty[..2], &[0x1f, 0x8b]);
     }
 
     #[test]
