@@ -582,9 +582,9 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
     let total: u64 = selected.iter().map(|(i, _)| i.size()).sum();
     match &args.output {
         Some(path) => {
-            let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
             let (file, tmp) = capsule_runtime::ambient::create_temp_beside(path)
                 .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+            let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
             let result = archive::save(&images, &selected, std::io::BufWriter::new(&file), &|n| {
                 bar.add(n)
             })

@@ -64,7 +64,7 @@ pub enum StoreError {
     },
     #[error("blob {0} is not in the store")]
     MissingBlob(Digest),
-    #[error("index.json in the store is invalid: {0}")]
+    #[error("the store's index is invalid: {0}")]
     BadIndex(String),
 }
 
@@ -443,7 +443,13 @@ impl Store {
             .dir
             .read_to_string(INDEX)
             .map_err(self.io("cannot read index.json"))?;
-        ImageIndex::from_reader(text.as_bytes()).map_err(|e| StoreError::BadIndex(e.to_string()))
+        // serde_json's error says where; oci-spec's only that it failed.
+        serde_json::from_str::<ImageIndex>(&text).map_err(|e| {
+            StoreError::BadIndex(format!(
+                "{}: {e}; repair it, or move it away and load or build the images again",
+                self.root.join(INDEX).display()
+            ))
+        })
     }
 }
 

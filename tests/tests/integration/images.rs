@@ -517,3 +517,28 @@ fn a_loaded_image_with_a_hostile_layer_is_refused_when_run() {
     assert!(!env.home().join("escaped.txt").exists());
     assert!(!env.work().join("escaped.txt").exists());
 }
+
+#[test]
+fn bad_input_to_image_commands_is_one_clear_line_and_changes_nothing() {
+    let env = TestEnv::new();
+    env.run(&["run", "--rm", "hello-world"]).assert_code(0);
+    env.run(&["build", "-t", "x", "nonexistent"])
+        .assert_error(125, &["nonexistent", "not a directory"]);
+    env.run(&["load", "-i", "missing.tar"])
+        .assert_error(125, &["missing.tar"]);
+    env.run(&["save", "-o", "no/such/dir/x.tar", "hello-world"])
+        .assert_error(125, &["no/such/dir/x.tar"]);
+    env.run(&["tag", "hello-world", "Bad:Name"])
+        .assert_error(125, &["Bad", "lowercase"]);
+    env.run(&["build", "-t", "a:b:c", "."])
+        .assert_error(125, &["a:b:c"]);
+    env.run(&["run", "--layer", "x.tar", "hello-world"])
+        .assert_error(125, &["--layer"]);
+    // Nothing changed.
+    let images = env.run(&["images", "-q"]);
+    assert_eq!(images.stdout.lines().count(), 1, "{}", images.stdout);
+    // A damaged index says where it is and what to do.
+    std::fs::write(env.home().join("store/index.json"), "{garbage").expect("damage");
+    env.run(&["images"])
+        .assert_error(125, &["store/index.json", "line 1 column 2", "repair it"]);
+}
