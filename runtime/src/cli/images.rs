@@ -740,7 +740,9 @@ pub fn system_df() -> Result<u8, Failure> {
         ],
         [
             "Build Cache".to_owned(),
-            dir_size(&home.build_cache_dir()).1.to_string(),
+            dir_size(&home.build_cache_dir().join("steps"))
+                .1
+                .to_string(),
             "0".to_owned(),
             human_size(build_cache),
             human_size(build_cache),
@@ -783,6 +785,47 @@ fn dir_size(path: &std::path::Path) -> (u64, usize) {
         }
     }
     (bytes, top)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuilderPruneArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `builder prune`: forget every build step (the next build rebuilds them) and free the
+/// layers only the build cache used.
+pub fn builder_prune(args: &BuilderPruneArgs) -> Result<u8, Failure> {
+    let (home, images) = open()?;
+    if !args.force {
+        if !std::io::stdin().is_terminal() {
+            return Err(fail(anyhow::anyhow!(
+                "builder prune removes the whole build cache: confirm with -f (stdin is not a terminal to ask)"
+            )));
+        }
+        eprint!(
+            "WARNING! This will remove all build cache.\nAre you sure you want to continue? [y/N] "
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let cache = home.build_cache_dir();
+    let (bytes, _) = dir_size(&cache);
+    {
+        // Not while a build runs: it holds the lock shared.
+        let _lock = images.store().gc_lock(true).map_err(fail)?;
+        if capsule_runtime::ambient::is_dir(&cache) {
+            capsule_runtime::ambient::remove_dir_all(&cache)
+                .map_err(|e| fail(anyhow::anyhow!("cannot remove {}: {e}", cache.display())))?;
+        }
+    }
+    let freed = images.collect_garbage(true).map_err(fail)?.unwrap_or(0);
+    println!("Total reclaimed space: {}", human_size(bytes + freed));
+    Ok(0)
 }
 
 pub fn system_check() -> Result<u8, Failure> {

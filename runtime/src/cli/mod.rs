@@ -84,6 +84,15 @@ enum Command {
     /// Manage Capsule's data
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BuilderCommand {
+    /// Remove the build cache (every step rebuilds next time) and the layers only it used
+    Prune(images::BuilderPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
         Command::System(SystemCommand::Df) => images::system_df(),
         Command::System(SystemCommand::Check) => images::system_check(),
+        Command::Builder(BuilderCommand::Prune(args)) => images::builder_prune(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

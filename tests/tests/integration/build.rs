@@ -541,3 +541,43 @@ fn context_symlinks_cannot_reach_outside_the_context() {
     }
     assert!(found);
 }
+
+#[test]
+fn builder_prune_forgets_every_step() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write("ctx/Capsulefile", RECIPE);
+    env.run(&["build", "-t", "app", "ctx"]).assert_code(0);
+    let df = env.run(&["system", "df"]);
+    let cache_line = df
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .expect("row")
+        .to_owned();
+    assert!(
+        cache_line.split_whitespace().nth(2) == Some("6"),
+        "{}",
+        df.stdout
+    );
+    env.run(&["builder", "prune"]).assert_error(125, &["-f"]);
+    let prune = env.run(&["builder", "prune", "-f"]);
+    prune.assert_code(0);
+    assert!(
+        prune.stdout.contains("Total reclaimed space"),
+        "{}",
+        prune.stdout
+    );
+    let again = env.run(&["build", "-t", "app", "ctx"]);
+    again.assert_code(0);
+    assert!(
+        steps(&again.stderr)
+            .iter()
+            .skip(1)
+            .all(|(_, o)| o.contains("first build")),
+        "{}",
+        again.stderr
+    );
+    // The image itself was untouched and still runs.
+    env.run(&["run", "--rm", "app"]).assert_code(0);
+}
