@@ -7,7 +7,7 @@
 
 use super::ImageError;
 use super::oci::Compression;
-use crate::store::{Digest, Store};
+use crate::store::{CopyError, Digest, Store, copy_checked};
 use cap_std::fs::Dir;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
@@ -121,27 +121,18 @@ impl LayerCache {
         };
         let mut writer = self.writer()?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(ImageError::Invalid(format!(
-                        "layer {blob} cannot be decompressed: {e}"
-                    )));
-                }
-            };
-            hasher.update(&buf[..n]);
-            writer
-                .file
-                .write_all(&buf[..n])
-                .map_err(|source| ImageError::Io {
-                    what: "cannot write to the layer cache",
-                    source,
-                })?;
-        }
+        copy_checked(&mut reader, &mut writer.file, &mut |chunk| {
+            hasher.update(chunk)
+        })
+        .map_err(|e| match e {
+            CopyError::Read(e) => {
+                ImageError::Invalid(format!("layer {blob} cannot be decompressed: {e}"))
+            }
+            CopyError::Write(source) => ImageError::Io {
+                what: "cannot write to the layer cache",
+                source,
+            },
+        })?;
         let actual = Digest::from_hasher(hasher);
         if &actual != diff_id {
             return Err(ImageError::LayerDigest {

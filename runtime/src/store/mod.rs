@@ -185,18 +185,10 @@ impl Store {
         expected: Option<(&Digest, u64)>,
     ) -> Result<Blob, StoreError> {
         let mut writer = self.blob_writer()?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.io("cannot read the blob's content")(e)),
-            };
-            writer
-                .write_all(&buf[..n])
-                .map_err(self.io("cannot write a blob"))?;
-        }
+        copy_checked(&mut reader, &mut writer, &mut |_| {}).map_err(|e| match e {
+            CopyError::Read(e) => self.io("cannot read the blob's content")(e),
+            CopyError::Write(e) => self.io("cannot write a blob")(e),
+        })?;
         writer.finish(expected)
     }
 
@@ -450,6 +442,38 @@ impl Store {
                 self.root.join(INDEX).display()
             ))
         })
+    }
+}
+
+/// Which side of a copy failed.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `reader` into `writer` in 256 KiB reads, feeding each chunk to `inspect`
+/// (a hasher), and says which side failed; returns the bytes copied.
+///
+/// # Errors
+/// [`CopyError`] with the side that failed.
+pub fn copy_checked(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    inspect: &mut dyn FnMut(&[u8]),
+) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        inspect(&buf[..n]);
+        writer.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
     }
 }
 
