@@ -33,6 +33,41 @@ pub struct Context {
     ignore: IgnoreRules,
     /// Which ignore file was used, for messages.
     pub ignore_file: Option<&'static str>,
+    hashes: std::sync::Mutex<HashCache>,
+}
+
+/// Content hashes of context files from earlier builds, trusted only for a file whose
+/// size, mtime and inode are unchanged and whose mtime was at least [`RACY_NS`] older
+/// than the moment it was hashed (git's rule against "racily clean" files: a write in
+/// the same mtime tick as the hash could otherwise go unseen).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct HashCache {
+    files: std::collections::HashMap<String, HashRecord>,
+    #[serde(skip)]
+    changed: bool,
+    /// Files this build hashed or reused: only they are saved.
+    #[serde(skip)]
+    used: std::collections::HashSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct HashRecord {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    hashed_at_ns: i128,
+    sha256: String,
+}
+
+/// How much older than the moment of hashing a file's mtime must be for its hash to
+/// be reused.
+pub const RACY_NS: i128 = 2_000_000_000;
+
+fn nanos(time: std::time::SystemTime) -> i128 {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        Err(e) => -i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX),
+    }
 }
 
 /// Why the context could not be used.
@@ -79,7 +114,29 @@ impl Context {
             dir: Arc::new(dir),
             ignore,
             ignore_file,
+            hashes: std::sync::Mutex::new(HashCache::default()),
         })
+    }
+
+    /// Reuses the hashes an earlier build saved (see [`HashCache`]).
+    pub fn load_hashes(&self, text: &str) {
+        if let Ok(cache) = serde_json::from_str::<HashCache>(text)
+            && let Ok(mut hashes) = self.hashes.lock()
+        {
+            *hashes = cache;
+        }
+    }
+
+    /// The hashes to save for the next build, when any changed.
+    pub fn hashes_to_save(&self) -> Option<Vec<u8>> {
+        let mut hashes = self.hashes.lock().ok()?;
+        let used = std::mem::take(&mut hashes.used);
+        let before = hashes.files.len();
+        hashes.files.retain(|path, _| used.contains(path));
+        if !hashes.changed && hashes.files.len() == before {
+            return None;
+        }
+        serde_json::to_vec(&*hashes).ok()
     }
 
     /// The context's host path.
@@ -204,6 +261,21 @@ impl Context {
     /// The host's error.
     pub fn hash_file(&self, path: &str) -> io::Result<String> {
         let mut file = self.dir.open(path)?;
+        let meta = file.metadata()?;
+        let identity = (
+            meta.len(),
+            meta.modified().map(|t| nanos(t.into_std())).unwrap_or(0),
+            ino_of(&meta),
+        );
+        if let Ok(mut hashes) = self.hashes.lock()
+            && let Some(record) = hashes.files.get(path).cloned()
+            && (record.size, record.mtime_ns, record.ino) == identity
+            && record.mtime_ns + RACY_NS < record.hashed_at_ns
+        {
+            hashes.used.insert(path.to_owned());
+            return Ok(record.sha256);
+        }
+        let hashed_at_ns = nanos(std::time::SystemTime::now());
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -213,11 +285,26 @@ impl Context {
             }
             hasher.update(&buf[..n]);
         }
-        Ok(hasher
+        let sha256: String = hasher
             .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect())
+            .collect();
+        if let Ok(mut hashes) = self.hashes.lock() {
+            hashes.files.insert(
+                path.to_owned(),
+                HashRecord {
+                    size: identity.0,
+                    mtime_ns: identity.1,
+                    ino: identity.2,
+                    hashed_at_ns,
+                    sha256: sha256.clone(),
+                },
+            );
+            hashes.changed = true;
+            hashes.used.insert(path.to_owned());
+        }
+        Ok(sha256)
     }
 
     /// Opens a file for the layer writer.
@@ -226,6 +313,17 @@ impl Context {
         let path = path.to_owned();
         Arc::new(move || Ok(Box::new(dir.open(&path)?) as Box<dyn Read>))
     }
+}
+
+#[cfg(unix)]
+fn ino_of(meta: &cap_std::fs::Metadata) -> u64 {
+    use cap_std::fs::MetadataExt;
+    meta.ino()
+}
+
+#[cfg(not(unix))]
+fn ino_of(_meta: &cap_std::fs::Metadata) -> u64 {
+    0
 }
 
 #[cfg(unix)]

@@ -150,6 +150,22 @@ pub fn build(
     observer: &mut dyn Observer,
 ) -> Result<Built, BuildError> {
     let context = Context::open(&options.context)?;
+    // Hashes of this context's files from earlier builds (reused when unchanged).
+    let hashes_dir = home.build_cache_dir().join("hashes");
+    let hashes_name = format!(
+        "{}.json",
+        Digest::of(
+            crate::ambient::canonicalize(&options.context)
+                .unwrap_or_else(|_| options.context.clone())
+                .display()
+                .to_string()
+                .as_bytes()
+        )
+        .hex()
+    );
+    if let Ok(text) = std::fs::read_to_string(hashes_dir.join(&hashes_name)) {
+        context.load_hashes(&text);
+    }
     let (file, text) = read_recipe(options)?;
     let recipe = recipe::parse(&file, &text)?;
     let cache = BuildCache::open(&home.build_cache_dir())
@@ -188,6 +204,11 @@ pub fn build(
         tmp: None,
     };
     let result = builder.run(&recipe.instructions);
+    if let Some(bytes) = builder.context.hashes_to_save()
+        && let Ok(dir) = crate::ambient::create_and_open_dir(&hashes_dir)
+    {
+        let _ = crate::store::write_atomically(&dir, &hashes_name, &bytes);
+    }
     // Keep what ran for the next build's explanations, even when this one failed.
     let _ = builder.cache.save_build(recipe_id.hex(), &builder.records);
     let image = result?;

@@ -581,3 +581,48 @@ fn builder_prune_forgets_every_step() {
     // The image itself was untouched and still runs.
     env.run(&["run", "--rm", "app"]).assert_code(0);
 }
+
+#[test]
+fn remembered_hashes_never_hide_an_edit() {
+    let env = TestEnv::new();
+    context(&env);
+    env.write("ctx/Capsulefile", RECIPE);
+    // Files last written an hour ago: their hashes are remembered and reused.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for file in [
+        "ctx/data/a.txt",
+        "ctx/data/b.txt",
+        "ctx/app.conf",
+        "ctx/hello.wasm",
+    ] {
+        std::fs::File::options()
+            .write(true)
+            .open(env.work().join(file))
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("set mtime");
+    }
+    env.run(&["build", "-t", "app", "ctx"]).assert_code(0);
+    let hashes = std::fs::read_dir(env.home().join("cache/build/hashes"))
+        .expect("hashes dir")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
+        .collect::<String>();
+    assert!(hashes.contains("data/a.txt"), "{hashes}");
+    let again = env.run(&["build", "-t", "app", "ctx"]);
+    assert!(
+        steps(&again.stderr)
+            .iter()
+            .skip(1)
+            .all(|(_, o)| o == "CACHED"),
+        "{}",
+        again.stderr
+    );
+    // An edit of the same size (a new mtime) is seen.
+    env.write("ctx/data/a.txt", "alphA\n");
+    let edited = env.run(&["build", "-t", "app", "ctx"]);
+    edited.assert_code(0);
+    assert!(
+        steps(&edited.stderr)[2].1.contains("data/a.txt changed"),
+        "{}",
+        edited.stderr
+    );
+}
