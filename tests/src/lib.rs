@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+pub mod rawtar;
 pub mod reference;
 
 /// Paths of the guest programs (`guests/c/*.c`), built to wasm32-wasi by `build.rs`.

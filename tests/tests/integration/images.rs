@@ -2,6 +2,7 @@
 //! saved layout checked by independent tools (skopeo, umoci), `system check`, hostile
 //! archives, and `run IMAGE` with Docker's overrides.
 
+use capsule_tests::rawtar::{E, tar};
 use capsule_tests::{TestEnv, guests};
 use std::process::Command;
 
@@ -291,19 +292,13 @@ fn system_check_quarantines_a_corrupt_blob() {
     env.run(&["system", "check"]).assert_code(0);
 }
 
+/// A tar of files, names written as given (`..` included).
 fn tar_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        // Write the name bytes directly: tar-rs refuses `..` in set_path.
-        let gnu = header.as_gnu_mut().expect("gnu");
-        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_cksum();
-        builder.append(&header, *data).expect("append");
-    }
-    builder.into_inner().expect("tar")
+    let files: Vec<E> = entries
+        .iter()
+        .map(|(name, data)| E::File(name, data))
+        .collect();
+    tar(&files)
 }
 
 #[test]
