@@ -442,23 +442,13 @@ pub struct PruneArgs {
 
 pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     let (home, images) = open()?;
-    if !args.force {
-        let what = if args.all {
-            "all images without at least one container associated to them"
-        } else {
-            "all dangling images"
-        };
-        if !std::io::stdin().is_terminal() {
-            return Err(fail(anyhow::anyhow!(
-                "image prune removes {what}: confirm with -f (stdin is not a terminal to ask)"
-            )));
-        }
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    let what = if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    if !confirmed(args.force, "image prune", what)? {
+        return Ok(0);
     }
     let in_use = Container::image_ids(&home);
     let mut out = std::io::stdout().lock();
@@ -479,6 +469,23 @@ pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     let freed = images.collect_garbage(true).map_err(fail)?.unwrap_or(0);
     let _ = writeln!(out, "\nTotal reclaimed space: {}", human_size(freed));
     Ok(0)
+}
+
+/// Docker's confirmation before removing `what`: `-f` skips it; without a terminal
+/// to ask on, the command refuses rather than guess.
+fn confirmed(force: bool, command: &str, what: &str) -> Result<bool, Failure> {
+    if force {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(fail(anyhow::anyhow!(
+            "{command} removes {what}: confirm with -f (stdin is not a terminal to ask)"
+        )));
+    }
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -798,20 +805,8 @@ pub struct BuilderPruneArgs {
 /// layers only the build cache used.
 pub fn builder_prune(args: &BuilderPruneArgs) -> Result<u8, Failure> {
     let (home, images) = open()?;
-    if !args.force {
-        if !std::io::stdin().is_terminal() {
-            return Err(fail(anyhow::anyhow!(
-                "builder prune removes the whole build cache: confirm with -f (stdin is not a terminal to ask)"
-            )));
-        }
-        eprint!(
-            "WARNING! This will remove all build cache.\nAre you sure you want to continue? [y/N] "
-        );
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    if !confirmed(args.force, "builder prune", "all build cache")? {
+        return Ok(0);
     }
     let cache = home.build_cache_dir();
     let (bytes, _) = dir_size(&cache);
