@@ -683,13 +683,12 @@ pub fn system_df() -> Result<u8, Failure> {
     let mut blobs = std::collections::HashMap::new();
     let mut active_blobs = std::collections::HashSet::new();
     for (image, _) in &distinct {
-        for layer in &image.layers {
-            blobs.insert(layer.digest.clone(), layer.size);
-        }
-        blobs.insert(image.manifest_digest.clone(), image.manifest_size);
-        blobs.insert(image.config_digest.clone(), image.manifest.config().size());
-        if in_use.contains(&image.id().to_string()) {
-            active_blobs.extend(image.blobs());
+        let active = in_use.contains(&image.id().to_string());
+        for blob in image.blobs() {
+            if active {
+                active_blobs.insert(blob.digest.clone());
+            }
+            blobs.insert(blob.digest, blob.size);
         }
     }
     let total: u64 = blobs.values().sum();
@@ -863,9 +862,9 @@ pub fn system_check() -> Result<u8, Failure> {
             image
                 .blobs()
                 .into_iter()
-                .find(|b| !store.has_blob(b))
+                .find(|b| !store.has_blob(&b.digest))
                 .map_or(Ok(()), |b| {
-                    Err(ImageError::Invalid(format!("blob {b} is missing")))
+                    Err(ImageError::Invalid(format!("blob {} is missing", b.digest)))
                 })
         }) {
             broken += 1;

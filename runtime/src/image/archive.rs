@@ -47,16 +47,7 @@ pub fn save(
     let mut docker_manifest = Vec::new();
     for (image, names) in selected {
         for blob in image.blobs() {
-            let size = match blob {
-                ref d if d == &image.manifest_digest => image.manifest_size,
-                ref d if d == &image.config_digest => image.manifest.config().size(),
-                ref d => image
-                    .layers
-                    .iter()
-                    .find(|l| &l.digest == d)
-                    .map_or(0, |l| l.size),
-            };
-            blobs.insert(blob, size);
+            blobs.insert(blob.digest, blob.size);
         }
         let entry = |name: Option<&Reference>| {
             let mut desc = Descriptor::new(
@@ -321,9 +312,10 @@ fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageErro
 
 fn check_blobs(images: &Images, image: &Image) -> Result<(), ImageError> {
     for blob in image.blobs() {
-        if !images.store().has_blob(&blob) {
+        if !images.store().has_blob(&blob.digest) {
             return Err(ImageError::Invalid(format!(
-                "the archive lacks blob {blob} of image {}",
+                "the archive lacks blob {} of image {}",
+                blob.digest,
                 image.short_id()
             )));
         }

@@ -15,7 +15,7 @@ pub mod oci;
 pub mod reference;
 
 use crate::home::Home;
-use crate::store::{Digest, Store, StoreError};
+use crate::store::{Blob, Digest, Store, StoreError};
 use oci::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, media};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use reference::{Reference, ReferenceError};
@@ -97,9 +97,7 @@ impl Image {
 
     /// Bytes the image takes in the store: its layers, config and manifest.
     pub fn size(&self) -> u64 {
-        self.layers.iter().map(|l| l.size).sum::<u64>()
-            + self.manifest.config().size()
-            + self.manifest_size
+        self.blobs().iter().map(|b| b.size).sum()
     }
 
     /// When the image was created, in seconds since the epoch.
@@ -115,10 +113,22 @@ impl Image {
         self.layers.iter().map(|l| l.diff_id.clone()).collect()
     }
 
-    /// The blobs the image is made of.
-    pub fn blobs(&self) -> Vec<Digest> {
-        let mut out = vec![self.manifest_digest.clone(), self.config_digest.clone()];
-        out.extend(self.layers.iter().map(|l| l.digest.clone()));
+    /// The blobs the image is made of, with their sizes: manifest, config, layers.
+    pub fn blobs(&self) -> Vec<Blob> {
+        let mut out = vec![
+            Blob {
+                digest: self.manifest_digest.clone(),
+                size: self.manifest_size,
+            },
+            Blob {
+                digest: self.config_digest.clone(),
+                size: self.manifest.config().size(),
+            },
+        ];
+        out.extend(self.layers.iter().map(|l| Blob {
+            digest: l.digest.clone(),
+            size: l.size,
+        }));
         out
     }
 }
@@ -532,7 +542,7 @@ impl Images {
             keep.insert(digest.clone());
             match self.load(&digest) {
                 Ok(image) => {
-                    keep.extend(image.blobs());
+                    keep.extend(image.blobs().into_iter().map(|b| b.digest));
                     keep_layers.extend(image.diff_ids());
                 }
                 Err(e) => {
