@@ -118,15 +118,9 @@ pub fn save(
     Ok(())
 }
 
+/// Archive entries are dated 0: an archive's bytes depend only on its images.
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(kind);
-    header.set_mode(mode);
-    header.set_size(size);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header
+    super::layer_writer::tar_header(kind, mode, size, 0)
 }
 
 /// Reads an archive from `input` into the store and names its images.

@@ -254,22 +254,14 @@ impl LayerPlan {
         let io = |what: &'static str| move |source| ImageError::Io { what, source };
         let mtime = u64::try_from(epoch).unwrap_or(0);
         for (path, entry) in &self.entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(mtime);
             match entry {
                 Planned::Dir { mode } => {
-                    header.set_entry_type(tar::EntryType::Directory);
-                    header.set_mode(*mode);
-                    header.set_size(0);
+                    let mut header = tar_header(tar::EntryType::Directory, *mode, 0, mtime);
                     tar.append_data(&mut header, format!("{path}/"), io::empty())
                         .map_err(io("cannot write a layer"))?;
                 }
                 Planned::File { mode, size, open } => {
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_mode(*mode);
-                    header.set_size(*size);
+                    let mut header = tar_header(tar::EntryType::Regular, *mode, *size, mtime);
                     let reader = open().map_err(|source| ImageError::Source {
                         path: path.clone(),
                         source,
@@ -287,9 +279,7 @@ impl LayerPlan {
                     exact.check_end()?;
                 }
                 Planned::Symlink { target } => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_mode(0o777);
-                    header.set_size(0);
+                    let mut header = tar_header(tar::EntryType::Symlink, 0o777, 0, mtime);
                     tar.append_link(&mut header, path, target)
                         .map_err(io("cannot write a layer"))?;
                 }
@@ -374,6 +364,19 @@ impl Exact<'_> {
             }),
         }
     }
+}
+
+/// The one header format of every tar Capsule writes (layers, archives): GNU, owned
+/// by uid/gid 0 without names.
+pub(super) fn tar_header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header
 }
 
 /// The mode a host file gets in a layer: 0755 when any execute bit is set, else 0644.
