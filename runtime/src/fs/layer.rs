@@ -57,6 +57,22 @@ pub struct Node {
     pub link_id: u64,
 }
 
+impl Node {
+    /// A directory no entry describes (a layer's root, a parent a tar left out):
+    /// 0755, dated 0.
+    pub fn implicit_dir() -> Self {
+        Self {
+            kind: Kind::Dir,
+            mode: 0o755,
+            mtime: (0, 0),
+            size: 0,
+            content: Content::Empty,
+            link_target: None,
+            link_id: 0,
+        }
+    }
+}
+
 /// An entry as the layer states it: a node, or a whiteout hiding what is below.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -202,16 +218,7 @@ impl Layer {
                 T::Directory => {
                     let link_id = next_link_id;
                     next_link_id += 1;
-                    builder.add(
-                        path,
-                        Kind::Dir,
-                        mode,
-                        mtime,
-                        0,
-                        Content::Empty,
-                        None,
-                        link_id,
-                    )?;
+                    builder.add_dir(path, mode, mtime, link_id)?;
                 }
                 T::Symlink => {
                     let target = entry
@@ -320,16 +327,7 @@ impl Layer {
                 link_id += 1;
                 let ft = meta.file_type();
                 if ft.is_dir() {
-                    builder.add(
-                        path.clone(),
-                        Kind::Dir,
-                        mode,
-                        mtime,
-                        0,
-                        Content::Empty,
-                        None,
-                        link_id,
-                    )?;
+                    builder.add_dir(path.clone(), mode, mtime, link_id)?;
                     stack.push(path);
                 } else if ft.is_symlink() {
                     let target = dir.read_link_contents(&path).map_err(io_err)?;
@@ -481,6 +479,26 @@ impl Builder {
     }
 
     /// Adds a symlink, refusing an empty target or one with a NUL byte.
+    /// Adds a directory.
+    fn add_dir(
+        &mut self,
+        path: String,
+        mode: u32,
+        mtime: (i64, u32),
+        link_id: u64,
+    ) -> Result<(), LayerError> {
+        self.add(
+            path,
+            Kind::Dir,
+            mode,
+            mtime,
+            0,
+            Content::Empty,
+            None,
+            link_id,
+        )
+    }
+
     fn add_symlink(
         &mut self,
         path: String,
@@ -570,18 +588,8 @@ impl Builder {
             match self.entries.get(parent) {
                 Some(Entry::Node(node)) if node.kind == Kind::Dir => {}
                 _ => {
-                    self.entries.insert(
-                        parent.to_owned(),
-                        Entry::Node(Node {
-                            kind: Kind::Dir,
-                            mode: 0o755,
-                            mtime: (0, 0),
-                            size: 0,
-                            content: Content::Empty,
-                            link_target: None,
-                            link_id: 0,
-                        }),
-                    );
+                    self.entries
+                        .insert(parent.to_owned(), Entry::Node(Node::implicit_dir()));
                 }
             }
             end += i + 1;

@@ -104,15 +104,7 @@ impl Merge {
         stack.entries.insert(
             String::new(),
             LowerEntry {
-                node: Node {
-                    kind: Kind::Dir,
-                    mode: 0o755,
-                    mtime: (0, 0),
-                    size: 0,
-                    content: Content::Empty,
-                    link_target: None,
-                    link_id: 0,
-                },
+                node: Node::implicit_dir(),
                 layer: 0,
                 ino: 1,
             },
