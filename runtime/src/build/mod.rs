@@ -485,15 +485,9 @@ impl Builder<'_> {
             Kind::Env(pairs) => {
                 let mut parts = Vec::new();
                 for (name, word) in pairs {
-                    // Each value sees the ones before it on the same line, as in Docker.
-                    let probe = Stage {
-                        name: None,
-                        state: next.clone(),
-                        key: stage.key.clone(),
-                        args: stage.args.clone(),
-                        cmd_set_here: false,
-                    };
-                    let value = self.expand(&probe, word)?;
+                    // As in Docker, every value on the line sees the environment from
+                    // before the instruction (`ENV a=bye b=$a` gives b the old a).
+                    let value = self.expand(stage, word)?;
                     next.config.set_env(name, &value);
                     parts.push(format!("{name}={value}"));
                 }

@@ -626,3 +626,21 @@ fn remembered_hashes_never_hide_an_edit() {
         edited.stderr
     );
 }
+
+#[test]
+fn env_values_on_one_line_see_the_environment_before_it_as_in_docker() {
+    let env = TestEnv::new();
+    context(&env);
+    // The example of Docker's reference ("Environment replacement").
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n",
+    );
+    env.run(&["build", "-t", "envs", "ctx"]).assert_code(0);
+    let inspect = env.run(&["inspect", "envs"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    assert_eq!(
+        v[0]["Config"]["Env"],
+        serde_json::json!(["abc=bye", "def=hello", "ghi=bye"])
+    );
+}
