@@ -293,11 +293,11 @@ impl Images {
     /// [`ImageError::NotFound`], [`ImageError::Ambiguous`], [`ImageError::Reference`]
     /// for a reference that is neither a valid name nor an ID.
     pub fn resolve(&self, text: &str) -> Result<Image, ImageError> {
-        let listed = self.list()?;
         let full = text.strip_prefix("sha256:").unwrap_or(text);
         let is_hex = !full.is_empty() && full.chars().all(|c| c.is_ascii_hexdigit());
         if text.starts_with("sha256:") || (is_hex && full.len() == 64) {
-            return listed
+            return self
+                .list()?
                 .into_iter()
                 .map(|l| l.image)
                 .find(|i| i.config_digest.hex() == full || i.manifest_digest.hex() == full)
@@ -305,25 +305,40 @@ impl Images {
         }
         let parsed = Reference::parse(text);
         if let Ok(reference) = &parsed {
-            let by_name = listed.iter().find(|l| {
-                let Some(name) = &l.name else { return false };
+            // A name is found in the index alone; only the image it names is read (the
+            // start-up of `capsule run NAME` does not grow with the number of images).
+            let index = self.store.index()?;
+            let digest_of = |d: &Descriptor| our_digest(d.digest()).ok();
+            let by_name = index.manifests().iter().find(|d| {
+                let Some(name) = entry_name(d) else {
+                    return false;
+                };
                 name.repository == reference.repository
                     && (reference.tag.is_none() || name.tag == reference.tag)
                     && reference
                         .digest
                         .as_ref()
-                        .is_none_or(|d| d == &l.image.manifest_digest)
+                        .is_none_or(|want| digest_of(d).as_ref() == Some(want))
             });
-            if let Some(found) = by_name {
-                return Ok(found.image.clone());
-            }
-            if let Some(digest) = &reference.digest
-                && let Some(found) = listed.iter().find(|l| &l.image.manifest_digest == digest)
-            {
-                return Ok(found.image.clone());
+            let by_digest = || {
+                let want = reference.digest.as_ref()?;
+                index
+                    .manifests()
+                    .iter()
+                    .find(|d| digest_of(d).as_ref() == Some(want))
+            };
+            if let Some(digest) = by_name.or_else(by_digest).and_then(digest_of) {
+                // An unreadable image is not listed, and so not found, as in `list`.
+                match self.load(&digest) {
+                    Ok(image) => return Ok(image),
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "skipping an unreadable image");
+                    }
+                }
             }
         }
         if is_hex && full.len() >= 4 {
+            let listed = self.list()?;
             let mut matches: Vec<&Image> = listed
                 .iter()
                 .map(|l| &l.image)
