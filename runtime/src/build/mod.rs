@@ -1477,16 +1477,6 @@ fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
     Ok(plan)
 }
 
-impl LayerPlan {
-    /// Adds a directory, keeping one already planned there.
-    pub fn add_dir_entry(&mut self, path: &str, mode: u32) {
-        if path.trim_matches('/').is_empty() {
-            return;
-        }
-        self.add(path, Planned::Dir { mode });
-    }
-}
-
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_owned(),

@@ -168,25 +168,9 @@ impl LayerPlan {
         Self::default()
     }
 
-    /// Whether nothing is planned.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// How many entries are planned (parents included).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Total bytes of file content planned.
-    pub fn content_bytes(&self) -> u64 {
-        self.entries
-            .values()
-            .map(|e| match e {
-                Planned::File { size, .. } => *size,
-                _ => 0,
-            })
-            .sum()
+    /// Adds a directory, keeping one already planned there (and what is below it).
+    pub fn add_dir_entry(&mut self, path: &str, mode: u32) {
+        self.add(path, Planned::Dir { mode });
     }
 
     /// Adds an entry at `path` (relative, `/`-separated), creating missing parents as
