@@ -84,6 +84,11 @@ fn main() {
         rust_std.display().to_string()
     ));
     conf_names.push("rust_std".to_owned());
+    let wasi_fuzz = build_rust_guest(&manifest.join("guests/rust"), &out, "wasi_fuzz");
+    consts.push_str(&format!(
+        "/// `guests/rust/src/bin/wasi_fuzz.rs` (the generated differential test) built for wasm32-wasip1.\npub const WASI_FUZZ: &str = {:?};\n",
+        wasi_fuzz.display().to_string()
+    ));
     let rust_panic = build_rust_guest(&manifest.join("guests/rust"), &out, "rust_panic");
     consts.push_str(&format!(
         "/// `guests/rust/src/bin/rust_panic.rs` built for wasm32-wasip1.\npub const RUST_PANIC: &str = {:?};\n",

@@ -21,9 +21,45 @@ pub struct ReferenceRun {
 /// # Panics
 /// When the reference itself cannot be set up: that is a broken test, not a result.
 pub fn run(wasm: &str, args: &[&str], host_dir: &Path, guest_dir: &str) -> ReferenceRun {
-    let engine = Engine::new(&Config::new()).expect("reference engine");
-    let module = Module::from_file(&engine, wasm).expect("reference compiles the guest");
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    Reference::new(wasm).run(args, host_dir, guest_dir)
+}
+
+/// One guest compiled once for the reference, to run many times (the generated
+/// differential test runs it hundreds of times).
+#[derive(Debug)]
+pub struct Reference {
+    engine: Engine,
+    module: Module,
+}
+
+impl Reference {
+    /// Compiles `wasm` for the reference.
+    ///
+    /// # Panics
+    /// When the guest does not compile: a broken test.
+    pub fn new(wasm: &str) -> Self {
+        let engine = Engine::new(&Config::new()).expect("reference engine");
+        let module = Module::from_file(&engine, wasm).expect("reference compiles the guest");
+        Self { engine, module }
+    }
+
+    /// As [`run`], with the module compiled once.
+    ///
+    /// # Panics
+    /// As [`run`].
+    pub fn run(&self, args: &[&str], host_dir: &Path, guest_dir: &str) -> ReferenceRun {
+        run_module(&self.engine, &self.module, args, host_dir, guest_dir)
+    }
+}
+
+fn run_module(
+    engine: &Engine,
+    module: &Module,
+    args: &[&str],
+    host_dir: &Path,
+    guest_dir: &str,
+) -> ReferenceRun {
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |ctx| ctx).expect("link preview1");
     let stdout = MemoryOutputPipe::new(16 << 20);
     let stderr = MemoryOutputPipe::new(16 << 20);
@@ -37,9 +73,9 @@ pub fn run(wasm: &str, args: &[&str], host_dir: &Path, guest_dir: &str) -> Refer
         .preopened_dir(host_dir, guest_dir, FsPerms::ReadWrite)
         .expect("preopen the scratch directory");
     let ctx = builder.build_p1();
-    let mut store = Store::new(&engine, ctx);
+    let mut store = Store::new(engine, ctx);
     let instance = linker
-        .instantiate(&mut store, &module)
+        .instantiate(&mut store, module)
         .expect("instantiate under the reference");
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")

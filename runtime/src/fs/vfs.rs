@@ -128,7 +128,7 @@ impl Vfs {
         Ok(mount.backend.as_ref())
     }
 
-    fn is_mount_point(&self, path: &str) -> bool {
+    pub fn is_mount_point(&self, path: &str) -> bool {
         self.mounts.iter().any(|m| m.path == path)
     }
 
@@ -172,7 +172,10 @@ impl Vfs {
                 }
                 _ => {}
             }
-            let last = queue.iter().all(|p| p.is_empty() || p == ".");
+            // Only trailing slashes may follow the last component: `a/.` names `a`'s
+            // own directory entry `.`, so `a` must exist and be a directory (POSIX),
+            // and a symlink at `a` is followed.
+            let last = queue.iter().all(String::is_empty);
             let candidate = join(&stack.join("/"), &part);
             if last && !follow {
                 stack.push(part);
@@ -377,7 +380,14 @@ impl Vfs {
             return Err(Errno::Exist.into());
         }
         if loc.trailing_slash {
-            return Err(Errno::Noent.into());
+            // `name/` must be a directory: an existing one is EEXIST, an existing
+            // non-directory ENOTDIR, a missing one ENOENT (as Linux answers).
+            return Err(match self.backend(loc).stat(&loc.rel) {
+                Ok(s) if s.kind == Kind::Dir => Errno::Exist,
+                Ok(_) => Errno::Notdir,
+                Err(e) => e.errno(),
+            }
+            .into());
         }
         self.writable(loc)?.symlink(target, &loc.rel)
     }

@@ -14,3 +14,4 @@ mod layers;
 mod modules;
 mod run;
 mod sdk;
+mod wasi_fuzz;

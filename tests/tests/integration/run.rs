@@ -400,3 +400,37 @@ fn rust_std_relative_paths_resolve_in_the_workdir() {
     );
     assert!(app.join("hard.txt").is_file());
 }
+
+/// `shutdown(3)`: descriptor 3 is Capsule's root preopen, a directory, so the socket
+/// call answers ENOTSOCK (57), not EBADF: the descriptor exists. (wasmtime has no
+/// preopen at 3 here and answers EBADF; that difference is expected.)
+#[test]
+fn sock_shutdown_on_the_root_preopen_is_enotsock() {
+    let env = TestEnv::new();
+    let wasm = env.wat(
+        "shutdown.wat",
+        r#"(module
+            (import "wasi_snapshot_preview1" "sock_shutdown" (func $shutdown (param i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+                ;; fd 3 must be a preopen, else exit 100
+                (if (i32.ne (call $prestat (i32.const 3) (i32.const 0)) (i32.const 0))
+                    (then (call $exit (i32.const 100))))
+                (call $exit (call $shutdown (i32.const 3) (i32.const 3)))))"#,
+    );
+    let run = env.run(&["run", wasm.to_str().expect("utf-8 path")]);
+    run.assert_code(57);
+    // And a descriptor that does not exist is EBADF (8).
+    let wasm = env.wat(
+        "shutdown_bad.wat",
+        r#"(module
+            (import "wasi_snapshot_preview1" "sock_shutdown" (func $shutdown (param i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (func (export "_start") (call $exit (call $shutdown (i32.const 77) (i32.const 3)))))"#,
+    );
+    env.run(&["run", wasm.to_str().expect("utf-8 path")])
+        .assert_code(8);
+}

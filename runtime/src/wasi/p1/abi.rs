@@ -69,6 +69,23 @@ pub mod rights {
         | FD_FILESTAT_SET_SIZE
         | FD_FILESTAT_SET_TIMES
         | POLL_FD_READWRITE;
+
+    /// The rights the reference reports for a descriptor it opened (not a preopen):
+    /// every right, less those the descriptor's kind and open mode cannot use. The
+    /// inheriting rights are the same set.
+    pub const fn opened(dir: bool, read: bool, write: bool) -> u64 {
+        let mut r = ALL;
+        if dir {
+            r &= !(FD_SEEK | FD_FILESTAT_SET_SIZE | PATH_FILESTAT_SET_SIZE);
+        }
+        if !read {
+            r &= !(FD_READ | FD_READDIR);
+        }
+        if !write {
+            r &= !FD_WRITE;
+        }
+        r
+    }
 }
 
 pub mod filetype {

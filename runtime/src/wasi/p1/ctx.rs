@@ -24,10 +24,17 @@ fn errno(e: FsError) -> Errno {
     e.errno()
 }
 
+/// Rights, as the reference has them: a descriptor reports what its kind and open mode
+/// allow ([`rights::opened`]; a fixed set for preopens), and a request for rights is
+/// trimmed to that, never refused. Capsule adds what the reference leaves out:
+/// `fd_fdstat_set_rights` narrows a descriptor's rights for good, and they are
+/// enforced. `rights_base`/`rights_inheriting` hold what the guest has left: all rights
+/// until it narrows them.
 #[derive(Debug)]
 struct FileDesc {
     file: Arc<dyn OpenFile>,
     pos: u64,
+    /// The open mode: what the host file allows, whatever the rights say.
     read: bool,
     write: bool,
     flags: u16,
@@ -36,12 +43,25 @@ struct FileDesc {
     dev: u64,
 }
 
+impl FileDesc {
+    /// The rights this descriptor reports: (base, inheriting).
+    fn rights(&self) -> (u64, u64) {
+        let opened = rights::opened(false, self.read, self.write);
+        (opened & self.rights_base, opened & self.rights_inheriting)
+    }
+}
+
 #[derive(Debug)]
 struct DirDesc {
     loc: Loc,
     preopen: Option<String>,
+    /// What the guest has left of the rights (see [`FileDesc`]); for a preopen, the
+    /// reference's fixed set.
     rights_base: u64,
     rights_inheriting: u64,
+    /// Whether the guest narrowed this directory's rights: descriptors opened through
+    /// it then get at most its inheriting rights.
+    narrowed: bool,
     /// The listing `fd_readdir` is serving, taken when it is asked for cookie 0.
     snapshot: Option<Vec<(String, u64, u8)>>,
     dev: u64,
@@ -110,6 +130,15 @@ fn ptr_add(base: u32, offset: u64) -> R<u32> {
     u32::try_from(u64::from(base) + offset).map_err(|_| Errno::Fault)
 }
 
+/// The directory part of a path (ignoring trailing slashes): `.` for a single name.
+fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => ".",
+    }
+}
+
 /// The last component of a path, ignoring trailing slashes.
 fn last_component(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
@@ -121,6 +150,26 @@ fn set_time(flags: u16, value: u64, set: u16, now: u16) -> R<SetTime> {
         (true, false) => Ok(SetTime::At(timestamp(value))),
         (false, true) => Ok(SetTime::Now),
         (false, false) => Ok(SetTime::Keep),
+    }
+}
+
+impl DirDesc {
+    /// The rights this descriptor reports: (base, inheriting).
+    fn rights(&self) -> (u64, u64) {
+        if self.preopen.is_some() {
+            return (self.rights_base, self.rights_inheriting);
+        }
+        let opened = rights::opened(true, true, false);
+        (opened & self.rights_base, opened & self.rights_inheriting)
+    }
+
+    /// The most a descriptor opened through this directory may keep.
+    fn child_rights(&self) -> u64 {
+        if self.narrowed {
+            self.rights_inheriting
+        } else {
+            rights::ALL
+        }
     }
 }
 
@@ -157,6 +206,7 @@ impl WasiP1 {
                 preopen: Some(name.clone()),
                 rights_base: rights::PREOPEN_BASE,
                 rights_inheriting: rights::PREOPEN_INHERITING,
+                narrowed: false,
                 snapshot: None,
                 dev,
             })));
@@ -195,6 +245,14 @@ impl WasiP1 {
         }
     }
 
+    /// `EMFILE` when the table has no room for one more descriptor.
+    fn check_room(&self) -> R<()> {
+        if self.fds.len() >= MAX_FDS && self.fds.iter().all(Option::is_some) {
+            return Err(Errno::Mfile);
+        }
+        Ok(())
+    }
+
     fn insert(&mut self, desc: Desc) -> R<u32> {
         if let Some(index) = self.fds.iter().position(Option::is_none) {
             self.fds[index] = Some(desc);
@@ -207,14 +265,25 @@ impl WasiP1 {
         Ok((self.fds.len() - 1) as u32)
     }
 
+    /// The directory a `path_*` call starts from: `EBADF` for anything else, as the
+    /// reference answers.
+    fn dir_fd(&mut self, fd: u32) -> R<&mut DirDesc> {
+        self.dir(fd)
+            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })
+    }
+
+    /// Checks that the directory a path's last component would live in exists (the
+    /// errors of resolving it: ENOENT, ENOTDIR, ELOOP...).
+    fn parent_dir(&mut self, fd: u32, path: &str) -> R<()> {
+        let parent = format!("{}/", parent_of(path));
+        let loc = self.at(fd, &parent, true)?;
+        self.vfs.stat(&loc).map_err(errno)?;
+        Ok(())
+    }
+
     /// Resolves a guest path relative to a directory descriptor.
     fn at(&mut self, fd: u32, path: &str, follow: bool) -> R<Loc> {
-        let base = self
-            .dir(fd)
-            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?
-            .loc
-            .path
-            .clone();
+        let base = self.dir_fd(fd)?.loc.path.clone();
         if path.contains('\0') {
             return Err(Errno::Inval);
         }
@@ -324,7 +393,8 @@ impl WasiP1 {
     }
 
     pub fn fd_advise(&mut self, fd: u32, _offset: u64, _len: u64, advice: u8) -> R<()> {
-        self.file(fd)?;
+        self.file(fd)
+            .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
         if advice > 5 {
             return Err(Errno::Inval);
         }
@@ -381,13 +451,14 @@ impl WasiP1 {
                 rights::FD_WRITE,
                 rights::FD_WRITE,
             ),
-            Desc::Dir(d) => (filetype::DIRECTORY, 0, d.rights_base, d.rights_inheriting),
-            Desc::File(f) => (
-                filetype::REGULAR_FILE,
-                f.flags,
-                f.rights_base,
-                f.rights_inheriting,
-            ),
+            Desc::Dir(d) => {
+                let (base, inheriting) = d.rights();
+                (filetype::DIRECTORY, 0, base, inheriting)
+            }
+            Desc::File(f) => {
+                let (base, inheriting) = f.rights();
+                (filetype::REGULAR_FILE, f.flags, base, inheriting)
+            }
         };
         let mut b = [0u8; abi::FDSTAT_SIZE];
         b[0] = ft;
@@ -408,19 +479,25 @@ impl WasiP1 {
         Ok(())
     }
 
-    /// Narrows a descriptor's rights; asking for rights it does not have is
+    /// Narrows a descriptor's rights; asking for rights it does not report is
     /// `ENOTCAPABLE`. (The reference answers `ENOTSUP` to every call.)
     pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> R<()> {
         let (cur_base, cur_inh) = match self.desc(fd)? {
-            Desc::File(f) => (&mut f.rights_base, &mut f.rights_inheriting),
-            Desc::Dir(d) => (&mut d.rights_base, &mut d.rights_inheriting),
+            Desc::File(f) => f.rights(),
+            Desc::Dir(d) => d.rights(),
             _ => return Err(Errno::Notsup),
         };
-        if base & !*cur_base != 0 || inheriting & !*cur_inh != 0 {
+        if base & !cur_base != 0 || inheriting & !cur_inh != 0 {
             return Err(Errno::Notcapable);
         }
-        *cur_base = base;
-        *cur_inh = inheriting;
+        match self.desc(fd)? {
+            Desc::File(f) => (f.rights_base, f.rights_inheriting) = (base, inheriting),
+            Desc::Dir(d) => {
+                (d.rights_base, d.rights_inheriting) = (base, inheriting);
+                d.narrowed = true;
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -557,10 +634,12 @@ impl WasiP1 {
                 if f.rights_base & rights::FD_WRITE == 0 {
                     return Err(Errno::Notcapable);
                 }
+                // On an O_APPEND descriptor every write goes to the end, pwrite's too
+                // (Linux's rule, and the reference's); pwrite leaves the offset alone.
                 let append = f.flags & fdflags::APPEND != 0;
                 let mut pos = match offset {
+                    _ if append => f.file.stat().map_err(errno)?.size,
                     Some(o) => o,
-                    None if append => f.file.stat().map_err(errno)?.size,
                     None => f.pos,
                 };
                 for (buf, len) in iovs.iter().copied() {
@@ -575,6 +654,9 @@ impl WasiP1 {
                 }
                 if offset.is_none() {
                     f.pos = pos;
+                }
+                if f.flags & (fdflags::SYNC | fdflags::DSYNC) != 0 {
+                    f.file.sync().map_err(errno)?;
                 }
                 None
             }
@@ -640,12 +722,6 @@ impl WasiP1 {
         out: u32,
     ) -> R<()> {
         let iovs = mem.iovecs(iovs, count)?;
-        if let Desc::File(f) = self.desc(fd)?
-            && f.flags & fdflags::APPEND != 0
-        {
-            // POSIX pwrite on an O_APPEND file appends on Linux; the reference refuses.
-            return Err(Errno::Notsup);
-        }
         let n = self.write_from(fd, mem, &iovs, Some(offset))?;
         mem.put_u32(out, n)
     }
@@ -773,30 +849,60 @@ impl WasiP1 {
         path_len: u32,
         oflags: u16,
         base: u64,
-        inheriting: u64,
+        // The reference ignores the inheriting rights asked for; a new descriptor's
+        // inheriting rights are what it may pass on (see `DirDesc::child_rights`).
+        _inheriting: u64,
         fdflags: u16,
         out: u32,
     ) -> R<()> {
         let path = mem.str(path, path_len)?;
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
-        self.dir(dirfd)?;
-        let loc = self.at(dirfd, &path, follow)?;
-        let stat = match self.vfs.stat(&loc) {
-            Ok(stat) => Some(stat),
-            Err(e) if e.errno() == Errno::Noent => None,
-            Err(e) => return Err(e.errno()),
+        // What a new descriptor may keep: everything, unless the guest narrowed the
+        // directory's inheriting rights.
+        let child_rights = match self.desc(dirfd)? {
+            Desc::Dir(d) => d.child_rights(),
+            Desc::File(_) => return Err(Errno::Notdir),
+            _ => return Err(Errno::Badf),
         };
         let creat = oflags & oflags::CREAT != 0;
         let excl = oflags & oflags::EXCL != 0;
         let trunc = oflags & oflags::TRUNC != 0;
         let directory = oflags & oflags::DIRECTORY != 0;
-        // As the reference: the FD_READ and FD_WRITE rights decide how a file is opened.
-        let write = base & rights::FD_WRITE != 0;
-        let read = base & rights::FD_READ != 0;
+        if directory && (creat || excl || trunc) {
+            // As the reference, before looking at the path.
+            return Err(Errno::Inval);
+        }
+        // The open mode, as the reference decides it: rights are a request, trimmed to
+        // what the file allows, never a reason to refuse. Creating or truncating writes;
+        // a descriptor that does not ask to write reads (so no rights at all reads).
+        let write = base & rights::FD_WRITE != 0 || creat || trunc;
+        let read = base & rights::FD_READ != 0 || base & rights::FD_WRITE == 0;
+        // Room for the descriptor before any side effect: at the limit, EMFILE and
+        // nothing created or truncated.
+        self.check_room()?;
+        if creat && path.ends_with('/') && !matches!(last_component(&path), "." | "..") {
+            // O_CREAT with `name/` is EISDIR whatever `name` is (Linux, the
+            // reference), once its directory resolved.
+            self.parent_dir(dirfd, &path)?;
+            return Err(Errno::Isdir);
+        }
+        // O_CREAT|O_EXCL never follows a symlink in the last component: the link
+        // itself exists (POSIX: EEXIST).
+        let loc = self.at(dirfd, &path, follow && !(creat && excl))?;
+        let stat = match self.vfs.stat(&loc) {
+            Ok(stat) => Some(stat),
+            Err(e) if e.errno() == Errno::Noent => None,
+            Err(e) if creat && loc.trailing_slash && e.errno() == Errno::Notdir => None,
+            Err(e) => return Err(e.errno()),
+        };
+        // With O_EXCL, an existing `./` or `../` is EEXIST before it is EISDIR.
+        if stat.is_some() && creat && excl {
+            return Err(Errno::Exist);
+        }
+        if creat && loc.trailing_slash {
+            return Err(Errno::Isdir);
+        }
         if let Some(stat) = &stat {
-            if creat && excl {
-                return Err(Errno::Exist);
-            }
             match stat.kind {
                 // Not following a symlink in the last component: ELOOP, as POSIX's
                 // O_NOFOLLOW (and the reference) say, with or without O_DIRECTORY.
@@ -809,8 +915,9 @@ impl WasiP1 {
                     let desc = Desc::Dir(DirDesc {
                         loc,
                         preopen: None,
-                        rights_base: base,
-                        rights_inheriting: inheriting,
+                        rights_base: child_rights,
+                        rights_inheriting: child_rights,
+                        narrowed: false,
                         snapshot: None,
                         dev,
                     });
@@ -822,8 +929,6 @@ impl WasiP1 {
             }
         } else if !creat {
             return Err(Errno::Noent);
-        } else if directory {
-            return Err(Errno::Inval);
         }
         let options = OpenOptions {
             read,
@@ -834,7 +939,6 @@ impl WasiP1 {
         };
         let file = self.vfs.open(&loc, options, 0o644).map_err(errno)?;
         let dev = self.vfs.device(&loc);
-        let file_rights = rights::ALL & !(rights::FD_READDIR | rights::PATH_OPEN);
         let desc = Desc::File(FileDesc {
             file,
             pos: 0,
@@ -846,8 +950,8 @@ impl WasiP1 {
                     | fdflags::DSYNC
                     | fdflags::RSYNC
                     | fdflags::SYNC),
-            rights_base: base & file_rights,
-            rights_inheriting: inheriting,
+            rights_base: child_rights,
+            rights_inheriting: child_rights,
             dev,
         });
         let fd = self.insert(desc)?;
@@ -855,6 +959,7 @@ impl WasiP1 {
     }
 
     pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         self.vfs.mkdir(&loc, 0o755).map_err(errno)
@@ -869,6 +974,7 @@ impl WasiP1 {
         len: u32,
         out: u32,
     ) -> R<()> {
+        self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let stat = self.vfs.stat(&loc).map_err(errno)?;
@@ -908,14 +1014,27 @@ impl WasiP1 {
         new_path: u32,
         new_len: u32,
     ) -> R<()> {
+        // Both descriptors are checked before either path (as the reference).
+        self.dir_fd(old_fd)?;
+        self.dir_fd(new_fd)?;
         let old_path = mem.str(old_path, old_len)?;
         let new_path = mem.str(new_path, new_len)?;
+        // Both paths' directories resolve first, then the names are looked at.
+        self.parent_dir(old_fd, &old_path)?;
+        self.parent_dir(new_fd, &new_path)?;
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let to = self.at(new_fd, &new_path, false)?;
+        let source = self.vfs.stat(&from).map_err(errno)?;
+        // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
+        if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
+            return Err(Errno::Exist);
+        }
         if to.trailing_slash {
             return Err(Errno::Noent);
         }
-        self.vfs.stat(&from).map_err(errno)?;
+        if source.kind == Kind::Dir {
+            return Err(Errno::Perm);
+        }
         self.vfs.link(&from, &to).map_err(errno)
     }
 
@@ -930,8 +1049,14 @@ impl WasiP1 {
         buf_len: u32,
         out: u32,
     ) -> R<()> {
+        self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
+        if loc.trailing_slash {
+            // `name/` must be a directory, and a directory is not a symlink.
+            self.vfs.stat(&loc).map_err(errno)?;
+            return Err(Errno::Inval);
+        }
         let target = self.vfs.readlink(&loc).map_err(errno)?;
         let n = target.len().min(buf_len as usize);
         mem.write(buf, &target.as_bytes()[..n])?;
@@ -939,11 +1064,13 @@ impl WasiP1 {
     }
 
     pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
+        // `d/.` must resolve before it is refused: ENOENT when `d` is missing.
+        let loc = self.at(fd, &path, false)?;
         if last_component(&path) == "." {
             return Err(Errno::Inval);
         }
-        let loc = self.at(fd, &path, false)?;
         self.vfs.rmdir(&loc).map_err(errno)
     }
 
@@ -958,6 +1085,8 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
+        self.dir_fd(fd)?;
+        self.dir_fd(new_fd)?;
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
         if [&old, &new]
@@ -967,8 +1096,8 @@ impl WasiP1 {
             return Err(Errno::Busy);
         }
         let from = self.at(fd, &old, false)?;
-        let to = self.at(new_fd, &new, false)?;
         self.vfs.stat(&from).map_err(errno)?;
+        let to = self.at(new_fd, &new, false)?;
         self.vfs.rename(&from, &to).map_err(errno)
     }
 
@@ -981,16 +1110,24 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
+        self.dir_fd(fd)?;
         let target = mem.str(old, old_len)?;
         let path = mem.str(new, new_len)?;
         if target.contains('\0') {
             return Err(Errno::Inval);
+        }
+        if target.is_empty() {
+            // An empty target names nothing: ENOENT once the new name's directory
+            // resolved (as Linux's symlinkat, which looks at the name only after).
+            self.parent_dir(fd, &path)?;
+            return Err(Errno::Noent);
         }
         let loc = self.at(fd, &path, false)?;
         self.vfs.symlink(&target, &loc).map_err(errno)
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         self.vfs.unlink(&loc).map_err(errno)

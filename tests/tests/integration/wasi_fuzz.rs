@@ -1,0 +1,442 @@
+//! The generated differential test of WASI preview1: `guests/rust/src/bin/wasi_fuzz.rs`
+//! draws a sequence of raw preview1 calls from a seed and runs it under Capsule (the
+//! real binary, the scratch directory mounted with `-v`) and under wasmtime-wasi (the
+//! reference, in this process, the scratch directory preopened). Every line of the two
+//! transcripts — each call's errno and everything it returned — and the trees left
+//! behind must agree, except where [`KNOWN`] lists a deliberate difference.
+//!
+//! The test command runs a fixed set of seeds. `scripts/fuzz-wasi.sh [SECONDS]` runs
+//! random seeds for as long as asked (`CAPSULE_FUZZ_SECONDS`) and prints, for every
+//! divergence, a minimal reproducer: the fewest steps of that seed that still diverge,
+//! both transcripts, and the command that replays them.
+
+use capsule_tests::reference::Reference;
+use capsule_tests::{Run, TestEnv};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const STEPS: usize = 300;
+/// Seeds the test command runs: each is a different sequence of calls.
+const FIXED_SEEDS: std::ops::Range<u64> = 1..41;
+
+/// A deliberate difference: a rule over one call's line that says when the two
+/// results may differ, and why.
+struct Known {
+    name: &'static str,
+    why: &'static str,
+    /// (call, reference result, Capsule result) -> whether this difference is the
+    /// known one.
+    accepts: fn(&str, &str, &str) -> bool,
+    /// Given Capsule's result, whether the difference changed what later calls see (a
+    /// directory removed in one runtime only): the comparison of that seed ends there,
+    /// since everything after would differ as a consequence.
+    ends_comparison: fn(&str) -> bool,
+}
+
+/// Every difference the comparison accepts. The README's table of differences from
+/// wasmtime-wasi says the same in prose.
+const KNOWN: &[Known] = &[
+    Known {
+        name: "escape",
+        why: "a path that climbs above the scratch directory: the reference's sandbox is that \
+              directory (ENOTCAPABLE/EPERM); Capsule's is the container's whole tree, where `..` \
+              of the mount point is `/` (the generator tags such calls and makes them change nothing)",
+        accepts: |call, reference, _| {
+            call.ends_with("[escape]") && matches!(reference, "ENOTCAPABLE" | "EPERM")
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "scratch is a mount point",
+        why: "a path naming the scratch directory itself: in Capsule it is a mount point \
+              (EBUSY to remove or rename it, as Linux), in the reference the preopen itself",
+        accepts: |call, reference, capsule| {
+            (call.starts_with("path_remove_directory(") || call.starts_with("path_rename("))
+                && capsule == "EBUSY"
+                && reference != "ok"
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "rmdir with a trailing slash",
+        why: "POSIX and Linux remove a directory named `d/`; the reference answers EINVAL \
+              (the conformance program fs_dirs pins both answers)",
+        accepts: |call, reference, _| {
+            call.starts_with("path_remove_directory(")
+                && call.contains("/\")")
+                && reference == "EINVAL"
+        },
+        ends_comparison: |capsule| capsule == "ok",
+    },
+    Known {
+        name: "readdir from a cookie after changes",
+        why: "Capsule serves a directory's listing from a snapshot taken when it is read from \
+              cookie 0, so cookies stay valid while the directory changes (no entry twice, none \
+              skipped); the reference lists the directory again on every call",
+        accepts: |call, reference, capsule| {
+            call.starts_with("fd_readdir(")
+                && !call.contains("cookie=0)")
+                && reference.starts_with("ok")
+                && capsule.starts_with("ok")
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "O_CREAT of ..",
+        why: "path_open with O_CREAT of a path ending in `..` (an existing directory): EISDIR as \
+              Linux answers; the reference's cap-std refuses `..` there with EPERM",
+        accepts: |call, reference, capsule| {
+            call.starts_with("path_open(")
+                && call.contains("..\", oflags=")
+                && reference == "EPERM"
+                && capsule == "EISDIR"
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "set no times on a missing path",
+        why: "path_filestat_set_times that changes neither time on a path that does not resolve: \
+              Capsule reports the path's error; the reference succeeds, as Linux's utimensat \
+              with two UTIME_OMITs does without looking at the path (a documented Linux bug)",
+        accepts: |call, reference, capsule| {
+            call.starts_with("path_filestat_set_times(")
+                && call.ends_with("fst=0x0)")
+                && reference == "ok"
+                && capsule.starts_with('E')
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "lstat of file/",
+        why: "a path with a trailing slash (or `/.`) names a directory, following a symlink to get there \
+              (POSIX, Linux): a file is ENOTDIR, a dangling symlink ENOENT; the reference's lstat \
+              (no SYMLINK_FOLLOW) ignores the slash and reports the file or the symlink",
+        accepts: |call, reference, capsule| {
+            call.starts_with("path_filestat_get(")
+                && call.contains("follow=0")
+                && (call.contains("/\")") || call.contains("/.\")"))
+                && reference.starts_with("ok ")
+                && !reference.starts_with("ok dir")
+                && capsule.starts_with('E')
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "sync of a directory",
+        why: "fd_sync/fd_datasync of a directory descriptor syncs it, as fsync(2) on Linux (how \
+              a program makes a rename durable); the reference answers EBADF",
+        accepts: |call, reference, capsule| {
+            (call.starts_with("fd_sync(") || call.starts_with("fd_datasync("))
+                && reference == "EBADF"
+                && capsule == "ok"
+        },
+        ends_comparison: |_| false,
+    },
+    Known {
+        name: "link following a symlink",
+        why: "path_link with LOOKUPFLAGS_SYMLINK_FOLLOW links the symlink's target, as Linux's \
+              linkat(AT_SYMLINK_FOLLOW); the reference refuses the flag (EINVAL)",
+        accepts: |call, reference, _| {
+            call.starts_with("path_link(") && call.contains("follow=1") && reference == "EINVAL"
+        },
+        ends_comparison: |capsule| capsule == "ok",
+    },
+];
+
+/// One line of a transcript: `#STEP CALL = RESULT`.
+fn split(line: &str) -> (&str, &str) {
+    line.split_once(" = ").unwrap_or((line, ""))
+}
+
+fn call_of(line: &str) -> &str {
+    let (head, _) = split(line);
+    head.split_once(' ').map_or(head, |(_, call)| call)
+}
+
+/// How two runs of one seed (or of some of its steps) differ.
+#[derive(Debug)]
+struct Divergence {
+    /// The step whose line differs first (for the tree: the last step).
+    step: Option<usize>,
+    what: String,
+}
+
+struct Harness {
+    env: TestEnv,
+    reference: Reference,
+    /// How often each known difference was met.
+    fired: RefCell<BTreeMap<&'static str, usize>>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            env: TestEnv::new(),
+            reference: Reference::new(capsule_tests::guests::WASI_FUZZ),
+            fired: RefCell::default(),
+        }
+    }
+
+    fn args(seed: u64, keep: Option<&[usize]>) -> Vec<String> {
+        let mut args = vec!["/work".to_owned(), seed.to_string(), STEPS.to_string()];
+        if let Some(keep) = keep {
+            args.push(
+                keep.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        args
+    }
+
+    /// Runs the steps under both runtimes over fresh scratch directories and returns
+    /// both transcripts and the first unexplained difference, if any.
+    fn compare(&self, seed: u64, keep: Option<&[usize]>) -> (String, String, Option<Divergence>) {
+        let scratch = tempfile::Builder::new()
+            .prefix("wasi-fuzz-")
+            .tempdir_in(self.env.work())
+            .expect("scratch");
+        let ours_dir = scratch.path().join("capsule");
+        let theirs_dir = scratch.path().join("reference");
+        std::fs::create_dir(&ours_dir).expect("mkdir");
+        std::fs::create_dir(&theirs_dir).expect("mkdir");
+        let args = Self::args(seed, keep);
+        let volume = format!("{}:/work", ours_dir.display());
+        let ours = Run::of(
+            self.env
+                .capsule()
+                .args([
+                    "run",
+                    "-w",
+                    "/work",
+                    "-v",
+                    &volume,
+                    capsule_tests::guests::WASI_FUZZ,
+                ])
+                .args(&args),
+            None,
+        );
+        let mut argv = vec![capsule_tests::guests::WASI_FUZZ];
+        argv.extend(args.iter().map(String::as_str));
+        let theirs = self.reference.run(&argv, &theirs_dir, "/work");
+        let divergence = (|| {
+            if ours.code != Some(theirs.code) || ours.stderr != theirs.stderr {
+                return Some(Divergence {
+                    step: None,
+                    what: format!(
+                        "exit {:?} vs the reference's {}; stderr {:?} vs {:?}",
+                        ours.code, theirs.code, ours.stderr, theirs.stderr
+                    ),
+                });
+            }
+            match compare_lines(&theirs.stdout, &ours.stdout, &mut self.fired.borrow_mut()) {
+                Err(d) => Some(d),
+                // The trees differ as a consequence of a known difference.
+                Ok(Some(_)) => None,
+                Ok(None) => compare_trees(&theirs_dir, &ours_dir),
+            }
+        })();
+        (theirs.stdout, ours.stdout, divergence)
+    }
+
+    /// The fewest steps of `seed` (up to and including `last`) that still diverge, by
+    /// delta debugging: drop chunks of steps while the runs still differ.
+    fn minimise(&self, seed: u64, last: usize) -> Vec<usize> {
+        let mut keep: Vec<usize> = (0..=last).collect();
+        // Still the same divergence: at the same step (the last one kept).
+        let diverges = |keep: &[usize]| {
+            self.compare(seed, Some(keep))
+                .2
+                .is_some_and(|d| d.step.is_none_or(|s| s == last))
+        };
+        let mut chunk = keep.len().div_ceil(2);
+        while chunk >= 1 {
+            let mut start = 0;
+            let mut shrunk = false;
+            while start < keep.len() {
+                let end = (start + chunk).min(keep.len());
+                let candidate: Vec<usize> =
+                    keep[..start].iter().chain(&keep[end..]).copied().collect();
+                if !candidate.is_empty() && diverges(&candidate) {
+                    keep = candidate;
+                    shrunk = true;
+                } else {
+                    start = end;
+                }
+            }
+            if !shrunk {
+                if chunk == 1 {
+                    break;
+                }
+                chunk = chunk.div_ceil(2);
+            }
+        }
+        keep
+    }
+
+    /// A report of one divergent seed, shrunk to a minimal reproducer.
+    fn report(&self, seed: u64, divergence: &Divergence) -> String {
+        let last = divergence.step.unwrap_or(STEPS - 1);
+        let keep = self.minimise(seed, last);
+        let (theirs, ours, minimal) = self.compare(seed, Some(&keep));
+        let keep_arg = keep
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(
+            "seed {seed}: {}\n  minimal reproducer ({} of {} steps): {}\n  replay: capsule run -w /work -v DIR:/work {} /work {seed} {STEPS} {keep_arg}\n--- reference\n{theirs}--- capsule\n{ours}",
+            divergence.what,
+            keep.len(),
+            last + 1,
+            minimal.map_or_else(|| "(no longer diverges when shrunk)".to_owned(), |d| d.what),
+            capsule_tests::guests::WASI_FUZZ,
+        )
+    }
+}
+
+/// Compares two transcripts line by line. `Ok(ended)`: they agree, up to the line
+/// where a known difference that ends the comparison occurred (`ended` names it);
+/// `fired` counts every known difference met.
+fn compare_lines(
+    theirs: &str,
+    ours: &str,
+    fired: &mut BTreeMap<&'static str, usize>,
+) -> Result<Option<&'static str>, Divergence> {
+    let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    for i in 0..t.len().max(o.len()) {
+        let (tl, ol) = (
+            t.get(i).copied().unwrap_or("<missing>"),
+            o.get(i).copied().unwrap_or("<missing>"),
+        );
+        if tl == ol {
+            continue;
+        }
+        let step = tl
+            .strip_prefix('#')
+            .and_then(|s| s.split_once(' '))
+            .and_then(|(n, _)| n.parse().ok());
+        let (call, (_, tr), (_, or)) = (call_of(tl), split(tl), split(ol));
+        if call == call_of(ol)
+            && let Some(known) = KNOWN.iter().find(|k| (k.accepts)(call, tr, or))
+        {
+            *fired.entry(known.name).or_default() += 1;
+            if (known.ends_comparison)(or) {
+                return Ok(Some(known.name));
+            }
+            continue;
+        }
+        return Err(Divergence {
+            step,
+            what: format!("line {}:\n  reference: {tl}\n  capsule:   {ol}", i + 1),
+        });
+    }
+    Ok(None)
+}
+
+fn compare_trees(theirs: &Path, ours: &Path) -> Option<Divergence> {
+    let (t, o) = (
+        capsule_tests::tree::snapshot(theirs),
+        capsule_tests::tree::snapshot(ours),
+    );
+    let paths: BTreeSet<&String> = t.keys().chain(o.keys()).collect();
+    let diffs: Vec<String> = paths
+        .into_iter()
+        .filter(|p| t.get(*p) != o.get(*p))
+        .map(|p| {
+            format!(
+                "  {p}: reference {} / capsule {}",
+                t.get(p).map_or("<absent>", String::as_str),
+                o.get(p).map_or("<absent>", String::as_str)
+            )
+        })
+        .collect();
+    (!diffs.is_empty()).then(|| Divergence {
+        step: None,
+        what: format!("the trees left behind differ:\n{}", diffs.join("\n")),
+    })
+}
+
+/// Seeds to run: the fixed set, or random ones for `CAPSULE_FUZZ_SECONDS` seconds.
+fn seeds() -> (Box<dyn Iterator<Item = u64>>, Option<Duration>) {
+    match std::env::var("CAPSULE_FUZZ_SECONDS") {
+        Ok(secs) => {
+            let secs: u64 = secs
+                .parse()
+                .expect("CAPSULE_FUZZ_SECONDS is a number of seconds");
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mut state = start;
+            let random = std::iter::repeat_with(move || {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                state >> 16
+            });
+            (Box::new(random), Some(Duration::from_secs(secs)))
+        }
+        Err(_) => (Box::new(FIXED_SEEDS), None),
+    }
+}
+
+#[test]
+fn generated_preview1_calls_agree_with_the_reference() {
+    let harness = Harness::new();
+    let (seeds, budget) = seeds();
+    let started = Instant::now();
+    let mut ran = 0;
+    let mut reports = Vec::new();
+    let mut seen_calls = 0usize;
+    for seed in seeds {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            break;
+        }
+        let (theirs, _, divergence) = harness.compare(seed, None);
+        seen_calls += theirs.lines().count();
+        ran += 1;
+        if let Some(d) = divergence {
+            let report = harness.report(seed, &d);
+            eprintln!("{report}");
+            reports.push(report);
+            if reports.len() >= 5 {
+                break;
+            }
+        }
+    }
+    let fired = harness.fired.borrow().clone();
+    eprintln!("wasi_fuzz: {ran} seeds, {seen_calls} calls compared; known differences met:");
+    for known in KNOWN {
+        eprintln!(
+            "  {:>4}  {}: {}",
+            fired.get(known.name).copied().unwrap_or(0),
+            known.name,
+            known.why
+        );
+    }
+    // The table stays true: on the fixed seeds every known difference still occurs
+    // (one that no longer does is removed, so it cannot hide a regression later).
+    if budget.is_none() && reports.is_empty() {
+        for known in KNOWN {
+            assert!(
+                fired.contains_key(known.name),
+                "the known difference {:?} no longer occurs on the fixed seeds: remove it from KNOWN (and the README)",
+                known.name
+            );
+        }
+    }
+    // The generator must really exercise the host: most lines are calls that ran.
+    assert!(
+        seen_calls >= ran * STEPS / 2,
+        "too few calls were compared ({seen_calls} over {ran} seeds): is the generator broken?"
+    );
+    assert!(
+        reports.is_empty(),
+        "{} seed(s) diverge from the reference:\n\n{}",
+        reports.len(),
+        reports.join("\n\n")
+    );
+}
