@@ -434,3 +434,29 @@ fn sock_shutdown_on_the_root_preopen_is_enotsock() {
     env.run(&["run", wasm.to_str().expect("utf-8 path")])
         .assert_code(8);
 }
+
+/// At the 1,024-descriptor limit `open(O_CREAT)` answers EMFILE and creates nothing on
+/// the host: the limit is checked before any side effect.
+#[test]
+pub fn emfile() {
+    let env = TestEnv::new();
+    let dir = env.work().join("data");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let volume = format!("{}:/data", dir.display());
+    let run = env.run(&["run", "-v", &volume, capsule_tests::guests::EMFILE, "/data"]);
+    run.assert_clean_success();
+    assert!(
+        run.stdout.contains("limit reached after") && run.stdout.contains(": EMFILE"),
+        "the guest should reach the descriptor limit:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("create at the limit: EMFILE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !dir.join("fresh").exists(),
+        "a refused open(O_CREAT) left a file behind"
+    );
+}
