@@ -230,6 +230,11 @@ impl OpenFile for TmpFile {
         let Body::File(data) = &mut node.body else {
             return Err(Errno::Isdir.into());
         };
+        if buf.is_empty() {
+            // Writing nothing has no other effect (POSIX): no growth past the end, no
+            // new mtime.
+            return Ok(0);
+        }
         let start = usize::try_from(offset).map_err(|_| Errno::Fbig)?;
         let end = start.checked_add(buf.len()).ok_or(Errno::Fbig)?;
         if end > data.len() {

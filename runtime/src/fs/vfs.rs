@@ -145,8 +145,8 @@ impl Vfs {
         if path.len() > MAX_PATH {
             return Err(Errno::Nametoolong.into());
         }
-        let trailing_slash = path.ends_with('/');
-        let follow = follow || trailing_slash;
+        let mut trailing_slash = path.ends_with('/');
+        let mut follow = follow || trailing_slash;
         let mut stack: Vec<String> = if path.starts_with('/') {
             Vec::new()
         } else {
@@ -202,6 +202,12 @@ impl Vfs {
                     }
                     if target.starts_with('/') {
                         stack.clear();
+                    }
+                    // A link in the last place whose target ends with `/` names a
+                    // directory: `open(link, O_CREAT)` must not create a file there.
+                    if last && target.ends_with('/') {
+                        trailing_slash = true;
+                        follow = true;
                     }
                     for (i, piece) in target.split('/').enumerate() {
                         queue.insert(i, piece.to_owned());

@@ -273,9 +273,15 @@ impl WasiP1 {
     }
 
     /// Checks that the directory a path's last component would live in exists (the
-    /// errors of resolving it: ENOENT, ENOTDIR, ELOOP...).
-    fn parent_dir(&mut self, fd: u32, path: &str) -> R<()> {
-        let parent = format!("{}/", parent_of(path));
+    /// errors of resolving it: ENOENT, ENOTDIR, ELOOP...). With `whole_if_slash`, a
+    /// path ending in `/` must itself be a directory (as the reference resolves a
+    /// link's source).
+    fn parent_dir(&mut self, fd: u32, path: &str, whole_if_slash: bool) -> R<()> {
+        let parent = if whole_if_slash && path.ends_with('/') {
+            path.to_owned()
+        } else {
+            format!("{}/", parent_of(path))
+        };
         let loc = self.at(fd, &parent, true)?;
         self.vfs.stat(&loc).map_err(errno)?;
         Ok(())
@@ -883,7 +889,7 @@ impl WasiP1 {
         if creat && path.ends_with('/') && !matches!(last_component(&path), "." | "..") {
             // O_CREAT with `name/` is EISDIR whatever `name` is (Linux, the
             // reference), once its directory resolved.
-            self.parent_dir(dirfd, &path)?;
+            self.parent_dir(dirfd, &path, false)?;
             return Err(Errno::Isdir);
         }
         // O_CREAT|O_EXCL never follows a symlink in the last component: the link
@@ -961,6 +967,14 @@ impl WasiP1 {
     pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         self.dir_fd(fd)?;
         let path = mem.str(path, len)?;
+        // mkdir never follows its last component, trailing slash or not: `link/` where
+        // `link` is a symlink (even a dangling one) is EEXIST, as on Linux.
+        let trimmed = path.trim_end_matches('/');
+        let path = if trimmed.is_empty() {
+            path.as_str()
+        } else {
+            trimmed
+        };
         let loc = self.at(fd, &path, false)?;
         self.vfs.mkdir(&loc, 0o755).map_err(errno)
     }
@@ -1020,8 +1034,8 @@ impl WasiP1 {
         let old_path = mem.str(old_path, old_len)?;
         let new_path = mem.str(new_path, new_len)?;
         // Both paths' directories resolve first, then the names are looked at.
-        self.parent_dir(old_fd, &old_path)?;
-        self.parent_dir(new_fd, &new_path)?;
+        self.parent_dir(old_fd, &old_path, true)?;
+        self.parent_dir(new_fd, &new_path, false)?;
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let to = self.at(new_fd, &new_path, false)?;
         let source = self.vfs.stat(&from).map_err(errno)?;
@@ -1068,8 +1082,11 @@ impl WasiP1 {
         let path = mem.str(path, len)?;
         // `d/.` must resolve before it is refused: ENOENT when `d` is missing.
         let loc = self.at(fd, &path, false)?;
-        if last_component(&path) == "." {
-            return Err(Errno::Inval);
+        match last_component(&path) {
+            "." => return Err(Errno::Inval),
+            // The parent holds at least the directory the path came from (Linux).
+            ".." => return Err(Errno::Notempty),
+            _ => {}
         }
         self.vfs.rmdir(&loc).map_err(errno)
     }
@@ -1119,7 +1136,7 @@ impl WasiP1 {
         if target.is_empty() {
             // An empty target names nothing: ENOENT once the new name's directory
             // resolved (as Linux's symlinkat, which looks at the name only after).
-            self.parent_dir(fd, &path)?;
+            self.parent_dir(fd, &path, false)?;
             return Err(Errno::Noent);
         }
         let loc = self.at(fd, &path, false)?;

@@ -12,9 +12,9 @@
 //!   which is how a divergence is shrunk to a minimal reproducer.
 //!
 //! What the generator knows (the deliberate differences, see the harness's table):
-//! - A path that climbs lexically above the scratch directory is tagged `[escape]`:
-//!   the reference refuses it (its sandbox is the scratch directory), Capsule resolves
-//!   it in the container's tree. Such paths are generated only for calls that change
+//! - A path that climbs lexically above the directory descriptor it starts from is
+//!   tagged `[escape]`: the reference refuses it (each of its directory descriptors is
+//!   a sandbox of its own), Capsule resolves it in the container's tree. Such paths are generated only for calls that change
 //!   nothing, and a descriptor opened through one is closed at once.
 //! - Symlink targets are relative, never contain `..` and never are just `.`, so
 //!   following a link never climbs higher than the path that named it: the `[escape]`
@@ -195,13 +195,12 @@ const TIMES: [u64; 3] = [1_000_000_000, 2_000_000_123, 0];
 
 struct World {
     scratch: u32,
-    /// Opened descriptors and the lexical depth below the scratch directory of those
-    /// that are directories (None for files and unknown).
-    slots: [Option<(u32, Option<i32>)>; SLOTS],
+    /// Opened descriptors (files or directories).
+    slots: [Option<u32>; SLOTS],
     out: String,
 }
 
-/// A generated path and whether it climbs above the scratch directory.
+/// A generated path and whether it climbs above the descriptor it starts from.
 struct GenPath {
     text: String,
     escapes: bool,
@@ -211,14 +210,7 @@ impl World {
     fn fd(&self, base: Base) -> u32 {
         match base {
             Base::Scratch => self.scratch,
-            Base::Slot(i) => self.slots[i].map_or(BAD_FD, |(fd, _)| fd),
-        }
-    }
-
-    fn depth(&self, base: Base) -> i32 {
-        match base {
-            Base::Scratch => 0,
-            Base::Slot(i) => self.slots[i].and_then(|(_, d)| d).unwrap_or(0),
+            Base::Slot(i) => self.slots[i].unwrap_or(BAD_FD),
         }
     }
 
@@ -235,7 +227,7 @@ fn gen_base(rng: &mut Rng) -> Base {
     }
 }
 
-fn gen_path(rng: &mut Rng, start_depth: i32) -> GenPath {
+fn gen_path(rng: &mut Rng) -> GenPath {
     if rng.chance(2) {
         return GenPath {
             text: String::new(),
@@ -250,7 +242,7 @@ fn gen_path(rng: &mut Rng, start_depth: i32) -> GenPath {
     }
     let parts = 1 + rng.below(3);
     let mut text = String::new();
-    let mut depth = start_depth;
+    let mut depth = 0;
     let mut escapes = false;
     for i in 0..parts {
         if i > 0 {
@@ -384,10 +376,11 @@ fn step(world: &mut World, rng: &mut Rng, n: usize, run: bool) {
     let base2 = gen_base(rng);
     let slot = rng.below(SLOTS as u64) as usize;
     let slot2 = rng.below(SLOTS as u64) as usize;
-    let d1 = world.depth(base);
-    let d2 = world.depth(base2);
-    let p1 = gen_path(rng, d1);
-    let p2 = gen_path(rng, d2);
+    // The reference's sandbox is each directory descriptor itself (a cap-std `Dir`):
+    // `..` above the descriptor a call starts from escapes, even inside the scratch
+    // directory. So depth counts from the call's own descriptor.
+    let p1 = gen_path(rng);
+    let p2 = gen_path(rng);
     let follow = u32::from(rng.chance(60));
     let oflags = if rng.chance(50) {
         *rng.pick(&[0u32, 1, 1, 5, 8, 9, 2])
@@ -453,21 +446,9 @@ fn step(world: &mut World, rng: &mut Rng, n: usize, run: bool) {
                 unsafe { fd_close(out) };
                 return;
             }
-            if let Some((old, _)) = world.slots[slot].take() {
+            if let Some(old) = world.slots[slot].replace(out) {
                 unsafe { fd_close(old) };
             }
-            let depth = stat.contains(" dir ").then(|| {
-                let mut depth = world.depth(base);
-                for part in p1.text.split('/') {
-                    match part {
-                        "" | "." => {}
-                        ".." => depth -= 1,
-                        _ => depth += 1,
-                    }
-                }
-                depth
-            });
-            world.slots[slot] = Some((out, depth));
         }
         22..=27 => {
             let iovs = split_iovs(data, iov_split);
@@ -660,8 +641,7 @@ fn step(world: &mut World, rng: &mut Rng, n: usize, run: bool) {
             world.line(n, &format!("fd_renumber(s{slot}, s{slot2})"), &errno(e));
             // The descriptor now lives at the number of the second slot.
             if e == 0 && slot != slot2 {
-                let depth = world.slots[slot].take().and_then(|(_, d)| d);
-                world.slots[slot2] = world.slots[slot2].map(|(to, _)| (to, depth));
+                world.slots[slot] = None;
             }
         }
         96 => {
@@ -765,4 +745,97 @@ fn main() {
         }
     }
     print!("{}", world.out);
+    // The tree left behind, as the guest sees it: the same listing from every backend
+    // (host directory, tmpfs, layers), so trees compare without reading the host.
+    println!("== tree");
+    let mut lines = Vec::new();
+    dump(scratch, "", &mut lines, 0);
+    lines.sort();
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Lists the tree below `dir` (which `prefix` names): one line per entry with its kind
+/// and content (files' bytes, symlinks' targets).
+fn dump(dir: u32, prefix: &str, lines: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        lines.push(format!("{prefix} (too deep)"));
+        return;
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let mut used = 0usize;
+    if unsafe { fd_readdir(dir, buf.as_mut_ptr(), buf.len(), 0, &mut used) } != 0 {
+        lines.push(format!("{prefix} (unreadable)"));
+        return;
+    }
+    let mut names = Vec::new();
+    let mut at = 0usize;
+    while at + 24 <= used {
+        let namlen = u32::from_le_bytes(buf[at + 16..at + 20].try_into().unwrap_or_default());
+        let start = at + 24;
+        let end = (start + namlen as usize).min(used);
+        let name = show_bytes(&buf[start..end]);
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+        at = end;
+    }
+    for name in names {
+        let path = format!("{prefix}{name}");
+        let mut st = [0u8; 64];
+        let e = unsafe { path_filestat_get(dir, 0, name.as_ptr(), name.len(), st.as_mut_ptr()) };
+        if e != 0 {
+            lines.push(format!("{path}: {}", errno(e)));
+            continue;
+        }
+        match filetype(st[16]) {
+            "dir" => {
+                lines.push(format!("{path}/"));
+                let mut fd = 0u32;
+                let e = unsafe {
+                    path_open(dir, 0, name.as_ptr(), name.len(), 2, 1 << 14 | 1 << 13, u64::MAX >> 34, 0, &mut fd)
+                };
+                if e == 0 {
+                    dump(fd, &format!("{path}/"), lines, depth + 1);
+                    unsafe { fd_close(fd) };
+                } else {
+                    lines.push(format!("{path}/ (cannot open: {})", errno(e)));
+                }
+            }
+            "symlink" => {
+                let mut target = [0u8; 256];
+                let mut n = 0usize;
+                let e = unsafe {
+                    path_readlink(dir, name.as_ptr(), name.len(), target.as_mut_ptr(), target.len(), &mut n)
+                };
+                lines.push(if e == 0 {
+                    format!("{path} -> {:?}", show_bytes(&target[..n.min(256)]))
+                } else {
+                    format!("{path} -> ({})", errno(e))
+                });
+            }
+            kind => {
+                let mut fd = 0u32;
+                let e = unsafe {
+                    path_open(dir, 0, name.as_ptr(), name.len(), 0, 1 << 1, 0, 0, &mut fd)
+                };
+                if e != 0 {
+                    lines.push(format!("{path} {kind} (cannot open: {})", errno(e)));
+                    continue;
+                }
+                let mut data = vec![0u8; 4096];
+                let iov = [Iovec { buf: data.as_mut_ptr(), len: data.len() }];
+                let mut n = 0usize;
+                let e = unsafe { fd_pread(fd, iov.as_ptr(), 1, 0, &mut n) };
+                unsafe { fd_close(fd) };
+                let nlink = u64::from_le_bytes(st[24..32].try_into().unwrap_or_default());
+                lines.push(if e == 0 {
+                    format!("{path} {kind} nlink={nlink} {:?}", show_bytes(&data[..n.min(4096)]))
+                } else {
+                    format!("{path} {kind} (cannot read: {})", errno(e))
+                });
+            }
+        }
+    }
 }
