@@ -975,7 +975,7 @@ impl WasiP1 {
         } else {
             trimmed
         };
-        let loc = self.at(fd, &path, false)?;
+        let loc = self.at(fd, path, false)?;
         self.vfs.mkdir(&loc, 0o755).map_err(errno)
     }
 
