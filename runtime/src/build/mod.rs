@@ -1060,6 +1060,7 @@ impl Builder<'_> {
         Ok(self.images.layer_cache().ensure(
             self.images.store(),
             &parse(&layer.digest)?,
+            layer.size,
             &layer.media_type,
             &parse(&layer.diff_id)?,
         )?)
