@@ -887,6 +887,31 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
             "damaged: cached layer {diff_id} (removed; rebuilt from its blob when next used)"
         );
     }
+    // The other derived files: compiled modules and build-cache records.
+    let mut damaged_other = Vec::new();
+    if let Ok(cache) = capsule_runtime::engine::ModuleCache::open(&home.module_cache_dir()) {
+        damaged_other.extend(
+            cache
+                .check()
+                .0
+                .into_iter()
+                .map(|name| format!("cache/modules/{name}")),
+        );
+    }
+    if capsule_runtime::ambient::is_dir(&home.build_cache_dir())
+        && let Ok(cache) = capsule_runtime::build::cache::BuildCache::open(&home.build_cache_dir())
+    {
+        damaged_other.extend(
+            cache
+                .check()
+                .0
+                .into_iter()
+                .map(|name| format!("cache/build/{name}")),
+        );
+    }
+    for name in &damaged_other {
+        let _ = writeln!(out, "damaged: {name} (removed; rebuilt when next needed)");
+    }
     // Every image must find every blob it names.
     let index = match store.index() {
         Ok(index) => index,
@@ -932,7 +957,7 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
             }
         }
     }
-    let derived = damaged_layers.len() + damaged_indexes;
+    let derived = damaged_layers.len() + damaged_indexes + damaged_other.len();
     if corrupt.is_empty() && broken == 0 && derived == 0 {
         let _ = writeln!(
             out,

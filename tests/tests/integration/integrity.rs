@@ -305,6 +305,28 @@ fn a_damaged_cached_layer_is_rebuilt_and_reported() {
         "{}",
         check.stdout
     );
+    // Compiled modules and build-cache records are derived files too.
+    let modules = env.home().join("cache/modules");
+    let cwasm = modules.join(
+        entries(&modules)
+            .into_iter()
+            .find(|n| n.ends_with(".cwasm"))
+            .expect("a compiled module"),
+    );
+    let mut bytes = std::fs::read(&cwasm).expect("cwasm");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&cwasm, bytes).expect("flip");
+    let check = env.run(&["system", "check"]);
+    check.assert_code(1);
+    assert!(
+        check.stdout.contains("damaged: cache/modules/"),
+        "{}",
+        check.stdout
+    );
+    assert!(!cwasm.exists());
+    ok(&env);
+    env.run(&["system", "check"]).assert_code(0);
 }
 
 fn signal(pid: u32, name: &str) {
