@@ -550,8 +550,6 @@ enum JsonError {
     Invalid,
     /// A JSON array with something other than strings, at this position.
     NotStrings(Pos),
-    /// `[` and the start of a JSON array, but the line ends before its `]`.
-    Unclosed,
 }
 
 struct Parser<'a> {
@@ -905,7 +903,6 @@ impl Parser<'_> {
                     return Ok(Command::Exec(items.into_iter().map(|(_, s)| s).collect()));
                 }
                 Err(JsonError::NotStrings(pos)) => return Err(self.not_strings(upper, pos)),
-                Err(JsonError::Unclosed) => return Err(self.unclosed(upper, args, end)),
                 Err(JsonError::Invalid) => {}
             }
         }
@@ -924,7 +921,6 @@ impl Parser<'_> {
             )),
             Ok(items) => Ok(items.into_iter().map(|(_, s)| s).collect()),
             Err(JsonError::NotStrings(pos)) => Err(self.not_strings("SHELL", pos)),
-            Err(JsonError::Unclosed) => Err(self.unclosed("SHELL", args, end)),
             Err(JsonError::Invalid) => Err(self.err(
                 at,
                 "SHELL must be written as a JSON array, e.g. SHELL [\"/bin/sh\", \"-c\"]",
@@ -951,18 +947,8 @@ impl Parser<'_> {
                 .collect::<Result<_, _>>()
                 .map(Some),
             Err(JsonError::NotStrings(pos)) => Err(self.not_strings(upper, pos)),
-            Err(JsonError::Unclosed) => Err(self.unclosed(upper, args, START)),
             Err(JsonError::Invalid) => Ok(None),
         }
-    }
-
-    fn unclosed(&self, upper: &str, args: &[Ch], end: Pos) -> RecipeError {
-        self.err(
-            args.last().map_or(end, |c| c.pos),
-            format!(
-                "{upper}: the JSON array is not closed: end it with ']' (each element a \"quoted string\")"
-            ),
-        )
     }
 
     fn env(&self, args: &[Ch], end: Pos) -> Result<Vec<(String, Word)>, RecipeError> {
@@ -1433,18 +1419,9 @@ impl WordParser<'_> {
     }
 }
 
-/// Parses a JSON array of strings, giving each string with its position;
-/// [`JsonError::Unclosed`] when the line ends inside it.
+/// Parses a JSON array of strings, giving each string with its position.
 fn json_array(src: &[Ch]) -> Result<Vec<(Pos, String)>, JsonError> {
     let mut json = Json { src, i: 0 };
-    match json_array_in(&mut json) {
-        Err(JsonError::Invalid) if json.i >= src.len() => Err(JsonError::Unclosed),
-        other => other,
-    }
-}
-
-fn json_array_in(json: &mut Json<'_>) -> Result<Vec<(Pos, String)>, JsonError> {
-    let src = json.src;
     json.ws();
     if !json.eat('[') {
         return Err(JsonError::Invalid);
