@@ -8,6 +8,12 @@
 //! - `index.json` changes under an exclusive lock on `index.lock` (other processes
 //!   wait), written to a temporary file and renamed; readers take a shared lock.
 //! - Everything is reached through cap-std handles on the store's directories.
+//! - Blobs leave the store checked: [`Store::open_blob_checked`] fails at the end of a
+//!   blob that is not the size and digest it should be.
+//! - A store that holds blobs but lost `index.json` is never given a new, empty one
+//!   (every image would look unused, and garbage collection would free them all):
+//!   reading or changing the index fails with [`StoreError::IndexMissing`] until
+//!   `system check --rebuild-index` rebuilds it ([`Store::replace_index`]).
 //!
 //! What the images layer builds on top (manifests, configs, references, layer
 //! indexes for the filesystem) arrives with the images issue.
