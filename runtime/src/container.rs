@@ -33,8 +33,8 @@ pub struct ContainerConfig {
 pub struct Container {
     pub config: ContainerConfig,
     pub dir: PathBuf,
-    /// `LOCK` in the directory, held while the process that runs the container lives:
-    /// a container whose lock is free has no process.
+    /// [`RUN_LOCK`] in the directory, locked while the process that runs the container
+    /// lives: a container whose lock is free has no process.
     _running: Option<std::fs::File>,
 }
 

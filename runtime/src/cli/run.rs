@@ -356,7 +356,7 @@ fn remove_on_signal(dir: PathBuf) {
         if let Some(signal) = signals.forever().next() {
             // The guest may still be writing into the directory: try a few times.
             for _ in 0..5 {
-                if ambient::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                if ambient::remove_dir_all(&dir).is_ok() || !ambient::is_dir(&dir) {
                     break;
                 }
             }

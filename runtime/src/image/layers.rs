@@ -5,10 +5,12 @@
 //! un-zstd'ed while hashed); an entry becomes visible only once its content hashes to
 //! the diff_id the image's config promises (temporary file, then rename).
 //!
-//! Beside each `DIFFID.tar` lies `DIFFID.size`, the size it was written with. An entry
-//! is used only when the two agree (a stat, cheap enough for every run); one without
-//! its size record is hashed against its diff_id once, and one that fails either check
-//! is rebuilt from the blob. `system check` ([`LayerCache::check`]) hashes them all.
+//! Beside each `DIFFID.tar` lies `DIFFID.size`: the size it was written with and the
+//! sha256 of its content (the diff_id itself, except for the tar Capsule makes of a wasm
+//! artifact's module). An entry is used only when its size matches the record (a stat
+//! and a small read, cheap enough for every run); one without a record is hashed
+//! against its diff_id once, and one that fails either check is rebuilt from the blob.
+//! `system check` ([`LayerCache::check`]) hashes every entry against its record.
 
 use super::ImageError;
 use super::oci::Compression;
@@ -52,38 +54,47 @@ impl LayerCache {
         format!("{}.size", diff_id.hex())
     }
 
-    /// Whether the cached tar of `diff_id` is whole: its size matches the record beside
-    /// it, or (no record, as in caches from before records) its content hashes to
-    /// `diff_id`, which then records the size.
+    /// The record beside a cached tar: its size and the digest of its content.
+    fn record(&self, diff_id: &Digest) -> Option<(u64, Digest)> {
+        let text = self.dir.read_to_string(Self::size_name(diff_id)).ok()?;
+        let mut words = text.split_whitespace();
+        let size = words.next()?.parse().ok()?;
+        let digest = words.next()?.parse().ok()?;
+        Some((size, digest))
+    }
+
+    /// Whether the cached tar of `diff_id` is whole: its size matches its record, or
+    /// (no record, as in caches from before records) its content hashes to `diff_id`,
+    /// which is then recorded.
     fn is_whole(&self, diff_id: &Digest) -> bool {
         let Ok(meta) = self.dir.metadata(Self::name(diff_id)) else {
             return false;
         };
-        match self.dir.read_to_string(Self::size_name(diff_id)) {
-            Ok(text) => text.trim().parse::<u64>().ok() == Some(meta.len()),
-            Err(_) => {
-                let whole = self.hashes_to(diff_id).unwrap_or(false);
+        match self.record(diff_id) {
+            Some((size, _)) => size == meta.len(),
+            None => {
+                let whole = self.content_digest(diff_id).ok().as_ref() == Some(diff_id);
                 if whole {
-                    let _ = self.record_size(diff_id, meta.len());
+                    let _ = self.write_record(diff_id, meta.len(), diff_id);
                 }
                 whole
             }
         }
     }
 
-    /// Whether the cached tar of `diff_id` hashes to it.
-    fn hashes_to(&self, diff_id: &Digest) -> io::Result<bool> {
+    /// The sha256 of the cached tar of `diff_id`.
+    fn content_digest(&self, diff_id: &Digest) -> io::Result<Digest> {
         let mut file = self.dir.open(Self::name(diff_id))?;
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher)?;
-        Ok(&Digest::from_hasher(hasher) == diff_id)
+        Ok(Digest::from_hasher(hasher))
     }
 
-    fn record_size(&self, diff_id: &Digest, size: u64) -> io::Result<()> {
+    fn write_record(&self, diff_id: &Digest, size: u64, content: &Digest) -> io::Result<()> {
         crate::store::write_atomically(
             &self.dir,
             &Self::size_name(diff_id),
-            size.to_string().as_bytes(),
+            format!("{size} {content}\n").as_bytes(),
         )
     }
 
@@ -93,8 +104,8 @@ impl LayerCache {
         let _ = self.dir.remove_file(Self::size_name(diff_id));
     }
 
-    /// Hashes every cached layer against its diff_id and removes those that do not
-    /// match or lack their size record (the next run rebuilds them from the blob).
+    /// Hashes every cached layer against its record and removes those that do not
+    /// match it or lack one (the next run rebuilds them from the blob).
     /// Returns the diff_ids it removed and how many it checked.
     pub fn check(&self) -> (Vec<Digest>, usize) {
         let mut removed = Vec::new();
@@ -111,14 +122,14 @@ impl LayerCache {
                 continue;
             };
             checked += 1;
-            let size_ok = match (
-                entry.metadata(),
-                self.dir.read_to_string(Self::size_name(&diff_id)),
-            ) {
-                (Ok(meta), Ok(text)) => text.trim().parse::<u64>().ok() == Some(meta.len()),
+            let sound = match (entry.metadata(), self.record(&diff_id)) {
+                (Ok(meta), Some((size, content))) => {
+                    size == meta.len()
+                        && self.content_digest(&diff_id).ok().as_ref() == Some(&content)
+                }
                 _ => false,
             };
-            if !size_ok || !self.hashes_to(&diff_id).unwrap_or(false) {
+            if !sound {
                 self.discard(&diff_id);
                 removed.push(diff_id);
             }
@@ -151,6 +162,7 @@ impl LayerCache {
             tmp: Some(tmp),
             file: io::BufWriter::with_capacity(256 * 1024, file),
             written: 0,
+            hasher: None,
         })
     }
 
@@ -180,6 +192,7 @@ impl LayerCache {
             // copied (its diff_id is derived from the blob's digest, not its content).
             let mut blob_file = store.open_blob_checked(blob, blob_size)?;
             let mut writer = self.writer()?;
+            writer.hasher = Some(Sha256::new());
             super::archive::write_artifact_tar(&mut blob_file, blob_size, &mut writer)
                 .map_err(|source| super::damaged_or(source, "cannot write to the layer cache"))?;
             writer.publish(diff_id)?;
@@ -295,12 +308,17 @@ pub struct CacheWriter<'a> {
     tmp: Option<String>,
     file: io::BufWriter<cap_std::fs::File>,
     written: u64,
+    /// Hashes the content when it is not the diff_id the caller hashed (an artifact).
+    hasher: Option<Sha256>,
 }
 
 impl Write for CacheWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         Ok(n)
     }
 
@@ -325,7 +343,14 @@ impl CacheWriter<'_> {
         // The size record first: a tar without one is hashed before use, never trusted.
         let result = self
             .cache
-            .record_size(diff_id, self.written)
+            .write_record(
+                diff_id,
+                self.written,
+                &self
+                    .hasher
+                    .take()
+                    .map_or_else(|| diff_id.clone(), Digest::from_hasher),
+            )
             .and_then(|()| dir.rename(&tmp, dir, LayerCache::name(diff_id)));
         if result.is_err() {
             let _ = dir.remove_file(&tmp);
