@@ -2164,6 +2164,15 @@ ENV P=C:\\Program` Files\\app
     }
 
     #[test]
+    fn a_stage_name_names_one_stage() {
+        assert_eq!(
+            err("FROM scratch AS a\nFROM scratch AS b\nFROM scratch AS A\n"),
+            "Capsulefile:3:1: duplicate stage name 'a': line 1 already names a stage 'a'"
+        );
+        ok("FROM scratch AS a\nFROM a AS b\n");
+    }
+
+    #[test]
     fn malformed_json_is_shell_form() {
         for args in [
             "[ -f /x ] && echo yes",

@@ -451,7 +451,7 @@ pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     let what = if args.all {
         "all images without at least one container associated to them"
     } else {
-        "all dangling images"
+        "all dangling images without at least one container associated to them"
     };
     if !confirmed(args.force, "image prune", what)? {
         return Ok(0);

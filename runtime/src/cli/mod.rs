@@ -102,7 +102,8 @@ enum ImageCommand {
     Ls(images::ImagesArgs),
     /// Make a one-layer image from a WebAssembly module, with it as entrypoint
     Import(images::ImportArgs),
-    /// Remove dangling images (-a: every image no container uses) and unused blobs
+    /// Remove dangling (unnamed) images, or with -a every image, that no container
+    /// uses, and unused blobs
     Prune(images::PruneArgs),
     /// Give an image another name
     Tag(images::TagArgs),
