@@ -22,6 +22,10 @@ pub struct ContainerConfig {
     pub command: Vec<String>,
     /// RFC 3339.
     pub created: String,
+    /// Removed when its run ends (`run --rm`); one left behind by a killed run is
+    /// removed by the next command that looks at containers.
+    #[serde(default)]
+    pub rm: bool,
 }
 
 /// A container's directory.
@@ -29,7 +33,13 @@ pub struct ContainerConfig {
 pub struct Container {
     pub config: ContainerConfig,
     pub dir: PathBuf,
+    /// [`RUN_LOCK`] in the directory, locked while the process that runs the container
+    /// lives: a container whose lock is free has no process.
+    _running: Option<std::fs::File>,
 }
+
+/// The file a running container's process holds locked.
+const RUN_LOCK: &str = "running.lock";
 
 fn random_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
@@ -48,16 +58,22 @@ impl Container {
         image: &str,
         image_id: &str,
         command: Vec<String>,
+        rm: bool,
     ) -> io::Result<Self> {
         let id = random_id()?;
         let dir = home.containers_dir().join(&id);
         let handle = crate::ambient::create_and_open_dir(&dir)?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let running = handle.open_with(RUN_LOCK, &options)?.into_std();
+        running.lock()?;
         let config = ContainerConfig {
             id,
             image: image.to_owned(),
             image_id: image_id.to_owned(),
             command,
             created: crate::image::oci::rfc3339(now()),
+            rm,
         };
         let json = serde_json::to_vec_pretty(&config).map_err(io::Error::other)?;
         // Renamed into place so a reader never sees half of it; not synced: a
@@ -65,34 +81,109 @@ impl Container {
         // whole filesystem set-up), and one lost in a crash is an empty directory.
         handle.write(".config.json.tmp", &json)?;
         handle.rename(".config.json.tmp", &handle, "config.json")?;
-        Ok(Self { config, dir })
+        Ok(Self {
+            config,
+            dir,
+            _running: Some(running),
+        })
     }
 
     /// Removes the container and its writable layer.
     ///
     /// # Errors
     /// The host's error.
-    pub fn remove(self) -> io::Result<()> {
-        crate::ambient::remove_dir_all(&self.dir)
+    pub fn remove(mut self) -> io::Result<()> {
+        // Unlocked only once the directory is gone (or not), as the file closes.
+        let running = self._running.take();
+        let result = crate::ambient::remove_dir_all(&self.dir);
+        drop(running);
+        result
     }
 
-    /// The IDs of the images that containers were created from.
-    pub fn image_ids(home: &Home) -> Vec<String> {
+    /// The containers of a home, after removing the `--rm` containers whose run was
+    /// killed before it could remove them (their lock is free).
+    pub fn list(home: &Home) -> Vec<ContainerConfig> {
         let Ok(dir) = crate::ambient::open_dir(&home.containers_dir()) else {
             return Vec::new();
         };
         let Ok(entries) = dir.entries() else {
             return Vec::new();
         };
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let text = dir.read_to_string(format!("{name}/config.json")).ok()?;
-                let config: ContainerConfig = serde_json::from_str(&text).ok()?;
-                Some(config.image_id)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(text) = dir.read_to_string(format!("{name}/config.json")) else {
+                continue;
+            };
+            let Ok(config) = serde_json::from_str::<ContainerConfig>(&text) else {
+                continue;
+            };
+            if config.rm && Self::lock_is_free(&dir, &name) {
+                match crate::ambient::remove_dir_all(&home.containers_dir().join(&name)) {
+                    Ok(()) => {
+                        tracing::info!(container = %name, "removed a --rm container left by a killed run");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
+                    }
+                }
+            }
+            out.push(config);
+        }
+        out
+    }
+
+    /// Whether no process holds a container's run lock (false when unsure).
+    fn lock_is_free(dir: &cap_std::fs::Dir, name: &str) -> bool {
+        let Ok(file) = dir.open(format!("{name}/{RUN_LOCK}")) else {
+            return false;
+        };
+        let file = file.into_std();
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Which images containers use: the one rule every command that removes images
+/// (`rmi`, `image prune`) applies. An image is in use while any container, running
+/// or stopped, was created from it.
+#[derive(Debug, Default)]
+pub struct ImagesInUse {
+    /// Image ID → the IDs of the containers created from it.
+    users: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ImagesInUse {
+    /// The containers of a home (see [`Container::list`]) by image.
+    pub fn of(home: &Home) -> Self {
+        let mut users: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for config in Container::list(home) {
+            users.entry(config.image_id).or_default().push(config.id);
+        }
+        Self { users }
+    }
+
+    /// The containers using the image with this ID (its config digest).
+    pub fn users(&self, image_id: &str) -> &[String] {
+        self.users.get(image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any container uses the image with this ID.
+    pub fn contains(&self, image_id: &str) -> bool {
+        !self.users(image_id).is_empty()
+    }
+
+    /// How many containers there are.
+    pub fn containers(&self) -> usize {
+        self.users.values().map(Vec::len).sum()
     }
 }
 
@@ -117,6 +208,8 @@ pub struct Overrides {
     pub workdir: Option<GuestPath>,
     pub mounts: Vec<crate::spec::Mount>,
     pub tmpfs: Vec<crate::spec::Tmpfs>,
+    /// `--rm`: the container is removed when its run ends.
+    pub rm: bool,
 }
 
 /// Why a container could not be prepared.
@@ -206,8 +299,14 @@ pub fn prepare(
     .map_err(path_err)?;
 
     let (layers, chain_id) = images.rootfs(image)?;
-    let container = Container::create(home, name, &image.id().to_string(), argv.clone())
-        .map_err(PrepareError::Create)?;
+    let container = Container::create(
+        home,
+        name,
+        &image.id().to_string(),
+        argv.clone(),
+        overrides.rm,
+    )
+    .map_err(PrepareError::Create)?;
     let mut spec = RunSpec::new(program);
     spec.args.extend(argv.into_iter().skip(1));
     for var in config.env().iter().flatten() {

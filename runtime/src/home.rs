@@ -4,7 +4,8 @@
 //! store/               the OCI image layout: images (the source of truth)
 //! containers/ID/       each container's writable layer and state
 //! cache/modules/       compiled modules            (derived, safe to delete)
-//! cache/layers/        layers, uncompressed         (derived from store blobs)
+//! cache/layers/        layers, uncompressed, each with its size beside it
+//!                      (derived from store blobs, checked before use)
 //! cache/layer-index/   merged indexes of layer chains (derived)
 //! cache/build/         the build cache: what each step produced
 //! tmp/                 work in progress

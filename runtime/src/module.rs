@@ -31,6 +31,11 @@ pub enum ModuleError {
     /// Neither binary wasm nor WebAssembly text.
     #[error("{name}: not a WebAssembly module (no \\0asm header, and not WebAssembly text)")]
     NotWasm { name: String },
+    /// The `\0asm` magic without the full 8-byte header after it.
+    #[error(
+        "{name}: a truncated WebAssembly module ({len} bytes: the \\0asm header needs 8, then the module's sections)"
+    )]
+    Truncated { name: String, len: usize },
     /// A wasm binary of a version this engine does not know.
     #[error("{name}: unsupported WebAssembly binary version {version:#010x}")]
     UnknownVersion { name: String, version: u32 },
@@ -75,6 +80,12 @@ pub fn core_module_bytes<'a>(name: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]
                 });
             }
         },
+        None if bytes.starts_with(MAGIC) => {
+            return Err(ModuleError::Truncated {
+                name: name.to_owned(),
+                len: bytes.len(),
+            });
+        }
         None => {
             return Err(ModuleError::NotWasm {
                 name: name.to_owned(),
@@ -157,6 +168,13 @@ mod tests {
             core_module_bytes("g", b"#!/bin/sh\n"),
             Err(ModuleError::NotWasm { .. })
         ));
+        let short = core_module_bytes("m", b"\0asm").expect_err("4 bytes");
+        assert!(
+            short
+                .to_string()
+                .contains("truncated WebAssembly module (4 bytes"),
+            "{short}"
+        );
         assert!(matches!(
             core_module_bytes("b", b"(module (func (oops)))"),
             Err(ModuleError::BadText { .. })

@@ -39,6 +39,44 @@ pub enum SpecError {
     Tmpfs { spec: String, reason: String },
     #[error("argument {index} is not valid UTF-8; WASI passes arguments as UTF-8 strings")]
     ArgNotUtf8 { index: usize },
+    #[error("{first} and {second} both mount {guest}: give each mount its own guest path")]
+    DuplicateMount {
+        guest: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// Refuses two mounts (`-v`, `--tmpfs`) at the same guest path, naming both, as Docker
+/// does ("Duplicate mount point"); the default `/tmp` tmpfs gives way to either.
+///
+/// # Errors
+/// [`SpecError::DuplicateMount`].
+pub fn check_mount_points(mounts: &[Mount], tmpfs: &[Tmpfs]) -> Result<(), SpecError> {
+    let named = mounts
+        .iter()
+        .map(|m| {
+            (
+                &m.guest,
+                format!("-v {}:{}", m.host.display(), m.guest.as_str()),
+            )
+        })
+        .chain(
+            tmpfs
+                .iter()
+                .map(|t| (&t.guest, format!("--tmpfs {}", t.guest.as_str()))),
+        )
+        .collect::<Vec<_>>();
+    for (i, (guest, second)) in named.iter().enumerate() {
+        if let Some((_, first)) = named[..i].iter().find(|(g, _)| g == guest) {
+            return Err(SpecError::DuplicateMount {
+                guest: guest.as_str().to_owned(),
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An absolute, normalised path inside the guest: starts with `/`, no `.`, `..` or empty
@@ -143,6 +181,15 @@ impl Mount {
         let (host, guest) = rest
             .rsplit_once(':')
             .ok_or_else(|| bad("missing ':GUEST'"))?;
+        // HOST:/GUEST:MODE with a mode other than ro/rw.
+        if !guest.starts_with('/')
+            && let Some((_, maybe_guest)) = host.rsplit_once(':')
+            && maybe_guest.starts_with('/')
+        {
+            return Err(bad(&format!(
+                "unknown mode '{guest}' (valid modes: ro, rw)"
+            )));
+        }
         if host.is_empty() {
             return Err(bad("the host path is empty"));
         }
@@ -494,6 +541,12 @@ mod tests {
             Mount::parse_volume("books:/data"),
             Err(SpecError::Volume { .. })
         ));
+        let mode = Mount::parse_volume(&format!("{host}:/data:xyz")).expect_err("bad mode");
+        assert!(
+            mode.to_string()
+                .contains("unknown mode 'xyz' (valid modes: ro, rw)"),
+            "{mode}"
+        );
         assert!(matches!(
             Mount::parse_volume(&format!("{host}:/a/../b")),
             Err(SpecError::Volume { .. })

@@ -228,6 +228,7 @@ impl Capsule {
             workdir: options.workdir,
             mounts: options.mounts,
             tmpfs: Vec::new(),
+            rm: true,
         };
         let prepared = capsule_runtime::container::prepare(
             &self.home,

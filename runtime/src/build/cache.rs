@@ -125,6 +125,41 @@ impl BuildCache {
             .unwrap_or_default()
     }
 
+    /// Removes step and recipe records that do not parse (`system check`; a build
+    /// treats them as misses anyway). Returns the files removed and how many were
+    /// checked.
+    pub fn check(&self) -> (Vec<String>, usize) {
+        let mut removed = Vec::new();
+        let mut checked = 0;
+        for (sub, step) in [("steps", true), ("recipes", false)] {
+            let Ok(dir) = self.dir.open_dir(sub) else {
+                continue;
+            };
+            let Ok(entries) = dir.entries() else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || !name.ends_with(".json") {
+                    continue;
+                }
+                checked += 1;
+                let sound = dir.read_to_string(&name).is_ok_and(|text| {
+                    if step {
+                        serde_json::from_str::<State>(&text).is_ok()
+                    } else {
+                        serde_json::from_str::<Vec<StepRecord>>(&text).is_ok()
+                    }
+                });
+                if !sound && dir.remove_file(&name).is_ok() {
+                    removed.push(format!("{sub}/{name}"));
+                }
+            }
+        }
+        removed.sort();
+        (removed, checked)
+    }
+
     /// Records this build's steps for the next one.
     ///
     /// # Errors

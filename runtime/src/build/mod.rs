@@ -693,6 +693,21 @@ impl Builder<'_> {
                     argv.push(line.clone());
                     Ok(argv)
                 }
+                // An attempt at the exec form that is not valid JSON is shell form
+                // (Docker's rule): say what is wrong with the array instead.
+                None if line.trim_start().starts_with('[') => Err(at(
+                    &self.file,
+                    pos,
+                    if line.trim_end().ends_with(']') {
+                        format!(
+                            "{what}: {line} is not a valid JSON array (each element a \"double-quoted\" string, separated by commas), so it would be shell form, which needs a shell that WebAssembly images do not have"
+                        )
+                    } else {
+                        format!(
+                            "{what}: the JSON array is not closed: end it with ']' (unclosed, it would be shell form, which needs a shell that WebAssembly images do not have)"
+                        )
+                    },
+                )),
                 None => Err(at(
                     &self.file,
                     pos,
@@ -1060,6 +1075,7 @@ impl Builder<'_> {
         Ok(self.images.layer_cache().ensure(
             self.images.store(),
             &parse(&layer.digest)?,
+            layer.size,
             &layer.media_type,
             &parse(&layer.diff_id)?,
         )?)

@@ -304,9 +304,25 @@ pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
     let mut instructions: Vec<Instruction> = Vec::new();
     let mut seen_from = false;
     let mut end = START;
+    let mut stage_names: Vec<(String, usize)> = Vec::new();
     for line in parser.logical_lines(&lines)? {
         let instruction = parser.instruction(&line, seen_from)?;
         seen_from |= matches!(instruction.kind, Kind::From { .. });
+        if let Kind::From {
+            alias: Some(alias), ..
+        } = &instruction.kind
+        {
+            // As Docker: a stage name names one stage.
+            if let Some((_, line)) = stage_names.iter().find(|(name, _)| name == alias) {
+                return Err(parser.err(
+                    instruction.pos,
+                    format!(
+                        "duplicate stage name '{alias}': line {line} already names a stage '{alias}'"
+                    ),
+                ));
+            }
+            stage_names.push((alias.clone(), instruction.pos.line));
+        }
         end = end_pos(&line, end);
         instructions.push(instruction);
     }
@@ -2145,6 +2161,15 @@ ENV P=C:\\Program` Files\\app
             kind("CMD [\"a\", \\\n     \"b\"]"),
             Kind::Cmd(Command::Exec(vec!["a".to_owned(), "b".to_owned()]))
         );
+    }
+
+    #[test]
+    fn a_stage_name_names_one_stage() {
+        assert_eq!(
+            err("FROM scratch AS a\nFROM scratch AS b\nFROM scratch AS A\n"),
+            "Capsulefile:3:1: duplicate stage name 'a': line 1 already names a stage 'a'"
+        );
+        ok("FROM scratch AS a\nFROM a AS b\n");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::progress::{self, human_age, human_size};
 use super::{Failure, exit};
-use capsule_runtime::container::{Container, now};
+use capsule_runtime::container::{ImagesInUse, now};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::archive::{self, ImportOptions};
 use capsule_runtime::image::reference::Reference;
@@ -191,7 +191,7 @@ pub struct RmiArgs {
 pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
     let (home, images) = open()?;
     let mut out = std::io::stdout().lock();
-    let in_use = Container::image_ids(&home);
+    let in_use = ImagesInUse::of(&home);
     let mut failed = false;
     for target in &args.images {
         let result = (|| -> Result<(), Failure> {
@@ -234,12 +234,18 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
                     ),
                 ));
             }
-            if removing_image && !args.force && in_use.contains(&image.id().to_string()) {
+            let users = in_use.users(&image.id().to_string());
+            if removing_image && !args.force && !users.is_empty() {
                 return Err(Failure::new(
                     1,
                     anyhow::anyhow!(
-                        "image {} is used by a container: remove the container first (its files are under {}), or use -f",
+                        "image {} is used by container {}: remove the container first (its files are under {}), or use -f",
                         target,
+                        users
+                            .iter()
+                            .map(|c| c.get(..12).unwrap_or(c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         home.containers_dir().display()
                     ),
                 ));
@@ -445,19 +451,16 @@ pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     let what = if args.all {
         "all images without at least one container associated to them"
     } else {
-        "all dangling images"
+        "all dangling images without at least one container associated to them"
     };
     if !confirmed(args.force, "image prune", what)? {
         return Ok(0);
     }
-    let in_use = Container::image_ids(&home);
+    let in_use = ImagesInUse::of(&home);
     let mut out = std::io::stdout().lock();
     for (image, names) in images.distinct().map_err(fail)? {
-        let remove = if args.all {
-            !in_use.contains(&image.id().to_string())
-        } else {
-            names.is_empty()
-        };
+        // The same rule as rmi: an image a container uses stays, named or not.
+        let remove = !in_use.contains(&image.id().to_string()) && (args.all || names.is_empty());
         if remove {
             for name in &names {
                 let _ = writeln!(out, "untagged: {name}");
@@ -649,7 +652,9 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
                     bar.add(n);
                 }
             })
-            .map_err(fail)?;
+            .map_err(|e| {
+                fail(anyhow::Error::from(e).context(format!("cannot load {}", path.display())))
+            })?;
             if let Some(bar) = bar {
                 bar.finish(&format!("{} image(s)", loaded.images.len()));
             }
@@ -679,7 +684,7 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
 pub fn system_df() -> Result<u8, Failure> {
     let (home, images) = open()?;
     let distinct = images.distinct().map_err(fail)?;
-    let in_use = Container::image_ids(&home);
+    let in_use = ImagesInUse::of(&home);
     let mut blobs = std::collections::HashMap::new();
     let mut active_blobs = std::collections::HashSet::new();
     for (image, _) in &distinct {
@@ -732,7 +737,7 @@ pub fn system_df() -> Result<u8, Failure> {
         ],
         [
             "Containers".to_owned(),
-            in_use.len().to_string(),
+            in_use.containers().to_string(),
             "0".to_owned(),
             human_size(containers.0),
             format!("{} (100%)", human_size(containers.0)),
@@ -822,9 +827,39 @@ pub fn builder_prune(args: &BuilderPruneArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-pub fn system_check() -> Result<u8, Failure> {
-    let (_, images) = open()?;
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Rebuild the store's index from the image manifests among the blobs (after
+    /// index.json was lost or damaged): images it does not list come back as
+    /// recovered:DIGEST; a damaged index is kept as index.json.damaged
+    #[arg(long = "rebuild-index")]
+    rebuild_index: bool,
+}
+
+pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
+    let (home, images) = open()?;
     let store = images.store();
+    let mut out = std::io::stdout().lock();
+    if args.rebuild_index {
+        let rebuilt = images.rebuild_index().map_err(fail)?;
+        let added = rebuilt.recovered;
+        if let Some(kept) = rebuilt.damaged_kept_as {
+            let _ = writeln!(out, "kept the damaged index as {}", kept.display());
+        }
+        for (image, name) in &added {
+            let _ = writeln!(
+                out,
+                "recovered: {} (image {}) as {name}",
+                image.manifest_digest,
+                image.short_id()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "index rebuilt: {} image(s) recovered; name them with capsule tag recovered:TAG NAME",
+            added.len()
+        );
+    }
     let blobs = store.blobs().map_err(fail)?;
     let mut corrupt: Vec<Digest> = Vec::new();
     let total: u64 = blobs.iter().map(|b| b.size).sum();
@@ -836,7 +871,6 @@ pub fn system_check() -> Result<u8, Failure> {
         bar.add(blob.size);
     }
     bar.finish(&format!("{} blobs, {}", blobs.len(), human_size(total)));
-    let mut out = std::io::stdout().lock();
     for digest in &corrupt {
         let moved = store.quarantine_blob(digest).map_err(fail)?;
         let _ = writeln!(
@@ -845,9 +879,49 @@ pub fn system_check() -> Result<u8, Failure> {
             moved.display()
         );
     }
+    // Derived data: every cached layer must hash to its diff_id.
+    let (damaged_layers, cached) = images.layer_cache().check();
+    for diff_id in &damaged_layers {
+        let _ = writeln!(
+            out,
+            "damaged: cached layer {diff_id} (removed; rebuilt from its blob when next used)"
+        );
+    }
+    // The other derived files: compiled modules and build-cache records.
+    let mut damaged_other = Vec::new();
+    if let Ok(cache) = capsule_runtime::engine::ModuleCache::open(&home.module_cache_dir()) {
+        damaged_other.extend(
+            cache
+                .check()
+                .0
+                .into_iter()
+                .map(|name| format!("cache/modules/{name}")),
+        );
+    }
+    if capsule_runtime::ambient::is_dir(&home.build_cache_dir())
+        && let Ok(cache) = capsule_runtime::build::cache::BuildCache::open(&home.build_cache_dir())
+    {
+        damaged_other.extend(
+            cache
+                .check()
+                .0
+                .into_iter()
+                .map(|name| format!("cache/build/{name}")),
+        );
+    }
+    for name in &damaged_other {
+        let _ = writeln!(out, "damaged: {name} (removed; rebuilt when next needed)");
+    }
     // Every image must find every blob it names.
-    let index = store.index().map_err(fail)?;
+    let index = match store.index() {
+        Ok(index) => index,
+        Err(e) => {
+            let _ = writeln!(out, "index: {e}");
+            return Ok(1);
+        }
+    };
     let mut broken = 0;
+    let mut damaged_indexes = 0;
     for desc in index.manifests() {
         let name = desc
             .annotations()
@@ -858,27 +932,46 @@ pub fn system_check() -> Result<u8, Failure> {
         let Ok(digest) = desc.digest().to_string().parse::<Digest>() else {
             continue;
         };
-        if let Err(e) = images.load(&digest).and_then(|image| {
+        let image = images.load(&digest).and_then(|image| {
             image
                 .blobs()
                 .into_iter()
                 .find(|b| !store.has_blob(&b.digest))
-                .map_or(Ok(()), |b| {
+                .map_or(Ok(image), |b| {
                     Err(ImageError::Invalid(format!("blob {} is missing", b.digest)))
                 })
-        }) {
-            broken += 1;
-            let _ = writeln!(out, "image {name} ({digest}) is broken: {e}");
+        });
+        match image {
+            Ok(image) => {
+                if !saved_layer_index_is_sound(&home, &images, &image) {
+                    damaged_indexes += 1;
+                    let _ = writeln!(
+                        out,
+                        "damaged: the saved layer index of image {name} (removed; rebuilt when next used)"
+                    );
+                }
+            }
+            Err(e) => {
+                broken += 1;
+                let _ = writeln!(out, "image {name} ({digest}) is broken: {e}");
+            }
         }
     }
-    if corrupt.is_empty() && broken == 0 {
+    let derived = damaged_layers.len() + damaged_indexes + damaged_other.len();
+    if corrupt.is_empty() && broken == 0 && derived == 0 {
         let _ = writeln!(
             out,
-            "ok: {} blobs verified, {} images complete",
+            "ok: {} blobs verified, {} images complete, {cached} cached layers verified",
             blobs.len(),
             index.manifests().len()
         );
         Ok(0)
+    } else if corrupt.is_empty() && broken == 0 {
+        let _ = writeln!(
+            out,
+            "{derived} damaged derived file(s) removed: they are rebuilt from the store when next used"
+        );
+        Ok(1)
     } else {
         let _ = writeln!(
             out,
@@ -887,4 +980,28 @@ pub fn system_check() -> Result<u8, Failure> {
         );
         Ok(1)
     }
+}
+
+/// Whether the saved merged index of an image's layer chain (if there is one) is the
+/// one its layers give; a damaged one is removed (the next run rebuilds it).
+fn saved_layer_index_is_sound(home: &Home, images: &Images, image: &Image) -> bool {
+    let Some(chain) = capsule_runtime::image::oci::chain_id(&image.diff_ids()) else {
+        return true;
+    };
+    let name = format!("{}.idx", chain.hex());
+    let Ok(dir) = capsule_runtime::ambient::open_dir(&home.layer_index_dir()) else {
+        return true;
+    };
+    let Ok(saved) = dir.read(&name) else {
+        return true;
+    };
+    let sound = images
+        .rootfs(image)
+        .ok()
+        .and_then(|(paths, _)| capsule_runtime::wasi::open_lower(&paths, None, None).ok())
+        .is_some_and(|fresh| fresh.index().as_bytes() == saved.as_slice());
+    if !sound {
+        let _ = dir.remove_file(&name);
+    }
+    sound
 }

@@ -102,7 +102,8 @@ enum ImageCommand {
     Ls(images::ImagesArgs),
     /// Make a one-layer image from a WebAssembly module, with it as entrypoint
     Import(images::ImportArgs),
-    /// Remove dangling images (-a: every image no container uses) and unused blobs
+    /// Remove dangling (unnamed) images, or with -a every image, that no container
+    /// uses, and unused blobs
     Prune(images::PruneArgs),
     /// Give an image another name
     Tag(images::TagArgs),
@@ -122,8 +123,9 @@ enum ImageCommand {
 enum SystemCommand {
     /// Show disk usage: images, containers, build cache
     Df,
-    /// Re-hash every blob in the store; quarantine corrupt ones and report broken images
-    Check,
+    /// Re-hash every blob and derived file; quarantine corrupt blobs, drop damaged
+    /// derived files (rebuilt when next used), report broken images
+    Check(images::CheckArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -158,7 +160,7 @@ pub fn main() -> ExitCode {
         Command::Image(ImageCommand::Import(args)) => images::import(&args),
         Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
         Command::System(SystemCommand::Df) => images::system_df(),
-        Command::System(SystemCommand::Check) => images::system_check(),
+        Command::System(SystemCommand::Check(args)) => images::system_check(&args),
         Command::Builder(BuilderCommand::Prune(args)) => images::builder_prune(&args),
     };
     match result {
@@ -177,8 +179,12 @@ fn init_logging() {
         return;
     };
     let filter = tracing_subscriber::EnvFilter::new(filter.to_string_lossy());
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .without_time()
         .try_init();

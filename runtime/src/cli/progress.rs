@@ -37,9 +37,8 @@ impl Bytes {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        if bar.is_none() {
-            let _ = writeln!(std::io::stderr(), "{label}...");
-        }
+        // Without a terminal only the summary line is printed when the work is done:
+        // a failure then leaves exactly its one error line.
         Self {
             bar,
             label: label.to_owned(),

@@ -170,6 +170,7 @@ fn run_module(
         .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
         .collect::<Result<_, _>>()
         .map_err(usage)?;
+    capsule_runtime::spec::check_mount_points(&spec.mounts, &spec.tmpfs).map_err(usage)?;
     spec.layers = args.layer.clone();
     spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
     spec.unknown_imports = unknown_imports(args.unknown_imports);
@@ -225,7 +226,11 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         // Without a usable home the built-in hello-world still runs, as a plain module.
         Err(e) => match builtin::lookup(target) {
             Some(wasm) => {
-                tracing::warn!(error = %e, "image store unavailable; running the built-in module");
+                eprintln!(
+                    "capsule: warning: the Capsule home {} is unusable ({:#}): running the built-in {target} without the image store or the module cache, so nothing is kept (set CAPSULE_HOME to a writable directory)",
+                    home.root().display(),
+                    anyhow::Error::from(e)
+                );
                 return run_module(
                     args,
                     target.to_owned(),
@@ -282,7 +287,10 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
             .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
             .collect::<Result<_, _>>()
             .map_err(usage)?,
+        rm: args.rm,
     };
+    capsule_runtime::spec::check_mount_points(&overrides.mounts, &overrides.tmpfs)
+        .map_err(usage)?;
     let Prepared {
         container,
         mut spec,
@@ -297,6 +305,9 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         Failure::new(code, e)
     })?;
     spec.unknown_imports = unknown_imports(args.unknown_imports);
+    if args.rm {
+        remove_on_signal(container.dir.clone());
+    }
     let features = features(args)?;
 
     let result = (|| {
@@ -324,6 +335,40 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         tracing::warn!(error = %e, "cannot remove the container");
     }
     result
+}
+
+/// `run --rm`: SIGINT, SIGTERM or SIGHUP removes the container before the process
+/// ends (with 128 + the signal, as a shell reports it). The guest runs on this
+/// process's main thread, so a thread waits for the signal. A run killed outright
+/// (SIGKILL) leaves the container, marked `rm`, to the next command that lists
+/// containers.
+#[cfg(unix)]
+fn remove_on_signal(dir: PathBuf) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle signals; a killed run leaves its container to the next command");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            // The guest may still be writing into the directory: try a few times.
+            for _ in 0..5 {
+                if ambient::remove_dir_all(&dir).is_ok() || !ambient::is_dir(&dir) {
+                    break;
+                }
+            }
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn remove_on_signal(_dir: PathBuf) {
+    // Without POSIX signals a killed run leaves its container, marked `rm`, to the
+    // next command that lists containers.
 }
 
 /// A module file or `FILE#EXPORT`; `None` for an image reference. A name that looks

@@ -150,6 +150,35 @@ impl ModuleCache {
         result
     }
 
+    /// Checks every entry's header and payload digest (`system check`; wasmtime's own
+    /// version check still happens on load) and removes those that fail, which the next
+    /// run recompiles. Returns the names removed and how many entries were checked.
+    pub fn check(&self) -> (Vec<String>, usize) {
+        let mut removed = Vec::new();
+        let mut checked = 0;
+        let Ok(entries) = self.dir.entries() else {
+            return (removed, 0);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(EXTENSION) {
+                continue;
+            }
+            checked += 1;
+            let sound = self.dir.read(&name).is_ok_and(|bytes| {
+                bytes.len() >= HEADER_LEN
+                    && &bytes[..MAGIC.len()] == MAGIC
+                    && Sha256::digest(&bytes[HEADER_LEN..]).as_slice()
+                        == &bytes[MAGIC.len()..HEADER_LEN]
+            });
+            if !sound && self.dir.remove_file(&name).is_ok() {
+                removed.push(name);
+            }
+        }
+        removed.sort();
+        (removed, checked)
+    }
+
     /// Counts entries and their bytes.
     ///
     /// # Errors

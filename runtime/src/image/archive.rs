@@ -97,14 +97,12 @@ pub fn save(
             .map_err(io("cannot write the archive"))?;
     }
     for (digest, size) in &blobs {
-        let file = images.store().open_blob(digest)?;
+        // Checked while it streams: a damaged blob fails the save instead of leaving
+        // an archive that no tool can read.
+        let blob = images.store().open_blob_checked(digest, *size)?;
         let mut header = header(tar::EntryType::Regular, 0o644, *size);
-        tar.append_data(
-            &mut header,
-            format!("blobs/sha256/{}", digest.hex()),
-            file.take(*size),
-        )
-        .map_err(io("cannot write the archive"))?;
+        tar.append_data(&mut header, format!("blobs/sha256/{}", digest.hex()), blob)
+            .map_err(|source| super::damaged_or(source, "cannot write the archive"))?;
         progress(*size);
     }
     for (name, bytes) in files {
@@ -116,6 +114,17 @@ pub fn save(
         .and_then(|mut out| out.flush())
         .map_err(io("cannot write the archive"))?;
     Ok(())
+}
+
+/// Why a stream is not a readable tar, in words of our own: the tar reader's messages
+/// quote the bytes it choked on, which for a text file given by mistake would print
+/// the file (`load -i /etc/passwd`).
+fn not_a_tar(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block") {
+        "it ends in the middle of a tar block (a truncated archive, or not a tar)".into()
+    } else {
+        "it is not a tar archive (a tar header is damaged or missing)".into()
+    }
 }
 
 /// Archive entries are dated 0: an archive's bytes depend only on its images.
@@ -143,11 +152,9 @@ pub fn load(
     // Every regular file's path → the digest it was stored under (legacy format).
     let mut files: HashMap<String, Digest> = HashMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| bad(format!("cannot read it as a tar: {e}")))?;
+    let entries = archive.entries().map_err(|e| bad(not_a_tar(&e)))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("cannot read it as a tar: {e}")))?;
+        let mut entry = entry.map_err(|e| bad(not_a_tar(&e)))?;
         let raw = entry.path_bytes().into_owned();
         let path = String::from_utf8(raw).map_err(|_| bad("an entry name is not UTF-8".into()))?;
         let path =
@@ -565,12 +572,13 @@ pub(super) fn wasm_artifact_layers(manifest: &ImageManifest) -> Result<Vec<Layer
 /// The uncompressed tar of an artifact's module layer: one file at
 /// [`ARTIFACT_MODULE_PATH`].
 pub(super) fn write_artifact_tar(
-    module: &mut dyn Read,
+    module: &mut crate::store::CheckedBlob,
     size: u64,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut header = header(tar::EntryType::Regular, 0o755, size);
-    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module.take(size))?;
+    // Read to the end: the checked blob fails there unless it is whole.
+    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module)?;
     tar.finish()
 }

@@ -4,6 +4,13 @@
 //! It is derived data. A missing entry is rebuilt from the store's blob (gunzipped or
 //! un-zstd'ed while hashed); an entry becomes visible only once its content hashes to
 //! the diff_id the image's config promises (temporary file, then rename).
+//!
+//! Beside each `DIFFID.tar` lies `DIFFID.size`: the size it was written with and the
+//! sha256 of its content (the diff_id itself, except for the tar Capsule makes of a wasm
+//! artifact's module). An entry is used only when its size matches the record (a stat
+//! and a small read, cheap enough for every run); one without a record is hashed
+//! against its diff_id once, and one that fails either check is rebuilt from the blob.
+//! `system check` ([`LayerCache::check`]) hashes every entry against its record.
 
 use super::ImageError;
 use super::oci::Compression;
@@ -43,6 +50,94 @@ impl LayerCache {
         format!("{}.tar", diff_id.hex())
     }
 
+    fn size_name(diff_id: &Digest) -> String {
+        format!("{}.size", diff_id.hex())
+    }
+
+    /// The record beside a cached tar: its size and the digest of its content.
+    fn record(&self, diff_id: &Digest) -> Option<(u64, Digest)> {
+        let text = self.dir.read_to_string(Self::size_name(diff_id)).ok()?;
+        let mut words = text.split_whitespace();
+        let size = words.next()?.parse().ok()?;
+        let digest = words.next()?.parse().ok()?;
+        Some((size, digest))
+    }
+
+    /// Whether the cached tar of `diff_id` is whole: its size matches its record, or
+    /// (no record, as in caches from before records) its content hashes to `diff_id`,
+    /// which is then recorded.
+    fn is_whole(&self, diff_id: &Digest) -> bool {
+        let Ok(meta) = self.dir.metadata(Self::name(diff_id)) else {
+            return false;
+        };
+        match self.record(diff_id) {
+            Some((size, _)) => size == meta.len(),
+            None => {
+                let whole = self.content_digest(diff_id).ok().as_ref() == Some(diff_id);
+                if whole {
+                    let _ = self.write_record(diff_id, meta.len(), diff_id);
+                }
+                whole
+            }
+        }
+    }
+
+    /// The sha256 of the cached tar of `diff_id`.
+    fn content_digest(&self, diff_id: &Digest) -> io::Result<Digest> {
+        let mut file = self.dir.open(Self::name(diff_id))?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher)?;
+        Ok(Digest::from_hasher(hasher))
+    }
+
+    fn write_record(&self, diff_id: &Digest, size: u64, content: &Digest) -> io::Result<()> {
+        crate::store::write_atomically(
+            &self.dir,
+            &Self::size_name(diff_id),
+            format!("{size} {content}\n").as_bytes(),
+        )
+    }
+
+    /// Forgets a cached layer (it is rebuilt from its blob when next needed).
+    fn discard(&self, diff_id: &Digest) {
+        let _ = self.dir.remove_file(Self::name(diff_id));
+        let _ = self.dir.remove_file(Self::size_name(diff_id));
+    }
+
+    /// Hashes every cached layer against its record and removes those that do not
+    /// match it or lack one (the next run rebuilds them from the blob).
+    /// Returns the diff_ids it removed and how many it checked.
+    pub fn check(&self) -> (Vec<Digest>, usize) {
+        let mut removed = Vec::new();
+        let mut checked = 0;
+        let Ok(entries) = self.dir.entries() else {
+            return (removed, 0);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".tar")) else {
+                continue;
+            };
+            let Ok(diff_id) = format!("sha256:{hex}").parse::<Digest>() else {
+                continue;
+            };
+            checked += 1;
+            let sound = match (entry.metadata(), self.record(&diff_id)) {
+                (Ok(meta), Some((size, content))) => {
+                    size == meta.len()
+                        && self.content_digest(&diff_id).ok().as_ref() == Some(&content)
+                }
+                _ => false,
+            };
+            if !sound {
+                self.discard(&diff_id);
+                removed.push(diff_id);
+            }
+        }
+        removed.sort();
+        (removed, checked)
+    }
+
     /// Where the uncompressed tar of `diff_id` is (whether or not it exists yet).
     pub fn path_of(&self, diff_id: &Digest) -> PathBuf {
         self.path.join(Self::name(diff_id))
@@ -66,6 +161,8 @@ impl LayerCache {
             cache: self,
             tmp: Some(tmp),
             file: io::BufWriter::with_capacity(256 * 1024, file),
+            written: 0,
+            hasher: None,
         })
     }
 
@@ -78,30 +175,26 @@ impl LayerCache {
         &self,
         store: &Store,
         blob: &Digest,
+        blob_size: u64,
         media_type: &str,
         diff_id: &Digest,
     ) -> Result<PathBuf, ImageError> {
         let name = Self::name(diff_id);
-        if self.dir.exists(&name) {
+        if self.is_whole(diff_id) {
             return Ok(self.path.join(name));
         }
+        if self.dir.exists(&name) {
+            tracing::warn!(%diff_id, "cached layer is damaged; rebuilding it from its blob");
+            self.discard(diff_id);
+        }
         if media_type == super::oci::media::WASM_LAYER {
-            // A CNCF wasm artifact: the blob is the module itself.
-            let mut blob_file = store.open_blob(blob)?;
-            let size = blob_file
-                .metadata()
-                .map_err(|source| ImageError::Io {
-                    what: "cannot stat a blob",
-                    source,
-                })?
-                .len();
+            // A CNCF wasm artifact: the blob is the module itself, checked as it is
+            // copied (its diff_id is derived from the blob's digest, not its content).
+            let mut blob_file = store.open_blob_checked(blob, blob_size)?;
             let mut writer = self.writer()?;
-            super::archive::write_artifact_tar(&mut blob_file, size, &mut writer.file).map_err(
-                |source| ImageError::Io {
-                    what: "cannot write to the layer cache",
-                    source,
-                },
-            )?;
+            writer.hasher = Some(Sha256::new());
+            super::archive::write_artifact_tar(&mut blob_file, blob_size, &mut writer)
+                .map_err(|source| super::damaged_or(source, "cannot write to the layer cache"))?;
             writer.publish(diff_id)?;
             return Ok(self.path.join(name));
         }
@@ -109,7 +202,8 @@ impl LayerCache {
             Compression::of_layer(media_type).ok_or_else(|| ImageError::Invalid(format!(
                 "layer {blob} has media type {media_type}, which is not a tar layer Capsule can read"
             )))?;
-        let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(blob)?);
+        let file =
+            io::BufReader::with_capacity(256 * 1024, store.open_blob_checked(blob, blob_size)?);
         let mut reader: Box<dyn Read> = match compression {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
@@ -121,17 +215,19 @@ impl LayerCache {
         };
         let mut writer = self.writer()?;
         let mut hasher = Sha256::new();
-        copy_checked(&mut reader, &mut writer.file, &mut |chunk| {
-            hasher.update(chunk)
-        })
-        .map_err(|e| match e {
-            CopyError::Read(e) => {
-                ImageError::Invalid(format!("layer {blob} cannot be decompressed: {e}"))
+        copy_checked(&mut reader, &mut writer, &mut |chunk| hasher.update(chunk)).map_err(|e| {
+            match e {
+                CopyError::Read(e) => match super::damaged_or(e, "cannot read a layer") {
+                    ImageError::Io { source, .. } => ImageError::Invalid(format!(
+                        "layer {blob} cannot be decompressed: {source}"
+                    )),
+                    damaged => damaged,
+                },
+                CopyError::Write(source) => ImageError::Io {
+                    what: "cannot write to the layer cache",
+                    source,
+                },
             }
-            CopyError::Write(source) => ImageError::Io {
-                what: "cannot write to the layer cache",
-                source,
-            },
         })?;
         let actual = Digest::from_hasher(hasher);
         if &actual != diff_id {
@@ -173,7 +269,10 @@ impl LayerCache {
                 }
                 continue;
             }
-            let Some(hex) = name.strip_suffix(".tar") else {
+            let Some(hex) = name
+                .strip_suffix(".tar")
+                .or_else(|| name.strip_suffix(".size"))
+            else {
                 continue;
             };
             let Ok(digest) = format!("sha256:{hex}").parse::<Digest>() else {
@@ -208,11 +307,19 @@ pub struct CacheWriter<'a> {
     cache: &'a LayerCache,
     tmp: Option<String>,
     file: io::BufWriter<cap_std::fs::File>,
+    written: u64,
+    /// Hashes the content when it is not the diff_id the caller hashed (an artifact).
+    hasher: Option<Sha256>,
 }
 
 impl Write for CacheWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -233,7 +340,18 @@ impl CacheWriter<'_> {
         };
         self.file.flush().map_err(io)?;
         let dir = &self.cache.dir;
-        let result = dir.rename(&tmp, dir, LayerCache::name(diff_id));
+        // The size record first: a tar without one is hashed before use, never trusted.
+        let result = self
+            .cache
+            .write_record(
+                diff_id,
+                self.written,
+                &self
+                    .hasher
+                    .take()
+                    .map_or_else(|| diff_id.clone(), Digest::from_hasher),
+            )
+            .and_then(|()| dir.rename(&tmp, dir, LayerCache::name(diff_id)));
         if result.is_err() {
             let _ = dir.remove_file(&tmp);
         }

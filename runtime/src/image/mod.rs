@@ -133,6 +133,15 @@ impl Image {
     }
 }
 
+/// What [`Images::rebuild_index`] did.
+#[derive(Debug)]
+pub struct RebuiltIndex {
+    /// The images the index did not list, with the names they were given.
+    pub recovered: Vec<(Image, Reference)>,
+    /// Where the damaged index was kept, if there was one.
+    pub damaged_kept_as: Option<PathBuf>,
+}
+
 /// An entry of the store's index: an image and the name it is listed under.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -586,6 +595,74 @@ impl Images {
         Ok(Some(freed))
     }
 
+    /// Rebuilds the store's index from the image manifests among its blobs: entries of
+    /// a readable index stay; every complete image it does not list is added under the
+    /// name `recovered:` + the first 12 hex digits of its manifest digest (a name, so
+    /// that `image prune` does not take it for a dangling image). An unreadable index
+    /// is kept as `index.json.damaged`. Returns the images added and that path.
+    ///
+    /// # Errors
+    /// [`ImageError`] when the store cannot be read or written.
+    pub fn rebuild_index(&self) -> Result<RebuiltIndex, ImageError> {
+        // Manifests are small JSON documents; anything large is a layer.
+        const MAX_MANIFEST: u64 = 4 << 20;
+        let mut found = Vec::new();
+        for blob in self.store.blobs()? {
+            if blob.size > MAX_MANIFEST {
+                continue;
+            }
+            let Ok(bytes) = self.store.read_blob(&blob.digest) else {
+                continue;
+            };
+            let is_manifest = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .is_some_and(|v| v.get("config").is_some() && v.get("layers").is_some());
+            if !is_manifest {
+                continue;
+            }
+            if let Ok(image) = self.load(&blob.digest)
+                && image.blobs().iter().all(|b| self.store.has_blob(&b.digest))
+            {
+                found.push(image);
+            }
+        }
+        let mut added = Vec::new();
+        let kept = self.store.replace_index(|current| {
+            let mut index = current.unwrap_or_default();
+            let mut entries = index.manifests().clone();
+            for image in found {
+                let manifest = image.manifest_digest.to_string();
+                if entries.iter().any(|d| d.digest().to_string() == manifest) {
+                    continue;
+                }
+                let name = Reference {
+                    repository: "recovered".to_owned(),
+                    tag: Some(image.manifest_digest.hex()[..12].to_owned()),
+                    digest: None,
+                };
+                let mut desc = Descriptor::new(
+                    MediaType::ImageManifest,
+                    image.manifest_size,
+                    oci_digest(&image.manifest_digest),
+                );
+                let mut annotations = HashMap::new();
+                annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), name.to_string());
+                if let Some(tag) = &name.tag {
+                    annotations.insert(ANNOTATION_REF_NAME.to_owned(), tag.clone());
+                }
+                desc.set_annotations(Some(annotations));
+                entries.push(desc);
+                added.push((image, name));
+            }
+            index.set_manifests(entries);
+            index
+        })?;
+        Ok(RebuiltIndex {
+            recovered: added,
+            damaged_kept_as: kept,
+        })
+    }
+
     /// The uncompressed tars of an image's layers (lowest first), made from the blobs
     /// where they are not cached yet, and the chain ID that names the stack.
     ///
@@ -597,6 +674,7 @@ impl Images {
             paths.push(self.layers.ensure(
                 &self.store,
                 &layer.digest,
+                layer.size,
                 &layer.media_type,
                 &layer.diff_id,
             )?);
@@ -621,6 +699,17 @@ impl Images {
             }
         }
         Ok(by_id)
+    }
+}
+
+/// The damaged blob an I/O error reports (from a checked blob), or the error itself.
+pub(crate) fn damaged_or(source: std::io::Error, what: &'static str) -> ImageError {
+    match StoreError::from_io(&source) {
+        Some(StoreError::Damaged { digest, reason }) => ImageError::Store(StoreError::Damaged {
+            digest: digest.clone(),
+            reason: reason.clone(),
+        }),
+        _ => ImageError::Io { what, source },
     }
 }
 

@@ -8,6 +8,12 @@
 //! - `index.json` changes under an exclusive lock on `index.lock` (other processes
 //!   wait), written to a temporary file and renamed; readers take a shared lock.
 //! - Everything is reached through cap-std handles on the store's directories.
+//! - Blobs leave the store checked: [`Store::open_blob_checked`] fails at the end of a
+//!   blob that is not the size and digest it should be.
+//! - A store that holds blobs but lost `index.json` is never given a new, empty one
+//!   (every image would look unused, and garbage collection would free them all):
+//!   reading or changing the index fails with [`StoreError::IndexMissing`] until
+//!   `system check --rebuild-index` rebuilds it ([`Store::replace_index`]).
 //!
 //! What the images layer builds on top (manifests, configs, references, layer
 //! indexes for the filesystem) arrives with the images issue.
@@ -64,8 +70,16 @@ pub enum StoreError {
     },
     #[error("blob {0} is not in the store")]
     MissingBlob(Digest),
+    #[error(
+        "blob {digest} in the store is damaged ({reason}): run capsule system check, then load or build the image again"
+    )]
+    Damaged { digest: Digest, reason: String },
     #[error("the store's index is invalid: {0}")]
     BadIndex(String),
+    #[error(
+        "{path} is missing but the store holds {blobs} blobs, so every image would look unused: nothing was changed; run capsule system check --rebuild-index to find the images again from their manifests"
+    )]
+    IndexMissing { path: PathBuf, blobs: usize },
 }
 
 /// A stored blob: its digest and size.
@@ -138,7 +152,9 @@ impl Store {
             dir,
             blobs,
         };
-        if !store.dir.exists(INDEX) {
+        if !store.dir.exists(INDEX) && store.blobs()?.is_empty() {
+            // A new store. A store with blobs but no index lost it: leave that to
+            // `system check --rebuild-index` (an empty index would free every blob).
             store.update_index(|_| ())?;
         }
         Ok(store)
@@ -229,6 +245,25 @@ impl Store {
             }
             Err(e) => Err(self.io("cannot open a blob")(e)),
         }
+    }
+
+    /// Opens a stored blob for reading, checked as it is read: a read that reaches the
+    /// end fails with [`StoreError::Damaged`] (as an [`io::Error`] of kind
+    /// `InvalidData` wrapping it; see [`StoreError::from_io`]) unless the blob was
+    /// exactly `size` bytes that hash to `digest`. Whoever copies a blob out of the
+    /// store with it never hands out damaged bytes without an error.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::Io`].
+    pub fn open_blob_checked(&self, digest: &Digest, size: u64) -> Result<CheckedBlob, StoreError> {
+        let file = self.open_blob(digest)?;
+        Ok(CheckedBlob {
+            file,
+            digest: digest.clone(),
+            size,
+            read: 0,
+            hasher: Some(Sha256::new()),
+        })
     }
 
     /// Reads a whole (small) blob, checking that it still hashes to its name.
@@ -376,7 +411,10 @@ impl Store {
         let lock = self.lock_file()?;
         lock.lock_shared()
             .map_err(self.io("cannot lock index.json"))?;
-        let result = self.read_index();
+        let result = match self.read_index() {
+            Err(StoreError::IndexMissing { blobs: 0, .. }) => Ok(ImageIndex::default()),
+            other => other,
+        };
         let _ = lock.unlock();
         result
     }
@@ -395,9 +433,7 @@ impl Store {
         let result = (|| {
             let mut index = match self.read_index() {
                 Ok(index) => index,
-                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    ImageIndex::default()
-                }
+                Err(StoreError::IndexMissing { blobs: 0, .. }) => ImageIndex::default(),
                 Err(e) => return Err(e),
             };
             let out = change(&mut index);
@@ -431,17 +467,122 @@ impl Store {
     }
 
     fn read_index(&self) -> Result<ImageIndex, StoreError> {
-        let text = self
-            .dir
-            .read_to_string(INDEX)
-            .map_err(self.io("cannot read index.json"))?;
+        let text = match self.dir.read_to_string(INDEX) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::IndexMissing {
+                    path: self.root.join(INDEX),
+                    blobs: self.blobs()?.len(),
+                });
+            }
+            Err(e) => return Err(self.io("cannot read index.json")(e)),
+        };
         // serde_json's error says where; oci-spec's only that it failed.
         serde_json::from_str::<ImageIndex>(&text).map_err(|e| {
             StoreError::BadIndex(format!(
-                "{}: {e}; repair it, or move it away and load or build the images again",
+                "{}: {e}; repair it, or run capsule system check --rebuild-index to rebuild it from the manifests in the store (do not delete it: without an index every image looks unused)",
                 self.root.join(INDEX).display()
             ))
         })
+    }
+
+    /// Replaces `index.json` with `index` under the exclusive lock, keeping an unreadable
+    /// one beside it as `index.json.damaged` (`system check --rebuild-index`).
+    /// Returns where the damaged one was kept, if it was.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn replace_index(
+        &self,
+        rebuild: impl FnOnce(Option<ImageIndex>) -> ImageIndex,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let lock = self.lock_file()?;
+        lock.lock().map_err(self.io("cannot lock index.json"))?;
+        let result = (|| {
+            let (current, kept) = match self.read_index() {
+                Ok(index) => (Some(index), None),
+                Err(StoreError::IndexMissing { .. }) => (None, None),
+                Err(StoreError::BadIndex(_)) => {
+                    let damaged = format!("{INDEX}.damaged");
+                    self.dir
+                        .rename(INDEX, &self.dir, &damaged)
+                        .map_err(self.io("cannot keep the damaged index.json"))?;
+                    (None, Some(self.root.join(damaged)))
+                }
+                Err(e) => return Err(e),
+            };
+            let index = rebuild(current);
+            let text = index
+                .to_string_pretty()
+                .map_err(|e| StoreError::BadIndex(e.to_string()))?;
+            write_atomically(&self.dir, INDEX, text.as_bytes())
+                .map_err(self.io("cannot write index.json"))?;
+            Ok(kept)
+        })();
+        let _ = lock.unlock();
+        result
+    }
+}
+
+/// A blob being read out of the store, hashed and counted as it goes (see
+/// [`Store::open_blob_checked`]).
+#[derive(Debug)]
+pub struct CheckedBlob {
+    file: std::fs::File,
+    digest: Digest,
+    size: u64,
+    read: u64,
+    hasher: Option<Sha256>,
+}
+
+impl CheckedBlob {
+    fn damaged(&self, reason: String) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            StoreError::Damaged {
+                digest: self.digest.clone(),
+                reason,
+            },
+        )
+    }
+}
+
+impl Read for CheckedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(0);
+        };
+        // Read at most one byte past the promised size, to notice a longer blob.
+        let left = self.size.saturating_sub(self.read) + 1;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n > 0 {
+            self.read += n as u64;
+            if self.read > self.size {
+                return Err(self.damaged(format!("longer than its {} bytes", self.size)));
+            }
+            hasher.update(&buf[..n]);
+            return Ok(n);
+        }
+        if self.read != self.size {
+            return Err(self.damaged(format!("{} bytes instead of {}", self.read, self.size)));
+        }
+        let hasher = self.hasher.take().unwrap_or_default();
+        let actual = Digest::from_hasher(hasher);
+        if actual != self.digest {
+            return Err(self.damaged(format!("its content hashes to {actual}")));
+        }
+        Ok(0)
+    }
+}
+
+impl StoreError {
+    /// The [`StoreError`] an [`io::Error`] carries (from a [`CheckedBlob`]), if any.
+    pub fn from_io(error: &io::Error) -> Option<&StoreError> {
+        error.get_ref()?.downcast_ref::<StoreError>()
     }
 }
 

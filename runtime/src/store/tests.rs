@@ -174,3 +174,60 @@ fn concurrent_index_updates_all_land() {
     );
     assert_eq!(store.blobs().expect("blobs").len(), 8);
 }
+
+#[test]
+fn a_checked_blob_fails_at_its_end_unless_it_is_whole() {
+    use std::io::Read;
+    let (_dir, store) = store();
+    let blob = store.put_blob(&b"hello, blob"[..]).expect("put");
+    let read = |size: u64| {
+        let mut out = Vec::new();
+        store
+            .open_blob_checked(&blob.digest, size)
+            .expect("open")
+            .read_to_end(&mut out)
+            .map(|_| out)
+    };
+    assert_eq!(read(blob.size).expect("whole"), b"hello, blob");
+    for size in [blob.size - 1, blob.size + 1] {
+        let e = read(size).expect_err("wrong size");
+        assert!(
+            matches!(StoreError::from_io(&e), Some(StoreError::Damaged { .. })),
+            "{e}"
+        );
+    }
+    // Same size, other bytes: the digest catches it.
+    let path = store.root().join("blobs/sha256").join(blob.digest.hex());
+    std::fs::write(&path, b"hello, blub").expect("damage");
+    let e = read(blob.size).expect_err("damaged");
+    assert!(e.to_string().contains("hashes to"), "{e}");
+}
+
+#[test]
+fn a_lost_index_is_not_replaced_by_an_empty_one() {
+    let (dir, store) = store();
+    store.put_blob(&b"some image's blob"[..]).expect("put");
+    drop(store);
+    let root = dir.path().join("store");
+    std::fs::remove_file(root.join("index.json")).expect("lose it");
+    let store = Store::open(&root).expect("open");
+    assert!(
+        !root.join("index.json").exists(),
+        "open must not recreate it"
+    );
+    assert!(matches!(
+        store.index(),
+        Err(StoreError::IndexMissing { blobs: 1, .. })
+    ));
+    assert!(matches!(
+        store.update_index(|_| ()),
+        Err(StoreError::IndexMissing { .. })
+    ));
+    assert!(!root.join("index.json").exists());
+    // An empty store may start a new index.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let fresh = Store::open(&empty.path().join("s")).expect("open");
+    std::fs::remove_file(empty.path().join("s/index.json")).expect("remove");
+    assert!(fresh.index().expect("index").manifests().is_empty());
+    fresh.update_index(|_| ()).expect("update");
+}

@@ -365,6 +365,22 @@ fn a_cncf_wasm_artifact_loads_and_runs() {
     let out = env.run(&["run", "--rm", "artifact:1", "--exists", "/module.wasm"]);
     out.assert_code(0);
     assert_eq!(out.stdout.trim(), "yes");
+    // Its cached layer (a tar Capsule made, not named by its own digest) checks out.
+    let check = env.run(&["system", "check"]);
+    check.assert_code(0);
+    assert!(
+        check.stdout.contains("1 cached layers verified"),
+        "{}",
+        check.stdout
+    );
+    // A truncated module blob is caught as the layer is made from it.
+    let blob = env.home().join("store/blobs/sha256").join(sha(&module));
+    std::fs::write(&blob, &module[..module.len() / 2]).expect("truncate");
+    for entry in std::fs::read_dir(env.home().join("cache/layers")).expect("cache") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("clear the cache");
+    }
+    env.run(&["run", "--rm", "artifact:1", "--exists", "/module.wasm"])
+        .assert_error(125, &[&sha(&module), "damaged", "system check"]);
 }
 
 /// A plain layer tar with one file.

@@ -10,6 +10,7 @@ mod examples;
 mod guests;
 mod hello;
 mod images;
+mod integrity;
 mod layers;
 mod modules;
 mod run;
