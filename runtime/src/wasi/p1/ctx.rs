@@ -139,6 +139,14 @@ fn parent_of(path: &str) -> &str {
     }
 }
 
+/// A path without its trailing slashes (unless it is nothing but slashes).
+fn strip_slashes(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => path,
+        trimmed => trimmed,
+    }
+}
+
 /// The last component of a path, ignoring trailing slashes.
 fn last_component(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
@@ -969,12 +977,7 @@ impl WasiP1 {
         let path = mem.str(path, len)?;
         // mkdir never follows its last component, trailing slash or not: `link/` where
         // `link` is a symlink (even a dangling one) is EEXIST, as on Linux.
-        let trimmed = path.trim_end_matches('/');
-        let path = if trimmed.is_empty() {
-            path.as_str()
-        } else {
-            trimmed
-        };
+        let path = strip_slashes(&path);
         let loc = self.at(fd, path, false)?;
         self.vfs.mkdir(&loc, 0o755).map_err(errno)
     }
@@ -1112,10 +1115,49 @@ impl WasiP1 {
         {
             return Err(Errno::Busy);
         }
-        let from = self.at(fd, &old, false)?;
-        self.vfs.stat(&from).map_err(errno)?;
-        let to = self.at(new_fd, &new, false)?;
-        self.vfs.rename(&from, &to).map_err(errno)
+        // Both paths' directories resolve first (as the reference), then the names.
+        self.parent_dir(fd, &old, false)?;
+        self.parent_dir(new_fd, &new, false)?;
+        // rename never follows a symlink in either last place, trailing slash or not;
+        // a trailing slash only says both ends must be directories (POSIX).
+        let (old_name, new_name) = (strip_slashes(&old), strip_slashes(&new));
+        let slash = old_name.len() < old.len() || new_name.len() < new.len();
+        let from = self.at(fd, old_name, false)?;
+        let source = self.vfs.stat(&from).map_err(errno)?;
+        if slash && source.kind != Kind::Dir {
+            return Err(Errno::Notdir);
+        }
+        let to = self.at(new_fd, new_name, false)?;
+        self.vfs.rename(&from, &to).map_err(errno)?;
+        self.renamed(&from.path, &to.path);
+        Ok(())
+    }
+
+    /// Directory descriptors name directories, not paths: after a rename, those at or
+    /// below the old path follow it to the new one.
+    fn renamed(&mut self, from: &str, to: &str) {
+        if from.is_empty() {
+            return;
+        }
+        let vfs = self.vfs.clone();
+        for desc in self.fds.iter_mut().flatten() {
+            let Desc::Dir(dir) = desc else { continue };
+            let moved = if dir.loc.path == from {
+                to.to_owned()
+            } else if let Some(rest) = dir
+                .loc
+                .path
+                .strip_prefix(from)
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                format!("{to}/{rest}")
+            } else {
+                continue;
+            };
+            if let Ok(loc) = vfs.resolve("", &format!("/{moved}"), false) {
+                dir.loc = loc;
+            }
+        }
     }
 
     pub fn path_symlink(
