@@ -136,7 +136,7 @@ static void readdir_while_changing(void) {
 }
 
 int main(int argc, char **argv) {
-    init(argc, argv);
+    init(&argc, &argv);
 
     val("mkdir a", mkdir(P("a"), 0755));
     val("mkdir a again", mkdir(P("a"), 0755));

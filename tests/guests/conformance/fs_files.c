@@ -9,7 +9,7 @@ int main(int argc, char **argv) {
     char buf[64];
     int fd;
     ssize_t n;
-    init(argc, argv);
+    init(&argc, &argv);
 
     /* O_CREAT on a missing file, then O_CREAT again on the existing one. */
     fd = open(P("a.txt"), O_WRONLY | O_CREAT, 0644);

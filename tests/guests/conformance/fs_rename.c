@@ -28,7 +28,7 @@ static void nlink(const char *what, const char *path) {
 int main(int argc, char **argv) {
     char buf[64];
     ssize_t n;
-    init(argc, argv);
+    init(&argc, &argv);
 
     /* Files. */
     make_file(P("a"), "AAA");

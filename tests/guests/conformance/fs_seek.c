@@ -35,7 +35,7 @@ static void hex(const char *what, const unsigned char *b, long n) {
 int main(int argc, char **argv) {
     unsigned char buf[64];
     long n;
-    init(argc, argv);
+    init(&argc, &argv);
 
     fd = open(P("f.bin"), O_RDWR | O_CREAT | O_TRUNC, 0644);
     MUST(fd);

@@ -55,7 +55,7 @@ static int same(struct timespec a, struct timespec b) {
 }
 
 int main(int argc, char **argv) {
-    init(argc, argv);
+    init(&argc, &argv);
 
     make_file(P("f"), "0123456789abcdef");
     make_file(P("empty"), "");

@@ -45,7 +45,7 @@ static void try_open(const char *what, const char *path, int flags) {
 
 int main(int argc, char **argv) {
     char abs_target[512];
-    init(argc, argv);
+    init(&argc, &argv);
 
     make_file(P("target.txt"), "target data");
     MUST(mkdir(P("dir"), 0755));

@@ -77,6 +77,18 @@ fn file_type(kind: Kind) -> u8 {
     }
 }
 
+/// The directory rights `path_open` needs for `oflags`: `PATH_OPEN`, and
+/// `PATH_CREATE_FILE` to create. (Not `PATH_FILESTAT_SET_SIZE` for `O_TRUNC`, which
+/// preview1 also names: preopens, here as in the reference, do not hold it, and
+/// every libc truncates through them.)
+fn open_rights(oflags: u16) -> u64 {
+    if oflags & oflags::CREAT != 0 {
+        rights::PATH_OPEN | rights::PATH_CREATE_FILE
+    } else {
+        rights::PATH_OPEN
+    }
+}
+
 fn nanos((secs, nanos): (i64, u32)) -> u64 {
     u64::try_from(secs)
         .unwrap_or(0)
@@ -192,6 +204,16 @@ impl WasiP1 {
         match self.desc(fd)? {
             Desc::Dir(d) => Ok(d),
             _ => Err(Errno::Notdir),
+        }
+    }
+
+    /// `ENOTCAPABLE` when `fd` is a directory whose rights (narrowed by
+    /// `fd_fdstat_set_rights`) lack any of `needed`, as preview1 specifies for `path_*`
+    /// calls; other descriptors go on to fail with their own errors.
+    fn require(&mut self, fd: u32, needed: u64) -> R<()> {
+        match self.desc(fd)? {
+            Desc::Dir(d) if d.rights_base & needed != needed => Err(Errno::Notcapable),
+            _ => Ok(()),
         }
     }
 
@@ -777,6 +799,7 @@ impl WasiP1 {
         fdflags: u16,
         out: u32,
     ) -> R<()> {
+        self.require(dirfd, open_rights(oflags))?;
         let path = mem.str(path, path_len)?;
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
         self.dir(dirfd)?;
@@ -855,6 +878,7 @@ impl WasiP1 {
     }
 
     pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.require(fd, rights::PATH_CREATE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         self.vfs.mkdir(&loc, 0o755).map_err(errno)
@@ -869,6 +893,7 @@ impl WasiP1 {
         len: u32,
         out: u32,
     ) -> R<()> {
+        self.require(fd, rights::PATH_FILESTAT_GET)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let stat = self.vfs.stat(&loc).map_err(errno)?;
@@ -888,6 +913,7 @@ impl WasiP1 {
         mtim: u64,
         flags: u16,
     ) -> R<()> {
+        self.require(fd, rights::PATH_FILESTAT_SET_TIMES)?;
         let path = mem.str(path, len)?;
         let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
         let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
@@ -908,6 +934,8 @@ impl WasiP1 {
         new_path: u32,
         new_len: u32,
     ) -> R<()> {
+        self.require(old_fd, rights::PATH_LINK_SOURCE)?;
+        self.require(new_fd, rights::PATH_LINK_TARGET)?;
         let old_path = mem.str(old_path, old_len)?;
         let new_path = mem.str(new_path, new_len)?;
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
@@ -930,6 +958,7 @@ impl WasiP1 {
         buf_len: u32,
         out: u32,
     ) -> R<()> {
+        self.require(fd, rights::PATH_READLINK)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         let target = self.vfs.readlink(&loc).map_err(errno)?;
@@ -939,6 +968,7 @@ impl WasiP1 {
     }
 
     pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.require(fd, rights::PATH_REMOVE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         if last_component(&path) == "." {
             return Err(Errno::Inval);
@@ -958,6 +988,8 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
+        self.require(fd, rights::PATH_RENAME_SOURCE)?;
+        self.require(new_fd, rights::PATH_RENAME_TARGET)?;
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
         if [&old, &new]
@@ -981,6 +1013,7 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
+        self.require(fd, rights::PATH_SYMLINK)?;
         let target = mem.str(old, old_len)?;
         let path = mem.str(new, new_len)?;
         if target.contains('\0') {
@@ -991,6 +1024,7 @@ impl WasiP1 {
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
+        self.require(fd, rights::PATH_UNLINK_FILE)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         self.vfs.unlink(&loc).map_err(errno)
