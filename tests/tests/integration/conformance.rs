@@ -275,8 +275,8 @@ pub const KNOWN_BUGS: &[Known] = &[
     known(
         "fs_stat",
         &[Layered],
-        "fstat ino equals stat ino: yes",
-        "fstat ino equals stat ino: no",
+        "fstat ino equals stat ino, new file: yes",
+        "fstat ino equals stat ino, new file: no",
         "BUG: the writable layer numbers inodes per path and per open file, so fstat and stat of \
          one file disagree (and hard links get different numbers)",
     ),
