@@ -6,7 +6,9 @@
 //! - `host`: a host directory mounted with `-v`;
 //! - `layered`: the container's own root, over a read-only tar layer that holds the
 //!   program's starting files (`PROG /work seed`, see `check.h`), so that reads come
-//!   from the layer, writes copy up and deletes leave whiteouts;
+//!   from the layer, writes copy up and deletes leave whiteouts (the layer must not
+//!   change);
+//! - `layered-dir`: the same over the directory the tar was made from (`--layer DIR`);
 //! - `tmpfs`: `--tmpfs /work`.
 //!
 //! Each Capsule run must agree with the one reference run on the exit code, stderr,
@@ -32,8 +34,11 @@ use std::path::Path;
 pub enum Backend {
     /// `-v HOST:/work`.
     Host,
-    /// `/work` in the container's root, over a tar layer with the starting files.
+    /// `/work` in the container's root, over a tar layer with the starting files
+    /// (as an image's layers are).
     Layered,
+    /// The same over a directory layer (`--layer DIR`), which is indexed differently.
+    LayeredDir,
     /// `--tmpfs /work`.
     Tmpfs,
 }
@@ -43,13 +48,16 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::Host => "host",
             Backend::Layered => "layered",
+            Backend::LayeredDir => "layered-dir",
             Backend::Tmpfs => "tmpfs",
         })
     }
 }
 
-use Backend::{Host, Layered, Tmpfs};
-const ALL: &[Backend] = &[Host, Layered, Tmpfs];
+use Backend::{Host, Layered, LayeredDir, Tmpfs};
+const ALL: &[Backend] = &[Host, Layered, LayeredDir, Tmpfs];
+/// Both layered roots.
+const LAYERED: &[Backend] = &[Layered, LayeredDir];
 
 /// One deliberate difference between the reference and Capsule.
 #[derive(Debug)]
@@ -112,7 +120,7 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
     ),
     known(
         "fs_dirs",
-        &[Layered],
+        LAYERED,
         "rmdir scratch itself: -1 EINVAL",
         "rmdir scratch itself: -1 ENOTEMPTY",
         "in the layered root /work is an ordinary directory, not a preopen or a mount point: \
@@ -120,7 +128,7 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
     ),
     known(
         "fs_rename",
-        &[Layered],
+        LAYERED,
         "rename scratch root: -1 EBUSY",
         "rename scratch root: -1 EINVAL",
         "in the layered root /work is an ordinary directory: renaming it into itself (/work/x) \
@@ -245,7 +253,7 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
 pub const KNOWN_BUGS: &[Known] = &[
     known(
         "fs_rename",
-        &[Layered, Tmpfs],
+        &[Layered, LayeredDir, Tmpfs],
         "h1 after same-inode rename: file",
         "h1 after same-inode rename: absent",
         "BUG: rename between two hard links of one file must do nothing (POSIX); the writable \
@@ -253,28 +261,28 @@ pub const KNOWN_BUGS: &[Known] = &[
     ),
     known(
         "fs_rename",
-        &[Layered, Tmpfs],
+        &[Layered, LayeredDir, Tmpfs],
         "unlink h1: 0",
         "unlink h1: -1 ENOENT",
         "BUG: follows from the line above",
     ),
     known(
         "fs_rename",
-        &[Layered],
+        LAYERED,
         "nlink h2 after unlink h1: 1",
         "nlink h2 after unlink h1: 2",
         "BUG: the writable layer's link counts do not follow renames and unlinks of hard links",
     ),
     known(
         "fs_rename",
-        &[Layered],
+        LAYERED,
         "tree h1: <absent>",
         "tree h1: ENOENT",
         "BUG: after the same-inode rename the writable layer lists h1, but lstat of it is ENOENT",
     ),
     known(
         "fs_stat",
-        &[Layered],
+        LAYERED,
         "fstat ino equals stat ino, new file: yes",
         "fstat ino equals stat ino, new file: no",
         "BUG: the writable layer numbers inodes per path and per open file, so fstat and stat of \
@@ -505,7 +513,9 @@ fn differential(name: &str, wasm: &str) {
     };
 
     let mut problems = Vec::new();
-    for backend in [Host, Layered, Tmpfs] {
+    let (seed_dir, seed_tar) = seed_layer(&env, name, wasm);
+    let seeded = host_tree(&seed_dir);
+    for backend in ALL.iter().copied() {
         let (capsule, tree) = match backend {
             Host => {
                 let dir = work("host");
@@ -522,8 +532,13 @@ fn differential(name: &str, wasm: &str) {
                 }
                 (run, tree)
             }
-            Layered => {
-                let layer = seed_layer(&env, name, wasm);
+            Layered | LayeredDir => {
+                let layer = if backend == Layered {
+                    &seed_tar
+                } else {
+                    &seed_dir
+                };
+                let layer = layer.display().to_string();
                 let run = env.run(&["run", "--layer", &layer, wasm, "/work"]);
                 let (_, listed) = split(&run.stdout);
                 (run, listed)
@@ -538,6 +553,13 @@ fn differential(name: &str, wasm: &str) {
             problems.push(format!("{backend}: {problem}"));
         }
     }
+    let after = host_tree(&seed_dir);
+    if after != seeded {
+        problems.push(format!(
+            "the layers changed under the container (path, before, after): {:#?}",
+            tree_diff(&seeded, &after)
+        ));
+    }
     assert!(
         problems.is_empty(),
         "{name}: {} problem(s):\n{}",
@@ -547,8 +569,9 @@ fn differential(name: &str, wasm: &str) {
 }
 
 /// The program's starting files (`PROG /work seed`, run by Capsule into a host
-/// directory) as an uncompressed tar layer with them under `work/`; returns its path.
-fn seed_layer(env: &TestEnv, name: &str, wasm: &str) -> String {
+/// directory): that directory as a layer (with them under `work/`), and the same as an
+/// uncompressed tar layer.
+fn seed_layer(env: &TestEnv, name: &str, wasm: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = env.work().join("seed");
     std::fs::create_dir_all(dir.join("work")).expect("mkdir seed/work");
     let volume = format!("{}:/work", dir.join("work").display());
@@ -563,7 +586,7 @@ fn seed_layer(env: &TestEnv, name: &str, wasm: &str) -> String {
         .append_dir_all("work", dir.join("work"))
         .expect("tar the starting files");
     let bytes = builder.into_inner().expect("finish the layer");
-    env.write("seed.tar", bytes).display().to_string()
+    (dir, env.write("seed.tar", bytes))
 }
 
 macro_rules! differential_test {
