@@ -96,6 +96,8 @@ int main(int argc, char **argv) {
     show("sock_accept stdin", __wasi_sock_accept(0, 0, &accepted));
     show("sock_shutdown stdout", __wasi_sock_shutdown(1, __WASI_SDFLAGS_WR));
     show("sock_shutdown bad fd", __wasi_sock_shutdown(99, __WASI_SDFLAGS_WR));
+    show("sock_shutdown preopen", __wasi_sock_shutdown(3, __WASI_SDFLAGS_WR));
+    show("sock_shutdown file", __wasi_sock_shutdown(fd, __WASI_SDFLAGS_WR));
     __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf};
     __wasi_size_t got;
     __wasi_roflags_t roflags;

@@ -398,6 +398,53 @@ fn tree_diff<'a>(
         .collect()
 }
 
+/// The lines that differ between two transcripts, aligned on their longest common
+/// subsequence (so one extra or missing line does not shift every line after it):
+/// (reference line number, reference line, Capsule line), with `<missing>` where one
+/// side has no counterpart.
+fn line_diff<'a>(theirs: &'a [String], ours: &'a [String]) -> Vec<(usize, &'a str, &'a str)> {
+    let (n, m) = (theirs.len(), ours.len());
+    // lcs[i][j]: the longest common subsequence of theirs[i..] and ours[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if theirs[i] == ours[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let (mut gone, mut added): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    let mut flush = |gone: &mut Vec<usize>, added: &mut Vec<usize>, at: usize| {
+        // A changed stretch: pair its lines in order.
+        for k in 0..gone.len().max(added.len()) {
+            let t = gone.get(k).map_or("<missing>", |&x| theirs[x].as_str());
+            let o = added.get(k).map_or("<missing>", |&y| ours[y].as_str());
+            out.push((gone.get(k).map_or(at, |&x| x + 1), t, o));
+        }
+        gone.clear();
+        added.clear();
+    };
+    while i < n || j < m {
+        if i < n && j < m && theirs[i] == ours[j] {
+            flush(&mut gone, &mut added, i + 1);
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            added.push(j);
+            j += 1;
+        } else {
+            gone.push(i);
+            i += 1;
+        }
+    }
+    flush(&mut gone, &mut added, n + 1);
+    out
+}
+
 /// The reference's outcome, compared against every backend.
 struct Reference {
     code: i32,
@@ -454,18 +501,12 @@ fn compare(
         }
         None => problems.push(what),
     };
-    for i in 0..ours.len().max(theirs.len()) {
-        let (o, t) = (
-            ours.get(i).map_or("<missing>", String::as_str),
-            theirs.get(i).map_or("<missing>", String::as_str),
+    for (line, t, o) in line_diff(&theirs, &ours) {
+        lookup(
+            t,
+            o,
+            format!("line {line}:\n  reference: {t}\n  capsule:   {o}"),
         );
-        if o != t {
-            lookup(
-                t,
-                o,
-                format!("line {}:\n  reference: {t}\n  capsule:   {o}", i + 1),
-            );
-        }
     }
     for (path, t, o) in tree_diff(&reference.tree, tree) {
         lookup(
