@@ -9,6 +9,10 @@
 //!   from the layer, writes copy up and deletes leave whiteouts (the layer must not
 //!   change);
 //! - `layered-dir`: the same over the directory the tar was made from (`--layer DIR`);
+//! - `image`: a container of an image built with the starting files under `/work`;
+//!   its tree is read back from disk (the starting files with the container's
+//!   writable layer applied as its OCI whiteouts say) and must also equal what the
+//!   program listed;
 //! - `tmpfs`: `--tmpfs /work`.
 //!
 //! Each Capsule run must agree with the one reference run on the exit code, stderr,
@@ -39,6 +43,10 @@ pub enum Backend {
     Layered,
     /// The same over a directory layer (`--layer DIR`), which is indexed differently.
     LayeredDir,
+    /// A container of an image built with the starting files (`capsule build`,
+    /// `capsule run IMAGE`); the tree is also read back from the container's writable
+    /// layer on disk (OCI whiteouts) over the starting files.
+    Image,
     /// `--tmpfs /work`.
     Tmpfs,
 }
@@ -49,15 +57,16 @@ impl fmt::Display for Backend {
             Backend::Host => "host",
             Backend::Layered => "layered",
             Backend::LayeredDir => "layered-dir",
+            Backend::Image => "image",
             Backend::Tmpfs => "tmpfs",
         })
     }
 }
 
-use Backend::{Host, Layered, LayeredDir, Tmpfs};
-const ALL: &[Backend] = &[Host, Layered, LayeredDir, Tmpfs];
-/// Both layered roots.
-const LAYERED: &[Backend] = &[Layered, LayeredDir];
+use Backend::{Host, Image, Layered, LayeredDir, Tmpfs};
+const ALL: &[Backend] = &[Host, Layered, LayeredDir, Image, Tmpfs];
+/// The layered roots.
+const LAYERED: &[Backend] = &[Layered, LayeredDir, Image];
 
 /// One deliberate difference between the reference and Capsule.
 #[derive(Debug)]
@@ -253,7 +262,7 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
 pub const KNOWN_BUGS: &[Known] = &[
     known(
         "fs_rename",
-        &[Layered, LayeredDir, Tmpfs],
+        &[Layered, LayeredDir, Image, Tmpfs],
         "h1 after same-inode rename: file",
         "h1 after same-inode rename: absent",
         "BUG: rename between two hard links of one file must do nothing (POSIX); the writable \
@@ -261,7 +270,7 @@ pub const KNOWN_BUGS: &[Known] = &[
     ),
     known(
         "fs_rename",
-        &[Layered, LayeredDir, Tmpfs],
+        &[Layered, LayeredDir, Image, Tmpfs],
         "unlink h1: 0",
         "unlink h1: -1 ENOENT",
         "BUG: follows from the line above",
@@ -275,10 +284,24 @@ pub const KNOWN_BUGS: &[Known] = &[
     ),
     known(
         "fs_rename",
-        LAYERED,
+        &[Layered, LayeredDir],
         "tree h1: <absent>",
         "tree h1: ENOENT",
         "BUG: after the same-inode rename the writable layer lists h1, but lstat of it is ENOENT",
+    ),
+    known(
+        "fs_rename",
+        &[Image],
+        "tree h1: <absent>",
+        "tree h1: file 7 bytes: \"one+two\"",
+        "BUG: the same, seen on disk: the writable layer keeps h1 as a file",
+    ),
+    known(
+        "fs_rename",
+        &[Image],
+        "disk h1: file 7 bytes: \"one+two\"",
+        "listed h1: ENOENT",
+        "BUG: the same: the guest's lstat of h1 disagrees with the writable layer on disk",
     ),
     known(
         "fs_stat",
@@ -454,12 +477,16 @@ struct Reference {
 }
 
 /// Compares one Capsule run with the reference; returns what is wrong.
+/// `listed`, when given, is what the program listed where `tree` was read from disk
+/// (the `image` backend): the two must agree too (as `disk PATH: ENTRY` against
+/// `listed PATH: ENTRY` in the tables).
 fn compare(
     name: &str,
     backend: Backend,
     reference: &Reference,
     capsule: &Run,
     tree: &BTreeMap<String, String>,
+    listed: Option<&BTreeMap<String, String>>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if capsule.code != Some(reference.code) {
@@ -515,6 +542,16 @@ fn compare(
             format!("tree entry {path}:\n  reference: {t}\n  capsule:   {o}"),
         );
     }
+    for (path, d, l) in listed.map(|l| tree_diff(tree, l)).unwrap_or_default() {
+        lookup(
+            &format!("disk {path}: {d}"),
+            &format!("listed {path}: {l}"),
+            format!(
+                "the container's writable layer on disk, over the image's layer, disagrees \
+                 with the program's listing at {path}:\n  on disk: {d}\n  listed:  {l}"
+            ),
+        );
+    }
     for (i, k) in entries.iter().enumerate() {
         if !seen.contains(&i) {
             problems.push(format!(
@@ -556,6 +593,7 @@ fn differential(name: &str, wasm: &str) {
     let mut problems = Vec::new();
     let (seed_dir, seed_tar) = seed_layer(&env, name, wasm);
     let seeded = host_tree(&seed_dir);
+    let mut image_listing = None;
     for backend in ALL.iter().copied() {
         let (capsule, tree) = match backend {
             Host => {
@@ -584,13 +622,19 @@ fn differential(name: &str, wasm: &str) {
                 let (_, listed) = split(&run.stdout);
                 (run, listed)
             }
+            Image => {
+                let (run, listed, on_disk) = image_run(&env, name, wasm, &seed_dir);
+                image_listing = Some(listed);
+                (run, on_disk)
+            }
             Tmpfs => {
                 let run = env.run(&["run", "--tmpfs", "/work", wasm, "/work", "seeded"]);
                 let (_, listed) = split(&run.stdout);
                 (run, listed)
             }
         };
-        for problem in compare(name, backend, &reference, &capsule, &tree) {
+        let listed = image_listing.take();
+        for problem in compare(name, backend, &reference, &capsule, &tree, listed.as_ref()) {
             problems.push(format!("{backend}: {problem}"));
         }
     }
@@ -628,6 +672,117 @@ fn seed_layer(env: &TestEnv, name: &str, wasm: &str) -> (std::path::PathBuf, std
         .expect("tar the starting files");
     let bytes = builder.into_inner().expect("finish the layer");
     (dir, env.write("seed.tar", bytes))
+}
+
+/// Copies a directory tree (symlinks as symlinks).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src).expect("lstat");
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("readlink"), &dst)
+                .expect("symlink");
+        } else if meta.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// The `image` backend: builds an image whose layer holds the starting files under
+/// `/work` and the program, runs a container of it (kept), and returns the run, the
+/// tree the program listed, and the tree on disk: the starting files with the
+/// container's writable layer (`containers/ID/upper`) applied as OCI whiteouts say
+/// (`.wh.NAME` deletes NAME, `.wh..wh..opq` hides everything below from the layers).
+fn image_run(
+    env: &TestEnv,
+    name: &str,
+    wasm: &str,
+    seed_dir: &Path,
+) -> (Run, BTreeMap<String, String>, BTreeMap<String, String>) {
+    let ctx = env.work().join("image-ctx");
+    copy_tree(&seed_dir.join("work"), &ctx.join("work"));
+    std::fs::copy(wasm, ctx.join("prog.wasm")).expect("copy the program");
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        "FROM scratch\nCOPY work /work/\nCOPY prog.wasm /prog.wasm\nENTRYPOINT [\"/prog.wasm\"]\n",
+    )
+    .expect("write the Capsulefile");
+    let ctx_arg = ctx.display().to_string();
+    let build = env.run(&["build", "-t", "conformance", &ctx_arg]);
+    assert_eq!(
+        build.code,
+        Some(0),
+        "{name}: building the image failed: {build:?}"
+    );
+    let run = env.run(&["run", "conformance", "/work"]);
+    let (_, listed) = split(&run.stdout);
+    let containers: Vec<_> = std::fs::read_dir(env.home().join("containers"))
+        .expect("the containers directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(containers.len(), 1, "{name}: one container: {containers:?}");
+    let mut tree = host_tree(&seed_dir.join("work"));
+    let upper = containers[0].join("upper/work");
+    if upper.is_dir() {
+        apply_upper(&upper, "", &mut tree);
+    }
+    (run, listed, tree)
+}
+
+/// Applies one directory of a writable layer (`dir`, at `rel` below /work) to `tree`.
+fn apply_upper(dir: &Path, rel: &str, tree: &mut BTreeMap<String, String>) {
+    let join = |name: &str| {
+        if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        }
+    };
+    let below = |tree: &mut BTreeMap<String, String>, path: &str| {
+        let prefix = format!("{path}/");
+        tree.retain(|k, _| !k.starts_with(&prefix));
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the writable layer")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if names.iter().any(|n| n == ".wh..wh..opq") {
+        if rel.is_empty() {
+            tree.clear();
+        } else {
+            below(tree, rel);
+        }
+    }
+    for hidden in names.iter().filter_map(|n| n.strip_prefix(".wh.")) {
+        if hidden != ".wh..opq" {
+            tree.remove(&join(hidden));
+            below(tree, &join(hidden));
+        }
+    }
+    for name in names.iter().filter(|n| !n.starts_with(".wh.")) {
+        let path = dir.join(name);
+        let meta = std::fs::symlink_metadata(&path).expect("lstat");
+        let key = join(name);
+        if meta.file_type().is_symlink() {
+            below(tree, &key);
+            let target = std::fs::read_link(&path).expect("readlink");
+            tree.insert(key, format!("symlink -> {}", target.display()));
+        } else if meta.is_dir() {
+            if tree.get(&key).is_some_and(|d| d != "dir") {
+                tree.remove(&key);
+            }
+            tree.insert(key.clone(), "dir".to_owned());
+            apply_upper(&path, &key, tree);
+        } else {
+            below(tree, &key);
+            tree.insert(key, describe_file(&std::fs::read(&path).expect("read")));
+        }
+    }
 }
 
 macro_rules! differential_test {
