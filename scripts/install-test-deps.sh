@@ -7,34 +7,70 @@
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
 
-need_apt=()
-command -v clang >/dev/null 2>&1 || need_apt+=(clang)
-command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
-[ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
-ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need_apt+=(libclang-rt-14-dev-wasm32)
-# Independent OCI tools that check the layouts `capsule save` writes.
-command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
-command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+here=$(cd "$(dirname "$0")" && pwd)
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "install-test-deps: installing ${need_apt[*]} with apt-get" >&2
-    sudo=""
+# The Rust toolchain must be at least the workspace's rust-version.
+want_rust=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$here/../Cargo.toml" | head -1)
+have_rust=$(rustc --version 2>/dev/null | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')
+if [ -z "$have_rust" ]; then
+    echo "install-test-deps: rustc not found; install Rust $want_rust or newer (https://rustup.rs), then run this again" >&2
+    exit 1
+fi
+if [ "$(printf '%s\n%s\n' "$want_rust" "$have_rust" | sort -V | head -1)" != "$want_rust" ]; then
+    echo "install-test-deps: rustc $have_rust is older than the workspace's rust-version $want_rust; run: rustup update (or rustup toolchain install $want_rust)" >&2
+    exit 1
+fi
+
+sudo=""
+apt_install() {
+    echo "install-test-deps: installing $* with apt-get" >&2
     if [ "$(id -u)" != 0 ]; then
         if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-            echo "install-test-deps: need root to run: apt-get install -y ${need_apt[*]}" >&2
+            echo "install-test-deps: need root to run: apt-get install -y $*" >&2
             exit 1
         fi
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: no apt-get here; install clang, lld and wasi-libc (wasm32-wasi sysroot in /usr) by hand" >&2
+        echo "install-test-deps: no apt-get here; install clang, lld, wasi-libc (wasm32-wasi sysroot in /usr) and clang's wasm32 builtins by hand" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null || {
-        echo "install-test-deps: failed: apt-get install -y ${need_apt[*]}" >&2
+    if [ -z "${apt_updated:-}" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    $sudo apt-get install -y -qq "$@" >/dev/null || {
+        echo "install-test-deps: failed: apt-get install -y $*" >&2
         exit 1
     }
+}
+
+need_apt=()
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
+# Independent OCI tools that check the layouts `capsule save` writes.
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    apt_install "${need_apt[@]}"
+fi
+
+# clang's wasm32 runtime (compiler builtins) must be the one of the clang that builds
+# the guests: Debian 12 ships clang 14 (libclang-rt-14-dev-wasm32), Debian 13 clang 19
+# (libclang-rt-19-dev-wasm32). Another LLVM's copy does not count.
+clang_major=$(clang --version | sed -n 's/.*clang version \([0-9][0-9]*\)\..*/\1/p' | head -1)
+if [ -z "$clang_major" ]; then
+    echo "install-test-deps: cannot tell clang's version from: $(clang --version | head -1)" >&2
+    exit 1
+fi
+builtins="$(clang -print-resource-dir)/lib/wasi/libclang_rt.builtins-wasm32.a"
+if [ ! -f "$builtins" ]; then
+    apt_install "libclang-rt-$clang_major-dev-wasm32"
+    if [ ! -f "$builtins" ]; then
+        echo "install-test-deps: libclang-rt-$clang_major-dev-wasm32 did not provide $builtins" >&2
+        exit 1
+    fi
 fi
 
 if command -v rustup >/dev/null 2>&1; then
@@ -51,7 +87,7 @@ probe_dir=$(mktemp -d)
 trap 'rm -rf "$probe_dir"' EXIT
 printf '#include <stdio.h>\nint main(void){puts("ok");return 0;}\n' > "$probe_dir/p.c"
 if ! clang --target=wasm32-wasi --sysroot=/usr -O2 "$probe_dir/p.c" -o "$probe_dir/p.wasm"; then
-    echo "install-test-deps: clang cannot build for wasm32-wasi; run: apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32" >&2
+    echo "install-test-deps: clang $clang_major cannot build for wasm32-wasi; run: apt-get install -y clang lld wasi-libc libclang-rt-$clang_major-dev-wasm32" >&2
     exit 1
 fi
 echo "install-test-deps: ready" >&2

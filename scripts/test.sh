@@ -12,6 +12,8 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy --all-targets" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The tests' binary has the crash points (runtime/src/failpoint.rs) compiled in.
+cargo clippy --workspace --all-targets --locked --features capsule-runtime/failpoints -- -D warnings
 
 echo "== cargo test" >&2
 cargo test --workspace --locked

@@ -9,7 +9,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
-const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (it runs: apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32)";
+const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (it runs: apt-get install -y clang lld wasi-libc libclang-rt-N-dev-wasm32, where N is the major version of the installed clang: 14 on Debian 12, 19 on Debian 13)";
+
+/// [`INSTALL_HINT`] with the package of the clang that is installed, when it runs.
+fn install_hint(cc: &str) -> String {
+    let major = Command::new(cc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let rest = text.split("clang version ").nth(1)?;
+            let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (!major.is_empty()).then_some(major)
+        });
+    match major {
+        Some(n) => format!(
+            "run scripts/install-test-deps.sh (it runs: apt-get install -y clang lld wasi-libc libclang-rt-{n}-dev-wasm32, the wasm32 runtime of the installed clang {n})"
+        ),
+        None => INSTALL_HINT.to_owned(),
+    }
+}
 
 fn main() {
     let manifest =
@@ -198,8 +218,9 @@ fn check_toolchain(cc: &str, out: &Path) {
     match result {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
-            "\n\nThe C toolchain for wasm32-wasi does not work ({cc} failed on a hello world):\n{}\nTo fix: {INSTALL_HINT}\n\n",
-            String::from_utf8_lossy(&o.stderr)
+            "\n\nThe C toolchain for wasm32-wasi does not work ({cc} failed on a hello world):\n{}\nTo fix: {}\n\n",
+            String::from_utf8_lossy(&o.stderr),
+            install_hint(cc)
         ),
         Err(e) => panic!(
             "\n\nCannot run {cc} to build the C guest programs: {e}\nTo fix: {INSTALL_HINT}\n\n"

@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod container;
 pub mod engine;
 pub mod exec;
+pub mod failpoint;
 pub mod fs;
 pub mod home;
 pub mod image;

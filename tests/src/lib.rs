@@ -41,9 +41,16 @@ pub fn capsule_bin() -> &'static Path {
         // `--workspace --bins` selects the same packages as `cargo test --workspace`,
         // so features unify the same way and the binary reuses the tests' build of
         // wasmtime; `-p capsule-runtime` alone would compile a second variant of it.
-        build
-            .current_dir(workspace)
-            .args(["build", "--quiet", "--workspace", "--bins"]);
+        // The crash points (`CAPSULE_FAILPOINT`) are compiled into the tests' binary
+        // only; they touch the runtime crate alone, so wasmtime's build is shared.
+        build.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--bins",
+            "--features",
+            "capsule-runtime/failpoints",
+        ]);
         match profile.as_str() {
             "debug" => {}
             "release" => {

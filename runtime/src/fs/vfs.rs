@@ -380,10 +380,14 @@ impl Vfs {
     /// Creates a symlink holding `target` (stored as given; resolved only when used).
     ///
     /// # Errors
-    /// `EEXIST`, `EROFS`, the backend's error.
+    /// `EEXIST`, `ENOENT` for an empty target, `EROFS`, the backend's error.
     pub fn symlink(&self, target: &str, loc: &Loc) -> FsResult<()> {
         if self.is_mount_point(&loc.path) || loc.path.is_empty() {
             return Err(Errno::Exist.into());
+        }
+        if target.is_empty() {
+            // As Linux (and the reference, over the host): an empty target is ENOENT.
+            return Err(Errno::Noent.into());
         }
         if loc.trailing_slash {
             // `name/` must be a directory: an existing one is EEXIST, an existing

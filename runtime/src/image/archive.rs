@@ -189,6 +189,7 @@ pub fn load(
                 .parse()
                 .map_err(|e| bad(format!("'{path}' is not named by a sha256 digest: {e}")))?;
             store.put_blob_verified(&mut entry, &digest, size)?;
+            crate::failpoint::hit("load");
             files.insert(path, digest);
             progress(size);
         } else if path.ends_with(".json") || path == "oci-layout" || path == "repositories" {

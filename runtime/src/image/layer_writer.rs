@@ -261,6 +261,7 @@ impl LayerPlan {
                             source,
                         })?;
                     exact.check_end()?;
+                    crate::failpoint::hit("layer-write");
                 }
                 Planned::Symlink { target } => {
                     let mut header = tar_header(tar::EntryType::Symlink, 0o777, 0, mtime);

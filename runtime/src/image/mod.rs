@@ -587,6 +587,7 @@ impl Images {
         for blob in self.store.blobs()? {
             if !keep.contains(&blob.digest) {
                 self.store.remove_blob(&blob.digest)?;
+                crate::failpoint::hit("prune");
                 freed += blob.size;
             }
         }

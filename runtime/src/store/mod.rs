@@ -358,9 +358,10 @@ impl Store {
         }
     }
 
-    /// Removes temporary blobs left by killed processes. Every blob writer holds the
-    /// shared GC lock, so under the exclusive one (`_proof`) any temporary file is
-    /// stale. Returns the bytes freed.
+    /// Removes temporary blobs and index files left by killed processes. Every blob
+    /// writer holds the shared GC lock, so under the exclusive one (`_proof`) any
+    /// temporary blob is stale; temporary indexes are removed under the index lock.
+    /// Returns the bytes freed.
     pub fn remove_stale_temps(&self, _proof: &GcLock) -> u64 {
         let mut freed = 0;
         let Ok(entries) = self.blobs.entries() else {
@@ -376,6 +377,24 @@ impl Store {
                     freed += size;
                 }
             }
+        }
+        // A new index.json is written beside the old one under the exclusive index lock,
+        // so under that lock every temporary index is a killed writer's.
+        if let Ok(lock) = self.lock_file()
+            && lock.lock().is_ok()
+        {
+            for entry in self.dir.entries().into_iter().flatten().flatten() {
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with(&format!(".{INDEX}-")) && name.ends_with(".tmp") {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    if self.dir.remove_file(&name).is_ok() {
+                        freed += size;
+                    }
+                }
+            }
+            let _ = lock.unlock();
         }
         freed
     }
@@ -705,6 +724,7 @@ pub(crate) fn write_atomically(dir: &Dir, name: &str, bytes: &[u8]) -> io::Resul
         let mut file = dir.create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        crate::failpoint::hit(name);
         dir.rename(&tmp, dir, name)
     })();
     if result.is_err() {

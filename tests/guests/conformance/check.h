@@ -22,15 +22,48 @@
 /* The scratch directory (argv[1]). */
 static const char *scratch;
 
+/* The program's starting files, when it has any: a program defines SEED as the
+ * name of a function that creates them (with make_file, MUST(mkdir(...))) before
+ * including this header. */
+#ifdef SEED
+static void SEED(void);
+#endif
+
+static void dump_tree(void);
+
 /* Call first in main: makes stdout line buffered (so a trap still leaves the
- * transcript up to the failing line) and records argv[1]. */
-HELPER void init(int argc, char **argv) {
+ * transcript up to the failing line), records argv[1], and takes an optional
+ * mode from argv[2] out of argv (so the program never sees it):
+ *   seed    creates the starting files (SEED) and exits, printing nothing;
+ *   seeded  creates them, then runs the program;
+ *   none    runs the program over starting files that already exist (the
+ *           harness put them in a read-only lower layer).
+ * At exit the tree left in the scratch directory is printed as TREE lines
+ * (dump_tree), so that the harness can compare it on any backend. */
+HELPER void init(int *argc, char ***argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc < 2) {
-        printf("FATAL usage: %s SCRATCH_DIR\n", argc > 0 ? argv[0] : "guest");
+    if (*argc < 2) {
+        printf("FATAL usage: %s SCRATCH_DIR [seed|seeded]\n",
+               *argc > 0 ? (*argv)[0] : "guest");
         exit(1);
     }
-    scratch = argv[1];
+    scratch = (*argv)[1];
+    int seed_ = 0, run_ = 1;
+    if (*argc > 2 && strcmp((*argv)[2], "seed") == 0)
+        seed_ = 1, run_ = 0;
+    else if (*argc > 2 && strcmp((*argv)[2], "seeded") == 0)
+        seed_ = 1;
+    if (seed_) {
+        for (int i = 2; i < *argc; i++)
+            (*argv)[i] = (*argv)[i + 1];
+        (*argc)--;
+#ifdef SEED
+        SEED();
+#endif
+    }
+    if (!run_)
+        exit(0);
+    atexit(dump_tree);
 }
 
 /* scratch + "/" + name, in one of 8 rotating buffers so that several paths
@@ -123,6 +156,131 @@ HELPER void show_file(const char *what, const char *path) {
 
 HELPER int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The tree below the scratch directory, one line per entry, sorted by path:
+ *   TREE<tab>path<tab>dir
+ *   TREE<tab>path<tab>symlink -> target
+ *   TREE<tab>path<tab>file N bytes: "contents"   (N <= 256; bytes outside
+ *                                       printable ASCII, " and \ as \xNN)
+ *   TREE<tab>path<tab>file N bytes fnv1a64=HEX    (longer files)
+ * The harness reads the same description from the host for the reference run
+ * (and checks that it equals the reference's own TREE lines), so any backend's
+ * tree can be compared, also ones that live only inside Capsule. */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#define TREE_MAX 4096
+static char *tree_lines[TREE_MAX];
+static int tree_count;
+
+static void tree_add(char *line) {
+    if (tree_count < TREE_MAX)
+        tree_lines[tree_count++] = line;
+    else
+        free(line);
+}
+
+static char *describe_file(const char *path, long long size) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return strdup(errno_name(errno));
+    unsigned long long hash = 0xcbf29ce484222325ULL;
+    unsigned char head[256];
+    long long total = 0;
+    unsigned char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (total + i < (long long)sizeof head)
+                head[total + i] = buf[i];
+            hash = (hash ^ buf[i]) * 0x100000001b3ULL;
+        }
+        total += n;
+    }
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return strdup(errno_name(e));
+    (void)size;
+    char *out = malloc(64 + 4 * sizeof head);
+    if (!out)
+        exit(1);
+    if (total > (long long)sizeof head) {
+        sprintf(out, "file %lld bytes fnv1a64=%016llx", total, hash);
+        return out;
+    }
+    char *p = out + sprintf(out, "file %lld bytes: \"", total);
+    for (long long i = 0; i < total; i++) {
+        unsigned char c = head[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            *p++ = (char)c;
+        else
+            p += sprintf(p, "\\x%02x", c);
+    }
+    strcpy(p, "\"");
+    return out;
+}
+
+static void tree_walk(const char *rel) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s%s%s", scratch, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d) {
+        char *line = malloc(1200);
+        if (!line)
+            exit(1);
+        snprintf(line, 1200, "TREE\t%s\tunreadable dir: %s", *rel ? rel : ".", errno_name(errno));
+        tree_add(line);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child[1024], full[1100];
+        snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(full, sizeof full, "%s/%s", scratch, child);
+        struct stat st;
+        char *desc;
+        int is_dir = 0;
+        if (lstat(full, &st) < 0) {
+            desc = strdup(errno_name(errno));
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[1024];
+            ssize_t n = readlink(full, target, sizeof target - 1);
+            target[n < 0 ? 0 : n] = '\0';
+            desc = malloc(1100);
+            if (!desc)
+                exit(1);
+            snprintf(desc, 1100, "symlink -> %s", target);
+        } else if (S_ISDIR(st.st_mode)) {
+            desc = strdup("dir");
+            is_dir = 1;
+        } else {
+            desc = describe_file(full, (long long)st.st_size);
+        }
+        size_t len = strlen(child) + strlen(desc) + 8;
+        char *line = malloc(len);
+        if (!line)
+            exit(1);
+        snprintf(line, len, "TREE\t%s\t%s", child, desc);
+        free(desc);
+        tree_add(line);
+        if (is_dir)
+            tree_walk(child);
+    }
+    closedir(d);
+}
+
+static void dump_tree(void) {
+    tree_walk("");
+    qsort(tree_lines, tree_count, sizeof tree_lines[0], cmp_str);
+    for (int i = 0; i < tree_count; i++) {
+        printf("%s\n", tree_lines[i]);
+        free(tree_lines[i]);
+    }
+    fflush(stdout);
 }
 
 #endif

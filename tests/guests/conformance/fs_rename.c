@@ -1,4 +1,5 @@
 /* rename() in all its shapes, unlink of an open file, hard links. */
+#define SEED seed
 #include "check.h"
 
 #include <dirent.h>
@@ -25,17 +26,28 @@ static void nlink(const char *what, const char *path) {
         printf("%s: %lld\n", what, (long long)st.st_nlink);
 }
 
+/* The starting files (in a read-only lower layer on the layered backend). */
+static void seed(void) {
+    make_file(P("a"), "AAA");
+    make_file(P("c"), "CCCCC");
+    MUST(mkdir(P("d1"), 0755));
+    make_file(P("d1/f"), "in d1");
+    MUST(mkdir(P("empty"), 0755));
+    MUST(mkdir(P("full"), 0755));
+    make_file(P("full/g"), "g");
+    make_file(P("file"), "file");
+    make_file(P("h1"), "one");
+}
+
 int main(int argc, char **argv) {
     char buf[64];
     ssize_t n;
-    init(argc, argv);
+    init(&argc, &argv);
 
     /* Files. */
-    make_file(P("a"), "AAA");
     val("rename a -> b", rename(P("a"), P("b")));
     exists("a after rename", P("a"));
     show_file("read b", P("b"));
-    make_file(P("c"), "CCCCC");
     val("rename b -> c (replace)", rename(P("b"), P("c")));
     exists("b after replace", P("b"));
     show_file("read c", P("c"));
@@ -49,20 +61,14 @@ int main(int argc, char **argv) {
     exists("d after failed renames", P("d"));
 
     /* Directories. */
-    MUST(mkdir(P("d1"), 0755));
-    make_file(P("d1/f"), "in d1");
     val("rename dir d1 -> d2", rename(P("d1"), P("d2")));
     exists("d1 after rename", P("d1"));
     show_file("read d2/f", P("d2/f"));
-    MUST(mkdir(P("empty"), 0755));
     val("rename dir over empty dir", rename(P("d2"), P("empty")));
     exists("d2 after", P("d2"));
     show_file("read empty/f", P("empty/f"));
-    MUST(mkdir(P("full"), 0755));
-    make_file(P("full/g"), "g");
     val("rename dir over non-empty dir", rename(P("empty"), P("full")));
     show_file("read full/g", P("full/g"));
-    make_file(P("file"), "file");
     val("rename file over dir", rename(P("file"), P("full")));
     val("rename dir over file", rename(P("full"), P("file")));
     val("rename dir into own subdir", rename(P("full"), P("full/sub")));
@@ -96,7 +102,6 @@ int main(int argc, char **argv) {
     exists("file2 after close", P("file2"));
 
     /* Hard links. */
-    make_file(P("h1"), "one");
     nlink("nlink before link", P("h1"));
     val("link h1 -> h2", link(P("h1"), P("h2")));
     nlink("nlink h1 after link", P("h1"));

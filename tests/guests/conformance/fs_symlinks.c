@@ -1,5 +1,6 @@
 /* symlink, readlink, following and not following links, loops, dangling
  * links, links escaping the scratch directory. */
+#define SEED seed
 #include "check.h"
 
 #include <dirent.h>
@@ -43,14 +44,18 @@ static void try_open(const char *what, const char *path, int flags) {
     close(fd);
 }
 
-int main(int argc, char **argv) {
-    char abs_target[512];
-    init(argc, argv);
-
+/* The starting files (in a read-only lower layer on the layered backend). */
+static void seed(void) {
     make_file(P("target.txt"), "target data");
     MUST(mkdir(P("dir"), 0755));
     make_file(P("dir/inner.txt"), "inner");
     make_file(P("dir/other.txt"), "other");
+}
+
+int main(int argc, char **argv) {
+    char abs_target[512];
+    init(&argc, &argv);
+
 
     /* Relative symlinks. */
     val("symlink rel", symlink("target.txt", P("rel")));

@@ -23,7 +23,7 @@ static long long mono(void) {
 }
 
 int main(int argc, char **argv) {
-    init(argc, argv);
+    init(&argc, &argv);
 
     /* Arguments: argv[0] is the runtime's choice, so only its presence. */
     printf("argc: %d\n", argc);

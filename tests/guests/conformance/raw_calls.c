@@ -19,7 +19,7 @@ static void show(const char *what, __wasi_errno_t e) {
 }
 
 int main(int argc, char **argv) {
-    init(argc, argv);
+    init(&argc, &argv);
     char path[512];
     snprintf(path, sizeof path, "%s/raw.txt", scratch);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -28,6 +28,8 @@ int main(int argc, char **argv) {
 
     show("fd_advise normal", __wasi_fd_advise(fd, 0, 10, __WASI_ADVICE_NORMAL));
     show("fd_advise bad fd", __wasi_fd_advise(99, 0, 10, __WASI_ADVICE_NORMAL));
+    show("fd_allocate", __wasi_fd_allocate(fd, 0, 20));
+    show("fd_allocate bad fd", __wasi_fd_allocate(99, 0, 20));
     show("fd_datasync", __wasi_fd_datasync(fd));
     show("fd_sync", __wasi_fd_sync(fd));
     show("fd_sync bad fd", __wasi_fd_sync(99));
@@ -94,6 +96,8 @@ int main(int argc, char **argv) {
     show("sock_accept stdin", __wasi_sock_accept(0, 0, &accepted));
     show("sock_shutdown stdout", __wasi_sock_shutdown(1, __WASI_SDFLAGS_WR));
     show("sock_shutdown bad fd", __wasi_sock_shutdown(99, __WASI_SDFLAGS_WR));
+    show("sock_shutdown preopen", __wasi_sock_shutdown(3, __WASI_SDFLAGS_WR));
+    show("sock_shutdown file", __wasi_sock_shutdown(fd, __WASI_SDFLAGS_WR));
     __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf};
     __wasi_size_t got;
     __wasi_roflags_t roflags;

@@ -404,6 +404,7 @@ fn symlink_swap_race() {
 
     let stop = AtomicBool::new(false);
     let swaps = AtomicU64::new(0);
+    let swaps_during = AtomicU64::new(0);
     let replace_link = |target: &Path| {
         std::os::unix::fs::symlink(target, &tmp).expect("make the new link");
         std::fs::rename(&tmp, &swing).expect("atomically replace swing");
@@ -434,7 +435,9 @@ fn symlink_swap_race() {
         while swaps.load(Ordering::Relaxed) == 0 && !swapper.is_finished() {
             std::thread::yield_now();
         }
+        let before = swaps.load(Ordering::Relaxed);
         let run = t.escape(&["loop", "/vol", "2000"]);
+        swaps_during.store(swaps.load(Ordering::Relaxed) - before, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         if let Err(panic) = swapper.join() {
             std::panic::resume_unwind(panic);
@@ -456,6 +459,31 @@ fn symlink_swap_race() {
         "the guest finished its loop:\n{}",
         run.stdout
     );
+    // The race was real: the link changed while the guest ran, and the guest did get
+    // through it to the benign file (a Capsule that refused every open would pass the
+    // checks above without testing anything).
+    let stats = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("stats "))
+        .unwrap_or_else(|| panic!("no stats line:\n{}", run.stdout));
+    let count = |key: &str| -> u64 {
+        stats
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {stats:?}"))
+    };
+    let during = swaps_during.load(Ordering::Relaxed);
+    assert!(
+        during >= 10,
+        "the host swapped the link only {during} times while the guest ran"
+    );
+    assert!(
+        count("opened") > 0,
+        "no open through the swapped link succeeded ({stats}, {during} swaps): the race was not exercised"
+    );
+    assert_eq!(count("leaks"), 0, "{stats}");
     t.assert_secret_intact();
     assert_eq!(
         std::fs::read_to_string(t.outside.join("secret")).expect("outside secret"),

@@ -64,10 +64,13 @@ fn import_tag_inspect_history_and_rmi() {
         history.stdout
     );
     // rmi of one name keeps the image; of an ID with two names needs -f.
-    env.run(&["rmi", "cat:latest"])
-        .assert_code(0)
-        .stdout
-        .contains("Untagged: cat:latest");
+    let untag = env.run(&["rmi", "cat:latest"]);
+    untag.assert_code(0);
+    assert!(
+        untag.stdout.contains("Untagged: cat:latest"),
+        "{}",
+        untag.stdout
+    );
     env.run(&["tag", "cat:1", "cat:2"]).assert_code(0);
     let refused = env.run(&["rmi", &id]);
     refused.assert_code(1);
@@ -133,7 +136,11 @@ fn run_image_applies_docker_overrides() {
     assert!(out.stdout.contains("APP_MODE=flag"), "{}", out.stdout);
     // --entrypoint drops CMD; -w changes the workdir (data_dir "d" no longer resolves).
     let out = env.run(&["run", "--rm", "-w", "/", "app"]);
-    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    out.assert_code(1);
+    assert_eq!(
+        out.stderr, "catalog: cannot list d: No such file or directory (os error 44)\n",
+        "the guest ran in / and its relative data_dir d did not resolve there"
+    );
     // A container keeps its writable layer unless --rm.
     let containers = env.home().join("containers");
     let before = std::fs::read_dir(&containers)

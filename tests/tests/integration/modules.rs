@@ -132,9 +132,15 @@ fn finished_wasm_proposals_are_on_and_can_be_turned_off() {
     // 0 (tail calls) + 7 (multi-value) + 5 (exceptions) + 151587082 % 7 (simd) = 12 + 4
     let expected = 12 + 151_587_082 % 7;
     env.run(&["run", module]).assert_code(expected);
-    for feature in ["tail-call", "exceptions", "multi-memory", "simd"] {
+    // Each refusal names the feature that was turned off (in wasmtime's words).
+    for (feature, refusal) in [
+        ("tail-call", "tail calls support is not enabled"),
+        ("exceptions", "exceptions proposal not enabled"),
+        ("multi-memory", "multiple memories"),
+        ("simd", "SIMD support is not enabled"),
+    ] {
         env.run(&["run", "-W", &format!("{feature}=n"), module])
-            .assert_error(126, &[]);
+            .assert_error(126, &[module, refusal]);
     }
     env.run(&["run", "-W", "tail-call=maybe", module])
         .assert_error(125, &["tail-call", "y or n"]);

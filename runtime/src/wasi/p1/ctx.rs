@@ -97,6 +97,18 @@ fn file_type(kind: Kind) -> u8 {
     }
 }
 
+/// The directory rights `path_open` needs for `oflags`: `PATH_OPEN`, and
+/// `PATH_CREATE_FILE` to create. (Not `PATH_FILESTAT_SET_SIZE` for `O_TRUNC`, which
+/// preview1 also names: preopens, here as in the reference, do not hold it, and
+/// every libc truncates through them.)
+fn open_rights(oflags: u16) -> u64 {
+    if oflags & oflags::CREAT != 0 {
+        rights::PATH_OPEN | rights::PATH_CREATE_FILE
+    } else {
+        rights::PATH_OPEN
+    }
+}
+
 fn nanos((secs, nanos): (i64, u32)) -> u64 {
     u64::try_from(secs)
         .unwrap_or(0)
@@ -257,6 +269,17 @@ impl WasiP1 {
     fn check_room(&self) -> R<()> {
         if self.fds.len() >= MAX_FDS && self.fds.iter().all(Option::is_some) {
             return Err(Errno::Mfile);
+        }
+        Ok(())
+    }
+
+    /// The directory a `path_*` call starts from, holding the rights it needs:
+    /// `EBADF` for anything but a directory (as the reference), `ENOTCAPABLE` when the
+    /// guest narrowed the directory's rights (`fd_fdstat_set_rights`) below `needed`, as
+    /// preview1 specifies.
+    fn require(&mut self, fd: u32, needed: u64) -> R<()> {
+        if self.dir_fd(fd)?.rights_base & needed != needed {
+            return Err(Errno::Notcapable);
         }
         Ok(())
     }
@@ -878,6 +901,7 @@ impl WasiP1 {
             Desc::File(_) => return Err(Errno::Notdir),
             _ => return Err(Errno::Badf),
         };
+        self.require(dirfd, open_rights(oflags))?;
         let creat = oflags & oflags::CREAT != 0;
         let excl = oflags & oflags::EXCL != 0;
         let trunc = oflags & oflags::TRUNC != 0;
@@ -973,7 +997,7 @@ impl WasiP1 {
     }
 
     pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_CREATE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         // mkdir never follows its last component, trailing slash or not: `link/` where
         // `link` is a symlink (even a dangling one) is EEXIST, as on Linux.
@@ -991,7 +1015,7 @@ impl WasiP1 {
         len: u32,
         out: u32,
     ) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_FILESTAT_GET)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let stat = self.vfs.stat(&loc).map_err(errno)?;
@@ -1012,8 +1036,10 @@ impl WasiP1 {
         flags: u16,
     ) -> R<()> {
         let path = mem.str(path, len)?;
+        // As the reference: the flags are checked before the descriptor.
         let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
         let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
+        self.require(fd, rights::PATH_FILESTAT_SET_TIMES)?;
         let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         self.vfs.stat(&loc).map_err(errno)?;
         self.vfs.set_times(&loc, atime, mtime).map_err(errno)
@@ -1031,9 +1057,8 @@ impl WasiP1 {
         new_path: u32,
         new_len: u32,
     ) -> R<()> {
-        // Both descriptors are checked before either path (as the reference).
-        self.dir_fd(old_fd)?;
-        self.dir_fd(new_fd)?;
+        self.require(old_fd, rights::PATH_LINK_SOURCE)?;
+        self.require(new_fd, rights::PATH_LINK_TARGET)?;
         let old_path = mem.str(old_path, old_len)?;
         let new_path = mem.str(new_path, new_len)?;
         // Both paths' directories resolve first, then the names are looked at.
@@ -1066,7 +1091,7 @@ impl WasiP1 {
         buf_len: u32,
         out: u32,
     ) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_READLINK)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         if loc.trailing_slash {
@@ -1081,7 +1106,7 @@ impl WasiP1 {
     }
 
     pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_REMOVE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         // `d/.` must resolve before it is refused: ENOENT when `d` is missing.
         let loc = self.at(fd, &path, false)?;
@@ -1105,8 +1130,8 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
-        self.dir_fd(fd)?;
-        self.dir_fd(new_fd)?;
+        self.require(fd, rights::PATH_RENAME_SOURCE)?;
+        self.require(new_fd, rights::PATH_RENAME_TARGET)?;
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
         if [&old, &new]
@@ -1169,7 +1194,7 @@ impl WasiP1 {
         new: u32,
         new_len: u32,
     ) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_SYMLINK)?;
         let target = mem.str(old, old_len)?;
         let path = mem.str(new, new_len)?;
         if target.contains('\0') {
@@ -1186,7 +1211,7 @@ impl WasiP1 {
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
-        self.dir_fd(fd)?;
+        self.require(fd, rights::PATH_UNLINK_FILE)?;
         let path = mem.str(path, len)?;
         let loc = self.at(fd, &path, false)?;
         self.vfs.unlink(&loc).map_err(errno)
@@ -1238,11 +1263,10 @@ impl WasiP1 {
                 }
                 kind @ (event::FD_READ | event::FD_WRITE) => {
                     let fd = mem.u32(field(16)?)?;
-                    let error = match self.desc(fd) {
-                        Ok(_) => 0,
-                        Err(e) => e.raw(),
-                    };
-                    ready.push((userdata, error, kind, 0));
+                    // As the reference: a subscription to a descriptor that does not
+                    // exist fails the whole call.
+                    self.desc(fd)?;
+                    ready.push((userdata, 0, kind, 0));
                 }
                 _ => return Err(Errno::Inval),
             }

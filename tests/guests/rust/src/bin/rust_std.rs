@@ -1,7 +1,10 @@
 //! Conformance guest in Rust: what Rust std does over WASI preview1 (it goes through
 //! wasi-libc). Takes the scratch directory as its first argument and prints one line
 //! per operation; with `relative` as the second argument it works with paths relative
-//! to the current directory instead (for `-w`).
+//! to the current directory instead (for `-w`). The conformance harness's modes as the
+//! second argument (`seed`, `seeded`; see `guests/conformance/check.h`) are taken out
+//! of the arguments first (this program has no starting files), and at the end it
+//! prints the tree left in the scratch directory as `TREE` lines, as `check.h` does.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,7 +18,14 @@ fn show<T: std::fmt::Debug>(what: &str, result: std::io::Result<T>) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    match args.get(2).map(String::as_str) {
+        Some("seed") => return,
+        Some("seeded") => {
+            args.remove(2);
+        }
+        _ => {}
+    }
     let Some(scratch) = args.get(1) else {
         println!("FATAL usage: rust_std SCRATCH [relative]");
         std::process::exit(1);
@@ -72,4 +82,63 @@ fn main() {
     show("open dir as file for write", fs::OpenOptions::new().write(true).open(p(".")).map(|_| ()));
     println!("env CAPSULE_TEST: {:?}", std::env::var("CAPSULE_TEST").ok());
     println!("args: {}", args.len());
+    let mut tree = Vec::new();
+    dump_tree(Path::new(scratch), "", &mut tree);
+    tree.sort();
+    for line in tree {
+        println!("{line}");
+    }
+}
+
+/// The `TREE` lines of `check.h`'s `dump_tree`: one per entry below `dir`, with its kind
+/// and whole contents (or, past 256 bytes, its size and FNV-1a hash).
+fn dump_tree(root: &Path, rel: &str, out: &mut Vec<String>) {
+    let dir = if rel.is_empty() { root.to_owned() } else { root.join(rel) };
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.push(format!("TREE\t{rel}\tunreadable dir: {:?}", e.kind()));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let path = root.join(&child);
+        let desc = match fs::symlink_metadata(&path) {
+            Err(e) => format!("{:?}", e.kind()),
+            Ok(m) if m.file_type().is_symlink() => match fs::read_link(&path) {
+                Ok(target) => format!("symlink -> {}", target.display()),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+            Ok(m) if m.is_dir() => "dir".to_owned(),
+            Ok(_) => match fs::read(&path) {
+                Ok(bytes) => describe_file(&bytes),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+        };
+        let is_dir = desc == "dir";
+        out.push(format!("TREE\t{child}\t{desc}"));
+        if is_dir {
+            dump_tree(root, &child, out);
+        }
+    }
+}
+
+fn describe_file(bytes: &[u8]) -> String {
+    if bytes.len() > 256 {
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        return format!("file {} bytes fnv1a64={hash:016x}", bytes.len());
+    }
+    let mut text = String::new();
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' {
+            text.push(char::from(b));
+        } else {
+            text.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    format!("file {} bytes: \"{text}\"", bytes.len())
 }
