@@ -262,15 +262,15 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
 pub const KNOWN_BUGS: &[Known] = &[
     known(
         "fs_rename",
-        &[Layered, LayeredDir, Image, Tmpfs],
+        &[Layered, LayeredDir, Image],
         "h1 after same-inode rename: file",
         "h1 after same-inode rename: absent",
         "BUG: rename between two hard links of one file must do nothing (POSIX); the writable \
-         layer and the tmpfs remove the source name",
+         layer removes the source name (tmpfs fixed)",
     ),
     known(
         "fs_rename",
-        &[Layered, LayeredDir, Image, Tmpfs],
+        &[Layered, LayeredDir, Image],
         "unlink h1: 0",
         "unlink h1: -1 ENOENT",
         "BUG: follows from the line above",
