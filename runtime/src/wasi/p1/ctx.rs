@@ -194,17 +194,17 @@ impl DirDesc {
 }
 
 impl WasiP1 {
+    /// The filesystem the guest sees.
+    pub fn vfs(&self) -> &Arc<Vfs> {
+        &self.vfs
+    }
+
     /// A world with `args`, `env`, the namespace `vfs` and these streams. `preopens` are
     /// (guest name, canonical guest path) pairs, in the order the guest sees them
     /// (fd 3 onward).
     ///
     /// # Errors
     /// The filesystem's error when a preopen does not resolve to a directory.
-    /// The filesystem the guest sees.
-    pub fn vfs(&self) -> &Arc<Vfs> {
-        &self.vfs
-    }
-
     pub fn new(
         args: Vec<String>,
         env: Vec<String>,
