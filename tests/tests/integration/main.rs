@@ -9,6 +9,7 @@ mod escape;
 mod examples;
 mod guests;
 mod hello;
+mod hostcalls;
 mod images;
 mod layers;
 mod modules;
