@@ -4,6 +4,7 @@
 #   - skopeo and umoci (Debian), which validate the OCI archives `capsule save` writes
 #   - the wasm32-wasip1 Rust target (Rust guests, examples)
 #   - rustfmt and clippy (the lint step of the test command)
+#   - strace (Debian), which counts the host calls a guest's file calls cost
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
 
@@ -52,6 +53,8 @@ command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
 # Independent OCI tools that check the layouts `capsule save` writes.
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+# Counts host system calls per guest call (tests/tests/integration/hostcalls.rs).
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi

@@ -30,16 +30,20 @@ impl HostDir {
     }
 }
 
-/// Converts host metadata.
-pub(crate) fn stat_of(meta: &cap_std::fs::Metadata) -> Stat {
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
+/// The kind of a host file type (anything not a directory or symlink counts as a file).
+pub(crate) fn kind_of(ft: cap_std::fs::FileType) -> Kind {
+    if ft.is_dir() {
         Kind::Dir
     } else if ft.is_symlink() {
         Kind::Symlink
     } else {
         Kind::File
-    };
+    }
+}
+
+/// Converts host metadata.
+pub(crate) fn stat_of(meta: &cap_std::fs::Metadata) -> Stat {
+    let kind = kind_of(meta.file_type());
     let time = |t: io::Result<cap_std::time::SystemTime>| -> Timestamp {
         t.ok()
             .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
@@ -166,6 +170,28 @@ pub(crate) fn open_file(
     options: OpenOptions,
     mode: u32,
 ) -> FsResult<Arc<dyn OpenFile>> {
+    open_host_file(dir, path, options, mode, true)
+}
+
+/// Opens a file that the caller knows is a regular file (the overlay's mirror of its
+/// writable layer says so), as [`open_file`] but without the `fstat` that rules out a
+/// directory: one host call.
+pub(crate) fn open_known_file(
+    dir: &Dir,
+    path: &str,
+    options: OpenOptions,
+    mode: u32,
+) -> FsResult<Arc<dyn OpenFile>> {
+    open_host_file(dir, path, options, mode, false)
+}
+
+fn open_host_file(
+    dir: &Dir,
+    path: &str,
+    options: OpenOptions,
+    mode: u32,
+    check_dir: bool,
+) -> FsResult<Arc<dyn OpenFile>> {
     let mut o = cap_std::fs::OpenOptions::new();
     o.read(true)
         .write(options.write || options.truncate)
@@ -186,10 +212,34 @@ pub(crate) fn open_file(
         }
         Err(e) => return Err(e.into()),
     };
-    if file.metadata()?.is_dir() {
+    if check_dir && file.metadata()?.is_dir() {
         return Err(Errno::Isdir.into());
     }
     Ok(Arc::new(HostFile::new(file, options.write)))
+}
+
+/// Creates a new regular file `name` in `dir` (where the caller knows nothing is)
+/// with `O_CREAT|O_EXCL`: what it opens is the file it made, so no `fstat` is needed
+/// to rule out a directory. If something is there after all, opens as [`open_file`].
+pub(crate) fn create_file(
+    dir: &Dir,
+    name: &str,
+    options: OpenOptions,
+    mode: u32,
+) -> FsResult<Arc<dyn OpenFile>> {
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.read(true)
+        .write(options.write || options.truncate)
+        .create_new(true);
+    o.follow(cap_fs_ext::FollowSymlinks::No);
+    set_create_mode(&mut o, mode);
+    match dir.open_with(name, &o) {
+        Ok(file) => Ok(Arc::new(HostFile::new(file, options.write))),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !options.exclusive => {
+            open_file(dir, name, options, mode)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(unix)]

@@ -104,6 +104,15 @@ pub trait Backend: Send + Sync + Debug {
     /// # Errors
     /// `ENOENT`, `ENOTDIR`, the backend's error.
     fn stat(&self, path: &str) -> FsResult<Stat>;
+    /// The kind of entry at `path`, without following a final symlink: all that path
+    /// resolution needs. A backend that knows it without asking the host (the overlay
+    /// mirrors its writable layer) answers from memory.
+    ///
+    /// # Errors
+    /// As [`Backend::stat`].
+    fn kind(&self, path: &str) -> FsResult<Kind> {
+        self.stat(path).map(|stat| stat.kind)
+    }
     /// A symlink's target.
     ///
     /// # Errors

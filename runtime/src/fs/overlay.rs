@@ -12,9 +12,13 @@
 //!   runs.
 //! - Guest names starting with `.wh.` are refused (`EINVAL`): they would be read back
 //!   as whiteouts.
+//! - Host calls go through kept handles of the upper's directories ([`DirHandles`]):
+//!   an entry is stat'ed, opened, created or removed as one component relative to its
+//!   directory's handle, without following a symlink, so a guest `stat` costs one
+//!   `statx` and an `unlink` one `unlinkat`, not a walk from the upper's root each time.
 
 use super::errno::{Errno, FsResult};
-use super::hostdir::{list_dir, open_file, set_mode, spec, stat_of};
+use super::hostdir::{create_file, kind_of, open_known_file, set_mode, spec, stat_of};
 use super::layer::{Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::lower::{FIRST_DYNAMIC_INO, LowerEntry, LowerStack, join, split};
 use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
@@ -22,12 +26,16 @@ use cap_fs_ext::DirExt;
 use cap_std::fs::Dir;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The writable layer and its scratch space inside a container's directory.
 const UPPER: &str = "upper";
 const WORK: &str = "work";
+
+/// Most directory handles of the upper kept open at once.
+const DIR_HANDLES: usize = 256;
 
 /// The upper's contents, mirrored.
 #[derive(Debug, Default)]
@@ -36,6 +44,80 @@ struct UpperState {
     whiteouts: HashSet<String>,
     opaque: HashSet<String>,
     inos: HashMap<String, u64>,
+    dirs: DirHandles,
+}
+
+/// Open handles of the upper's directories, keyed by upper-relative path, the least
+/// recently used closed first when there are [`DIR_HANDLES`]. A handle names a
+/// directory node, not a path, so the handles at and below a path are dropped whenever
+/// the directory there may stop being the one the path names: `rmdir` of it and
+/// `rename` from or onto it (which covers every ancestor, since only those two move or
+/// remove a directory). Capsule is the upper's only writer while the container runs;
+/// every handle was reached from the upper's own handle through directory entries
+/// opened without following symlinks.
+#[derive(Debug, Default)]
+struct DirHandles {
+    map: HashMap<String, (Arc<Dir>, u64)>,
+    clock: u64,
+}
+
+impl DirHandles {
+    fn get(&mut self, path: &str) -> Option<Arc<Dir>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.map.get_mut(path).map(|(dir, used)| {
+            *used = now;
+            dir.clone()
+        })
+    }
+
+    fn insert(&mut self, path: String, dir: Arc<Dir>) {
+        if self.map.len() >= DIR_HANDLES {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(path, _)| path.clone());
+            if let Some(oldest) = oldest {
+                self.map.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.map.insert(path, (dir, self.clock));
+    }
+
+    /// Drops the handles of `path` and of every directory below it.
+    fn forget(&mut self, path: &str) {
+        if path.is_empty() {
+            self.map.clear();
+            return;
+        }
+        let prefix = format!("{path}/");
+        self.map
+            .retain(|key, _| key != path && !key.starts_with(&prefix));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// A directory of the upper: its root, or a kept handle.
+enum Handle<'a> {
+    Root(&'a Dir),
+    Kept(Arc<Dir>),
+}
+
+impl Deref for Handle<'_> {
+    type Target = Dir;
+
+    fn deref(&self) -> &Dir {
+        match self {
+            Handle::Root(dir) => dir,
+            Handle::Kept(dir) => dir,
+        }
+    }
 }
 
 /// Where a path currently lives.
@@ -162,10 +244,57 @@ impl Overlay {
         Ok(cell.get_or_init(|| dir))
     }
 
+    /// How many directory handles of the upper are kept open.
+    #[cfg(test)]
+    pub(crate) fn kept_dir_handles(&self) -> usize {
+        self.state().dirs.len()
+    }
+
     fn state(&self) -> MutexGuard<'_, UpperState> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The handle of the upper's directory `dir`: kept, or opened from its nearest kept
+    /// ancestor (one `openat2` beneath it, not following a symlink in the last
+    /// component) and kept.
+    fn dir_handle(&self, st: &mut UpperState, dir: &str) -> FsResult<Handle<'_>> {
+        if dir.is_empty() {
+            return Ok(Handle::Root(self.upper()?));
+        }
+        if let Some(kept) = st.dirs.get(dir) {
+            return Ok(Handle::Kept(kept));
+        }
+        let mut ancestor = split(dir).0;
+        let from = loop {
+            if ancestor.is_empty() {
+                break Handle::Root(self.upper()?);
+            }
+            if let Some(kept) = st.dirs.get(ancestor) {
+                break Handle::Kept(kept);
+            }
+            ancestor = split(ancestor).0;
+        };
+        let rest = if ancestor.is_empty() {
+            dir
+        } else {
+            &dir[ancestor.len() + 1..]
+        };
+        let opened = Arc::new(from.open_dir_nofollow(rest)?);
+        st.dirs.insert(dir.to_owned(), opened.clone());
+        Ok(Handle::Kept(opened))
+    }
+
+    /// The handle of `path`'s directory in the upper and `path`'s last component: one
+    /// plain name (never `.`, `..` or empty — the VFS resolved those), which a host call
+    /// relative to the handle cannot leave the directory by.
+    fn entry<'p>(&self, st: &mut UpperState, path: &'p str) -> FsResult<(Handle<'_>, &'p str)> {
+        let (parent, name) = split(path);
+        if matches!(name, "" | "." | "..") {
+            return Err(Errno::Inval.into());
+        }
+        Ok((self.dir_handle(st, parent)?, name))
     }
 
     /// Where `path` lives, applying whiteouts, opaque directories and upper
@@ -221,10 +350,6 @@ impl Overlay {
         Ok(())
     }
 
-    fn p(path: &str) -> &str {
-        if path.is_empty() { "." } else { path }
-    }
-
     /// Makes sure `dir` exists in the upper as a directory, copying up its ancestors.
     fn ensure_upper_dir(&self, st: &mut UpperState, dir: &str) -> FsResult<()> {
         match st.present.get(dir) {
@@ -241,10 +366,10 @@ impl Overlay {
             Found::Lower(_) | Found::Upper(_) => return Err(Errno::Notdir.into()),
             Found::Missing => return Err(Errno::Noent.into()),
         };
-        self.upper()?.create_dir(dir)?;
-        set_mode(self.upper()?, dir, mode)?;
-        self.upper()?
-            .set_times(dir, None, spec(SetTime::At(mtime)))?;
+        let (parent, name) = self.entry(st, dir)?;
+        parent.create_dir(name)?;
+        set_mode(&parent, name, mode)?;
+        parent.set_symlink_times(name, None, spec(SetTime::At(mtime)))?;
         st.present.insert(dir.to_owned(), Kind::Dir);
         st.inos.insert(dir.to_owned(), ino);
         Ok(())
@@ -290,7 +415,8 @@ impl Overlay {
                         .set_times(&tmp, None, spec(SetTime::At(entry.node.mtime)))?;
                 }
             }
-            self.work()?.rename(&tmp, self.upper()?, path)?;
+            let (parent, name) = self.entry(st, path)?;
+            self.work()?.rename(&tmp, &parent, name)?;
             Ok(())
         })();
         if result.is_err() {
@@ -321,10 +447,10 @@ impl Overlay {
     }
 
     fn add_whiteout(&self, st: &mut UpperState, path: &str) -> FsResult<()> {
-        let (parent, name) = split(path);
+        let (parent, _) = split(path);
         self.ensure_upper_dir(st, parent)?;
-        self.upper()?
-            .write(join(parent, &format!("{WHITEOUT_PREFIX}{name}")), b"")?;
+        let (dir, name) = self.entry(st, path)?;
+        dir.write(format!("{WHITEOUT_PREFIX}{name}"), b"")?;
         st.whiteouts.insert(path.to_owned());
         Ok(())
     }
@@ -335,14 +461,13 @@ impl Overlay {
         if !st.whiteouts.remove(path) {
             return Ok(false);
         }
-        let (parent, name) = split(path);
-        self.upper()?
-            .remove_file(join(parent, &format!("{WHITEOUT_PREFIX}{name}")))?;
+        let (dir, name) = self.entry(st, path)?;
+        dir.remove_file(format!("{WHITEOUT_PREFIX}{name}"))?;
         Ok(true)
     }
 
     fn make_opaque(&self, st: &mut UpperState, dir: &str) -> FsResult<()> {
-        self.upper()?.write(join(dir, OPAQUE_MARKER), b"")?;
+        self.dir_handle(st, dir)?.write(OPAQUE_MARKER, b"")?;
         st.opaque.insert(dir.to_owned());
         Ok(())
     }
@@ -366,6 +491,7 @@ impl Overlay {
             .retain(|p, _| p != path && !p.starts_with(&prefix));
         st.whiteouts.retain(|p| !p.starts_with(&prefix));
         st.opaque.retain(|p| p != path && !p.starts_with(&prefix));
+        st.dirs.forget(path);
     }
 
     /// Moves mirror entries from `from` to `to` after a rename in the upper.
@@ -382,6 +508,8 @@ impl Overlay {
         rekey_map(&mut st.inos, &rename);
         rekey_set(&mut st.whiteouts, &rename);
         rekey_set(&mut st.opaque, &rename);
+        st.dirs.forget(from);
+        st.dirs.forget(to);
     }
 
     fn merged_list(&self, st: &mut UpperState, path: &str) -> FsResult<Vec<DirEntry>> {
@@ -389,12 +517,24 @@ impl Overlay {
         let mut seen = HashSet::new();
         // Before the first write the writable layer is empty (and not created).
         if st.present.get(path) == Some(&Kind::Dir) && self.upper.get().is_some() {
-            for mut entry in list_dir(self.upper()?, path, |name| {
-                name.starts_with(WHITEOUT_PREFIX)
-            })? {
-                entry.ino = self.ino(st, &join(path, &entry.name));
-                seen.insert(entry.name.clone());
-                entries.push(entry);
+            // Kinds from the directory entries themselves and inode numbers from the
+            // overlay's own table: no host call per entry.
+            let dir = self.dir_handle(st, path)?;
+            for entry in dir.entries()? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with(WHITEOUT_PREFIX) {
+                    continue;
+                }
+                let kind = kind_of(entry.file_type()?);
+                let ino = self.ino(st, &join(path, name));
+                seen.insert(name.to_owned());
+                entries.push(DirEntry {
+                    name: name.to_owned(),
+                    kind,
+                    ino,
+                });
             }
         }
         let opaque = st.opaque.contains(path) || self.lower_hidden(st, path);
@@ -517,7 +657,13 @@ impl Backend for Overlay {
                 })
             }
             Found::Upper(_) => {
-                let mut stat = stat_of(&self.upper()?.symlink_metadata(Self::p(path))?);
+                let meta = if path.is_empty() {
+                    self.upper()?.dir_metadata()?
+                } else {
+                    let (dir, name) = self.entry(&mut st, path)?;
+                    dir.symlink_metadata(name)?
+                };
+                let mut stat = stat_of(&meta);
                 stat.ino = self.ino(&mut st, path);
                 Ok(stat)
             }
@@ -526,11 +672,19 @@ impl Backend for Overlay {
         }
     }
 
-    fn readlink(&self, path: &str) -> FsResult<String> {
+    fn kind(&self, path: &str) -> FsResult<Kind> {
         let st = self.state();
+        self.locate(&st, path)
+            .kind()
+            .ok_or_else(|| Errno::Noent.into())
+    }
+
+    fn readlink(&self, path: &str) -> FsResult<String> {
+        let mut st = self.state();
         match self.locate(&st, path) {
             Found::Upper(Kind::Symlink) => {
-                let target = self.upper()?.read_link_contents(path)?;
+                let (dir, name) = self.entry(&mut st, path)?;
+                let target = dir.read_link_contents(name)?;
                 target
                     .into_os_string()
                     .into_string()
@@ -560,9 +714,10 @@ impl Backend for Overlay {
                 if options.create && options.exclusive {
                     return Err(Errno::Exist.into());
                 }
-                open_file(
-                    self.upper()?,
-                    path,
+                let (dir, name) = self.entry(&mut st, path)?;
+                open_known_file(
+                    &dir,
+                    name,
                     OpenOptions {
                         create: false,
                         ..options
@@ -582,9 +737,10 @@ impl Backend for Overlay {
                     }));
                 }
                 self.copy_up(&mut st, path)?;
-                open_file(
-                    self.upper()?,
-                    path,
+                let (dir, name) = self.entry(&mut st, path)?;
+                open_known_file(
+                    &dir,
+                    name,
                     OpenOptions {
                         create: false,
                         ..options
@@ -600,7 +756,8 @@ impl Backend for Overlay {
             Found::Upper(_) | Found::Lower(_) => Err(Errno::Loop.into()),
             Found::Missing if options.create => {
                 self.prepare_create(&mut st, path)?;
-                let file = open_file(self.upper()?, path, options, mode)?;
+                let (dir, name) = self.entry(&mut st, path)?;
+                let file = create_file(&dir, name, options, mode)?;
                 st.present.insert(path.to_owned(), Kind::File);
                 Ok(file)
             }
@@ -611,8 +768,9 @@ impl Backend for Overlay {
     fn mkdir(&self, path: &str, mode: u32) -> FsResult<()> {
         let mut st = self.state();
         let hides_lower = self.prepare_create(&mut st, path)?;
-        self.upper()?.create_dir(path)?;
-        set_mode(self.upper()?, path, mode)?;
+        let (dir, name) = self.entry(&mut st, path)?;
+        dir.create_dir(name)?;
+        set_mode(&dir, name, mode)?;
         st.present.insert(path.to_owned(), Kind::Dir);
         if hides_lower {
             self.make_opaque(&mut st, path)?;
@@ -627,7 +785,8 @@ impl Backend for Overlay {
             Found::Upper(Kind::Dir) => return Err(Errno::Isdir.into()),
             Found::Lower(entry) if entry.node.kind == Kind::Dir => return Err(Errno::Isdir.into()),
             Found::Upper(_) => {
-                self.upper()?.remove_file(path)?;
+                let (dir, name) = self.entry(&mut st, path)?;
+                dir.remove_file(name)?;
                 st.present.remove(path);
                 st.inos.remove(path);
             }
@@ -654,12 +813,13 @@ impl Backend for Overlay {
         }
         if st.present.get(path) == Some(&Kind::Dir) {
             // Only whiteouts and an opaque marker can be left inside.
-            for entry in self.upper()?.read_dir(path)? {
-                let name = entry?.file_name();
-                self.upper()?
-                    .remove_file(join(path, &name.to_string_lossy()))?;
+            let inside = self.dir_handle(&mut st, path)?;
+            for entry in inside.entries()? {
+                inside.remove_file(entry?.file_name())?;
             }
-            self.upper()?.remove_dir(path)?;
+            drop(inside);
+            let (dir, name) = self.entry(&mut st, path)?;
+            dir.remove_dir(name)?;
             Self::forget_subtree(&mut st, path);
             st.inos.remove(path);
         }
@@ -708,7 +868,10 @@ impl Backend for Overlay {
             st.present.remove(to);
             Self::forget_subtree(&mut st, to);
         }
-        self.upper()?.rename(from, self.upper()?, to)?;
+        let (from_dir, from_name) = self.entry(&mut st, from)?;
+        let (to_dir, to_name) = self.entry(&mut st, to)?;
+        from_dir.rename(from_name, &to_dir, to_name)?;
+        drop((from_dir, to_dir));
         Self::move_subtree(&mut st, from, to);
         if from_kind == Kind::Dir && to_hides_lower {
             self.make_opaque(&mut st, to)?;
@@ -722,7 +885,8 @@ impl Backend for Overlay {
     fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
         let mut st = self.state();
         self.prepare_create(&mut st, path)?;
-        self.upper()?.symlink_contents(target, path)?;
+        let (dir, name) = self.entry(&mut st, path)?;
+        dir.symlink_contents(target, name)?;
         st.present.insert(path.to_owned(), Kind::Symlink);
         Ok(())
     }
@@ -736,7 +900,10 @@ impl Backend for Overlay {
         }
         self.prepare_create(&mut st, to)?;
         self.copy_up(&mut st, from)?;
-        self.upper()?.hard_link(from, self.upper()?, to)?;
+        let (from_dir, from_name) = self.entry(&mut st, from)?;
+        let (to_dir, to_name) = self.entry(&mut st, to)?;
+        from_dir.hard_link(from_name, &to_dir, to_name)?;
+        drop((from_dir, to_dir));
         let kind = st.present.get(from).copied().unwrap_or(Kind::File);
         st.present.insert(to.to_owned(), kind);
         if let Some(ino) = st.inos.get(from).copied() {
@@ -755,9 +922,13 @@ impl Backend for Overlay {
             Found::Lower(_) => self.copy_up(&mut st, path)?,
             Found::Upper(_) => {}
         }
-        Ok(self
-            .upper()?
-            .set_symlink_times(Self::p(path), spec(atime), spec(mtime))?)
+        if path.is_empty() {
+            return Ok(self
+                .upper()?
+                .set_symlink_times(".", spec(atime), spec(mtime))?);
+        }
+        let (dir, name) = self.entry(&mut st, path)?;
+        Ok(dir.set_symlink_times(name, spec(atime), spec(mtime))?)
     }
 
     fn device(&self) -> u64 {

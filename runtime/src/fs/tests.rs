@@ -955,3 +955,77 @@ fn a_container_directory_gets_its_writable_layer_on_the_first_write_and_keeps_it
         .collect();
     assert_eq!(names, ["etc", "new"]);
 }
+
+#[test]
+fn kept_directory_handles_follow_renames_and_removals_and_stay_bounded() {
+    let (overlay, upper, work) = overlay_over(vec![]);
+    let overlay = Arc::new(overlay);
+    let w = World {
+        upper: upper.path().to_owned(),
+        _dirs: vec![upper, work],
+        vfs: Vfs::new(overlay.clone(), false),
+    };
+    let on_disk = |rel: &str| std::fs::read(w.upper.join(rel)).ok();
+    let mkdir = |path: &str| w.vfs.mkdir(&w.at(path), 0o755).expect("mkdir");
+    // Handles of a, a/b and a/b/c are kept by these writes.
+    mkdir("/a");
+    mkdir("/a/b");
+    mkdir("/a/b/c");
+    w.write("/a/b/c/f", b"one").expect("write");
+    // Renaming an ancestor: the same paths now name new directories.
+    w.vfs.rename(&w.at("/a"), &w.at("/moved")).expect("rename");
+    mkdir("/a");
+    mkdir("/a/b");
+    mkdir("/a/b/c");
+    w.write("/a/b/c/f", b"two").expect("write");
+    assert_eq!(on_disk("moved/b/c/f").as_deref(), Some(&b"one"[..]));
+    assert_eq!(on_disk("a/b/c/f").as_deref(), Some(&b"two"[..]));
+    assert_eq!(w.read("/moved/b/c/f").expect("read"), b"one");
+    // Removing a directory and making another of the same name.
+    w.vfs.unlink(&w.at("/a/b/c/f")).expect("unlink");
+    w.vfs.rmdir(&w.at("/a/b/c")).expect("rmdir");
+    mkdir("/a/b/c");
+    w.write("/a/b/c/g", b"three").expect("write");
+    assert_eq!(on_disk("a/b/c/g").as_deref(), Some(&b"three"[..]));
+    assert_eq!(w.ls("/a/b/c"), ["g"]);
+    // A directory renamed onto an empty one replaces it.
+    mkdir("/x");
+    mkdir("/y");
+    w.write("/y/old", b"y").expect("write");
+    w.vfs.unlink(&w.at("/y/old")).expect("unlink");
+    w.write("/x/f", b"x").expect("write");
+    w.vfs
+        .rename(&w.at("/x"), &w.at("/y"))
+        .expect("rename onto empty dir");
+    w.write("/y/g", b"g").expect("write");
+    assert_eq!(w.ls("/y"), ["f", "g"]);
+    assert_eq!(on_disk("y/f").as_deref(), Some(&b"x"[..]));
+    assert_eq!(on_disk("y/g").as_deref(), Some(&b"g"[..]));
+    assert!(!w.upper.join("x").exists());
+    // Stat, lstat-style kind and unlink go through the handles and see the same files.
+    let stat = w.vfs.stat(&w.at("/y/g")).expect("stat");
+    assert_eq!(stat.size, 1);
+    assert_eq!(w.vfs.kind(&w.at("/y/g")).expect("kind"), Kind::File);
+    // More directories than handles are kept: the oldest are closed, all stay usable.
+    mkdir("/many");
+    for i in 0..300 {
+        mkdir(&format!("/many/d{i}"));
+        w.write(&format!("/many/d{i}/f"), format!("{i}").as_bytes())
+            .expect("write");
+    }
+    assert!(
+        overlay.kept_dir_handles() <= 256,
+        "{}",
+        overlay.kept_dir_handles()
+    );
+    for i in (0..300).rev() {
+        assert_eq!(
+            w.read(&format!("/many/d{i}/f")).expect("read"),
+            format!("{i}").as_bytes()
+        );
+        assert_eq!(
+            on_disk(&format!("many/d{i}/f")),
+            Some(format!("{i}").into_bytes())
+        );
+    }
+}

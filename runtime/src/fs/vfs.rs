@@ -182,15 +182,15 @@ impl Vfs {
                 break;
             }
             let loc = self.loc(candidate, false);
-            let stat = match self.backend(&loc).stat(&loc.rel) {
-                Ok(stat) => stat,
+            let kind = match self.backend(&loc).kind(&loc.rel) {
+                Ok(kind) => kind,
                 Err(e) if e.errno() == Errno::Noent && last => {
                     stack.push(part);
                     break;
                 }
                 Err(e) => return Err(e),
             };
-            match stat.kind {
+            match kind {
                 Kind::Symlink if !self.is_mount_point(&loc.path) => {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -231,6 +231,19 @@ impl Vfs {
             return Err(Errno::Notdir.into());
         }
         Ok(stat)
+    }
+
+    /// The kind of entry at a resolved location, from memory where the backend can
+    /// (the overlay): for callers that need no more than the kind.
+    ///
+    /// # Errors
+    /// As [`Vfs::stat`].
+    pub fn kind(&self, loc: &Loc) -> FsResult<Kind> {
+        let kind = self.backend(loc).kind(&loc.rel)?;
+        if loc.trailing_slash && kind != Kind::Dir {
+            return Err(Errno::Notdir.into());
+        }
+        Ok(kind)
     }
 
     /// The device number of a location's mount.
@@ -286,8 +299,8 @@ impl Vfs {
     /// `EROFS` for a mutation on a read-only mount, `EISDIR`, `ENOENT`, `EEXIST`.
     pub fn open(&self, loc: &Loc, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
         if loc.trailing_slash {
-            return Err(match self.backend(loc).stat(&loc.rel) {
-                Ok(s) if s.kind == Kind::Dir => Errno::Isdir,
+            return Err(match self.backend(loc).kind(&loc.rel) {
+                Ok(Kind::Dir) => Errno::Isdir,
                 Ok(_) => Errno::Notdir,
                 Err(_) if options.create => Errno::Isdir,
                 Err(e) => e.errno(),
@@ -323,8 +336,7 @@ impl Vfs {
         }
         let backend = self.writable(loc)?;
         if loc.trailing_slash {
-            let stat = backend.stat(&loc.rel)?;
-            return Err(if stat.kind == Kind::Dir {
+            return Err(if backend.kind(&loc.rel)? == Kind::Dir {
                 Errno::Isdir
             } else {
                 Errno::Notdir
@@ -368,11 +380,8 @@ impl Vfs {
             return Err(Errno::Xdev.into());
         }
         let backend = self.writable(from)?;
-        if from.trailing_slash || to.trailing_slash {
-            let stat = backend.stat(&from.rel)?;
-            if stat.kind != Kind::Dir {
-                return Err(Errno::Notdir.into());
-            }
+        if (from.trailing_slash || to.trailing_slash) && backend.kind(&from.rel)? != Kind::Dir {
+            return Err(Errno::Notdir.into());
         }
         backend.rename(&from.rel, &to.rel)
     }

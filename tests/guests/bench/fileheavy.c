@@ -3,7 +3,7 @@
 //   fileheavy TREE WORK [all|read|list|write]
 // 1. stat, open, read and close every file of TREE/dNNN/fNNN (10,000 small files)
 // 2. list TREE/big (5,000 entries) 20 times
-// 3. create, write, then delete 1,000 files in WORK
+// 3. create and write 1,000 files in WORK, then stat and delete each
 // Prints counts and a checksum so both runs can be checked for the same result.
 #include <dirent.h>
 #include <fcntl.h>
@@ -56,6 +56,9 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < 1000 && do_write; i++) {
         snprintf(path, sizeof path, "%s/new%04d", work, i);
+        struct stat st;
+        if (stat(path, &st) != 0) { perror(path); return 1; }
+        if (st.st_size != (off_t)strlen(path)) { fprintf(stderr, "%s: wrong size\n", path); return 1; }
         if (unlink(path) != 0) { perror(path); return 1; }
     }
     printf("files=%lu listed=%lu checksum=%lx\n", files, listed, sum);

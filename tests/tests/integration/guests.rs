@@ -1,10 +1,12 @@
-//! Every guest program built by `build.rs` must have a test named after it (in `run.rs`
-//! or `escape.rs`): adding a guest without one is a compile error here, as in
+//! Every guest program built by `build.rs` must have a test named after it (in `run.rs`,
+//! `escape.rs` or `hostcalls.rs`): adding a guest without one is a compile error here, as in
 //! wasmtime's test-programs.
 
 mod tested {
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::escape::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::hostcalls::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::run::*;
 }

@@ -10,6 +10,7 @@ mod escape;
 mod examples;
 mod guests;
 mod hello;
+mod hostcalls;
 mod images;
 mod integrity;
 mod layers;
