@@ -8,6 +8,8 @@
 //! and names are given only once the whole image is in the store.
 
 use super::layer_writer::{LayerPlan, Planned};
+pub use super::layers::ARTIFACT_MODULE_PATH;
+use super::layers::tar_header;
 use super::oci::{self, media};
 use super::reference::Reference;
 use super::{Image, ImageError, Images, LayerRef, oci_digest};
@@ -129,7 +131,7 @@ fn not_a_tar(e: &io::Error) -> String {
 
 /// Archive entries are dated 0: an archive's bytes depend only on its images.
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    super::layer_writer::tar_header(kind, mode, size, 0)
+    tar_header(kind, mode, size, 0)
 }
 
 /// Reads an archive from `input` into the store and names its images.
@@ -510,9 +512,6 @@ pub fn image_config(
         .map_err(|e| ImageError::Invalid(e.to_string()))
 }
 
-/// Where a CNCF wasm artifact's module appears in its container.
-pub const ARTIFACT_MODULE_PATH: &str = "/module.wasm";
-
 fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
     let wasm: Vec<&Descriptor> = manifest
         .layers()
@@ -568,18 +567,4 @@ pub(super) fn wasm_artifact_layers(manifest: &ImageManifest) -> Result<Vec<Layer
         size: layer.size(),
         media_type: media::WASM_LAYER.to_owned(),
     }])
-}
-
-/// The uncompressed tar of an artifact's module layer: one file at
-/// [`ARTIFACT_MODULE_PATH`].
-pub(super) fn write_artifact_tar(
-    module: &mut crate::store::CheckedBlob,
-    size: u64,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut tar = tar::Builder::new(out);
-    let mut header = header(tar::EntryType::Regular, 0o755, size);
-    // Read to the end: the checked blob fails there unless it is whole.
-    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module)?;
-    tar.finish()
 }

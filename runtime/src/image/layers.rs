@@ -193,7 +193,7 @@ impl LayerCache {
             let mut blob_file = store.open_blob_checked(blob, blob_size)?;
             let mut writer = self.writer()?;
             writer.hasher = Some(Sha256::new());
-            super::archive::write_artifact_tar(&mut blob_file, blob_size, &mut writer)
+            write_artifact_tar(&mut blob_file, blob_size, &mut writer)
                 .map_err(|source| super::damaged_or(source, "cannot write to the layer cache"))?;
             writer.publish(diff_id)?;
             return Ok(self.path.join(name));
@@ -365,4 +365,34 @@ impl Drop for CacheWriter<'_> {
             let _ = self.cache.dir.remove_file(tmp);
         }
     }
+}
+
+/// Where a CNCF wasm artifact's module appears in its container.
+pub const ARTIFACT_MODULE_PATH: &str = "/module.wasm";
+
+/// The one header format of every tar Capsule writes (layers, archives): GNU, owned
+/// by uid/gid 0 without names.
+pub(super) fn tar_header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header
+}
+
+/// The uncompressed tar of an artifact's module layer: one file at
+/// [`ARTIFACT_MODULE_PATH`].
+pub(super) fn write_artifact_tar(
+    module: &mut crate::store::CheckedBlob,
+    size: u64,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut header = tar_header(tar::EntryType::Regular, 0o755, size, 0);
+    // Read to the end: the checked blob fails there unless it is whole.
+    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module)?;
+    tar.finish()
 }
