@@ -84,7 +84,10 @@ pub fn save(
     let mut index = ImageIndex::default();
     index.set_media_type(Some(MediaType::ImageIndex));
     index.set_manifests(index_entries);
-    let json = |e: serde_json::Error| ImageError::Invalid(format!("cannot write JSON: {e}"));
+    let json = |source| ImageError::Serialise {
+        what: "cannot write JSON",
+        source,
+    };
     let files: [(&str, Vec<u8>); 3] = [
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         ("index.json", oci::canonical_json(&index).map_err(json)?),
@@ -146,9 +149,7 @@ pub fn load(
 ) -> Result<Loaded, ImageError> {
     let store = images.store();
     let _gc = store.gc_lock(false)?;
-    let bad = |msg: String| {
-        ImageError::Invalid(format!("the archive is not a valid image archive: {msg}"))
-    };
+    let bad = |reason: String| ImageError::Archive { reason };
     let mut archive = tar::Archive::new(input);
     let mut docs: HashMap<String, Vec<u8>> = HashMap::new();
     // Every regular file's path → the digest it was stored under (legacy format).
@@ -235,8 +236,8 @@ fn load_oci(
     index: &[u8],
     docker_manifest: Option<&[u8]>,
 ) -> Result<Loaded, ImageError> {
-    let index = ImageIndex::from_reader(index)
-        .map_err(|e| ImageError::Invalid(format!("the archive's index.json is invalid: {e}")))?;
+    let index =
+        ImageIndex::from_reader(index).map_err(|source| ImageError::ArchiveIndex { source })?;
     // Names from Docker's manifest.json, by config path, when the index has none.
     let mut repo_tags: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(bytes) = docker_manifest
@@ -300,8 +301,10 @@ fn load_oci(
 
 fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageError> {
     let bytes = images.store().read_blob(digest)?;
-    let index = ImageIndex::from_reader(bytes.as_slice())
-        .map_err(|e| ImageError::Invalid(format!("image index {digest} is invalid: {e}")))?;
+    let index = ImageIndex::from_reader(bytes.as_slice()).map_err(|source| ImageError::Index {
+        digest: digest.clone(),
+        source,
+    })?;
     let manifests = index.manifests();
     let wasm = manifests.iter().find(|d| {
         d.platform()
@@ -310,18 +313,19 @@ fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageErro
     });
     let chosen = wasm
         .or(manifests.first())
-        .ok_or_else(|| ImageError::Invalid(format!("image index {digest} lists no manifest")))?;
+        .ok_or_else(|| ImageError::EmptyIndex {
+            digest: digest.clone(),
+        })?;
     super::our_digest(chosen.digest())
 }
 
 fn check_blobs(images: &Images, image: &Image) -> Result<(), ImageError> {
     for blob in image.blobs() {
         if !images.store().has_blob(&blob.digest) {
-            return Err(ImageError::Invalid(format!(
-                "the archive lacks blob {} of image {}",
-                blob.digest,
-                image.short_id()
-            )));
+            return Err(ImageError::ArchiveLacksBlob {
+                blob: blob.digest.clone(),
+                image: image.short_id().to_string(),
+            });
         }
     }
     Ok(())
@@ -349,7 +353,7 @@ fn load_legacy(
     manifest: &[u8],
     files: &HashMap<String, Digest>,
 ) -> Result<Loaded, ImageError> {
-    let bad = |msg: String| ImageError::Invalid(format!("the archive's manifest.json: {msg}"));
+    let bad = |reason: String| ImageError::ArchiveManifest { reason };
     let items: Vec<serde_json::Value> =
         serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
     let mut loaded = Vec::new();
@@ -463,14 +467,20 @@ pub fn import_module(
         ConfigBuilder::default()
             .entrypoint(vec![options.path.clone()])
             .build()
-            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+            .map_err(|source| ImageError::Make {
+                what: "cannot make the image config",
+                source,
+            })?,
         std::slice::from_ref(&layer.diff_id),
         vec![
             HistoryBuilder::default()
                 .created(oci::rfc3339(options.epoch))
                 .created_by(options.created_by.clone())
                 .build()
-                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+                .map_err(|source| ImageError::Make {
+                    what: "cannot make the image history",
+                    source,
+                })?,
         ],
         options.epoch,
     )?;
@@ -488,7 +498,7 @@ pub fn import_module(
 /// An image config for WebAssembly (`wasm`/`wasip1`).
 ///
 /// # Errors
-/// [`ImageError::Invalid`] if oci-spec refuses it.
+/// [`ImageError::Make`] if oci-spec refuses it.
 pub fn image_config(
     config: oci_spec::image::Config,
     diff_ids: &[Digest],
@@ -505,11 +515,17 @@ pub fn image_config(
                 .typ("layers")
                 .diff_ids(diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>())
                 .build()
-                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+                .map_err(|source| ImageError::Make {
+                    what: "cannot make the image rootfs",
+                    source,
+                })?,
         )
         .history(history)
         .build()
-        .map_err(|e| ImageError::Invalid(e.to_string()))
+        .map_err(|source| ImageError::Make {
+            what: "cannot make the image config",
+            source,
+        })
 }
 
 fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
@@ -520,11 +536,7 @@ fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
         .collect();
     match wasm.as_slice() {
         [one] => Ok(one),
-        _ => Err(ImageError::Invalid(format!(
-            "a wasm artifact needs exactly one {} layer, this one has {}",
-            media::WASM_LAYER,
-            wasm.len()
-        ))),
+        _ => Err(ImageError::ArtifactLayers { count: wasm.len() }),
     }
 }
 
@@ -540,7 +552,7 @@ pub(super) fn wasm_artifact_config(
     config_bytes: &[u8],
 ) -> Result<ImageConfiguration, ImageError> {
     let value: serde_json::Value = serde_json::from_slice(config_bytes)
-        .map_err(|e| ImageError::Invalid(format!("the wasm artifact's config is not JSON: {e}")))?;
+        .map_err(|source| ImageError::ArtifactConfig { source })?;
     let layer = artifact_layer(manifest)?;
     let created = value["created"]
         .as_str()
@@ -550,7 +562,10 @@ pub(super) fn wasm_artifact_config(
         ConfigBuilder::default()
             .entrypoint(vec![ARTIFACT_MODULE_PATH.to_owned()])
             .build()
-            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+            .map_err(|source| ImageError::Make {
+                what: "cannot make the image config",
+                source,
+            })?,
         &[artifact_diff_id(&super::our_digest(layer.digest())?)],
         Vec::new(),
         created,

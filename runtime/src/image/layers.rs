@@ -199,9 +199,10 @@ impl LayerCache {
             return Ok(self.path.join(name));
         }
         let compression =
-            Compression::of_layer(media_type).ok_or_else(|| ImageError::Invalid(format!(
-                "layer {blob} has media type {media_type}, which is not a tar layer Capsule can read"
-            )))?;
+            Compression::of_layer(media_type).ok_or_else(|| ImageError::LayerMediaType {
+                blob: blob.clone(),
+                media_type: media_type.to_owned(),
+            })?;
         let file =
             io::BufReader::with_capacity(256 * 1024, store.open_blob_checked(blob, blob_size)?);
         let mut reader: Box<dyn Read> = match compression {
@@ -209,7 +210,11 @@ impl LayerCache {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
             Compression::Zstd => {
                 Box::new(ruzstd::decoding::StreamingDecoder::new(file).map_err(|e| {
-                    ImageError::Invalid(format!("layer {blob} is not valid zstd: {e}"))
+                    ImageError::Decompress {
+                        blob: blob.clone(),
+                        what: "is not valid zstd",
+                        source: e.into(),
+                    }
                 })?)
             }
         };
@@ -218,9 +223,11 @@ impl LayerCache {
         copy_checked(&mut reader, &mut writer, &mut |chunk| hasher.update(chunk)).map_err(|e| {
             match e {
                 CopyError::Read(e) => match super::damaged_or(e, "cannot read a layer") {
-                    ImageError::Io { source, .. } => ImageError::Invalid(format!(
-                        "layer {blob} cannot be decompressed: {source}"
-                    )),
+                    ImageError::Io { source, .. } => ImageError::Decompress {
+                        blob: blob.clone(),
+                        what: "cannot be decompressed",
+                        source: source.into(),
+                    },
                     damaged => damaged,
                 },
                 CopyError::Write(source) => ImageError::Io {
