@@ -1,15 +1,14 @@
 //! One parser per instruction: the arguments of a logical line become a [`Kind`].
 
-use super::flags::Flag;
-use super::flags::parse_mode;
+use super::flags::{Flag, parse_mode};
 use super::hints::unknown_instruction;
-use super::instruction::Copy;
-use super::instruction::{Command, Instruction, Kind};
+use super::instruction::{Command, Copy, Instruction, Kind};
 use super::json::{JsonError, json_array};
 use super::lines::{Ch, after, collapse, end_pos, start, starts_with, string_of, trim};
 use super::words::Word;
 use super::{Parser, Pos, RecipeError, START};
 
+/// The instructions Capsule runs, by keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Keyword {
     Add,
