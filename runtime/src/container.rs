@@ -5,6 +5,7 @@
 //! created by `capsule run IMAGE` and removed after it with `--rm`.
 
 use crate::home::Home;
+use crate::spec::{GuestPath, RunSpec};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::PathBuf;
@@ -243,8 +244,6 @@ pub struct Prepared {
     pub spec: RunSpec,
     pub program: GuestPath,
 }
-
-use crate::spec::{GuestPath, RunSpec};
 
 /// Creates a container for `image` (named `name` by the user) with Docker's rules:
 /// ENTRYPOINT + CMD, arguments replace CMD, `--entrypoint` replaces both; ENV then the

@@ -87,8 +87,67 @@ pub enum BuildError {
     Context(#[from] context::ContextError),
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("{0}")]
-    Other(String),
+    /// The recipe file could not be read.
+    #[error("cannot read the recipe {}", path.display())]
+    ReadRecipe {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The recipe file is not UTF-8 text.
+    #[error("{}: the recipe is not UTF-8 text", path.display())]
+    NotUtf8 { path: PathBuf },
+    /// The context holds no recipe and none was named.
+    #[error(
+        "no recipe in {}: write a Capsulefile (or Dockerfile) there, or name one with -f",
+        context.display()
+    )]
+    NoRecipe { context: PathBuf },
+    /// The recipe has only global `ARG`s.
+    #[error("{file}: the recipe has no FROM: start it with FROM scratch or FROM IMAGE")]
+    NoFrom { file: String },
+    /// `--target` names no stage of the recipe.
+    #[error("--target {target}: the recipe has no stage named {target} (FROM ... AS {target})")]
+    NoTarget { target: String },
+    /// The build ended without a stage (a recipe always has one once parsed).
+    #[error("no stage was built")]
+    NoStage,
+    /// The build cache could not be opened, read or written (`what` says which).
+    #[error("{what}")]
+    Cache {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The layers built so far could not be opened for a `RUN` step.
+    #[error("cannot open the layers built so far")]
+    Layers {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// oci-spec refused the image config Capsule made.
+    #[error("cannot make the image config")]
+    Config {
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// An instruction that cannot be carried out, at its place in the recipe.
+    #[error("{file}:{}:{}: {message}", pos.line, pos.col)]
+    Instruction {
+        file: String,
+        pos: Pos,
+        message: String,
+    },
+    /// An instruction that failed on an error underneath, at its place in the recipe;
+    /// `what` (when given) says what it was doing.
+    #[error("{file}:{}:{}{}", pos.line, pos.col, then_colon(what.as_deref()))]
+    Failed {
+        file: String,
+        pos: Pos,
+        what: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What the build made.
@@ -131,7 +190,31 @@ struct Builder<'a> {
 }
 
 fn at(file: &str, pos: Pos, message: impl std::fmt::Display) -> BuildError {
-    BuildError::Other(format!("{file}:{}:{}: {message}", pos.line, pos.col))
+    BuildError::Instruction {
+        file: file.to_owned(),
+        pos,
+        message: message.to_string(),
+    }
+}
+
+/// `": what"`, or nothing.
+fn then_colon(what: Option<&str>) -> String {
+    what.map(|w| format!(": {w}")).unwrap_or_default()
+}
+
+/// The instruction at `pos` failed on `source`, while doing `what` if given.
+fn failed(
+    file: &str,
+    pos: Pos,
+    what: Option<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> BuildError {
+    BuildError::Failed {
+        file: file.to_owned(),
+        pos,
+        what,
+        source: source.into(),
+    }
 }
 
 fn key_of(parts: &[&str]) -> Digest {
@@ -168,8 +251,10 @@ pub fn build(
     }
     let (file, text) = read_recipe(options)?;
     let recipe = recipe::parse(&file, &text)?;
-    let cache = BuildCache::open(&home.build_cache_dir())
-        .map_err(|e| BuildError::Other(format!("cannot open the build cache: {e}")))?;
+    let cache = BuildCache::open(&home.build_cache_dir()).map_err(|e| BuildError::Cache {
+        what: "cannot open the build cache",
+        source: e.into(),
+    })?;
     let recipe_id = Digest::of(
         format!(
             "{}\0{file}\0{}",
@@ -248,24 +333,22 @@ fn read_recipe(options: &BuildOptions) -> Result<(String, String), BuildError> {
     for path in &candidates {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    BuildError::Other(format!("{}: the recipe is not UTF-8 text", path.display()))
-                })?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| BuildError::NotUtf8 { path: path.clone() })?;
                 return Ok((path.display().to_string(), text));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.recipe.is_none() => {}
             Err(e) => {
-                return Err(BuildError::Other(format!(
-                    "cannot read the recipe {}: {e}",
-                    path.display()
-                )));
+                return Err(BuildError::ReadRecipe {
+                    path: path.clone(),
+                    source: e,
+                });
             }
         }
     }
-    Err(BuildError::Other(format!(
-        "no recipe in {}: write a Capsulefile (or Dockerfile) there, or name one with -f",
-        options.context.display()
-    )))
+    Err(BuildError::NoRecipe {
+        context: options.context.clone(),
+    })
 }
 
 impl Builder<'_> {
@@ -278,10 +361,9 @@ impl Builder<'_> {
             }
         }
         let Some(&first) = stage_starts.first() else {
-            return Err(BuildError::Other(format!(
-                "{}: the recipe has no FROM: start it with FROM scratch or FROM IMAGE",
-                self.file
-            )));
+            return Err(BuildError::NoFrom {
+                file: self.file.clone(),
+            });
         };
         for ins in &instructions[..first] {
             if let Kind::Arg(args) = &ins.kind {
@@ -313,9 +395,9 @@ impl Builder<'_> {
             match pos {
                 Some(pos) => stages.truncate(pos + 1),
                 None => {
-                    return Err(BuildError::Other(format!(
-                        "--target {target}: the recipe has no stage named {target} (FROM ... AS {target})"
-                    )));
+                    return Err(BuildError::NoTarget {
+                        target: target.clone(),
+                    });
                 }
             }
         }
@@ -323,10 +405,7 @@ impl Builder<'_> {
         for (index, stage) in stages.iter().enumerate() {
             self.run_stage(index, stage)?;
         }
-        let last = self
-            .stages
-            .last()
-            .ok_or_else(|| BuildError::Other("no stage was built".to_owned()))?;
+        let last = self.stages.last().ok_or(BuildError::NoStage)?;
         let state = last.state.clone();
         self.write_image(&state)
     }
@@ -417,7 +496,7 @@ impl Builder<'_> {
             let image = self
                 .images
                 .resolve(&base)
-                .map_err(|e| at(&self.file, from.pos, e))?;
+                .map_err(|e| failed(&self.file, from.pos, None, e))?;
             let state = state_of_image(&image);
             let key = key_of(&[
                 "capsule build v1",
@@ -509,7 +588,8 @@ impl Builder<'_> {
                 } else {
                     format!("{}/{dir}", next.config.workdir.as_deref().unwrap_or(""))
                 };
-                let path = GuestPath::parse(&joined).map_err(|e| at(&self.file, word.pos, e))?;
+                let path =
+                    GuestPath::parse(&joined).map_err(|e| failed(&self.file, word.pos, None, e))?;
                 next.config.workdir = Some(path.to_string());
                 text = format!("WORKDIR {path}");
             }
@@ -533,7 +613,7 @@ impl Builder<'_> {
                 for word in words {
                     let path = self.expand(stage, word)?;
                     let path = GuestPath::parse(&path)
-                        .map_err(|e| at(&self.file, word.pos, format!("VOLUME: {e}")))?;
+                        .map_err(|e| failed(&self.file, word.pos, Some("VOLUME".to_owned()), e))?;
                     if !next.config.volumes.contains(&path.to_string()) {
                         next.config.volumes.push(path.to_string());
                     }
@@ -644,9 +724,10 @@ impl Builder<'_> {
                     created_by: history_text(&text),
                     empty_layer: empty,
                 });
-                self.cache
-                    .put(&key, &next)
-                    .map_err(|e| BuildError::Other(format!("cannot write the build cache: {e}")))?;
+                self.cache.put(&key, &next).map_err(|e| BuildError::Cache {
+                    what: "cannot write the build cache",
+                    source: e.into(),
+                })?;
                 if self.rebuilt.is_none() {
                     self.rebuilt = Some(format!("step {number}: {text}"));
                 }
@@ -776,8 +857,14 @@ impl Builder<'_> {
                 stage.state.config.workdir.as_deref().unwrap_or("")
             )
         };
-        let dest = GuestPath::parse(&dest_joined)
-            .map_err(|e| at(&file, copy.dest.pos, format!("{keyword} destination: {e}")))?;
+        let dest = GuestPath::parse(&dest_joined).map_err(|e| {
+            failed(
+                &file,
+                copy.dest.pos,
+                Some(format!("{keyword} destination")),
+                e,
+            )
+        })?;
         let dest = dest.as_str().trim_start_matches('/').to_owned();
         // As in Docker, a destination that is a directory in the image receives the
         // source by name, with or without a trailing '/'.
@@ -811,11 +898,12 @@ impl Builder<'_> {
                         )
                     })?;
                     let matched = if Pattern::has_wildcards(&clean) {
-                        let pattern = Pattern::new(&clean).map_err(|e| at(&file, *pos, e))?;
+                        let pattern =
+                            Pattern::new(&clean).map_err(|e| failed(&file, *pos, None, e))?;
                         let found = self
                             .context
                             .glob(&pattern)
-                            .map_err(|e| at(&file, *pos, e))?;
+                            .map_err(|e| failed(&file, *pos, None, e))?;
                         if found.is_empty() {
                             return Err(at(
                                 &file,
@@ -835,7 +923,11 @@ impl Builder<'_> {
                         }
                         tops
                     } else {
-                        match self.context.stat(&clean).map_err(|e| at(&file, *pos, e))? {
+                        match self
+                            .context
+                            .stat(&clean)
+                            .map_err(|e| failed(&file, *pos, None, e))?
+                        {
                             Some(entry) => vec![entry],
                             None => {
                                 let why = if self.context.is_ignored(&clean) {
@@ -876,7 +968,7 @@ impl Builder<'_> {
                                 for child in self
                                     .context
                                     .walk(&entry.path)
-                                    .map_err(|e| at(&file, *pos, e))?
+                                    .map_err(|e| failed(&file, *pos, None, e))?
                                 {
                                     let rel = child
                                         .path
@@ -942,7 +1034,7 @@ impl Builder<'_> {
                     } else {
                         format!("/{src}")
                     })
-                    .map_err(|e| at(&file, *pos, e))?;
+                    .map_err(|e| failed(&file, *pos, None, e))?;
                     let rel = path.as_str().trim_start_matches('/').to_owned();
                     let Some(entry) = lower.get(&rel) else {
                         return Err(at(
@@ -1017,10 +1109,14 @@ impl Builder<'_> {
             }
             EntryKind::File { size, mode } => {
                 let mode = chmod.unwrap_or_else(|| normal_file_mode(*mode));
-                let hash = self
-                    .context
-                    .hash_file(&entry.path)
-                    .map_err(|e| at(&self.file, pos, format!("cannot read {}: {e}", entry.path)))?;
+                let hash = self.context.hash_file(&entry.path).map_err(|e| {
+                    failed(
+                        &self.file,
+                        pos,
+                        Some(format!("cannot read {}", entry.path)),
+                        e,
+                    )
+                })?;
                 inputs.insert(
                     entry.path.clone(),
                     format!("sha256:{hash} {mode:o} -> /{to}"),
@@ -1064,13 +1160,15 @@ impl Builder<'_> {
             .collect();
         let chain = oci::chain_id(&diff_ids).map(|d| d.hex().to_owned());
         crate::wasi::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
-            .map_err(|e| BuildError::Other(format!("cannot open the layers built so far: {e}")))
+            .map_err(|e| BuildError::Layers { source: e.into() })
     }
 
     fn layer_path(&self, layer: &CachedLayer) -> Result<PathBuf, BuildError> {
         let parse = |d: &str| {
-            d.parse::<Digest>()
-                .map_err(|e| BuildError::Other(format!("bad digest in the build cache: {e}")))
+            d.parse::<Digest>().map_err(|e| BuildError::Cache {
+                what: "bad digest in the build cache",
+                source: e.into(),
+            })
         };
         Ok(self.images.layer_cache().ensure(
             self.images.store(),
@@ -1262,7 +1360,7 @@ impl Builder<'_> {
         }
         let config = builder
             .build()
-            .map_err(|e| BuildError::Other(e.to_string()))?;
+            .map_err(|source| BuildError::Config { source })?;
         let created = oci::rfc3339(self.options.epoch);
         let history = state
             .history
@@ -1274,7 +1372,7 @@ impl Builder<'_> {
                 if h.empty_layer {
                     b = b.empty_layer(true);
                 }
-                b.build().map_err(|e| BuildError::Other(e.to_string()))
+                b.build().map_err(|source| BuildError::Config { source })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let layers: Vec<LayerRef> = state
@@ -1282,16 +1380,16 @@ impl Builder<'_> {
             .iter()
             .map(|l| {
                 Ok(LayerRef {
-                    digest: l
-                        .digest
-                        .parse()
-                        .map_err(|e| BuildError::Other(format!("{e}")))?,
+                    digest: l.digest.parse::<Digest>().map_err(|e| BuildError::Cache {
+                        what: "bad digest in the build cache",
+                        source: e.into(),
+                    })?,
                     size: l.size,
                     media_type: l.media_type.clone(),
-                    diff_id: l
-                        .diff_id
-                        .parse()
-                        .map_err(|e| BuildError::Other(format!("{e}")))?,
+                    diff_id: l.diff_id.parse::<Digest>().map_err(|e| BuildError::Cache {
+                        what: "bad digest in the build cache",
+                        source: e.into(),
+                    })?,
                 })
             })
             .collect::<Result<_, BuildError>>()?;

@@ -938,7 +938,9 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
                 .into_iter()
                 .find(|b| !store.has_blob(&b.digest))
                 .map_or(Ok(image), |b| {
-                    Err(ImageError::Invalid(format!("blob {} is missing", b.digest)))
+                    Err(ImageError::BlobMissing {
+                        blob: b.digest.clone(),
+                    })
                 })
         });
         match image {

@@ -11,8 +11,20 @@
 //! is bounds-checked ([`FlatIndex::from_buffer`]).
 
 use super::layer::{Content, Kind, Node};
-use super::lower::{LowerEntry, split};
 use std::cmp::Ordering;
+
+/// A merged entry: the node, which layer holds its bytes, and its inode number.
+#[derive(Debug, Clone)]
+pub struct LowerEntry {
+    pub node: Node,
+    pub layer: usize,
+    pub ino: u64,
+}
+
+/// Splits a path into parent and name.
+pub fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
 
 const MAGIC: &[u8; 8] = b"CAPSIDX1";
 const HEADER: usize = 40;

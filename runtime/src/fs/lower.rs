@@ -10,17 +10,12 @@
 //! and loaded again without rebuilding it.
 
 use super::index::{Buffer, FlatIndex, IndexError};
+// The merged entry and the path split live in the index, below this module; they are
+// re-exported here, where the overlay and the builder look for them.
+pub use super::index::{LowerEntry, split};
 use super::layer::{Content, Entry, Kind, Layer, Node, Source};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-/// A merged entry: the node, which layer holds its bytes, and its inode number.
-#[derive(Debug, Clone)]
-pub struct LowerEntry {
-    pub node: Node,
-    pub layer: usize,
-    pub ino: u64,
-}
 
 /// The merged, immutable view of a stack of layers: where each layer's bytes are, and
 /// the flat index of what the merge left visible.
@@ -212,9 +207,4 @@ pub fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
-}
-
-/// Splits a path into parent and name.
-pub fn split(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
 }

@@ -8,6 +8,8 @@
 //! and names are given only once the whole image is in the store.
 
 use super::layer_writer::{LayerPlan, Planned};
+pub use super::layers::ARTIFACT_MODULE_PATH;
+use super::layers::tar_header;
 use super::oci::{self, media};
 use super::reference::Reference;
 use super::{Image, ImageError, Images, LayerRef, oci_digest};
@@ -82,7 +84,10 @@ pub fn save(
     let mut index = ImageIndex::default();
     index.set_media_type(Some(MediaType::ImageIndex));
     index.set_manifests(index_entries);
-    let json = |e: serde_json::Error| ImageError::Invalid(format!("cannot write JSON: {e}"));
+    let json = |source| ImageError::Serialise {
+        what: "cannot write JSON",
+        source,
+    };
     let files: [(&str, Vec<u8>); 3] = [
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         ("index.json", oci::canonical_json(&index).map_err(json)?),
@@ -129,7 +134,7 @@ fn not_a_tar(e: &io::Error) -> String {
 
 /// Archive entries are dated 0: an archive's bytes depend only on its images.
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    super::layer_writer::tar_header(kind, mode, size, 0)
+    tar_header(kind, mode, size, 0)
 }
 
 /// Reads an archive from `input` into the store and names its images.
@@ -144,9 +149,7 @@ pub fn load(
 ) -> Result<Loaded, ImageError> {
     let store = images.store();
     let _gc = store.gc_lock(false)?;
-    let bad = |msg: String| {
-        ImageError::Invalid(format!("the archive is not a valid image archive: {msg}"))
-    };
+    let bad = |reason: String| ImageError::Archive { reason };
     let mut archive = tar::Archive::new(input);
     let mut docs: HashMap<String, Vec<u8>> = HashMap::new();
     // Every regular file's path → the digest it was stored under (legacy format).
@@ -233,8 +236,8 @@ fn load_oci(
     index: &[u8],
     docker_manifest: Option<&[u8]>,
 ) -> Result<Loaded, ImageError> {
-    let index = ImageIndex::from_reader(index)
-        .map_err(|e| ImageError::Invalid(format!("the archive's index.json is invalid: {e}")))?;
+    let index =
+        ImageIndex::from_reader(index).map_err(|source| ImageError::ArchiveIndex { source })?;
     // Names from Docker's manifest.json, by config path, when the index has none.
     let mut repo_tags: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(bytes) = docker_manifest
@@ -298,8 +301,10 @@ fn load_oci(
 
 fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageError> {
     let bytes = images.store().read_blob(digest)?;
-    let index = ImageIndex::from_reader(bytes.as_slice())
-        .map_err(|e| ImageError::Invalid(format!("image index {digest} is invalid: {e}")))?;
+    let index = ImageIndex::from_reader(bytes.as_slice()).map_err(|source| ImageError::Index {
+        digest: digest.clone(),
+        source,
+    })?;
     let manifests = index.manifests();
     let wasm = manifests.iter().find(|d| {
         d.platform()
@@ -308,18 +313,19 @@ fn pick_from_index(images: &Images, digest: &Digest) -> Result<Digest, ImageErro
     });
     let chosen = wasm
         .or(manifests.first())
-        .ok_or_else(|| ImageError::Invalid(format!("image index {digest} lists no manifest")))?;
+        .ok_or_else(|| ImageError::EmptyIndex {
+            digest: digest.clone(),
+        })?;
     super::our_digest(chosen.digest())
 }
 
 fn check_blobs(images: &Images, image: &Image) -> Result<(), ImageError> {
     for blob in image.blobs() {
         if !images.store().has_blob(&blob.digest) {
-            return Err(ImageError::Invalid(format!(
-                "the archive lacks blob {} of image {}",
-                blob.digest,
-                image.short_id()
-            )));
+            return Err(ImageError::ArchiveLacksBlob {
+                blob: blob.digest.clone(),
+                image: image.short_id().to_string(),
+            });
         }
     }
     Ok(())
@@ -347,7 +353,7 @@ fn load_legacy(
     manifest: &[u8],
     files: &HashMap<String, Digest>,
 ) -> Result<Loaded, ImageError> {
-    let bad = |msg: String| ImageError::Invalid(format!("the archive's manifest.json: {msg}"));
+    let bad = |reason: String| ImageError::ArchiveManifest { reason };
     let items: Vec<serde_json::Value> =
         serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
     let mut loaded = Vec::new();
@@ -461,14 +467,20 @@ pub fn import_module(
         ConfigBuilder::default()
             .entrypoint(vec![options.path.clone()])
             .build()
-            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+            .map_err(|source| ImageError::Make {
+                what: "cannot make the image config",
+                source,
+            })?,
         std::slice::from_ref(&layer.diff_id),
         vec![
             HistoryBuilder::default()
                 .created(oci::rfc3339(options.epoch))
                 .created_by(options.created_by.clone())
                 .build()
-                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+                .map_err(|source| ImageError::Make {
+                    what: "cannot make the image history",
+                    source,
+                })?,
         ],
         options.epoch,
     )?;
@@ -486,7 +498,7 @@ pub fn import_module(
 /// An image config for WebAssembly (`wasm`/`wasip1`).
 ///
 /// # Errors
-/// [`ImageError::Invalid`] if oci-spec refuses it.
+/// [`ImageError::Make`] if oci-spec refuses it.
 pub fn image_config(
     config: oci_spec::image::Config,
     diff_ids: &[Digest],
@@ -503,15 +515,18 @@ pub fn image_config(
                 .typ("layers")
                 .diff_ids(diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>())
                 .build()
-                .map_err(|e| ImageError::Invalid(e.to_string()))?,
+                .map_err(|source| ImageError::Make {
+                    what: "cannot make the image rootfs",
+                    source,
+                })?,
         )
         .history(history)
         .build()
-        .map_err(|e| ImageError::Invalid(e.to_string()))
+        .map_err(|source| ImageError::Make {
+            what: "cannot make the image config",
+            source,
+        })
 }
-
-/// Where a CNCF wasm artifact's module appears in its container.
-pub const ARTIFACT_MODULE_PATH: &str = "/module.wasm";
 
 fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
     let wasm: Vec<&Descriptor> = manifest
@@ -521,11 +536,7 @@ fn artifact_layer(manifest: &ImageManifest) -> Result<&Descriptor, ImageError> {
         .collect();
     match wasm.as_slice() {
         [one] => Ok(one),
-        _ => Err(ImageError::Invalid(format!(
-            "a wasm artifact needs exactly one {} layer, this one has {}",
-            media::WASM_LAYER,
-            wasm.len()
-        ))),
+        _ => Err(ImageError::ArtifactLayers { count: wasm.len() }),
     }
 }
 
@@ -541,7 +552,7 @@ pub(super) fn wasm_artifact_config(
     config_bytes: &[u8],
 ) -> Result<ImageConfiguration, ImageError> {
     let value: serde_json::Value = serde_json::from_slice(config_bytes)
-        .map_err(|e| ImageError::Invalid(format!("the wasm artifact's config is not JSON: {e}")))?;
+        .map_err(|source| ImageError::ArtifactConfig { source })?;
     let layer = artifact_layer(manifest)?;
     let created = value["created"]
         .as_str()
@@ -551,7 +562,10 @@ pub(super) fn wasm_artifact_config(
         ConfigBuilder::default()
             .entrypoint(vec![ARTIFACT_MODULE_PATH.to_owned()])
             .build()
-            .map_err(|e| ImageError::Invalid(e.to_string()))?,
+            .map_err(|source| ImageError::Make {
+                what: "cannot make the image config",
+                source,
+            })?,
         &[artifact_diff_id(&super::our_digest(layer.digest())?)],
         Vec::new(),
         created,
@@ -568,18 +582,4 @@ pub(super) fn wasm_artifact_layers(manifest: &ImageManifest) -> Result<Vec<Layer
         size: layer.size(),
         media_type: media::WASM_LAYER.to_owned(),
     }])
-}
-
-/// The uncompressed tar of an artifact's module layer: one file at
-/// [`ARTIFACT_MODULE_PATH`].
-pub(super) fn write_artifact_tar(
-    module: &mut crate::store::CheckedBlob,
-    size: u64,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut tar = tar::Builder::new(out);
-    let mut header = header(tar::EntryType::Regular, 0o755, size);
-    // Read to the end: the checked blob fails there unless it is whole.
-    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module)?;
-    tar.finish()
 }

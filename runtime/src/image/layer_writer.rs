@@ -18,7 +18,7 @@
 //! layer cache, so a layer that was just built runs without being decompressed.
 
 use super::ImageError;
-use super::layers::LayerCache;
+use super::layers::{LayerCache, tar_header};
 use super::oci::media;
 use crate::store::{Digest, Store};
 use sha2::{Digest as _, Sha256};
@@ -349,19 +349,6 @@ impl Exact<'_> {
             }),
         }
     }
-}
-
-/// The one header format of every tar Capsule writes (layers, archives): GNU, owned
-/// by uid/gid 0 without names.
-pub(super) fn tar_header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(kind);
-    header.set_mode(mode);
-    header.set_size(size);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(mtime);
-    header
 }
 
 /// The mode a host file gets in a layer: 0755 when any execute bit is set, else 0644.

@@ -193,15 +193,16 @@ impl LayerCache {
             let mut blob_file = store.open_blob_checked(blob, blob_size)?;
             let mut writer = self.writer()?;
             writer.hasher = Some(Sha256::new());
-            super::archive::write_artifact_tar(&mut blob_file, blob_size, &mut writer)
+            write_artifact_tar(&mut blob_file, blob_size, &mut writer)
                 .map_err(|source| super::damaged_or(source, "cannot write to the layer cache"))?;
             writer.publish(diff_id)?;
             return Ok(self.path.join(name));
         }
         let compression =
-            Compression::of_layer(media_type).ok_or_else(|| ImageError::Invalid(format!(
-                "layer {blob} has media type {media_type}, which is not a tar layer Capsule can read"
-            )))?;
+            Compression::of_layer(media_type).ok_or_else(|| ImageError::LayerMediaType {
+                blob: blob.clone(),
+                media_type: media_type.to_owned(),
+            })?;
         let file =
             io::BufReader::with_capacity(256 * 1024, store.open_blob_checked(blob, blob_size)?);
         let mut reader: Box<dyn Read> = match compression {
@@ -209,7 +210,11 @@ impl LayerCache {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
             Compression::Zstd => {
                 Box::new(ruzstd::decoding::StreamingDecoder::new(file).map_err(|e| {
-                    ImageError::Invalid(format!("layer {blob} is not valid zstd: {e}"))
+                    ImageError::Decompress {
+                        blob: blob.clone(),
+                        what: "is not valid zstd",
+                        source: e.into(),
+                    }
                 })?)
             }
         };
@@ -218,9 +223,11 @@ impl LayerCache {
         copy_checked(&mut reader, &mut writer, &mut |chunk| hasher.update(chunk)).map_err(|e| {
             match e {
                 CopyError::Read(e) => match super::damaged_or(e, "cannot read a layer") {
-                    ImageError::Io { source, .. } => ImageError::Invalid(format!(
-                        "layer {blob} cannot be decompressed: {source}"
-                    )),
+                    ImageError::Io { source, .. } => ImageError::Decompress {
+                        blob: blob.clone(),
+                        what: "cannot be decompressed",
+                        source: source.into(),
+                    },
                     damaged => damaged,
                 },
                 CopyError::Write(source) => ImageError::Io {
@@ -365,4 +372,34 @@ impl Drop for CacheWriter<'_> {
             let _ = self.cache.dir.remove_file(tmp);
         }
     }
+}
+
+/// Where a CNCF wasm artifact's module appears in its container.
+pub const ARTIFACT_MODULE_PATH: &str = "/module.wasm";
+
+/// The one header format of every tar Capsule writes (layers, archives): GNU, owned
+/// by uid/gid 0 without names.
+pub(super) fn tar_header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header
+}
+
+/// The uncompressed tar of an artifact's module layer: one file at
+/// [`ARTIFACT_MODULE_PATH`].
+pub(super) fn write_artifact_tar(
+    module: &mut crate::store::CheckedBlob,
+    size: u64,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut header = tar_header(tar::EntryType::Regular, 0o755, size, 0);
+    // Read to the end: the checked blob fails there unless it is whole.
+    tar.append_data(&mut header, &ARTIFACT_MODULE_PATH[1..], module)?;
+    tar.finish()
 }

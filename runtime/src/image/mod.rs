@@ -38,8 +38,108 @@ pub enum ImageError {
         prefix: String,
         matches: Vec<String>,
     },
-    #[error("{0}")]
-    Invalid(String),
+    /// An archive given to `load` is not a valid image archive.
+    #[error("the archive is not a valid image archive: {reason}")]
+    Archive { reason: String },
+    /// An archive's Docker `manifest.json` is wrong.
+    #[error("the archive's manifest.json: {reason}")]
+    ArchiveManifest { reason: String },
+    /// An archive's `index.json` is not an OCI image index.
+    #[error("the archive's index.json is invalid")]
+    ArchiveIndex {
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// An archive names a blob it does not hold.
+    #[error("the archive lacks blob {blob} of image {image}")]
+    ArchiveLacksBlob { blob: Digest, image: String },
+    /// A blob an image needs is not in the store.
+    #[error("blob {blob} is missing")]
+    BlobMissing { blob: Digest },
+    /// An image index in the store is not valid.
+    #[error("image index {digest} is invalid")]
+    Index {
+        digest: Digest,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// An image index lists no manifest.
+    #[error("image index {digest} lists no manifest")]
+    EmptyIndex { digest: Digest },
+    /// A manifest in the store is not an OCI image manifest.
+    #[error("manifest {digest} is not an OCI image manifest")]
+    Manifest {
+        digest: Digest,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// A config in the store is not an OCI image config.
+    #[error("config {digest} is not an OCI image config")]
+    Config {
+        digest: Digest,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// A manifest and its config disagree on the number of layers.
+    #[error(
+        "image {config}: the manifest has {layers} layers but the config lists {diff_ids} diff_ids"
+    )]
+    LayerCount {
+        config: Digest,
+        layers: usize,
+        diff_ids: usize,
+    },
+    /// A digest in a manifest is not one Capsule supports.
+    #[error("unsupported digest {digest}")]
+    UnsupportedDigest {
+        digest: String,
+        #[source]
+        source: crate::store::DigestError,
+    },
+    /// A diff_id in a config is not a digest.
+    #[error("bad diff_id {diff_id}")]
+    BadDiffId {
+        diff_id: String,
+        #[source]
+        source: crate::store::DigestError,
+    },
+    /// A wasm artifact without exactly one module layer.
+    #[error(
+        "a wasm artifact needs exactly one {} layer, this one has {count}",
+        oci::media::WASM_LAYER
+    )]
+    ArtifactLayers { count: usize },
+    /// A wasm artifact's config is not JSON.
+    #[error("the wasm artifact's config is not JSON")]
+    ArtifactConfig {
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A layer whose media type is not a tar Capsule can read.
+    #[error("layer {blob} has media type {media_type}, which is not a tar layer Capsule can read")]
+    LayerMediaType { blob: Digest, media_type: String },
+    /// A layer that cannot be decompressed (`what` says how it failed).
+    #[error("layer {blob} {what}")]
+    Decompress {
+        blob: Digest,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// oci-spec refused a config, history entry or manifest Capsule made.
+    #[error("{what}")]
+    Make {
+        what: &'static str,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// A document Capsule made could not be serialised (`what` says which).
+    #[error("{what}")]
+    Serialise {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what}")]
     Io {
         what: &'static str,
@@ -169,7 +269,10 @@ fn our_digest(digest: &oci_spec::image::Digest) -> Result<Digest, ImageError> {
     digest
         .to_string()
         .parse()
-        .map_err(|e| ImageError::Invalid(format!("unsupported digest {digest}: {e}")))
+        .map_err(|source| ImageError::UnsupportedDigest {
+            digest: digest.to_string(),
+            source,
+        })
 }
 
 impl Images {
@@ -201,10 +304,11 @@ impl Images {
     /// cannot run.
     pub fn load(&self, digest: &Digest) -> Result<Image, ImageError> {
         let bytes = self.store.read_blob(digest)?;
-        let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|e| {
-            ImageError::Invalid(format!(
-                "manifest {digest} is not an OCI image manifest: {e}"
-            ))
+        let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|source| {
+            ImageError::Manifest {
+                digest: digest.clone(),
+                source,
+            }
         })?;
         let config_digest = our_digest(manifest.config().digest())?;
         let config_media = manifest.config().media_type().to_string();
@@ -212,10 +316,11 @@ impl Images {
         let config = if config_media == media::WASM_CONFIG {
             archive::wasm_artifact_config(&manifest, &config_bytes)?
         } else {
-            ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|e| {
-                ImageError::Invalid(format!(
-                    "config {config_digest} is not an OCI image config: {e}"
-                ))
+            ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|source| {
+                ImageError::Config {
+                    digest: config_digest.clone(),
+                    source,
+                }
             })?
         };
         let layers = if config_media == media::WASM_CONFIG {
@@ -223,11 +328,11 @@ impl Images {
         } else {
             let diff_ids = config.rootfs().diff_ids();
             if diff_ids.len() != manifest.layers().len() {
-                return Err(ImageError::Invalid(format!(
-                    "image {config_digest}: the manifest has {} layers but the config lists {} diff_ids",
-                    manifest.layers().len(),
-                    diff_ids.len()
-                )));
+                return Err(ImageError::LayerCount {
+                    config: config_digest,
+                    layers: manifest.layers().len(),
+                    diff_ids: diff_ids.len(),
+                });
             }
             manifest
                 .layers()
@@ -238,8 +343,9 @@ impl Images {
                         digest: our_digest(desc.digest())?,
                         size: desc.size(),
                         media_type: desc.media_type().to_string(),
-                        diff_id: diff_id.parse().map_err(|e| {
-                            ImageError::Invalid(format!("bad diff_id {diff_id}: {e}"))
+                        diff_id: diff_id.parse().map_err(|source| ImageError::BadDiffId {
+                            diff_id: diff_id.clone(),
+                            source,
                         })?,
                     })
                 })
@@ -382,10 +488,10 @@ impl Images {
         config: &ImageConfiguration,
         layers: &[LayerRef],
     ) -> Result<Image, ImageError> {
-        let json = |what: &str, e: serde_json::Error| {
-            ImageError::Invalid(format!("cannot serialise the image {what}: {e}"))
-        };
-        let config_bytes = oci::canonical_json(config).map_err(|e| json("config", e))?;
+        let config_bytes = oci::canonical_json(config).map_err(|source| ImageError::Serialise {
+            what: "cannot serialise the image config",
+            source,
+        })?;
         let config_blob = self.store.put_blob(config_bytes.as_slice())?;
         self.write_manifest(
             Descriptor::new(
@@ -423,10 +529,15 @@ impl Images {
             .config(config)
             .layers(layer_descs)
             .build()
-            .map_err(|e| ImageError::Invalid(format!("cannot build the manifest: {e}")))?;
-        let manifest_bytes = oci::canonical_json(&manifest).map_err(|e| {
-            ImageError::Invalid(format!("cannot serialise the image manifest: {e}"))
-        })?;
+            .map_err(|source| ImageError::Make {
+                what: "cannot build the manifest",
+                source,
+            })?;
+        let manifest_bytes =
+            oci::canonical_json(&manifest).map_err(|source| ImageError::Serialise {
+                what: "cannot serialise the image manifest",
+                source,
+            })?;
         let blob = self.store.put_blob(manifest_bytes.as_slice())?;
         self.load(&blob.digest)
     }

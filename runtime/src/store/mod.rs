@@ -15,8 +15,8 @@
 //!   reading or changing the index fails with [`StoreError::IndexMissing`] until
 //!   `system check --rebuild-index` rebuilds it ([`Store::replace_index`]).
 //!
-//! What the images layer builds on top (manifests, configs, references, layer
-//! indexes for the filesystem) arrives with the images issue.
+//! The images layer (`crate::image`) builds on top: manifests, configs, references and
+//! the layer cache the filesystem reads.
 
 pub mod digest;
 #[cfg(test)]
