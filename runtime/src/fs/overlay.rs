@@ -343,6 +343,17 @@ impl Overlay {
         ino
     }
 
+    /// Whether two existing names are links to one file: both in the writable layer
+    /// with one inode number (hard links made in the container share one), or both in
+    /// the layers with one (hard links of a layer share one).
+    fn same_file(&self, st: &mut UpperState, a: &str, b: &str) -> bool {
+        match (self.locate(st, a), self.locate(st, b)) {
+            (Found::Lower(x), Found::Lower(y)) => x.ino == y.ino,
+            (Found::Upper(_), Found::Upper(_)) => self.ino(st, a) == self.ino(st, b),
+            _ => false,
+        }
+    }
+
     fn check_name(path: &str) -> FsResult<()> {
         if split(path).1.starts_with(WHITEOUT_PREFIX) {
             return Err(Errno::Inval.into());
@@ -632,6 +643,58 @@ fn lower_stat(entry: &LowerEntry) -> Stat {
     }
 }
 
+/// A file of the writable layer, open: the host file, reporting the inode number the
+/// overlay gave its name (so `fstat` and `stat` agree; the host's own number means
+/// nothing in the container).
+#[derive(Debug)]
+struct UpperFile {
+    file: Arc<dyn OpenFile>,
+    ino: u64,
+}
+
+impl OpenFile for UpperFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> FsResult<usize> {
+        self.file.write_at(buf, offset)
+    }
+
+    fn stat(&self) -> FsResult<Stat> {
+        Ok(Stat {
+            ino: self.ino,
+            ..self.file.stat()?
+        })
+    }
+
+    fn set_len(&self, len: u64) -> FsResult<()> {
+        self.file.set_len(len)
+    }
+
+    fn set_times(&self, atime: SetTime, mtime: SetTime) -> FsResult<()> {
+        self.file.set_times(atime, mtime)
+    }
+
+    fn sync(&self) -> FsResult<()> {
+        self.file.sync()
+    }
+}
+
+impl Overlay {
+    fn upper_file(
+        &self,
+        st: &mut UpperState,
+        path: &str,
+        file: Arc<dyn OpenFile>,
+    ) -> Arc<dyn OpenFile> {
+        Arc::new(UpperFile {
+            file,
+            ino: self.ino(st, path),
+        })
+    }
+}
+
 impl Backend for Overlay {
     fn stat(&self, path: &str) -> FsResult<Stat> {
         let mut st = self.state();
@@ -715,7 +778,7 @@ impl Backend for Overlay {
                     return Err(Errno::Exist.into());
                 }
                 let (dir, name) = self.entry(&mut st, path)?;
-                open_known_file(
+                let file = open_known_file(
                     &dir,
                     name,
                     OpenOptions {
@@ -723,7 +786,8 @@ impl Backend for Overlay {
                         ..options
                     },
                     mode,
-                )
+                )?;
+                Ok(self.upper_file(&mut st, path, file))
             }
             Found::Lower(entry) if entry.node.kind == Kind::File => {
                 if options.create && options.exclusive {
@@ -738,7 +802,7 @@ impl Backend for Overlay {
                 }
                 self.copy_up(&mut st, path)?;
                 let (dir, name) = self.entry(&mut st, path)?;
-                open_known_file(
+                let file = open_known_file(
                     &dir,
                     name,
                     OpenOptions {
@@ -746,7 +810,8 @@ impl Backend for Overlay {
                         ..options
                     },
                     mode,
-                )
+                )?;
+                Ok(self.upper_file(&mut st, path, file))
             }
             Found::Upper(Kind::Dir) | Found::Lower(_)
                 if self.locate(&st, path).kind() == Some(Kind::Dir) =>
@@ -759,7 +824,7 @@ impl Backend for Overlay {
                 let (dir, name) = self.entry(&mut st, path)?;
                 let file = create_file(&dir, name, options, mode)?;
                 st.present.insert(path.to_owned(), Kind::File);
-                Ok(file)
+                Ok(self.upper_file(&mut st, path, file))
             }
             Found::Missing => Err(Errno::Noent.into()),
         }
@@ -849,6 +914,10 @@ impl Backend for Overlay {
             (_, Some(Kind::Dir)) => return Err(Errno::Isdir.into()),
             _ => {}
         }
+        if to_kind.is_some() && from_kind != Kind::Dir && self.same_file(&mut st, from, to) {
+            // Two names of one file: POSIX says rename does nothing.
+            return Ok(());
+        }
         // Bring the source up whole, and make room at the destination.
         if from_kind == Kind::Dir {
             self.copy_up_tree(&mut st, from)?;
@@ -906,9 +975,9 @@ impl Backend for Overlay {
         drop((from_dir, to_dir));
         let kind = st.present.get(from).copied().unwrap_or(Kind::File);
         st.present.insert(to.to_owned(), kind);
-        if let Some(ino) = st.inos.get(from).copied() {
-            st.inos.insert(to.to_owned(), ino);
-        }
+        // Two names of one file: one inode number.
+        let ino = self.ino(&mut st, from);
+        st.inos.insert(to.to_owned(), ino);
         Ok(())
     }
 

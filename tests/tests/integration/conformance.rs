@@ -259,59 +259,7 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
 /// so the entry fails the test once the bug is fixed and must then be deleted). They
 /// are not deliberate; they are listed so that the rest of each program keeps being
 /// compared meanwhile.
-pub const KNOWN_BUGS: &[Known] = &[
-    known(
-        "fs_rename",
-        &[Layered, LayeredDir, Image],
-        "h1 after same-inode rename: file",
-        "h1 after same-inode rename: absent",
-        "BUG: rename between two hard links of one file must do nothing (POSIX); the writable \
-         layer removes the source name (tmpfs fixed)",
-    ),
-    known(
-        "fs_rename",
-        &[Layered, LayeredDir, Image],
-        "unlink h1: 0",
-        "unlink h1: -1 ENOENT",
-        "BUG: follows from the line above",
-    ),
-    known(
-        "fs_rename",
-        LAYERED,
-        "nlink h2 after unlink h1: 1",
-        "nlink h2 after unlink h1: 2",
-        "BUG: the writable layer's link counts do not follow renames and unlinks of hard links",
-    ),
-    known(
-        "fs_rename",
-        &[Layered, LayeredDir],
-        "tree h1: <absent>",
-        "tree h1: ENOENT",
-        "BUG: after the same-inode rename the writable layer lists h1, but lstat of it is ENOENT",
-    ),
-    known(
-        "fs_rename",
-        &[Image],
-        "tree h1: <absent>",
-        "tree h1: file 7 bytes: \"one+two\"",
-        "BUG: the same, seen on disk: the writable layer keeps h1 as a file",
-    ),
-    known(
-        "fs_rename",
-        &[Image],
-        "disk h1: file 7 bytes: \"one+two\"",
-        "listed h1: ENOENT",
-        "BUG: the same: the guest's lstat of h1 disagrees with the writable layer on disk",
-    ),
-    known(
-        "fs_stat",
-        LAYERED,
-        "fstat ino equals stat ino, new file: yes",
-        "fstat ino equals stat ino, new file: no",
-        "BUG: the writable layer numbers inodes per path and per open file, so fstat and stat of \
-         one file disagree (and hard links get different numbers)",
-    ),
-];
+pub const KNOWN_BUGS: &[Known] = &[];
 
 /// Transcript lines whose reference value depends on the host's file system, so they
 /// cannot be compared with a reference run: (program, Capsule's line on every backend,
