@@ -308,6 +308,10 @@ impl WasiP1 {
     /// path ending in `/` must itself be a directory (as the reference resolves a
     /// link's source).
     fn parent_dir(&mut self, fd: u32, path: &str, whole_if_slash: bool) -> R<()> {
+        if path.is_empty() {
+            // The empty path names nothing, before anything else is looked at.
+            return Err(Errno::Noent);
+        }
         let parent = if whole_if_slash && path.ends_with('/') {
             path.to_owned()
         } else {
@@ -1065,8 +1069,8 @@ impl WasiP1 {
         self.parent_dir(old_fd, &old_path, true)?;
         self.parent_dir(new_fd, &new_path, false)?;
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
-        let to = self.at(new_fd, &new_path, false)?;
         let source = self.vfs.stat(&from).map_err(errno)?;
+        let to = self.at(new_fd, &new_path, false)?;
         // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
         if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
             return Err(Errno::Exist);
