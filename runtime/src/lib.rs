@@ -21,6 +21,7 @@ pub mod exec;
 pub mod fs;
 pub mod home;
 pub mod image;
+pub mod labels;
 pub mod module;
 pub mod spec;
 pub mod store;

@@ -6,6 +6,8 @@ mod tested {
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::escape::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::reactors::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::run::*;
 }
 

@@ -12,5 +12,6 @@ mod hello;
 mod images;
 mod layers;
 mod modules;
+mod reactors;
 mod run;
 mod sdk;
