@@ -3,14 +3,14 @@
 //!
 //! An entry is one file, `<sha256>-<tag>.cwasm`: wasmtime's serialized module, then the
 //! sha256 of those bytes and an 8-byte magic as a trailer. A loader checks the magic and
-//! the digest (reading the file through a small buffer, so the check costs no memory)
-//! before handing the file to wasmtime, which maps it instead of copying it: the code
-//! and the initial memory image are pages of the file, loaded only where touched.
-//! wasmtime in turn checks its own version and settings; anything that fails is logged,
-//! recompiled and rewritten, never trusted. Entries are written to a unique temporary
-//! name and renamed into place, so a reader never sees half a file, a mapped file is
-//! never changed under a running module, and two processes filling the same entry both
-//! succeed.
+//! the digest (through a small buffer, so the check costs no memory; `<entry>.verified`
+//! remembers a check of that very file, unchanged since) before handing the file to
+//! wasmtime, which maps it instead of copying it: the code and the initial memory image
+//! are pages of the file, loaded only where touched. wasmtime in turn checks its own
+//! version and settings; anything that fails is logged, recompiled and rewritten, never
+//! trusted. Entries are written to a unique temporary name and renamed into place, so a
+//! reader never sees half a file, a mapped file is never changed under a running
+//! module, and two processes filling the same entry both succeed.
 //!
 //! An alias (`<sha256 of a name>.alias`, holding a module's sha256) lets a caller that
 //! knows a module by a stable name (an image's ID and the program's path in it) find
@@ -31,6 +31,7 @@ const MAGIC: &[u8; 8] = b"CAPSCW02";
 const TRAILER_LEN: usize = 32 + MAGIC.len();
 const EXTENSION: &str = "cwasm";
 const ALIAS_EXTENSION: &str = "alias";
+const VERIFIED_EXTENSION: &str = "verified";
 
 /// What the cache did for one module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl ModuleCache {
     /// Loads an entry; on failure, what the cache will report after rebuilding it.
     fn load(&self, engine: &Engine, name: &str) -> Result<wasmtime::Module, CacheOutcome> {
         match self.dir.open(name) {
-            Ok(file) => match load_entry(engine, file) {
+            Ok(file) => match self.load_entry(engine, name, file.into_std()) {
                 Ok(module) => {
                     tracing::debug!(entry = %name, "module cache hit");
                     Ok(module)
@@ -173,6 +174,32 @@ impl ModuleCache {
                 Err(CacheOutcome::Rebuilt(format!("unreadable: {e}")))
             }
         }
+    }
+
+    /// Checks an entry's trailer and (unless this very file was checked before) its
+    /// digest, then hands the file to wasmtime. Hashing a large entry costs a good part
+    /// of a start-up (CPython's is 245 MB), so a check is remembered in
+    /// `<entry>.verified` as the file's identity (device, inode, size, modification and
+    /// change times): a file rewritten in place or replaced is checked again.
+    fn load_entry(
+        &self,
+        engine: &Engine,
+        name: &str,
+        file: std::fs::File,
+    ) -> Result<wasmtime::Module, String> {
+        let meta = file.metadata().map_err(|e| format!("unreadable: {e}"))?;
+        let identity = file_identity(&meta);
+        let stamp = format!("{name}.{VERIFIED_EXTENSION}");
+        let verified = identity
+            .as_ref()
+            .is_some_and(|id| self.dir.read_to_string(&stamp).ok().as_ref() == Some(id));
+        let module = load_entry(engine, file, meta.len(), !verified)?;
+        if !verified && let Some(id) = identity {
+            if let Err(e) = self.write_atomically(&stamp, id.as_bytes()) {
+                tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+            }
+        }
+        Ok(module)
     }
 
     fn store(&self, name: &str, mut payload: Vec<u8>) -> io::Result<()> {
@@ -228,34 +255,10 @@ pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<wasmtime::Module, CacheEr
         .map_err(|e| CacheError::Compile(format!("{e:#}")))
 }
 
-fn alias_file(alias: &str) -> String {
-    format!(
-        "{}.{ALIAS_EXTENSION}",
-        hex(&Sha256::digest(alias.as_bytes()))
-    )
-}
-
-/// Checks an entry's trailer and digest, then hands the file to wasmtime.
-fn load_entry(engine: &Engine, file: cap_std::fs::File) -> Result<wasmtime::Module, String> {
+/// Compares the sha256 of the first `payload_len` bytes with `digest`, through a small
+/// buffer: the payload is never all in memory.
+fn check_payload(file: &mut std::fs::File, payload_len: u64, digest: &[u8]) -> Result<(), String> {
     use std::io::{Read, Seek, SeekFrom};
-    let bad_trailer = || "not a Capsule cache entry (bad trailer)".to_owned();
-    let mut file = file.into_std();
-    let len = file
-        .metadata()
-        .map_err(|e| format!("unreadable: {e}"))?
-        .len();
-    let payload_len = len
-        .checked_sub(TRAILER_LEN as u64)
-        .ok_or_else(bad_trailer)?;
-    let mut trailer = [0u8; TRAILER_LEN];
-    file.seek(SeekFrom::Start(payload_len))
-        .and_then(|_| file.read_exact(&mut trailer))
-        .map_err(|e| format!("unreadable: {e}"))?;
-    let (digest, magic) = trailer.split_at(32);
-    if magic != MAGIC {
-        return Err(bad_trailer());
-    }
-    // The digest is checked through a small buffer: the payload is never all in memory.
     file.seek(SeekFrom::Start(0))
         .map_err(|e| format!("unreadable: {e}"))?;
     let mut hasher = Sha256::new();
@@ -271,11 +274,67 @@ fn load_entry(engine: &Engine, file: cap_std::fs::File) -> Result<wasmtime::Modu
     if hasher.finalize().as_slice() != digest {
         return Err("corrupt (digest mismatch)".to_owned());
     }
+    Ok(())
+}
+
+fn alias_file(alias: &str) -> String {
+    format!(
+        "{}.{ALIAS_EXTENSION}",
+        hex(&Sha256::digest(alias.as_bytes()))
+    )
+}
+
+/// What identifies one file's contents as long as nobody rewrites it (Unix only).
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_meta: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// Checks an entry's trailer and, if `check_digest`, its digest, then hands the file to
+/// wasmtime.
+fn load_entry(
+    engine: &Engine,
+    mut file: std::fs::File,
+    len: u64,
+    check_digest: bool,
+) -> Result<wasmtime::Module, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad_trailer = || "not a Capsule cache entry (bad trailer)".to_owned();
+    let payload_len = len
+        .checked_sub(TRAILER_LEN as u64)
+        .ok_or_else(bad_trailer)?;
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.seek(SeekFrom::Start(payload_len))
+        .and_then(|_| file.read_exact(&mut trailer))
+        .map_err(|e| format!("unreadable: {e}"))?;
+    let (digest, magic) = trailer.split_at(32);
+    if magic != MAGIC {
+        return Err(bad_trailer());
+    }
+    if check_digest {
+        check_payload(&mut file, payload_len, digest)?;
+    }
     // SAFETY: `Module::deserialize_open_file` trusts the file to be wasmtime's own output
     // and to stay unchanged while the module lives. This file was written by
     // `Module::serialize` (plus the trailer, which wasmtime's ELF reader does not look
-    // at) into the user's own Capsule home, and its sha256 (checked just above) matches
-    // what was written; entries are only ever replaced by renaming a new file over the
+    // at) into the user's own Capsule home, and its sha256 matches what was written
+    // (checked just above, or by an earlier load of this very file, unchanged since:
+    // same inode, size and times); entries are only ever replaced by renaming a new file over the
     // name, never rewritten in place, so the mapped file does not change. wasmtime checks
     // that it was produced by this wasmtime version with compatible settings.
     unsafe { wasmtime::Module::deserialize_open_file(engine.wasmtime(), file) }
