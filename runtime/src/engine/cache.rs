@@ -194,10 +194,11 @@ impl ModuleCache {
             .as_ref()
             .is_some_and(|id| self.dir.read_to_string(&stamp).ok().as_ref() == Some(id));
         let module = load_entry(engine, file, meta.len(), !verified)?;
-        if !verified && let Some(id) = identity {
-            if let Err(e) = self.write_atomically(&stamp, id.as_bytes()) {
-                tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
-            }
+        if !verified
+            && let Some(id) = identity
+            && let Err(e) = self.write_atomically(&stamp, id.as_bytes())
+        {
+            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
         }
         Ok(module)
     }
