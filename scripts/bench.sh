@@ -27,7 +27,9 @@ fi
 if [ "${1:-}" = python ]; then
     shift
     context=$(examples/python/fetch.sh)
-    exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" "$@"
+    # The tests' shared module cache: CPython is compiled once per machine.
+    exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
+        --module-cache "$target_dir/capsule-test-module-cache" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

@@ -56,6 +56,7 @@ def main():
     p.add_argument("--wasmtime", default=shutil.which("wasmtime") or os.path.expanduser("~/.cargo/bin/wasmtime"))
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--rss-runs", type=int, default=5)
+    p.add_argument("--module-cache", help="CAPSULE_MODULE_CACHE: compiled modules kept across runs")
     a = p.parse_args()
     if not os.path.isfile(a.wasmtime):
         sys.exit("bench: no wasmtime CLI; run: cargo install wasmtime-cli --version 48.0.8 --locked")
@@ -67,6 +68,8 @@ def main():
     env.pop("CAPSULE_LOG", None)
     env["CAPSULE_HOME"] = os.path.join(work, "home")
     env.pop("CAPSULE_MODULE_CACHE", None)
+    if a.module_cache:
+        env["CAPSULE_MODULE_CACHE"] = a.module_cache
     # The same files for both: wasmtime's root holds them at the paths the image has.
     root = os.path.join(work, "root")
     os.makedirs(os.path.join(root, "usr/local/bin"))

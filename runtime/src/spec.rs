@@ -426,6 +426,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn programs_split_at_the_last_hash_before_an_export_name() {
+        assert_eq!(
+            split_program("/app/r.wasm#run"),
+            ("/app/r.wasm", Some("run"))
+        );
+        assert_eq!(split_program("r.wasm#a#b"), ("r.wasm#a", Some("b")));
+        assert_eq!(split_program("/app/r.wasm"), ("/app/r.wasm", None));
+        for plain in ["/app/r.wasm#", "#run", "/dir#x/r.wasm"] {
+            assert_eq!(split_program(plain), (plain, None), "{plain}");
+        }
+    }
+
+    #[test]
     fn guest_paths_normalise_and_refuse_dotdot() {
         assert_eq!(
             GuestPath::parse("/a//b/./c/").expect("ok").as_str(),
