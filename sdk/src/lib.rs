@@ -246,13 +246,6 @@ impl Capsule {
                 limit: options.output_limit,
             };
             let (world, captured) = capsule_runtime::wasi::build(&prepared.spec, &stdio)?;
-            let wasm = world
-                .read_file(&prepared.program)
-                .map_err(|errno| Error::Program {
-                    image: image.name.clone(),
-                    path: prepared.program.to_string(),
-                    errno,
-                })?;
             // The image's labels may set wasm features: then the run needs an engine
             // of its own with them.
             let mut features = self.engine.features();
@@ -263,8 +256,36 @@ impl Capsule {
                 Some(Engine::new(&EngineOptions { features })?)
             };
             let engine = own_engine.as_ref().unwrap_or(&self.engine);
-            let module = self.module_with(engine, prepared.program.as_str(), &wasm)?;
-            let out = exec::run_in(engine, &module.inner, &prepared.spec, world, captured)?;
+            // Without mounts, the program at a path of an image is always the same
+            // module: the cache finds it by that name without reading it (as capsule
+            // run does).
+            let spec = &prepared.spec;
+            let alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
+                .then(|| format!("image {} program {}", image.inner.id(), prepared.program));
+            let cached = alias
+                .as_ref()
+                .and_then(|alias| self.cache.load_alias(engine, alias));
+            let module = match cached {
+                Some(inner) => inner,
+                None => {
+                    let wasm =
+                        world
+                            .read_file(&prepared.program)
+                            .map_err(|errno| Error::Program {
+                                image: image.name.clone(),
+                                path: prepared.program.to_string(),
+                                errno,
+                            })?;
+                    let name = prepared.program.as_str();
+                    let wasm = capsule_runtime::module::core_module_bytes(name, &wasm)?;
+                    let module = self.module_with(engine, name, &wasm)?;
+                    if let Some(alias) = &alias {
+                        self.cache.set_alias(alias, &wasm);
+                    }
+                    module.inner
+                }
+            };
+            let out = exec::run_in(engine, &module, &prepared.spec, world, captured)?;
             Ok(Output {
                 status: out.status,
                 stdout: out.stdout,

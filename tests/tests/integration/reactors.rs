@@ -99,6 +99,25 @@ pub fn reactor() {
         "r",
     ]);
     assert_eq!(relative.stdout, argv_lines("other", &["r.wasm"]));
+    // The cache knows the image's program by the image and its path; a mount over
+    // that path shows another program, and that one runs.
+    env.write(
+        "other-app/r.wasm",
+        std::fs::read(guests::ARGS).expect("args guest"),
+    );
+    let mount = format!("{}:/app:ro", env.work().join("other-app").display());
+    let shadowed = env.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        "--entrypoint",
+        "/app/r.wasm",
+        "r",
+        "x",
+    ]);
+    shadowed.assert_clean_success();
+    assert_eq!(shadowed.stdout, "argc=2\nargv[0]=/app/r.wasm\nargv[1]=x\n");
     // Without #EXPORT a reactor is refused with the exports to choose from.
     env.run(&["run", "--rm", "--entrypoint", "/app/r.wasm", "r"])
         .assert_error(126, &["reactor", "MODULE#EXPORT"]);
