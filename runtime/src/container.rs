@@ -230,6 +230,12 @@ pub enum PrepareError {
         #[source]
         source: crate::spec::SpecError,
     },
+    #[error("image {image}: {source}")]
+    Label {
+        image: String,
+        #[source]
+        source: crate::labels::LabelError,
+    },
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error("cannot create the container")]
@@ -237,12 +243,16 @@ pub enum PrepareError {
 }
 
 /// A container ready to run: its record, the run spec over the image's layers and its
-/// writable layer, and where the program is inside the image.
+/// writable layer, and where the program is inside the image (a `PATH#EXPORT` program
+/// is split: `program` is the path, and the spec's entry names the export).
 #[derive(Debug)]
 pub struct Prepared {
     pub container: Container,
     pub spec: RunSpec,
     pub program: GuestPath,
+    /// What the image's labels say about running it (the spec already has their
+    /// unknown-imports policy; the wasm features are the caller's, for its engine).
+    pub labels: crate::labels::RunLabels,
 }
 
 /// Creates a container for `image` (named `name` by the user) with Docker's rules:
@@ -268,6 +278,17 @@ pub fn prepare(
         });
     }
     let config = image.config.config().clone().unwrap_or_default();
+    let labels = crate::labels::RunLabels::from_labels(
+        config
+            .labels()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|source| PrepareError::Label {
+        image: name.to_owned(),
+        source,
+    })?;
     let mut argv: Vec<String> = match &overrides.entrypoint {
         Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
         Some(entrypoint) => vec![entrypoint.clone()],
@@ -290,6 +311,11 @@ pub fn prepare(
         (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(path_err)?,
         _ => GuestPath::root(),
     };
+    // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
+    let (program, export) = match crate::spec::split_program(&program) {
+        (path, Some(export)) => (path.to_owned(), Some(export.to_owned())),
+        (path, None) => (path.to_owned(), None),
+    };
     let program_path = if program.starts_with('/') {
         GuestPath::parse(&program)
     } else {
@@ -308,6 +334,9 @@ pub fn prepare(
     .map_err(PrepareError::Create)?;
     let mut spec = RunSpec::new(program);
     spec.args.extend(argv.into_iter().skip(1));
+    if let Some(export) = export {
+        spec.entry = crate::spec::Entry::Program(export);
+    }
     for var in config.env().iter().flatten() {
         if let Some((k, v)) = var.split_once('=') {
             spec.env.set(k, v);
@@ -323,9 +352,13 @@ pub fn prepare(
     spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
     spec.layer_index_cache = Some(home.layer_index_dir());
     spec.upper = Some(container.dir.clone());
+    if let Some(policy) = labels.unknown_imports {
+        spec.unknown_imports = policy;
+    }
     Ok(Prepared {
         container,
         spec,
         program: program_path,
+        labels,
     })
 }

@@ -231,14 +231,16 @@ fn instantiate_and_call(
             return Err(RunError::Reactor { exports }.into());
         }
         Entry::Start => return Err(RunError::NoEntry.into()),
-        Entry::Export(name) if !has(name) => {
+        Entry::Export(name) | Entry::Program(name) if !has(name) => {
             return Err(RunError::MissingExport {
                 name: name.clone(),
                 exports,
             }
             .into());
         }
-        Entry::Export(name) => (has("_initialize").then_some("_initialize"), name.clone()),
+        Entry::Export(name) | Entry::Program(name) => {
+            (has("_initialize").then_some("_initialize"), name.clone())
+        }
     };
 
     let instance = linker
@@ -258,9 +260,14 @@ fn instantiate_and_call(
             exports: exports.clone(),
         })?;
     let ty = func.ty(&*store);
+    // An export without parameters sees the arguments only as its argv; one with
+    // parameters takes them from the arguments after argv[0] (argv holds them too).
+    let takes_params = ty.params().len() > 0;
     let params = match spec.entry {
-        Entry::Start => Vec::new(),
-        Entry::Export(_) => parse_params(&target, ty.params(), &spec.args[1..])?,
+        Entry::Export(_) | Entry::Program(_) if takes_params => {
+            parse_params(&target, ty.params(), spec.args.get(1..).unwrap_or_default())?
+        }
+        _ => Vec::new(),
     };
     let mut results: Vec<Val> = ty
         .results()
@@ -268,6 +275,16 @@ fn instantiate_and_call(
         .collect();
     func.call(&mut *store, &params, &mut results)
         .map_err(|e| guest_failure(e, false))?;
+    if let (Entry::Program(_), false, [Val::I32(status)]) =
+        (&spec.entry, takes_params, results.as_slice())
+    {
+        // A program's exit status, as main's return value is a command's.
+        let status = *status as u32;
+        return Err(Outcome::Status(match u8::try_from(status) {
+            Ok(code) => ExitStatus::Exited(code),
+            Err(_) => ExitStatus::InvalidExit(status),
+        }));
+    }
     Ok(results.iter().map(format_val).collect())
 }
 

@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 /// Environment variable that overrides the home's location.
 pub const HOME_ENV: &str = "CAPSULE_HOME";
 
+/// Environment variable that puts the compiled-module cache somewhere else than the
+/// home (compiled code depends only on the module and the engine, so homes may share it).
+pub const MODULE_CACHE_ENV: &str = "CAPSULE_MODULE_CACHE";
+
 /// Errors locating the home.
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
@@ -93,8 +97,13 @@ impl Home {
         self.root.join("tmp")
     }
 
-    /// Where compiled modules are cached.
+    /// Where compiled modules are cached: `$CAPSULE_MODULE_CACHE` when it is set and
+    /// not empty (a directory several homes share, such as the tests'), else under the
+    /// home.
     pub fn module_cache_dir(&self) -> PathBuf {
-        self.root.join("cache").join("modules")
+        match std::env::var_os(MODULE_CACHE_ENV) {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => self.root.join("cache").join("modules"),
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod failpoint;
 pub mod fs;
 pub mod home;
 pub mod image;
+pub mod labels;
 pub mod module;
 pub mod spec;
 pub mod store;

@@ -324,8 +324,29 @@ pub enum Entry {
     /// A command's `_start`.
     #[default]
     Start,
-    /// A named export, after `_initialize` if the module has one (`app.wasm#run`).
+    /// A named export, after `_initialize` if the module has one (`app.wasm#run`). An
+    /// export that takes parameters gets them from the arguments after `argv[0]`, exactly
+    /// as many as it takes; one that takes none gets the arguments only as its argv (as
+    /// `wasmtime run --invoke` does). Results are reported as values.
     Export(String),
+    /// An export named as a container's program (`/app/r.wasm#run` in ENTRYPOINT, CMD,
+    /// `--entrypoint` or RUN): called as [`Entry::Export`] is, except that when it takes
+    /// no parameters and returns one `i32`, that value is the program's exit status, as
+    /// the value `main` returns is a command's.
+    Program(String),
+}
+
+/// Splits a program named as `PATH#EXPORT` into the path and the export; a name
+/// without a `#`, or whose text after the last `#` is empty or holds a `/`, is a path
+/// alone. (So a program path with a `#` in its last component is read as naming an
+/// export: write such a file name without `#`.)
+pub fn split_program(program: &str) -> (&str, Option<&str>) {
+    match program.rsplit_once('#') {
+        Some((path, export)) if !path.is_empty() && !export.is_empty() && !export.contains('/') => {
+            (path, Some(export))
+        }
+        _ => (program, None),
+    }
 }
 
 /// Everything a run of a module is given.
@@ -450,6 +471,19 @@ pub fn utf8_args(args: &[std::ffi::OsString]) -> Result<Vec<String>, SpecError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_split_at_the_last_hash_before_an_export_name() {
+        assert_eq!(
+            split_program("/app/r.wasm#run"),
+            ("/app/r.wasm", Some("run"))
+        );
+        assert_eq!(split_program("r.wasm#a#b"), ("r.wasm#a", Some("b")));
+        assert_eq!(split_program("/app/r.wasm"), ("/app/r.wasm", None));
+        for plain in ["/app/r.wasm#", "#run", "/dir#x/r.wasm"] {
+            assert_eq!(split_program(plain), (plain, None), "{plain}");
+        }
+    }
 
     #[test]
     fn guest_paths_normalise_and_refuse_dotdot() {

@@ -132,10 +132,14 @@ impl Capsule {
     /// # Errors
     /// As [`Capsule::module_from_file`].
     pub fn module_from_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
+        self.module_with(&self.engine, name, bytes)
+    }
+
+    fn module_with(&self, engine: &Engine, name: &str, bytes: &[u8]) -> Result<Module, Error> {
         let wasm = capsule_runtime::module::core_module_bytes(name, bytes)?;
         let (inner, _) = self
             .cache
-            .load_or_compile(&self.engine, &wasm)
+            .load_or_compile(engine, &wasm)
             .map_err(|source| Error::Compile {
                 name: name.to_owned(),
                 source,
@@ -243,15 +247,46 @@ impl Capsule {
                 limit: options.output_limit,
             };
             let (world, captured) = capsule_runtime::wasi::build(&prepared.spec, &stdio)?;
-            let wasm = world
-                .read_file(&prepared.program)
-                .map_err(|errno| Error::Program {
-                    image: image.name.clone(),
-                    path: prepared.program.to_string(),
-                    errno,
-                })?;
-            let module = self.module_from_bytes(prepared.program.as_str(), &wasm)?;
-            let out = exec::run_in(&self.engine, &module.inner, &prepared.spec, world, captured)?;
+            // The image's labels may set wasm features: then the run needs an engine
+            // of its own with them.
+            let mut features = self.engine.features();
+            prepared.labels.apply_features(&mut features);
+            let own_engine = if features == self.engine.features() {
+                None
+            } else {
+                Some(Engine::new(&EngineOptions { features })?)
+            };
+            let engine = own_engine.as_ref().unwrap_or(&self.engine);
+            // Without mounts, the program at a path of an image is always the same
+            // module: the cache finds it by that name without reading it (as capsule
+            // run does).
+            let spec = &prepared.spec;
+            let alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
+                .then(|| format!("image {} program {}", image.inner.id(), prepared.program));
+            let cached = alias
+                .as_ref()
+                .and_then(|alias| self.cache.load_alias(engine, alias));
+            let module = match cached {
+                Some(inner) => inner,
+                None => {
+                    let wasm =
+                        world
+                            .read_file(&prepared.program)
+                            .map_err(|errno| Error::Program {
+                                image: image.name.clone(),
+                                path: prepared.program.to_string(),
+                                errno,
+                            })?;
+                    let name = prepared.program.as_str();
+                    let wasm = capsule_runtime::module::core_module_bytes(name, &wasm)?;
+                    let module = self.module_with(engine, name, &wasm)?;
+                    if let Some(alias) = &alias {
+                        self.cache.set_alias(alias, &wasm);
+                    }
+                    module.inner
+                }
+            };
+            let out = exec::run_in(engine, &module, &prepared.spec, world, captured)?;
             Ok(Output {
                 status: out.status,
                 stdout: out.stdout,
@@ -356,14 +391,17 @@ impl RunOptions {
         self
     }
 
-    /// Calls an export instead of `_start` (after `_initialize`, for reactors).
+    /// Calls an export instead of `_start` (after `_initialize`, for reactors). An export
+    /// without parameters gets the arguments as its argv; one with parameters takes them
+    /// from the arguments, exactly as many as it has.
     pub fn export(mut self, name: impl Into<String>) -> Self {
         self.export = Some(name.into());
         self
     }
 
     /// For [`Capsule::run_image`]: run this program (a path in the image) instead of
-    /// the image's ENTRYPOINT, without its CMD (`--entrypoint`).
+    /// the image's ENTRYPOINT, without its CMD (`--entrypoint`). `PATH#EXPORT` calls an
+    /// export of a reactor, as in an image's ENTRYPOINT.
     pub fn entrypoint(mut self, path: impl Into<String>) -> Self {
         self.entrypoint = Some(path.into());
         self

@@ -70,11 +70,26 @@ pub fn capsule_bin() -> &'static Path {
     })
 }
 
+/// The compiled-module cache that tests opting in share across tests and runs
+/// (`target/capsule-test-module-cache`): a module that takes minutes to compile
+/// (CPython) is compiled once per machine, not once per test.
+pub fn shared_module_cache() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join("capsule-test-module-cache")
+}
+
 /// A scratch world for one test: its own Capsule home and a work directory.
 #[derive(Debug)]
 pub struct TestEnv {
     home: tempfile::TempDir,
     work: tempfile::TempDir,
+    /// `CAPSULE_MODULE_CACHE` for every command, when the test shares the cache.
+    module_cache: Option<PathBuf>,
 }
 
 impl Default for TestEnv {
@@ -95,6 +110,16 @@ impl TestEnv {
                 .prefix("capsule-work-")
                 .tempdir()
                 .expect("temp work dir"),
+            module_cache: None,
+        }
+    }
+
+    /// A fresh home and work directory whose commands use the [`shared_module_cache`]
+    /// (`CAPSULE_MODULE_CACHE`) instead of a cache in the fresh home.
+    pub fn with_shared_module_cache() -> Self {
+        Self {
+            module_cache: Some(shared_module_cache()),
+            ..Self::new()
         }
     }
 
@@ -135,6 +160,9 @@ impl TestEnv {
             .stdin(Stdio::null());
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
+        }
+        if let Some(cache) = &self.module_cache {
+            cmd.env("CAPSULE_MODULE_CACHE", cache);
         }
         cmd
     }

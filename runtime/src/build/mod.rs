@@ -576,6 +576,9 @@ impl Builder<'_> {
                 let mut parts = Vec::new();
                 for (k, v) in pairs {
                     let (k, v) = (self.expand(stage, k)?, self.expand(stage, v)?);
+                    // Capsule's own labels are checked here, not first when the image runs.
+                    crate::labels::RunLabels::from_labels([(k.as_str(), v.as_str())])
+                        .map_err(|e| at(&self.file, ins.pos, format!("LABEL: {e}")))?;
                     parts.push(format!("{k}={v:?}"));
                     next.config.labels.insert(k, v);
                 }
@@ -1192,7 +1195,8 @@ impl Builder<'_> {
         let config = &stage.state.config;
         let workdir = GuestPath::parse(config.workdir.as_deref().unwrap_or("/"))
             .map_err(|e| fail(e.to_string()))?;
-        let program = &argv[0];
+        // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
+        let (program, export) = crate::spec::split_program(&argv[0]);
         let program_path = if program.starts_with('/') {
             GuestPath::parse(program)
         } else {
@@ -1223,8 +1227,11 @@ impl Builder<'_> {
         let _ = crate::ambient::remove_dir_all(&scratch);
         crate::ambient::create_and_open_dir(&scratch)
             .map_err(|e| fail(format!("cannot create a work directory: {e}")))?;
-        let mut spec = RunSpec::new(program.clone());
+        let mut spec = RunSpec::new(program);
         spec.args.extend(argv.iter().skip(1).cloned());
+        if let Some(export) = export {
+            spec.entry = crate::spec::Entry::Program(export.to_owned());
+        }
         for (k, v) in &stage.args {
             spec.env.set(k, v);
         }
@@ -1243,6 +1250,16 @@ impl Builder<'_> {
             spec.layers = vec![empty];
         }
         spec.upper = Some(scratch.clone());
+        // The stage's labels say how its programs run, as they do for `capsule run`.
+        let labels = crate::labels::RunLabels::from_labels(
+            config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| fail(format!("RUN: {e}")))?;
+        if let Some(policy) = labels.unknown_imports {
+            spec.unknown_imports = policy;
+        }
+        let mut features = self.options.features;
+        labels.apply_features(&mut features);
         let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Log)
             .map_err(|e| fail(format!("RUN: cannot set up the sandbox: {e}")))?;
         let wasm = world.read_file(&program_path).map_err(|e| {
@@ -1252,13 +1269,13 @@ impl Builder<'_> {
         })?;
         let wasm = crate::module::core_module_bytes(program, &wasm)
             .map_err(|e| fail(format!("RUN {program}: {e}")))?;
-        if self.engine.is_none() {
-            self.engine = Some(
-                Engine::new(&EngineOptions {
-                    features: self.options.features,
-                })
-                .map_err(|e| fail(e.to_string()))?,
-            );
+        if self
+            .engine
+            .as_ref()
+            .is_none_or(|e| e.features() != features)
+        {
+            self.engine =
+                Some(Engine::new(&EngineOptions { features }).map_err(|e| fail(e.to_string()))?);
         }
         let engine = self
             .engine

@@ -6,6 +6,7 @@ use capsule_runtime::engine::{CacheOutcome, Engine, EngineOptions, FeatureSet, M
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::{ImageError, Images};
+use capsule_runtime::labels::RunLabels;
 use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
 use capsule_runtime::wasi::Stdio;
 use capsule_runtime::{ambient, builtin, module};
@@ -38,14 +39,15 @@ pub struct RunArgs {
     #[arg(short = 'W', long = "wasm", value_name = "FEATURE=y|n")]
     wasm: Vec<String>,
     /// What to do with imports Capsule does not provide: refuse to run, or link them to
-    /// functions that trap if called
-    #[arg(long = "unknown-imports", value_enum, default_value_t = UnknownImportsArg::Refuse)]
-    unknown_imports: UnknownImportsArg,
+    /// functions that trap if called (default: refuse, or what an image's
+    /// io.capsule.unknown-imports label says)
+    #[arg(long = "unknown-imports", value_enum)]
+    unknown_imports: Option<UnknownImportsArg>,
     /// Compile the module even if the cache has it, and do not store the result
     #[arg(long = "no-cache")]
     no_cache: bool,
-    /// Run this program (a path inside the image) instead of the image's ENTRYPOINT;
-    /// the image's CMD is dropped
+    /// Run this program (a path inside the image, or PATH#EXPORT for an export of a
+    /// reactor) instead of the image's ENTRYPOINT; the image's CMD is dropped
     #[arg(long = "entrypoint", value_name = "PATH")]
     entrypoint: Option<String>,
     /// Remove the container (its writable layer) when it exits
@@ -105,8 +107,10 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     }
 }
 
-fn features(args: &RunArgs) -> Result<FeatureSet, Failure> {
+/// The default features, then an image's labels' settings, then `-W`.
+fn features(args: &RunArgs, labels: &RunLabels) -> Result<FeatureSet, Failure> {
     let mut features = FeatureSet::default();
+    labels.apply_features(&mut features);
     for setting in &args.wasm {
         features
             .apply_setting(setting)
@@ -115,10 +119,11 @@ fn features(args: &RunArgs) -> Result<FeatureSet, Failure> {
     Ok(features)
 }
 
-fn unknown_imports(arg: UnknownImportsArg) -> UnknownImports {
+fn unknown_imports(arg: Option<UnknownImportsArg>, otherwise: UnknownImports) -> UnknownImports {
     match arg {
-        UnknownImportsArg::Refuse => UnknownImports::Refuse,
-        UnknownImportsArg::Trap => UnknownImports::Trap,
+        Some(UnknownImportsArg::Refuse) => UnknownImports::Refuse,
+        Some(UnknownImportsArg::Trap) => UnknownImports::Trap,
+        None => otherwise,
     }
 }
 
@@ -139,7 +144,7 @@ fn run_module(
     guest_args: &[OsString],
 ) -> Result<u8, Failure> {
     let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
-    let features = features(args)?;
+    let features = features(args, &RunLabels::default())?;
     let mut env = Env::default();
     for file in &args.env_file {
         env.apply_file_at(file).map_err(usage)?;
@@ -173,7 +178,7 @@ fn run_module(
     capsule_runtime::spec::check_mount_points(&spec.mounts, &spec.tmpfs).map_err(usage)?;
     spec.layers = args.layer.clone();
     spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
-    spec.unknown_imports = unknown_imports(args.unknown_imports);
+    spec.unknown_imports = unknown_imports(args.unknown_imports, UnknownImports::Refuse);
 
     let wasm =
         module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
@@ -295,37 +300,61 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
         container,
         mut spec,
         program: program_path,
+        labels,
     } = container::prepare(&home, &images, &image, target, overrides).map_err(|e| {
         let code = match e {
             PrepareError::Platform { .. }
             | PrepareError::NoCommand(_)
-            | PrepareError::Path { .. } => exit::CANNOT_RUN,
+            | PrepareError::Path { .. }
+            | PrepareError::Label { .. } => exit::CANNOT_RUN,
             _ => exit::USAGE,
         };
         Failure::new(code, e)
     })?;
-    spec.unknown_imports = unknown_imports(args.unknown_imports);
+    spec.unknown_imports = unknown_imports(args.unknown_imports, spec.unknown_imports);
     if args.rm {
         remove_on_signal(container.dir.clone());
     }
-    let features = features(args)?;
+    let features = features(args, &labels)?;
 
     let result = (|| {
         let (world, captured) = capsule_runtime::wasi::build(&spec, &Stdio::Inherit)
             .map_err(|e| Failure::new(exit::USAGE, e))?;
-        let wasm = world.read_file(&program_path).map_err(|e| {
-            Failure::new(
-                exit::CANNOT_RUN,
-                anyhow::anyhow!("image {target}: cannot read {program_path} in the image: {e}"),
-            )
-        })?;
-        let name = format!("{target}:{program_path}");
-        let wasm = module::core_module_bytes(&name, &wasm)
-            .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
         let engine =
             Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
-        let compiled = compile(&engine, &wasm, args.no_cache)
-            .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
+        let name = format!("{target}:{program_path}");
+        // An image's layers never change, and a new container's writable layer is empty:
+        // without mounts, the program at a path of an image is always the same module, so
+        // the cache finds it by that name without reading and hashing it (CPython's
+        // module is 95 MB).
+        let cache = (!args.no_cache).then(module_cache).flatten();
+        let alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
+            .then(|| format!("image {} program {program_path}", image.id()));
+        let cached = match (&cache, &alias) {
+            (Some(cache), Some(alias)) => cache.load_alias(&engine, alias),
+            _ => None,
+        };
+        let compiled = match cached {
+            Some(module) => module,
+            None => {
+                let wasm = world.read_file(&program_path).map_err(|e| {
+                    Failure::new(
+                        exit::CANNOT_RUN,
+                        anyhow::anyhow!(
+                            "image {target}: cannot read {program_path} in the image: {e}"
+                        ),
+                    )
+                })?;
+                let wasm = module::core_module_bytes(&name, &wasm)
+                    .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
+                let compiled = compile_with(&engine, &wasm, cache.as_ref())
+                    .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
+                if let (Some(cache), Some(alias)) = (&cache, &alias) {
+                    cache.set_alias(alias, &wasm);
+                }
+                compiled
+            }
+        };
         let output = exec::run_in(&engine, &compiled, &spec, world, captured).map_err(run_error)?;
         report(output)
     })();
@@ -417,23 +446,37 @@ fn resolve_module(target: &str) -> Result<Option<(String, Vec<u8>, Entry)>, Fail
 }
 
 fn compile(engine: &Engine, wasm: &[u8], no_cache: bool) -> anyhow::Result<wasmtime::Module> {
-    if no_cache {
-        return Ok(capsule_runtime::engine::cache::compile(engine, wasm)?);
-    }
+    let cache = if no_cache { None } else { module_cache() };
+    compile_with(engine, wasm, cache.as_ref())
+}
+
+/// The home's module cache, or `None` (with a warning) when it cannot be opened.
+fn module_cache() -> Option<ModuleCache> {
     let cache = Home::from_env()
         .map_err(|e| e.to_string())
         .and_then(|home| ModuleCache::open(&home.module_cache_dir()).map_err(|e| e.to_string()));
     match cache {
-        Ok(cache) => {
+        Ok(cache) => Some(cache),
+        Err(reason) => {
+            tracing::warn!(%reason, "module cache unavailable; compiling without it");
+            None
+        }
+    }
+}
+
+fn compile_with(
+    engine: &Engine,
+    wasm: &[u8],
+    cache: Option<&ModuleCache>,
+) -> anyhow::Result<wasmtime::Module> {
+    match cache {
+        Some(cache) => {
             let (module, outcome) = cache.load_or_compile(engine, wasm)?;
             if let CacheOutcome::Rebuilt(reason) = outcome {
                 tracing::info!(%reason, "rebuilt a module cache entry");
             }
             Ok(module)
         }
-        Err(reason) => {
-            tracing::warn!(%reason, "module cache unavailable; compiling without it");
-            Ok(capsule_runtime::engine::cache::compile(engine, wasm)?)
-        }
+        None => Ok(capsule_runtime::engine::cache::compile(engine, wasm)?),
     }
 }

@@ -1,12 +1,20 @@
 //! The compiled-module cache: native code for a module, keyed by the module's sha256 and
 //! the engine's compatibility tag, so that a second run skips Cranelift.
 //!
-//! An entry is one file, `<sha256>-<tag>.cwasm`: an 8-byte magic, the sha256 of the
-//! payload, then wasmtime's serialized module. A loader checks the magic and the digest
-//! before handing the payload to wasmtime, and wasmtime checks its own version and
-//! settings; anything that fails is logged, recompiled and rewritten, never trusted.
-//! Entries are written to a unique temporary name and renamed into place, so a reader
-//! never sees half a file and two processes filling the same entry both succeed.
+//! An entry is one file, `<sha256>-<tag>.cwasm`: wasmtime's serialized module, then the
+//! sha256 of those bytes and an 8-byte magic as a trailer. A loader checks the magic and
+//! the digest (through a small buffer, so the check costs no memory; `<entry>.verified`
+//! remembers a check of that very file, unchanged since) before handing the file to
+//! wasmtime, which maps it instead of copying it: the code and the initial memory image
+//! are pages of the file, loaded only where touched. wasmtime in turn checks its own
+//! version and settings; anything that fails is logged, recompiled and rewritten, never
+//! trusted. Entries are written to a unique temporary name and renamed into place, so a
+//! reader never sees half a file, a mapped file is never changed under a running
+//! module, and two processes filling the same entry both succeed.
+//!
+//! An alias (`<sha256 of a name>.alias`, holding a module's sha256) lets a caller that
+//! knows a module by a stable name (an image's ID and the program's path in it) find
+//! the entry without reading and hashing the module.
 #![allow(
     unsafe_code,
     reason = "wasmtime's Module::deserialize is unsafe; see SAFETY below"
@@ -19,9 +27,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const MAGIC: &[u8; 8] = b"CAPSCW01";
-const HEADER_LEN: usize = MAGIC.len() + 32;
+const MAGIC: &[u8; 8] = b"CAPSCW02";
+const TRAILER_LEN: usize = 32 + MAGIC.len();
 const EXTENSION: &str = "cwasm";
+const ALIAS_EXTENSION: &str = "alias";
+const VERIFIED_EXTENSION: &str = "verified";
 
 /// What the cache did for one module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,30 +107,14 @@ impl ModuleCache {
         wasm: &[u8],
     ) -> Result<(wasmtime::Module, CacheOutcome), CacheError> {
         let name = Self::entry_name(engine, wasm);
-        let outcome = match self.dir.read(&name) {
-            Ok(bytes) => match load_entry(engine, &bytes) {
-                Ok(module) => {
-                    tracing::debug!(entry = %name, "module cache hit");
-                    return Ok((module, CacheOutcome::Hit));
-                }
-                Err(reason) => {
-                    tracing::warn!(entry = %name, %reason, "module cache entry unusable; recompiling");
-                    CacheOutcome::Rebuilt(reason)
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::debug!(entry = %name, "module cache miss");
-                CacheOutcome::Miss
-            }
-            Err(e) => {
-                tracing::warn!(entry = %name, error = %e, "module cache unreadable; recompiling");
-                CacheOutcome::Rebuilt(format!("unreadable: {e}"))
-            }
+        let outcome = match self.load(engine, &name) {
+            Ok(module) => return Ok((module, CacheOutcome::Hit)),
+            Err(outcome) => outcome,
         };
         let module = compile(engine, wasm)?;
         match module.serialize() {
             Ok(payload) => {
-                if let Err(e) = self.store(&name, &payload) {
+                if let Err(e) = self.store(&name, payload) {
                     tracing::warn!(entry = %name, error = %e, "could not write module cache entry");
                 }
             }
@@ -129,20 +123,103 @@ impl ModuleCache {
         Ok((module, outcome))
     }
 
-    fn store(&self, name: &str, payload: &[u8]) -> io::Result<()> {
+    /// The module an alias names, when the alias and its entry under `engine` are both
+    /// present and sound; `None` otherwise (then read the module and call
+    /// [`ModuleCache::load_or_compile`] and [`ModuleCache::set_alias`]).
+    pub fn load_alias(&self, engine: &Engine, alias: &str) -> Option<wasmtime::Module> {
+        let file = alias_file(alias);
+        let text = self.dir.read_to_string(&file).ok()?;
+        let digest = text.trim();
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            tracing::warn!(alias = %file, "module cache alias unusable; ignoring it");
+            return None;
+        }
+        let name = format!(
+            "{}-{}.{EXTENSION}",
+            digest.to_ascii_lowercase(),
+            engine.compatibility_tag()
+        );
+        self.load(engine, &name).ok()
+    }
+
+    /// Records that `alias` names the module `wasm` (written to a temporary file and
+    /// renamed; a failure is logged, never an error).
+    pub fn set_alias(&self, alias: &str, wasm: &[u8]) {
+        let file = alias_file(alias);
+        let digest = hex(&Sha256::digest(wasm));
+        if let Err(e) = self.write_atomically(&file, digest.as_bytes()) {
+            tracing::warn!(alias = %file, error = %e, "could not write module cache alias");
+        }
+    }
+
+    /// Loads an entry; on failure, what the cache will report after rebuilding it.
+    fn load(&self, engine: &Engine, name: &str) -> Result<wasmtime::Module, CacheOutcome> {
+        match self.dir.open(name) {
+            Ok(file) => match self.load_entry(engine, name, file.into_std()) {
+                Ok(module) => {
+                    tracing::debug!(entry = %name, "module cache hit");
+                    Ok(module)
+                }
+                Err(reason) => {
+                    tracing::warn!(entry = %name, %reason, "module cache entry unusable; recompiling");
+                    Err(CacheOutcome::Rebuilt(reason))
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::debug!(entry = %name, "module cache miss");
+                Err(CacheOutcome::Miss)
+            }
+            Err(e) => {
+                tracing::warn!(entry = %name, error = %e, "module cache unreadable; recompiling");
+                Err(CacheOutcome::Rebuilt(format!("unreadable: {e}")))
+            }
+        }
+    }
+
+    /// Checks an entry's trailer and (unless this very file was checked before) its
+    /// digest, then hands the file to wasmtime. Hashing a large entry costs a good part
+    /// of a start-up (CPython's is 245 MB), so a check is remembered in
+    /// `<entry>.verified` as the file's identity (device, inode, size, modification and
+    /// change times): a file rewritten in place or replaced is checked again.
+    fn load_entry(
+        &self,
+        engine: &Engine,
+        name: &str,
+        file: std::fs::File,
+    ) -> Result<wasmtime::Module, String> {
+        let meta = file.metadata().map_err(|e| format!("unreadable: {e}"))?;
+        let identity = file_identity(&meta);
+        let stamp = format!("{name}.{VERIFIED_EXTENSION}");
+        let verified = identity
+            .as_ref()
+            .is_some_and(|id| self.dir.read_to_string(&stamp).ok().as_ref() == Some(id));
+        let module = load_entry(engine, file, meta.len(), !verified)?;
+        if !verified
+            && let Some(id) = identity
+            && let Err(e) = self.write_atomically(&stamp, id.as_bytes())
+        {
+            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+        }
+        Ok(module)
+    }
+
+    fn store(&self, name: &str, mut payload: Vec<u8>) -> io::Result<()> {
+        let digest = Sha256::digest(&payload);
+        payload.extend_from_slice(&digest);
+        payload.extend_from_slice(MAGIC);
+        self.write_atomically(name, &payload)
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = format!(
             ".{name}.{}.{}.tmp",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&Sha256::digest(payload));
-        bytes.extend_from_slice(payload);
         let result = self
             .dir
-            .write(&tmp, &bytes)
+            .write(&tmp, bytes)
             .and_then(|()| self.dir.rename(&tmp, &self.dir, name));
         if result.is_err() {
             let _ = self.dir.remove_file(&tmp);
@@ -165,12 +242,11 @@ impl ModuleCache {
                 continue;
             }
             checked += 1;
-            let sound = self.dir.read(&name).is_ok_and(|bytes| {
-                bytes.len() >= HEADER_LEN
-                    && &bytes[..MAGIC.len()] == MAGIC
-                    && Sha256::digest(&bytes[HEADER_LEN..]).as_slice()
-                        == &bytes[MAGIC.len()..HEADER_LEN]
-            });
+            let sound = self
+                .dir
+                .open(&name)
+                .map(cap_std::fs::File::into_std)
+                .is_ok_and(|file| check_entry(file).is_ok());
             if !sound && self.dir.remove_file(&name).is_ok() {
                 removed.push(name);
             }
@@ -208,19 +284,108 @@ pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<wasmtime::Module, CacheEr
         .map_err(|e| CacheError::Compile(format!("{e:#}")))
 }
 
-fn load_entry(engine: &Engine, bytes: &[u8]) -> Result<wasmtime::Module, String> {
-    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a Capsule cache entry (bad header)".to_owned());
+/// Compares the sha256 of the first `payload_len` bytes with `digest`, through a small
+/// buffer: the payload is never all in memory.
+fn check_payload(file: &mut std::fs::File, payload_len: u64, digest: &[u8]) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("unreadable: {e}"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = payload_len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| format!("unreadable: {e}"))?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
     }
-    let (digest, payload) = bytes[MAGIC.len()..].split_at(32);
-    if Sha256::digest(payload).as_slice() != digest {
+    if hasher.finalize().as_slice() != digest {
         return Err("corrupt (digest mismatch)".to_owned());
     }
-    // SAFETY: `Module::deserialize` trusts its input to be wasmtime's own output. This
-    // payload was written by `Module::serialize` into the user's own Capsule home and its
-    // sha256 (checked just above) matches what was written; wasmtime in turn checks that
-    // it was produced by this wasmtime version with compatible settings.
-    unsafe { wasmtime::Module::deserialize(engine.wasmtime(), payload) }
+    Ok(())
+}
+
+fn alias_file(alias: &str) -> String {
+    format!(
+        "{}.{ALIAS_EXTENSION}",
+        hex(&Sha256::digest(alias.as_bytes()))
+    )
+}
+
+/// What identifies one file's contents as long as nobody rewrites it (Unix only).
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_meta: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// Reads an entry's trailer: the payload's length and its sha256.
+fn read_trailer(file: &mut std::fs::File, len: u64) -> Result<(u64, [u8; 32]), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad_trailer = || "not a Capsule cache entry (bad trailer)".to_owned();
+    let payload_len = len
+        .checked_sub(TRAILER_LEN as u64)
+        .ok_or_else(bad_trailer)?;
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.seek(SeekFrom::Start(payload_len))
+        .and_then(|_| file.read_exact(&mut trailer))
+        .map_err(|e| format!("unreadable: {e}"))?;
+    let (digest, magic) = trailer.split_at(32);
+    if magic != MAGIC {
+        return Err(bad_trailer());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest);
+    Ok((payload_len, out))
+}
+
+/// Checks an entry's trailer and the digest of its payload (as a load does the first
+/// time), without handing it to wasmtime.
+fn check_entry(mut file: std::fs::File) -> Result<(), String> {
+    let len = file
+        .metadata()
+        .map_err(|e| format!("unreadable: {e}"))?
+        .len();
+    let (payload_len, digest) = read_trailer(&mut file, len)?;
+    check_payload(&mut file, payload_len, &digest)
+}
+
+/// Checks an entry's trailer and, if `check_digest`, its digest, then hands the file to
+/// wasmtime.
+fn load_entry(
+    engine: &Engine,
+    mut file: std::fs::File,
+    len: u64,
+    check_digest: bool,
+) -> Result<wasmtime::Module, String> {
+    let (payload_len, digest) = read_trailer(&mut file, len)?;
+    if check_digest {
+        check_payload(&mut file, payload_len, &digest)?;
+    }
+    // SAFETY: `Module::deserialize_open_file` trusts the file to be wasmtime's own output
+    // and to stay unchanged while the module lives. This file was written by
+    // `Module::serialize` (plus the trailer, which wasmtime's ELF reader does not look
+    // at) into the user's own Capsule home, and its sha256 matches what was written
+    // (checked just above, or by an earlier load of this very file, unchanged since:
+    // same inode, size and times); entries are only ever replaced by renaming a new file over the
+    // name, never rewritten in place, so the mapped file does not change. wasmtime checks
+    // that it was produced by this wasmtime version with compatible settings.
+    unsafe { wasmtime::Module::deserialize_open_file(engine.wasmtime(), file) }
         .map_err(|e| format!("incompatible: {e:#}"))
 }
 

@@ -12,11 +12,13 @@ fn logged_run(env: &TestEnv, args: &[&str]) -> Run {
     )
 }
 
+/// The cache's files, but the `.verified` records of checked entries.
 fn cache_entries(env: &TestEnv) -> Vec<PathBuf> {
     let dir = env.home().join("cache/modules");
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.map(|e| e.expect("entry").path()).collect())
         .unwrap_or_default();
+    entries.retain(|p| p.extension().is_none_or(|x| x != "verified"));
     entries.sort();
     entries
 }
@@ -58,7 +60,12 @@ fn second_run_uses_the_cache() {
 fn corrupt_or_truncated_entries_are_rebuilt() {
     let env = TestEnv::new();
     logged_run(&env, &["run", guests::EXIT, "0"]).assert_code(0);
+    // A load checks the digest and records that this file was checked.
+    logged_run(&env, &["run", guests::EXIT, "0"]).assert_code(0);
     let entry = cache_entries(&env).pop().expect("one entry");
+    let mut verified = entry.clone().into_os_string();
+    verified.push(".verified");
+    assert!(PathBuf::from(verified).is_file(), "the check is recorded");
     let good = std::fs::read(&entry).expect("read entry");
 
     // Flip a byte in the compiled code: the digest catches it.

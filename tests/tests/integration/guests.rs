@@ -7,6 +7,7 @@ mod tested {
     pub use super::super::escape::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::hostcalls::*;
+    pub use super::super::reactors::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::run::*;
 }

@@ -15,6 +15,7 @@ mod images;
 mod integrity;
 mod layers;
 mod modules;
+mod reactors;
 mod run;
 mod sdk;
 mod wasi_fuzz;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the Python example's two images with the `capsule` on PATH (or $CAPSULE):
+#   python:3.15   CPython for WASI and its standard library (context staged by fetch.sh)
+#   python-app    examples/python/app, FROM python:3.15
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+capsule=${CAPSULE:-capsule}
+context=$("$here/fetch.sh")
+"$capsule" build -t python:3.15 "$context"
+"$capsule" build -t python-app "$here/app"
