@@ -1207,7 +1207,7 @@ impl WasiP1 {
         if target.is_empty() {
             // An empty target names nothing: ENOENT once the new name's directory
             // resolved (as Linux's symlinkat, which looks at the name only after).
-            self.parent_dir(fd, &path, false)?;
+            self.parent_dir(fd, &path, true)?;
             return Err(Errno::Noent);
         }
         let loc = self.at(fd, &path, false)?;
