@@ -1,12 +1,31 @@
 //! What a directory tree holds, for comparing the trees two runtimes left behind.
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Kind and whole content of every entry below `root`, by relative path: `dir`,
-/// `symlink -> TARGET`, or `file N bytes: ...` (the bytes themselves when short and
-/// printable, otherwise their SHA-256).
+/// The description of one file, as `check.h`'s `dump_tree` prints it: its whole contents
+/// (bytes outside printable ASCII, `"` and `\` as `\xNN`), or past 256 bytes its size
+/// and FNV-1a hash.
+pub fn describe_file(bytes: &[u8]) -> String {
+    if bytes.len() > 256 {
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        return format!("file {} bytes fnv1a64={hash:016x}", bytes.len());
+    }
+    let mut text = String::new();
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' {
+            text.push(char::from(b));
+        } else {
+            text.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    format!("file {} bytes: \"{text}\"", bytes.len())
+}
+
+/// Kind and whole content of every entry below a host directory, by relative path:
+/// `dir`, `symlink -> TARGET`, or the file as [`describe_file`] says.
 ///
 /// # Panics
 /// When the tree cannot be read: a broken test.
@@ -15,7 +34,8 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
+            let entry = entry.expect("entry");
+            let path = entry.path();
             let rel = path
                 .strip_prefix(root)
                 .expect("below root")
@@ -31,17 +51,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
                 stack.push(path);
                 "dir".to_owned()
             } else {
-                let bytes = std::fs::read(&path).expect("read");
-                match std::str::from_utf8(&bytes) {
-                    Ok(text) if bytes.len() <= 64 && !text.contains('\0') => {
-                        format!("file {} bytes: {text:?}", bytes.len())
-                    }
-                    _ => format!(
-                        "file {} bytes, sha256 {:x}",
-                        bytes.len(),
-                        Sha256::digest(&bytes)
-                    ),
-                }
+                describe_file(&std::fs::read(&path).expect("read"))
             };
             out.insert(rel, desc);
         }

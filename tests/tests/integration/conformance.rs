@@ -282,58 +282,6 @@ pub const HOST_DEPENDENT: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
-/// The description of one file, as `check.h`'s `dump_tree` prints it: its whole contents
-/// (bytes outside printable ASCII, `"` and `\` as `\xNN`), or past 256 bytes its size
-/// and FNV-1a hash.
-fn describe_file(bytes: &[u8]) -> String {
-    if bytes.len() > 256 {
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        return format!("file {} bytes fnv1a64={hash:016x}", bytes.len());
-    }
-    let mut text = String::new();
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' {
-            text.push(char::from(b));
-        } else {
-            text.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    format!("file {} bytes: \"{text}\"", bytes.len())
-}
-
-/// Kind and whole content of every entry below a host directory.
-fn host_tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let entry = entry.expect("entry");
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(root)
-                .expect("below root")
-                .to_string_lossy()
-                .into_owned();
-            let meta = std::fs::symlink_metadata(&path).expect("lstat");
-            let desc = if meta.file_type().is_symlink() {
-                format!(
-                    "symlink -> {}",
-                    std::fs::read_link(&path).expect("readlink").display()
-                )
-            } else if meta.is_dir() {
-                stack.push(path);
-                "dir".to_owned()
-            } else {
-                describe_file(&std::fs::read(&path).expect("read"))
-            };
-            out.insert(rel, desc);
-        }
-    }
-    out
-}
-
 /// A run's transcript without its `TREE` lines, and the tree those lines describe.
 fn split(stdout: &str) -> (Vec<String>, BTreeMap<String, String>) {
     let mut lines = Vec::new();
@@ -524,7 +472,7 @@ fn differential(name: &str, wasm: &str) {
     let run =
         capsule_tests::reference::run(wasm, &[wasm, "/work", "seeded"], &reference_dir, "/work");
     let (lines, listed) = split(&run.stdout);
-    let tree = host_tree(&reference_dir);
+    let tree = capsule_tests::tree::snapshot(&reference_dir);
     let wrong: Vec<_> = tree_diff(&tree, &listed);
     assert!(
         wrong.is_empty(),
@@ -540,7 +488,7 @@ fn differential(name: &str, wasm: &str) {
 
     let mut problems = Vec::new();
     let (seed_dir, seed_tar) = seed_layer(&env, name, wasm);
-    let seeded = host_tree(&seed_dir);
+    let seeded = capsule_tests::tree::snapshot(&seed_dir);
     let mut image_listing = None;
     for backend in ALL.iter().copied() {
         let (capsule, tree) = match backend {
@@ -549,7 +497,7 @@ fn differential(name: &str, wasm: &str) {
                 let volume = format!("{}:/work", dir.display());
                 let run = env.run(&["run", "-v", &volume, wasm, "/work", "seeded"]);
                 let (_, listed) = split(&run.stdout);
-                let tree = host_tree(&dir);
+                let tree = capsule_tests::tree::snapshot(&dir);
                 let wrong = tree_diff(&tree, &listed);
                 if !wrong.is_empty() {
                     problems.push(format!(
@@ -586,7 +534,7 @@ fn differential(name: &str, wasm: &str) {
             problems.push(format!("{backend}: {problem}"));
         }
     }
-    let after = host_tree(&seed_dir);
+    let after = capsule_tests::tree::snapshot(&seed_dir);
     if after != seeded {
         problems.push(format!(
             "the layers changed under the container (path, before, after): {:#?}",
@@ -673,7 +621,7 @@ fn image_run(
         .map(|e| e.expect("entry").path())
         .collect();
     assert_eq!(containers.len(), 1, "{name}: one container: {containers:?}");
-    let mut tree = host_tree(&seed_dir.join("work"));
+    let mut tree = capsule_tests::tree::snapshot(&seed_dir.join("work"));
     let upper = containers[0].join("upper/work");
     if upper.is_dir() {
         apply_upper(&upper, "", &mut tree);
@@ -728,7 +676,10 @@ fn apply_upper(dir: &Path, rel: &str, tree: &mut BTreeMap<String, String>) {
             apply_upper(&path, &key, tree);
         } else {
             below(tree, &key);
-            tree.insert(key, describe_file(&std::fs::read(&path).expect("read")));
+            tree.insert(
+                key,
+                capsule_tests::tree::describe_file(&std::fs::read(&path).expect("read")),
+            );
         }
     }
 }
