@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 /// The writable layer and its scratch space inside a container's directory.
 const UPPER: &str = "upper";
@@ -45,7 +45,14 @@ struct UpperState {
     opaque: HashSet<String>,
     inos: HashMap<String, u64>,
     dirs: DirHandles,
+    /// Lower files open read-only, by path: when one is copied up, they read the
+    /// upper copy from then on (one file, as POSIX sees it; overlayfs before 4.19 kept
+    /// serving the stale lower data).
+    open_lowers: HashMap<String, Vec<Weak<Redirect>>>,
 }
+
+/// Where a read-only descriptor of a lower file reads once the file is copied up.
+type Redirect = OnceLock<Arc<dyn OpenFile>>;
 
 /// Open handles of the upper's directories, keyed by upper-relative path, the least
 /// recently used closed first when there are [`DIR_HANDLES`]. A handle names a
@@ -436,6 +443,31 @@ impl Overlay {
         result?;
         st.present.insert(path.to_owned(), entry.node.kind);
         st.inos.insert(path.to_owned(), entry.ino);
+        // Descriptors still reading the lower file read the copy from now on.
+        let live: Vec<Arc<Redirect>> = st
+            .open_lowers
+            .remove(path)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        if !live.is_empty() && entry.node.kind == Kind::File {
+            let (dir, name) = self.entry(st, path)?;
+            let read_only = OpenOptions {
+                read: true,
+                write: false,
+                create: false,
+                exclusive: false,
+                truncate: false,
+            };
+            // The copy is made; a descriptor that cannot follow it keeps the lower data.
+            if let Ok(file) = open_known_file(&dir, name, read_only, 0) {
+                let file = self.upper_file(st, path, file);
+                for redirect in live {
+                    let _ = redirect.set(file.clone());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -603,10 +635,14 @@ struct LowerFile {
     lower: Arc<LowerStack>,
     entry: LowerEntry,
     device: u64,
+    redirect: Arc<Redirect>,
 }
 
 impl OpenFile for LowerFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
+        if let Some(upper) = self.redirect.get() {
+            return upper.read_at(buf, offset);
+        }
         Ok(self.lower.read_at(&self.entry, offset, buf)?)
     }
 
@@ -616,6 +652,9 @@ impl OpenFile for LowerFile {
 
     fn stat(&self) -> FsResult<Stat> {
         let _ = self.device;
+        if let Some(upper) = self.redirect.get() {
+            return upper.stat();
+        }
         Ok(lower_stat(&self.entry))
     }
 
@@ -794,10 +833,15 @@ impl Backend for Overlay {
                     return Err(Errno::Exist.into());
                 }
                 if !options.mutates() {
+                    let redirect = Arc::new(Redirect::new());
+                    let waiting = st.open_lowers.entry(path.to_owned()).or_default();
+                    waiting.retain(|w| w.strong_count() > 0);
+                    waiting.push(Arc::downgrade(&redirect));
                     return Ok(Arc::new(LowerFile {
                         lower: self.lower.clone(),
                         entry: entry.clone(),
                         device: self.device,
+                        redirect,
                     }));
                 }
                 self.copy_up(&mut st, path)?;

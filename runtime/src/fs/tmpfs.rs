@@ -352,15 +352,23 @@ impl Backend for TmpFs {
         };
         {
             let mut guard = lock(&node);
-            match &mut guard.body {
+            let truncated = match &mut guard.body {
                 Body::File(data) => {
                     if options.truncate {
                         self.budget.resize(data.len() as u64, 0)?;
                         data.clear();
                     }
+                    options.truncate
                 }
                 Body::Dir(_) => return Err(Errno::Isdir.into()),
                 Body::Symlink(_) => return Err(Errno::Loop.into()),
+            };
+            if truncated {
+                // O_TRUNC of an existing file marks it modified, even an empty one
+                // (POSIX).
+                let t = now();
+                guard.meta.mtime = t;
+                guard.meta.ctime = t;
             }
         }
         Ok(Arc::new(TmpFile {

@@ -839,21 +839,31 @@ impl WasiP1 {
             .dir(fd)
             .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?;
         if cookie == 0 || dir.snapshot.is_none() {
-            let stat = vfs.stat(&dir.loc).map_err(errno)?;
-            let parent_ino = {
-                let parent = dir.loc.path.rsplit_once('/').map_or("", |(p, _)| p);
-                vfs.resolve("", &format!("/{parent}"), true)
-                    .and_then(|l| vfs.stat(&l))
-                    .map_or(stat.ino, |s| s.ino)
-            };
-            let mut listing = vec![
-                (".".to_owned(), stat.ino, filetype::DIRECTORY),
-                ("..".to_owned(), parent_ino, filetype::DIRECTORY),
-            ];
-            for entry in vfs.list(&dir.loc).map_err(errno)? {
-                listing.push((entry.name, entry.ino, file_type(entry.kind)));
-            }
-            dir.snapshot = Some(listing);
+            dir.snapshot = Some(match vfs.stat(&dir.loc) {
+                Ok(stat) => {
+                    let parent_ino = {
+                        let parent = dir.loc.path.rsplit_once('/').map_or("", |(p, _)| p);
+                        vfs.resolve("", &format!("/{parent}"), true)
+                            .and_then(|l| vfs.stat(&l))
+                            .map_or(stat.ino, |s| s.ino)
+                    };
+                    let mut listing = vec![
+                        (".".to_owned(), stat.ino, filetype::DIRECTORY),
+                        ("..".to_owned(), parent_ino, filetype::DIRECTORY),
+                    ];
+                    for entry in vfs.list(&dir.loc).map_err(errno)? {
+                        listing.push((entry.name, entry.ino, file_type(entry.kind)));
+                    }
+                    listing
+                }
+                // A directory removed while open lists nothing more (Linux); the
+                // reference still shows `.` and `..`.
+                Err(e) if e.errno() == Errno::Noent => vec![
+                    (".".to_owned(), 0, filetype::DIRECTORY),
+                    ("..".to_owned(), 0, filetype::DIRECTORY),
+                ],
+                Err(e) => return Err(e.errno()),
+            });
         }
         let listing = dir.snapshot.as_deref().unwrap_or_default();
         let start = usize::try_from(cookie).map_err(|_| Errno::Overflow)?;
@@ -1076,7 +1086,11 @@ impl WasiP1 {
             return Err(Errno::Exist);
         }
         if to.trailing_slash {
-            return Err(Errno::Noent);
+            // `name/` must be a directory: an existing file is ENOTDIR.
+            return Err(match self.vfs.stat(&to) {
+                Err(e) if e.errno() == Errno::Notdir => Errno::Notdir,
+                _ => Errno::Noent,
+            });
         }
         if source.kind == Kind::Dir {
             return Err(Errno::Perm);
