@@ -1078,19 +1078,23 @@ impl WasiP1 {
         // Both paths' directories resolve first, then the names are looked at.
         self.parent_dir(old_fd, &old_path, true)?;
         self.parent_dir(new_fd, &new_path, false)?;
+        if new_path.ends_with('/') {
+            // A new name with a trailing slash: an existing directory is EEXIST,
+            // anything else ENOTDIR (a hard link is never a directory), before the
+            // source is looked at (as the reference).
+            let to = self.at(new_fd, &new_path, false)?;
+            return Err(if self.vfs.stat(&to).is_ok() {
+                Errno::Exist
+            } else {
+                Errno::Notdir
+            });
+        }
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let source = self.vfs.stat(&from).map_err(errno)?;
         let to = self.at(new_fd, &new_path, false)?;
         // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
         if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
             return Err(Errno::Exist);
-        }
-        if to.trailing_slash {
-            // `name/` must be a directory: an existing file is ENOTDIR.
-            return Err(match self.vfs.stat(&to) {
-                Err(e) if e.errno() == Errno::Notdir => Errno::Notdir,
-                _ => Errno::Noent,
-            });
         }
         if source.kind == Kind::Dir {
             return Err(Errno::Perm);
@@ -1171,6 +1175,12 @@ impl WasiP1 {
             return Err(Errno::Notdir);
         }
         let to = self.at(new_fd, new_name, false)?;
+        if from.path.starts_with(&format!("{}/", to.path))
+            || (to.path.is_empty() && !from.path.is_empty())
+        {
+            // The new name is an ancestor of the old one (Linux: ENOTEMPTY).
+            return Err(Errno::Notempty);
+        }
         self.vfs.rename(&from, &to).map_err(errno)?;
         self.renamed(&from.path, &to.path);
         Ok(())
