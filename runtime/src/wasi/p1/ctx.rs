@@ -1079,15 +1079,15 @@ impl WasiP1 {
         self.parent_dir(old_fd, &old_path, true)?;
         self.parent_dir(new_fd, &new_path, false)?;
         if new_path.ends_with('/') {
-            // A new name with a trailing slash: an existing directory is EEXIST,
-            // anything else ENOTDIR (a hard link is never a directory), before the
-            // source is looked at (as the reference).
+            // A new name with a trailing slash that exists: a directory is EEXIST, a
+            // file ENOTDIR, before the source is looked at (as the reference); a
+            // missing one is ENOENT once the source is found.
             let to = self.at(new_fd, &new_path, false)?;
-            return Err(if self.vfs.stat(&to).is_ok() {
-                Errno::Exist
-            } else {
-                Errno::Notdir
-            });
+            match self.vfs.stat(&to) {
+                Ok(_) => return Err(Errno::Exist),
+                Err(e) if e.errno() == Errno::Notdir => return Err(Errno::Notdir),
+                Err(_) => {}
+            }
         }
         let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
         let source = self.vfs.stat(&from).map_err(errno)?;
@@ -1095,6 +1095,9 @@ impl WasiP1 {
         // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
         if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
             return Err(Errno::Exist);
+        }
+        if to.trailing_slash {
+            return Err(Errno::Noent);
         }
         if source.kind == Kind::Dir {
             return Err(Errno::Perm);
