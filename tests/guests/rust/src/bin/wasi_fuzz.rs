@@ -677,24 +677,24 @@ fn rng_free_choice(slot: usize) -> bool {
 /// moves only the first non-empty one, a short transfer POSIX allows; Capsule moves them
 /// all, as readv/writev do. The conformance programs cover that case.)
 fn split_iovs(data: &[u8], shape: usize) -> Vec<Iovec> {
-    let empty = || Iovec {
-        buf: data.as_ptr(),
-        len: 0,
-    };
-    let full = || Iovec {
-        buf: data.as_ptr(),
-        len: data.len(),
-    };
+    iovs(data.as_ptr(), data.len(), shape)
+}
+
+/// As [`split_iovs`], for a buffer the host writes into: the pointers come from the
+/// mutable borrow, so the host's writes through them are writes Rust knows about.
+fn split_iovs_mut(data: &mut [u8], shape: usize) -> Vec<Iovec> {
+    iovs(data.as_mut_ptr().cast_const(), data.len(), shape)
+}
+
+fn iovs(buf: *const u8, len: usize, shape: usize) -> Vec<Iovec> {
+    let empty = || Iovec { buf, len: 0 };
+    let full = || Iovec { buf, len };
     match shape {
         1 => vec![empty(), full()],
         2 => vec![full(), empty()],
         3 => vec![empty(), empty(), full()],
         _ => vec![full()],
     }
-}
-
-fn split_iovs_mut(data: &mut [u8], shape: usize) -> Vec<Iovec> {
-    split_iovs(data, shape)
 }
 
 fn find_preopen(name: &str) -> Option<u32> {
