@@ -1078,26 +1078,28 @@ impl WasiP1 {
         // Both paths' directories resolve first, then the names are looked at.
         self.parent_dir(old_fd, &old_path, true)?;
         self.parent_dir(new_fd, &new_path, false)?;
+        let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
         if new_path.ends_with('/') {
-            // A new name with a trailing slash that exists: a directory is EEXIST, a
-            // file ENOTDIR, before the source is looked at (as the reference); a
-            // missing one is ENOENT once the source is found.
+            // A new name with a trailing slash never gets a link: an existing directory
+            // is EEXIST and a file ENOTDIR, before the source is looked at (as the
+            // reference); a missing one is ENOENT once the source is found.
             let to = self.at(new_fd, &new_path, false)?;
-            match self.vfs.stat(&to) {
-                Ok(_) => return Err(Errno::Exist),
-                Err(e) if e.errno() == Errno::Notdir => return Err(Errno::Notdir),
-                Err(_) => {}
-            }
+            return Err(match self.vfs.stat(&to) {
+                Ok(_) => Errno::Exist,
+                Err(e) if e.errno() == Errno::Notdir => Errno::Notdir,
+                Err(_) => {
+                    let from = self.at(old_fd, &old_path, follow)?;
+                    self.vfs.stat(&from).map_err(errno)?;
+                    Errno::Noent
+                }
+            });
         }
-        let from = self.at(old_fd, &old_path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
+        let from = self.at(old_fd, &old_path, follow)?;
         let source = self.vfs.stat(&from).map_err(errno)?;
         let to = self.at(new_fd, &new_path, false)?;
         // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
         if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
             return Err(Errno::Exist);
-        }
-        if to.trailing_slash {
-            return Err(Errno::Noent);
         }
         if source.kind == Kind::Dir {
             return Err(Errno::Perm);
