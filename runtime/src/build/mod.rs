@@ -14,7 +14,7 @@ pub mod ignore;
 pub mod pattern;
 pub mod recipe;
 
-use crate::engine::{Engine, EngineOptions, FeatureSet, ModuleCache};
+use crate::engine::{FeatureSet, ModuleCache};
 use crate::fs::layer::Kind as FsKind;
 use crate::fs::lower::{LowerEntry, LowerStack};
 use crate::home::Home;
@@ -185,7 +185,7 @@ struct Builder<'a> {
     cached: usize,
     /// The first step that was rebuilt, which invalidates all after it.
     rebuilt: Option<String>,
-    engine: Option<Engine>,
+    runner: Option<crate::container::Runner>,
     tmp: Option<TmpDir>,
 }
 
@@ -285,7 +285,7 @@ pub fn build(
         number: 0,
         cached: 0,
         rebuilt: None,
-        engine: None,
+        runner: None,
         tmp: None,
     };
     let result = builder.run(&recipe.instructions);
@@ -1162,7 +1162,7 @@ impl Builder<'_> {
             .filter_map(|l| l.diff_id.parse().ok())
             .collect();
         let chain = oci::chain_id(&diff_ids).map(|d| d.hex().to_owned());
-        crate::wasi::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
+        crate::fs::rootfs::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
             .map_err(|e| BuildError::Layers { source: e.into() })
     }
 
@@ -1260,49 +1260,45 @@ impl Builder<'_> {
         }
         let mut features = self.options.features;
         labels.apply_features(&mut features);
-        let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Log)
-            .map_err(|e| fail(format!("RUN: cannot set up the sandbox: {e}")))?;
-        let wasm = world.read_file(&program_path).map_err(|e| {
-            fail(format!(
-                "RUN: cannot read {program_path} in the image being built: {e}"
-            ))
-        })?;
-        let wasm = crate::module::core_module_bytes(program, &wasm)
-            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
         if self
-            .engine
+            .runner
             .as_ref()
-            .is_none_or(|e| e.features() != features)
+            .is_none_or(|r| r.engine().features() != features)
         {
-            self.engine =
-                Some(Engine::new(&EngineOptions { features }).map_err(|e| fail(e.to_string()))?);
+            let cache = ModuleCache::open(&self.home.module_cache_dir()).ok();
+            self.runner = Some(
+                crate::container::Runner::with_features(features, cache)
+                    .map_err(|e| fail(e.to_string()))?,
+            );
         }
-        let engine = self
-            .engine
+        let runner = self
+            .runner
             .as_ref()
             .ok_or_else(|| fail("no engine".to_owned()))?;
-        let module = match ModuleCache::open(&self.home.module_cache_dir()) {
-            Ok(cache) => cache.load_or_compile(engine, &wasm).map(|(m, _)| m),
-            Err(_) => crate::engine::cache::compile(engine, &wasm),
-        }
-        .map_err(|e| fail(format!("RUN {program}: {e}")))?;
-        // The world moves into the run; the closure takes it from an Option.
-        let mut world = Some(world);
+        let to_run = crate::container::Program::InRoot {
+            path: program_path,
+            alias: None,
+        };
         let mut outcome = None;
         self.observer.guest_output(&mut || {
-            if let Some(w) = world.take() {
-                outcome = Some(crate::exec::run_in(
-                    engine,
-                    &module,
-                    &spec,
-                    w,
-                    captured.clone(),
-                ));
-            }
+            outcome = Some(runner.run(
+                &spec,
+                &to_run,
+                &crate::wasi::Stdio::Log,
+                &crate::engine::Interrupt::new(),
+            ));
         });
         let output = outcome
             .ok_or_else(|| fail("RUN did not start".to_owned()))?
-            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+            .map_err(|e| match e {
+                crate::exec::RunError::Program { path, source } => fail(format!(
+                    "RUN: cannot read {path} in the image being built: {source}"
+                )),
+                crate::exec::RunError::Wasi(e) => {
+                    fail(format!("RUN: cannot set up the sandbox: {e}"))
+                }
+                e => fail(format!("RUN {program}: {e}")),
+            })?;
         match output.status {
             crate::exec::ExitStatus::Exited(0) => {}
             crate::exec::ExitStatus::Exited(code) => {
@@ -1323,6 +1319,9 @@ impl Builder<'_> {
                     "RUN {}: the program exited with invalid status {code}",
                     json_list(argv)
                 )));
+            }
+            crate::exec::ExitStatus::Interrupted(why) => {
+                return Err(fail(format!("RUN {}: the program {why}", json_list(argv))));
             }
         }
         let plan = plan_of_dir(&scratch.join("upper"))

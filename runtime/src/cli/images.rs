@@ -279,7 +279,7 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
 pub struct InspectArgs {
     /// Images to inspect
     #[arg(required = true)]
-    images: Vec<String>,
+    pub images: Vec<String>,
 }
 
 pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
@@ -1000,7 +1000,7 @@ fn saved_layer_index_is_sound(home: &Home, images: &Images, image: &Image) -> bo
     let sound = images
         .rootfs(image)
         .ok()
-        .and_then(|(paths, _)| capsule_runtime::wasi::open_lower(&paths, None, None).ok())
+        .and_then(|(paths, _)| capsule_runtime::fs::rootfs::open_lower(&paths, None, None).ok())
         .is_some_and(|fresh| fresh.index().as_bytes() == saved.as_slice());
     if !sound {
         let _ = dir.remove_file(&name);
