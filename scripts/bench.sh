@@ -7,6 +7,7 @@
 #   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
+#   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,14 @@ if [ "${1:-}" = python ]; then
     # The tests' shared module cache: CPython is compiled once per machine.
     exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
         --module-cache "$target_dir/capsule-test-module-cache" "$@"
+fi
+if [ "${1:-}" = containers ]; then
+    shift
+    guest="$target_dir/bench-guests/service.wasm"
+    mkdir -p "$(dirname "$guest")"
+    scripts/install-test-deps.sh
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
+    exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

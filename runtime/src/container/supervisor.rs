@@ -345,13 +345,17 @@ fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
     let rm = container.config.rm;
     std::thread::spawn(move || {
         for signal in signals.forever() {
-            let grace = match (signal, mode) {
-                (SIGTERM, _) => read_request(&dir).unwrap_or(Duration::ZERO),
-                (_, Mode::Detached) => continue,
-                _ => {
+            // `stop`/`kill` leave a request with the grace period; any other
+            // SIGTERM, and Ctrl-C or a lost terminal in the foreground, end the guest at
+            // once and are recorded as 128 + the signal, as a shell reports them.
+            let request = (signal == SIGTERM).then(|| read_request(&dir)).flatten();
+            let grace = match (request, signal, mode) {
+                (Some(grace), _, _) => grace,
+                (None, SIGTERM, _) | (None, _, Mode::Foreground) => {
                     control.code_override.store(128 + signal, Ordering::SeqCst);
                     Duration::ZERO
                 }
+                (None, _, Mode::Detached) => continue,
             };
             control.requested.interrupt(Interruption::Killed);
             let control = control.clone();
@@ -515,7 +519,15 @@ pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32,
         }
     });
     match result {
-        Ok(ended) => Ok(ended.exit_code),
+        Ok(ended) => {
+            // `run -d --rm`: removed once it has ended for good.
+            if container.config.rm
+                && let Err(e) = container.remove()
+            {
+                tracing::warn!(error = %e, "cannot remove the --rm container");
+            }
+            Ok(ended.exit_code)
+        }
         Err(e) => {
             if !said {
                 say(&format!("error {e}"));
