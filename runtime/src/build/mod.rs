@@ -1324,7 +1324,9 @@ impl Builder<'_> {
                 return Err(fail(format!("RUN {}: the program {why}", json_list(argv))));
             }
         }
-        let plan = plan_of_dir(&scratch.join("upper"))
+        let upper = scratch.join("upper");
+        let plan = crate::fs::changes::list_upper(&upper)
+            .and_then(|entries| LayerPlan::of_upper(&upper, &entries))
             .map_err(|e| fail(format!("cannot read what RUN changed: {e}")))?;
         let layer = plan.write(
             self.images.store(),
@@ -1550,63 +1552,6 @@ impl Read for LowerReader {
 
 /// A layer plan of a host directory as it is (a RUN step's writable layer, whiteouts
 /// included), with fixed modes.
-fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
-    if !crate::ambient::is_dir(path) {
-        // The program wrote nothing: the writable layer was never created.
-        return Ok(LayerPlan::new());
-    }
-    let root = Arc::new(crate::ambient::open_dir(path)?);
-    let mut plan = LayerPlan::new();
-    let mut stack = vec![String::new()];
-    while let Some(dir) = stack.pop() {
-        let handle = if dir.is_empty() {
-            root.try_clone()?
-        } else {
-            root.open_dir(&dir)?
-        };
-        for entry in handle.entries()? {
-            let entry = entry?;
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|n| std::io::Error::other(format!("{n:?}: name is not UTF-8")))?;
-            let rel = join(&dir, &name);
-            let meta = root.symlink_metadata(&rel)?;
-            if meta.is_dir() {
-                plan.add_dir_entry(&rel, 0o755);
-                stack.push(rel);
-            } else if meta.file_type().is_symlink() {
-                let target = root.read_link_contents(&rel)?;
-                plan.add(
-                    &rel,
-                    Planned::Symlink {
-                        target: target.to_string_lossy().into_owned(),
-                    },
-                );
-            } else {
-                let dir = root.clone();
-                let path = rel.clone();
-                #[cfg(unix)]
-                let mode = {
-                    use cap_std::fs::PermissionsExt;
-                    meta.permissions().mode()
-                };
-                #[cfg(not(unix))]
-                let mode = 0o644;
-                plan.add(
-                    &rel,
-                    Planned::File {
-                        mode: normal_file_mode(mode),
-                        size: meta.len(),
-                        open: Arc::new(move || Ok(Box::new(dir.open(&path)?) as Box<dyn Read>)),
-                    },
-                );
-            }
-        }
-    }
-    Ok(plan)
-}
-
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_owned(),

@@ -680,3 +680,124 @@ pub fn supervise(id: &str) -> Result<u8, Failure> {
     let code = supervisor::serve(&home, id, &runner).map_err(container_failure)?;
     Ok(code.clamp(0, 255) as u8)
 }
+
+fn files_failure(e: capsule_runtime::container::files::FilesError) -> Failure {
+    use capsule_runtime::container::files::FilesError;
+    match e {
+        FilesError::Container(e) => container_failure(e),
+        e => Failure::new(1, e),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The container
+    container: String,
+}
+
+/// `capsule diff`: `A`, `C` and `D` lines, as Docker prints them.
+pub fn diff(args: &DiffArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let container = find(&home, &args.container)?;
+    let changes = capsule_runtime::container::files::diff(&container).map_err(files_failure)?;
+    let mut out = std::io::stdout().lock();
+    for change in changes {
+        let _ = writeln!(out, "{} {}", change.kind.letter(), change.path);
+    }
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    /// The container
+    container: String,
+    /// Name for the new image, name[:tag]
+    reference: Option<String>,
+    /// A note for the image's history
+    #[arg(short = 'm', long = "message")]
+    message: Option<String>,
+}
+
+/// `capsule commit`: the container's changes as a new layer over its image.
+pub fn commit(args: &CommitArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let container = find(&home, &args.container)?;
+    let name = args
+        .reference
+        .as_deref()
+        .map(capsule_runtime::image::reference::Reference::parse)
+        .transpose()
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let images = Images::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let epoch = super::images::source_date_epoch().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let created_by = match &args.message {
+        Some(message) => format!("capsule commit {}: {message}", container.name()),
+        None => format!("capsule commit {}", container.name()),
+    };
+    let image = capsule_runtime::container::files::commit(&container, &images, epoch, &created_by)
+        .map_err(files_failure)?;
+    images
+        .set_name(&image, name.as_ref())
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let _ = writeln!(std::io::stdout().lock(), "{}", image.id());
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CpArgs {
+    /// CONTAINER:PATH or a host path
+    source: String,
+    /// CONTAINER:PATH or a host path
+    destination: String,
+}
+
+/// `CONTAINER:PATH` → (container, absolute guest path); a host path (with a `/`
+/// before any `:`, or no `:`) → `None`.
+fn container_path(text: &str) -> Option<(&str, String)> {
+    let (name, path) = text.split_once(':')?;
+    if name.is_empty() || name.contains('/') || name.contains('\\') {
+        return None;
+    }
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    Some((name, path))
+}
+
+/// `capsule cp`: copies between a container (running or stopped) and the host.
+pub fn cp(args: &CpArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let copied = match (
+        container_path(&args.source),
+        container_path(&args.destination),
+    ) {
+        (Some((name, path)), None) => {
+            let container = find(&home, name)?;
+            capsule_runtime::container::files::copy_out(
+                &container,
+                &path,
+                std::path::Path::new(&args.destination),
+            )
+        }
+        (None, Some((name, path))) => {
+            let container = find(&home, name)?;
+            capsule_runtime::container::files::copy_in(
+                &container,
+                std::path::Path::new(&args.source),
+                &path,
+            )
+        }
+        _ => {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!(
+                    "capsule cp copies between a container and the host: one of SOURCE and DESTINATION is CONTAINER:PATH, the other a host path"
+                ),
+            ));
+        }
+    };
+    copied.map_err(files_failure)?;
+    Ok(0)
+}

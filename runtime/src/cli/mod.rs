@@ -95,6 +95,12 @@ enum Command {
     Rename(container::RenameArgs),
     /// Stop and start containers again
     Restart(container::StopArgs),
+    /// Show what a container changed in its filesystem (A added, C changed, D deleted)
+    Diff(container::DiffArgs),
+    /// Make an image from a container's changes
+    Commit(container::CommitArgs),
+    /// Copy files between a container and the host (CONTAINER:PATH)
+    Cp(container::CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -145,6 +151,12 @@ enum ContainerCommand {
     Restart(container::StopArgs),
     /// Remove every stopped container
     Prune(container::PruneArgs),
+    /// Show what a container changed
+    Diff(container::DiffArgs),
+    /// Make an image from a container's changes
+    Commit(container::CommitArgs),
+    /// Copy files between a container and the host
+    Cp(container::CpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +239,13 @@ pub fn main() -> ExitCode {
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(&args),
         Command::Container(ContainerCommand::Prune(args)) => container::prune(&args),
         Command::Supervise { id } => container::supervise(&id),
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            container::diff(&args)
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            container::commit(&args)
+        }
+        Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => container::cp(&args),
         Command::Version => {
             info::print_version();
             Ok(0)

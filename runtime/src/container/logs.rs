@@ -144,21 +144,22 @@ mod tests {
 
     #[test]
     fn entries_round_trip_in_docker_format() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = JsonLog::open(dir.path(), false).unwrap();
-        log.write(Stream::Stdout, b"hello\n").unwrap();
-        log.write(Stream::Stderr, b"\xffbad\n").unwrap();
-        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
-        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let dir = tempfile::tempdir().expect("test");
+        let log = JsonLog::open(dir.path(), false).expect("test");
+        log.write(Stream::Stdout, b"hello\n").expect("test");
+        log.write(Stream::Stderr, b"\xffbad\n").expect("test");
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).expect("test");
+        let first: serde_json::Value =
+            serde_json::from_str(text.lines().next().expect("test")).expect("test");
         assert_eq!(first["log"], "hello\n");
         assert_eq!(first["stream"], "stdout");
-        assert!(first["time"].as_str().unwrap().ends_with('Z'));
+        assert!(first["time"].as_str().expect("test").ends_with('Z'));
         let mut reader = Reader::new(dir.path());
-        let entries = reader.next_entries().unwrap();
+        let entries = reader.next_entries().expect("test");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].stream, Stream::Stderr);
-        assert!(reader.next_entries().unwrap().is_empty());
-        log.write(Stream::Stdout, b"more").unwrap();
-        assert_eq!(reader.next_entries().unwrap()[0].log, "more");
+        assert!(reader.next_entries().expect("test").is_empty());
+        log.write(Stream::Stdout, b"more").expect("test");
+        assert_eq!(reader.next_entries().expect("test")[0].log, "more");
     }
 }

@@ -9,6 +9,7 @@
 //! says `running` but whose lock is free lost its process, and reads as `dead`.
 //! Every guest runs through the one [`runner`].
 
+pub mod files;
 pub mod logs;
 pub mod prepare;
 pub mod runner;
@@ -512,10 +513,10 @@ impl Container {
             .iter()
             .position(|c| c.config.id == reference || c.config.name == reference)
         {
-            return Ok(all
+            return all
                 .into_iter()
                 .nth(i)
-                .ok_or_else(|| ContainerError::NotFound(reference.to_owned()))?);
+                .ok_or_else(|| ContainerError::NotFound(reference.to_owned()));
         }
         let valid_prefix =
             !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_hexdigit());
@@ -657,8 +658,11 @@ mod tests {
         assert!(RestartPolicy::Always.restarts(0, 100, false));
         assert!(!RestartPolicy::Always.restarts(0, 0, true));
         assert!(!RestartPolicy::No.restarts(1, 0, false));
-        let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(serde_json::from_str::<RestartPolicy>(&json).unwrap(), p);
+        let json = serde_json::to_string(&p).expect("test");
+        assert_eq!(
+            serde_json::from_str::<RestartPolicy>(&json).expect("test"),
+            p
+        );
     }
 
     #[test]

@@ -155,9 +155,10 @@ mod tests {
     #[test]
     fn state_round_trips_and_old_files_read() {
         let state = State::created();
-        let json = serde_json::to_string(&state).unwrap();
-        assert_eq!(serde_json::from_str::<State>(&json).unwrap(), state);
-        let old: State = serde_json::from_str(r#"{"status":"exited","exit_code":3}"#).unwrap();
+        let json = serde_json::to_string(&state).expect("test");
+        assert_eq!(serde_json::from_str::<State>(&json).expect("test"), state);
+        let old: State =
+            serde_json::from_str(r#"{"status":"exited","exit_code":3}"#).expect("test");
         assert_eq!(old.status, Status::Exited);
         assert_eq!(old.exit_code, Some(3));
     }

@@ -6,10 +6,12 @@
 //! - [`tmpfs`], [`hostdir`]: other backends to mount.
 //! - [`vfs`]: the namespace: mounts and path resolution (`..`, symlinks, limits).
 //! - [`rootfs`]: a container's root assembled from a run spec (layers, upper, mounts).
+//! - [`changes`]: the writable layer read back: its entries, and `A`/`C`/`D` changes.
 //! - [`errno`]: errors as errno values, with the host cause kept.
 //!
 //! See `shared/design/vfs.md` for the properties this meets.
 
+pub mod changes;
 pub mod errno;
 pub mod hostdir;
 pub mod index;

@@ -210,6 +210,61 @@ impl LayerPlan {
         self.entries.insert(path.to_owned(), entry);
     }
 
+    /// The plan of a writable layer (see [`crate::fs::changes::list_upper`]): its
+    /// entries as they are, whiteouts and opaque markers as the empty files OCI layers
+    /// hold them as; files are read from `upper` when the layer is written.
+    ///
+    /// # Errors
+    /// The host's error opening `upper`.
+    pub fn of_upper(
+        upper: &std::path::Path,
+        entries: &[crate::fs::changes::UpperEntry],
+    ) -> std::io::Result<Self> {
+        use crate::fs::changes::UpperKind;
+        let mut plan = Self::new();
+        if entries.is_empty() {
+            return Ok(plan);
+        }
+        let root = std::sync::Arc::new(crate::ambient::open_dir(upper)?);
+        for entry in entries {
+            let rel = entry.path.as_str();
+            match &entry.kind {
+                UpperKind::Dir { .. } => plan.add_dir_entry(rel, 0o755),
+                UpperKind::Symlink { target } => plan.add(
+                    rel,
+                    Planned::Symlink {
+                        target: target.clone(),
+                    },
+                ),
+                UpperKind::File { mode, size } => {
+                    let dir = root.clone();
+                    let path = rel.to_owned();
+                    plan.add(
+                        rel,
+                        Planned::File {
+                            mode: normal_file_mode(*mode),
+                            size: *size,
+                            open: std::sync::Arc::new(move || {
+                                Ok(Box::new(dir.open(&path)?) as Box<dyn std::io::Read>)
+                            }),
+                        },
+                    );
+                }
+                UpperKind::Whiteout { mode } | UpperKind::Opaque { mode } => plan.add(
+                    rel,
+                    Planned::File {
+                        mode: normal_file_mode(*mode),
+                        size: 0,
+                        open: std::sync::Arc::new(|| {
+                            Ok(Box::new(std::io::empty()) as Box<dyn std::io::Read>)
+                        }),
+                    },
+                ),
+            }
+        }
+        Ok(plan)
+    }
+
     /// The planned entries, in order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &Planned)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))

@@ -82,11 +82,12 @@ pub fn service() {
             .join(id.trim())
             .join("container-json.log"),
     )
-    .unwrap();
-    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    .expect("test");
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("test")).expect("test");
     assert_eq!(first["log"], "tick 1\n");
     assert_eq!(first["stream"], "stdout");
-    assert!(first["time"].as_str().unwrap().contains('T'));
+    assert!(first["time"].as_str().expect("test").contains('T'));
     let tail = env.ok(&["logs", "--tail", "1", "-t", "ticker"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
     assert!(tail.starts_with("20"), "timestamps first: {tail}");
@@ -142,7 +143,7 @@ fn stop_lets_a_guest_that_ends_within_the_grace_period_exit_by_itself() {
 fn restart_policies_are_carried_out_by_the_supervisor() {
     let env = Env::new();
     let data = env.env.work().join("data");
-    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&data).expect("test");
     let vol = format!("{}:/data", data.display());
     // on-failure:2 — the first run and two restarts.
     env.ok(&[
@@ -160,9 +161,10 @@ fn restart_policies_are_carried_out_by_the_supervisor() {
         "3",
     ]);
     env.wait_for("flaky", "exited", |s| s["Status"] == "exited");
-    let runs = std::fs::read_to_string(data.join("flaky")).unwrap();
+    let runs = std::fs::read_to_string(data.join("flaky")).expect("test");
     assert_eq!(runs.lines().count(), 3, "on-failure:2 runs three times");
-    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "flaky"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "flaky"])).expect("test");
     assert_eq!(inspect[0]["RestartCount"], 2);
     assert_eq!(
         inspect[0]["HostConfig"]["RestartPolicy"]["Name"],
@@ -203,14 +205,14 @@ fn restart_policies_are_carried_out_by_the_supervisor() {
     env.wait_for("never", "exited", |s| s["Status"] == "exited");
     assert_eq!(
         std::fs::read_to_string(data.join("fine"))
-            .unwrap()
+            .expect("test")
             .lines()
             .count(),
         1
     );
     assert_eq!(
         std::fs::read_to_string(data.join("never"))
-            .unwrap()
+            .expect("test")
             .lines()
             .count(),
         1
@@ -244,10 +246,16 @@ fn restart_policies_are_carried_out_by_the_supervisor() {
         env.ok(&["stop", "-t", "1", policy]);
         let state = env.state(policy);
         assert_eq!(state["Status"], "exited", "{policy}: {state}");
-        let after = std::fs::read_to_string(&host).unwrap().lines().count();
+        let after = std::fs::read_to_string(&host)
+            .expect("test")
+            .lines()
+            .count();
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(
-            std::fs::read_to_string(&host).unwrap().lines().count(),
+            std::fs::read_to_string(&host)
+                .expect("test")
+                .lines()
+                .count(),
             after,
             "{policy} restarted after stop"
         );
@@ -264,14 +272,14 @@ fn a_killed_supervisor_shows_as_dead_never_running_forever() {
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
-        .unwrap();
+        .expect("test");
     assert!(killed.success());
     env.wait_for("victim", "dead", |s| s["Status"] == "dead");
     let state = env.state("victim");
     assert!(
         state["Error"]
             .as_str()
-            .unwrap()
+            .expect("test")
             .contains("ended without recording"),
         "{state}"
     );
@@ -302,11 +310,11 @@ fn fifty_detached_containers_at_once() {
             ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
+            cmd.spawn().expect("test")
         })
         .collect();
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output().expect("test");
         assert!(
             out.status.success(),
             "{}",
@@ -400,4 +408,141 @@ fn bad_input_to_every_verb_is_one_clear_line_and_changes_nothing() {
     assert_eq!(env.state("busy")["Status"], "running");
     env.ok(&["rm", "-f", "busy"]);
     assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 0);
+}
+
+#[test]
+fn diff_commit_and_cp_round_trip_with_deletions() {
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "--name",
+        "w",
+        "svc",
+        "write",
+        "/new.txt",
+        "made inside",
+    ]);
+    env.ok(&["run", "--name", "d", "svc", "rm", "/service.wasm"]);
+    assert_eq!(env.ok(&["diff", "w"]), "A /new.txt\n");
+    assert_eq!(env.ok(&["diff", "d"]), "D /service.wasm\n");
+    // cp in both directions, on stopped containers.
+    let host_in = env.env.write("from-host.txt", "from the host\n");
+    env.ok(&["cp", host_in.to_str().expect("test"), "w:/"]);
+    env.env.write("tree/sub/deep.txt", "deep\n");
+    env.ok(&[
+        "cp",
+        env.env.work().join("tree").to_str().expect("test"),
+        "w:/copied",
+    ]);
+    let diff = env.ok(&["diff", "w"]);
+    for line in [
+        "A /from-host.txt",
+        "A /new.txt",
+        "A /copied",
+        "A /copied/sub/deep.txt",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line} missing from\n{diff}"
+        );
+    }
+    let out = env.env.work().join("out");
+    std::fs::create_dir(&out).expect("test");
+    env.ok(&["cp", "w:/new.txt", out.to_str().expect("test")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("new.txt")).expect("test"),
+        "made inside"
+    );
+    env.ok(&["cp", "w:/copied", out.join("again").to_str().expect("test")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("again/sub/deep.txt")).expect("test"),
+        "deep\n"
+    );
+    // commit: a new layer over the image; the deletion is a whiteout that holds.
+    let id = env.ok(&["commit", "w", "committed:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let run = env.env.run(&["run", "--rm", "committed:1", "env", "X"]);
+    run.assert_code(0);
+    env.ok(&["run", "--name", "check", "committed:1", "write", "/x", "y"]);
+    env.ok(&[
+        "cp",
+        "check:/from-host.txt",
+        out.join("round.txt").to_str().expect("test"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("round.txt")).expect("test"),
+        "from the host\n"
+    );
+    env.ok(&["commit", "d", "deleted"]);
+    env.env
+        .run(&["run", "--rm", "deleted"])
+        .assert_error(126, &["/service.wasm"]);
+    let history = env.ok(&["history", "deleted"]);
+    assert!(history.contains("capsule commit d"), "{history}");
+    // The same changes give the same layer: commit is reproducible.
+    let again = env.ok(&["commit", "d"]);
+    let first: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "deleted"])).expect("test");
+    let second: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", again.trim()])).expect("test");
+    assert_eq!(
+        first[0]["RootFS"]["Layers"], second[0]["RootFS"]["Layers"],
+        "{first}\n{second}"
+    );
+}
+
+#[test]
+fn cp_never_follows_a_symlink_out_of_the_container() {
+    let env = Env::new();
+    env.ok(&["create", "--name", "box", "svc", "env", "X"]);
+    // Symlinks that point out of the container, as a hostile image would hold them.
+    let links = env.env.work().join("links");
+    std::fs::create_dir(&links).expect("test");
+    std::os::unix::fs::symlink("/etc", links.join("abs")).expect("test");
+    std::os::unix::fs::symlink("../../../../../../../../etc", links.join("rel")).expect("test");
+    env.ok(&["cp", links.to_str().expect("test"), "box:/links"]);
+    let diff = env.ok(&["diff", "box"]);
+    assert!(diff.contains("A /links/abs"), "{diff}");
+    // Reading through them resolves inside the container, where /etc does not exist.
+    let out = env.env.work().join("stolen");
+    for link in ["/links/abs/passwd", "/links/rel/passwd"] {
+        let run = env
+            .env
+            .run(&["cp", &format!("box:{link}"), out.to_str().expect("test")]);
+        run.assert_error(1, &[link]);
+        assert!(!out.exists(), "{link} reached the host's /etc");
+    }
+    // Writing through them lands inside the container, or fails; never on the host.
+    let payload = env.env.write("payload", "owned\n");
+    let run = env.env.run(&[
+        "cp",
+        payload.to_str().expect("test"),
+        "box:/links/abs/capsule-escape",
+    ]);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    assert!(!std::path::Path::new("/etc/capsule-escape").exists());
+    // A symlink copied out stays a symlink; nothing is written through one on the host.
+    env.ok(&[
+        "cp",
+        "box:/links",
+        env.env.work().join("back").to_str().expect("test"),
+    ]);
+    let back = std::fs::read_link(env.env.work().join("back/abs")).expect("test");
+    assert_eq!(back, std::path::Path::new("/etc"));
+    let trap = env.env.work().join("trap");
+    std::os::unix::fs::symlink("/tmp", &trap).expect("test");
+    env.ok(&["run", "--name", "src", "svc", "write", "/f", "x"]);
+    env.env
+        .run(&["cp", "src:/f", trap.to_str().expect("test")])
+        .assert_error(1, &["symlink on the host"]);
+    assert!(
+        !std::path::Path::new("/tmp/f").exists()
+            || std::fs::read_to_string("/tmp/f").expect("test") != "x"
+    );
+    env.env
+        .run(&["cp", "nosuch:/f", out.to_str().expect("test")])
+        .assert_error(1, &["no such container"]);
+    env.env
+        .run(&["cp", "a", "b"])
+        .assert_error(125, &["CONTAINER:PATH"]);
 }
