@@ -1,0 +1,325 @@
+//! RUN: a wasm program of the image being built runs in the sandbox over the stage's
+//! filesystem with a fresh writable layer, which becomes the step's layer; the work
+//! directories those layers are made in.
+
+use super::cache::CachedLayer;
+use super::error::{BuildError, at};
+use super::executor::{Action, Executor, Stage, StepPlan, cached_layer, join, json_list};
+use super::recipe::{Command, Instruction, Pos};
+use crate::engine::{Engine, EngineOptions, ModuleCache};
+use crate::image::layer_writer::{LayerPlan, Planned, normal_file_mode};
+use crate::image::oci;
+use crate::spec::{GuestPath, RunSpec};
+use crate::store::Digest;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+impl Executor<'_> {
+    /// The program a RUN runs, its text, and its inputs: the build arguments in scope,
+    /// which are the program's environment too.
+    pub(super) fn plan_run(
+        &self,
+        stage: &Stage,
+        command: &Command,
+        pos: Pos,
+    ) -> Result<StepPlan, BuildError> {
+        let argv = self.argv(&stage.state.config, command, "RUN", pos)?;
+        let inputs = stage
+            .args
+            .iter()
+            .map(|(k, v)| (format!("build argument {k}"), v.clone()))
+            .collect();
+        Ok(StepPlan {
+            text: format!("RUN {}", json_list(&argv)),
+            inputs,
+            action: Action::Run(argv),
+        })
+    }
+
+    /// RUN: the program runs over the stage's filesystem with a fresh writable layer,
+    /// which becomes the step's layer.
+    pub(super) fn run_program(
+        &mut self,
+        stage: &Stage,
+        argv: &[String],
+        ins: &Instruction,
+    ) -> Result<CachedLayer, BuildError> {
+        let file = self.file.clone();
+        let fail = |message: String| at(&file, ins.pos, message);
+        let config = &stage.state.config;
+        let workdir = GuestPath::parse(config.workdir.as_deref().unwrap_or("/"))
+            .map_err(|e| fail(e.to_string()))?;
+        // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
+        let (program, export) = crate::spec::split_program(&argv[0]);
+        let program_path = if program.starts_with('/') {
+            GuestPath::parse(program)
+        } else {
+            GuestPath::parse(&format!("{workdir}/{program}"))
+        }
+        .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+        let mut layers = Vec::new();
+        for layer in &stage.state.layers {
+            layers.push(self.layer_path(layer)?);
+        }
+        let diff_ids: Vec<Digest> = stage
+            .state
+            .layers
+            .iter()
+            .filter_map(|l| l.diff_id.parse().ok())
+            .collect();
+        if self.tmp.is_none() {
+            self.tmp = Some(
+                TmpDir::new(&self.home.tmp_dir())
+                    .map_err(|e| fail(format!("cannot create a work directory: {e}")))?,
+            );
+        }
+        let scratch = self
+            .tmp
+            .as_ref()
+            .map(|t| t.path.join(format!("step-{}", self.number)))
+            .ok_or_else(|| fail("no work directory".to_owned()))?;
+        let _ = crate::ambient::remove_dir_all(&scratch);
+        crate::ambient::create_and_open_dir(&scratch)
+            .map_err(|e| fail(format!("cannot create a work directory: {e}")))?;
+        let mut spec = RunSpec::new(program);
+        spec.args.extend(argv.iter().skip(1).cloned());
+        if let Some(export) = export {
+            spec.entry = crate::spec::Entry::Program(export.to_owned());
+        }
+        for (k, v) in &stage.args {
+            spec.env.set(k, v);
+        }
+        for (k, v) in &config.env {
+            spec.env.set(k, v);
+        }
+        spec.workdir = workdir;
+        if !layers.is_empty() {
+            spec.layers = layers;
+            spec.layer_chain_id = oci::chain_id(&diff_ids).map(|d| d.hex().to_owned());
+            spec.layer_index_cache = Some(self.home.layer_index_dir());
+        } else {
+            // An empty stage: an empty lower, so the writable layer still captures writes.
+            let empty = scratch.join("empty");
+            crate::ambient::create_and_open_dir(&empty).map_err(|e| fail(e.to_string()))?;
+            spec.layers = vec![empty];
+        }
+        spec.upper = Some(scratch.clone());
+        // The stage's labels say how its programs run, as they do for `capsule run`.
+        let labels = crate::labels::RunLabels::from_labels(
+            config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| fail(format!("RUN: {e}")))?;
+        if let Some(policy) = labels.unknown_imports {
+            spec.unknown_imports = policy;
+        }
+        let mut features = self.options.features;
+        labels.apply_features(&mut features);
+        let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Log)
+            .map_err(|e| fail(format!("RUN: cannot set up the sandbox: {e}")))?;
+        let wasm = world.read_file(&program_path).map_err(|e| {
+            fail(format!(
+                "RUN: cannot read {program_path} in the image being built: {e}"
+            ))
+        })?;
+        let wasm = crate::module::core_module_bytes(program, &wasm)
+            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+        if self
+            .engine
+            .as_ref()
+            .is_none_or(|e| e.features() != features)
+        {
+            self.engine =
+                Some(Engine::new(&EngineOptions { features }).map_err(|e| fail(e.to_string()))?);
+        }
+        let engine = self
+            .engine
+            .as_ref()
+            .ok_or_else(|| fail("no engine".to_owned()))?;
+        let module = match ModuleCache::open(&self.home.module_cache_dir()) {
+            Ok(cache) => cache.load_or_compile(engine, &wasm).map(|(m, _)| m),
+            Err(_) => crate::engine::cache::compile(engine, &wasm),
+        }
+        .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+        // The world moves into the run; the closure takes it from an Option.
+        let mut world = Some(world);
+        let mut outcome = None;
+        self.observer.guest_output(&mut || {
+            if let Some(w) = world.take() {
+                outcome = Some(crate::exec::run_in(
+                    engine,
+                    &module,
+                    &spec,
+                    w,
+                    captured.clone(),
+                ));
+            }
+        });
+        let output = outcome
+            .ok_or_else(|| fail("RUN did not start".to_owned()))?
+            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+        match output.status {
+            crate::exec::ExitStatus::Exited(0) => {}
+            crate::exec::ExitStatus::Exited(code) => {
+                return Err(fail(format!(
+                    "RUN {}: the program exited with status {code}",
+                    json_list(argv)
+                )));
+            }
+            crate::exec::ExitStatus::Trapped(trap) => {
+                return Err(fail(format!(
+                    "RUN {}: the program trapped: {}",
+                    json_list(argv),
+                    trap.reason
+                )));
+            }
+            crate::exec::ExitStatus::InvalidExit(code) => {
+                return Err(fail(format!(
+                    "RUN {}: the program exited with invalid status {code}",
+                    json_list(argv)
+                )));
+            }
+        }
+        let plan = plan_of_dir(&scratch.join("upper"))
+            .map_err(|e| fail(format!("cannot read what RUN changed: {e}")))?;
+        let layer = plan.write(
+            self.images.store(),
+            self.images.layer_cache(),
+            self.options.epoch,
+        )?;
+        let _ = crate::ambient::remove_dir_all(&scratch);
+        Ok(cached_layer(&layer))
+    }
+}
+
+/// A layer plan of a host directory as it is (a RUN step's writable layer, whiteouts
+/// included), with fixed modes.
+fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
+    if !crate::ambient::is_dir(path) {
+        // The program wrote nothing: the writable layer was never created.
+        return Ok(LayerPlan::new());
+    }
+    let root = Arc::new(crate::ambient::open_dir(path)?);
+    let mut plan = LayerPlan::new();
+    let mut stack = vec![String::new()];
+    while let Some(dir) = stack.pop() {
+        let handle = if dir.is_empty() {
+            root.try_clone()?
+        } else {
+            root.open_dir(&dir)?
+        };
+        for entry in handle.entries()? {
+            let entry = entry?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| std::io::Error::other(format!("{n:?}: name is not UTF-8")))?;
+            let rel = join(&dir, &name);
+            let meta = root.symlink_metadata(&rel)?;
+            if meta.is_dir() {
+                plan.add_dir_entry(&rel, 0o755);
+                stack.push(rel);
+            } else if meta.file_type().is_symlink() {
+                let target = root.read_link_contents(&rel)?;
+                plan.add(
+                    &rel,
+                    Planned::Symlink {
+                        target: target.to_string_lossy().into_owned(),
+                    },
+                );
+            } else {
+                let dir = root.clone();
+                let path = rel.clone();
+                #[cfg(unix)]
+                let mode = {
+                    use cap_std::fs::PermissionsExt;
+                    meta.permissions().mode()
+                };
+                #[cfg(not(unix))]
+                let mode = 0o644;
+                plan.add(
+                    &rel,
+                    Planned::File {
+                        mode: normal_file_mode(mode),
+                        size: meta.len(),
+                        open: Arc::new(move || Ok(Box::new(dir.open(&path)?) as Box<dyn Read>)),
+                    },
+                );
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// A private work directory under the home's `tmp/`, locked while in use; stale ones
+/// (left by a killed build, their lock free) are removed by the next build.
+pub(super) struct TmpDir {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl TmpDir {
+    /// Removes work directories whose build is gone (killed: its lock is free).
+    pub(super) fn clean_stale(root: &std::path::Path) {
+        let Ok(dir) = crate::ambient::open_dir(root) else {
+            return;
+        };
+        if let Ok(entries) = dir.entries() {
+            for entry in entries.flatten() {
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let Some(stem) = name.strip_suffix(".lock") else {
+                    continue;
+                };
+                if let Ok(file) = dir.open_with(
+                    &name,
+                    cap_std::fs::OpenOptions::new().read(true).write(true),
+                ) {
+                    let file = file.into_std();
+                    if file.try_lock().is_ok() {
+                        let _ = crate::ambient::remove_dir_all(&root.join(stem));
+                        let _ = dir.remove_file(&name);
+                        let _ = file.unlock();
+                    }
+                }
+            }
+        }
+    }
+
+    fn new(root: &std::path::Path) -> std::io::Result<Self> {
+        let dir = crate::ambient::create_and_open_dir(root)?;
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let name: String = format!(
+            "build-{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let lock = dir
+            .open_with(
+                format!("{name}.lock"),
+                cap_std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true),
+            )?
+            .into_std();
+        lock.lock()?;
+        dir.create_dir(&name)?;
+        Ok(Self {
+            path: root.join(name),
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = crate::ambient::remove_dir_all(&self.path);
+        if let Some(parent) = self.path.parent()
+            && let Some(name) = self.path.file_name()
+        {
+            let _ = std::fs::remove_file(parent.join(format!("{}.lock", name.to_string_lossy())));
+        }
+    }
+}
