@@ -899,7 +899,8 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
         );
     }
     if capsule_runtime::ambient::is_dir(&home.build_cache_dir())
-        && let Ok(cache) = capsule_runtime::build::cache::BuildCache::open(&home.build_cache_dir())
+        && let Ok(cache) =
+            capsule_runtime::builder::cache::BuildCache::open(&home.build_cache_dir())
     {
         damaged_other.extend(
             cache

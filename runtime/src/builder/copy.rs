@@ -7,7 +7,7 @@ use super::executor::{Action, Executor, Stage, StepPlan, join};
 use super::image_config::state_of_image;
 use super::pattern::Pattern;
 use super::recipe::{self, Instruction, Pos};
-use crate::fs::layer::Kind as FsKind;
+use crate::fs::layer::Kind;
 use crate::fs::lower::{LowerEntry, LowerStack};
 use crate::image::layer_writer::{LayerPlan, Planned, normal_file_mode};
 use crate::spec::GuestPath;
@@ -91,7 +91,7 @@ impl Executor<'_> {
             && self
                 .lower_of(&stage.state)?
                 .get(&dest)
-                .is_some_and(|e| e.node.kind == FsKind::Dir)
+                .is_some_and(|e| e.node.kind == Kind::Dir)
         {
             dest_is_dir = true;
         }
@@ -262,19 +262,19 @@ impl Executor<'_> {
                         ));
                     };
                     let name = rel.rsplit('/').next().unwrap_or("").to_owned();
-                    if entry.node.kind == FsKind::Dir {
+                    if entry.node.kind == Kind::Dir {
                         let to = target("", "", true);
                         plan.add_dir_entry(&to, copy.chmod.unwrap_or(0o755));
                         let mut stack = vec![(rel.clone(), to.clone())];
                         while let Some((dir, to_dir)) = stack.pop() {
-                            let children: Vec<(String, FsKind)> = lower
+                            let children: Vec<(String, Kind)> = lower
                                 .list(&dir)
                                 .map(|(n, k, _)| (n.to_owned(), k))
                                 .collect();
                             for (child, kind) in children {
                                 let from_path = join(&dir, &child);
                                 let to_path = join(&to_dir, &child);
-                                if kind == FsKind::Dir {
+                                if kind == Kind::Dir {
                                     plan.add_dir_entry(&to_path, copy.chmod.unwrap_or(0o755));
                                     stack.push((from_path, to_path));
                                 } else if let Some(e) = lower.get(&from_path) {
@@ -377,14 +377,14 @@ fn add_lower_entry(
     chmod: Option<u32>,
 ) {
     match entry.node.kind {
-        FsKind::Dir => plan.add_dir_entry(to, chmod.unwrap_or(0o755)),
-        FsKind::Symlink => plan.add(
+        Kind::Dir => plan.add_dir_entry(to, chmod.unwrap_or(0o755)),
+        Kind::Symlink => plan.add(
             to,
             Planned::Symlink {
                 target: entry.node.link_target.clone().unwrap_or_default(),
             },
         ),
-        FsKind::File => {
+        Kind::File => {
             let size = entry.node.size;
             let mode = chmod.unwrap_or_else(|| normal_file_mode(entry.node.mode));
             let lower = lower.clone();

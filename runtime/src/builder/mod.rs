@@ -1,5 +1,6 @@
-//! `capsule build`: a recipe in Dockerfile syntax ([`recipe`]) over a build context
-//! ([`context`]) becomes an image, step by step, each step cached by key ([`cache`]).
+//! The builder (Docker's name for its image-building subsystem), behind `capsule build`:
+//! a recipe in Dockerfile syntax ([`recipe`]) over a build context ([`context`]) becomes
+//! an image, step by step, each step cached by key ([`cache`]).
 //!
 //! - `FROM` starts a stage from an image, an earlier stage or `scratch`.
 //! - `COPY`/`ADD` write a layer of context files (or of another stage's files,
@@ -8,7 +9,7 @@
 //!   sandbox, over the filesystem built so far; what it changes is the step's layer.
 //! - Everything else changes the config and leaves an empty-layer history entry.
 //!
-//! The executor ([`executor`]) walks the stages and keys, caches and records each step;
+//! The executor (`executor`) walks the stages and keys, caches and records each step;
 //! one file per instruction family says what a step does: `copy` (COPY/ADD), `run`
 //! (RUN), `metadata` (ARG, ENV, LABEL, WORKDIR, EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL,
 //! ENTRYPOINT, CMD); `image_config` turns an image's config into a stage's state and the
