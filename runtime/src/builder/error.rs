@@ -46,6 +46,13 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// `builder prune` could not remove the build cache.
+    #[error("cannot remove {}", path.display())]
+    Prune {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The layers built so far could not be opened for a `RUN` step.
     #[error("cannot open the layers built so far")]
     Layers {

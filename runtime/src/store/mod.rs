@@ -296,6 +296,33 @@ impl Store {
         Ok(&Digest::from_hasher(hasher) == digest)
     }
 
+    /// Re-hashes `blobs` (as [`Store::blobs`] lists them) and moves each that no longer
+    /// matches its name to quarantine; `done` is told each blob's size once it is
+    /// checked. Returns the corrupt blobs and where each went.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::Io`].
+    pub fn check_blobs(
+        &self,
+        blobs: &[Blob],
+        done: impl Fn(u64),
+    ) -> Result<Vec<(Digest, PathBuf)>, StoreError> {
+        let mut corrupt = Vec::new();
+        for blob in blobs {
+            if !self.verify_blob(&blob.digest)? {
+                corrupt.push(blob.digest.clone());
+            }
+            done(blob.size);
+        }
+        corrupt
+            .into_iter()
+            .map(|digest| {
+                let moved = self.quarantine_blob(&digest)?;
+                Ok((digest, moved))
+            })
+            .collect()
+    }
+
     /// Moves a blob out of `blobs/` into `quarantine/` (a corrupt blob is kept for
     /// inspection, but no longer served).
     ///
