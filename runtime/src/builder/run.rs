@@ -230,17 +230,10 @@ fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
             } else {
                 let dir = root.clone();
                 let path = rel.clone();
-                #[cfg(unix)]
-                let mode = {
-                    use cap_std::fs::PermissionsExt;
-                    meta.permissions().mode()
-                };
-                #[cfg(not(unix))]
-                let mode = 0o644;
                 plan.add(
                     &rel,
                     Planned::File {
-                        mode: normal_file_mode(mode),
+                        mode: normal_file_mode(crate::fs::sys::permission_bits(&meta)),
                         size: meta.len(),
                         open: Arc::new(move || Ok(Box::new(dir.open(&path)?) as Box<dyn Read>)),
                     },

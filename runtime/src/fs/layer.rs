@@ -323,7 +323,7 @@ impl Layer {
                             d.subsec_nanos(),
                         )
                     });
-                let mode = permission_bits(&meta);
+                let mode = crate::fs::sys::permission_bits(&meta);
                 link_id += 1;
                 let ft = meta.file_type();
                 if ft.is_dir() {
@@ -415,21 +415,6 @@ fn raw_name_at(file: &File, offset: u64) -> Option<String> {
     let n = crate::fs::sys::read_at(file, &mut name, offset).ok()?;
     let end = name[..n].iter().position(|b| *b == 0).unwrap_or(n);
     (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned())
-}
-
-#[cfg(unix)]
-fn permission_bits(meta: &cap_std::fs::Metadata) -> u32 {
-    use cap_std::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-#[cfg(not(unix))]
-fn permission_bits(meta: &cap_std::fs::Metadata) -> u32 {
-    match (meta.is_dir(), meta.permissions().readonly()) {
-        (true, _) => 0o755,
-        (false, true) => 0o444,
-        (false, false) => 0o644,
-    }
 }
 
 /// Builds a layer's index: collects its entries, checking each, and the directories it

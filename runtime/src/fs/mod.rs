@@ -17,7 +17,7 @@ pub mod lower;
 mod mapped;
 pub mod node;
 pub mod overlay;
-mod sys;
+pub(crate) mod sys;
 pub mod tmpfs;
 pub mod vfs;
 
