@@ -12,6 +12,7 @@ use capsule_runtime::image::archive::{self, ImportOptions};
 use capsule_runtime::image::reference::Reference;
 use capsule_runtime::image::removal::{Removal, removal};
 use capsule_runtime::image::{Image, ImageError, Images};
+use capsule_runtime::store::AtomicFile;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -526,22 +527,20 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
     let total: u64 = selected.iter().map(|(i, _)| i.size()).sum();
     match &args.output {
         Some(path) => {
-            let (file, tmp) = capsule_runtime::ambient::create_temp_beside(path)
-                .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+            let cannot =
+                |e: std::io::Error| fail(anyhow::anyhow!("cannot write {}: {e}", path.display()));
+            let (dir, name) = capsule_runtime::ambient::open_parent(path).map_err(cannot)?;
+            let mut file = AtomicFile::create(&dir, &name.to_string_lossy()).map_err(cannot)?;
             let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
-            let result = archive::save(&images, &selected, std::io::BufWriter::new(&file), &|n| {
-                bar.add(n)
-            })
-            .map_err(fail)
-            .and_then(|()| file.sync_all().map_err(fail))
-            .and_then(|()| {
-                std::fs::rename(&tmp, path)
-                    .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))
-            });
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result?;
+            archive::save(
+                &images,
+                &selected,
+                std::io::BufWriter::new(&mut file),
+                &|n| bar.add(n),
+            )
+            .map_err(fail)?;
+            file.sync().map_err(fail)?;
+            file.commit(&name).map_err(cannot)?;
             bar.finish(&format!(
                 "{} image(s), {}",
                 selected.len(),
