@@ -4,7 +4,7 @@
 //! build's step records are kept per recipe, so that a miss can say why: which file,
 //! argument or instruction changed.
 
-use super::BuildError;
+use super::error::BuildError;
 use crate::home::{Home, dir_usage};
 use crate::image::{ImageError, Images};
 use crate::store::Digest;

@@ -5,9 +5,9 @@
 use super::cache::{self, BuildCache, CachedLayer, HistoryEntry, State, StepRecord};
 use super::context::Context;
 use super::error::{BuildError, at, failed};
-use super::image_config::state_of_image;
+use super::image_config::{state_of_image, write_image};
 use super::recipe::{Instruction, Kind, Pos, Word};
-use super::run::TmpDir;
+use super::workdir::TmpDir;
 use super::{BuildOptions, Observer, StepOutcome};
 use crate::engine::Engine;
 use crate::fs::lower::LowerStack;
@@ -140,7 +140,7 @@ impl Executor<'_> {
         }
         let last = self.stages.last().ok_or(BuildError::NoStage)?;
         let state = last.state.clone();
-        self.write_image(&state)
+        write_image(self.images, &state, self.options.epoch)
     }
 
     pub(super) fn build_arg(&mut self, name: &str) -> Option<String> {
@@ -462,11 +462,6 @@ pub(super) fn join(a: &str, b: &str) -> String {
         (_, true) => a.to_owned(),
         _ => format!("{a}/{b}"),
     }
-}
-
-/// An argv as the JSON array the recipe would write.
-pub(super) fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_default()
 }
 
 /// History's `created_by`, as BuildKit writes it.

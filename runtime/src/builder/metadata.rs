@@ -5,7 +5,8 @@
 
 use super::cache::ExecConfig;
 use super::error::{BuildError, at, failed};
-use super::executor::{Executor, Stage, json_list};
+use super::executor::{Executor, Stage};
+use super::image_config::json_list;
 use super::recipe::{Command, Pos, Word};
 use crate::spec::GuestPath;
 

@@ -11,9 +11,9 @@
 //!
 //! The executor (`executor`) walks the stages and keys, caches and records each step;
 //! one file per instruction family says what a step does: `copy` (COPY/ADD), `run`
-//! (RUN), `metadata` (ARG, ENV, LABEL, WORKDIR, EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL,
-//! ENTRYPOINT, CMD); `image_config` turns an image's config into a stage's state and the
-//! last state into the image.
+//! (RUN, with `workdir` for its work directories), `metadata` (ARG, ENV, LABEL, WORKDIR,
+//! EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL, ENTRYPOINT, CMD); `image_config` turns an
+//! image's config into a stage's state and the last state into the image.
 
 pub mod cache;
 pub mod context;
@@ -26,6 +26,7 @@ mod metadata;
 pub mod pattern;
 pub mod recipe;
 mod run;
+mod workdir;
 
 pub use error::BuildError;
 pub use image_config::SHELL_LABEL;
@@ -38,10 +39,10 @@ use crate::store::Digest;
 use cache::BuildCache;
 use context::Context;
 use executor::Executor;
-use run::TmpDir;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
+use workdir::TmpDir;
 
 /// What to build.
 #[derive(Debug, Clone, Default)]

@@ -1,18 +1,18 @@
 //! RUN: a wasm program of the image being built runs in the sandbox over the stage's
-//! filesystem with a fresh writable layer, which becomes the step's layer; the work
-//! directories those layers are made in.
+//! filesystem with a fresh writable layer, which becomes the step's layer.
 
 use super::cache::CachedLayer;
 use super::error::{BuildError, at};
-use super::executor::{Action, Executor, Stage, StepPlan, cached_layer, join, json_list};
+use super::executor::{Action, Executor, Stage, StepPlan, cached_layer, join};
+use super::image_config::json_list;
 use super::recipe::{Command, Instruction, Pos};
+use super::workdir::TmpDir;
 use crate::engine::{Engine, EngineOptions, ModuleCache};
 use crate::image::layer_writer::{LayerPlan, Planned, normal_file_mode};
 use crate::image::oci;
 use crate::spec::{GuestPath, RunSpec};
 use crate::store::Digest;
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 impl Executor<'_> {
@@ -77,7 +77,7 @@ impl Executor<'_> {
         let scratch = self
             .tmp
             .as_ref()
-            .map(|t| t.path.join(format!("step-{}", self.number)))
+            .map(|t| t.path().join(format!("step-{}", self.number)))
             .ok_or_else(|| fail("no work directory".to_owned()))?;
         let _ = crate::ambient::remove_dir_all(&scratch);
         crate::ambient::create_and_open_dir(&scratch)
@@ -242,77 +242,4 @@ fn plan_of_dir(path: &std::path::Path) -> std::io::Result<LayerPlan> {
         }
     }
     Ok(plan)
-}
-
-/// A private work directory under the home's `tmp/`, locked while in use; stale ones
-/// (left by a killed build, their lock free) are removed by the next build.
-pub(super) struct TmpDir {
-    path: PathBuf,
-    _lock: std::fs::File,
-}
-
-impl TmpDir {
-    /// Removes work directories whose build is gone (killed: its lock is free).
-    pub(super) fn clean_stale(root: &std::path::Path) {
-        let Ok(dir) = crate::ambient::open_dir(root) else {
-            return;
-        };
-        if let Ok(entries) = dir.entries() {
-            for entry in entries.flatten() {
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                let Some(stem) = name.strip_suffix(".lock") else {
-                    continue;
-                };
-                if let Ok(file) = dir.open_with(
-                    &name,
-                    cap_std::fs::OpenOptions::new().read(true).write(true),
-                ) {
-                    let file = file.into_std();
-                    if file.try_lock().is_ok() {
-                        let _ = crate::ambient::remove_dir_all(&root.join(stem));
-                        let _ = dir.remove_file(&name);
-                        let _ = file.unlock();
-                    }
-                }
-            }
-        }
-    }
-
-    fn new(root: &std::path::Path) -> std::io::Result<Self> {
-        let dir = crate::ambient::create_and_open_dir(root)?;
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let name: String = format!(
-            "build-{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        let lock = dir
-            .open_with(
-                format!("{name}.lock"),
-                cap_std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true),
-            )?
-            .into_std();
-        lock.lock()?;
-        dir.create_dir(&name)?;
-        Ok(Self {
-            path: root.join(name),
-            _lock: lock,
-        })
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = crate::ambient::remove_dir_all(&self.path);
-        if let Some(parent) = self.path.parent()
-            && let Some(name) = self.path.file_name()
-        {
-            let _ = std::fs::remove_file(parent.join(format!("{}.lock", name.to_string_lossy())));
-        }
-    }
 }
