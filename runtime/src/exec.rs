@@ -1,9 +1,9 @@
 //! Running a module: link WASI, check imports, instantiate, call the entry, and turn
 //! whatever happened into an [`ExitStatus`].
 
-use crate::engine::Engine;
-use crate::spec::{Entry, RunSpec, UnknownImports};
-use crate::wasi::{self, ProcExit, Stdio, WasiState};
+use crate::engine::{Deadline, Engine, Interrupt, Interruption};
+use crate::spec::{Entry, GuestPath, RunSpec, UnknownImports};
+use crate::wasi::{self, ProcExit, WasiState};
 use std::fmt;
 use wasmtime::{ExternType, Linker, Module, Store, Val, ValType};
 
@@ -17,6 +17,8 @@ pub enum ExitStatus {
     Trapped(TrapReport),
     /// The guest called `proc_exit` with a status outside `0..=255`.
     InvalidExit(u32),
+    /// The guest was stopped from outside (`stop`, `kill`, `--timeout`).
+    Interrupted(Interruption),
 }
 
 impl ExitStatus {
@@ -87,6 +89,16 @@ pub struct RunOutput {
 pub enum RunError {
     #[error(transparent)]
     Wasi(#[from] wasi::WasiError),
+    #[error("cannot read the program {path} in the container's filesystem: {source}")]
+    Program {
+        path: GuestPath,
+        #[source]
+        source: crate::fs::FsError,
+    },
+    #[error(transparent)]
+    Module(#[from] crate::module::ModuleError),
+    #[error("{name}: {reason}")]
+    Compile { name: String, reason: String },
     #[error(
         "the module imports {} that Capsule does not provide: {}{}; to run it anyway with \
          stubs that trap when called, pass --unknown-imports trap",
@@ -152,40 +164,40 @@ struct StoreData {
     wasi: WasiState,
 }
 
-/// Runs a compiled module as `spec` describes.
+/// Runs a compiled module in a WASI world made for `spec` (the one runner,
+/// [`crate::container::runner`], assembles both), until it ends or `interrupt` (or the
+/// spec's `--timeout`) stops it.
 ///
 /// # Errors
 /// [`RunError`] when the module cannot start; a guest that starts and then fails yields
 /// `Ok` with a non-success [`ExitStatus`].
-pub fn run(
-    engine: &Engine,
-    module: &Module,
-    spec: &RunSpec,
-    stdio: &Stdio,
-) -> Result<RunOutput, RunError> {
-    let (wasi, captured) = wasi::build(spec, stdio)?;
-    run_in(engine, module, spec, wasi, captured)
-}
-
-/// Runs a compiled module in a world already built from `spec` by [`wasi::build`]
-/// (for a caller that first reads the module from that world).
-///
-/// # Errors
-/// As [`run`].
 pub fn run_in(
     engine: &Engine,
     module: &Module,
     spec: &RunSpec,
     wasi: WasiState,
     captured: Option<wasi::Captured>,
+    interrupt: &Interrupt,
 ) -> Result<RunOutput, RunError> {
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
     wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
         .map_err(|e| RunError::Link(format!("{e:#}")))?;
     let mut store = Store::new(engine.wasmtime(), StoreData { wasi });
+    interrupt.attach(engine.wasmtime());
+    store.set_epoch_deadline(1);
+    let watched = interrupt.clone();
+    store.epoch_deadline_callback(move |_| match watched.reason() {
+        Some(why) => Err(wasmtime::Error::new(Interrupted(why))),
+        None => Ok(wasmtime::UpdateDeadline::Continue(1)),
+    });
+    store.data_mut().wasi.set_interrupt(interrupt.clone());
 
     check_imports(&mut linker, &mut store, module, spec.unknown_imports)?;
 
+    let _deadline = spec
+        .limits
+        .timeout
+        .map(|timeout| Deadline::start(interrupt, timeout));
     let (status, results) = match instantiate_and_call(&linker, &mut store, module, spec) {
         Ok(results) => (ExitStatus::Exited(0), results),
         Err(Outcome::Status(status)) => (status, Vec::new()),
@@ -288,6 +300,11 @@ fn instantiate_and_call(
     Ok(results.iter().map(format_val).collect())
 }
 
+/// The error the epoch callback ends an interrupted guest with.
+#[derive(Debug, thiserror::Error)]
+#[error("guest {0}")]
+struct Interrupted(Interruption);
+
 /// Classifies an error from instantiating or calling guest code.
 fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
     if let Some(ProcExit(status)) = error.downcast_ref::<ProcExit>() {
@@ -295,6 +312,9 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
             Ok(code) => ExitStatus::Exited(code),
             Err(_) => ExitStatus::InvalidExit(*status),
         });
+    }
+    if let Some(Interrupted(why)) = error.downcast_ref::<Interrupted>() {
+        return Outcome::Status(ExitStatus::Interrupted(*why));
     }
     let frames: Vec<Frame> = error
         .downcast_ref::<wasmtime::WasmBacktrace>()

@@ -81,8 +81,24 @@ pub fn check_mount_points(mounts: &[Mount], tmpfs: &[Tmpfs]) -> Result<(), SpecE
 
 /// An absolute, normalised path inside the guest: starts with `/`, no `.`, `..` or empty
 /// components, no trailing slash (except `/` itself).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct GuestPath(String);
+
+impl TryFrom<String> for GuestPath {
+    type Error = SpecError;
+    fn try_from(path: String) -> Result<Self, SpecError> {
+        Self::parse(&path)
+    }
+}
+
+impl From<GuestPath> for String {
+    fn from(path: GuestPath) -> String {
+        path.0
+    }
+}
 
 impl GuestPath {
     /// The root, `/`.
@@ -147,7 +163,7 @@ impl fmt::Display for GuestPath {
 }
 
 /// A host directory made visible at a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// The host directory (absolute, checked to exist when parsed).
     pub host: PathBuf,
@@ -224,7 +240,7 @@ impl Mount {
 }
 
 /// The guest's environment, in order; setting a key again replaces its value in place.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Env(Vec<(String, String)>);
 
 impl Env {
@@ -309,7 +325,7 @@ impl Env {
 }
 
 /// How unresolved imports are handled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UnknownImports {
     /// Refuse to run, naming every unresolved import (the default).
     #[default]
@@ -319,7 +335,7 @@ pub enum UnknownImports {
 }
 
 /// Which function of the module to run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Entry {
     /// A command's `_start`.
     #[default]
@@ -350,7 +366,7 @@ pub fn split_program(program: &str) -> (&str, Option<&str>) {
 }
 
 /// Everything a run of a module is given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunSpec {
     /// `argv`, including `argv[0]`.
     pub args: Vec<String>,
@@ -376,10 +392,88 @@ pub struct RunSpec {
     /// A directory that keeps the writable layer (`upper/`, `work/`) across runs (a
     /// container's, a build step's); `None`: a temporary one, removed after the run.
     pub upper: Option<PathBuf>,
+    /// What the run may use of the host.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What a run may use of the host; each is enforced by the runtime, and `None` means
+/// the documented default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// `--memory`: bytes of linear memory and table elements the guest may grow to.
+    pub memory: Option<u64>,
+    /// `--timeout`: wall-clock time before the guest is interrupted.
+    pub timeout: Option<std::time::Duration>,
+    /// `--fuel`: instructions (wasmtime fuel units) the guest may execute.
+    pub fuel: Option<u64>,
+    /// `--ulimit nofile=N`: descriptors the guest may hold open at once.
+    pub nofile: Option<u32>,
+    /// `--storage-opt size=N`: bytes the writable layer may hold.
+    pub storage: Option<u64>,
+}
+
+/// Parses Docker's and Go's durations: `10`, `10s`, `1.5s`, `250ms`, `2m`, `1h30m`.
+///
+/// # Errors
+/// A message naming the text when it is not a duration.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration '{text}': expected a number with a unit, e.g. 10s, 250ms, 2m, 1h30m"
+        )
+    };
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+/// A duration as people write it: `250ms`, `10s`, `1.5s`, `2m`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
 }
 
 /// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tmpfs {
     pub guest: GuestPath,
     /// Most bytes of file data it holds.
@@ -449,6 +543,7 @@ impl RunSpec {
             layer_index_cache: None,
             layer_chain_id: None,
             upper: None,
+            limits: Limits::default(),
         }
     }
 }

@@ -31,8 +31,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use capsule_runtime::engine::{Engine, EngineOptions, ModuleCache};
-use capsule_runtime::exec;
+use capsule_runtime::container::{Program, Runner};
+use capsule_runtime::engine::{Engine, EngineOptions, Interrupt, ModuleCache};
+
 use capsule_runtime::home::Home;
 use capsule_runtime::spec::{Entry, GuestPath, Mount, RunSpec};
 use capsule_runtime::wasi::Stdio;
@@ -70,6 +71,8 @@ pub enum Error {
     #[error(transparent)]
     Container(#[from] capsule_runtime::container::PrepareError),
     #[error(transparent)]
+    ContainerState(#[from] capsule_runtime::container::ContainerError),
+    #[error(transparent)]
     Wasi(#[from] capsule_runtime::wasi::WasiError),
     #[error("image {image}: cannot read {path} in the image: {errno}")]
     Program {
@@ -82,7 +85,7 @@ pub enum Error {
 /// An engine plus a Capsule home.
 #[derive(Debug)]
 pub struct Capsule {
-    engine: Engine,
+    runner: Runner,
     cache: ModuleCache,
     home: Home,
 }
@@ -109,7 +112,7 @@ impl Capsule {
         })?;
         let engine = Engine::new(&EngineOptions::default())?;
         Ok(Self {
-            engine,
+            runner: Runner::new(engine, Some(cache.clone())),
             cache,
             home,
         })
@@ -132,7 +135,7 @@ impl Capsule {
     /// # Errors
     /// As [`Capsule::module_from_file`].
     pub fn module_from_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
-        self.module_with(&self.engine, name, bytes)
+        self.module_with(self.runner.engine(), name, bytes)
     }
 
     fn module_with(&self, engine: &Engine, name: &str, bytes: &[u8]) -> Result<Module, Error> {
@@ -182,7 +185,12 @@ impl Capsule {
             stdin: options.stdin,
             limit: options.output_limit,
         };
-        let out = exec::run(&self.engine, &module.inner, &spec, &stdio)?;
+        let out = self.runner.run(
+            &spec,
+            &Program::Compiled(module.inner.clone()),
+            &stdio,
+            &Interrupt::new(),
+        )?;
         Ok(Output {
             status: out.status,
             stdout: out.stdout,
@@ -231,8 +239,8 @@ impl Capsule {
             env: options.env,
             workdir: options.workdir,
             mounts: options.mounts,
-            tmpfs: Vec::new(),
             rm: true,
+            ..Default::default()
         };
         let prepared = capsule_runtime::container::prepare(
             &self.home,
@@ -246,47 +254,23 @@ impl Capsule {
                 stdin: options.stdin,
                 limit: options.output_limit,
             };
-            let (world, captured) = capsule_runtime::wasi::build(&prepared.spec, &stdio)?;
             // The image's labels may set wasm features: then the run needs an engine
             // of its own with them.
-            let mut features = self.engine.features();
-            prepared.labels.apply_features(&mut features);
-            let own_engine = if features == self.engine.features() {
-                None
-            } else {
-                Some(Engine::new(&EngineOptions { features })?)
+            let runner = self.runner.for_features(prepared.features)?;
+            let program = Program::InRoot {
+                path: prepared.program.clone(),
+                alias: prepared.cache_alias.clone(),
             };
-            let engine = own_engine.as_ref().unwrap_or(&self.engine);
-            // Without mounts, the program at a path of an image is always the same
-            // module: the cache finds it by that name without reading it (as capsule
-            // run does).
-            let spec = &prepared.spec;
-            let alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
-                .then(|| format!("image {} program {}", image.inner.id(), prepared.program));
-            let cached = alias
-                .as_ref()
-                .and_then(|alias| self.cache.load_alias(engine, alias));
-            let module = match cached {
-                Some(inner) => inner,
-                None => {
-                    let wasm =
-                        world
-                            .read_file(&prepared.program)
-                            .map_err(|errno| Error::Program {
-                                image: image.name.clone(),
-                                path: prepared.program.to_string(),
-                                errno,
-                            })?;
-                    let name = prepared.program.as_str();
-                    let wasm = capsule_runtime::module::core_module_bytes(name, &wasm)?;
-                    let module = self.module_with(engine, name, &wasm)?;
-                    if let Some(alias) = &alias {
-                        self.cache.set_alias(alias, &wasm);
-                    }
-                    module.inner
-                }
-            };
-            let out = exec::run_in(engine, &module, &prepared.spec, world, captured)?;
+            let out = runner
+                .run(&prepared.spec, &program, &stdio, &Interrupt::new())
+                .map_err(|e| match e {
+                    capsule_runtime::exec::RunError::Program { path, source } => Error::Program {
+                        image: image.name.clone(),
+                        path: path.to_string(),
+                        errno: source,
+                    },
+                    e => Error::Run(e),
+                })?;
             Ok(Output {
                 status: out.status,
                 stdout: out.stdout,

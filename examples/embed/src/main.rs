@@ -45,5 +45,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
             eprintln!("embed: guest exited with invalid status {status}");
             ExitCode::from(134)
         }
+        ExitStatus::Interrupted(why) => {
+            eprintln!("embed: guest {why}");
+            ExitCode::from(137)
+        }
     })
 }

@@ -9,7 +9,6 @@ use super::image_config::{state_of_image, write_image};
 use super::recipe::{Instruction, Kind, Pos, Word};
 use super::workdir::TmpDir;
 use super::{BuildOptions, Observer, StepOutcome};
-use crate::engine::Engine;
 use crate::fs::lower::LowerStack;
 use crate::home::Home;
 use crate::image::layer_writer::{LayerPlan, WrittenLayer};
@@ -49,8 +48,8 @@ pub(super) struct Executor<'a> {
     pub(super) cached: usize,
     /// The first step that was rebuilt, which invalidates all after it.
     pub(super) rebuilt: Option<String>,
-    /// The engine of the last RUN step (kept while the features stay the same).
-    pub(super) engine: Option<Engine>,
+    /// The runner of the last RUN step (kept while the features stay the same).
+    pub(super) runner: Option<crate::container::Runner>,
     /// The work directory of RUN steps, made by the first one.
     pub(super) tmp: Option<TmpDir>,
 }
@@ -407,7 +406,7 @@ impl Executor<'_> {
             .filter_map(|l| l.diff_id.parse().ok())
             .collect();
         let chain = oci::chain_id(&diff_ids).map(|d| d.hex().to_owned());
-        crate::wasi::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
+        crate::fs::rootfs::open_lower(&paths, Some(&self.home.layer_index_dir()), chain.as_deref())
             .map_err(|e| BuildError::Layers { source: e.into() })
     }
 

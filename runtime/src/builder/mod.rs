@@ -158,7 +158,7 @@ pub fn build(
         number: 0,
         cached: 0,
         rebuilt: None,
-        engine: None,
+        runner: None,
         tmp: None,
     };
     let result = executor.run(&recipe.instructions);

@@ -7,7 +7,7 @@ use super::executor::{Action, Executor, Stage, StepPlan, cached_layer, join};
 use super::image_config::json_list;
 use super::recipe::{Command, Instruction, Pos};
 use super::workdir::TmpDir;
-use crate::engine::{Engine, EngineOptions, ModuleCache};
+use crate::engine::ModuleCache;
 use crate::image::layer_writer::{LayerPlan, Planned, normal_file_mode};
 use crate::image::oci;
 use crate::spec::{GuestPath, RunSpec};
@@ -115,49 +115,45 @@ impl Executor<'_> {
         }
         let mut features = self.options.features;
         labels.apply_features(&mut features);
-        let (world, captured) = crate::wasi::build(&spec, &crate::wasi::Stdio::Log)
-            .map_err(|e| fail(format!("RUN: cannot set up the sandbox: {e}")))?;
-        let wasm = world.read_file(&program_path).map_err(|e| {
-            fail(format!(
-                "RUN: cannot read {program_path} in the image being built: {e}"
-            ))
-        })?;
-        let wasm = crate::module::core_module_bytes(program, &wasm)
-            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
         if self
-            .engine
+            .runner
             .as_ref()
-            .is_none_or(|e| e.features() != features)
+            .is_none_or(|r| r.engine().features() != features)
         {
-            self.engine =
-                Some(Engine::new(&EngineOptions { features }).map_err(|e| fail(e.to_string()))?);
+            let cache = ModuleCache::open(&self.home.module_cache_dir()).ok();
+            self.runner = Some(
+                crate::container::Runner::with_features(features, cache)
+                    .map_err(|e| fail(e.to_string()))?,
+            );
         }
-        let engine = self
-            .engine
+        let runner = self
+            .runner
             .as_ref()
             .ok_or_else(|| fail("no engine".to_owned()))?;
-        let module = match ModuleCache::open(&self.home.module_cache_dir()) {
-            Ok(cache) => cache.load_or_compile(engine, &wasm).map(|(m, _)| m),
-            Err(_) => crate::engine::cache::compile(engine, &wasm),
-        }
-        .map_err(|e| fail(format!("RUN {program}: {e}")))?;
-        // The world moves into the run; the closure takes it from an Option.
-        let mut world = Some(world);
+        let to_run = crate::container::Program::InRoot {
+            path: program_path,
+            alias: None,
+        };
         let mut outcome = None;
         self.observer.guest_output(&mut || {
-            if let Some(w) = world.take() {
-                outcome = Some(crate::exec::run_in(
-                    engine,
-                    &module,
-                    &spec,
-                    w,
-                    captured.clone(),
-                ));
-            }
+            outcome = Some(runner.run(
+                &spec,
+                &to_run,
+                &crate::wasi::Stdio::Log,
+                &crate::engine::Interrupt::new(),
+            ));
         });
         let output = outcome
             .ok_or_else(|| fail("RUN did not start".to_owned()))?
-            .map_err(|e| fail(format!("RUN {program}: {e}")))?;
+            .map_err(|e| match e {
+                crate::exec::RunError::Program { path, source } => fail(format!(
+                    "RUN: cannot read {path} in the image being built: {source}"
+                )),
+                crate::exec::RunError::Wasi(e) => {
+                    fail(format!("RUN: cannot set up the sandbox: {e}"))
+                }
+                e => fail(format!("RUN {program}: {e}")),
+            })?;
         match output.status {
             crate::exec::ExitStatus::Exited(0) => {}
             crate::exec::ExitStatus::Exited(code) => {
@@ -178,6 +174,9 @@ impl Executor<'_> {
                     "RUN {}: the program exited with invalid status {code}",
                     json_list(argv)
                 )));
+            }
+            crate::exec::ExitStatus::Interrupted(why) => {
+                return Err(fail(format!("RUN {}: the program {why}", json_list(argv))));
             }
         }
         let plan = plan_of_dir(&scratch.join("upper"))

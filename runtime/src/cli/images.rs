@@ -232,7 +232,7 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
 pub struct InspectArgs {
     /// Images to inspect
     #[arg(required = true)]
-    images: Vec<String>,
+    pub images: Vec<String>,
 }
 
 pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {

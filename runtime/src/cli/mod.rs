@@ -2,6 +2,7 @@
 
 mod build;
 mod builder;
+mod container;
 mod images;
 mod info;
 mod output;
@@ -73,10 +74,36 @@ enum Command {
     Tag(images::TagArgs),
     /// Remove images (a name removes that name; the image goes with its last name)
     Rmi(images::RmiArgs),
-    /// Show images' configuration and layers as JSON
-    Inspect(images::InspectArgs),
+    /// Show containers' or images' configuration and state as JSON
+    Inspect(container::InspectArgs),
     /// Show the steps that made an image
     History(images::HistoryArgs),
+    /// Create a container from an image without starting it
+    Create(container::CreateCommandArgs),
+    /// Start stopped containers (in the background; -a to attach)
+    Start(container::StartArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Show a container's output
+    Logs(container::LogsArgs),
+    /// Stop containers: wait the grace period, then interrupt the guest
+    Stop(container::StopArgs),
+    /// Interrupt running containers at once
+    Kill(container::KillArgs),
+    /// Remove containers
+    Rm(container::RmArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(container::WaitArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Stop and start containers again
+    Restart(container::StopArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// The supervisor of a detached container (started by Capsule itself)
+    #[command(name = "__supervise", hide = true)]
+    Supervise { id: String },
     /// Save images to a tar archive (an OCI layout, with docker's manifest.json)
     Save(images::SaveArgs),
     /// Load images from a tar archive (capsule/docker save, OCI layouts, wasm artifacts)
@@ -90,6 +117,37 @@ enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// Create a container without starting it
+    Create(container::CreateCommandArgs),
+    /// Run a container
+    Run(run::RunArgs),
+    /// Start containers
+    Start(container::StartArgs),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(container::PsArgs),
+    /// Show a container's output
+    Logs(container::LogsArgs),
+    /// Stop containers
+    Stop(container::StopArgs),
+    /// Interrupt containers at once
+    Kill(container::KillArgs),
+    /// Remove containers
+    Rm(container::RmArgs),
+    /// Wait for containers to stop
+    Wait(container::WaitArgs),
+    /// Show containers as JSON
+    Inspect(container::InspectArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Restart containers
+    Restart(container::StopArgs),
+    /// Remove every stopped container
+    Prune(container::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +200,36 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => run::run(args),
+        Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
+            container::create(args)
+        }
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            container::start(&args)
+        }
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => container::ps(&args),
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            container::logs(&args)
+        }
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            container::stop(&args)
+        }
+        Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
+            container::kill(&args)
+        }
+        Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => container::rm(&args),
+        Command::Wait(args) | Command::Container(ContainerCommand::Wait(args)) => {
+            container::wait(&args)
+        }
+        Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
+            container::rename(&args)
+        }
+        Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
+            container::restart(&args)
+        }
+        Command::Container(ContainerCommand::Inspect(args)) => container::inspect(&args),
+        Command::Container(ContainerCommand::Prune(args)) => container::prune(&args),
+        Command::Supervise { id } => container::supervise(&id),
         Command::Version => {
             info::print_version();
             Ok(0)
@@ -152,9 +239,8 @@ pub fn main() -> ExitCode {
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => images::images(&args),
         Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => images::tag(&args),
         Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => images::rmi(&args),
-        Command::Inspect(args) | Command::Image(ImageCommand::Inspect(args)) => {
-            images::inspect(&args)
-        }
+        Command::Inspect(args) => container::inspect(&args),
+        Command::Image(ImageCommand::Inspect(args)) => images::inspect(&args),
         Command::History(args) | Command::Image(ImageCommand::History(args)) => {
             images::history(&args)
         }

@@ -1,21 +1,49 @@
 //! `capsule run`.
 
 use super::{Failure, exit};
-use capsule_runtime::container::{self, Overrides, PrepareError, Prepared};
-use capsule_runtime::engine::{CacheOutcome, Engine, EngineOptions, FeatureSet, ModuleCache};
+use capsule_runtime::container::supervisor::{self, Mode};
+use capsule_runtime::container::{
+    self, ContainerError, Overrides, PrepareError, Prepared, Program, RestartPolicy, Runner,
+};
+use capsule_runtime::engine::{FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::{ImageError, Images};
-use capsule_runtime::labels::RunLabels;
-use capsule_runtime::spec::{Entry, Env, GuestPath, Mount, RunSpec, UnknownImports};
+use capsule_runtime::spec::{Entry, Env, GuestPath, Limits, Mount, RunSpec, Tmpfs, UnknownImports};
 use capsule_runtime::wasi::Stdio;
 use capsule_runtime::{ambient, builtin, module};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// Run the container in the background and print its ID (its output goes to
+    /// capsule logs)
+    #[arg(short = 'd', long = "detach")]
+    detach: bool,
+    /// Remove the container (its writable layer) when it exits
+    #[arg(long = "rm")]
+    rm: bool,
+    #[command(flatten)]
+    create: CreateArgs,
+    /// An image (name[:tag], name@sha256:..., an ID) or a module file (a .wasm or .wat
+    /// file; FILE#EXPORT calls an export of a reactor), then the arguments passed to
+    /// the guest. Everything after it goes to the guest, flags included. A path that
+    /// names an existing file is a module; anything else is an image.
+    #[arg(
+        value_name = "IMAGE|MODULE [ARGS]...",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
+}
+
+/// The flags `run` and `create` share: what the container is given.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
     /// Set an environment variable (KEY=VALUE), or copy the host's (KEY)
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
@@ -50,20 +78,25 @@ pub struct RunArgs {
     /// reactor) instead of the image's ENTRYPOINT; the image's CMD is dropped
     #[arg(long = "entrypoint", value_name = "PATH")]
     entrypoint: Option<String>,
-    /// Remove the container (its writable layer) when it exits
-    #[arg(long = "rm")]
-    rm: bool,
-    /// An image (name[:tag], name@sha256:..., an ID) or a module file (a .wasm or .wat
-    /// file; FILE#EXPORT calls an export of a reactor), then the arguments passed to
-    /// the guest. Everything after it goes to the guest, flags included. A path that
-    /// names an existing file is a module; anything else is an image.
-    #[arg(
-        value_name = "IMAGE|MODULE [ARGS]...",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    command: Vec<OsString>,
+    /// Give the container a name (unique; default: a generated one)
+    #[arg(long = "name", value_name = "NAME")]
+    name: Option<String>,
+    /// Give the guest the terminal's stdin (without it, the guest's stdin is empty)
+    #[arg(short = 'i', long = "interactive")]
+    interactive: bool,
+    /// Restart policy of a detached container: no, on-failure[:MAX], always,
+    /// unless-stopped
+    #[arg(long = "restart", value_name = "POLICY", default_value = "no")]
+    restart: String,
+    /// Seconds `capsule stop` waits before interrupting the guest (default 10)
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    stop_timeout: Option<u64>,
+    /// Set a label on the container (KEY=VALUE)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Interrupt the guest after this much wall-clock time (e.g. 30s, 5m); exit 124
+    #[arg(long = "timeout", value_name = "DURATION")]
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,79 +105,23 @@ enum UnknownImportsArg {
     Trap,
 }
 
-pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let (target, guest_args) = args.command.split_first().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("capsule run needs an IMAGE or a MODULE (see capsule run --help)"),
-        )
-    })?;
-    let target = target.to_str().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("the image or module name is not valid UTF-8"),
-        )
-    })?;
-    if target.starts_with('-') {
-        return Err(Failure::new(
-            exit::USAGE,
-            anyhow::anyhow!("unknown option '{target}' for capsule run (see capsule run --help)"),
-        ));
-    }
-    match resolve_module(target)? {
-        Some((name, wasm, entry)) => run_module(&args, name, wasm, entry, guest_args),
-        None => {
-            if !args.layer.is_empty() {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    anyhow::anyhow!(
-                        "--layer stacks layers under a module file; an image brings its own layers"
-                    ),
-                ));
-            }
-            run_image(&args, target, guest_args)
-        }
-    }
+/// `CreateArgs`, parsed and checked once, before anything is created.
+pub(super) struct Resolved {
+    env: Env,
+    mounts: Vec<Mount>,
+    tmpfs: Vec<Tmpfs>,
+    workdir: Option<GuestPath>,
+    limits: Limits,
+    restart: RestartPolicy,
+    labels: BTreeMap<String, String>,
+    unknown_imports: Option<UnknownImports>,
 }
 
-/// The default features, then an image's labels' settings, then `-W`.
-fn features(args: &RunArgs, labels: &RunLabels) -> Result<FeatureSet, Failure> {
-    let mut features = FeatureSet::default();
-    labels.apply_features(&mut features);
-    for setting in &args.wasm {
-        features
-            .apply_setting(setting)
-            .map_err(|e| Failure::new(exit::USAGE, e))?;
-    }
-    Ok(features)
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::new(exit::USAGE, e)
 }
 
-fn unknown_imports(arg: Option<UnknownImportsArg>, otherwise: UnknownImports) -> UnknownImports {
-    match arg {
-        Some(UnknownImportsArg::Refuse) => UnknownImports::Refuse,
-        Some(UnknownImportsArg::Trap) => UnknownImports::Trap,
-        None => otherwise,
-    }
-}
-
-fn run_error(e: exec::RunError) -> Failure {
-    let code = match e {
-        exec::RunError::Wasi(_) => exit::USAGE,
-        _ => exit::CANNOT_RUN,
-    };
-    Failure::new(code, e)
-}
-
-/// `capsule run MODULE`: a module file with the flags as its whole world.
-fn run_module(
-    args: &RunArgs,
-    name: String,
-    wasm: Vec<u8>,
-    entry: Entry,
-    guest_args: &[OsString],
-) -> Result<u8, Failure> {
-    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
-    let features = features(args, &RunLabels::default())?;
+pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
     let mut env = Env::default();
     for file in &args.env_file {
         env.apply_file_at(file).map_err(usage)?;
@@ -158,49 +135,167 @@ fn run_module(
         .map(|v| Mount::parse_volume(v))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
-    let workdir = match &args.workdir {
-        Some(dir) => GuestPath::parse(dir).map_err(usage)?,
-        None => GuestPath::root(),
-    };
+    let tmpfs = args
+        .tmpfs
+        .iter()
+        .map(|t| Tmpfs::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    capsule_runtime::spec::check_mount_points(&mounts, &tmpfs).map_err(usage)?;
+    let workdir = args
+        .workdir
+        .as_deref()
+        .map(GuestPath::parse)
+        .transpose()
+        .map_err(usage)?;
+    let mut limits = Limits::default();
+    if let Some(text) = &args.timeout {
+        let timeout = capsule_runtime::spec::parse_duration(text)
+            .map_err(|e| usage(anyhow::anyhow!("--timeout: {e}")))?;
+        if timeout.is_zero() {
+            return Err(usage(anyhow::anyhow!(
+                "--timeout must be more than zero (omit it for no timeout)"
+            )));
+        }
+        limits.timeout = Some(timeout);
+    }
+    let restart = RestartPolicy::parse(&args.restart).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let mut labels = BTreeMap::new();
+    for label in &args.label {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        if k.is_empty() {
+            return Err(usage(anyhow::anyhow!(
+                "invalid label '{label}': expected KEY=VALUE"
+            )));
+        }
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(Resolved {
+        env,
+        mounts,
+        tmpfs,
+        workdir,
+        limits,
+        restart,
+        labels,
+        unknown_imports: args.unknown_imports.map(|arg| match arg {
+            UnknownImportsArg::Refuse => UnknownImports::Refuse,
+            UnknownImportsArg::Trap => UnknownImports::Trap,
+        }),
+    })
+}
+
+/// The target (image or module) and the guest's arguments.
+pub(super) fn split_command(command: &[OsString]) -> Result<(&str, &[OsString]), Failure> {
+    let (target, guest_args) = command.split_first().ok_or_else(|| {
+        usage(anyhow::anyhow!(
+            "capsule run needs an IMAGE or a MODULE (see capsule run --help)"
+        ))
+    })?;
+    let target = target.to_str().ok_or_else(|| {
+        usage(anyhow::anyhow!(
+            "the image or module name is not valid UTF-8"
+        ))
+    })?;
+    if target.starts_with('-') {
+        return Err(usage(anyhow::anyhow!(
+            "unknown option '{target}' (see capsule run --help)"
+        )));
+    }
+    Ok((target, guest_args))
+}
+
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let (target, guest_args) = split_command(&args.command)?;
+    let resolved = resolve(&args.create)?;
+    if args.detach && args.rm && resolved.restart != RestartPolicy::No {
+        return Err(usage(anyhow::anyhow!(
+            "--rm and --restart cannot be combined: a container that restarts is never removed"
+        )));
+    }
+    match resolve_module(target)? {
+        Some((name, wasm, entry)) => {
+            if args.detach {
+                return Err(usage(anyhow::anyhow!(
+                    "capsule run -d runs images: make one from the module first (capsule image import {name})"
+                )));
+            }
+            run_module(&args.create, resolved, name, wasm, entry, guest_args)
+        }
+        None => {
+            if !args.create.layer.is_empty() {
+                return Err(usage(anyhow::anyhow!(
+                    "--layer stacks layers under a module file; an image brings its own layers"
+                )));
+            }
+            run_image(&args, resolved, target, guest_args)
+        }
+    }
+}
+
+/// The runner for a module file: its own engine for the `-W` settings, the home's
+/// module cache unless `--no-cache`.
+fn runner_for(args: &CreateArgs, features: FeatureSet) -> Result<Runner, Failure> {
+    let cache = (!args.no_cache).then(module_cache).flatten();
+    Runner::with_features(features, cache).map_err(usage)
+}
+
+/// `capsule run MODULE`: a module file with the flags as its whole world.
+fn run_module(
+    args: &CreateArgs,
+    resolved: Resolved,
+    name: String,
+    wasm: Vec<u8>,
+    entry: Entry,
+    guest_args: &[OsString],
+) -> Result<u8, Failure> {
+    let mut features = FeatureSet::default();
+    for setting in &args.wasm {
+        features.apply_setting(setting).map_err(usage)?;
+    }
     let mut spec = RunSpec::new(name.clone());
     spec.args
         .extend(capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?);
-    spec.env = env;
-    spec.mounts = mounts;
-    spec.workdir = workdir;
+    spec.env = resolved.env;
+    spec.mounts = resolved.mounts;
+    spec.tmpfs = resolved.tmpfs;
+    spec.workdir = resolved.workdir.unwrap_or_else(GuestPath::root);
     spec.entry = entry;
-    spec.tmpfs = args
-        .tmpfs
-        .iter()
-        .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
-        .collect::<Result<_, _>>()
-        .map_err(usage)?;
-    capsule_runtime::spec::check_mount_points(&spec.mounts, &spec.tmpfs).map_err(usage)?;
     spec.layers = args.layer.clone();
     spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
-    spec.unknown_imports = unknown_imports(args.unknown_imports, UnknownImports::Refuse);
+    spec.unknown_imports = resolved.unknown_imports.unwrap_or(UnknownImports::Refuse);
+    spec.limits = resolved.limits;
+    let runner = runner_for(args, features)?;
+    let output = runner
+        .run(
+            &spec,
+            &Program::Bytes { name, wasm },
+            &Stdio::Inherit,
+            &Interrupt::new(),
+        )
+        .map_err(run_error)?;
+    report(&output.status, &output.results)
+}
 
-    let wasm =
-        module::core_module_bytes(&name, &wasm).map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
-    let engine =
-        Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
-    let compiled = compile(&engine, &wasm, args.no_cache)
-        .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
-    let output = exec::run(&engine, &compiled, &spec, &Stdio::Inherit).map_err(run_error)?;
-    report(output)
+pub(super) fn run_error(e: exec::RunError) -> Failure {
+    let code = match e {
+        exec::RunError::Wasi(_) => exit::USAGE,
+        _ => exit::CANNOT_RUN,
+    };
+    Failure::new(code, e)
 }
 
 /// Turns the guest's outcome into Capsule's exit code, printing results and traps.
-fn report(output: exec::RunOutput) -> Result<u8, Failure> {
-    match output.status {
+pub(super) fn report(status: &ExitStatus, results: &[String]) -> Result<u8, Failure> {
+    match status {
         ExitStatus::Exited(code) => {
-            if !output.results.is_empty() {
+            if !results.is_empty() {
                 let mut out = std::io::stdout().lock();
-                for value in &output.results {
+                for value in results {
                     let _ = writeln!(out, "{value}");
                 }
             }
-            Ok(code)
+            Ok(*code)
         }
         ExitStatus::Trapped(trap) => {
             let mut err = std::io::stderr().lock();
@@ -219,89 +314,63 @@ fn report(output: exec::RunOutput) -> Result<u8, Failure> {
                 "guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"
             ),
         )),
+        ExitStatus::Interrupted(why) => {
+            eprintln!("capsule: guest {why}");
+            Ok(supervisor::exit_code(status).clamp(0, 255) as u8)
+        }
     }
 }
 
-/// `capsule run IMAGE`: a container from the image's config, with the flags on top.
-fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8, Failure> {
-    let usage = |e: capsule_runtime::spec::SpecError| Failure::new(exit::USAGE, e);
-    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
-    let images = match Images::open(&home) {
-        Ok(images) => images,
-        // Without a usable home the built-in hello-world still runs, as a plain module.
-        Err(e) => match builtin::lookup(target) {
-            Some(wasm) => {
-                eprintln!(
-                    "capsule: warning: the Capsule home {} is unusable ({:#}): running the built-in {target} without the image store or the module cache, so nothing is kept (set CAPSULE_HOME to a writable directory)",
-                    home.root().display(),
-                    anyhow::Error::from(e)
-                );
-                return run_module(
-                    args,
-                    target.to_owned(),
-                    wasm.to_vec(),
-                    Entry::Start,
-                    guest_args,
-                );
-            }
-            None => return Err(Failure::new(exit::USAGE, e)),
+/// Finds an image (adding a built-in one to the store when first asked for).
+pub(super) fn find_image(
+    images: &Images,
+    target: &str,
+) -> Result<capsule_runtime::image::Image, Failure> {
+    match images.resolve(target) {
+        Ok(image) => Ok(image),
+        Err(ImageError::NotFound(name)) => match builtin::ensure_image(images, target) {
+            Ok(Some(image)) => Ok(image),
+            Ok(None) => Err(Failure::new(
+                exit::NOT_FOUND,
+                anyhow::anyhow!(
+                    "'{name}' is neither a file nor an image: to run a module give its path (./{name}); to run an image build it (capsule build -t {name} DIR) or load it (capsule load -i FILE)"
+                ),
+            )),
+            Err(e) => Err(usage(e)),
         },
-    };
-    let image = match images.resolve(target) {
-        Ok(image) => image,
-        Err(ImageError::NotFound(name)) => match builtin::ensure_image(&images, target) {
-            Ok(Some(image)) => image,
-            Ok(None) => {
-                return Err(Failure::new(
-                    exit::NOT_FOUND,
-                    anyhow::anyhow!(
-                        "'{name}' is neither a file nor an image: to run a module give its path (./{name}); to run an image build it (capsule build -t {name} DIR) or load it (capsule load -i FILE)"
-                    ),
-                ));
-            }
-            Err(e) => return Err(Failure::new(exit::USAGE, e)),
-        },
-        Err(e) => return Err(Failure::new(exit::USAGE, e)),
-    };
-    let mut env = Env::default();
-    for file in &args.env_file {
-        env.apply_file_at(file).map_err(usage)?;
+        Err(e) => Err(usage(e)),
     }
-    for flag in &args.env {
-        env.apply_flag(flag).map_err(usage)?;
-    }
+}
+
+/// Creates a container from an image with the flags on top (`run`, `create`).
+pub(super) fn create_container(
+    home: &Home,
+    images: &Images,
+    args: &CreateArgs,
+    resolved: Resolved,
+    rm: bool,
+    target: &str,
+    guest_args: &[OsString],
+) -> Result<Prepared, Failure> {
+    let image = find_image(images, target)?;
     let overrides = Overrides {
         entrypoint: args.entrypoint.clone(),
         args: capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?,
-        env: env.vars().to_vec(),
-        workdir: args
-            .workdir
-            .as_deref()
-            .map(GuestPath::parse)
-            .transpose()
-            .map_err(usage)?,
-        mounts: args
-            .volume
-            .iter()
-            .map(|v| Mount::parse_volume(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(usage)?,
-        tmpfs: args
-            .tmpfs
-            .iter()
-            .map(|t| capsule_runtime::spec::Tmpfs::parse(t))
-            .collect::<Result<_, _>>()
-            .map_err(usage)?,
-        rm: args.rm,
+        env: resolved.env.vars().to_vec(),
+        workdir: resolved.workdir,
+        mounts: resolved.mounts,
+        tmpfs: resolved.tmpfs,
+        rm,
+        name: args.name.clone(),
+        wasm: args.wasm.clone(),
+        limits: resolved.limits,
+        restart: resolved.restart,
+        stop_timeout: args.stop_timeout,
+        labels: resolved.labels,
+        interactive: args.interactive,
+        unknown_imports: resolved.unknown_imports,
     };
-    capsule_runtime::spec::check_mount_points(&overrides.mounts, &overrides.tmpfs)
-        .map_err(usage)?;
-    let Prepared {
-        container,
-        mut spec,
-        program: program_path,
-        labels,
-    } = container::prepare(&home, &images, &image, target, overrides).map_err(|e| {
+    container::prepare(home, images, &image, target, overrides).map_err(|e| {
         let code = match e {
             PrepareError::Platform { .. }
             | PrepareError::NoCommand(_)
@@ -310,94 +379,111 @@ fn run_image(args: &RunArgs, target: &str, guest_args: &[OsString]) -> Result<u8
             _ => exit::USAGE,
         };
         Failure::new(code, e)
-    })?;
-    spec.unknown_imports = unknown_imports(args.unknown_imports, spec.unknown_imports);
-    if args.rm {
-        remove_on_signal(container.dir.clone());
-    }
-    let features = features(args, &labels)?;
+    })
+}
 
-    let result = (|| {
-        let (world, captured) = capsule_runtime::wasi::build(&spec, &Stdio::Inherit)
-            .map_err(|e| Failure::new(exit::USAGE, e))?;
-        let engine =
-            Engine::new(&EngineOptions { features }).map_err(|e| Failure::new(exit::USAGE, e))?;
-        let name = format!("{target}:{program_path}");
-        // An image's layers never change, and a new container's writable layer is empty:
-        // without mounts, the program at a path of an image is always the same module, so
-        // the cache finds it by that name without reading and hashing it (CPython's
-        // module is 95 MB).
-        let cache = (!args.no_cache).then(module_cache).flatten();
-        let alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
-            .then(|| format!("image {} program {program_path}", image.id()));
-        let cached = match (&cache, &alias) {
-            (Some(cache), Some(alias)) => cache.load_alias(&engine, alias),
-            _ => None,
-        };
-        let compiled = match cached {
-            Some(module) => module,
-            None => {
-                let wasm = world.read_file(&program_path).map_err(|e| {
-                    Failure::new(
-                        exit::CANNOT_RUN,
-                        anyhow::anyhow!(
-                            "image {target}: cannot read {program_path} in the image: {e}"
-                        ),
-                    )
-                })?;
-                let wasm = module::core_module_bytes(&name, &wasm)
-                    .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
-                let compiled = compile_with(&engine, &wasm, cache.as_ref())
-                    .map_err(|e| Failure::new(exit::CANNOT_RUN, e.context(name.clone())))?;
-                if let (Some(cache), Some(alias)) = (&cache, &alias) {
-                    cache.set_alias(alias, &wasm);
-                }
-                compiled
+/// The runner for containers: the default engine and the home's module cache.
+pub(super) fn container_runner(no_cache: bool) -> Result<Runner, Failure> {
+    let cache = (!no_cache).then(module_cache).flatten();
+    Runner::with_features(FeatureSet::default(), cache).map_err(usage)
+}
+
+pub(super) fn container_failure(e: ContainerError) -> Failure {
+    let code = match e {
+        // Docker's container verbs exit 1 for an unknown container.
+        ContainerError::NotFound(_) | ContainerError::Ambiguous(_) => 1,
+        _ => exit::USAGE,
+    };
+    Failure::new(code, e)
+}
+
+/// `capsule run IMAGE`: a container from the image's config, with the flags on top;
+/// in the foreground, or detached under a supervisor of its own.
+fn run_image(
+    args: &RunArgs,
+    resolved: Resolved,
+    target: &str,
+    guest_args: &[OsString],
+) -> Result<u8, Failure> {
+    let home = Home::from_env().map_err(usage)?;
+    let images = match Images::open(&home) {
+        Ok(images) => images,
+        // Without a usable home the built-in hello-world still runs, as a plain module.
+        Err(e) => match builtin::lookup(target) {
+            Some(wasm) if !args.detach => {
+                eprintln!(
+                    "capsule: warning: the Capsule home {} is unusable ({:#}): running the built-in {target} without the image store or the module cache, so nothing is kept (set CAPSULE_HOME to a writable directory)",
+                    home.root().display(),
+                    anyhow::Error::from(e)
+                );
+                return run_module(
+                    &args.create,
+                    resolved,
+                    target.to_owned(),
+                    wasm.to_vec(),
+                    Entry::Start,
+                    guest_args,
+                );
             }
-        };
-        let output = exec::run_in(&engine, &compiled, &spec, world, captured).map_err(run_error)?;
-        report(output)
-    })();
-    if args.rm
-        && let Err(e) = container.remove()
-    {
+            _ => return Err(usage(e)),
+        },
+    };
+    let Prepared { mut container, .. } = create_container(
+        &home,
+        &images,
+        &args.create,
+        resolved,
+        args.rm,
+        target,
+        guest_args,
+    )?;
+    if args.detach {
+        let exe = std::env::current_exe().map_err(usage)?;
+        if let Err(e) = supervisor::spawn_detached(&home, &container, &exe) {
+            if args.rm {
+                let _ = container.remove();
+            }
+            return Err(Failure::new(exit::CANNOT_RUN, e));
+        }
+        println!("{}", container.config.id);
+        return Ok(0);
+    }
+    let runner = container_runner(args.create.no_cache)?;
+    let ended = supervisor::run(&mut container, &runner, Mode::Foreground, |_| {});
+    let rm = args.rm;
+    let result = match ended {
+        Ok(ended) => match (ended.output, ended.error) {
+            (Some(output), _) => report(&output.status, &output.results).map(|code| {
+                if matches!(output.status, ExitStatus::Interrupted(_)) {
+                    ended.exit_code.clamp(0, 255) as u8
+                } else {
+                    code
+                }
+            }),
+            (None, Some(e)) => Err(image_run_error(target, e)),
+            (None, None) => Ok(ended.exit_code.clamp(0, 255) as u8),
+        },
+        Err(e) => Err(container_failure(e)),
+    };
+    if rm && let Err(e) = container.remove() {
         tracing::warn!(error = %e, "cannot remove the container");
     }
     result
 }
 
-/// `run --rm`: SIGINT, SIGTERM or SIGHUP removes the container before the process
-/// ends (with 128 + the signal, as a shell reports it). The guest runs on this
-/// process's main thread, so a thread waits for the signal. A run killed outright
-/// (SIGKILL) leaves the container, marked `rm`, to the next command that lists
-/// containers.
-#[cfg(unix)]
-fn remove_on_signal(dir: PathBuf) {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot handle signals; a killed run leaves its container to the next command");
-            return;
-        }
-    };
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            // The guest may still be writing into the directory: try a few times.
-            for _ in 0..5 {
-                if ambient::remove_dir_all(&dir).is_ok() || !ambient::is_dir(&dir) {
-                    break;
-                }
-            }
-            std::process::exit(128 + signal);
-        }
-    });
-}
-
-#[cfg(not(unix))]
-fn remove_on_signal(_dir: PathBuf) {
-    // Without POSIX signals a killed run leaves its container, marked `rm`, to the
-    // next command that lists containers.
+/// A container's run that could not start, named after its image.
+pub(super) fn image_run_error(target: &str, e: exec::RunError) -> Failure {
+    match e {
+        exec::RunError::Program { path, source } => Failure::new(
+            exit::CANNOT_RUN,
+            anyhow::anyhow!("image {target}: cannot read {path} in the image: {source}"),
+        ),
+        exec::RunError::Compile { name, reason } => Failure::new(
+            exit::CANNOT_RUN,
+            anyhow::anyhow!("{target}:{name}: {reason}"),
+        ),
+        e => run_error(e),
+    }
 }
 
 /// A module file or `FILE#EXPORT`; `None` for an image reference. A name that looks
@@ -445,11 +531,6 @@ fn resolve_module(target: &str) -> Result<Option<(String, Vec<u8>, Entry)>, Fail
     )))
 }
 
-fn compile(engine: &Engine, wasm: &[u8], no_cache: bool) -> anyhow::Result<wasmtime::Module> {
-    let cache = if no_cache { None } else { module_cache() };
-    compile_with(engine, wasm, cache.as_ref())
-}
-
 /// The home's module cache, or `None` (with a warning) when it cannot be opened.
 fn module_cache() -> Option<ModuleCache> {
     let cache = Home::from_env()
@@ -461,22 +542,5 @@ fn module_cache() -> Option<ModuleCache> {
             tracing::warn!(%reason, "module cache unavailable; compiling without it");
             None
         }
-    }
-}
-
-fn compile_with(
-    engine: &Engine,
-    wasm: &[u8],
-    cache: Option<&ModuleCache>,
-) -> anyhow::Result<wasmtime::Module> {
-    match cache {
-        Some(cache) => {
-            let (module, outcome) = cache.load_or_compile(engine, wasm)?;
-            if let CacheOutcome::Rebuilt(reason) = outcome {
-                tracing::info!(%reason, "rebuilt a module cache entry");
-            }
-            Ok(module)
-        }
-        None => Ok(capsule_runtime::engine::cache::compile(engine, wasm)?),
     }
 }

@@ -62,10 +62,10 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
-/// A directory of compiled modules.
-#[derive(Debug)]
+/// A directory of compiled modules (cheap to clone: clones share the handle).
+#[derive(Debug, Clone)]
 pub struct ModuleCache {
-    dir: Dir,
+    dir: std::sync::Arc<Dir>,
     path: PathBuf,
 }
 
@@ -77,7 +77,7 @@ impl ModuleCache {
     pub fn open(path: &Path) -> io::Result<Self> {
         let dir = crate::ambient::create_and_open_dir(path)?;
         Ok(Self {
-            dir,
+            dir: std::sync::Arc::new(dir),
             path: path.to_owned(),
         })
     }

@@ -122,7 +122,8 @@ pub enum FeatureError {
 }
 
 /// The set of enabled features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct FeatureSet(u32);
 
 impl Default for FeatureSet {

@@ -2,11 +2,13 @@
 
 pub mod cache;
 pub mod features;
+pub mod interrupt;
 
 use std::hash::{Hash, Hasher};
 
 pub use cache::{CacheError, CacheOutcome, CacheStats, ModuleCache};
 pub use features::{FeatureError, FeatureSet, WasmFeature};
+pub use interrupt::{Deadline, Interrupt, Interruption};
 
 /// How to build an [`Engine`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +50,9 @@ impl Engine {
     pub fn new(options: &EngineOptions) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `stop`, `kill` and `--timeout` interrupt a guest at its next function entry
+        // or loop back-edge (see [`interrupt`]).
+        config.epoch_interruption(true);
         for feature in WasmFeature::ALL {
             feature.apply(&mut config, options.features.contains(feature));
         }

@@ -5,6 +5,7 @@
 //! - [`overlay`]: the writable upper over the lower stack (copy-up, whiteouts).
 //! - [`tmpfs`], [`hostdir`]: other backends to mount.
 //! - [`vfs`]: the namespace: mounts and path resolution (`..`, symlinks, limits).
+//! - [`rootfs`]: a container's root assembled from a run spec (layers, upper, mounts).
 //! - [`errno`]: errors as errno values, with the host cause kept.
 //!
 //! See `shared/design/vfs.md` for the properties this meets.
@@ -17,6 +18,7 @@ pub mod lower;
 mod mapped;
 pub mod node;
 pub mod overlay;
+pub mod rootfs;
 pub(crate) mod sys;
 pub mod tmpfs;
 pub mod vfs;

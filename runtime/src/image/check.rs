@@ -101,7 +101,7 @@ impl Images {
         let sound = self
             .rootfs(image)
             .ok()
-            .and_then(|(paths, _)| crate::wasi::open_lower(&paths, None, None).ok())
+            .and_then(|(paths, _)| crate::fs::rootfs::open_lower(&paths, None, None).ok())
             .is_some_and(|fresh| fresh.index().as_bytes() == saved.as_slice());
         if !sound {
             let _ = dir.remove_file(&name);

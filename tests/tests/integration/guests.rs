@@ -4,6 +4,8 @@
 
 mod tested {
     #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::containers::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::escape::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::hostcalls::*;

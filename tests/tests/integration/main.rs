@@ -5,6 +5,7 @@ mod bad_input;
 mod build;
 mod cache;
 mod conformance;
+mod containers;
 mod crash;
 mod escape;
 mod examples;

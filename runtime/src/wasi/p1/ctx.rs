@@ -87,6 +87,8 @@ pub struct WasiP1 {
     stdout: Output,
     stderr: Output,
     started: Instant,
+    /// Wakes a sleeping guest when it is stopped.
+    interrupt: crate::engine::Interrupt,
 }
 
 fn file_type(kind: Kind) -> u8 {
@@ -240,7 +242,13 @@ impl WasiP1 {
             stdout,
             stderr,
             started: Instant::now(),
+            interrupt: crate::engine::Interrupt::default(),
         })
+    }
+
+    /// Lets `interrupt` wake the guest from a `poll_oneoff` sleep.
+    pub fn set_interrupt(&mut self, interrupt: crate::engine::Interrupt) {
+        self.interrupt = interrupt;
     }
 
     fn desc(&mut self, fd: u32) -> R<&mut Desc> {
@@ -1307,7 +1315,8 @@ impl WasiP1 {
         if ready.is_empty()
             && let Some((wait, userdata)) = earliest
         {
-            std::thread::sleep(wait);
+            // Woken early when the guest is stopped; it then traps at its next check.
+            self.interrupt.sleep(wait);
             ready.push((userdata, 0, event::CLOCK, 0));
         }
         for (i, (userdata, error, kind, nbytes)) in ready.iter().enumerate() {

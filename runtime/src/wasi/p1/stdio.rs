@@ -46,11 +46,33 @@ impl Capture {
     }
 }
 
+/// Which standard stream a write came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a container's output is kept (its log), shared by both streams.
+pub trait LogSink: Send + Sync + std::fmt::Debug {
+    /// Keeps one write of the guest.
+    ///
+    /// # Errors
+    /// The host's error; the guest's write fails with it.
+    fn write(&self, stream: Stream, data: &[u8]) -> std::io::Result<()>;
+}
+
 /// Where one of the guest's output streams goes.
 #[derive(Debug)]
 pub enum Output {
     Stdout,
     Stderr,
+    /// Into a log.
+    Sink {
+        sink: Arc<dyn LogSink>,
+        stream: Stream,
+    },
     /// Into memory, up to `limit` bytes; a write past it fails with `ENOSPC`.
     Capture {
         buf: Capture,
@@ -68,6 +90,7 @@ impl Output {
                 out.flush()
             }
             Output::Stderr => std::io::stderr().lock().write_all(data),
+            Output::Sink { sink, stream } => sink.write(*stream, data),
             Output::Capture { buf, limit } => {
                 let mut guard = buf
                     .0
@@ -90,7 +113,7 @@ impl Output {
         match self {
             Output::Stdout => std::io::IsTerminal::is_terminal(&std::io::stdout()),
             Output::Stderr => std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            Output::Capture { .. } => false,
+            Output::Capture { .. } | Output::Sink { .. } => false,
         }
     }
 }

@@ -1,0 +1,682 @@
+//! The container verbs: `create`, `start`, `ps`, `logs`, `stop`, `kill`, `rm`, `wait`,
+//! `inspect`, `rename`, `restart`, `container prune`, and the detached container's
+//! supervisor (a hidden command).
+
+use super::run::{
+    CreateArgs, container_failure, container_runner, create_container, resolve, split_command,
+};
+use super::{Failure, exit};
+use capsule_runtime::container::logs::{Entry, Reader};
+use capsule_runtime::container::supervisor::{self, DEFAULT_STOP_TIMEOUT};
+use capsule_runtime::container::{Container, ContainerError, State, Status, short_id, state};
+use capsule_runtime::home::Home;
+use capsule_runtime::image::Images;
+use capsule_runtime::wasi::Stream;
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::Duration;
+
+fn home() -> Result<Home, Failure> {
+    Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))
+}
+
+fn find(home: &Home, reference: &str) -> Result<Container, Failure> {
+    Container::find(home, reference).map_err(container_failure)
+}
+
+/// Runs `verb` on each container named, printing what Docker prints (the reference
+/// given) and one error line per failure; exit 1 if any failed.
+fn each(
+    references: &[String],
+    mut verb: impl FnMut(&Home, &str) -> Result<Option<String>, Failure>,
+) -> Result<u8, Failure> {
+    let home = home()?;
+    let mut failed = false;
+    for reference in references {
+        match verb(&home, reference) {
+            Ok(Some(line)) => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                eprintln!("capsule: {:#}", failure.error);
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateCommandArgs {
+    #[command(flatten)]
+    create: CreateArgs,
+    /// The image, then the arguments passed to the guest (replacing its CMD)
+    #[arg(
+        value_name = "IMAGE [ARGS]...",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
+}
+
+/// `capsule create IMAGE [ARGS]`: a container ready to `start`.
+pub fn create(args: CreateCommandArgs) -> Result<u8, Failure> {
+    let (target, guest_args) = split_command(&args.command)?;
+    let resolved = resolve(&args.create)?;
+    let home = home()?;
+    let images = Images::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let prepared = create_container(
+        &home,
+        &images,
+        &args.create,
+        resolved,
+        false,
+        target,
+        guest_args,
+    )?;
+    println!("{}", prepared.container.config.id);
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Attach: print the container's output and exit with its exit code
+    #[arg(short = 'a', long = "attach")]
+    attach: bool,
+    /// Containers to start (names or IDs)
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Starts a stopped or created container under a supervisor of its own.
+fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
+    state::can_start(container.name(), &container.state())
+        .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
+    let exe = std::env::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
+    supervisor::spawn_detached(home, container, &exe).map_err(|e| Failure::new(exit::CANNOT_RUN, e))
+}
+
+pub fn start(args: &StartArgs) -> Result<u8, Failure> {
+    if args.attach {
+        if args.containers.len() != 1 {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("start -a attaches to one container; name only one"),
+            ));
+        }
+        let home = home()?;
+        let container = find(&home, &args.containers[0])?;
+        let mut reader = Reader::new(&container.dir);
+        // Output written before this start is not shown again.
+        let _ = reader.next_entries();
+        start_one(&home, &container)?;
+        follow(&container, &mut reader, false)?;
+        let state = container.state();
+        return Ok(state.exit_code.unwrap_or(0).clamp(0, 255) as u8);
+    }
+    each(&args.containers, |home, reference| {
+        let container = find(home, reference)?;
+        start_one(home, &container)?;
+        Ok(Some(reference.to_owned()))
+    })
+}
+
+/// Prints log entries as they arrive until the container stops.
+fn follow(container: &Container, reader: &mut Reader, timestamps: bool) -> Result<(), Failure> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        // Checked before reading, so the entries of a run that just ended are printed.
+        let stopped = container.lock_is_free() || !container.state().is_active();
+        let entries = reader
+            .next_entries()
+            .map_err(|e| Failure::new(exit::USAGE, e))?;
+        if entries.is_empty() {
+            if stopped {
+                return Ok(());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        } else {
+            print_entries(&entries, timestamps);
+            pause = Duration::from_millis(5);
+        }
+    }
+}
+
+fn print_entries(entries: &[Entry], timestamps: bool) {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    for entry in entries {
+        let stream: &mut dyn Write = match entry.stream {
+            Stream::Stdout => &mut out,
+            Stream::Stderr => &mut err,
+        };
+        if timestamps {
+            let _ = write!(stream, "{} ", entry.time);
+        }
+        let _ = stream.write_all(entry.log.as_bytes());
+    }
+    let _ = out.flush();
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Follow: keep printing new output until the container stops
+    #[arg(short = 'f', long = "follow")]
+    follow: bool,
+    /// Show only the last N entries (or "all")
+    #[arg(short = 'n', long = "tail", value_name = "N", default_value = "all")]
+    tail: String,
+    /// Show each entry's timestamp (RFC 3339, nanoseconds)
+    #[arg(short = 't', long = "timestamps")]
+    timestamps: bool,
+    /// The container
+    container: String,
+}
+
+pub fn logs(args: &LogsArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let container = find(&home, &args.container)?;
+    let tail = match args.tail.as_str() {
+        "all" => None,
+        n => Some(n.parse::<usize>().map_err(|_| {
+            Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("invalid --tail '{n}': expected a number of lines or \"all\""),
+            )
+        })?),
+    };
+    let mut reader = Reader::new(&container.dir);
+    let entries = reader
+        .next_entries()
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
+    print_entries(&entries[skip..], args.timestamps);
+    if args.follow {
+        follow(&container, &mut reader, args.timestamps)?;
+    }
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before interrupting the guest (default: the container's
+    /// --stop-timeout, or 10)
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    time: Option<u64>,
+    /// Containers to stop
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Stops a container: the guest runs on for the grace period, then is interrupted.
+fn stop_one(container: &mut Container, grace: Duration) -> Result<(), Failure> {
+    let fail = |e| Failure::new(exit::USAGE, e);
+    if supervisor::request_stop(container, grace).map_err(fail)?
+        && !supervisor::wait_stopped(container, Some(grace + Duration::from_secs(3)))
+    {
+        supervisor::force_kill(container).map_err(fail)?;
+    }
+    Ok(())
+}
+
+pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
+    each(&args.containers, |home, reference| {
+        let mut container = find(home, reference)?;
+        let grace = args
+            .time
+            .or(container.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        stop_one(&mut container, Duration::from_secs(grace))?;
+        Ok(Some(reference.to_owned()))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Only KILL (the default) is supported: WASI preview1 has no signals
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    signal: String,
+    /// Containers to kill
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
+    let signal = args.signal.trim_start_matches("SIG").to_ascii_uppercase();
+    if signal != "KILL" && signal != "9" {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "capsule kill sends only KILL: WASI preview1 guests have no signal handlers (use capsule stop for a grace period)"
+            ),
+        ));
+    }
+    each(&args.containers, |home, reference| {
+        let mut container = find(home, reference)?;
+        state::can_kill(container.name(), &container.state())
+            .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
+        stop_one(&mut container, Duration::ZERO)?;
+        Ok(Some(reference.to_owned()))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Remove a running container too (it is killed first)
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short = 'v', long = "volumes")]
+    volumes: bool,
+    /// Containers to remove
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
+    each(&args.containers, |home, reference| {
+        let mut container = find(home, reference)?;
+        let state = container.state();
+        state::can_remove(container.name(), &state, args.force)
+            .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
+        if state.is_active() {
+            stop_one(&mut container, Duration::ZERO)?;
+        }
+        container.remove().map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("cannot remove {reference}: {e}"),
+            )
+        })?;
+        Ok(Some(reference.to_owned()))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Containers to wait for
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn wait(args: &WaitArgs) -> Result<u8, Failure> {
+    each(&args.containers, |home, reference| {
+        let container = find(home, reference)?;
+        supervisor::wait_stopped(&container, None);
+        let state = container.state();
+        Ok(Some(state.exit_code.unwrap_or(0).to_string()))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenameArgs {
+    /// The container
+    container: String,
+    /// Its new name
+    new_name: String,
+}
+
+pub fn rename(args: &RenameArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let mut container = find(&home, &args.container)?;
+    container
+        .rename(&home, &args.new_name)
+        .map_err(container_failure)?;
+    Ok(0)
+}
+
+pub fn restart(args: &StopArgs) -> Result<u8, Failure> {
+    each(&args.containers, |home, reference| {
+        let mut container = find(home, reference)?;
+        let grace = args
+            .time
+            .or(container.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        stop_one(&mut container, Duration::from_secs(grace))?;
+        start_one(home, &container)?;
+        Ok(Some(reference.to_owned()))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation (Capsule never asks; accepted for Docker's scripts)
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+}
+
+pub fn prune(_args: &PruneArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let mut removed = 0usize;
+    println!("Deleted Containers:");
+    for container in Container::list(&home) {
+        let state = container.state();
+        if state.is_active() && state.status != Status::Dead {
+            continue;
+        }
+        let id = container.config.id.clone();
+        if container.remove().is_ok() {
+            println!("{id}");
+            removed += 1;
+        }
+    }
+    println!("\nTotal: {removed} container(s) removed");
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Show every container (default: running ones only)
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Only print IDs
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Output format: table (default) or json (one object per line, as docker ps
+    /// --format json)
+    #[arg(long = "format", value_name = "FORMAT")]
+    format: Option<String>,
+    /// Show full IDs and commands
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Filter: label=KEY[=VALUE], name=NAME, status=STATUS
+    #[arg(long = "filter", value_name = "FILTER")]
+    filter: Vec<String>,
+}
+
+/// How long ago, as Docker says it ("5 seconds", "3 minutes", "2 hours").
+fn ago(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".to_owned(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".to_owned(),
+        s if s < 86_400 * 2 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+fn since(time: Option<&str>) -> i64 {
+    let now = capsule_runtime::container::now();
+    time.and_then(capsule_runtime::image::oci::parse_rfc3339)
+        .map_or(0, |t| now - t)
+}
+
+/// Docker's STATUS column.
+fn status_text(state: &State) -> String {
+    match state.status {
+        Status::Created => "Created".to_owned(),
+        Status::Running => format!("Up {}", ago(since(state.started_at.as_deref()))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            state.exit_code.unwrap_or(0),
+            ago(since(state.finished_at.as_deref()))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            state.exit_code.unwrap_or(0),
+            ago(since(state.finished_at.as_deref()))
+        ),
+        Status::Dead => "Dead (its process died)".to_owned(),
+    }
+}
+
+fn matches_filters(
+    container: &Container,
+    state: &State,
+    filters: &[String],
+) -> Result<bool, Failure> {
+    for filter in filters {
+        let (key, value) = filter.split_once('=').ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("invalid filter '{filter}': expected KEY=VALUE"),
+            )
+        })?;
+        let ok = match key {
+            "label" => match value.split_once('=') {
+                Some((k, v)) => container.config.labels.get(k).is_some_and(|x| x == v),
+                None => container.config.labels.contains_key(value),
+            },
+            "name" => container.config.name.contains(value),
+            "status" => state.status.as_str() == value,
+            "id" => container.config.id.starts_with(value),
+            _ => {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    anyhow::anyhow!("unknown filter '{key}' (known: label, name, status, id)"),
+                ));
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
+    let json = match args.format.as_deref() {
+        None | Some("table") => false,
+        Some("json") | Some("{{json .}}") => true,
+        Some(other) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("unknown --format '{other}' (known: table, json)"),
+            ));
+        }
+    };
+    let home = home()?;
+    let mut rows = Vec::new();
+    for container in Container::list(&home).into_iter().rev() {
+        let state = container.state();
+        let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
+        if shown && matches_filters(&container, &state, &args.filter)? {
+            rows.push((container, state));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for (c, _) in &rows {
+            let id = if args.no_trunc {
+                c.config.id.as_str()
+            } else {
+                short_id(&c.config.id)
+            };
+            let _ = writeln!(out, "{id}");
+        }
+        return Ok(0);
+    }
+    if json {
+        for (c, state) in &rows {
+            let value = serde_json::json!({
+                "ID": if args.no_trunc { c.config.id.as_str() } else { short_id(&c.config.id) },
+                "Image": c.config.image,
+                "Command": c.config.command.join(" "),
+                "CreatedAt": c.config.created,
+                "State": state.status.as_str(),
+                "Status": status_text(state),
+                "Names": c.config.name,
+                "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "ExitCode": state.exit_code,
+                "Ports": "",
+            });
+            let _ = writeln!(out, "{value}");
+        }
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "CONTAINER ID".to_owned(),
+        "IMAGE".to_owned(),
+        "COMMAND".to_owned(),
+        "CREATED".to_owned(),
+        "STATUS".to_owned(),
+        "PORTS".to_owned(),
+        "NAMES".to_owned(),
+    ]];
+    for (c, state) in &rows {
+        let mut command = format!("\"{}\"", c.config.command.join(" "));
+        if !args.no_trunc && command.chars().count() > 22 {
+            command = format!("{}…\"", command.chars().take(20).collect::<String>());
+        }
+        table.push([
+            if args.no_trunc {
+                c.config.id.clone()
+            } else {
+                short_id(&c.config.id).to_owned()
+            },
+            c.config.image.clone(),
+            command,
+            format!("{} ago", ago(since(Some(&c.config.created)))),
+            status_text(state),
+            String::new(),
+            c.config.name.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            table
+                .iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    Ok(0)
+}
+
+/// Docker's `inspect` of a container.
+pub fn inspect_json(container: &Container) -> serde_json::Value {
+    let state = container.state();
+    let c = &container.config;
+    let spec = c.spec.as_ref();
+    serde_json::json!({
+        "Id": c.id,
+        "Name": format!("/{}", c.name),
+        "Created": c.created,
+        "Path": c.command.first(),
+        "Args": c.command.get(1..).unwrap_or_default(),
+        "State": {
+            "Status": state.status.as_str(),
+            "Running": state.status == Status::Running,
+            "Restarting": state.status == Status::Restarting,
+            "Dead": state.status == Status::Dead,
+            "OOMKilled": state.oom_killed,
+            "Pid": if state.is_active() { state.pid.unwrap_or(0) } else { 0 },
+            "ExitCode": state.exit_code.unwrap_or(0),
+            "Error": state.error.clone().unwrap_or_default(),
+            "StartedAt": state.started_at,
+            "FinishedAt": state.finished_at,
+        },
+        "Image": format!("sha256:{}", c.image_id.trim_start_matches("sha256:")),
+        "RestartCount": state.restart_count,
+        "LogPath": container.dir.join(capsule_runtime::container::logs::LOG_FILE),
+        "Config": {
+            "Image": c.image,
+            "Cmd": c.command,
+            "Env": spec.map(|s| s.env.vars().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()),
+            "WorkingDir": spec.map(|s| s.workdir.to_string()),
+            "Labels": c.labels,
+            "OpenStdin": c.interactive,
+            "StopTimeout": c.stop_timeout,
+        },
+        "HostConfig": {
+            "RestartPolicy": {
+                "Name": c.restart.to_string().split(':').next().unwrap_or("no"),
+                "MaximumRetryCount": match c.restart {
+                    capsule_runtime::container::RestartPolicy::OnFailure(Some(n)) => n,
+                    _ => 0,
+                },
+            },
+            "AutoRemove": c.rm,
+            "Limits": spec.map(|s| &s.limits),
+        },
+        "Mounts": spec.map(|s| s.mounts.iter().map(|m| serde_json::json!({
+            "Type": "bind",
+            "Source": m.host,
+            "Destination": m.guest.to_string(),
+            "RW": !m.read_only,
+        })).chain(s.tmpfs.iter().map(|t| serde_json::json!({
+            "Type": "tmpfs",
+            "Destination": t.guest.to_string(),
+            "Size": t.size,
+        }))).collect::<Vec<_>>()),
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Containers or images (a container of that name or ID comes first, as in Docker)
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Only this kind of object: container or image
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+}
+
+/// `capsule inspect`: containers as Docker shows them, or images.
+pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let want_containers = args.kind.as_deref() != Some("image");
+    let want_images = args.kind.as_deref() != Some("container");
+    if let Some(kind) = args.kind.as_deref()
+        && kind != "image"
+        && kind != "container"
+    {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("unknown --type '{kind}' (known: container, image)"),
+        ));
+    }
+    let mut containers = Vec::new();
+    let mut images = Vec::new();
+    for target in &args.targets {
+        match Container::find(&home, target) {
+            Ok(container) if want_containers => containers.push(inspect_json(&container)),
+            _ if want_images => images.push(target.clone()),
+            _ => {
+                eprintln!("capsule: no such container: {target}");
+                return Ok(1);
+            }
+        }
+    }
+    if !images.is_empty() {
+        if !containers.is_empty() {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("inspect containers and images in separate commands (--type)"),
+            ));
+        }
+        return super::images::inspect(&super::images::InspectArgs { images });
+    }
+    let text =
+        serde_json::to_string_pretty(&containers).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(0)
+}
+
+/// `capsule __supervise ID`: the detached container's supervisor.
+pub fn supervise(id: &str) -> Result<u8, Failure> {
+    let home = home()?;
+    let runner = container_runner(false)?;
+    let code = supervisor::serve(&home, id, &runner).map_err(container_failure)?;
+    Ok(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,672 @@
+//! Containers without a daemon. `$CAPSULE_HOME/containers/ID/` holds `config.json`
+//! (what the container runs: the image, the resolved run spec, the restart policy),
+//! `state.json` (where it is in its life, see [`state`]), its log ([`logs`]) and its
+//! writable layer (`upper/`, `work/`) above the image's layers.
+//!
+//! The process that runs a container — a foreground `capsule run`, or the detached
+//! container's own supervisor ([`supervisor`]) — holds `running.lock` for as long as it
+//! lives, and is the only writer of `state.json` while it does: a container whose state
+//! says `running` but whose lock is free lost its process, and reads as `dead`.
+//! Every guest runs through the one [`runner`].
+
+pub mod logs;
+pub mod prepare;
+pub mod runner;
+pub mod state;
+pub mod supervisor;
+
+pub use prepare::{Overrides, PrepareError, Prepared, prepare};
+pub use runner::{Program, Runner};
+pub use state::{State, StateError, Status};
+
+use crate::engine::FeatureSet;
+use crate::home::Home;
+use crate::spec::{GuestPath, RunSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+/// What a container was created from and runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerConfig {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique among the home's containers (`--name`, or generated).
+    #[serde(default)]
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's ID (its config digest).
+    pub image_id: String,
+    /// argv: the program inside the image and its arguments.
+    pub command: Vec<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Removed when its run ends (`run --rm`); one left behind by a killed run is
+    /// removed by the next command that looks at containers.
+    #[serde(default)]
+    pub rm: bool,
+    /// Everything a run is given (its writable layer is this container's directory).
+    #[serde(default)]
+    pub spec: Option<RunSpec>,
+    /// Where the program is in the container's filesystem.
+    #[serde(default)]
+    pub program: Option<GuestPath>,
+    /// The wasm features its engine enables (the image's labels and `-W`).
+    #[serde(default)]
+    pub features: FeatureSet,
+    /// The module cache's name for the program when it is always the same module.
+    #[serde(default)]
+    pub cache_alias: Option<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Seconds `stop` waits before interrupting the guest (`--stop-timeout`; 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    /// `--label`s (compose labels its containers with project and service).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-i`: the guest reads the host's stdin (foreground runs only).
+    #[serde(default)]
+    pub interactive: bool,
+}
+
+/// Docker's `--restart` policies, carried out by a detached container's supervisor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "name", content = "max_retries")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most N times when given.
+    OnFailure(Option<u32>),
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    ///
+    /// # Errors
+    /// A message naming the policies.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid restart policy '{text}': expected no, on-failure[:MAX_RETRIES], always or unless-stopped"
+            )
+        };
+        Ok(match text {
+            "no" => Self::No,
+            "always" => Self::Always,
+            "unless-stopped" => Self::UnlessStopped,
+            "on-failure" => Self::OnFailure(None),
+            other => match other.strip_prefix("on-failure:") {
+                Some(n) => Self::OnFailure(Some(n.parse().map_err(|_| bad())?)),
+                None => return Err(bad()),
+            },
+        })
+    }
+
+    /// Whether a run that ended with `exit_code` is followed by another, after
+    /// `restarts` restarts; never after `stop` or `kill`.
+    pub fn restarts(self, exit_code: i32, restarts: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self {
+            Self::No => false,
+            Self::OnFailure(max) => exit_code != 0 && max.is_none_or(|max| restarts < max),
+            Self::Always | Self::UnlessStopped => true,
+        }
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::No => f.write_str("no"),
+            Self::OnFailure(None) => f.write_str("on-failure"),
+            Self::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+            Self::Always => f.write_str("always"),
+            Self::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+/// Errors finding, creating or changing containers.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no such container: {0} (capsule ps -a lists them)")]
+    NotFound(String),
+    #[error("container reference {0} is ambiguous: give more of the ID, or the name")]
+    Ambiguous(String),
+    #[error(
+        "the container name {name} is already in use by container {id}: remove it (capsule rm {name}) or choose another --name"
+    )]
+    NameTaken { name: String, id: String },
+    #[error(
+        "invalid container name '{0}': use letters, digits, '_', '.' and '-', starting with a letter or digit"
+    )]
+    InvalidName(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("container {id} was created by another version of Capsule and cannot be run")]
+    Unrunnable { id: String },
+    #[error("container {name} could not start: {reason}")]
+    Start { name: String, reason: String },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}
+
+/// A container's directory.
+#[derive(Debug)]
+pub struct Container {
+    pub config: ContainerConfig,
+    pub dir: PathBuf,
+    /// [`RUN_LOCK`], when this process runs the container.
+    running: Option<std::fs::File>,
+}
+
+/// The file the process that runs a container holds locked.
+const RUN_LOCK: &str = "running.lock";
+/// Locked while a name is checked and taken, so two `--name x` cannot both win.
+const NAMES_LOCK: &str = ".names.lock";
+
+fn random_id() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 128
+}
+
+/// A generated name, `adjective_noun`, as Docker makes them.
+fn generated_name(taken: &dyn Fn(&str) -> bool) -> io::Result<String> {
+    const ADJECTIVES: &[&str] = &[
+        "agile", "bold", "brave", "calm", "clever", "crisp", "eager", "fancy", "gentle", "happy",
+        "jolly", "keen", "lucid", "mellow", "nimble", "patient", "quiet", "rapid", "serene",
+        "sharp", "steady", "swift", "tidy", "vivid", "wise", "zesty",
+    ];
+    const NOUNS: &[&str] = &[
+        "albatross",
+        "badger",
+        "beaver",
+        "cheetah",
+        "dolphin",
+        "falcon",
+        "gecko",
+        "heron",
+        "ibis",
+        "jaguar",
+        "koala",
+        "lemur",
+        "lynx",
+        "marmot",
+        "narwhal",
+        "otter",
+        "panda",
+        "puffin",
+        "quokka",
+        "raven",
+        "salmon",
+        "tapir",
+        "walrus",
+        "wombat",
+        "yak",
+        "zebra",
+    ];
+    for attempt in 0..64u32 {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+        let adj = ADJECTIVES[usize::from(bytes[0]) % ADJECTIVES.len()];
+        let noun = NOUNS[usize::from(bytes[1]) % NOUNS.len()];
+        let name = if attempt < 8 {
+            format!("{adj}_{noun}")
+        } else {
+            format!("{adj}_{noun}_{}", u16::from_le_bytes([bytes[2], bytes[3]]))
+        };
+        if !taken(&name) {
+            return Ok(name);
+        }
+    }
+    Err(io::Error::other("cannot find a free container name"))
+}
+
+/// What a new container is made of.
+#[derive(Debug, Clone, Default)]
+pub struct NewContainer {
+    /// `--name`; generated when `None`.
+    pub name: Option<String>,
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub rm: bool,
+    pub features: FeatureSet,
+    pub restart: RestartPolicy,
+    pub stop_timeout: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    pub interactive: bool,
+}
+
+impl Container {
+    /// Creates a container's directory and records its config and its `created`
+    /// state (each written to a temporary file and renamed, so a reader never sees
+    /// half of one). The spec is added by [`Container::set_spec`] once the directory
+    /// (its writable layer) exists.
+    ///
+    /// # Errors
+    /// [`ContainerError::NameTaken`] or [`ContainerError::InvalidName`] for the name;
+    /// the host's error.
+    pub fn create(home: &Home, new: NewContainer) -> Result<Self, ContainerError> {
+        let root = home.containers_dir();
+        let root_dir = crate::ambient::create_and_open_dir(&root)
+            .map_err(io_error(format!("cannot create {}", root.display())))?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let names = root_dir
+            .open_with(NAMES_LOCK, &options)
+            .map_err(io_error("cannot lock the container names"))?
+            .into_std();
+        names
+            .lock()
+            .map_err(io_error("cannot lock the container names"))?;
+        let existing = Self::list(home);
+        let taken = |name: &str| existing.iter().find(|c| c.config.name == name);
+        let name = match new.name {
+            Some(name) => {
+                if !valid_name(&name) {
+                    return Err(ContainerError::InvalidName(name));
+                }
+                if let Some(other) = taken(&name) {
+                    return Err(ContainerError::NameTaken {
+                        name,
+                        id: short_id(&other.config.id).to_owned(),
+                    });
+                }
+                name
+            }
+            None => generated_name(&|n| taken(n).is_some())
+                .map_err(io_error("cannot name the container"))?,
+        };
+        let id = random_id().map_err(io_error("cannot make a container ID"))?;
+        let dir = root.join(&id);
+        let handle = crate::ambient::create_and_open_dir(&dir)
+            .map_err(io_error("cannot create the container's directory"))?;
+        let running = handle
+            .open_with(RUN_LOCK, &options)
+            .map_err(io_error("cannot create the container's lock"))?
+            .into_std();
+        let config = ContainerConfig {
+            id,
+            name,
+            image: new.image,
+            image_id: new.image_id,
+            command: new.command,
+            created: crate::image::oci::rfc3339(now()),
+            rm: new.rm,
+            spec: None,
+            program: None,
+            features: new.features,
+            cache_alias: None,
+            restart: new.restart,
+            stop_timeout: new.stop_timeout,
+            labels: new.labels,
+            interactive: new.interactive,
+        };
+        let container = Self {
+            config,
+            dir,
+            running: None,
+        };
+        container.write_state(&State::created())?;
+        container.save_config()?;
+        drop(running);
+        drop(names);
+        Ok(container)
+    }
+
+    /// Records the resolved run spec and program (see [`prepare`]).
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn set_spec(
+        &mut self,
+        spec: RunSpec,
+        program: GuestPath,
+        cache_alias: Option<String>,
+    ) -> Result<(), ContainerError> {
+        self.config.spec = Some(spec);
+        self.config.program = Some(program);
+        self.config.cache_alias = cache_alias;
+        self.save_config()
+    }
+
+    /// Writes `config.json`.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn save_config(&self) -> Result<(), ContainerError> {
+        self.write_json("config.json", &self.config)
+    }
+
+    /// Writes `state.json` (only the process that runs the container does, while it
+    /// holds the run lock; or anyone while no process does).
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn write_state(&self, state: &State) -> Result<(), ContainerError> {
+        self.write_json("state.json", state)
+    }
+
+    fn write_json(&self, name: &str, value: &impl Serialize) -> Result<(), ContainerError> {
+        let what = || format!("cannot write {name} of container {}", self.config.name);
+        let json =
+            serde_json::to_vec_pretty(value).map_err(|e| io_error(what())(io::Error::other(e)))?;
+        // Renamed into place so a reader never sees half of it; not synced: a
+        // container is not worth an fsync on every change (it costs as much as the
+        // run's whole filesystem set-up), and one lost in a crash is an empty
+        // directory or an older state.
+        let dir = crate::ambient::open_dir(&self.dir).map_err(io_error(what()))?;
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        dir.write(&tmp, &json)
+            .and_then(|()| dir.rename(&tmp, &dir, name))
+            .map_err(|e| {
+                let _ = dir.remove_file(&tmp);
+                io_error(what())(e)
+            })
+    }
+
+    /// The recorded state, as it really is: `running` with no live process reads as
+    /// `dead`, naming what happened.
+    pub fn state(&self) -> State {
+        let read = std::fs::read(self.dir.join("state.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok());
+        let mut state = read.unwrap_or_else(State::created);
+        if state.is_active() && self.running.is_none() && self.lock_is_free() {
+            state.status = Status::Dead;
+            state.error = Some(format!(
+                "the process that ran it{} ended without recording how the guest ended",
+                state.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ));
+        }
+        state
+    }
+
+    /// Takes the run lock for this process; `false` when another process holds it.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn lock_running(&mut self) -> Result<bool, ContainerError> {
+        if self.running.is_some() {
+            return Ok(true);
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(RUN_LOCK))
+            .map_err(io_error("cannot open the container's lock"))?;
+        match file.try_lock() {
+            Ok(()) => {
+                self.running = Some(file);
+                Ok(true)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error("cannot lock the container")(e)),
+        }
+    }
+
+    /// Lets go of the run lock.
+    pub fn unlock_running(&mut self) {
+        self.running = None;
+    }
+
+    /// Whether no process holds the run lock (false when unsure).
+    pub fn lock_is_free(&self) -> bool {
+        let Ok(file) = std::fs::File::open(self.dir.join(RUN_LOCK)) else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The container's display name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Removes the container and its writable layer.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn remove(mut self) -> io::Result<()> {
+        // Unlocked only once the directory is gone (or not), as the file closes.
+        let running = self.running.take();
+        let result = crate::ambient::remove_dir_all(&self.dir);
+        drop(running);
+        result
+    }
+
+    /// Renames the container.
+    ///
+    /// # Errors
+    /// [`ContainerError::NameTaken`], [`ContainerError::InvalidName`], the host's
+    /// error.
+    pub fn rename(&mut self, home: &Home, name: &str) -> Result<(), ContainerError> {
+        if !valid_name(name) {
+            return Err(ContainerError::InvalidName(name.to_owned()));
+        }
+        let root = crate::ambient::open_dir(&home.containers_dir())
+            .map_err(io_error("cannot open the containers"))?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let names = root
+            .open_with(NAMES_LOCK, &options)
+            .map_err(io_error("cannot lock the container names"))?
+            .into_std();
+        names
+            .lock()
+            .map_err(io_error("cannot lock the container names"))?;
+        if let Some(other) = Self::list(home)
+            .into_iter()
+            .find(|c| c.config.name == name && c.config.id != self.config.id)
+        {
+            return Err(ContainerError::NameTaken {
+                name: name.to_owned(),
+                id: short_id(&other.config.id).to_owned(),
+            });
+        }
+        self.config.name = name.to_owned();
+        self.save_config()
+    }
+
+    /// Finds a container by name, full ID or unique ID prefix.
+    ///
+    /// # Errors
+    /// [`ContainerError::NotFound`], [`ContainerError::Ambiguous`].
+    pub fn find(home: &Home, reference: &str) -> Result<Self, ContainerError> {
+        let all = Self::list(home);
+        if let Some(i) = all
+            .iter()
+            .position(|c| c.config.id == reference || c.config.name == reference)
+        {
+            return Ok(all
+                .into_iter()
+                .nth(i)
+                .ok_or_else(|| ContainerError::NotFound(reference.to_owned()))?);
+        }
+        let valid_prefix =
+            !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut matches: Vec<Self> = all
+            .into_iter()
+            .filter(|c| valid_prefix && c.config.id.starts_with(reference))
+            .collect();
+        match matches.len() {
+            0 => Err(ContainerError::NotFound(reference.to_owned())),
+            1 => Ok(matches.remove(0)),
+            _ => Err(ContainerError::Ambiguous(reference.to_owned())),
+        }
+    }
+
+    /// The containers of a home, oldest first, after removing the `--rm` containers
+    /// whose run was killed before it could remove them (their lock is free).
+    pub fn list(home: &Home) -> Vec<Self> {
+        let root = home.containers_dir();
+        let Ok(dir) = crate::ambient::open_dir(&root) else {
+            return Vec::new();
+        };
+        let Ok(entries) = dir.entries() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(text) = dir.read_to_string(format!("{name}/config.json")) else {
+                continue;
+            };
+            let Ok(mut config) = serde_json::from_str::<ContainerConfig>(&text) else {
+                continue;
+            };
+            if config.name.is_empty() {
+                config.name = short_id(&config.id).to_owned();
+            }
+            let container = Self {
+                config,
+                dir: root.join(&name),
+                running: None,
+            };
+            if container.config.rm && container.lock_is_free() {
+                let state = container.state();
+                if state.status != Status::Created {
+                    match crate::ambient::remove_dir_all(&container.dir) {
+                        Ok(()) => {
+                            tracing::info!(container = %name, "removed a --rm container left by a killed run");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
+                        }
+                    }
+                }
+            }
+            out.push(container);
+        }
+        out.sort_by(|a, b| {
+            (a.config.created.as_str(), a.config.id.as_str())
+                .cmp(&(b.config.created.as_str(), b.config.id.as_str()))
+        });
+        out
+    }
+}
+
+/// The first 12 hex digits of an ID, as Docker shows them.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Which images containers use: the one rule every command that removes images
+/// (`rmi`, `image prune`) applies. An image is in use while any container, running
+/// or stopped, was created from it.
+#[derive(Debug, Default)]
+pub struct ImagesInUse {
+    /// Image ID → the IDs of the containers created from it.
+    users: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ImagesInUse {
+    /// The containers of a home (see [`Container::list`]) by image.
+    pub fn of(home: &Home) -> Self {
+        let mut users: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for container in Container::list(home) {
+            users
+                .entry(container.config.image_id)
+                .or_default()
+                .push(container.config.id);
+        }
+        Self { users }
+    }
+
+    /// The containers using the image with this ID (its config digest).
+    pub fn users(&self, image_id: &str) -> &[String] {
+        self.users.get(image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any container uses the image with this ID.
+    pub fn contains(&self, image_id: &str) -> bool {
+        !self.users(image_id).is_empty()
+    }
+
+    /// How many containers there are.
+    pub fn containers(&self) -> usize {
+        self.users.values().map(Vec::len).sum()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_parse_and_decide() {
+        assert_eq!(RestartPolicy::parse("no"), Ok(RestartPolicy::No));
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3"),
+            Ok(RestartPolicy::OnFailure(Some(3)))
+        );
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        let p = RestartPolicy::OnFailure(Some(2));
+        assert!(p.restarts(1, 0, false));
+        assert!(p.restarts(1, 1, false));
+        assert!(!p.restarts(1, 2, false));
+        assert!(!p.restarts(0, 0, false));
+        assert!(RestartPolicy::Always.restarts(0, 100, false));
+        assert!(!RestartPolicy::Always.restarts(0, 0, true));
+        assert!(!RestartPolicy::No.restarts(1, 0, false));
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<RestartPolicy>(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn names_follow_docker() {
+        assert!(valid_name("web-1"));
+        assert!(valid_name("a.b_c"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a/b"));
+    }
+}

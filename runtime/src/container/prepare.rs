@@ -1,0 +1,212 @@
+//! A container from an image with Docker's rules, and the overrides of `run`/`create`.
+
+use super::{Container, ContainerError, NewContainer, RestartPolicy};
+use crate::engine::FeatureSet;
+use crate::home::Home;
+use crate::spec::{GuestPath, Limits, RunSpec};
+use std::collections::BTreeMap;
+
+/// Docker's overrides on top of an image's config (`capsule run` flags, SDK options).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--entrypoint`: replaces the image's ENTRYPOINT and drops its CMD (`Some("")`
+    /// clears it).
+    pub entrypoint: Option<String>,
+    /// Arguments after the image: replace CMD.
+    pub args: Vec<String>,
+    /// Applied over the image's ENV, in order.
+    pub env: Vec<(String, String)>,
+    /// `-w`: replaces WORKDIR.
+    pub workdir: Option<GuestPath>,
+    pub mounts: Vec<crate::spec::Mount>,
+    pub tmpfs: Vec<crate::spec::Tmpfs>,
+    /// `--rm`: the container is removed when its run ends.
+    pub rm: bool,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `-W` settings, applied after the image's labels.
+    pub wasm: Vec<String>,
+    pub limits: Limits,
+    pub restart: RestartPolicy,
+    pub stop_timeout: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    /// `-i`.
+    pub interactive: bool,
+    /// `--unknown-imports`, over the image's label.
+    pub unknown_imports: Option<crate::spec::UnknownImports>,
+}
+
+/// Why a container could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(
+        "image {image} is built for {platform}; Capsule runs WebAssembly images (wasip1/wasm), such as those from capsule build or docker build --platform wasi/wasm"
+    )]
+    Platform { image: String, platform: String },
+    #[error(
+        "image {0} has no ENTRYPOINT or CMD: name the module to run (capsule run {0} /path/in/image/app.wasm, or --entrypoint)"
+    )]
+    NoCommand(String),
+    #[error("image {image}: {source}")]
+    Path {
+        image: String,
+        #[source]
+        source: crate::spec::SpecError,
+    },
+    #[error("image {image}: {source}")]
+    Label {
+        image: String,
+        #[source]
+        source: crate::labels::LabelError,
+    },
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Feature(#[from] crate::engine::FeatureError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// A container ready to run: its record, the run spec over the image's layers and its
+/// writable layer, and where the program is inside the image (a `PATH#EXPORT` program
+/// is split: `program` is the path, and the spec's entry names the export).
+#[derive(Debug)]
+pub struct Prepared {
+    pub container: Container,
+    pub spec: RunSpec,
+    pub program: GuestPath,
+    /// The wasm features its engine needs (defaults, the image's labels, `-W`).
+    pub features: FeatureSet,
+    /// The module cache's name for the program, when it is always the same module.
+    pub cache_alias: Option<String>,
+}
+
+/// Creates a container for `image` (named `name` by the user) with Docker's rules:
+/// ENTRYPOINT + CMD, arguments replace CMD, `--entrypoint` replaces both; ENV then the
+/// overrides; WORKDIR unless overridden.
+///
+/// # Errors
+/// [`PrepareError`] for an image of another platform, without a command, or whose
+/// layers cannot be made ready.
+pub fn prepare(
+    home: &Home,
+    images: &crate::image::Images,
+    image: &crate::image::Image,
+    name: &str,
+    overrides: Overrides,
+) -> Result<Prepared, PrepareError> {
+    let arch = image.config.architecture().to_string();
+    let os = image.config.os().to_string();
+    if arch != "wasm" && !os.starts_with("wasi") {
+        return Err(PrepareError::Platform {
+            image: name.to_owned(),
+            platform: format!("{os}/{arch}"),
+        });
+    }
+    let config = image.config.config().clone().unwrap_or_default();
+    let labels = crate::labels::RunLabels::from_labels(
+        config
+            .labels()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|source| PrepareError::Label {
+        image: name.to_owned(),
+        source,
+    })?;
+    let mut argv: Vec<String> = match &overrides.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+        Some(entrypoint) => vec![entrypoint.clone()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    if !overrides.args.is_empty() {
+        argv.extend(overrides.args);
+    } else if overrides.entrypoint.is_none() {
+        argv.extend(config.cmd().clone().unwrap_or_default());
+    }
+    let Some(program) = argv.first().cloned() else {
+        return Err(PrepareError::NoCommand(name.to_owned()));
+    };
+    let path_err = |source| PrepareError::Path {
+        image: name.to_owned(),
+        source,
+    };
+    let workdir = match (overrides.workdir, config.working_dir()) {
+        (Some(dir), _) => dir,
+        (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(path_err)?,
+        _ => GuestPath::root(),
+    };
+    // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
+    let (program, export) = match crate::spec::split_program(&program) {
+        (path, Some(export)) => (path.to_owned(), Some(export.to_owned())),
+        (path, None) => (path.to_owned(), None),
+    };
+    let program_path = if program.starts_with('/') {
+        GuestPath::parse(&program)
+    } else {
+        GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
+    }
+    .map_err(path_err)?;
+
+    let mut features = FeatureSet::default();
+    labels.apply_features(&mut features);
+    for setting in &overrides.wasm {
+        features.apply_setting(setting)?;
+    }
+
+    let (layers, chain_id) = images.rootfs(image)?;
+    let mut container = Container::create(
+        home,
+        NewContainer {
+            name: overrides.name,
+            image: name.to_owned(),
+            image_id: image.id().to_string(),
+            command: argv.clone(),
+            rm: overrides.rm,
+            features,
+            restart: overrides.restart,
+            stop_timeout: overrides.stop_timeout,
+            labels: overrides.labels,
+            interactive: overrides.interactive,
+        },
+    )?;
+    let mut spec = RunSpec::new(program);
+    spec.args.extend(argv.into_iter().skip(1));
+    if let Some(export) = export {
+        spec.entry = crate::spec::Entry::Program(export);
+    }
+    for var in config.env().iter().flatten() {
+        if let Some((k, v)) = var.split_once('=') {
+            spec.env.set(k, v);
+        }
+    }
+    for (k, v) in overrides.env {
+        spec.env.set(k, v);
+    }
+    spec.workdir = workdir;
+    spec.mounts = overrides.mounts;
+    spec.tmpfs = overrides.tmpfs;
+    spec.layers = layers;
+    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
+    spec.layer_index_cache = Some(home.layer_index_dir());
+    spec.upper = Some(container.dir.clone());
+    if let Some(policy) = overrides.unknown_imports.or(labels.unknown_imports) {
+        spec.unknown_imports = policy;
+    }
+    spec.limits = overrides.limits;
+    // An image's layers never change, and a new container's writable layer is empty:
+    // without mounts, the program at a path of an image is always the same module, so
+    // the cache finds it by that name without reading and hashing it (CPython's module
+    // is 95 MB).
+    let cache_alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
+        .then(|| format!("image {} program {program_path}", image.id()));
+    container.set_spec(spec.clone(), program_path.clone(), cache_alias.clone())?;
+    Ok(Prepared {
+        container,
+        spec,
+        program: program_path,
+        features,
+        cache_alias,
+    })
+}

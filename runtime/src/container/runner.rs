@@ -1,0 +1,176 @@
+//! The one runner: every guest Capsule runs — `capsule run`, a detached container's
+//! supervisor, a build's `RUN`, the SDK — goes through [`Runner::run`]:
+//! assemble the root filesystem ([`RootFs`]), turn it into a WASI world
+//! ([`WasiState`]), find the compiled module (the module cache, by alias or by
+//! content), and run it ([`exec::run_in`]) under the spec's limits.
+
+use crate::engine::Interrupt;
+use crate::engine::{CacheOutcome, Engine, EngineError, EngineOptions, FeatureSet, ModuleCache};
+use crate::exec::{self, RunError, RunOutput};
+use crate::fs::rootfs::RootFs;
+use crate::spec::{GuestPath, RunSpec};
+use crate::wasi::{Stdio, WasiState};
+
+/// Which module a run executes.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// A module file's bytes (`capsule run app.wasm`, the SDK's modules): `name` is how
+    /// errors and the compiled-module cache call it.
+    Bytes { name: String, wasm: Vec<u8> },
+    /// A module read from the container's root filesystem (an image's ENTRYPOINT).
+    /// `alias`, when set, names this exact module in the cache so that it is found
+    /// without reading and hashing it (an image's layers never change, so the program
+    /// at a path of an image without mounts is always the same module).
+    InRoot {
+        path: GuestPath,
+        alias: Option<String>,
+    },
+    /// A module already compiled by this runner's engine (the SDK's modules).
+    Compiled(wasmtime::Module),
+}
+
+/// An engine and the compiled-module cache, shared by every run of a process.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    engine: Engine,
+    cache: Option<ModuleCache>,
+}
+
+impl Runner {
+    /// A runner over `engine`, compiling through `cache` when given.
+    pub fn new(engine: Engine, cache: Option<ModuleCache>) -> Self {
+        Self { engine, cache }
+    }
+
+    /// A runner with an engine of its own for `features`.
+    ///
+    /// # Errors
+    /// [`EngineError`] when wasmtime refuses the features.
+    pub fn with_features(
+        features: FeatureSet,
+        cache: Option<ModuleCache>,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::new(Engine::new(&EngineOptions { features })?, cache))
+    }
+
+    /// This runner, or one sharing its cache with an engine for `features` when they
+    /// differ (an image's labels may turn features on).
+    ///
+    /// # Errors
+    /// As [`Runner::with_features`].
+    pub fn for_features(
+        &self,
+        features: FeatureSet,
+    ) -> Result<std::borrow::Cow<'_, Self>, EngineError> {
+        if features == self.engine.features() {
+            Ok(std::borrow::Cow::Borrowed(self))
+        } else {
+            Ok(std::borrow::Cow::Owned(Self::with_features(
+                features,
+                self.cache.clone(),
+            )?))
+        }
+    }
+
+    /// The engine runs use.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled-module cache, if there is one.
+    pub fn cache(&self) -> Option<&ModuleCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles a module's bytes (a component or text is turned into a core module, or
+    /// refused), through the cache when there is one.
+    ///
+    /// # Errors
+    /// [`RunError::Module`] for bytes that are not a module, [`RunError::Compile`] when
+    /// wasmtime refuses it.
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
+        let wasm = crate::module::core_module_bytes(name, wasm)?;
+        self.compile_core(name, &wasm)
+    }
+
+    fn compile_core(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
+        let compile_error = |e: &dyn std::fmt::Display| RunError::Compile {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        };
+        match &self.cache {
+            Some(cache) => {
+                let (module, outcome) = cache
+                    .load_or_compile(&self.engine, wasm)
+                    .map_err(|e| compile_error(&e))?;
+                if let CacheOutcome::Rebuilt(reason) = outcome {
+                    tracing::info!(%reason, "rebuilt a module cache entry");
+                }
+                Ok(module)
+            }
+            None => {
+                crate::engine::cache::compile(&self.engine, wasm).map_err(|e| compile_error(&e))
+            }
+        }
+    }
+
+    /// Runs `program` in the world `spec` describes, its standard streams as `stdio`
+    /// says, until it ends or `interrupt` stops it.
+    ///
+    /// # Errors
+    /// [`RunError`] when the guest cannot start; a guest that starts and then fails
+    /// yields `Ok` with a non-success status.
+    pub fn run(
+        &self,
+        spec: &RunSpec,
+        program: &Program,
+        stdio: &Stdio,
+        interrupt: &Interrupt,
+    ) -> Result<RunOutput, RunError> {
+        self.run_observed(spec, program, stdio, interrupt, &mut || {})
+    }
+
+    /// As [`Runner::run`], calling `on_start` once the module is ready and its world
+    /// set up, just before the guest's first instruction.
+    ///
+    /// # Errors
+    /// As [`Runner::run`].
+    pub fn run_observed(
+        &self,
+        spec: &RunSpec,
+        program: &Program,
+        stdio: &Stdio,
+        interrupt: &Interrupt,
+        on_start: &mut dyn FnMut(),
+    ) -> Result<RunOutput, RunError> {
+        let root = RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?;
+        let module = match program {
+            Program::Bytes { name, wasm } => self.compile(name, wasm)?,
+            Program::Compiled(module) => module.clone(),
+            Program::InRoot { path, alias } => {
+                let cached = match (&self.cache, alias) {
+                    (Some(cache), Some(alias)) => cache.load_alias(&self.engine, alias),
+                    _ => None,
+                };
+                match cached {
+                    Some(module) => module,
+                    None => {
+                        let wasm = root.read_file(path).map_err(|source| RunError::Program {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        let wasm = crate::module::core_module_bytes(path.as_str(), &wasm)?;
+                        let module = self.compile_core(path.as_str(), &wasm)?;
+                        if let (Some(cache), Some(alias)) = (&self.cache, alias) {
+                            cache.set_alias(alias, &wasm);
+                        }
+                        module
+                    }
+                }
+            }
+        };
+        let (world, captured) = WasiState::new(root, spec, stdio)?;
+        on_start();
+        exec::run_in(&self.engine, &module, spec, world, captured, interrupt)
+    }
+}

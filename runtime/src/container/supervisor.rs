@@ -1,0 +1,526 @@
+//! Running a container to its end: the foreground `capsule run`, and the supervisor
+//! process of a detached container (`run -d`, `start`), which Capsule starts as a
+//! session of its own (`setsid`, no terminal) and which lives exactly as long as the
+//! container runs, restarts included.
+//!
+//! The process that runs a container holds its run lock and writes its state. `stop`
+//! and `kill` talk to it with a request file and `SIGTERM`: the guest keeps running for
+//! the grace period (WASI preview1 has no signals to tell it), then is interrupted
+//! (wasmtime's epochs) and the container exits with 137, as a process killed after
+//! `docker stop`'s grace period does. The restart policy is carried out here, with
+//! Docker's back-off (100 ms, doubling, at most a minute, reset after 10 s of running).
+
+use super::logs::JsonLog;
+use super::runner::{Program, Runner};
+use super::{Container, ContainerError, State, Status};
+use crate::engine::{Interrupt, Interruption};
+use crate::exec::{ExitStatus, RunError, RunOutput};
+use crate::wasi::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Exit codes Capsule gives a container that did not exit by itself, as Docker and
+/// wasmtime do.
+pub mod code {
+    /// A trap (128 + SIGABRT, as wasmtime reports it) or an invalid `proc_exit`.
+    pub const TRAP: i32 = 134;
+    /// Killed: `kill`, or `stop` after its grace period (128 + SIGKILL).
+    pub const KILLED: i32 = 137;
+    /// Interrupted from the terminal (128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
+    /// Its `--timeout` passed (as `timeout(1)` reports it).
+    pub const TIMEOUT: i32 = 124;
+    /// It could not start (Docker's 125/126/127 are Capsule's own errors).
+    pub const CANNOT_START: i32 = 126;
+}
+
+/// The request `stop`/`kill` leave for the process that runs the container.
+const STOP_REQUEST: &str = "stop-request";
+
+/// The default grace period of `stop`, as Docker's.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
+
+/// How a container's run ended, as its state records it.
+#[derive(Debug)]
+pub struct Ended {
+    pub exit_code: i32,
+    /// The last run's output (`None` when it could not start).
+    pub output: Option<RunOutput>,
+    /// Why it could not start.
+    pub error: Option<RunError>,
+}
+
+/// Where the process that runs the container is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `capsule run` in the foreground: output echoed to the terminal as well as
+    /// logged, stdin when `-i`; Ctrl-C interrupts the guest at once. One run: the
+    /// restart policy applies to detached containers.
+    Foreground,
+    /// The supervisor of a detached container.
+    Detached,
+}
+
+/// The exit code a run's status gives the container.
+pub fn exit_code(status: &ExitStatus) -> i32 {
+    match status {
+        ExitStatus::Exited(code) => i32::from(*code),
+        ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) => code::TRAP,
+        ExitStatus::Interrupted(Interruption::Killed) => code::KILLED,
+        ExitStatus::Interrupted(Interruption::Timeout(_)) => code::TIMEOUT,
+    }
+}
+
+/// Why a run ended, for `inspect`'s `State.Error`, when not by exiting.
+fn status_error(status: &ExitStatus) -> Option<String> {
+    match status {
+        ExitStatus::Exited(_) => None,
+        ExitStatus::Trapped(trap) => Some(format!("guest trapped: {}", trap.reason)),
+        ExitStatus::InvalidExit(n) => Some(format!("guest called proc_exit({n})")),
+        ExitStatus::Interrupted(why) => Some(format!("guest {why}")),
+    }
+}
+
+/// What the signal thread and the run share.
+#[derive(Debug, Default)]
+struct Control {
+    /// Fired as soon as a stop is asked for: no more restarts, back-off sleeps end.
+    requested: Interrupt,
+    /// Fired when the guest must end (after the grace period).
+    kill: Interrupt,
+    /// The run returned (the watchdog stands down).
+    finished: AtomicBool,
+    /// The code to record instead of the run's (Ctrl-C: 130).
+    code_override: AtomicI32,
+}
+
+/// Runs `container` to its end, recording its state; `on_started` is called once the
+/// guest is about to run for the first time (or once it has failed to start).
+///
+/// # Errors
+/// [`ContainerError`] when the container cannot be run at all (it runs elsewhere,
+/// it was made by another Capsule, its state cannot be written).
+pub fn run(
+    container: &mut Container,
+    runner: &Runner,
+    mode: Mode,
+    mut on_started: impl FnMut(Result<(), &str>),
+) -> Result<Ended, ContainerError> {
+    let (Some(spec), Some(path)) = (
+        container.config.spec.clone(),
+        container.config.program.clone(),
+    ) else {
+        return Err(ContainerError::Unrunnable {
+            id: container.config.id.clone(),
+        });
+    };
+    if !container.lock_running()? {
+        return Err(super::StateError::AlreadyRunning(container.name().to_owned()).into());
+    }
+    let _ = std::fs::remove_file(container.dir.join(STOP_REQUEST));
+    let runner = runner
+        .for_features(container.config.features)
+        .map_err(|e| ContainerError::Io {
+            what: "cannot configure the engine".to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+    let program = Program::InRoot {
+        path,
+        alias: container.config.cache_alias.clone(),
+    };
+    let log = Arc::new(
+        JsonLog::open(&container.dir, mode == Mode::Foreground).map_err(|source| {
+            ContainerError::Io {
+                what: "cannot open the container's log".to_owned(),
+                source,
+            }
+        })?,
+    );
+    let stdio = Stdio::Logged {
+        sink: log.clone(),
+        stdin: mode == Mode::Foreground && container.config.interactive,
+    };
+    let control = Arc::new(Control::default());
+    watch_signals(container, mode, &control);
+
+    let mut state = container.state();
+    state.stopped_by_user = false;
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        state.status = Status::Running;
+        state.pid = Some(std::process::id());
+        state.started_at = Some(super::logs::now_nanos());
+        state.finished_at = None;
+        state.error = None;
+        state.oom_killed = false;
+        container.write_state(&state)?;
+        let began = Instant::now();
+        let mut started = false;
+        let result = runner.run_observed(&spec, &program, &stdio, &control.kill, &mut || {
+            if first {
+                started = true;
+                on_started(Ok(()));
+            }
+        });
+        let (exit, output, error) = match result {
+            Ok(output) => {
+                let mut exit = exit_code(&output.status);
+                let forced = control.code_override.load(Ordering::SeqCst);
+                if forced != 0 && matches!(output.status, ExitStatus::Interrupted(_)) {
+                    exit = forced;
+                }
+                state.error = status_error(&output.status);
+                (exit, Some(output), None)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                log.note(&text);
+                if first && !started {
+                    on_started(Err(&text));
+                }
+                state.error = Some(text);
+                (code::CANNOT_START, None, Some(e))
+            }
+        };
+        first = false;
+        state.exit_code = Some(exit);
+        state.finished_at = Some(super::logs::now_nanos());
+        state.stopped_by_user = control.requested.reason().is_some();
+        let restart = mode == Mode::Detached
+            && error.is_none()
+            && container
+                .config
+                .restart
+                .restarts(exit, state.restart_count, state.stopped_by_user);
+        if !restart {
+            state.status = Status::Exited;
+            control.finished.store(true, Ordering::SeqCst);
+            container.write_state(&state)?;
+            return Ok(Ended {
+                exit_code: exit,
+                output,
+                error,
+            });
+        }
+        if began.elapsed() >= Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        state.status = Status::Restarting;
+        container.write_state(&state)?;
+        log.note(&format!(
+            "exited with {exit}; restarting in {} ({} policy)",
+            crate::spec::format_duration(backoff),
+            container.config.restart
+        ));
+        if !control.requested.sleep(backoff) {
+            state.status = Status::Exited;
+            state.stopped_by_user = true;
+            control.finished.store(true, Ordering::SeqCst);
+            container.write_state(&state)?;
+            return Ok(Ended {
+                exit_code: exit,
+                output,
+                error,
+            });
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+        state.restart_count += 1;
+    }
+}
+
+/// Asks the process that runs `container` to stop it: the guest is interrupted after
+/// `grace` (at once for `kill`). Returns `false` when no process runs it.
+///
+/// # Errors
+/// The host's error writing the request.
+pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, ContainerError> {
+    let state = container.state();
+    if !state.is_active() || container.lock_is_free() {
+        return Ok(false);
+    }
+    let Some(pid) = state.pid else {
+        return Ok(false);
+    };
+    let tmp = container.dir.join(format!(".{STOP_REQUEST}.tmp"));
+    std::fs::write(&tmp, grace.as_millis().to_string())
+        .and_then(|()| std::fs::rename(&tmp, container.dir.join(STOP_REQUEST)))
+        .map_err(|source| ContainerError::Io {
+            what: "cannot ask the container to stop".to_owned(),
+            source,
+        })?;
+    signal_terminate(pid);
+    Ok(true)
+}
+
+/// Waits until no process runs `container`, at most `timeout`; whether it stopped.
+pub fn wait_stopped(container: &Container, timeout: Option<Duration>) -> bool {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if container.lock_is_free() {
+            return true;
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Ends the process that runs `container` outright (it did not stop when asked) and
+/// records the container as killed.
+///
+/// # Errors
+/// The host's error writing the state.
+pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
+    let mut state = container.state();
+    if let Some(pid) = state.pid {
+        signal_kill(pid);
+    }
+    if wait_stopped(container, Some(Duration::from_secs(5))) && container.lock_running()? {
+        state.status = Status::Exited;
+        state.exit_code = Some(code::KILLED);
+        state.finished_at = Some(super::logs::now_nanos());
+        state.error = Some("its process did not stop when asked and was killed".to_owned());
+        state.stopped_by_user = true;
+        container.write_state(&state)?;
+        container.unlock_running();
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn signal_terminate(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+}
+
+#[cfg(unix)]
+fn signal_kill(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn signal_terminate(_pid: u32) {
+    // Without signals the request file is read by the supervisor's polling thread.
+}
+
+#[cfg(not(unix))]
+fn signal_kill(_pid: u32) {}
+
+/// The grace period a stop request asks for.
+fn read_request(dir: &std::path::Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(dir.join(STOP_REQUEST)).ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_millis)
+}
+
+/// A thread that turns signals into stops: `SIGTERM` (from `stop`/`kill`, with the
+/// request file's grace period) and, in the foreground, `SIGINT`/`SIGHUP` (at once,
+/// recorded as 130). If the guest does not end within a second of being interrupted
+/// (it is blocked in the host), the state is written and the process exits.
+#[cfg(unix)]
+fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle signals; stop will kill the process");
+            return;
+        }
+    };
+    let control = control.clone();
+    let dir = container.dir.clone();
+    let rm = container.config.rm;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let grace = match (signal, mode) {
+                (SIGTERM, _) => read_request(&dir).unwrap_or(Duration::ZERO),
+                (_, Mode::Detached) => continue,
+                _ => {
+                    control.code_override.store(128 + signal, Ordering::SeqCst);
+                    Duration::ZERO
+                }
+            };
+            control.requested.interrupt(Interruption::Killed);
+            let control = control.clone();
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                if !grace.is_zero() {
+                    // Ends early only if the guest finishes by itself.
+                    let deadline = Instant::now() + grace;
+                    while Instant::now() < deadline && !control.finished.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10).min(grace));
+                    }
+                }
+                control.kill.interrupt(Interruption::Killed);
+                std::thread::sleep(Duration::from_secs(1));
+                if !control.finished.load(Ordering::SeqCst) {
+                    watchdog_exit(&dir, rm, &control);
+                }
+            });
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn watch_signals(container: &Container, _mode: Mode, control: &Arc<Control>) {
+    // No signals: poll for the request file.
+    let control = control.clone();
+    let dir = container.dir.clone();
+    let rm = container.config.rm;
+    std::thread::spawn(move || {
+        loop {
+            if let Some(grace) = read_request(&dir) {
+                control.requested.interrupt(Interruption::Killed);
+                std::thread::sleep(grace);
+                control.kill.interrupt(Interruption::Killed);
+                std::thread::sleep(Duration::from_secs(1));
+                if !control.finished.load(Ordering::SeqCst) {
+                    watchdog_exit(&dir, rm, &control);
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// The guest did not end when interrupted: record it as killed and end the process.
+fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
+    let forced = control.code_override.load(Ordering::SeqCst);
+    let code = if forced != 0 { forced } else { code::KILLED };
+    if rm {
+        for _ in 0..5 {
+            if crate::ambient::remove_dir_all(dir).is_ok() || !crate::ambient::is_dir(dir) {
+                break;
+            }
+        }
+    } else if let Some(mut state) = std::fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+    {
+        state.status = Status::Exited;
+        state.exit_code = Some(code);
+        state.finished_at = Some(super::logs::now_nanos());
+        state.stopped_by_user = true;
+        state.error =
+            Some("guest was blocked in the host when stopped; its process ended".to_owned());
+        if let Ok(json) = serde_json::to_vec_pretty(&state) {
+            let tmp = dir.join(".state.json.watchdog.tmp");
+            let _ = std::fs::write(&tmp, json)
+                .and_then(|()| std::fs::rename(&tmp, dir.join("state.json")));
+        }
+    }
+    std::process::exit(code);
+}
+
+/// The hidden command of the `capsule` binary that runs a detached container.
+pub const SUPERVISE_COMMAND: &str = "__supervise";
+
+/// Starts the supervisor of a detached container (`exe` is the `capsule` binary) and
+/// waits until its guest is about to run, or has failed to start.
+///
+/// # Errors
+/// [`ContainerError`] when the supervisor cannot be started, or the guest could not
+/// start (its reason).
+pub fn spawn_detached(
+    home: &crate::home::Home,
+    container: &Container,
+    exe: &std::path::Path,
+) -> Result<(), ContainerError> {
+    use std::io::BufRead;
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| ContainerError::Io { what, source }
+    };
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(container.dir.join("supervisor.log"))
+        .map_err(io("cannot open the supervisor's log"))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg(SUPERVISE_COMMAND)
+        .arg(&container.config.id)
+        .env("CAPSULE_HOME", home.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .spawn()
+        .map_err(io("cannot start the container's supervisor"))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(io("cannot talk to the container's supervisor")(
+            std::io::Error::other("no pipe"),
+        ));
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(io("cannot talk to the container's supervisor"))?;
+    // The supervisor outlives this process; its exit status is not ours to collect.
+    drop(child);
+    match line.trim_end().split_once(' ') {
+        _ if line.trim_end() == "started" => Ok(()),
+        Some(("error", reason)) => Err(ContainerError::Start {
+            name: container.name().to_owned(),
+            reason: reason.to_owned(),
+        }),
+        _ => Err(ContainerError::Start {
+            name: container.name().to_owned(),
+            reason: format!(
+                "its supervisor ended before the guest started (see {})",
+                container.dir.join("supervisor.log").display()
+            ),
+        }),
+    }
+}
+
+/// The supervisor's side: a session of its own, then [`run`] in [`Mode::Detached`],
+/// saying on stdout when the guest starts (`started`) or why it could not
+/// (`error REASON`).
+///
+/// # Errors
+/// [`ContainerError`] when the container cannot be found or run.
+pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32, ContainerError> {
+    use std::io::Write;
+    #[cfg(unix)]
+    let _ = rustix::process::setsid();
+    let mut container = Container::find(home, id)?;
+    let mut said = false;
+    let say = |text: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    };
+    let result = run(&mut container, runner, Mode::Detached, |outcome| {
+        said = true;
+        match outcome {
+            Ok(()) => say("started"),
+            Err(reason) => say(&format!("error {}", reason.replace('\n', " "))),
+        }
+    });
+    match result {
+        Ok(ended) => Ok(ended.exit_code),
+        Err(e) => {
+            if !said {
+                say(&format!("error {e}"));
+            }
+            Err(e)
+        }
+    }
+}
