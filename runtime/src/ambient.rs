@@ -71,22 +71,20 @@ pub fn open_file(path: &Path) -> io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
-/// Creates a temporary file beside `path` (to be renamed over it when complete).
+/// Opens the directory a user-named output file goes in (`save -o FILE`), and gives the
+/// file's name in it, for a write through [`crate::store::AtomicFile`].
 ///
 /// # Errors
-/// The host's error.
-pub fn create_temp_beside(path: &Path) -> io::Result<(std::fs::File, std::path::PathBuf)> {
+/// The host's error; `InvalidInput` when the path names no file.
+pub fn open_parent(path: &Path) -> io::Result<(Dir, std::ffi::OsString)> {
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    Ok((file, tmp))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((open_dir(parent)?, name.to_owned()))
 }
 
 /// Creates a fresh private scratch directory under the system's temporary directory.

@@ -107,3 +107,39 @@ impl Home {
         }
     }
 }
+
+/// What a directory of the home holds (`system df`, `builder prune`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirUsage {
+    /// Bytes of the files anywhere below it.
+    pub bytes: u64,
+    /// Entries at its top.
+    pub entries: usize,
+}
+
+/// What a host directory holds (nothing when it does not exist); entries that cannot
+/// be read are not counted.
+pub fn dir_usage(path: &Path) -> DirUsage {
+    let Ok(dir) = crate::ambient::open_dir(path) else {
+        return DirUsage::default();
+    };
+    let mut usage = DirUsage::default();
+    let mut stack = vec![(dir, true)];
+    while let Some((dir, is_top)) = stack.pop() {
+        let Ok(entries) = dir.entries() else { continue };
+        for entry in entries.flatten() {
+            if is_top {
+                usage.entries += 1;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if let Ok(sub) = entry.open_dir() {
+                    stack.push((sub, false));
+                }
+            } else {
+                usage.bytes += meta.len();
+            }
+        }
+    }
+    usage
+}

@@ -5,6 +5,7 @@
 //! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
 //! - [`wasi`]: the WASI preview1 host a guest sees (the seam the layered filesystem
 //!   replaces).
+//! - [`builder`]: recipes (Dockerfile syntax) over a build context become images.
 //! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
 //! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
 //! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
@@ -13,7 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod ambient;
-pub mod build;
+pub mod builder;
 pub mod builtin;
 pub mod container;
 pub mod engine;

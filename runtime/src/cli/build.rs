@@ -3,7 +3,7 @@
 use super::images::source_date_epoch;
 use super::progress::{self, Step};
 use super::{Failure, exit};
-use capsule_runtime::build::{self, BuildOptions, Observer, StepOutcome};
+use capsule_runtime::builder::{self, BuildOptions, Observer, StepOutcome};
 use capsule_runtime::engine::FeatureSet;
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
@@ -151,7 +151,7 @@ pub fn build(args: &BuildArgs) -> Result<u8, Failure> {
         step: None,
     };
     let built =
-        build::build(&home, &images, &options, &mut printer).map_err(|e| Failure::new(1, e))?;
+        builder::build(&home, &images, &options, &mut printer).map_err(|e| Failure::new(1, e))?;
     if args.quiet {
         println!("{}", built.image.id());
     } else {

@@ -1,23 +1,26 @@
 //! The image commands, with Docker's names, flags and columns: `images`, `tag`, `rmi`,
-//! `inspect`, `history`, `image prune`, `image import`, `save`, `load`, `system df`,
-//! `system check`.
+//! `inspect`, `history`, `image prune`, `image import`, `save`, `load`. The rules they
+//! apply (what `rmi` and `image prune` may remove) are the library's
+//! ([`capsule_runtime::image::removal`]).
 
+use super::output::{confirmed, print_table};
 use super::progress::{self, human_age, human_size};
 use super::{Failure, exit};
 use capsule_runtime::container::{ImagesInUse, now};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::archive::{self, ImportOptions};
 use capsule_runtime::image::reference::Reference;
+use capsule_runtime::image::removal::{Removal, removal};
 use capsule_runtime::image::{Image, ImageError, Images};
-use capsule_runtime::store::Digest;
+use capsule_runtime::store::AtomicFile;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-fn fail(e: impl Into<anyhow::Error>) -> Failure {
+pub(super) fn fail(e: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::USAGE, e)
 }
 
-fn open() -> Result<(Home, Images), Failure> {
+pub(super) fn open() -> Result<(Home, Images), Failure> {
     let home = Home::from_env().map_err(fail)?;
     let images = Images::open(&home).map_err(fail)?;
     Ok((home, images))
@@ -128,27 +131,6 @@ fn id_text(image: &Image, no_trunc: bool) -> String {
     }
 }
 
-/// Columns padded to the widest cell plus three spaces, as docker prints them.
-fn print_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct TagArgs {
     /// The image to name (name[:tag], or ID)
@@ -211,51 +193,22 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
                 Err(e) => return Err(not_found(e)),
             };
             let names = images.names_of(&image).map_err(fail)?;
-            let by_name = Reference::parse(target).ok().filter(|r| {
-                names
-                    .iter()
-                    .any(|n| n.repository == r.repository && n.tag == r.tag)
-            });
-            let removing_image = match &by_name {
-                Some(_) => names.len() <= 1,
-                None => true,
-            };
-            if by_name.is_none() && names.len() > 1 && !args.force {
-                return Err(Failure::new(
-                    1,
-                    anyhow::anyhow!(
-                        "image {} is referenced by several names ({}): remove them by name, or use -f",
-                        image.short_id(),
-                        names
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
             let users = in_use.users(&image.id().to_string());
-            if removing_image && !args.force && !users.is_empty() {
-                return Err(Failure::new(
-                    1,
-                    anyhow::anyhow!(
-                        "image {} is used by container {}: remove the container first (its files are under {}), or use -f",
-                        target,
-                        users
-                            .iter()
-                            .map(|c| c.get(..12).unwrap_or(c))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        home.containers_dir().display()
-                    ),
-                ));
-            }
-            match by_name {
-                Some(name) if !removing_image => {
+            let removal = removal(
+                target,
+                &image,
+                names,
+                users,
+                home.containers_dir(),
+                args.force,
+            )
+            .map_err(|e| Failure::new(1, e))?;
+            match removal {
+                Removal::Untag(name) => {
                     images.remove_name(&name).map_err(fail)?;
                     let _ = writeln!(out, "Untagged: {name}");
                 }
-                _ => {
+                Removal::Delete(names) => {
                     for name in &names {
                         let _ = writeln!(out, "Untagged: {name}");
                     }
@@ -458,37 +411,19 @@ pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     }
     let in_use = ImagesInUse::of(&home);
     let mut out = std::io::stdout().lock();
-    for (image, names) in images.distinct().map_err(fail)? {
-        // The same rule as rmi: an image a container uses stays, named or not.
-        let remove = !in_use.contains(&image.id().to_string()) && (args.all || names.is_empty());
-        if remove {
-            for name in &names {
-                let _ = writeln!(out, "untagged: {name}");
-            }
-            images.remove_image(&image).map_err(fail)?;
-            let _ = writeln!(out, "deleted: {}", image.id());
+    let prunable = images
+        .prunable(args.all, |id| in_use.contains(id))
+        .map_err(fail)?;
+    for (image, names) in prunable {
+        for name in &names {
+            let _ = writeln!(out, "untagged: {name}");
         }
+        images.remove_image(&image).map_err(fail)?;
+        let _ = writeln!(out, "deleted: {}", image.id());
     }
     let freed = images.collect_garbage(true).map_err(fail)?.unwrap_or(0);
     let _ = writeln!(out, "\nTotal reclaimed space: {}", human_size(freed));
     Ok(0)
-}
-
-/// Docker's confirmation before removing `what`: `-f` skips it; without a terminal
-/// to ask on, the command refuses rather than guess.
-fn confirmed(force: bool, command: &str, what: &str) -> Result<bool, Failure> {
-    if force {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(fail(anyhow::anyhow!(
-            "{command} removes {what}: confirm with -f (stdin is not a terminal to ask)"
-        )));
-    }
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -592,22 +527,20 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
     let total: u64 = selected.iter().map(|(i, _)| i.size()).sum();
     match &args.output {
         Some(path) => {
-            let (file, tmp) = capsule_runtime::ambient::create_temp_beside(path)
-                .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+            let cannot =
+                |e: std::io::Error| fail(anyhow::anyhow!("cannot write {}: {e}", path.display()));
+            let (dir, name) = capsule_runtime::ambient::open_parent(path).map_err(cannot)?;
+            let mut file = AtomicFile::create(&dir, &name.to_string_lossy()).map_err(cannot)?;
             let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
-            let result = archive::save(&images, &selected, std::io::BufWriter::new(&file), &|n| {
-                bar.add(n)
-            })
-            .map_err(fail)
-            .and_then(|()| file.sync_all().map_err(fail))
-            .and_then(|()| {
-                std::fs::rename(&tmp, path)
-                    .map_err(|e| fail(anyhow::anyhow!("cannot write {}: {e}", path.display())))
-            });
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result?;
+            archive::save(
+                &images,
+                &selected,
+                std::io::BufWriter::new(&mut file),
+                &|n| bar.add(n),
+            )
+            .map_err(fail)?;
+            file.sync().map_err(fail)?;
+            file.commit(&name).map_err(cannot)?;
             bar.finish(&format!(
                 "{} image(s), {}",
                 selected.len(),
@@ -679,331 +612,4 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
         }
     }
     Ok(0)
-}
-
-pub fn system_df() -> Result<u8, Failure> {
-    let (home, images) = open()?;
-    let distinct = images.distinct().map_err(fail)?;
-    let in_use = ImagesInUse::of(&home);
-    let mut blobs = std::collections::HashMap::new();
-    let mut active_blobs = std::collections::HashSet::new();
-    for (image, _) in &distinct {
-        let active = in_use.contains(&image.id().to_string());
-        for blob in image.blobs() {
-            if active {
-                active_blobs.insert(blob.digest.clone());
-            }
-            blobs.insert(blob.digest, blob.size);
-        }
-    }
-    let total: u64 = blobs.values().sum();
-    let active: u64 = blobs
-        .iter()
-        .filter(|(d, _)| active_blobs.contains(*d))
-        .map(|(_, s)| s)
-        .sum();
-    let active_images = distinct
-        .iter()
-        .filter(|(i, _)| in_use.contains(&i.id().to_string()))
-        .count();
-    let containers = dir_size(&home.containers_dir());
-    let build_cache = dir_size(&home.build_cache_dir()).0 + images.layer_cache().size();
-    let stored: u64 = images
-        .store()
-        .blobs()
-        .map_err(fail)?
-        .iter()
-        .map(|b| b.size)
-        .sum();
-    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
-    let rows = [
-        [
-            "TYPE".to_owned(),
-            "TOTAL".to_owned(),
-            "ACTIVE".to_owned(),
-            "SIZE".to_owned(),
-            "RECLAIMABLE".to_owned(),
-        ],
-        [
-            "Images".to_owned(),
-            distinct.len().to_string(),
-            active_images.to_string(),
-            human_size(total),
-            format!(
-                "{} ({}%)",
-                human_size(total - active),
-                pct(total - active, total)
-            ),
-        ],
-        [
-            "Containers".to_owned(),
-            in_use.containers().to_string(),
-            "0".to_owned(),
-            human_size(containers.0),
-            format!("{} (100%)", human_size(containers.0)),
-        ],
-        [
-            "Local Volumes".to_owned(),
-            "0".to_owned(),
-            "0".to_owned(),
-            "0B".to_owned(),
-            "0B".to_owned(),
-        ],
-        [
-            "Build Cache".to_owned(),
-            dir_size(&home.build_cache_dir().join("steps"))
-                .1
-                .to_string(),
-            "0".to_owned(),
-            human_size(build_cache),
-            human_size(build_cache),
-        ],
-    ];
-    let mut out = std::io::stdout().lock();
-    print_table(&mut out, &rows);
-    if stored > total {
-        let _ = writeln!(
-            out,
-            "\n{} of blobs are not used by any image (capsule image prune frees them)",
-            human_size(stored - total)
-        );
-    }
-    Ok(0)
-}
-
-/// Bytes and entries below a host directory (0 when it does not exist).
-fn dir_size(path: &std::path::Path) -> (u64, usize) {
-    let Ok(dir) = capsule_runtime::ambient::open_dir(path) else {
-        return (0, 0);
-    };
-    let mut bytes = 0;
-    let mut top = 0;
-    let mut stack = vec![(dir, true)];
-    while let Some((dir, is_top)) = stack.pop() {
-        let Ok(entries) = dir.entries() else { continue };
-        for entry in entries.flatten() {
-            if is_top {
-                top += 1;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                if let Ok(sub) = entry.open_dir() {
-                    stack.push((sub, false));
-                }
-            } else {
-                bytes += meta.len();
-            }
-        }
-    }
-    (bytes, top)
-}
-
-#[derive(Debug, clap::Args)]
-pub struct BuilderPruneArgs {
-    /// Do not ask for confirmation
-    #[arg(short, long)]
-    force: bool,
-}
-
-/// `builder prune`: forget every build step (the next build rebuilds them) and free the
-/// layers only the build cache used.
-pub fn builder_prune(args: &BuilderPruneArgs) -> Result<u8, Failure> {
-    let (home, images) = open()?;
-    if !confirmed(args.force, "builder prune", "all build cache")? {
-        return Ok(0);
-    }
-    let cache = home.build_cache_dir();
-    let (bytes, _) = dir_size(&cache);
-    {
-        // Not while a build runs: it holds the lock shared.
-        let _lock = images.store().gc_lock(true).map_err(fail)?;
-        if capsule_runtime::ambient::is_dir(&cache) {
-            capsule_runtime::ambient::remove_dir_all(&cache)
-                .map_err(|e| fail(anyhow::anyhow!("cannot remove {}: {e}", cache.display())))?;
-        }
-    }
-    let freed = images.collect_garbage(true).map_err(fail)?.unwrap_or(0);
-    println!("Total reclaimed space: {}", human_size(bytes + freed));
-    Ok(0)
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Rebuild the store's index from the image manifests among the blobs (after
-    /// index.json was lost or damaged): images it does not list come back as
-    /// recovered:DIGEST; a damaged index is kept as index.json.damaged
-    #[arg(long = "rebuild-index")]
-    rebuild_index: bool,
-}
-
-pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
-    let (home, images) = open()?;
-    let store = images.store();
-    let mut out = std::io::stdout().lock();
-    if args.rebuild_index {
-        let rebuilt = images.rebuild_index().map_err(fail)?;
-        let added = rebuilt.recovered;
-        if let Some(kept) = rebuilt.damaged_kept_as {
-            let _ = writeln!(out, "kept the damaged index as {}", kept.display());
-        }
-        for (image, name) in &added {
-            let _ = writeln!(
-                out,
-                "recovered: {} (image {}) as {name}",
-                image.manifest_digest,
-                image.short_id()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "index rebuilt: {} image(s) recovered; name them with capsule tag recovered:TAG NAME",
-            added.len()
-        );
-    }
-    let blobs = store.blobs().map_err(fail)?;
-    let mut corrupt: Vec<Digest> = Vec::new();
-    let total: u64 = blobs.iter().map(|b| b.size).sum();
-    let bar = progress::Bytes::new("Checking blobs", Some(total));
-    for blob in &blobs {
-        if !store.verify_blob(&blob.digest).map_err(fail)? {
-            corrupt.push(blob.digest.clone());
-        }
-        bar.add(blob.size);
-    }
-    bar.finish(&format!("{} blobs, {}", blobs.len(), human_size(total)));
-    for digest in &corrupt {
-        let moved = store.quarantine_blob(digest).map_err(fail)?;
-        let _ = writeln!(
-            out,
-            "corrupt: {digest} (content does not hash to its name; moved to {})",
-            moved.display()
-        );
-    }
-    // Derived data: every cached layer must hash to its diff_id.
-    let (damaged_layers, cached) = images.layer_cache().check();
-    for diff_id in &damaged_layers {
-        let _ = writeln!(
-            out,
-            "damaged: cached layer {diff_id} (removed; rebuilt from its blob when next used)"
-        );
-    }
-    // The other derived files: compiled modules and build-cache records.
-    let mut damaged_other = Vec::new();
-    if let Ok(cache) = capsule_runtime::engine::ModuleCache::open(&home.module_cache_dir()) {
-        damaged_other.extend(
-            cache
-                .check()
-                .0
-                .into_iter()
-                .map(|name| format!("cache/modules/{name}")),
-        );
-    }
-    if capsule_runtime::ambient::is_dir(&home.build_cache_dir())
-        && let Ok(cache) = capsule_runtime::build::cache::BuildCache::open(&home.build_cache_dir())
-    {
-        damaged_other.extend(
-            cache
-                .check()
-                .0
-                .into_iter()
-                .map(|name| format!("cache/build/{name}")),
-        );
-    }
-    for name in &damaged_other {
-        let _ = writeln!(out, "damaged: {name} (removed; rebuilt when next needed)");
-    }
-    // Every image must find every blob it names.
-    let index = match store.index() {
-        Ok(index) => index,
-        Err(e) => {
-            let _ = writeln!(out, "index: {e}");
-            return Ok(1);
-        }
-    };
-    let mut broken = 0;
-    let mut damaged_indexes = 0;
-    for desc in index.manifests() {
-        let name = desc
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(capsule_runtime::image::oci::ANNOTATION_IMAGE_NAME))
-            .cloned()
-            .unwrap_or_else(|| "<none>".to_owned());
-        let Ok(digest) = desc.digest().to_string().parse::<Digest>() else {
-            continue;
-        };
-        let image = images.load(&digest).and_then(|image| {
-            image
-                .blobs()
-                .into_iter()
-                .find(|b| !store.has_blob(&b.digest))
-                .map_or(Ok(image), |b| {
-                    Err(ImageError::BlobMissing {
-                        blob: b.digest.clone(),
-                    })
-                })
-        });
-        match image {
-            Ok(image) => {
-                if !saved_layer_index_is_sound(&home, &images, &image) {
-                    damaged_indexes += 1;
-                    let _ = writeln!(
-                        out,
-                        "damaged: the saved layer index of image {name} (removed; rebuilt when next used)"
-                    );
-                }
-            }
-            Err(e) => {
-                broken += 1;
-                let _ = writeln!(out, "image {name} ({digest}) is broken: {e}");
-            }
-        }
-    }
-    let derived = damaged_layers.len() + damaged_indexes + damaged_other.len();
-    if corrupt.is_empty() && broken == 0 && derived == 0 {
-        let _ = writeln!(
-            out,
-            "ok: {} blobs verified, {} images complete, {cached} cached layers verified",
-            blobs.len(),
-            index.manifests().len()
-        );
-        Ok(0)
-    } else if corrupt.is_empty() && broken == 0 {
-        let _ = writeln!(
-            out,
-            "{derived} damaged derived file(s) removed: they are rebuilt from the store when next used"
-        );
-        Ok(1)
-    } else {
-        let _ = writeln!(
-            out,
-            "{} corrupt blob(s) quarantined, {broken} broken image(s): remove them (capsule rmi) and build or load them again",
-            corrupt.len()
-        );
-        Ok(1)
-    }
-}
-
-/// Whether the saved merged index of an image's layer chain (if there is one) is the
-/// one its layers give; a damaged one is removed (the next run rebuilds it).
-fn saved_layer_index_is_sound(home: &Home, images: &Images, image: &Image) -> bool {
-    let Some(chain) = capsule_runtime::image::oci::chain_id(&image.diff_ids()) else {
-        return true;
-    };
-    let name = format!("{}.idx", chain.hex());
-    let Ok(dir) = capsule_runtime::ambient::open_dir(&home.layer_index_dir()) else {
-        return true;
-    };
-    let Ok(saved) = dir.read(&name) else {
-        return true;
-    };
-    let sound = images
-        .rootfs(image)
-        .ok()
-        .and_then(|(paths, _)| capsule_runtime::fs::rootfs::open_lower(&paths, None, None).ok())
-        .is_some_and(|fresh| fresh.index().as_bytes() == saved.as_slice());
-    if !sound {
-        let _ = dir.remove_file(&name);
-    }
-    sound
 }

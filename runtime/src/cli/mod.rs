@@ -1,11 +1,14 @@
 //! Command-line parsing, printing, and the one place that picks the exit code.
 
 mod build;
+mod builder;
 mod container;
 mod images;
 mod info;
+mod output;
 mod progress;
 mod run;
+mod system;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -162,7 +165,7 @@ enum ContainerCommand {
 #[derive(Debug, Subcommand)]
 enum BuilderCommand {
     /// Remove the build cache (every step rebuilds next time) and the layers only it used
-    Prune(images::BuilderPruneArgs),
+    Prune(builder::BuilderPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +198,7 @@ enum SystemCommand {
     Df,
     /// Re-hash every blob and derived file; quarantine corrupt blobs, drop damaged
     /// derived files (rebuilt when next used), report broken images
-    Check(images::CheckArgs),
+    Check(system::CheckArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -264,9 +267,9 @@ pub fn main() -> ExitCode {
         Command::Load(args) | Command::Image(ImageCommand::Load(args)) => images::load(&args),
         Command::Image(ImageCommand::Import(args)) => images::import(&args),
         Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
-        Command::System(SystemCommand::Df) => images::system_df(),
-        Command::System(SystemCommand::Check(args)) => images::system_check(&args),
-        Command::Builder(BuilderCommand::Prune(args)) => images::builder_prune(&args),
+        Command::System(SystemCommand::Df) => system::system_df(),
+        Command::System(SystemCommand::Check(args)) => system::system_check(&args),
+        Command::Builder(BuilderCommand::Prune(args)) => builder::builder_prune(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -114,15 +114,8 @@ fn walk(root: &Dir, dir: &str, out: &mut Vec<UpperEntry>) -> std::io::Result<()>
     Ok(())
 }
 
-#[cfg(unix)]
 fn mode_of(meta: &cap_std::fs::Metadata) -> u32 {
-    use cap_std::fs::PermissionsExt;
-    meta.permissions().mode()
-}
-
-#[cfg(not(unix))]
-fn mode_of(meta: &cap_std::fs::Metadata) -> u32 {
-    if meta.is_dir() { 0o755 } else { 0o644 }
+    super::sys::permission_bits(meta)
 }
 
 /// How a path changed, as `docker diff` says it.

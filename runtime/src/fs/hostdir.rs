@@ -6,6 +6,7 @@
 use super::errno::{Errno, FsError, FsResult};
 use super::layer::Kind;
 use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat, Timestamp};
+use super::sys;
 use cap_fs_ext::{DirExt, OpenOptionsFollowExt, SystemTimeSpec};
 use cap_std::fs::Dir;
 use std::io;
@@ -54,7 +55,8 @@ pub(crate) fn stat_of(meta: &cap_std::fs::Metadata) -> Stat {
                 )
             })
     };
-    let (mode, ino, nlink, ctime) = unix_bits(meta);
+    let mode = sys::permission_bits(meta);
+    let (ino, nlink, ctime) = sys::identity(meta);
     Stat {
         kind,
         mode,
@@ -65,25 +67,6 @@ pub(crate) fn stat_of(meta: &cap_std::fs::Metadata) -> Stat {
         mtime: time(meta.modified()),
         ctime: ctime.unwrap_or_else(|| time(meta.modified())),
     }
-}
-
-#[cfg(unix)]
-fn unix_bits(meta: &cap_std::fs::Metadata) -> (u32, u64, u64, Option<Timestamp>) {
-    use cap_std::fs::MetadataExt;
-    let ctime = (meta.ctime(), u32::try_from(meta.ctime_nsec()).unwrap_or(0));
-    (meta.mode() & 0o7777, meta.ino(), meta.nlink(), Some(ctime))
-}
-
-#[cfg(not(unix))]
-fn unix_bits(meta: &cap_std::fs::Metadata) -> (u32, u64, u64, Option<Timestamp>) {
-    let mode = if meta.is_dir() {
-        0o755
-    } else if meta.permissions().readonly() {
-        0o444
-    } else {
-        0o644
-    };
-    (mode, 0, 1, None)
 }
 
 pub(crate) fn spec(t: SetTime) -> Option<SystemTimeSpec> {
@@ -202,7 +185,7 @@ fn open_host_file(
         o.create(true);
     }
     o.follow(cap_fs_ext::FollowSymlinks::No);
-    set_create_mode(&mut o, mode);
+    sys::set_create_mode(&mut o, mode);
     let file = match dir.open_with(path, &o) {
         Ok(file) => file,
         // A directory cannot be opened for writing; report it as POSIX does.
@@ -232,7 +215,7 @@ pub(crate) fn create_file(
         .write(options.write || options.truncate)
         .create_new(true);
     o.follow(cap_fs_ext::FollowSymlinks::No);
-    set_create_mode(&mut o, mode);
+    sys::set_create_mode(&mut o, mode);
     match dir.open_with(name, &o) {
         Ok(file) => Ok(Arc::new(HostFile::new(file, options.write))),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !options.exclusive => {
@@ -241,15 +224,6 @@ pub(crate) fn create_file(
         Err(e) => Err(e.into()),
     }
 }
-
-#[cfg(unix)]
-fn set_create_mode(o: &mut cap_std::fs::OpenOptions, mode: u32) {
-    use cap_std::fs::OpenOptionsExt;
-    o.mode(mode & 0o777);
-}
-
-#[cfg(not(unix))]
-fn set_create_mode(_: &mut cap_std::fs::OpenOptions, _: u32) {}
 
 pub(crate) fn list_dir(
     dir: &Dir,
@@ -282,14 +256,7 @@ pub(crate) fn list_dir(
 }
 
 pub(crate) fn set_mode(dir: &Dir, path: &str, mode: u32) -> FsResult<()> {
-    #[cfg(unix)]
-    {
-        use cap_std::fs::PermissionsExt;
-        dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (dir, path, mode);
-    Ok(())
+    Ok(sys::set_permission_bits(dir, path, mode)?)
 }
 
 impl Backend for HostDir {
@@ -339,15 +306,7 @@ impl Backend for HostDir {
     }
 
     fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
-        #[cfg(unix)]
-        {
-            Ok(self.dir.symlink_contents(target, path)?)
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = (target, path);
-            Err(Errno::Notsup.into())
-        }
+        Ok(sys::symlink(&self.dir, target, path)?)
     }
 
     fn link(&self, from: &str, to: &str) -> FsResult<()> {

@@ -162,7 +162,7 @@ impl Layer {
             source,
         };
         let tar_len = file.metadata().map_err(io_err)?.len();
-        let mut builder = Builder::new(name);
+        let mut indexer = Indexer::new(name);
         let mut reader: &File = &file;
         reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let mut archive = tar::Archive::new(reader);
@@ -177,20 +177,20 @@ impl Layer {
                 Err(e) => {
                     let shown = raw_name_at(&file, next_header)
                         .unwrap_or_else(|| format!("at byte {next_header}"));
-                    return Err(builder.bad(&shown, &format!("unreadable tar header: {e}")));
+                    return Err(indexer.bad(&shown, &format!("unreadable tar header: {e}")));
                 }
             };
             next_header = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             let header = entry.header();
             let raw_path = entry.path_bytes();
-            let path = builder.check_path(&raw_path)?;
+            let path = indexer.check_path(&raw_path)?;
             let entry_type = header.entry_type();
             let mode = header.mode().map_err(io_err)?;
             let mtime = (
                 i64::try_from(header.mtime().map_err(io_err)?).unwrap_or(i64::MAX),
                 0,
             );
-            let bad = |reason: &str| builder.bad(&path, reason);
+            let bad = |reason: &str| indexer.bad(&path, reason);
             if mode & 0o6000 != 0 {
                 return Err(bad("setuid/setgid bits are not allowed in a layer"));
             }
@@ -213,12 +213,12 @@ impl Layer {
                     } else {
                         Content::TarRange { offset, len: size }
                     };
-                    builder.add(path, Kind::File, mode, mtime, size, content, None, link_id)?;
+                    indexer.add(path, Kind::File, mode, mtime, size, content, None, link_id)?;
                 }
                 T::Directory => {
                     let link_id = next_link_id;
                     next_link_id += 1;
-                    builder.add_dir(path, mode, mtime, link_id)?;
+                    indexer.add_dir(path, mode, mtime, link_id)?;
                 }
                 T::Symlink => {
                     let target = entry
@@ -229,16 +229,16 @@ impl Layer {
                         .to_owned();
                     let link_id = next_link_id;
                     next_link_id += 1;
-                    builder.add_symlink(path, mtime, target, link_id)?;
+                    indexer.add_symlink(path, mtime, target, link_id)?;
                 }
                 T::Link => {
                     let target = entry
                         .link_name_bytes()
                         .ok_or_else(|| bad("hardlink without a target"))?;
-                    let target = builder
+                    let target = indexer
                         .check_path(&target)
                         .map_err(|_| bad("hardlink target is not a path inside the layer"))?;
-                    let node = match builder.entries.get(&target) {
+                    let node = match indexer.entries.get(&target) {
                         Some(Entry::Node(node)) if node.kind == Kind::File => node.clone(),
                         _ => {
                             return Err(bad(&format!(
@@ -246,7 +246,7 @@ impl Layer {
                             )));
                         }
                     };
-                    builder.add(
+                    indexer.add(
                         path,
                         Kind::File,
                         node.mode,
@@ -269,7 +269,7 @@ impl Layer {
                 }
             }
         }
-        Ok(builder.finish(Source::Tar(file)))
+        Ok(indexer.finish(Source::Tar(file)))
     }
 
     /// Indexes a host directory as a layer (for `--layer DIR` and tests). Symlinks are
@@ -282,7 +282,7 @@ impl Layer {
     }
 
     fn index_dir(name: &str, dir: Arc<Dir>) -> Result<Self, LayerError> {
-        let mut builder = Builder::new(name);
+        let mut indexer = Indexer::new(name);
         let mut link_id = 0u64;
         let mut stack = vec![String::new()];
         while let Some(rel) = stack.pop() {
@@ -300,7 +300,7 @@ impl Layer {
                 let item = item.map_err(io_err)?;
                 let file_name = item.file_name();
                 let Some(file_name) = file_name.to_str() else {
-                    return Err(builder.bad(
+                    return Err(indexer.bad(
                         &format!("{rel}/{}", file_name.to_string_lossy()),
                         "name is not UTF-8",
                     ));
@@ -310,7 +310,7 @@ impl Layer {
                 } else {
                     format!("{rel}/{file_name}")
                 };
-                let path = builder.check_path(path.as_bytes())?;
+                let path = indexer.check_path(path.as_bytes())?;
                 let meta = dir.symlink_metadata(&path).map_err(io_err)?;
                 let mtime = meta
                     .modified()
@@ -323,26 +323,26 @@ impl Layer {
                             d.subsec_nanos(),
                         )
                     });
-                let mode = permission_bits(&meta);
+                let mode = crate::fs::sys::permission_bits(&meta);
                 link_id += 1;
                 let ft = meta.file_type();
                 if ft.is_dir() {
-                    builder.add_dir(path.clone(), mode, mtime, link_id)?;
+                    indexer.add_dir(path.clone(), mode, mtime, link_id)?;
                     stack.push(path);
                 } else if ft.is_symlink() {
                     let target = dir.read_link_contents(&path).map_err(io_err)?;
                     let target = target
                         .to_str()
-                        .ok_or_else(|| builder.bad(&path, "symlink target is not UTF-8"))?
+                        .ok_or_else(|| indexer.bad(&path, "symlink target is not UTF-8"))?
                         .to_owned();
-                    builder.add_symlink(path, mtime, target, link_id)?;
+                    indexer.add_symlink(path, mtime, target, link_id)?;
                 } else if ft.is_file() {
                     let content = if meta.len() == 0 {
                         Content::Empty
                     } else {
                         Content::DirPath(path.clone())
                     };
-                    builder.add(
+                    indexer.add(
                         path,
                         Kind::File,
                         mode & 0o1777,
@@ -353,14 +353,14 @@ impl Layer {
                         link_id,
                     )?;
                 } else {
-                    return Err(builder.bad(
+                    return Err(indexer.bad(
                         &path,
                         "special files (devices, FIFOs, sockets) are not allowed in a layer",
                     ));
                 }
             }
         }
-        Ok(builder.finish(Source::Dir(dir)))
+        Ok(indexer.finish(Source::Dir(dir)))
     }
 
     /// Reads up to `buf.len()` bytes of a file's content at `pos`.
@@ -417,29 +417,15 @@ fn raw_name_at(file: &File, offset: u64) -> Option<String> {
     (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
-#[cfg(unix)]
-fn permission_bits(meta: &cap_std::fs::Metadata) -> u32 {
-    use cap_std::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-#[cfg(not(unix))]
-fn permission_bits(meta: &cap_std::fs::Metadata) -> u32 {
-    match (meta.is_dir(), meta.permissions().readonly()) {
-        (true, _) => 0o755,
-        (false, true) => 0o444,
-        (false, false) => 0o644,
-    }
-}
-
-/// Collects and checks entries.
-struct Builder {
+/// Builds a layer's index: collects its entries, checking each, and the directories it
+/// marks opaque.
+struct Indexer {
     layer: String,
     entries: BTreeMap<String, Entry>,
     opaque: Vec<String>,
 }
 
-impl Builder {
+impl Indexer {
     fn new(layer: &str) -> Self {
         Self {
             layer: layer.to_owned(),
@@ -478,7 +464,6 @@ impl Builder {
         Ok(parts.join("/"))
     }
 
-    /// Adds a symlink, refusing an empty target or one with a NUL byte.
     /// Adds a directory.
     fn add_dir(
         &mut self,
@@ -499,6 +484,7 @@ impl Builder {
         )
     }
 
+    /// Adds a symlink, refusing an empty target or one with a NUL byte.
     fn add_symlink(
         &mut self,
         path: String,

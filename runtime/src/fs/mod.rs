@@ -21,7 +21,7 @@ mod mapped;
 pub mod node;
 pub mod overlay;
 pub mod rootfs;
-mod sys;
+pub(crate) mod sys;
 pub mod tmpfs;
 pub mod vfs;
 

@@ -1,5 +1,8 @@
-//! Platform differences, chosen once.
+//! Platform differences, chosen once: every Unix/other difference of the filesystem and
+//! the builder is a function here, with one fallback for hosts without Unix metadata
+//! (each fallback says what it gives).
 
+use cap_std::fs::{Dir, Metadata, OpenOptions};
 use std::fs::File;
 use std::io;
 
@@ -25,4 +28,96 @@ pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
 #[cfg(windows)]
 pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_write(file, buf, offset)
+}
+
+/// Permission bits of a host entry (`0o7777` at most). Elsewhere: 0755 for a
+/// directory, 0444 for a read-only file, 0644 for others.
+#[cfg(unix)]
+pub fn permission_bits(meta: &Metadata) -> u32 {
+    use cap_std::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+/// Permission bits of a host entry (`0o7777` at most). Elsewhere: 0755 for a
+/// directory, 0444 for a read-only file, 0644 for others.
+#[cfg(not(unix))]
+pub fn permission_bits(meta: &Metadata) -> u32 {
+    match (meta.is_dir(), meta.permissions().readonly()) {
+        (true, _) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    }
+}
+
+/// A host entry's inode number, link count and status-change time. Elsewhere: inode
+/// 0, one link, and no ctime (callers use the mtime).
+#[cfg(unix)]
+pub fn identity(meta: &Metadata) -> (u64, u64, Option<(i64, u32)>) {
+    use cap_std::fs::MetadataExt;
+    let ctime = (meta.ctime(), u32::try_from(meta.ctime_nsec()).unwrap_or(0));
+    (meta.ino(), meta.nlink(), Some(ctime))
+}
+
+/// A host entry's inode number, link count and status-change time. Elsewhere: inode
+/// 0, one link, and no ctime (callers use the mtime).
+#[cfg(not(unix))]
+pub fn identity(_meta: &Metadata) -> (u64, u64, Option<(i64, u32)>) {
+    (0, 1, None)
+}
+
+/// The permission bits a file created with `options` gets (before the umask).
+/// Elsewhere: nothing (the host's default).
+#[cfg(unix)]
+pub fn set_create_mode(options: &mut OpenOptions, mode: u32) {
+    use cap_std::fs::OpenOptionsExt;
+    options.mode(mode & 0o777);
+}
+
+/// The permission bits a file created with `options` gets (before the umask).
+/// Elsewhere: nothing (the host's default).
+#[cfg(not(unix))]
+pub fn set_create_mode(_options: &mut OpenOptions, _mode: u32) {}
+
+/// Sets the permission bits of `path` in `dir`. Elsewhere: nothing (the host keeps
+/// its own).
+///
+/// # Errors
+/// The host's error.
+#[cfg(unix)]
+pub fn set_permission_bits(dir: &Dir, path: &str, mode: u32) -> io::Result<()> {
+    use cap_std::fs::PermissionsExt;
+    dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))
+}
+
+/// Sets the permission bits of `path` in `dir`. Elsewhere: nothing (the host keeps
+/// its own).
+///
+/// # Errors
+/// The host's error.
+#[cfg(not(unix))]
+pub fn set_permission_bits(_dir: &Dir, _path: &str, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates a symlink `path` in `dir` whose text is `target`. Elsewhere:
+/// [`io::ErrorKind::Unsupported`] (ENOTSUP to a guest).
+///
+/// # Errors
+/// The host's error.
+#[cfg(unix)]
+pub fn symlink(dir: &Dir, target: &str, path: &str) -> io::Result<()> {
+    dir.symlink_contents(target, path)
+}
+
+/// Creates a symlink `path` in `dir` whose text is `target`. Elsewhere:
+/// [`io::ErrorKind::Unsupported`] (ENOTSUP to a guest).
+///
+/// # Errors
+/// The host's error.
+#[cfg(not(unix))]
+pub fn symlink(_dir: &Dir, _target: &str, _path: &str) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "symlinks are not supported on this host",
+    ))
 }

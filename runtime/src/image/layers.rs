@@ -14,12 +14,11 @@
 
 use super::ImageError;
 use super::oci::Compression;
-use crate::store::{CopyError, Digest, Store, copy_checked};
+use crate::store::{AtomicFile, CopyError, Digest, Store, copy_checked};
 use cap_std::fs::Dir;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The cache directory.
 #[derive(Debug)]
@@ -27,8 +26,6 @@ pub struct LayerCache {
     path: PathBuf,
     dir: Dir,
 }
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl LayerCache {
     /// Opens (creating) the cache at `path`.
@@ -148,18 +145,12 @@ impl LayerCache {
     /// # Errors
     /// [`ImageError::Io`].
     pub fn writer(&self) -> Result<CacheWriter<'_>, ImageError> {
-        let tmp = format!(
-            ".{}-{}.tmp",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let file = self.dir.create(&tmp).map_err(|source| ImageError::Io {
+        let file = AtomicFile::create(&self.dir, "layer").map_err(|source| ImageError::Io {
             what: "cannot write to the layer cache",
             source,
         })?;
         Ok(CacheWriter {
             cache: self,
-            tmp: Some(tmp),
             file: io::BufWriter::with_capacity(256 * 1024, file),
             written: 0,
             hasher: None,
@@ -312,8 +303,7 @@ impl LayerCache {
 #[derive(Debug)]
 pub struct CacheWriter<'a> {
     cache: &'a LayerCache,
-    tmp: Option<String>,
-    file: io::BufWriter<cap_std::fs::File>,
+    file: io::BufWriter<AtomicFile<'a>>,
     written: u64,
     /// Hashes the content when it is not the diff_id the caller hashed (an artifact).
     hasher: Option<Sha256>,
@@ -339,38 +329,27 @@ impl CacheWriter<'_> {
     ///
     /// # Errors
     /// [`ImageError::Io`].
-    pub fn publish(mut self, diff_id: &Digest) -> Result<(), ImageError> {
-        let tmp = self.tmp.take().unwrap_or_default();
+    pub fn publish(self, diff_id: &Digest) -> Result<(), ImageError> {
         let io = |source| ImageError::Io {
             what: "cannot write to the layer cache",
             source,
         };
-        self.file.flush().map_err(io)?;
-        let dir = &self.cache.dir;
+        let CacheWriter {
+            cache,
+            file,
+            written,
+            hasher,
+        } = self;
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
         // The size record first: a tar without one is hashed before use, never trusted.
-        let result = self
-            .cache
+        cache
             .write_record(
                 diff_id,
-                self.written,
-                &self
-                    .hasher
-                    .take()
-                    .map_or_else(|| diff_id.clone(), Digest::from_hasher),
+                written,
+                &hasher.map_or_else(|| diff_id.clone(), Digest::from_hasher),
             )
-            .and_then(|()| dir.rename(&tmp, dir, LayerCache::name(diff_id)));
-        if result.is_err() {
-            let _ = dir.remove_file(&tmp);
-        }
-        result.map_err(io)
-    }
-}
-
-impl Drop for CacheWriter<'_> {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = self.cache.dir.remove_file(tmp);
-        }
+            .and_then(|()| file.commit(LayerCache::name(diff_id)))
+            .map_err(io)
     }
 }
 

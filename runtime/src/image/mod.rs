@@ -9,10 +9,13 @@
 //! `<none>:<none>`) until `image prune` removes it.
 
 pub mod archive;
+pub mod check;
 pub mod layer_writer;
 pub mod layers;
 pub mod oci;
 pub mod reference;
+pub mod removal;
+pub mod usage;
 
 use crate::home::Home;
 use crate::store::{Blob, Digest, Store, StoreError};

@@ -18,10 +18,12 @@
 //! The images layer (`crate::image`) builds on top: manifests, configs, references and
 //! the layer cache the filesystem reads.
 
+mod atomic;
 pub mod digest;
 #[cfg(test)]
 mod tests;
 
+pub use atomic::{AtomicFile, write_atomically};
 pub use digest::{Digest, DigestError};
 
 use cap_std::fs::Dir;
@@ -29,7 +31,6 @@ use oci_spec::image::ImageIndex;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -95,16 +96,6 @@ pub struct Store {
     root: PathBuf,
     dir: Dir,
     blobs: Dir,
-}
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn tmp_name(prefix: &str) -> String {
-    format!(
-        ".{prefix}-{}-{}.tmp",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 impl Store {
@@ -214,14 +205,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] when the temporary file cannot be created.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>, StoreError> {
-        let tmp = tmp_name("blob");
-        let file = self
-            .blobs
-            .create(&tmp)
+        let file = AtomicFile::create(&self.blobs, "blob")
             .map_err(self.io("cannot create a temporary blob"))?;
         Ok(BlobWriter {
             store: self,
-            tmp: Some(tmp),
             file: io::BufWriter::with_capacity(256 * 1024, file),
             hasher: Sha256::new(),
             size: 0,
@@ -294,6 +281,33 @@ impl Store {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(self.io("cannot read a blob"))?;
         Ok(&Digest::from_hasher(hasher) == digest)
+    }
+
+    /// Re-hashes `blobs` (as [`Store::blobs`] lists them) and moves each that no longer
+    /// matches its name to quarantine; `done` is told each blob's size once it is
+    /// checked. Returns the corrupt blobs and where each went.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingBlob`], [`StoreError::Io`].
+    pub fn check_blobs(
+        &self,
+        blobs: &[Blob],
+        done: impl Fn(u64),
+    ) -> Result<Vec<(Digest, PathBuf)>, StoreError> {
+        let mut corrupt = Vec::new();
+        for blob in blobs {
+            if !self.verify_blob(&blob.digest)? {
+                corrupt.push(blob.digest.clone());
+            }
+            done(blob.size);
+        }
+        corrupt
+            .into_iter()
+            .map(|digest| {
+                let moved = self.quarantine_blob(&digest)?;
+                Ok((digest, moved))
+            })
+            .collect()
     }
 
     /// Moves a blob out of `blobs/` into `quarantine/` (a corrupt blob is kept for
@@ -641,8 +655,7 @@ pub fn copy_checked(
 #[derive(Debug)]
 pub struct BlobWriter<'a> {
     store: &'a Store,
-    tmp: Option<String>,
-    file: io::BufWriter<cap_std::fs::File>,
+    file: io::BufWriter<AtomicFile<'a>>,
     hasher: Sha256,
     size: u64,
 }
@@ -667,16 +680,18 @@ impl BlobWriter<'_> {
     /// # Errors
     /// [`StoreError::DigestMismatch`] or [`StoreError::SizeMismatch`] (nothing is
     /// stored), or [`StoreError::Io`].
-    pub fn finish(mut self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
-        let store = self.store;
-        let tmp = self.tmp.clone().unwrap_or_default();
-        self.file.flush().map_err(store.io("cannot write a blob"))?;
-        self.file
-            .get_ref()
-            .sync_all()
-            .map_err(store.io("cannot sync a blob"))?;
-        let digest = Digest::from_hasher(std::mem::take(&mut self.hasher));
-        let size = self.size;
+    pub fn finish(self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
+        let BlobWriter {
+            store,
+            file,
+            hasher,
+            size,
+        } = self;
+        let file = file
+            .into_inner()
+            .map_err(|e| store.io("cannot write a blob")(e.into_error()))?;
+        file.sync().map_err(store.io("cannot sync a blob"))?;
+        let digest = Digest::from_hasher(hasher);
         if let Some((want, want_size)) = expected {
             if &digest != want {
                 return Err(StoreError::DigestMismatch {
@@ -694,41 +709,12 @@ impl BlobWriter<'_> {
         }
         if store.blobs.exists(digest.hex()) {
             // Content-addressed: the same name means the same bytes.
-            store
-                .blobs
-                .remove_file(&tmp)
+            file.discard()
                 .map_err(store.io("cannot remove a temporary blob"))?;
         } else {
-            store
-                .blobs
-                .rename(&tmp, &store.blobs, digest.hex())
+            file.commit(digest.hex())
                 .map_err(store.io("cannot publish a blob"))?;
         }
-        self.tmp = None;
         Ok(Blob { digest, size })
     }
-}
-
-impl Drop for BlobWriter<'_> {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = self.store.blobs.remove_file(&tmp);
-        }
-    }
-}
-
-/// Writes a file under `dir` by writing a temporary sibling, syncing and renaming it.
-pub(crate) fn write_atomically(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = tmp_name(name);
-    let result = (|| {
-        let mut file = dir.create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        crate::failpoint::hit(name);
-        dir.rename(&tmp, dir, name)
-    })();
-    if result.is_err() {
-        let _ = dir.remove_file(&tmp);
-    }
-    result
 }

@@ -171,9 +171,9 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::recipe::Word;
-    use crate::build::recipe::test_support::{FILE, copy, err, lit_word, ok, one, one_err, pos};
-    use crate::build::recipe::{Command, Copy, Kind};
+    use crate::builder::recipe::Word;
+    use crate::builder::recipe::test_support::{FILE, copy, err, lit_word, ok, one, one_err, pos};
+    use crate::builder::recipe::{Command, Copy, Kind};
 
     #[test]
     fn a_whole_recipe() {

@@ -155,8 +155,8 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::recipe::test_support::{kind, one_err};
-    use crate::build::recipe::{Command, Kind};
+    use crate::builder::recipe::test_support::{kind, one_err};
+    use crate::builder::recipe::{Command, Kind};
 
     #[test]
     fn run_flags_are_refused() {

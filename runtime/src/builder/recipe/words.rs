@@ -492,7 +492,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::recipe::test_support::{
+    use crate::builder::recipe::test_support::{
         FILE, env_err, env_word, expand, lit, lit_word, one_err, pos,
     };
 

@@ -102,7 +102,7 @@ fn directive(line: &[char]) -> Option<(String, String, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::build::recipe::test_support::{err, ok};
+    use crate::builder::recipe::test_support::{err, ok};
 
     #[test]
     fn directives() {

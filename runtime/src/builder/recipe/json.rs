@@ -255,8 +255,8 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::build::recipe::test_support::{kind, one_err};
-    use crate::build::recipe::{Command, Kind};
+    use crate::builder::recipe::test_support::{kind, one_err};
+    use crate::builder::recipe::{Command, Kind};
 
     #[test]
     fn malformed_json_is_shell_form() {

@@ -55,7 +55,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::recipe::test_support::{err, one_err};
+    use crate::builder::recipe::test_support::{err, one_err};
 
     #[test]
     fn unknown_and_unsupported_instructions() {

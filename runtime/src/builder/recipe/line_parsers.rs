@@ -423,11 +423,11 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::recipe::Word;
-    use crate::build::recipe::test_support::{
+    use crate::builder::recipe::Word;
+    use crate::builder::recipe::test_support::{
         copy, err, expand, kind, lit, lits, ok, one, one_err, pos,
     };
-    use crate::build::recipe::{Command, Kind};
+    use crate::builder::recipe::{Command, Kind};
 
     #[test]
     fn exec_form() {

@@ -179,7 +179,7 @@ impl Context {
         } else if meta.is_file() {
             EntryKind::File {
                 size: meta.len(),
-                mode: mode_of(&meta),
+                mode: crate::fs::sys::permission_bits(&meta),
             }
         } else {
             return Err(io::Error::other(format!(
@@ -265,7 +265,7 @@ impl Context {
         let identity = (
             meta.len(),
             meta.modified().map(|t| nanos(t.into_std())).unwrap_or(0),
-            ino_of(&meta),
+            crate::fs::sys::identity(&meta).0,
         );
         if let Ok(mut hashes) = self.hashes.lock()
             && let Some(record) = hashes.files.get(path).cloned()
@@ -313,26 +313,4 @@ impl Context {
         let path = path.to_owned();
         Arc::new(move || Ok(Box::new(dir.open(&path)?) as Box<dyn Read>))
     }
-}
-
-#[cfg(unix)]
-fn ino_of(meta: &cap_std::fs::Metadata) -> u64 {
-    use cap_std::fs::MetadataExt;
-    meta.ino()
-}
-
-#[cfg(not(unix))]
-fn ino_of(_meta: &cap_std::fs::Metadata) -> u64 {
-    0
-}
-
-#[cfg(unix)]
-fn mode_of(meta: &cap_std::fs::Metadata) -> u32 {
-    use cap_std::fs::PermissionsExt;
-    meta.permissions().mode()
-}
-
-#[cfg(not(unix))]
-fn mode_of(_meta: &cap_std::fs::Metadata) -> u32 {
-    0o644
 }

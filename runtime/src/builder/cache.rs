@@ -4,6 +4,9 @@
 //! build's step records are kept per recipe, so that a miss can say why: which file,
 //! argument or instruction changed.
 
+use super::error::BuildError;
+use crate::home::{Home, dir_usage};
+use crate::image::{ImageError, Images};
 use crate::store::Digest;
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
@@ -169,6 +172,48 @@ impl BuildCache {
         let recipes = self.dir.open_dir("recipes")?;
         crate::store::write_atomically(&recipes, &format!("{recipe_id}.json"), &bytes)
     }
+}
+
+/// What the build cache takes (`system df`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Cached steps.
+    pub steps: usize,
+    /// Bytes of the cache's records and of the uncompressed layers it keeps.
+    pub bytes: u64,
+}
+
+/// What the build cache of a home takes; the uncompressed layer cache counts as build
+/// cache, as in `docker system df`.
+pub fn usage(home: &Home, images: &Images) -> CacheUsage {
+    let dir = home.build_cache_dir();
+    CacheUsage {
+        steps: dir_usage(&dir.join("steps")).entries,
+        bytes: dir_usage(&dir).bytes + images.layer_cache().size(),
+    }
+}
+
+/// `builder prune`: forgets every build step (the next build rebuilds them) and frees
+/// the layers only the build cache used; returns the bytes freed. Waits for running
+/// builds, which hold the store's GC lock shared.
+///
+/// # Errors
+/// [`BuildError::Prune`] when the cache cannot be removed; [`BuildError::Image`] from
+/// the lock or garbage collection.
+pub fn prune(home: &Home, images: &Images) -> Result<u64, BuildError> {
+    let cache = home.build_cache_dir();
+    let bytes = dir_usage(&cache).bytes;
+    {
+        let _lock = images.store().gc_lock(true).map_err(ImageError::from)?;
+        if crate::ambient::is_dir(&cache) {
+            crate::ambient::remove_dir_all(&cache).map_err(|source| BuildError::Prune {
+                path: cache,
+                source,
+            })?;
+        }
+    }
+    let freed = images.collect_garbage(true)?.unwrap_or(0);
+    Ok(bytes + freed)
 }
 
 /// Why a step missed the cache, compared with the same step of the last build.

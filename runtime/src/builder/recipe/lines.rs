@@ -141,8 +141,8 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::build::recipe::test_support::{err, kind, lit, lits, ok, one, one_err, pos};
-    use crate::build::recipe::{Command, Kind};
+    use crate::builder::recipe::test_support::{err, kind, lit, lits, ok, one, one_err, pos};
+    use crate::builder::recipe::{Command, Kind};
 
     #[test]
     fn comments_and_blank_lines() {

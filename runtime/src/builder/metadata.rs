@@ -1,0 +1,266 @@
+//! The instructions that change the config only (and leave an empty-layer history
+//! entry): ARG, ENV, LABEL, WORKDIR, EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL,
+//! ENTRYPOINT, CMD. Each returns the step's text; the argv of RUN, CMD and ENTRYPOINT is
+//! made here too.
+
+use super::cache::ExecConfig;
+use super::error::{BuildError, at, failed};
+use super::executor::{Executor, Stage};
+use super::image_config::json_list;
+use super::recipe::{Command, Pos, Word};
+use crate::spec::GuestPath;
+
+impl Executor<'_> {
+    /// ARG: a build argument, its default, or the global ARG of that name; in scope
+    /// for the rest of the stage.
+    pub(super) fn arg(
+        &mut self,
+        stage: &mut Stage,
+        args: &[(String, Option<Word>)],
+    ) -> Result<String, BuildError> {
+        let mut parts = Vec::new();
+        for (name, default) in args {
+            let value = match self.build_arg(name) {
+                Some(v) => Some(v),
+                None => match default {
+                    Some(word) => Some(self.expand(stage, word)?),
+                    None => self.global_args.get(name).cloned().flatten(),
+                },
+            };
+            match &value {
+                Some(v) => {
+                    stage.args.insert(name.clone(), v.clone());
+                    parts.push(format!("{name}={v}"));
+                }
+                None => parts.push(name.clone()),
+            }
+        }
+        Ok(format!("ARG {}", parts.join(" ")))
+    }
+
+    pub(super) fn env(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        pairs: &[(String, Word)],
+    ) -> Result<String, BuildError> {
+        let mut parts = Vec::new();
+        for (name, word) in pairs {
+            // As in Docker, every value on the line sees the environment from
+            // before the instruction (`ENV a=bye b=$a` gives b the old a).
+            let value = self.expand(stage, word)?;
+            config.set_env(name, &value);
+            parts.push(format!("{name}={value}"));
+        }
+        Ok(format!("ENV {}", parts.join(" ")))
+    }
+
+    pub(super) fn label(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        pairs: &[(Word, Word)],
+        pos: Pos,
+    ) -> Result<String, BuildError> {
+        let mut parts = Vec::new();
+        for (k, v) in pairs {
+            let (k, v) = (self.expand(stage, k)?, self.expand(stage, v)?);
+            // Capsule's own labels are checked here, not first when the image runs.
+            crate::labels::RunLabels::from_labels([(k.as_str(), v.as_str())])
+                .map_err(|e| at(&self.file, pos, format!("LABEL: {e}")))?;
+            parts.push(format!("{k}={v:?}"));
+            config.labels.insert(k, v);
+        }
+        Ok(format!("LABEL {}", parts.join(" ")))
+    }
+
+    pub(super) fn workdir(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        word: &Word,
+    ) -> Result<String, BuildError> {
+        let dir = self.expand(stage, word)?;
+        let joined = if dir.starts_with('/') {
+            dir.clone()
+        } else {
+            format!("{}/{dir}", config.workdir.as_deref().unwrap_or(""))
+        };
+        let path = GuestPath::parse(&joined).map_err(|e| failed(&self.file, word.pos, None, e))?;
+        config.workdir = Some(path.to_string());
+        Ok(format!("WORKDIR {path}"))
+    }
+
+    pub(super) fn expose(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        words: &[Word],
+    ) -> Result<String, BuildError> {
+        let mut ports = Vec::new();
+        for word in words {
+            let port = self.expand(stage, word)?;
+            let port = normalize_port(&port).ok_or_else(|| {
+                at(
+                    &self.file,
+                    word.pos,
+                    format!(
+                        "EXPOSE '{port}': expected PORT, PORT/tcp, PORT/udp or a range like 8000-8010"
+                    ),
+                )
+            })?;
+            if !config.exposed.contains(&port) {
+                config.exposed.push(port.clone());
+            }
+            ports.push(port);
+        }
+        config.exposed.sort();
+        Ok(format!("EXPOSE {}", ports.join(" ")))
+    }
+
+    pub(super) fn volume(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        words: &[Word],
+    ) -> Result<String, BuildError> {
+        let mut paths = Vec::new();
+        for word in words {
+            let path = self.expand(stage, word)?;
+            let path = GuestPath::parse(&path)
+                .map_err(|e| failed(&self.file, word.pos, Some("VOLUME".to_owned()), e))?;
+            if !config.volumes.contains(&path.to_string()) {
+                config.volumes.push(path.to_string());
+            }
+            paths.push(path.to_string());
+        }
+        config.volumes.sort();
+        Ok(format!("VOLUME {}", paths.join(" ")))
+    }
+
+    pub(super) fn user(
+        &mut self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        word: &Word,
+        pos: Pos,
+    ) -> Result<String, BuildError> {
+        let user = self.expand(stage, word)?;
+        self.observer.warn(&format!(
+            "{}:{}: USER {user} is recorded in the image but has no effect: WASI programs have no users; access is what the container is granted",
+            self.file, pos.line
+        ));
+        config.user = Some(user.clone());
+        Ok(format!("USER {user}"))
+    }
+
+    pub(super) fn stop_signal(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        word: &Word,
+    ) -> Result<String, BuildError> {
+        let signal = self.expand(stage, word)?;
+        config.stop_signal = Some(signal.clone());
+        Ok(format!("STOPSIGNAL {signal}"))
+    }
+
+    pub(super) fn shell(config: &mut ExecConfig, shell: &[String]) -> String {
+        config.shell = Some(shell.to_vec());
+        format!("SHELL {}", json_list(shell))
+    }
+
+    /// ENTRYPOINT: also clears a CMD inherited from the base (one set in this stage
+    /// stays), as in Docker.
+    pub(super) fn entrypoint(
+        &self,
+        stage: &Stage,
+        config: &mut ExecConfig,
+        command: &Command,
+        pos: Pos,
+    ) -> Result<String, BuildError> {
+        let argv = self.argv(config, command, "ENTRYPOINT", pos)?;
+        config.entrypoint = Some(argv.clone());
+        if !stage.cmd_set_here {
+            config.cmd = None;
+        }
+        Ok(format!("ENTRYPOINT {}", json_list(&argv)))
+    }
+
+    pub(super) fn cmd(
+        &self,
+        stage: &mut Stage,
+        config: &mut ExecConfig,
+        command: &Command,
+        pos: Pos,
+    ) -> Result<String, BuildError> {
+        let argv = self.argv(config, command, "CMD", pos)?;
+        config.cmd = Some(argv.clone());
+        stage.cmd_set_here = true;
+        Ok(format!("CMD {}", json_list(&argv)))
+    }
+
+    /// The argv of RUN/CMD/ENTRYPOINT: exec form as written; shell form only through
+    /// the image's SHELL.
+    pub(super) fn argv(
+        &self,
+        config: &ExecConfig,
+        command: &Command,
+        what: &str,
+        pos: Pos,
+    ) -> Result<Vec<String>, BuildError> {
+        match command {
+            Command::Exec(argv) if argv.is_empty() && what == "RUN" => Err(at(
+                &self.file,
+                pos,
+                "RUN needs a program: RUN [\"/path/prog.wasm\", \"arg\"]",
+            )),
+            Command::Exec(argv) => Ok(argv.clone()),
+            Command::Shell(line) => match &config.shell {
+                Some(shell) => {
+                    let mut argv = shell.clone();
+                    argv.push(line.clone());
+                    Ok(argv)
+                }
+                // An attempt at the exec form that is not valid JSON is shell form
+                // (Docker's rule): say what is wrong with the array instead.
+                None if line.trim_start().starts_with('[') => Err(at(
+                    &self.file,
+                    pos,
+                    if line.trim_end().ends_with(']') {
+                        format!(
+                            "{what}: {line} is not a valid JSON array (each element a \"double-quoted\" string, separated by commas), so it would be shell form, which needs a shell that WebAssembly images do not have"
+                        )
+                    } else {
+                        format!(
+                            "{what}: the JSON array is not closed: end it with ']' (unclosed, it would be shell form, which needs a shell that WebAssembly images do not have)"
+                        )
+                    },
+                )),
+                None => Err(at(
+                    &self.file,
+                    pos,
+                    format!(
+                        "{what} in shell form needs a shell, and WebAssembly images have none: write the exec form, {what} [\"/path/in/image/prog.wasm\", \"arg\"], or set SHELL [\"/path/to/shell.wasm\", \"-c\"] to a shell module in the image"
+                    ),
+                )),
+            },
+        }
+    }
+}
+
+fn normalize_port(port: &str) -> Option<String> {
+    let (num, proto) = match port.split_once('/') {
+        Some((n, p)) => (n, p.to_lowercase()),
+        None => (port, "tcp".to_owned()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return None;
+    }
+    let valid = |n: &str| n.parse::<u16>().is_ok_and(|n| n > 0);
+    let ok = match num.split_once('-') {
+        Some((a, b)) => valid(a) && valid(b),
+        None => valid(num),
+    };
+    ok.then(|| format!("{num}/{proto}"))
+}
