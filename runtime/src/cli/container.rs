@@ -343,27 +343,23 @@ pub fn restart(args: &StopArgs) -> Result<u8, Failure> {
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// Do not ask for confirmation (Capsule never asks; accepted for Docker's scripts)
+    /// Do not ask for confirmation
     #[arg(short = 'f', long = "force")]
     force: bool,
 }
 
-pub fn prune(_args: &PruneArgs) -> Result<u8, Failure> {
-    let home = home()?;
-    let mut removed = 0usize;
-    println!("Deleted Containers:");
-    for container in Container::list(&home) {
-        let state = container.state();
-        if state.is_active() && state.status != Status::Dead {
-            continue;
-        }
-        let id = container.config.id.clone();
-        if container.remove().is_ok() {
-            println!("{id}");
-            removed += 1;
-        }
+pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
+    if !super::output::confirmed(args.force, "container prune", "all stopped containers")? {
+        return Ok(0);
     }
-    println!("\nTotal: {removed} container(s) removed");
+    let home = home()?;
+    let removed = capsule_runtime::container::prune_stopped(&home);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Deleted Containers:");
+    for id in &removed {
+        let _ = writeln!(out, "{id}");
+    }
+    let _ = writeln!(out, "\nTotal: {} container(s) removed", removed.len());
     Ok(0)
 }
 

@@ -196,6 +196,8 @@ enum ImageCommand {
 enum SystemCommand {
     /// Show disk usage: images, containers, build cache
     Df,
+    /// Remove stopped containers, dangling images (-a: unused ones) and the build cache
+    Prune(system::PruneArgs),
     /// Re-hash every blob and derived file; quarantine corrupt blobs, drop damaged
     /// derived files (rebuilt when next used), report broken images
     Check(system::CheckArgs),
@@ -268,6 +270,7 @@ pub fn main() -> ExitCode {
         Command::Image(ImageCommand::Import(args)) => images::import(&args),
         Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
         Command::System(SystemCommand::Df) => system::system_df(),
+        Command::System(SystemCommand::Prune(args)) => system::system_prune(&args),
         Command::System(SystemCommand::Check(args)) => system::system_check(&args),
         Command::Builder(BuilderCommand::Prune(args)) => builder::builder_prune(&args),
     };

@@ -15,7 +15,19 @@ pub fn system_df() -> Result<u8, Failure> {
     let (home, images) = open()?;
     let in_use = ImagesInUse::of(&home);
     let usage = images.usage(|id| in_use.contains(id)).map_err(fail)?;
-    let containers = dir_usage(&home.containers_dir());
+    // Running containers are active; the writable layers of the others are
+    // reclaimable (container prune).
+    let (mut containers, mut running, mut container_bytes, mut stopped_bytes) = (0, 0, 0, 0);
+    for container in capsule_runtime::container::Container::list(&home) {
+        let bytes = dir_usage(&container.dir).bytes;
+        containers += 1;
+        container_bytes += bytes;
+        if container.state().is_active() && !container.lock_is_free() {
+            running += 1;
+        } else {
+            stopped_bytes += bytes;
+        }
+    }
     let build_cache = build_cache::usage(&home, &images);
     let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let rows = [
@@ -39,10 +51,14 @@ pub fn system_df() -> Result<u8, Failure> {
         ],
         [
             "Containers".to_owned(),
-            in_use.containers().to_string(),
-            "0".to_owned(),
-            human_size(containers.bytes),
-            format!("{} (100%)", human_size(containers.bytes)),
+            containers.to_string(),
+            running.to_string(),
+            human_size(container_bytes),
+            format!(
+                "{} ({}%)",
+                human_size(stopped_bytes),
+                pct(stopped_bytes, container_bytes)
+            ),
         ],
         [
             "Local Volumes".to_owned(),
@@ -203,4 +219,59 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
         );
         Ok(1)
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not only dangling ones
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+}
+
+/// `system prune`: stopped containers, then dangling (or, with `-a`, unused) images,
+/// the build cache, and with `--volumes` unused volumes, as Docker's.
+pub fn system_prune(args: &PruneArgs) -> Result<u8, Failure> {
+    let mut what = vec!["all stopped containers".to_owned()];
+    what.push(if args.all {
+        "all images without at least one container associated to them".to_owned()
+    } else {
+        "all dangling images".to_owned()
+    });
+    what.push("all build cache".to_owned());
+    if !super::output::confirmed(args.force, "system prune", &what.join(", "))? {
+        return Ok(0);
+    }
+    let (home, images) = open()?;
+    let mut out = std::io::stdout().lock();
+    let removed = capsule_runtime::container::prune_stopped(&home);
+    if !removed.is_empty() {
+        let _ = writeln!(out, "Deleted Containers:");
+        for id in &removed {
+            let _ = writeln!(out, "{id}");
+        }
+        let _ = writeln!(out);
+    }
+    let mut freed = 0u64;
+    let in_use = ImagesInUse::of(&home);
+    let prunable = images
+        .prunable(args.all, |id| in_use.contains(id))
+        .map_err(fail)?;
+    if !prunable.is_empty() {
+        let _ = writeln!(out, "Deleted Images:");
+        for (image, names) in prunable {
+            for name in &names {
+                let _ = writeln!(out, "untagged: {name}");
+            }
+            images.remove_image(&image).map_err(fail)?;
+            let _ = writeln!(out, "deleted: {}", image.id());
+        }
+        let _ = writeln!(out);
+    }
+    freed += build_cache::prune(&home, &images).map_err(fail)?;
+    freed += images.collect_garbage(true).map_err(fail)?.unwrap_or(0);
+    let _ = writeln!(out, "Total reclaimed space: {}", human_size(freed));
+    Ok(0)
 }

@@ -587,6 +587,23 @@ impl Container {
     }
 }
 
+/// Removes every container that no process runs (`container prune`, `system
+/// prune`); returns the IDs removed.
+pub fn prune_stopped(home: &Home) -> Vec<String> {
+    let mut removed = Vec::new();
+    for container in Container::list(home) {
+        let state = container.state();
+        if state.is_active() || !container.lock_is_free() {
+            continue;
+        }
+        let id = container.config.id.clone();
+        if container.remove().is_ok() {
+            removed.push(id);
+        }
+    }
+    removed
+}
+
 /// The first 12 hex digits of an ID, as Docker shows them.
 pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)

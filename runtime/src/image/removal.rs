@@ -31,9 +31,9 @@ pub enum RemovalRefused {
     },
     /// The image would go, and containers use it.
     #[error(
-        "image {target} is used by container {}: remove the container first (its files are under {}), or use -f",
+        "image {target} is used by container {}: remove the container first (capsule rm {}), or use -f",
         containers.iter().map(|c| c.get(..12).unwrap_or(c)).collect::<Vec<_>>().join(", "),
-        containers_dir.display()
+        containers.iter().map(|c| c.get(..12).unwrap_or(c)).collect::<Vec<_>>().join(" ")
     )]
     InUse {
         target: String,

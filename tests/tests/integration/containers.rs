@@ -546,3 +546,35 @@ fn cp_never_follows_a_symlink_out_of_the_container() {
         .run(&["cp", "a", "b"])
         .assert_error(125, &["CONTAINER:PATH"]);
 }
+
+#[test]
+fn images_containers_and_prune_respect_what_runs() {
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "up", "svc", "tick", "0", "100"]);
+    env.ok(&["run", "--name", "done", "svc", "write", "/f", "data"]);
+    let df = env.ok(&["system", "df"]);
+    let row = df
+        .lines()
+        .find(|l| l.starts_with("Containers"))
+        .expect("a Containers row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..3], &["2", "1"], "{df}");
+    // An image a container uses is not removed, running or stopped.
+    env.env.run(&["rmi", "svc"]).assert_error(1, &["svc"]);
+    env.env
+        .run(&["container", "prune"])
+        .assert_error(125, &["-f"]);
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).lines().count(),
+        2,
+        "nothing pruned unconfirmed"
+    );
+    let pruned = env.ok(&["system", "prune", "-f", "-a"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    let left = env.ok(&["ps", "-a"]);
+    assert!(left.contains("up") && !left.contains("done"), "{left}");
+    assert!(
+        env.ok(&["images"]).contains("svc"),
+        "the running container's image stays"
+    );
+}
