@@ -123,6 +123,11 @@ fn create_then_start_attached_gives_output_and_exit_code() {
     assert_eq!(run.stdout, "tick 1\ntick 2\ntick 3\n");
     assert_eq!(run.stderr, "started\n");
     assert_eq!(env.state("once")["ExitCode"], 5);
+    // logs -f follows a running container and ends when it stops.
+    env.ok(&["run", "-d", "--name", "follow", "svc", "tick", "5", "100"]);
+    let followed = env.ok(&["logs", "-f", "follow"]);
+    assert_eq!(followed, "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n");
+    assert_eq!(env.state("follow")["Status"], "exited");
 }
 
 #[test]
