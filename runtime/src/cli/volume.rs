@@ -69,7 +69,7 @@ pub fn create(args: &CreateArgs) -> Result<u8, Failure> {
     let (_, volumes) = open()?;
     let lock = volumes.lock().map_err(failure)?;
     let (volume, _) = volumes
-        .create(&lock, args.name.as_deref(), labels)
+        .create(&lock, args.name.as_deref(), false, labels)
         .map_err(failure)?;
     println!("{}", volume.name());
     Ok(0)
@@ -141,6 +141,15 @@ pub fn ls(args: &LsArgs) -> Result<u8, Failure> {
             ));
         }
     };
+    for filter in &args.filter {
+        let key = filter.split_once('=').map_or(filter.as_str(), |(k, _)| k);
+        if !matches!(key, "dangling" | "name" | "label") {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("unknown filter '{key}' (known: dangling, name, label)"),
+            ));
+        }
+    }
     let (home, volumes) = open()?;
     let in_use = VolumesInUse::of(&home);
     let mut shown = Vec::new();

@@ -517,10 +517,10 @@ impl Container {
             .iter()
             .position(|c| c.config.id == reference || c.config.name == reference)
         {
-            return Ok(all
+            return all
                 .into_iter()
                 .nth(i)
-                .ok_or_else(|| ContainerError::NotFound(reference.to_owned()))?);
+                .ok_or_else(|| ContainerError::NotFound(reference.to_owned()));
         }
         let valid_prefix =
             !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_hexdigit());

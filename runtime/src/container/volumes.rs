@@ -193,8 +193,12 @@ pub fn attach(
     }
     for (name, guest, read_only, no_copy) in wanted {
         let result = (|| {
-            let (volume, created) =
-                volumes.create(&attached.lock, name, std::collections::BTreeMap::new())?;
+            let (volume, created) = volumes.create(
+                &attached.lock,
+                name,
+                name.is_none(),
+                std::collections::BTreeMap::new(),
+            )?;
             if created {
                 attached.created.push(volume.name().to_owned());
             }

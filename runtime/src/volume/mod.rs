@@ -195,8 +195,10 @@ impl Volumes {
         out
     }
 
-    /// Creates the volume `name` (a new anonymous one when `None`), or finds it when it
+    /// Creates the volume `name` (with a random name when `None`), or finds it when it
     /// exists (as `docker volume create` and `-v NAME:/path` do); `true` when created.
+    /// An `anonymous` volume is one made for a container (`-v /path`, an image's
+    /// `VOLUME`): `rm -v` and `volume prune` remove it.
     ///
     /// # Errors
     /// [`VolumeError::InvalidName`], the host's error.
@@ -204,9 +206,10 @@ impl Volumes {
         &self,
         _lock: &VolumesLock,
         name: Option<&str>,
+        anonymous: bool,
         labels: BTreeMap<String, String>,
     ) -> Result<(Volume, bool), VolumeError> {
-        let (name, anonymous) = match name {
+        let name = match name {
             Some(name) => {
                 if !crate::spec::valid_volume_name(name) {
                     return Err(VolumeError::InvalidName(name.to_owned()));
@@ -214,12 +217,9 @@ impl Volumes {
                 if let Ok(volume) = self.get(name) {
                     return Ok((volume, false));
                 }
-                (name.to_owned(), false)
+                name.to_owned()
             }
-            None => (
-                random_name().map_err(io_error("cannot name a new volume"))?,
-                true,
-            ),
+            None => random_name().map_err(io_error("cannot name a new volume"))?,
         };
         let what = || format!("cannot create volume {name}");
         let meta = VolumeMeta {
