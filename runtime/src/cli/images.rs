@@ -742,13 +742,7 @@ pub fn system_df() -> Result<u8, Failure> {
             human_size(containers.0),
             format!("{} (100%)", human_size(containers.0)),
         ],
-        [
-            "Local Volumes".to_owned(),
-            "0".to_owned(),
-            "0".to_owned(),
-            "0B".to_owned(),
-            "0B".to_owned(),
-        ],
+        super::volume::df_row(&home),
         [
             "Build Cache".to_owned(),
             dir_size(&home.build_cache_dir().join("steps"))

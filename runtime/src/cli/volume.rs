@@ -277,3 +277,30 @@ pub fn prune(args: &PruneArgs) -> Result<u8, Failure> {
     );
     Ok(0)
 }
+
+/// The `Local Volumes` row of `system df`: how many, how many containers use, their
+/// size, and the size of the unused ones.
+pub(super) fn df_row(home: &Home) -> [String; 5] {
+    let (mut total, mut active, mut size, mut unused) = (0usize, 0usize, 0u64, 0u64);
+    if let Ok(volumes) = Volumes::open(home) {
+        let in_use = VolumesInUse::of(home);
+        for volume in volumes.list() {
+            let bytes = volumes.size(volume.name());
+            total += 1;
+            size += bytes;
+            if in_use.users(volume.name()).is_empty() {
+                unused += bytes;
+            } else {
+                active += 1;
+            }
+        }
+    }
+    let pct = (unused * 100).checked_div(size).unwrap_or(0);
+    [
+        "Local Volumes".to_owned(),
+        total.to_string(),
+        active.to_string(),
+        super::progress::human_size(size),
+        format!("{} ({pct}%)", super::progress::human_size(unused)),
+    ]
+}

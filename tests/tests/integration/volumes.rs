@@ -500,6 +500,15 @@ fn volume_create_ls_inspect() {
         ok(&env, &["volume", "ls", "-q", "--filter", "label=team=a"]).trim(),
         random.trim()
     );
+    // system df counts them: two, none in use, the 4 bytes of `f`, all reclaimable.
+    let df = ok(&env, &["system", "df"]);
+    let row: Vec<&str> = df
+        .lines()
+        .find(|l| l.starts_with("Local Volumes"))
+        .unwrap_or_else(|| panic!("no volumes row: {df}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..], ["2", "0", "4B", "4B", "(100%)"], "{df}");
     // A volume made with `volume create` is not anonymous: prune keeps it.
     ok(&env, &["volume", "prune", "-f"]);
     assert_eq!(volume_names(&env).len(), 2);
