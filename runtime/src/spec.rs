@@ -227,6 +227,9 @@ pub enum MountFlag {
     Tmpfs(Tmpfs),
 }
 
+/// Why nothing is mounted at `/`: the root is the image's (Docker refuses it too).
+const ROOT_MOUNT: &str = "nothing can be mounted at / (it is the image's root): mount below it";
+
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (at least two
 /// characters), here at most 128.
 pub fn valid_volume_name(name: &str) -> bool {
@@ -268,6 +271,9 @@ impl MountRequest {
         let flag = format!("-v {spec}");
         if rest.starts_with('/') && !rest.contains(':') {
             let guest = GuestPath::parse(rest).map_err(|e| bad(&e.to_string()))?;
+            if guest.is_root() {
+                return Err(bad(ROOT_MOUNT));
+            }
             return Ok(Self {
                 source: MountSource::Volume(None),
                 guest,
@@ -295,6 +301,9 @@ impl MountRequest {
             return Err(bad("the guest path must be absolute"));
         }
         let guest = GuestPath::parse(guest).map_err(|e| bad(&e.to_string()))?;
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT));
+        }
         let source = if host.contains('/') || host.contains('\\') || host.starts_with('.') {
             MountSource::Bind(host.to_owned())
         } else if valid_volume_name(host) {
@@ -375,6 +384,9 @@ impl MountRequest {
         }
         let target = target.ok_or_else(|| bad("target=PATH is required".to_owned()))?;
         let guest = GuestPath::parse(&target).map_err(|e| bad(e.to_string()))?;
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT.to_owned()));
+        }
         let flag = format!("--mount {spec}");
         let kind = kind.unwrap_or_else(|| "volume".to_owned());
         if kind != "tmpfs" && tmpfs_size.is_some() {
@@ -719,6 +731,9 @@ impl Tmpfs {
         };
         let (path, options) = spec.split_once(':').unwrap_or((spec, ""));
         let guest = GuestPath::parse(path).map_err(|e| bad(&e.to_string()))?;
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT));
+        }
         let mut size = Self::DEFAULT_SIZE;
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option.split_once('=') {
@@ -863,6 +878,7 @@ mod tests {
             512 << 10
         );
         assert!(Tmpfs::parse("tmp").is_err());
+        assert!(Tmpfs::parse("/").is_err());
         assert!(Tmpfs::parse("/t:size=lots").is_err());
         assert!(Tmpfs::parse("/t:noexec").is_err());
     }
@@ -913,7 +929,16 @@ mod tests {
         let r = MountRequest::parse_volume("/cache").expect("anonymous");
         assert_eq!(r.source, MountSource::Volume(None));
         assert_eq!(r.guest.as_str(), "/cache");
-        for bad in ["b:/x", "_x:/d", "a b:/d", "books:data", "books:/a/../b"] {
+        for bad in [
+            "b:/x",
+            "_x:/d",
+            "a b:/d",
+            "books:data",
+            "books:/a/../b",
+            "books:/",
+            "./x:/",
+            "/",
+        ] {
             assert!(
                 matches!(
                     MountRequest::parse_volume(bad),
@@ -966,6 +991,7 @@ mod tests {
             "type=volume,source=ab,target=/x,tmpfs-size=1m",
             "type=tmpfs,source=ab,target=/x",
             "type=volume,,target=/x",
+            "type=volume,source=ab,target=/",
         ] {
             assert!(
                 matches!(

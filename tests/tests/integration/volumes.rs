@@ -624,3 +624,35 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
     assert_eq!(ok(&env, &["ps", "-aq"]), "");
     assert!(volume_names(&env).is_empty());
 }
+
+#[test]
+fn a_module_run_shares_named_volumes_with_containers() {
+    let env = seeded_env();
+    ok(
+        &env,
+        &[
+            "run",
+            "-v",
+            "shared:/d",
+            guests::FILES,
+            "write",
+            "/d/x.txt",
+            "from a module",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &env,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "shared:/d",
+                "seeded",
+                "read",
+                "/d/x.txt"
+            ]
+        ),
+        "from a module"
+    );
+}
