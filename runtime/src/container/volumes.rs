@@ -66,6 +66,7 @@ pub fn remove(home: &Home, volumes: &Volumes, name: &str) -> Result<(), VolumeEr
 /// The host's error taking the lock; a volume that cannot be removed is skipped.
 pub fn prune(home: &Home, volumes: &Volumes, all: bool) -> Result<Vec<(String, u64)>, VolumeError> {
     let lock = volumes.lock()?;
+    volumes.remove_leftovers(&lock);
     let in_use = VolumesInUse::of(home);
     let mut removed = Vec::new();
     for volume in volumes.list() {

@@ -87,6 +87,10 @@ pub enum VolumeError {
         "volume {name} is in use by container {container}: remove the container first (capsule rm {container})"
     )]
     InUse { name: String, container: String },
+    #[error(
+        "volume {0} is damaged (its volume.json is missing or unreadable): move its directory out of the volumes directory, or remove it"
+    )]
+    Damaged(String),
     #[error("cannot fill volume {name} from {path} in the image")]
     Seed {
         name: String,
@@ -230,9 +234,10 @@ impl Volumes {
         };
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| io_error(what())(io::Error::other(e)))?;
-        // A directory left by a volume whose creation or removal was cut short.
+        // Volumes appear by rename, whole: a directory of this name without readable
+        // metadata was not made by Capsule, or was damaged; it is not overwritten.
         if self.dir.symlink_metadata(&name).is_ok() {
-            self.dir.remove_dir_all(&name).map_err(io_error(what()))?;
+            return Err(VolumeError::Damaged(name));
         }
         let tmp = format!(".new-{name}-{}", std::process::id());
         let made = (|| {
@@ -264,6 +269,24 @@ impl Volumes {
         self.dir
             .remove_dir_all(&doomed)
             .map_err(io_error(format!("cannot remove volume {name}")))
+    }
+
+    /// Removes what creations and removals cut short left behind (`.new-*`, `.rm-*`):
+    /// under the lock, nothing else is making or removing a volume.
+    pub fn remove_leftovers(&self, _lock: &VolumesLock) {
+        let Ok(entries) = self.dir.entries() else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if (name.starts_with(".new-") || name.starts_with(".rm-"))
+                && let Err(e) = self.dir.remove_dir_all(&name)
+            {
+                tracing::warn!(entry = %name, error = %e, "cannot remove a leftover");
+            }
+        }
     }
 
     /// Whether a volume holds nothing (Docker fills only an empty volume from the

@@ -623,6 +623,23 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
     // Nothing was created: no container, no volume.
     assert_eq!(ok(&env, &["ps", "-aq"]), "");
     assert!(volume_names(&env).is_empty());
+
+    // A directory in the volumes that Capsule did not make whole is never overwritten;
+    // what a cut-short removal left is cleaned by prune.
+    let volumes = env.home().join("volumes");
+    std::fs::create_dir_all(volumes.join("broken")).expect("mkdir");
+    std::fs::write(volumes.join("broken/keep.txt"), "mine").expect("write");
+    env.run(&["run", "-v", "broken:/data", "seeded", "ls", "/"])
+        .assert_error(125, &["volume broken is damaged"]);
+    assert_eq!(
+        std::fs::read_to_string(volumes.join("broken/keep.txt")).expect("kept"),
+        "mine"
+    );
+    assert_eq!(ok(&env, &["ps", "-aq"]), "");
+    std::fs::create_dir_all(volumes.join(".rm-old-1/_data")).expect("mkdir");
+    ok(&env, &["volume", "prune", "-f"]);
+    assert!(!volumes.join(".rm-old-1").exists());
+    assert!(volumes.join("broken/keep.txt").exists());
 }
 
 #[test]
