@@ -297,25 +297,29 @@ fn run_module(
     report(&output.status, &output.results)
 }
 
-/// The mounts of a module run: host directories checked, named volumes created (a
-/// module has no image to fill them from, and no container records them).
+/// The mounts of a module run: host directories, checked. Volumes belong to
+/// containers, which keep them in use; a module file runs without one.
 fn module_mounts(requests: &[MountRequest]) -> Result<Vec<capsule_runtime::spec::Mount>, Failure> {
-    use capsule_runtime::container::volumes;
-    let binds = volumes::check_binds(requests).map_err(usage)?;
-    if requests
+    if let Some(request) = requests
         .iter()
-        .any(|r| r.source == MountSource::Volume(None))
+        .find(|r| r.source == MountSource::Volume(None))
+    {
+        return Err(usage(capsule_runtime::spec::SpecError::Volume {
+            spec: request.flag.trim_start_matches("-v ").to_owned(),
+            reason: "missing ':GUEST' (HOST:GUEST mounts a host directory; a GUEST path alone is an anonymous volume, which only containers of images have)".to_owned(),
+        }));
+    }
+    if let Some(request) = requests
+        .iter()
+        .find(|r| matches!(r.source, MountSource::Volume(_)))
     {
         return Err(usage(anyhow::anyhow!(
-            "anonymous volumes come with containers of images; name the volume (-v NAME:/path) or mount a host directory"
+            "{}: a named volume is mounted into containers of images; run the module as an image (capsule image import FILE -t NAME, then capsule run -v ... NAME), or mount a host directory (./DIR:/path)",
+            request.flag
         )));
     }
-    if binds.iter().all(Option::is_some) {
-        return Ok(binds.into_iter().flatten().collect());
-    }
-    let home = Home::from_env().map_err(usage)?;
-    let attached = volumes::attach(&home, requests, binds, &[], &[], None).map_err(usage)?;
-    Ok(attached.mounts.clone())
+    let binds = capsule_runtime::container::volumes::check_binds(requests).map_err(usage)?;
+    Ok(binds.into_iter().flatten().collect())
 }
 
 pub(super) fn run_error(e: exec::RunError) -> Failure {

@@ -606,6 +606,18 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
             vec!["./missing-dir does not exist"],
         ),
         (
+            vec!["run", "-v", "db:/", "seeded", "ls", "/"],
+            vec!["nothing can be mounted at /"],
+        ),
+        (
+            vec!["run", "-v", "/anon", guests::FILES, "ls", "/"],
+            vec!["invalid volume '/anon'", "anonymous volume"],
+        ),
+        (
+            vec!["run", "-v", "named:/d", guests::FILES, "ls", "/"],
+            vec!["-v named:/d", "a named volume", "image import"],
+        ),
+        (
             vec!["volume", "create", "a/b"],
             vec!["invalid volume name 'a/b'"],
         ),
@@ -640,36 +652,4 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
     ok(&env, &["volume", "prune", "-f"]);
     assert!(!volumes.join(".rm-old-1").exists());
     assert!(volumes.join("broken/keep.txt").exists());
-}
-
-#[test]
-fn a_module_run_shares_named_volumes_with_containers() {
-    let env = seeded_env();
-    ok(
-        &env,
-        &[
-            "run",
-            "-v",
-            "shared:/d",
-            guests::FILES,
-            "write",
-            "/d/x.txt",
-            "from a module",
-        ],
-    );
-    assert_eq!(
-        ok(
-            &env,
-            &[
-                "run",
-                "--rm",
-                "-v",
-                "shared:/d",
-                "seeded",
-                "read",
-                "/d/x.txt"
-            ]
-        ),
-        "from a module"
-    );
 }
