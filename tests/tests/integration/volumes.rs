@@ -653,3 +653,42 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
     assert!(!volumes.join(".rm-old-1").exists());
     assert!(volumes.join("broken/keep.txt").exists());
 }
+
+#[test]
+fn volume_rm_racing_a_new_container_never_takes_its_volume() {
+    let env = seeded_env();
+    for round in 0..6 {
+        let name = format!("race{round}");
+        let volume = format!("{name}:/data");
+        ok(&env, &["volume", "create", &name]);
+        let run = env
+            .capsule()
+            .args([
+                "run", "--name", &name, "-v", &volume, "seeded", "write", "/data/f", "y",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn run");
+        let rm = env.run(&["volume", "rm", &name]);
+        let out = run.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Either rm came first (and the run made the volume again) or it was refused:
+        // the container's volume exists and holds what it wrote.
+        assert!(
+            rm.code == Some(0) || rm.stderr.contains("in use by container"),
+            "round {round}: {rm:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(data_dir(&env, &name).join("f")).expect("written"),
+            "y",
+            "round {round}"
+        );
+        env.run(&["volume", "rm", &name])
+            .assert_error(1, &["in use by container", &name]);
+    }
+}
