@@ -27,6 +27,7 @@ pub mod labels;
 pub mod module;
 pub mod spec;
 pub mod store;
+pub mod volume;
 pub mod wasi;
 
 /// The wasmtime crate Capsule is built on, for embedders that need its types.

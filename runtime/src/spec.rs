@@ -24,9 +24,13 @@ pub enum SpecError {
     #[error("{file}: cannot read env file: {reason}")]
     EnvFileRead { file: String, reason: String },
     #[error(
-        "invalid volume '{spec}': {reason} (expected HOST:GUEST or HOST:GUEST:ro, GUEST absolute)"
+        "invalid volume '{spec}': {reason} (expected HOST:GUEST, NAME:GUEST or GUEST, then :ro for read-only, GUEST absolute)"
     )]
     Volume { spec: String, reason: String },
+    #[error(
+        "invalid mount '{spec}': {reason} (expected type=bind|volume|tmpfs,source=...,target=/PATH[,readonly])"
+    )]
+    MountFlag { spec: String, reason: String },
     #[error("volume '{spec}': host path {host} does not exist")]
     VolumeMissing { spec: String, host: String },
     #[error(
@@ -47,20 +51,16 @@ pub enum SpecError {
     },
 }
 
-/// Refuses two mounts (`-v`, `--tmpfs`) at the same guest path, naming both, as Docker
-/// does ("Duplicate mount point"); the default `/tmp` tmpfs gives way to either.
+/// Refuses two mounts (`-v`, `--mount`, `--tmpfs`) at the same guest path, naming both,
+/// as Docker does ("Duplicate mount point"); the default `/tmp` tmpfs gives way to
+/// either.
 ///
 /// # Errors
 /// [`SpecError::DuplicateMount`].
-pub fn check_mount_points(mounts: &[Mount], tmpfs: &[Tmpfs]) -> Result<(), SpecError> {
+pub fn check_mount_points(mounts: &[MountRequest], tmpfs: &[Tmpfs]) -> Result<(), SpecError> {
     let named = mounts
         .iter()
-        .map(|m| {
-            (
-                &m.guest,
-                format!("-v {}:{}", m.host.display(), m.guest.as_str()),
-            )
-        })
+        .map(|m| (&m.guest, m.flag.clone()))
         .chain(
             tmpfs
                 .iter()
@@ -165,7 +165,7 @@ impl fmt::Display for GuestPath {
 /// A host directory made visible at a guest path.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
-    /// The host directory (absolute, checked to exist when parsed).
+    /// The host directory (absolute, checked to exist when the container is prepared).
     pub host: PathBuf,
     /// Where the guest sees it.
     pub guest: GuestPath,
@@ -174,14 +174,88 @@ pub struct Mount {
 }
 
 impl Mount {
-    /// Parses Docker's `-v HOST:GUEST[:ro|:rw]` and checks that HOST is a directory.
+    /// Parses Docker's `-v HOST:GUEST[:ro|:rw]` for a host directory and checks that
+    /// HOST is one (for embedders, which have no named volumes).
+    ///
+    /// # Errors
+    /// As [`MountRequest::parse_volume`] and [`MountRequest::bind`]; a named or
+    /// anonymous volume is [`SpecError::Volume`].
+    pub fn parse_volume(spec: &str) -> Result<Self, SpecError> {
+        let request = MountRequest::parse_volume(spec)?;
+        match &request.source {
+            MountSource::Bind(_) => request.bind(),
+            MountSource::Volume(_) => Err(SpecError::Volume {
+                spec: spec.to_owned(),
+                reason:
+                    "named and anonymous volumes need a container; give a host path such as ./data"
+                        .to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a `-v` or `--mount` asks to mount, as parsed: nothing on the host is looked at
+/// until the container is prepared ([`MountRequest::bind`] checks a host directory
+/// then, and named volumes are created then).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountRequest {
+    pub source: MountSource,
+    /// Where the guest sees it.
+    pub guest: GuestPath,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+    /// `volume-nocopy`: a new volume is not filled from the image.
+    pub no_copy: bool,
+    /// The flag as the user gave it, for messages.
+    pub flag: String,
+}
+
+/// Where a mount's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MountSource {
+    /// A host directory, as the user wrote it (relative paths are from the current
+    /// directory).
+    Bind(String),
+    /// A named volume, or (`None`) a new anonymous one.
+    Volume(Option<String>),
+}
+
+/// What one `--mount` describes: a bind or volume mount, or a tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountFlag {
+    Mount(MountRequest),
+    Tmpfs(Tmpfs),
+}
+
+/// Why nothing is mounted at `/`: the root is the image's (Docker refuses it too).
+const ROOT_MOUNT: &str = "nothing can be mounted at / (it is the image's root): mount below it";
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (at least two
+/// characters), here at most 128.
+pub fn valid_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && (2..=128).contains(&name.len())
+}
+
+/// The message for a name that is not a volume name.
+pub fn volume_name_rule(name: &str) -> String {
+    format!(
+        "invalid volume name '{name}': use 2 to 128 letters, digits, '_', '.' and '-', starting with a letter or digit"
+    )
+}
+
+impl MountRequest {
+    /// Parses Docker's `-v SOURCE:GUEST[:ro|:rw]` or `-v GUEST` (an anonymous volume).
+    /// SOURCE is a host path when it holds a `/` or `\` or starts with `.`, otherwise
+    /// a volume name. Pure: the host is not looked at.
     ///
     /// The guest path is the last `:`-separated part that starts with `/`, so Windows
     /// host paths (`C:\data:/data`) work.
     ///
     /// # Errors
-    /// [`SpecError::Volume`] for bad syntax, [`SpecError::VolumeMissing`] and
-    /// [`SpecError::VolumeNotDir`] for host paths that cannot be mounted.
+    /// [`SpecError::Volume`] for bad syntax or a bad volume name.
     pub fn parse_volume(spec: &str) -> Result<Self, SpecError> {
         let bad = |reason: &str| SpecError::Volume {
             spec: spec.to_owned(),
@@ -194,6 +268,20 @@ impl Mount {
         } else {
             (spec, false)
         };
+        let flag = format!("-v {spec}");
+        if rest.starts_with('/') && !rest.contains(':') {
+            let guest = GuestPath::parse(rest).map_err(|e| bad(&e.to_string()))?;
+            if guest.is_root() {
+                return Err(bad(ROOT_MOUNT));
+            }
+            return Ok(Self {
+                source: MountSource::Volume(None),
+                guest,
+                read_only,
+                no_copy: false,
+                flag,
+            });
+        }
         let (host, guest) = rest
             .rsplit_once(':')
             .ok_or_else(|| bad("missing ':GUEST'"))?;
@@ -212,29 +300,173 @@ impl Mount {
         if !guest.starts_with('/') {
             return Err(bad("the guest path must be absolute"));
         }
-        if !(host.contains('/') || host.contains('\\') || host.starts_with('.')) {
-            return Err(bad(&format!(
-                "'{host}' looks like a named volume; named volumes come with containers, \
-                 use a host path such as ./{host} for now"
-            )));
-        }
         let guest = GuestPath::parse(guest).map_err(|e| bad(&e.to_string()))?;
-        let host_path = Path::new(host);
-        let host_abs =
-            crate::ambient::canonicalize(host_path).map_err(|_| SpecError::VolumeMissing {
-                spec: spec.to_owned(),
-                host: host.to_owned(),
-            })?;
-        if !crate::ambient::is_dir(&host_abs) {
-            return Err(SpecError::VolumeNotDir {
-                spec: spec.to_owned(),
-                host: host.to_owned(),
-            });
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT));
         }
+        let source = if host.contains('/') || host.contains('\\') || host.starts_with('.') {
+            MountSource::Bind(host.to_owned())
+        } else if valid_volume_name(host) {
+            MountSource::Volume(Some(host.to_owned()))
+        } else {
+            return Err(bad(&format!(
+                "{} (or give a host path such as ./{host})",
+                volume_name_rule(host)
+            )));
+        };
         Ok(Self {
-            host: host_abs,
+            source,
             guest,
             read_only,
+            no_copy: false,
+            flag,
+        })
+    }
+
+    /// Parses Docker's `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`
+    /// (also `src`, `dst`/`destination`, `ro`, `readonly=true|false`, `tmpfs-size=N`,
+    /// `volume-nocopy`). The type defaults to `volume`; a volume without a source is a
+    /// new anonymous one. Pure: the host is not looked at.
+    ///
+    /// # Errors
+    /// [`SpecError::MountFlag`] naming what is wrong.
+    pub fn parse_mount(spec: &str) -> Result<MountFlag, SpecError> {
+        let bad = |reason: String| SpecError::MountFlag {
+            spec: spec.to_owned(),
+            reason,
+        };
+        let mut kind = None;
+        let mut source = None;
+        let mut target = None;
+        let mut read_only = false;
+        let mut no_copy = false;
+        let mut tmpfs_size = None;
+        let flag_bool = |key: &str, value: Option<&str>| match value {
+            None | Some("1" | "true") => Ok(true),
+            Some("0" | "false") => Ok(false),
+            Some(other) => Err(bad(format!("{key}={other}: expected true or false"))),
+        };
+        for field in spec.split(',') {
+            let (key, value) = match field.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (field.trim(), None),
+            };
+            let needs = |value: Option<&str>| {
+                value
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(format!("'{key}' needs a value ({key}=...)")))
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "type" => kind = Some(needs(value)?),
+                "source" | "src" => source = Some(needs(value)?),
+                "target" | "destination" | "dst" => target = Some(needs(value)?),
+                "readonly" | "ro" => read_only = flag_bool(key, value)?,
+                "volume-nocopy" => no_copy = flag_bool(key, value)?,
+                "tmpfs-size" => {
+                    let text = needs(value)?;
+                    tmpfs_size = Some(parse_size(&text).ok_or_else(|| {
+                        bad(format!(
+                            "tmpfs-size={text}: expected a number with an optional k, m or g suffix"
+                        ))
+                    })?)
+                }
+                "tmpfs-mode" | "consistency" | "bind-propagation" => {
+                    needs(value)?;
+                }
+                "" => return Err(bad("an empty field".to_owned())),
+                other => {
+                    return Err(bad(format!(
+                        "unknown field '{other}' (known: type, source, target, readonly, tmpfs-size, volume-nocopy)"
+                    )));
+                }
+            }
+        }
+        let target = target.ok_or_else(|| bad("target=PATH is required".to_owned()))?;
+        let guest = GuestPath::parse(&target).map_err(|e| bad(e.to_string()))?;
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT.to_owned()));
+        }
+        let flag = format!("--mount {spec}");
+        let kind = kind.unwrap_or_else(|| "volume".to_owned());
+        if kind != "tmpfs" && tmpfs_size.is_some() {
+            return Err(bad("tmpfs-size is only for type=tmpfs".to_owned()));
+        }
+        if kind != "volume" && no_copy {
+            return Err(bad("volume-nocopy is only for type=volume".to_owned()));
+        }
+        let source = match kind.as_str() {
+            "bind" => MountSource::Bind(
+                source.ok_or_else(|| bad("type=bind needs source=HOST_PATH".to_owned()))?,
+            ),
+            "volume" => match source {
+                Some(name) if !valid_volume_name(&name) => {
+                    return Err(bad(volume_name_rule(&name)));
+                }
+                name => MountSource::Volume(name),
+            },
+            "tmpfs" => {
+                if source.is_some() {
+                    return Err(bad("type=tmpfs takes no source".to_owned()));
+                }
+                if read_only {
+                    return Err(bad(
+                        "a read-only tmpfs would stay empty; drop readonly".to_owned()
+                    ));
+                }
+                return Ok(MountFlag::Tmpfs(Tmpfs {
+                    guest,
+                    size: tmpfs_size.unwrap_or(Tmpfs::DEFAULT_SIZE),
+                }));
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown type '{other}' (known: bind, volume, tmpfs)"
+                )));
+            }
+        };
+        Ok(MountFlag::Mount(Self {
+            source,
+            guest,
+            read_only,
+            no_copy,
+            flag,
+        }))
+    }
+
+    /// A bind mount's host directory, checked: it must exist and be a directory.
+    ///
+    /// # Errors
+    /// [`SpecError::VolumeMissing`], [`SpecError::VolumeNotDir`];
+    /// [`SpecError::Volume`] when this is not a bind mount.
+    pub fn bind(&self) -> Result<Mount, SpecError> {
+        let spec = self
+            .flag
+            .strip_prefix("-v ")
+            .unwrap_or(&self.flag)
+            .to_owned();
+        let MountSource::Bind(host) = &self.source else {
+            return Err(SpecError::Volume {
+                spec,
+                reason: "not a host directory".to_owned(),
+            });
+        };
+        let host_abs = crate::ambient::canonicalize(Path::new(host)).map_err(|_| {
+            SpecError::VolumeMissing {
+                spec: spec.clone(),
+                host: host.clone(),
+            }
+        })?;
+        if !crate::ambient::is_dir(&host_abs) {
+            return Err(SpecError::VolumeNotDir {
+                spec,
+                host: host.clone(),
+            });
+        }
+        Ok(Mount {
+            host: host_abs,
+            guest: self.guest.clone(),
+            read_only: self.read_only,
         })
     }
 }
@@ -395,6 +627,10 @@ pub struct RunSpec {
     /// What the run may use of the host.
     #[serde(default)]
     pub limits: Limits,
+    /// `--read-only`: the root filesystem refuses writes (EROFS); mounts and `/tmp`
+    /// stay writable.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// What a run may use of the host; each is enforced by the runtime, and `None` means
@@ -495,6 +731,9 @@ impl Tmpfs {
         };
         let (path, options) = spec.split_once(':').unwrap_or((spec, ""));
         let guest = GuestPath::parse(path).map_err(|e| bad(&e.to_string()))?;
+        if guest.is_root() {
+            return Err(bad(ROOT_MOUNT));
+        }
         let mut size = Self::DEFAULT_SIZE;
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option.split_once('=') {
@@ -544,6 +783,7 @@ impl RunSpec {
             layer_chain_id: None,
             upper: None,
             limits: Limits::default(),
+            read_only: false,
         }
     }
 }
@@ -638,6 +878,7 @@ mod tests {
             512 << 10
         );
         assert!(Tmpfs::parse("tmp").is_err());
+        assert!(Tmpfs::parse("/").is_err());
         assert!(Tmpfs::parse("/t:size=lots").is_err());
         assert!(Tmpfs::parse("/t:noexec").is_err());
     }
@@ -666,10 +907,6 @@ mod tests {
             Mount::parse_volume(&host),
             Err(SpecError::Volume { .. })
         ));
-        assert!(matches!(
-            Mount::parse_volume("books:/data"),
-            Err(SpecError::Volume { .. })
-        ));
         let mode = Mount::parse_volume(&format!("{host}:/data:xyz")).expect_err("bad mode");
         assert!(
             mode.to_string()
@@ -680,5 +917,89 @@ mod tests {
             Mount::parse_volume(&format!("{host}:/a/../b")),
             Err(SpecError::Volume { .. })
         ));
+    }
+
+    #[test]
+    fn volume_requests_are_parsed_without_the_host() {
+        let r = MountRequest::parse_volume("/nonexistent-capsule-x:/d").expect("pure");
+        assert_eq!(r.source, MountSource::Bind("/nonexistent-capsule-x".into()));
+        let r = MountRequest::parse_volume("books:/data:ro").expect("named");
+        assert_eq!(r.source, MountSource::Volume(Some("books".into())));
+        assert!(r.read_only);
+        let r = MountRequest::parse_volume("/cache").expect("anonymous");
+        assert_eq!(r.source, MountSource::Volume(None));
+        assert_eq!(r.guest.as_str(), "/cache");
+        for bad in [
+            "b:/x",
+            "_x:/d",
+            "a b:/d",
+            "books:data",
+            "books:/a/../b",
+            "books:/",
+            "./x:/",
+            "/",
+        ] {
+            assert!(
+                matches!(
+                    MountRequest::parse_volume(bad),
+                    Err(SpecError::Volume { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(valid_volume_name("db.data_1-x"));
+        assert!(!valid_volume_name(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn mount_flags_follow_docker() {
+        let MountFlag::Mount(m) =
+            MountRequest::parse_mount("type=bind,source=./x,target=/data,readonly").expect("ok")
+        else {
+            panic!("bind")
+        };
+        assert_eq!(m.source, MountSource::Bind("./x".into()));
+        assert!(m.read_only);
+        let MountFlag::Mount(m) = MountRequest::parse_mount("src=db,dst=/db,ro=false").expect("ok")
+        else {
+            panic!("volume")
+        };
+        assert_eq!(m.source, MountSource::Volume(Some("db".into())));
+        assert!(!m.read_only);
+        let MountFlag::Mount(m) =
+            MountRequest::parse_mount("type=volume,destination=/v,volume-nocopy").expect("ok")
+        else {
+            panic!("anonymous")
+        };
+        assert_eq!(m.source, MountSource::Volume(None));
+        assert!(m.no_copy);
+        assert_eq!(
+            MountRequest::parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").expect("ok"),
+            MountFlag::Tmpfs(Tmpfs {
+                guest: GuestPath::parse("/t").expect("ok"),
+                size: 1 << 20
+            })
+        );
+        for bad in [
+            "type=bind,target=/x",
+            "type=nfs,source=a,target=/x",
+            "source=a",
+            "type=volume,source=a,target=/x,color=red",
+            "type=volume,source=-a,target=/x",
+            "type=bind,source=/a,target=x",
+            "type=volume,source=ab,target=/x,readonly=maybe",
+            "type=volume,source=ab,target=/x,tmpfs-size=1m",
+            "type=tmpfs,source=ab,target=/x",
+            "type=volume,,target=/x",
+            "type=volume,source=ab,target=/",
+        ] {
+            assert!(
+                matches!(
+                    MountRequest::parse_mount(bad),
+                    Err(SpecError::MountFlag { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -278,7 +278,11 @@ impl Capsule {
                 results: out.results,
             })
         })();
-        let _ = prepared.container.remove();
+        // As `run --rm`: the anonymous volumes of the image's VOLUMEs go with it.
+        let volumes = prepared.container.config.volumes.clone();
+        if prepared.container.remove().is_ok() {
+            let _ = capsule_runtime::container::volumes::remove_anonymous(&self.home, &volumes);
+        }
         result
     }
 }

@@ -285,12 +285,21 @@ pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
         if state.is_active() {
             stop_one(&mut container, Duration::ZERO)?;
         }
+        let volumes = container.config.volumes.clone();
         container.remove().map_err(|e| {
             Failure::new(
                 exit::USAGE,
                 anyhow::anyhow!("cannot remove {reference}: {e}"),
             )
         })?;
+        if args.volumes {
+            capsule_runtime::container::volumes::remove_anonymous(home, &volumes).map_err(|e| {
+                Failure::new(
+                    exit::USAGE,
+                    anyhow::anyhow!("{reference} removed, but not its volumes: {e}"),
+                )
+            })?;
+        }
         Ok(Some(reference.to_owned()))
     })
 }
@@ -502,6 +511,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
                 "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "ExitCode": state.exit_code,
                 "Ports": "",
+                "Mounts": mounts_text(c),
             });
             let _ = writeln!(out, "{value}");
         }
@@ -559,6 +569,29 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// Docker's `Mounts` of `ps --format json`: each volume's name, each host
+/// directory's path, comma-separated.
+fn mounts_text(container: &Container) -> String {
+    let Some(spec) = &container.config.spec else {
+        return String::new();
+    };
+    spec.mounts
+        .iter()
+        .map(|m| {
+            match container
+                .config
+                .volumes
+                .iter()
+                .find(|v| v.destination == m.guest)
+            {
+                Some(v) => v.name.clone(),
+                None => m.host.display().to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Docker's `inspect` of a container.
 pub fn inspect_json(container: &Container) -> serde_json::Value {
     let state = container.state();
@@ -603,14 +636,27 @@ pub fn inspect_json(container: &Container) -> serde_json::Value {
                 },
             },
             "AutoRemove": c.rm,
+            "ReadonlyRootfs": spec.is_some_and(|s| s.read_only),
             "Limits": spec.map(|s| &s.limits),
         },
-        "Mounts": spec.map(|s| s.mounts.iter().map(|m| serde_json::json!({
-            "Type": "bind",
-            "Source": m.host,
-            "Destination": m.guest.to_string(),
-            "RW": !m.read_only,
-        })).chain(s.tmpfs.iter().map(|t| serde_json::json!({
+        "Mounts": spec.map(|s| s.mounts.iter().map(|m| {
+            match c.volumes.iter().find(|v| v.destination == m.guest) {
+                Some(v) => serde_json::json!({
+                    "Type": "volume",
+                    "Name": v.name,
+                    "Source": m.host,
+                    "Destination": m.guest.to_string(),
+                    "Driver": "local",
+                    "RW": !m.read_only,
+                }),
+                None => serde_json::json!({
+                    "Type": "bind",
+                    "Source": m.host,
+                    "Destination": m.guest.to_string(),
+                    "RW": !m.read_only,
+                }),
+            }
+        }).chain(s.tmpfs.iter().map(|t| serde_json::json!({
             "Type": "tmpfs",
             "Destination": t.guest.to_string(),
             "Size": t.size,

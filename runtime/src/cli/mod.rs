@@ -9,6 +9,7 @@ mod output;
 mod progress;
 mod run;
 mod system;
+mod volume;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -123,6 +124,25 @@ enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VolumeCommand {
+    /// Create a volume (or find it, when it exists)
+    Create(volume::CreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(volume::LsArgs),
+    /// Show volumes as JSON
+    Inspect(volume::InspectArgs),
+    /// Remove volumes (never one a container uses)
+    #[command(alias = "remove")]
+    Rm(volume::RmArgs),
+    /// Remove the volumes no container uses (anonymous ones; -a named ones too)
+    Prune(volume::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +293,11 @@ pub fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(args)) => system::system_prune(&args),
         Command::System(SystemCommand::Check(args)) => system::system_check(&args),
         Command::Builder(BuilderCommand::Prune(args)) => builder::builder_prune(&args),
+        Command::Volume(VolumeCommand::Create(args)) => volume::create(&args),
+        Command::Volume(VolumeCommand::Ls(args)) => volume::ls(&args),
+        Command::Volume(VolumeCommand::Inspect(args)) => volume::inspect(&args),
+        Command::Volume(VolumeCommand::Rm(args)) => volume::rm(&args),
+        Command::Volume(VolumeCommand::Prune(args)) => volume::prune(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

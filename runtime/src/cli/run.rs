@@ -9,7 +9,10 @@ use capsule_runtime::engine::{FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::{ImageError, Images};
-use capsule_runtime::spec::{Entry, Env, GuestPath, Limits, Mount, RunSpec, Tmpfs, UnknownImports};
+use capsule_runtime::spec::{
+    Entry, Env, GuestPath, Limits, MountFlag, MountRequest, MountSource, RunSpec, Tmpfs,
+    UnknownImports,
+};
 use capsule_runtime::wasi::Stdio;
 use capsule_runtime::{ambient, builtin, module};
 use std::collections::BTreeMap;
@@ -53,9 +56,19 @@ pub struct CreateArgs {
     /// Working directory inside the guest (absolute)
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     workdir: Option<String>,
-    /// Mount a host directory: HOST:GUEST, or HOST:GUEST:ro for read-only
-    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    /// Mount a host directory (HOST:GUEST, HOST with a / or starting with .), a named
+    /// volume (NAME:GUEST, created on first use and filled from the image), or a new
+    /// anonymous volume (GUEST); :ro for read-only
+    #[arg(short = 'v', long = "volume", value_name = "HOST|NAME:GUEST[:ro]")]
     volume: Vec<String>,
+    /// Mount in Docker's long form: type=bind|volume|tmpfs,source=...,target=...
+    /// [,readonly][,tmpfs-size=N][,volume-nocopy]
+    #[arg(long = "mount", value_name = "type=...,source=...,target=...")]
+    mount: Vec<String>,
+    /// Make the root filesystem read-only (writes get EROFS); mounts and /tmp stay
+    /// writable
+    #[arg(long = "read-only")]
+    read_only: bool,
     /// Mount an in-memory filesystem: PATH or PATH:size=64m (/tmp has one by default)
     #[arg(long = "tmpfs", value_name = "PATH[:size=N]")]
     tmpfs: Vec<String>,
@@ -108,7 +121,7 @@ enum UnknownImportsArg {
 /// `CreateArgs`, parsed and checked once, before anything is created.
 pub(super) struct Resolved {
     env: Env,
-    mounts: Vec<Mount>,
+    mounts: Vec<MountRequest>,
     tmpfs: Vec<Tmpfs>,
     workdir: Option<GuestPath>,
     limits: Limits,
@@ -129,18 +142,24 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
     for flag in &args.env {
         env.apply_flag(flag).map_err(usage)?;
     }
-    let mounts = args
+    let mut mounts = args
         .volume
         .iter()
-        .map(|v| Mount::parse_volume(v))
+        .map(|v| MountRequest::parse_volume(v))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
-    let tmpfs = args
+    let mut tmpfs = args
         .tmpfs
         .iter()
         .map(|t| Tmpfs::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
+    for flag in &args.mount {
+        match MountRequest::parse_mount(flag).map_err(usage)? {
+            MountFlag::Mount(request) => mounts.push(request),
+            MountFlag::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
     capsule_runtime::spec::check_mount_points(&mounts, &tmpfs).map_err(usage)?;
     let workdir = args
         .workdir
@@ -257,8 +276,9 @@ fn run_module(
     spec.args
         .extend(capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?);
     spec.env = resolved.env;
-    spec.mounts = resolved.mounts;
+    spec.mounts = module_mounts(&resolved.mounts)?;
     spec.tmpfs = resolved.tmpfs;
+    spec.read_only = args.read_only;
     spec.workdir = resolved.workdir.unwrap_or_else(GuestPath::root);
     spec.entry = entry;
     spec.layers = args.layer.clone();
@@ -275,6 +295,31 @@ fn run_module(
         )
         .map_err(run_error)?;
     report(&output.status, &output.results)
+}
+
+/// The mounts of a module run: host directories, checked. Volumes belong to
+/// containers, which keep them in use; a module file runs without one.
+fn module_mounts(requests: &[MountRequest]) -> Result<Vec<capsule_runtime::spec::Mount>, Failure> {
+    if let Some(request) = requests
+        .iter()
+        .find(|r| r.source == MountSource::Volume(None))
+    {
+        return Err(usage(capsule_runtime::spec::SpecError::Volume {
+            spec: request.flag.trim_start_matches("-v ").to_owned(),
+            reason: "missing ':GUEST' (HOST:GUEST mounts a host directory; a GUEST path alone is an anonymous volume, which only containers of images have)".to_owned(),
+        }));
+    }
+    if let Some(request) = requests
+        .iter()
+        .find(|r| matches!(r.source, MountSource::Volume(_)))
+    {
+        return Err(usage(anyhow::anyhow!(
+            "{}: a named volume is mounted into containers of images; run the module as an image (capsule image import FILE -t NAME, then capsule run -v ... NAME), or mount a host directory (./DIR:/path)",
+            request.flag
+        )));
+    }
+    let binds = capsule_runtime::container::volumes::check_binds(requests).map_err(usage)?;
+    Ok(binds.into_iter().flatten().collect())
 }
 
 pub(super) fn run_error(e: exec::RunError) -> Failure {
@@ -358,8 +403,10 @@ pub(super) fn create_container(
         args: capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?,
         env: resolved.env.vars().to_vec(),
         workdir: resolved.workdir,
-        mounts: resolved.mounts,
+        mounts: Vec::new(),
+        requests: resolved.mounts,
         tmpfs: resolved.tmpfs,
+        read_only: args.read_only,
         rm,
         name: args.name.clone(),
         wasm: args.wasm.clone(),
@@ -465,8 +512,19 @@ fn run_image(
         },
         Err(e) => Err(container_failure(e)),
     };
-    if rm && let Err(e) = container.remove() {
-        tracing::warn!(error = %e, "cannot remove the container");
+    if rm {
+        let volumes = container.config.volumes.clone();
+        match container.remove() {
+            // As Docker's --rm, the container's anonymous volumes go with it.
+            Ok(()) => {
+                if let Err(e) =
+                    capsule_runtime::container::volumes::remove_anonymous(&home, &volumes)
+                {
+                    tracing::warn!(error = %e, "cannot remove the container's anonymous volumes");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove the container"),
+        }
     }
     result
 }

@@ -60,13 +60,7 @@ pub fn system_df() -> Result<u8, Failure> {
                 pct(stopped_bytes, container_bytes)
             ),
         ],
-        [
-            "Local Volumes".to_owned(),
-            "0".to_owned(),
-            "0".to_owned(),
-            "0B".to_owned(),
-            "0B".to_owned(),
-        ],
+        super::volume::df_row(&home),
         [
             "Build Cache".to_owned(),
             build_cache.steps.to_string(),

@@ -15,6 +15,7 @@ pub mod prepare;
 pub mod runner;
 pub mod state;
 pub mod supervisor;
+pub mod volumes;
 
 pub use prepare::{Overrides, PrepareError, Prepared, prepare};
 pub use runner::{Program, Runner};
@@ -71,6 +72,9 @@ pub struct ContainerConfig {
     /// `-i`: the guest reads the host's stdin (foreground runs only).
     #[serde(default)]
     pub interactive: bool,
+    /// The volumes it mounts, named and anonymous (see [`volumes`]).
+    #[serde(default)]
+    pub volumes: Vec<crate::volume::VolumeUse>,
 }
 
 /// Docker's `--restart` policies, carried out by a detached container's supervisor.
@@ -328,6 +332,7 @@ impl Container {
             stop_timeout: new.stop_timeout,
             labels: new.labels,
             interactive: new.interactive,
+            volumes: Vec::new(),
         };
         let container = Self {
             config,

@@ -18,8 +18,14 @@ pub struct Overrides {
     pub env: Vec<(String, String)>,
     /// `-w`: replaces WORKDIR.
     pub workdir: Option<GuestPath>,
+    /// Host directories already checked (embedders); mounted before `requests`.
     pub mounts: Vec<crate::spec::Mount>,
+    /// `-v` and `--mount` as parsed: host directories are checked, and volumes
+    /// created and filled from the image, when the container is prepared.
+    pub requests: Vec<crate::spec::MountRequest>,
     pub tmpfs: Vec<crate::spec::Tmpfs>,
+    /// `--read-only`: the root filesystem refuses writes.
+    pub read_only: bool,
     /// `--rm`: the container is removed when its run ends.
     pub rm: bool,
     /// `--name`.
@@ -59,6 +65,10 @@ pub enum PrepareError {
         #[source]
         source: crate::labels::LabelError,
     },
+    #[error(transparent)]
+    Mount(crate::spec::SpecError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
@@ -155,6 +165,15 @@ pub fn prepare(
         features.apply_setting(setting)?;
     }
 
+    // Host directories are checked before anything is created.
+    let binds = super::volumes::check_binds(&overrides.requests).map_err(PrepareError::Mount)?;
+    let image_volumes = config
+        .volumes()
+        .iter()
+        .flatten()
+        .map(|path| GuestPath::parse(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(path_err)?;
     let (layers, chain_id) = images.rootfs(image)?;
     let mut container = Container::create(
         home,
@@ -185,11 +204,36 @@ pub fn prepare(
         spec.env.set(k, v);
     }
     spec.workdir = workdir;
-    spec.mounts = overrides.mounts;
     spec.tmpfs = overrides.tmpfs;
     spec.layers = layers;
     spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
     spec.layer_index_cache = Some(home.layer_index_dir());
+    spec.read_only = overrides.read_only;
+    // Volumes are attached, and recorded in the container's config, under the
+    // volumes' lock (held by `attached` until it is dropped).
+    let taken: Vec<GuestPath> = overrides
+        .mounts
+        .iter()
+        .map(|m| m.guest.clone())
+        .chain(spec.tmpfs.iter().map(|t| t.guest.clone()))
+        .collect();
+    let attached = match super::volumes::attach(
+        home,
+        &overrides.requests,
+        binds,
+        &image_volumes,
+        &taken,
+        Some(&spec),
+    ) {
+        Ok(attached) => attached,
+        Err(e) => {
+            let _ = container.remove();
+            return Err(e.into());
+        }
+    };
+    spec.mounts = overrides.mounts;
+    spec.mounts.extend(attached.mounts.iter().cloned());
+    container.config.volumes = attached.volumes.clone();
     spec.upper = Some(container.dir.clone());
     if let Some(policy) = overrides.unknown_imports.or(labels.unknown_imports) {
         spec.unknown_imports = policy;
@@ -201,7 +245,12 @@ pub fn prepare(
     // is 95 MB).
     let cache_alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
         .then(|| format!("image {} program {program_path}", image.id()));
-    container.set_spec(spec.clone(), program_path.clone(), cache_alias.clone())?;
+    if let Err(e) = container.set_spec(spec.clone(), program_path.clone(), cache_alias.clone()) {
+        let _ = container.remove();
+        attached.undo();
+        return Err(e.into());
+    }
+    drop(attached);
     Ok(Prepared {
         container,
         spec,

@@ -3,7 +3,9 @@
 //! (kept in the spec's `upper` directory, or a temporary one removed after the run);
 //! each `-v HOST:GUEST[:ro]` mounts a host directory, each `--tmpfs` an in-memory one,
 //! and `/tmp` is a 64 MiB tmpfs unless something else is mounted there. The workdir is
-//! created where the filesystem allows, as Docker does.
+//! created where the filesystem allows, as Docker does. With `--read-only`
+//! ([`RunSpec::read_only`]) `/` refuses every change (EROFS) while mounts and `/tmp`
+//! stay writable.
 
 use crate::fs::hostdir::HostDir;
 use crate::fs::layer::{Kind, Layer, Source};
@@ -72,27 +74,26 @@ impl RootFs {
     /// # Errors
     /// [`RootFsError`] when a layer, mount or the workdir cannot be set up.
     pub fn assemble(spec: &RunSpec) -> Result<Self, RootFsError> {
-        let (root, scratch): (Arc<dyn Backend>, _) = if spec.layers.is_empty() {
-            (Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None)
-        } else {
-            let lower = open_lower(
-                &spec.layers,
-                spec.layer_index_cache.as_deref(),
-                spec.layer_chain_id.as_deref(),
-            )?;
-            let (dir, scratch) = match &spec.upper {
-                Some(dir) => (dir.clone(), None),
-                None => {
-                    let dir = crate::ambient::scratch_dir().map_err(RootFsError::Upper)?;
-                    (dir.clone(), Some(Scratch(dir)))
-                }
-            };
-            // `upper/` and `work/` are made inside it on the first write.
-            let dir = crate::ambient::create_and_open_dir(&dir).map_err(RootFsError::Upper)?;
-            let overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
-            (Arc::new(overlay), scratch)
-        };
-        let mut vfs = Vfs::new(root, false);
+        let (root, scratch) = root_backend(spec, spec.upper.as_deref())?;
+        let workdir = spec.workdir.as_str();
+        let in_a_mount = workdir == "/tmp"
+            || workdir.starts_with("/tmp/")
+            || spec
+                .mounts
+                .iter()
+                .map(|m| &m.guest)
+                .chain(spec.tmpfs.iter().map(|t| &t.guest))
+                .any(|guest| spec.workdir.strip_prefix(guest).is_some());
+        if spec.read_only && !spec.workdir.is_root() && !in_a_mount {
+            // `--read-only` keeps the guest from writing to `/`; the workdir is made
+            // before it is (as Docker makes it before the root is remounted read-only).
+            let writable = Vfs::new(root.clone(), false);
+            ensure_dir(&writable, &spec.workdir).map_err(|e| RootFsError::Workdir {
+                workdir: spec.workdir.clone(),
+                errno: e.errno(),
+            })?;
+        }
+        let mut vfs = Vfs::new(root, spec.read_only);
         let mut device = DEV_ROOT + 1;
         if !spec.mounts.iter().any(|m| m.guest.as_str() == "/tmp")
             && !spec.tmpfs.iter().any(|t| t.guest.as_str() == "/tmp")
@@ -135,6 +136,20 @@ impl RootFs {
         Ok(Self { vfs, scratch })
     }
 
+    /// The image's own filesystem, read-only and without mounts (not even `/tmp`):
+    /// `spec`'s layers over a temporary writable layer that nothing writes to. For
+    /// reading what an image holds at a path (filling a new volume from it).
+    ///
+    /// # Errors
+    /// [`RootFsError`] when a layer cannot be opened.
+    pub fn of_image(spec: &RunSpec) -> Result<Self, RootFsError> {
+        let (root, scratch) = root_backend(spec, None)?;
+        Ok(Self {
+            vfs: Vfs::new(root, true),
+            scratch,
+        })
+    }
+
     /// The namespace.
     pub fn vfs(&self) -> &Vfs {
         &self.vfs
@@ -175,6 +190,34 @@ impl RootFs {
             out.extend_from_slice(&buf[..n]);
         }
     }
+}
+
+/// `/` of `spec`: an in-memory filesystem without layers, else its layers under the
+/// writable layer kept in `upper` (a temporary one, removed with the guard, when
+/// `None`).
+fn root_backend(
+    spec: &RunSpec,
+    upper: Option<&std::path::Path>,
+) -> Result<(Arc<dyn Backend>, Option<Scratch>), RootFsError> {
+    if spec.layers.is_empty() {
+        return Ok((Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None));
+    }
+    let lower = open_lower(
+        &spec.layers,
+        spec.layer_index_cache.as_deref(),
+        spec.layer_chain_id.as_deref(),
+    )?;
+    let (dir, scratch) = match upper {
+        Some(dir) => (dir.to_path_buf(), None),
+        None => {
+            let dir = crate::ambient::scratch_dir().map_err(RootFsError::Upper)?;
+            (dir.clone(), Some(Scratch(dir)))
+        }
+    };
+    // `upper/` and `work/` are made inside it on the first write.
+    let dir = crate::ambient::create_and_open_dir(&dir).map_err(RootFsError::Upper)?;
+    let overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
+    Ok((Arc::new(overlay), scratch))
 }
 
 fn workdir_problem(errno: Errno) -> String {

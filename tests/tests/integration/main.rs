@@ -19,4 +19,5 @@ mod modules;
 mod reactors;
 mod run;
 mod sdk;
+mod volumes;
 mod wasi_fuzz;
