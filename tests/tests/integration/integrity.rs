@@ -50,6 +50,14 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The containers in a containers directory (its lock files start with a dot).
+fn containers_in(dir: &Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|name| !name.starts_with('.'))
+        .collect()
+}
+
 fn truncate(path: &Path, keep: usize) {
     let bytes = std::fs::read(path).expect("read");
     std::fs::write(path, &bytes[..keep.min(bytes.len())]).expect("truncate");
@@ -158,6 +166,7 @@ fn a_lost_index_refuses_collection_and_is_rebuilt_from_the_manifests() {
         &[
             "run",
             "--rm",
+            "-i",
             &format!("recovered:{}", &manifests[1]["sha256:".len()..][..12]),
         ],
         b"still here\n",
@@ -213,12 +222,12 @@ fn image_prune_keeps_an_image_a_container_uses() {
         assert_eq!(inspect(&env, &used)["Id"], used.as_str());
     }
     // rmi applies the same rule, and names the container.
-    let container = entries(&env.home().join("containers"));
+    let container = containers_in(&env.home().join("containers"));
     let refused = env.run(&["rmi", &used]);
     refused.assert_error(1, &["used by container", &container[0][..12]]);
     // Without the container the image goes.
     let containers = env.home().join("containers");
-    for c in entries(&containers) {
+    for c in containers_in(&containers) {
         std::fs::remove_dir_all(containers.join(c)).expect("remove container");
     }
     let out = env.run(&["image", "prune", "-f"]);
@@ -236,7 +245,7 @@ fn a_damaged_cached_layer_is_rebuilt_and_reported() {
     let env = TestEnv::new();
     import(&env, guests::STDIO, "stdio:1");
     let ok = |env: &TestEnv| {
-        let run = env.run_with_stdin(&["run", "--rm", "stdio:1"], b"layer ok\n");
+        let run = env.run_with_stdin(&["run", "--rm", "-i", "stdio:1"], b"layer ok\n");
         run.assert_code(0);
         assert_eq!(run.stdout, "layer ok\n", "{}", run.stderr);
     };
@@ -342,7 +351,7 @@ fn signal(pid: u32, name: &str) {
 fn running_rm(env: &TestEnv, image: &str) -> std::process::Child {
     let child = env
         .capsule()
-        .args(["run", "--rm", image])
+        .args(["run", "--rm", "-i", image])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,7 +360,7 @@ fn running_rm(env: &TestEnv, image: &str) -> std::process::Child {
     let containers = env.home().join("containers");
     let deadline = Instant::now() + Duration::from_secs(60);
     // The container exists once its config is written; the guest then blocks on stdin.
-    while !entries(&containers)
+    while !containers_in(&containers)
         .iter()
         .any(|c| containers.join(c).join("config.json").is_file())
     {
@@ -379,7 +388,7 @@ fn run_rm_cleans_up_on_signals_and_after_a_kill() {
         drop(stdin);
         assert_eq!(out.status.code(), Some(code), "SIG{name}");
         assert_eq!(
-            entries(&containers),
+            containers_in(&containers),
             Vec::<String>::new(),
             "SIG{name} left it"
         );
@@ -388,17 +397,21 @@ fn run_rm_cleans_up_on_signals_and_after_a_kill() {
     signal(child.id(), "KILL");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), None, "killed");
-    assert_eq!(entries(&containers).len(), 1, "SIGKILL cannot clean up");
+    assert_eq!(
+        containers_in(&containers).len(),
+        1,
+        "SIGKILL cannot clean up"
+    );
     let config = std::fs::read_to_string(
         containers
-            .join(&entries(&containers)[0])
+            .join(&containers_in(&containers)[0])
             .join("config.json"),
     )
     .expect("config");
     assert!(config.contains("\"rm\": true"), "{config}");
     // The next command that looks at containers removes it, and the image is free.
     env.run(&["rmi", "stdio:1"]).assert_code(0);
-    assert_eq!(entries(&containers), Vec::<String>::new());
+    assert_eq!(containers_in(&containers), Vec::<String>::new());
 }
 
 // 7. Two mounts at one guest path are refused with both named; an unknown mode says so.
@@ -416,7 +429,7 @@ fn duplicate_mount_points_and_unknown_modes_are_refused() {
             .assert_error(125, &["unknown mode 'xyz'", "ro, rw"]);
     }
     assert_eq!(
-        entries(&env.home().join("containers")),
+        containers_in(&env.home().join("containers")),
         Vec::<String>::new()
     );
 }
@@ -575,7 +588,7 @@ fn every_command_keeps_to_the_documented_exit_codes() {
         usage(&["image", "prune"]),
         usage(&["builder", "prune"]),
         usage(&["system", "check", "--bogus"]),
-        usage(&["run", "-v", "nodir:/x", "app:1"]),
+        usage(&["run", "-v", "./nodir:/x", "app:1"]),
         usage(&["frobnicate"]),
     ];
     for (code, args) in &cases {
