@@ -216,7 +216,8 @@ enum ImageCommand {
 enum SystemCommand {
     /// Show disk usage: images, containers, build cache
     Df,
-    /// Remove stopped containers, dangling images (-a: unused ones) and the build cache
+    /// Remove stopped containers, dangling images (-a: unused ones), the build cache,
+    /// and with --volumes unused volumes
     Prune(system::PruneArgs),
     /// Re-hash every blob and derived file; quarantine corrupt blobs, drop damaged
     /// derived files (rebuilt when next used), report broken images

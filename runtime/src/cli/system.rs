@@ -220,6 +220,9 @@ pub struct PruneArgs {
     /// Remove every image no container uses, not only dangling ones
     #[arg(short = 'a', long = "all")]
     all: bool,
+    /// Remove unused anonymous volumes too (with -a, unused named ones as well)
+    #[arg(long = "volumes")]
+    volumes: bool,
     /// Do not ask for confirmation
     #[arg(short = 'f', long = "force")]
     force: bool,
@@ -229,6 +232,9 @@ pub struct PruneArgs {
 /// the build cache, and with `--volumes` unused volumes, as Docker's.
 pub fn system_prune(args: &PruneArgs) -> Result<u8, Failure> {
     let mut what = vec!["all stopped containers".to_owned()];
+    if args.volumes {
+        what.push("all volumes not used by at least one container".to_owned());
+    }
     what.push(if args.all {
         "all images without at least one container associated to them".to_owned()
     } else {
@@ -249,6 +255,19 @@ pub fn system_prune(args: &PruneArgs) -> Result<u8, Failure> {
         let _ = writeln!(out);
     }
     let mut freed = 0u64;
+    if args.volumes {
+        let volumes = capsule_runtime::volume::Volumes::open(&home).map_err(fail)?;
+        let removed =
+            capsule_runtime::container::volumes::prune(&home, &volumes, args.all).map_err(fail)?;
+        if !removed.is_empty() {
+            let _ = writeln!(out, "Deleted Volumes:");
+            for (name, size) in &removed {
+                let _ = writeln!(out, "{name}");
+                freed += size;
+            }
+            let _ = writeln!(out);
+        }
+    }
     let in_use = ImagesInUse::of(&home);
     let prunable = images
         .prunable(args.all, |id| in_use.contains(id))

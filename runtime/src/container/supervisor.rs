@@ -520,11 +520,15 @@ pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32,
     });
     match result {
         Ok(ended) => {
-            // `run -d --rm`: removed once it has ended for good.
-            if container.config.rm
-                && let Err(e) = container.remove()
-            {
-                tracing::warn!(error = %e, "cannot remove the --rm container");
+            // `run -d --rm`: removed once it has ended for good, with its anonymous
+            // volumes.
+            if container.config.rm {
+                let volumes = container.config.volumes.clone();
+                if let Err(e) = container.remove() {
+                    tracing::warn!(error = %e, "cannot remove the --rm container");
+                } else if let Err(e) = super::volumes::remove_anonymous(home, &volumes) {
+                    tracing::warn!(error = %e, "cannot remove the container's anonymous volumes");
+                }
             }
             Ok(ended.exit_code)
         }

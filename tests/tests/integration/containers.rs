@@ -582,4 +582,25 @@ fn images_containers_and_prune_respect_what_runs() {
         env.ok(&["images"]).contains("svc"),
         "the running container's image stays"
     );
+    // --volumes takes the unused volumes too; a volume in use stays.
+    env.ok(&["volume", "create", "spare"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "kept:/data",
+        "svc",
+        "tick",
+        "0",
+        "100",
+    ]);
+    let pruned = env.ok(&["system", "prune", "-f", "-a", "--volumes"]);
+    assert!(pruned.contains("spare"), "{pruned}");
+    let volumes = env.ok(&["volume", "ls", "-q"]);
+    assert!(
+        volumes.contains("kept") && !volumes.contains("spare"),
+        "{volumes}"
+    );
 }
