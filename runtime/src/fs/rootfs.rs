@@ -73,7 +73,9 @@ impl RootFs {
     /// [`RootFsError`] when a layer, mount or the workdir cannot be set up.
     pub fn assemble(spec: &RunSpec) -> Result<Self, RootFsError> {
         let (root, scratch): (Arc<dyn Backend>, _) = if spec.layers.is_empty() {
-            (Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None)
+            // `--storage-opt size` bounds the in-memory root as it bounds an upper.
+            let size = spec.limits.storage.unwrap_or(ROOT_TMPFS_SIZE);
+            (Arc::new(TmpFs::new(size, DEV_ROOT)), None)
         } else {
             let lower = open_lower(
                 &spec.layers,
@@ -89,7 +91,10 @@ impl RootFs {
             };
             // `upper/` and `work/` are made inside it on the first write.
             let dir = crate::ambient::create_and_open_dir(&dir).map_err(RootFsError::Upper)?;
-            let overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
+            let mut overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
+            if let Some(limit) = spec.limits.storage {
+                overlay = overlay.with_quota(limit)?;
+            }
             (Arc::new(overlay), scratch)
         };
         let mut vfs = Vfs::new(root, false);
