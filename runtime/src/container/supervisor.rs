@@ -116,7 +116,7 @@ fn status_error(status: &ExitStatus) -> Option<String> {
 /// A byte count as `--memory` takes it: `16m`, `4g`, `1536k`, or plain bytes.
 fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(30, 'g'), (20, 'm'), (10, 'k')] {
-        if bytes != 0 && bytes % (1 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
