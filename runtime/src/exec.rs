@@ -606,3 +606,25 @@ fn format_val(v: &Val) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryLimiter;
+
+    #[test]
+    fn the_memory_limiter_counts_every_memory_and_remembers_a_refusal() {
+        let mut limiter = MemoryLimiter::new(1 << 20);
+        assert!(limiter.grow(0, 512 << 10, None));
+        assert!(limiter.grow(0, 256 << 10, None), "a second memory");
+        // Past a memory's own maximum: refused, but not by the limit.
+        assert!(!limiter.grow(256 << 10, 512 << 10, Some(256 << 10)));
+        assert!(!limiter.refused);
+        assert!(!limiter.grow(512 << 10, 1 << 20, None));
+        assert!(limiter.refused);
+        assert_eq!(limiter.used, 768 << 10);
+        // A grow wasmtime fails after it was allowed is taken back.
+        assert!(limiter.grow(256 << 10, 512 << 10, None));
+        limiter.failed();
+        assert_eq!(limiter.used, 768 << 10);
+    }
+}

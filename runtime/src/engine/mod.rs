@@ -109,3 +109,26 @@ impl Engine {
         format!("{:016x}", hasher.finish())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuel_metered_code_is_cached_apart() {
+        let plain = Engine::new(&EngineOptions::default()).expect("engine");
+        let metered = Engine::new(&EngineOptions {
+            fuel: true,
+            ..EngineOptions::default()
+        })
+        .expect("engine");
+        assert!(metered.fuel() && !plain.fuel());
+        assert_ne!(plain.compatibility_tag(), metered.compatibility_tag());
+        assert_eq!(
+            plain.compatibility_tag(),
+            Engine::new(&EngineOptions::default())
+                .expect("engine")
+                .compatibility_tag()
+        );
+    }
+}

@@ -1215,3 +1215,97 @@ impl Backend for Overlay {
         self.device
     }
 }
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    fn overlay(dir: &std::path::Path, limit: u64) -> Overlay {
+        let home = crate::ambient::open_dir(dir).expect("open dir");
+        Overlay::in_dir(Arc::new(LowerStack::new(Vec::new())), home, 1)
+            .expect("overlay")
+            .with_quota(limit)
+            .expect("quota")
+    }
+
+    fn create(overlay: &Overlay, path: &str) -> Arc<dyn OpenFile> {
+        let options = OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            exclusive: false,
+            truncate: false,
+        };
+        overlay.open(path, options, 0o644).expect("create")
+    }
+
+    fn nospc<T: std::fmt::Debug>(result: FsResult<T>) -> bool {
+        matches!(result.map_err(|e| e.errno()), Err(Errno::Nospc))
+    }
+
+    #[test]
+    fn writes_past_the_quota_are_cut_then_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let overlay = overlay(dir.path(), 100);
+        let file = create(&overlay, "a");
+        assert_eq!(file.write_at(&[1; 60], 0).expect("write"), 60);
+        // Rewriting what exists takes no room.
+        assert_eq!(file.write_at(&[2; 60], 0).expect("rewrite"), 60);
+        // A write that partly fits is cut short, the next one refused.
+        assert_eq!(file.write_at(&[3; 60], 60).expect("short write"), 40);
+        assert!(nospc(file.write_at(&[4; 1], 100)));
+        assert_eq!(overlay.quota_used(), Some(100));
+        // A second file finds no room; a sparse write far out neither.
+        let other = create(&overlay, "b");
+        assert!(nospc(other.write_at(&[5; 1], 0)));
+        assert!(nospc(other.set_len(10)));
+    }
+
+    #[test]
+    fn truncating_unlinking_and_renaming_over_give_room_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let overlay = overlay(dir.path(), 100);
+        let a = create(&overlay, "a");
+        a.write_at(&[1; 80], 0).expect("write");
+        a.set_len(30).expect("truncate");
+        assert_eq!(overlay.quota_used(), Some(30));
+        overlay.unlink("a").expect("unlink");
+        assert_eq!(overlay.quota_used(), Some(0));
+        let b = create(&overlay, "b");
+        b.write_at(&[1; 70], 0).expect("write b");
+        let c = create(&overlay, "c");
+        c.write_at(&[1; 30], 0).expect("write c");
+        assert_eq!(overlay.quota_used(), Some(100));
+        overlay.rename("c", "b").expect("rename over");
+        assert_eq!(overlay.quota_used(), Some(30));
+        // O_TRUNC on open.
+        let options = OpenOptions {
+            read: false,
+            write: true,
+            create: false,
+            exclusive: false,
+            truncate: true,
+        };
+        overlay.open("b", options, 0).expect("open O_TRUNC");
+        assert_eq!(overlay.quota_used(), Some(0));
+    }
+
+    #[test]
+    fn what_the_upper_holds_counts_when_mounted_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let overlay = overlay(dir.path(), 1000);
+            create(&overlay, "a").write_at(&[1; 300], 0).expect("write");
+            overlay.mkdir("d", 0o755).expect("mkdir");
+            create(&overlay, "d/b")
+                .write_at(&[1; 200], 0)
+                .expect("write");
+            overlay.link("a", "d/a2").expect("link");
+        }
+        let overlay = overlay(dir.path(), 1000);
+        // A hard link's two names count the file once.
+        assert_eq!(overlay.quota_used(), Some(500));
+        let file = create(&overlay, "c");
+        assert_eq!(file.write_at(&[1; 600], 0).expect("write"), 500);
+    }
+}
