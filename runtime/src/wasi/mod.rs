@@ -112,7 +112,7 @@ impl WasiState {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let ctx = WasiP1::new(
+        let mut ctx = WasiP1::new(
             spec.args.clone(),
             env,
             Arc::new(vfs),
@@ -121,6 +121,9 @@ impl WasiState {
             stdout,
             stderr,
         )?;
+        if let Some(nofile) = spec.limits.nofile {
+            ctx.set_max_fds(nofile as usize);
+        }
         Ok((
             Self {
                 ctx,
