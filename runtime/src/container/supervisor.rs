@@ -339,30 +339,30 @@ pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Sends `signal` to the process `pid` (Unix); without signals the request file is
+/// read by the process's polling thread, and a kill is left to the host.
 #[cfg(unix)]
-fn signal_terminate(pid: u32) {
+fn send(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = rustix::process::kill_process(pid, signal);
     }
+}
+
+#[cfg(unix)]
+fn signal_terminate(pid: u32) {
+    send(pid, rustix::process::Signal::TERM);
 }
 
 #[cfg(unix)]
 fn signal_kill(pid: u32) {
-    if let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
+    send(pid, rustix::process::Signal::KILL);
 }
 
 #[cfg(not(unix))]
-fn signal_terminate(_pid: u32) {
-    // Without signals the request file is read by the supervisor's polling thread.
-}
+fn signal_terminate(_pid: u32) {}
 
 #[cfg(not(unix))]
 fn signal_kill(_pid: u32) {}

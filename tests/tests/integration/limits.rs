@@ -2,56 +2,30 @@
 //! `--storage-opt size`. Each guest that takes without end meets a clear end, and the
 //! host and the other containers carry on.
 
-use capsule_tests::{Run, TestEnv, guests};
+use capsule_tests::{Containers, Run, TestEnv, guests};
 use std::time::{Duration, Instant};
 
 /// A home with `hog` (see `guests/c/hog.c`) and `service` as images; every container
 /// is removed (its supervisor ended) when the test ends, pass or fail.
-struct Env {
-    env: TestEnv,
+struct Env(Containers);
+
+impl std::ops::Deref for Env {
+    type Target = Containers;
+    fn deref(&self) -> &Containers {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let env = TestEnv::new();
-        env.run(&["image", "import", guests::HOG, "-t", "hog"])
-            .assert_code(0);
-        env.run(&["image", "import", guests::SERVICE, "-t", "svc"])
-            .assert_code(0);
-        Self { env }
+        Self(Containers::new(&[
+            (guests::HOG, "hog"),
+            (guests::SERVICE, "svc"),
+        ]))
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        self.env.run(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.env.run(args);
-        run.assert_code(0);
-        run.stdout
-    }
-
-    fn state(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", name]);
-        let value: serde_json::Value = serde_json::from_str(&out).expect("inspect is JSON");
-        value[0]["State"].clone()
-    }
-
-    /// Waits until `check` holds on the container's state (at most 30 s).
-    #[track_caller]
-    fn wait_for(&self, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
-        let start = Instant::now();
-        loop {
-            let state = self.state(name);
-            if check(&state) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{name} never became {what}: {state}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.0.env.run(args)
     }
 
     /// How many ticks the detached `ticker` has logged.
@@ -60,15 +34,6 @@ impl Env {
             .lines()
             .filter(|l| l.starts_with("tick "))
             .count()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            let _ = self.env.run(&["rm", "-f", id]);
-        }
     }
 }
 
