@@ -509,8 +509,8 @@ pub fn spawn_detached(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr);
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Not a process group of its own: the supervisor's first act is `setsid`, which a
+    // group leader may not call.
     let mut child = command
         .spawn()
         .map_err(io("cannot start the container's supervisor"))?;
@@ -549,8 +549,12 @@ pub fn spawn_detached(
 /// [`ContainerError`] when the container cannot be found or run.
 pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32, ContainerError> {
     use std::io::Write;
+    // A session of its own: no controlling terminal, so closing the terminal or
+    // Ctrl-C there never reaches a detached container.
     #[cfg(unix)]
-    let _ = rustix::process::setsid();
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "cannot start a session of its own");
+    }
     let mut container = Container::find(home, id)?;
     let mut said = false;
     let say = |text: &str| {

@@ -235,6 +235,19 @@ fn a_killed_supervisor_shows_as_dead_never_running_forever() {
     env.wait_for("victim", "running", |s| s["Status"] == "running");
     let pid = env.state("victim")["Pid"].as_u64().expect("a pid");
     assert!(pid > 0);
+    // The supervisor is a session of its own (setsid): no terminal reaches it.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("its /proc entry");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("comm ends with )")
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[3],
+        pid.to_string(),
+        "session id is its own pid: {stat}"
+    );
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
