@@ -184,12 +184,13 @@ pub struct Container {
 /// The file the process that runs a container holds locked.
 const RUN_LOCK: &str = "running.lock";
 /// Locked while a name is checked and taken, so two `--name x` cannot both win.
-const NAMES_LOCK: &str = ".names.lock";
+const NAMES_LOCK: &str = "containers.lock";
 
-/// Takes the names lock (creating the containers directory), held until dropped.
+/// Takes the names lock, held until dropped. It lives beside the containers'
+/// directory, which holds containers only.
 fn lock_names(home: &Home) -> Result<std::fs::File, ContainerError> {
-    let root = home.containers_dir();
-    let dir = crate::ambient::create_and_open_dir(&root)
+    let root = home.root();
+    let dir = crate::ambient::create_and_open_dir(root)
         .map_err(io_error(format!("cannot create {}", root.display())))?;
     let mut options = cap_std::fs::OpenOptions::new();
     options.read(true).write(true).create(true);
