@@ -50,6 +50,14 @@ pub fn host_env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
+/// Every variable of the host's environment that is valid Unicode (compose files
+/// substitute them).
+pub fn host_env_all() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
 /// The host's absolute form of a path, for messages and for wasmtime-wasi preopens.
 ///
 /// # Errors

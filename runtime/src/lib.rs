@@ -16,6 +16,7 @@
 pub mod ambient;
 pub mod builder;
 pub mod builtin;
+pub mod compose;
 pub mod container;
 pub mod engine;
 pub mod exec;

@@ -1,0 +1,382 @@
+//! `compose.toml`: Docker Compose's model in TOML, read with serde (unknown keys
+//! refused), with Compose's variable substitution from the environment and a `.env`
+//! file beside it. Every error names the file, line, column and key path.
+
+use super::interpolate::{InterpolateError, interpolate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeFile {
+    /// The project name (default: `-p`, else the directory's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, VolumeDef>,
+}
+
+/// A `[volumes.NAME]` table (named `PROJECT_NAME` on disk, as Compose does).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeDef {
+    /// Use a volume made outside the project, under exactly this name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Words>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Words>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<Words>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, Dependency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The limits of `capsule run`: `memory = "64m"`, `timeout = "30s"`, `fuel`,
+    /// `nofile`, `storage = "10m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nofile: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<String>,
+}
+
+/// A list of words, or one string split at whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Words {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Words {
+    /// The words.
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Words::One(s) => s.split_whitespace().map(str::to_owned).collect(),
+            Words::List(l) => l.clone(),
+        }
+    }
+}
+
+/// `build = "dir"` or `build = { context, file, args, target }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Build {
+    Context(String),
+    Full(BuildTable),
+}
+
+/// The long form of `build`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildTable {
+    #[serde(default = "dot")]
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn dot() -> String {
+    ".".to_owned()
+}
+
+impl Build {
+    /// The long form.
+    pub fn table(&self) -> BuildTable {
+        match self {
+            Build::Context(c) => BuildTable {
+                context: c.clone(),
+                ..Default::default()
+            },
+            Build::Full(t) => t.clone(),
+        }
+    }
+}
+
+/// A volume: the short form (`-v` syntax) or the long one (`--mount`'s keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VolumeEntry {
+    Short(String),
+    Long(VolumeTable),
+}
+
+/// The long form of a service's volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeTable {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// `depends_on.NAME = { condition = "started" | "completed_successfully" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    #[serde(default)]
+    pub condition: Condition,
+}
+
+/// When a dependency counts as ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Its container is running (`service_started` in Compose).
+    #[default]
+    #[serde(alias = "service_started")]
+    Started,
+    /// Its container ran and exited 0 (`service_completed_successfully`).
+    #[serde(alias = "service_completed_successfully")]
+    CompletedSuccessfully,
+}
+
+/// An error in a compose file, where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {key}: {message}")]
+pub struct FileError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The key path, e.g. `services.api.ports`.
+    pub key: String,
+    pub message: String,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// The key path at a byte offset, read from the text: the last table header before
+/// it and the key on its line.
+fn key_path_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let mut table = String::new();
+    for line in before.lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            table = header.trim_matches('[').trim().to_owned();
+        }
+    }
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.starts_with('['))
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// Reads and checks a compose file, then substitutes variables (`vars`: the
+/// environment over the `.env` file).
+///
+/// # Errors
+/// [`FileError`] naming the place of the first problem.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<ComposeFile, FileError> {
+    let name = file.display().to_string();
+    // Checked as written first, so that structure errors point into the file.
+    if let Err(e) = toml::from_str::<ComposeFile>(text) {
+        let offset = e.span().map_or(0, |s| s.start);
+        let (line, column) = line_col(text, offset);
+        return Err(FileError {
+            file: name,
+            line,
+            column,
+            key: key_path_at(text, offset),
+            message: e.message().trim().to_owned(),
+        });
+    }
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| FileError {
+        file: name.clone(),
+        line: 1,
+        column: 1,
+        key: String::new(),
+        message: e.message().trim().to_owned(),
+    })?;
+    substitute(&mut value, "", vars).map_err(|(key, e)| {
+        let needle = match &e {
+            InterpolateError::Required { name, .. } => format!("${{{name}"),
+            InterpolateError::Syntax { text } => text.chars().take(8).collect(),
+        };
+        let offset = text.find(&needle).unwrap_or(0);
+        let (line, column) = line_col(text, offset);
+        FileError {
+            file: name.clone(),
+            line,
+            column,
+            key,
+            message: e.to_string(),
+        }
+    })?;
+    value.try_into::<ComposeFile>().map_err(|e| FileError {
+        file: name,
+        line: 1,
+        column: 1,
+        key: String::new(),
+        message: e.message().trim().to_owned(),
+    })
+}
+
+fn substitute(
+    value: &mut toml::Value,
+    path: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), (String, InterpolateError)> {
+    match value {
+        toml::Value::String(s) => {
+            *s = interpolate(s, vars).map_err(|e| (path.to_owned(), e))?;
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                substitute(item, path, vars)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                let path = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                substitute(v, &path, vars)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The variables a compose file in `dir` sees: the `.env` file beside it, then the
+/// process environment over it (as Compose).
+pub fn variables(dir: &Path) -> BTreeMap<String, String> {
+    let mut vars = std::fs::read_to_string(dir.join(".env"))
+        .map(|t| super::interpolate::parse_dotenv(&t))
+        .unwrap_or_default();
+    vars.extend(crate::ambient::host_env_all());
+    vars
+}
+
+/// The file to use: `-f FILE`, else `compose.toml` in the working directory.
+pub fn locate(file: Option<&Path>) -> PathBuf {
+    file.map_or_else(|| PathBuf::from("compose.toml"), Path::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_file_parses_and_substitutes() {
+        let text = r#"
+[services.api]
+image = "library-api:${TAG:-latest}"
+ports = ["8000:8000"]
+volumes = ["books:/data", { type = "bind", source = "./x", target = "/x", read_only = true }]
+environment = { MODE = "${MODE}" }
+depends_on = { loader = { condition = "completed_successfully" } }
+restart = "on-failure"
+
+[services.loader]
+build = { context = ".", args = { A = "1" } }
+command = "load /data"
+
+[volumes.books]
+"#;
+        let file = parse(Path::new("compose.toml"), text, &vars(&[("MODE", "prod")]))
+            .expect("parses");
+        let api = &file.services["api"];
+        assert_eq!(api.image.as_deref(), Some("library-api:latest"));
+        assert_eq!(api.environment["MODE"], "prod");
+        assert_eq!(
+            api.depends_on["loader"].condition,
+            Condition::CompletedSuccessfully
+        );
+        assert_eq!(
+            file.services["loader"].command.as_ref().map(Words::words),
+            Some(vec!["load".to_owned(), "/data".to_owned()])
+        );
+        assert!(file.volumes.contains_key("books"));
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_key() {
+        let text = "[services.api]\nimage = \"x\"\nimagee = \"y\"\n";
+        let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("unknown key");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert_eq!(e.key, "services.api.imagee", "{e}");
+        assert!(e.message.contains("imagee"), "{e}");
+        let text = "[services.api]\nimage = \"${NEED:?set NEED}\"\n";
+        let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("required");
+        assert_eq!(e.key, "services.api.image");
+        assert_eq!((e.line, e.column), (2, 10), "{e}");
+        assert!(e.to_string().contains("set NEED"), "{e}");
+        let text = "[services.api]\nports = 8000\n";
+        let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("type");
+        assert_eq!(e.line, 2, "{e}");
+    }
+}
