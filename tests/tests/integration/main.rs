@@ -16,6 +16,7 @@ mod images;
 mod integrity;
 mod layers;
 mod modules;
+mod ports;
 mod reactors;
 mod run;
 mod sdk;
