@@ -276,7 +276,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> PortRequest {
-        PortRequest::parse(s).unwrap()
+        PortRequest::parse(s).expect("a valid spec")
     }
 
     #[test]
@@ -296,7 +296,7 @@ mod tests {
         assert_eq!((all.host_port, all.container_port), (8080, 80));
         assert_eq!(p("127.0.0.1::80").host_port, 0);
         let v6 = p("[::1]:8000:80");
-        assert_eq!(v6.host_ip, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(v6.host_ip, "::1".parse::<IpAddr>().expect("an address"));
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
             "80:",
             "[::1]80",
         ] {
-            let err = PortRequest::parse(bad).unwrap_err().to_string();
+            let err = PortRequest::parse(bad).expect_err("refused").to_string();
             assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
         }
     }
@@ -328,11 +328,11 @@ mod tests {
 
     #[test]
     fn allocate_finds_a_port_in_use() {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        let err = allocate(&[p(&format!("{port}:80"))], &[]).unwrap_err();
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let err = allocate(&[p(&format!("{port}:80"))], &[]).expect_err("in use");
         assert!(matches!(err, NetError::InUse { .. }), "{err}");
-        let ok = allocate(&[p("80")], &[81]).unwrap();
+        let ok = allocate(&[p("80")], &[81]).expect("free ports");
         assert_eq!(ok.len(), 2);
         assert!(ok.iter().all(|b| b.ephemeral && b.host_port != 0));
         assert_ne!(ok[0].host_port, ok[1].host_port);

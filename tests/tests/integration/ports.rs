@@ -106,7 +106,10 @@ pub fn echo_server() {
     echo(&mut stream, &big);
     drop(stream);
     let log = env.wait_log("e", "listening on fd");
-    assert!(log.contains("(8000)"), "LISTEN_FDNAMES names the port: {log}");
+    assert!(
+        log.contains("(8000)"),
+        "LISTEN_FDNAMES names the port: {log}"
+    );
     // "quit" ends the guest: exit 0.
     let mut stream = connect(port);
     stream.write_all(b"quit\n").expect("send quit");
@@ -206,10 +209,9 @@ fn port_in_use() {
     for verb in [&["run", "-d"][..], &["run"][..], &["create"][..]] {
         let mut args = verb.to_vec();
         args.extend(["--name", "busy", "-p", &publish, "echo"]);
-        env.env.run(&args).assert_error(
-            125,
-            &[&format!("127.0.0.1:{port}"), "already in use", "-p"],
-        );
+        env.env
+            .run(&args)
+            .assert_error(125, &[&format!("127.0.0.1:{port}"), "already in use", "-p"]);
         assert_eq!(env.ok(&["ps", "-aq"]), "", "nothing is created ({verb:?})");
     }
     // A module file too.
@@ -231,8 +233,11 @@ fn port_in_use() {
 fn publish_all_port_ps_inspect() {
     let env = Env::new();
     std::fs::create_dir_all(env.env.work().join("ctx")).expect("ctx");
-    std::fs::copy(guests::ECHO_SERVER, env.env.work().join("ctx/echo_server.wasm"))
-        .expect("copy the guest");
+    std::fs::copy(
+        guests::ECHO_SERVER,
+        env.env.work().join("ctx/echo_server.wasm"),
+    )
+    .expect("copy the guest");
     env.env.write(
         "ctx/Capsulefile",
         "FROM scratch\nCOPY echo_server.wasm /echo_server.wasm\nEXPOSE 8000 53/udp\nENTRYPOINT [\"/echo_server.wasm\"]\n",
@@ -245,7 +250,11 @@ fn publish_all_port_ps_inspect() {
         .strip_prefix("8000/tcp -> 127.0.0.1:")
         .unwrap_or_else(|| panic!("capsule port prints Docker's line: {port_out}"));
     let host_port: u16 = host.parse().expect("a port number");
-    assert_eq!(port_out.lines().count(), 1, "udp is not published: {port_out}");
+    assert_eq!(
+        port_out.lines().count(),
+        1,
+        "udp is not published: {port_out}"
+    );
     assert_eq!(
         env.ok(&["port", "all", "8000"]).trim(),
         format!("127.0.0.1:{host_port}")
@@ -332,9 +341,7 @@ fn no_other_network() {
             ),
         );
         let path = wat.to_str().expect("utf-8 path");
-        env.env
-            .run(&["run", path])
-            .assert_error(126, &[import]);
+        env.env.run(&["run", path]).assert_error(126, &[import]);
     }
     let ours = env.env.run(&["run", guests::ECHO_SERVER, "nosock"]);
     ours.assert_code(0);
@@ -346,9 +353,20 @@ fn no_other_network() {
         "/",
     );
     assert_eq!(reference.code, 0, "{}", reference.stderr);
-    assert_eq!(ours.stdout, reference.stdout, "the same answers as wasmtime-wasi");
-    assert!(ours.stdout.contains("sock_accept(1): ENOTSOCK"), "{}", ours.stdout);
-    assert!(ours.stdout.contains("sock_accept(99): EBADF"), "{}", ours.stdout);
+    assert_eq!(
+        ours.stdout, reference.stdout,
+        "the same answers as wasmtime-wasi"
+    );
+    assert!(
+        ours.stdout.contains("sock_accept(1): ENOTSOCK"),
+        "{}",
+        ours.stdout
+    );
+    assert!(
+        ours.stdout.contains("sock_accept(99): EBADF"),
+        "{}",
+        ours.stdout
+    );
     // A published port under the same guest: the socket calls work.
     let port = free_port();
     let publish = format!("{port}:8000");
