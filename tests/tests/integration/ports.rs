@@ -149,6 +149,25 @@ fn listener_descriptor() {
     }
     assert!(out.contains("opendir /: OK"), "{out}");
     assert!(out.contains("fopen /tmp/probe.txt: OK"), "{out}");
+    // Another workdir preopens every top-level directory and `.` first: the listener
+    // moves up, and LISTEN_FDS_START says where.
+    let run = env
+        .env
+        .run(&["run", "--rm", "-w", "/tmp", "-p", &pa, "echo", "probe"]);
+    run.assert_code(0);
+    let out = run.stdout;
+    let start: u32 = out
+        .split("LISTEN_FDS_START=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("LISTEN_FDS_START is set: {out}"));
+    assert!(start > 4, "the preopens come first: {out}");
+    assert!(
+        out.contains(&format!("fd {start}: fdstat OK filetype 6")),
+        "{out}"
+    );
+    assert!(out.contains("opendir /: OK"), "{out}");
     // Without -p the guest has no listener and no LISTEN_FDS.
     let none = env.env.run(&["run", "--rm", "echo", "probe"]);
     none.assert_code(3);

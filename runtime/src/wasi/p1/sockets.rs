@@ -109,13 +109,14 @@ impl Socket {
         }
     }
 
-    /// Bytes ready to read (0 for a listener), as a read event's `nbytes`.
+    /// Bytes ready to read, as a read event's `nbytes` (1 for a listener with a
+    /// connection waiting, as wasi-common).
     pub fn ready_bytes(&self) -> u64 {
         #[cfg(unix)]
         if let Kind::Stream(_) = &self.kind {
             return rustix::io::ioctl_fionread(self.as_fd()).unwrap_or(0);
         }
-        0
+        1
     }
 
     /// Runs `op` until it does not block, waiting between tries unless the descriptor
