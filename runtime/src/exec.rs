@@ -81,6 +81,10 @@ pub struct RunOutput {
     /// Captured stdout and stderr when the run used [`Stdio::Capture`].
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// `Some(limit)` when the guest did not succeed after the memory limit refused it
+    /// memory (a `memory.grow` or `table.grow` past `--memory`, or a module whose
+    /// initial memory is already past it): the run ended out of memory.
+    pub out_of_memory: Option<u64>,
 }
 
 /// Errors that stop a module from running at all (as opposed to a guest failing, which
@@ -162,11 +166,100 @@ fn preview0_hint(names: &[String]) -> &'static str {
 
 struct StoreData {
     wasi: WasiState,
+    memory: MemoryLimiter,
+}
+
+/// The default of `--memory`: 4 GiB, what one 32-bit linear memory can address, so
+/// ordinary guests run as under wasmtime, while memory64 or multi-memory guests and
+/// tables are still bounded.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
+
+/// Bytes a table element is counted as: wasmtime keeps a pointer per element.
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+
+/// `--memory`: the bytes of all linear memories and tables of a run together. A grow
+/// past it is refused (`memory.grow` returns -1, `table.grow` -1), and remembered, so
+/// that a guest dying after it is reported out of memory.
+#[derive(Debug)]
+struct MemoryLimiter {
+    limit: u64,
+    used: u64,
+    /// The last grow allowed, taken back if wasmtime then fails it.
+    pending: u64,
+    refused: bool,
+}
+
+impl MemoryLimiter {
+    fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: 0,
+            pending: 0,
+            refused: false,
+        }
+    }
+
+    fn grow(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> bool {
+        if maximum.is_some_and(|max| desired > max) {
+            // Past the memory's own maximum: wasmtime refuses it anyway, not our limit.
+            return false;
+        }
+        let delta = desired.saturating_sub(current);
+        match self.used.checked_add(delta) {
+            Some(total) if total <= self.limit => {
+                self.used = total;
+                self.pending = delta;
+                true
+            }
+            _ => {
+                self.refused = true;
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self) {
+        self.used = self.used.saturating_sub(self.pending);
+        self.pending = 0;
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(current as u64, desired as u64, maximum.map(|m| m as u64)))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.failed();
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let bytes = |n: usize| (n as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes(current), bytes(desired), maximum.map(bytes)))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.failed();
+        Ok(())
+    }
 }
 
 /// Runs a compiled module in a WASI world made for `spec` (the one runner,
 /// [`crate::container::runner`], assembles both), until it ends or `interrupt` (or the
-/// spec's `--timeout`) stops it.
+/// spec's `--timeout`) stops it, within the spec's `--memory` (default
+/// [`DEFAULT_MEMORY_LIMIT`]) and `--fuel` (the engine must meter fuel exactly when the
+/// spec asks for it).
 ///
 /// # Errors
 /// [`RunError`] when the module cannot start; a guest that starts and then fails yields
@@ -182,7 +275,27 @@ pub fn run_in(
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
     wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
         .map_err(|e| RunError::Link(format!("{e:#}")))?;
-    let mut store = Store::new(engine.wasmtime(), StoreData { wasi });
+    let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
+    let mut store = Store::new(
+        engine.wasmtime(),
+        StoreData {
+            wasi,
+            memory: MemoryLimiter::new(memory_limit),
+        },
+    );
+    store.limiter(|d: &mut StoreData| &mut d.memory);
+    match (spec.limits.fuel, engine.fuel()) {
+        (Some(fuel), true) => store
+            .set_fuel(fuel)
+            .map_err(|e| RunError::Link(format!("{e:#}")))?,
+        (None, false) => {}
+        (Some(_), false) | (None, true) => {
+            return Err(RunError::Link(
+                "the engine meters fuel exactly when --fuel is given; this run and its engine disagree"
+                    .to_owned(),
+            ));
+        }
+    }
     interrupt.attach(engine.wasmtime());
     store.set_epoch_deadline(1);
     let watched = interrupt.clone();
@@ -201,14 +314,31 @@ pub fn run_in(
     let (status, results) = match instantiate_and_call(&linker, &mut store, module, spec) {
         Ok(results) => (ExitStatus::Exited(0), results),
         Err(Outcome::Status(status)) => (status, Vec::new()),
+        Err(Outcome::Error(RunError::Instantiate(reason))) if store.data().memory.refused => {
+            // Its initial memories or tables alone are past the limit.
+            let status = ExitStatus::Trapped(TrapReport {
+                reason: format!("cannot instantiate the module: {reason}"),
+                frames: Vec::new(),
+            });
+            (status, Vec::new())
+        }
         Err(Outcome::Error(e)) => return Err(e),
     };
+    let status = match status {
+        // The trap does not know how much fuel the run had.
+        ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => {
+            ExitStatus::Interrupted(Interruption::OutOfFuel(spec.limits.fuel.unwrap_or(0)))
+        }
+        status => status,
+    };
+    let out_of_memory = (store.data().memory.refused && !status.success()).then_some(memory_limit);
     let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
     Ok(RunOutput {
         status,
         results,
         stdout,
         stderr,
+        out_of_memory,
     })
 }
 
@@ -330,6 +460,9 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(wasmtime::Trap::OutOfFuel) = error.downcast_ref::<wasmtime::Trap>() {
+        return Outcome::Status(ExitStatus::Interrupted(Interruption::OutOfFuel(0)));
+    }
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         // wasmtime's Display for a trap already reads "wasm trap: ...".
         return Outcome::Status(ExitStatus::Trapped(TrapReport {
@@ -471,5 +604,27 @@ fn format_val(v: &Val) -> String {
         Val::F64(bits) => f64::from_bits(*bits).to_string(),
         Val::V128(x) => format!("{:#034x}", x.as_u128()),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryLimiter;
+
+    #[test]
+    fn the_memory_limiter_counts_every_memory_and_remembers_a_refusal() {
+        let mut limiter = MemoryLimiter::new(1 << 20);
+        assert!(limiter.grow(0, 512 << 10, None));
+        assert!(limiter.grow(0, 256 << 10, None), "a second memory");
+        // Past a memory's own maximum: refused, but not by the limit.
+        assert!(!limiter.grow(256 << 10, 512 << 10, Some(256 << 10)));
+        assert!(!limiter.refused);
+        assert!(!limiter.grow(512 << 10, 1 << 20, None));
+        assert!(limiter.refused);
+        assert_eq!(limiter.used, 768 << 10);
+        // A grow wasmtime fails after it was allowed is taken back.
+        assert!(limiter.grow(256 << 10, 512 << 10, None));
+        limiter.failed();
+        assert_eq!(limiter.used, 768 << 10);
     }
 }

@@ -228,7 +228,7 @@ pub enum MountFlag {
 }
 
 /// Why nothing is mounted at `/`: the root is the image's (Docker refuses it too).
-const ROOT_MOUNT: &str = "nothing can be mounted at / (it is the image's root): mount below it";
+pub const ROOT_MOUNT: &str = "nothing can be mounted at / (it is the image's root): mount below it";
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (at least two
 /// characters), here at most 128.
@@ -301,11 +301,12 @@ impl MountRequest {
             return Err(bad("the guest path must be absolute"));
         }
         let guest = GuestPath::parse(guest).map_err(|e| bad(&e.to_string()))?;
-        if guest.is_root() {
-            return Err(bad(ROOT_MOUNT));
-        }
         let source = if host.contains('/') || host.contains('\\') || host.starts_with('.') {
+            // A host directory at `/` is a module run's whole root (as wasmtime's
+            // `--dir HOST::/`); an image's container refuses it when it is prepared.
             MountSource::Bind(host.to_owned())
+        } else if guest.is_root() {
+            return Err(bad(ROOT_MOUNT));
         } else if valid_volume_name(host) {
             MountSource::Volume(Some(host.to_owned()))
         } else {

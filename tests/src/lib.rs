@@ -261,3 +261,65 @@ impl Run {
         self
     }
 }
+
+/// A test home for container tests: images imported from guests, and every container
+/// removed (its process ended) when it is dropped, pass or fail, so no detached
+/// container outlives its test.
+#[derive(Debug)]
+pub struct Containers {
+    pub env: TestEnv,
+}
+
+impl Containers {
+    /// A fresh home with each `(guest module, image name)` imported.
+    pub fn new(images: &[(&str, &str)]) -> Self {
+        let env = TestEnv::new();
+        for (guest, name) in images {
+            env.run(&["image", "import", guest, "-t", name])
+                .assert_code(0);
+        }
+        Self { env }
+    }
+
+    /// Runs `capsule ARGS`, asserts success, returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.env.run(args);
+        run.assert_code(0);
+        run.stdout
+    }
+
+    /// The `State` object of `capsule inspect NAME`.
+    #[track_caller]
+    pub fn state(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", name]);
+        let value: serde_json::Value = serde_json::from_str(&out).expect("inspect is JSON");
+        value[0]["State"].clone()
+    }
+
+    /// Waits until `check` holds on the container's state (at most 30 s).
+    #[track_caller]
+    pub fn wait_for(&self, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+        let start = std::time::Instant::now();
+        loop {
+            let state = self.state(name);
+            if check(&state) {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{name} never became {what}: {state}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            let _ = self.env.run(&["rm", "-f", id]);
+        }
+    }
+}

@@ -222,14 +222,20 @@ fn stop_one(container: &mut Container, grace: Duration) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `-t`, else the container's `--stop-timeout`, else Docker's 10 s.
+fn grace(args: &StopArgs, container: &Container) -> Duration {
+    Duration::from_secs(
+        args.time
+            .or(container.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT),
+    )
+}
+
 pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = args
-            .time
-            .or(container.config.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        stop_one(&mut container, Duration::from_secs(grace))?;
+        let grace = grace(args, &container);
+        stop_one(&mut container, grace)?;
         Ok(Some(reference.to_owned()))
     })
 }
@@ -340,11 +346,8 @@ pub fn rename(args: &RenameArgs) -> Result<u8, Failure> {
 pub fn restart(args: &StopArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = args
-            .time
-            .or(container.config.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        stop_one(&mut container, Duration::from_secs(grace))?;
+        let grace = grace(args, &container);
+        stop_one(&mut container, grace)?;
         start_one(home, &container)?;
         Ok(Some(reference.to_owned()))
     })
@@ -438,17 +441,9 @@ fn matches_filters(
     filters: &[String],
 ) -> Result<bool, Failure> {
     for filter in filters {
-        let (key, value) = filter.split_once('=').ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("invalid filter '{filter}': expected KEY=VALUE"),
-            )
-        })?;
+        let (key, value) = super::output::split_filter(filter)?;
         let ok = match key {
-            "label" => match value.split_once('=') {
-                Some((k, v)) => container.config.labels.get(k).is_some_and(|x| x == v),
-                None => container.config.labels.contains_key(value),
-            },
+            "label" => super::output::label_matches(&container.config.labels, value),
             "name" => container.config.name.contains(value),
             "status" => state.status.as_str() == value,
             "id" => container.config.id.starts_with(value),
@@ -467,16 +462,7 @@ fn matches_filters(
 }
 
 pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
-    let json = match args.format.as_deref() {
-        None | Some("table") => false,
-        Some("json") | Some("{{json .}}") => true,
-        Some(other) => {
-            return Err(Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("unknown --format '{other}' (known: table, json)"),
-            ));
-        }
-    };
+    let json = super::output::wants_json(args.format.as_deref())?;
     let home = home()?;
     let mut rows = Vec::new();
     for container in Container::list(&home).into_iter().rev() {
@@ -545,27 +531,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
             c.config.name.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| {
-            table
-                .iter()
-                .map(|row| row[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in &table {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    super::output::print_table(&mut out, &table);
     Ok(0)
 }
 

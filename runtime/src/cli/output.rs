@@ -44,3 +44,34 @@ pub fn confirmed(force: bool, command: &str, what: &str) -> Result<bool, Failure
     let _ = std::io::stdin().read_line(&mut answer);
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
+
+/// `--format`: `table` (the default) or `json` (one object per line, as Docker's
+/// `--format json`); whether it is JSON.
+pub fn wants_json(format: Option<&str>) -> Result<bool, Failure> {
+    match format {
+        None | Some("table") => Ok(false),
+        Some("json" | "{{json .}}") => Ok(true),
+        Some(other) => Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("unknown --format '{other}' (known: table, json)"),
+        )),
+    }
+}
+
+/// A `--filter KEY=VALUE`, split; one error line for anything else.
+pub fn split_filter(filter: &str) -> Result<(&str, &str), Failure> {
+    filter.split_once('=').ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("invalid filter '{filter}': expected KEY=VALUE"),
+        )
+    })
+}
+
+/// Docker's `label=KEY` (present) or `label=KEY=VALUE` (equal) filter.
+pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, value: &str) -> bool {
+    match value.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(value),
+    }
+}

@@ -123,6 +123,23 @@ pub struct CreateArgs {
     /// Publish every port the image EXPOSEs on a free host port of 127.0.0.1
     #[arg(short = 'P', long = "publish-all")]
     publish_all: bool,
+    /// Most memory the guest's linear memories and tables may grow to (e.g. 64m, 1g;
+    /// default 4g); a grow past it fails in the guest, and a guest that then dies exits
+    /// out of memory (137)
+    #[arg(short = 'm', long = "memory", value_name = "SIZE")]
+    memory: Option<String>,
+    /// Most instructions (wasmtime fuel units) the guest may execute (default:
+    /// unmetered); a guest that uses them up is stopped, exit 152
+    #[arg(long = "fuel", value_name = "N")]
+    fuel: Option<String>,
+    /// A resource limit: nofile=N (descriptors open at once, default 1024; EMFILE past it)
+    #[arg(long = "ulimit", value_name = "nofile=N")]
+    ulimit: Vec<String>,
+    /// A storage option: size=N (bytes of file data the writable layer may hold, e.g.
+    /// 100m; default: unlimited for an image's layer, 1g for a module's in-memory root);
+    /// ENOSPC past it
+    #[arg(long = "storage-opt", value_name = "size=N")]
+    storage_opt: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -192,6 +209,7 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         }
         limits.timeout = Some(timeout);
     }
+    resolve_limits(args, &mut limits)?;
     let restart = RestartPolicy::parse(&args.restart).map_err(|e| usage(anyhow::anyhow!(e)))?;
     let mut labels = BTreeMap::new();
     for label in &args.label {
@@ -223,6 +241,74 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
             UnknownImportsArg::Trap => UnknownImports::Trap,
         }),
     })
+}
+
+/// Most descriptors `--ulimit nofile` may allow (Linux's default `nr_open`).
+const MAX_NOFILE: u32 = 1 << 20;
+
+/// `--memory`, `--fuel`, `--ulimit` and `--storage-opt`, checked.
+fn resolve_limits(args: &CreateArgs, limits: &mut Limits) -> Result<(), Failure> {
+    let bad = |text: String| usage(anyhow::anyhow!(text));
+    if let Some(text) = &args.memory {
+        let bytes = capsule_runtime::spec::parse_size(text).ok_or_else(|| {
+            bad(format!(
+                "--memory: invalid size '{text}': expected a number of bytes with an optional k, m or g suffix, e.g. 64m"
+            ))
+        })?;
+        if bytes < 64 << 10 {
+            return Err(bad(format!(
+                "--memory {text} is too small: give at least 64k (one WebAssembly page)"
+            )));
+        }
+        limits.memory = Some(bytes);
+    }
+    if let Some(text) = &args.fuel {
+        match text.parse::<u64>() {
+            Ok(fuel) if fuel > 0 => limits.fuel = Some(fuel),
+            _ => {
+                return Err(bad(format!(
+                    "--fuel: invalid amount '{text}': expected a whole number of instructions above zero, e.g. 1000000000"
+                )));
+            }
+        }
+    }
+    for ulimit in &args.ulimit {
+        let (name, value) = ulimit.split_once('=').unwrap_or((ulimit, ""));
+        if name != "nofile" {
+            return Err(bad(format!(
+                "--ulimit {ulimit}: Capsule enforces only nofile=N (descriptors open at once)"
+            )));
+        }
+        // Docker's nofile=SOFT:HARD: the soft limit is the one a process meets.
+        let (soft, hard) = value.split_once(':').unwrap_or((value, value));
+        match (soft.parse::<u32>(), hard.parse::<u32>()) {
+            (Ok(soft), Ok(hard)) if (1..=MAX_NOFILE).contains(&soft) && soft <= hard => {
+                limits.nofile = Some(soft);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "--ulimit {ulimit}: expected nofile=N or nofile=SOFT:HARD with 1 <= SOFT <= HARD and SOFT at most {MAX_NOFILE}"
+                )));
+            }
+        }
+    }
+    for option in &args.storage_opt {
+        let (name, value) = option.split_once('=').unwrap_or((option, ""));
+        if name != "size" {
+            return Err(bad(format!(
+                "--storage-opt {option}: Capsule knows only size=N (bytes the writable layer may hold)"
+            )));
+        }
+        match capsule_runtime::spec::parse_size(value) {
+            Some(bytes) if bytes > 0 => limits.storage = Some(bytes),
+            _ => {
+                return Err(bad(format!(
+                    "--storage-opt {option}: invalid size '{value}': expected a number of bytes above zero with an optional k, m or g suffix, e.g. 100m"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The target (image or module) and the guest's arguments.
@@ -317,7 +403,27 @@ fn run_module(
             &Interrupt::new(),
         )
         .map_err(run_error)?;
-    report(&output.status, &output.results)
+    report_output(&output, spec.limits.memory.is_some())
+}
+
+/// [`report`] for a whole run: a guest that ended out of memory gets a line saying so
+/// and the out-of-memory exit code.
+pub(super) fn report_output(
+    output: &exec::RunOutput,
+    explicit_memory: bool,
+) -> Result<u8, Failure> {
+    let Some(limit) = output.out_of_memory else {
+        return report(&output.status, &output.results);
+    };
+    let code = report(&output.status, &output.results)?;
+    eprintln!(
+        "capsule: {}",
+        supervisor::out_of_memory_message(limit, explicit_memory)
+    );
+    Ok(match output.status {
+        ExitStatus::Exited(_) => code,
+        _ => supervisor::output_exit_code(output).clamp(0, 255) as u8,
+    })
 }
 
 /// The mounts of a module run: host directories, checked. Volumes belong to
@@ -525,7 +631,15 @@ fn run_image(
     let rm = args.rm;
     let result = match ended {
         Ok(ended) => match (ended.output, ended.error) {
-            (Some(output), _) => report(&output.status, &output.results).map(|code| {
+            (Some(output), _) => report_output(
+                &output,
+                container
+                    .config
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.limits.memory.is_some()),
+            )
+            .map(|code| {
                 if matches!(output.status, ExitStatus::Interrupted(_)) {
                     ended.exit_code.clamp(0, 255) as u8
                 } else {

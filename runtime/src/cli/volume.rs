@@ -90,12 +90,7 @@ pub struct LsArgs {
 
 fn matches(volume: &Volume, in_use: &VolumesInUse, filters: &[String]) -> Result<bool, Failure> {
     for filter in filters {
-        let (key, value) = filter.split_once('=').ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("invalid filter '{filter}': expected KEY=VALUE"),
-            )
-        })?;
+        let (key, value) = super::output::split_filter(filter)?;
         let ok = match key {
             "dangling" => {
                 let dangling = in_use.users(volume.name()).is_empty();
@@ -111,10 +106,7 @@ fn matches(volume: &Volume, in_use: &VolumesInUse, filters: &[String]) -> Result
                 }
             }
             "name" => volume.name().contains(value),
-            "label" => match value.split_once('=') {
-                Some((k, v)) => volume.meta.labels.get(k).is_some_and(|x| x == v),
-                None => volume.meta.labels.contains_key(value),
-            },
+            "label" => super::output::label_matches(&volume.meta.labels, value),
             _ => {
                 return Err(Failure::new(
                     exit::USAGE,
@@ -131,16 +123,7 @@ fn matches(volume: &Volume, in_use: &VolumesInUse, filters: &[String]) -> Result
 
 /// `volume ls`.
 pub fn ls(args: &LsArgs) -> Result<u8, Failure> {
-    let json = match args.format.as_deref() {
-        None | Some("table") => false,
-        Some("json" | "{{json .}}") => true,
-        Some(other) => {
-            return Err(Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("unknown --format '{other}' (known: table, json)"),
-            ));
-        }
-    };
+    let json = super::output::wants_json(args.format.as_deref())?;
     for filter in &args.filter {
         let key = filter.split_once('=').map_or(filter.as_str(), |(k, _)| k);
         if !matches!(key, "dangling" | "name" | "label") {

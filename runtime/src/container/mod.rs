@@ -184,7 +184,25 @@ pub struct Container {
 /// The file the process that runs a container holds locked.
 const RUN_LOCK: &str = "running.lock";
 /// Locked while a name is checked and taken, so two `--name x` cannot both win.
-const NAMES_LOCK: &str = ".names.lock";
+const NAMES_LOCK: &str = "containers.lock";
+
+/// Takes the names lock, held until dropped. It lives beside the containers'
+/// directory, which holds containers only.
+fn lock_names(home: &Home) -> Result<std::fs::File, ContainerError> {
+    let root = home.root();
+    let dir = crate::ambient::create_and_open_dir(root)
+        .map_err(io_error(format!("cannot create {}", root.display())))?;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    let names = dir
+        .open_with(NAMES_LOCK, &options)
+        .map_err(io_error("cannot lock the container names"))?
+        .into_std();
+    names
+        .lock()
+        .map_err(io_error("cannot lock the container names"))?;
+    Ok(names)
+}
 
 fn random_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
@@ -279,17 +297,7 @@ impl Container {
     /// the host's error.
     pub fn create(home: &Home, new: NewContainer) -> Result<Self, ContainerError> {
         let root = home.containers_dir();
-        let root_dir = crate::ambient::create_and_open_dir(&root)
-            .map_err(io_error(format!("cannot create {}", root.display())))?;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let names = root_dir
-            .open_with(NAMES_LOCK, &options)
-            .map_err(io_error("cannot lock the container names"))?
-            .into_std();
-        names
-            .lock()
-            .map_err(io_error("cannot lock the container names"))?;
+        let names = lock_names(home)?;
         let existing = Self::list(home);
         let taken = |name: &str| existing.iter().find(|c| c.config.name == name);
         let name = match new.name {
@@ -312,6 +320,8 @@ impl Container {
         let dir = root.join(&id);
         let handle = crate::ambient::create_and_open_dir(&dir)
             .map_err(io_error("cannot create the container's directory"))?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
         let running = handle
             .open_with(RUN_LOCK, &options)
             .map_err(io_error("cannot create the container's lock"))?
@@ -484,17 +494,7 @@ impl Container {
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_owned()));
         }
-        let root = crate::ambient::open_dir(&home.containers_dir())
-            .map_err(io_error("cannot open the containers"))?;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let names = root
-            .open_with(NAMES_LOCK, &options)
-            .map_err(io_error("cannot lock the container names"))?
-            .into_std();
-        names
-            .lock()
-            .map_err(io_error("cannot lock the container names"))?;
+        let _names = lock_names(home)?;
         if let Some(other) = Self::list(home)
             .into_iter()
             .find(|c| c.config.name == name && c.config.id != self.config.id)

@@ -172,6 +172,13 @@ pub fn prepare(
     }
 
     // Host directories are checked before anything is created.
+    // An image brings its root: only a module run mounts a host directory at `/`.
+    if let Some(r) = overrides.requests.iter().find(|r| r.guest.is_root()) {
+        return Err(PrepareError::Mount(crate::spec::SpecError::Volume {
+            spec: r.flag.clone(),
+            reason: crate::spec::ROOT_MOUNT.to_owned(),
+        }));
+    }
     let binds = super::volumes::check_binds(&overrides.requests).map_err(PrepareError::Mount)?;
     let image_volumes = config
         .volumes()

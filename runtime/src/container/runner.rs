@@ -42,7 +42,7 @@ impl Runner {
         Self { engine, cache }
     }
 
-    /// A runner with an engine of its own for `features`.
+    /// A runner with an engine of its own for `features` (without fuel metering).
     ///
     /// # Errors
     /// [`EngineError`] when wasmtime refuses the features.
@@ -50,11 +50,28 @@ impl Runner {
         features: FeatureSet,
         cache: Option<ModuleCache>,
     ) -> Result<Self, EngineError> {
-        Ok(Self::new(Engine::new(&EngineOptions { features })?, cache))
+        Self::with_options(
+            &EngineOptions {
+                features,
+                fuel: false,
+            },
+            cache,
+        )
+    }
+
+    /// A runner with an engine of its own built with `options`.
+    ///
+    /// # Errors
+    /// [`EngineError`] when wasmtime refuses the options.
+    pub fn with_options(
+        options: &EngineOptions,
+        cache: Option<ModuleCache>,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::new(Engine::new(options)?, cache))
     }
 
     /// This runner, or one sharing its cache with an engine for `features` when they
-    /// differ (an image's labels may turn features on).
+    /// differ (an image's labels may turn features on); fuel metering stays as it is.
     ///
     /// # Errors
     /// As [`Runner::with_features`].
@@ -62,11 +79,26 @@ impl Runner {
         &self,
         features: FeatureSet,
     ) -> Result<std::borrow::Cow<'_, Self>, EngineError> {
-        if features == self.engine.features() {
+        self.for_options(&EngineOptions {
+            features,
+            fuel: self.engine.fuel(),
+        })
+    }
+
+    /// This runner, or one sharing its cache with an engine built with `options` when
+    /// this one's differ (features, fuel metering for `--fuel`).
+    ///
+    /// # Errors
+    /// As [`Runner::with_options`].
+    pub fn for_options(
+        &self,
+        options: &EngineOptions,
+    ) -> Result<std::borrow::Cow<'_, Self>, EngineError> {
+        if *options == self.engine.options() {
             Ok(std::borrow::Cow::Borrowed(self))
         } else {
-            Ok(std::borrow::Cow::Owned(Self::with_features(
-                features,
+            Ok(std::borrow::Cow::Owned(Self::with_options(
+                options,
                 self.cache.clone(),
             )?))
         }
@@ -143,6 +175,26 @@ impl Runner {
         interrupt: &Interrupt,
         on_start: &mut dyn FnMut(),
     ) -> Result<RunOutput, RunError> {
+        let fuel = spec.limits.fuel.is_some();
+        if fuel != self.engine.fuel() {
+            // `--fuel` needs an engine that meters it (and one that does not slows every
+            // other run down): the same features, with or without fuel.
+            if let Program::Compiled(_) = program {
+                return Err(RunError::Link(
+                    "a module compiled by an engine without fuel metering cannot run with \
+                     --fuel (or one with it without)"
+                        .to_owned(),
+                ));
+            }
+            let options = EngineOptions {
+                features: self.engine.features(),
+                fuel,
+            };
+            let runner = self
+                .for_options(&options)
+                .map_err(|e| RunError::Link(e.to_string()))?;
+            return runner.run_observed(spec, program, stdio, interrupt, on_start);
+        }
         let root = RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?;
         let module = match program {
             Program::Bytes { name, wasm } => self.compile(name, wasm)?,

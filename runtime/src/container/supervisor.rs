@@ -31,6 +31,12 @@ pub mod code {
     pub const INTERRUPTED: i32 = 130;
     /// Its `--timeout` passed (as `timeout(1)` reports it).
     pub const TIMEOUT: i32 = 124;
+    /// It used up its `--fuel` (128 + SIGXCPU, what a process past its CPU-time
+    /// limit, `ulimit -t`, gets).
+    pub const OUT_OF_FUEL: i32 = 152;
+    /// It trapped after `--memory` refused it memory (128 + SIGKILL, as Docker reports
+    /// a container the kernel's OOM killer ended).
+    pub const OUT_OF_MEMORY: i32 = 137;
     /// It could not start (Docker's 125/126/127 are Capsule's own errors).
     pub const CANNOT_START: i32 = 126;
 }
@@ -69,6 +75,31 @@ pub fn exit_code(status: &ExitStatus) -> i32 {
         ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) => code::TRAP,
         ExitStatus::Interrupted(Interruption::Killed) => code::KILLED,
         ExitStatus::Interrupted(Interruption::Timeout(_)) => code::TIMEOUT,
+        ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => code::OUT_OF_FUEL,
+    }
+}
+
+/// The exit code of a run: [`exit_code`] of its status, except that a guest that
+/// trapped after `--memory` refused it memory (the usual end of a failed allocation:
+/// `abort()`, Rust's alloc error handler) exits as out of memory. A guest that
+/// exits by itself after a refused grow keeps its own code (it is still recorded as
+/// out of memory, `State.OOMKilled`).
+pub fn output_exit_code(output: &RunOutput) -> i32 {
+    match output.status {
+        ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) if output.out_of_memory.is_some() => {
+            code::OUT_OF_MEMORY
+        }
+        ref status => exit_code(status),
+    }
+}
+
+/// The line that says a run ended out of memory, naming the limit it hit.
+pub fn out_of_memory_message(limit: u64, explicit: bool) -> String {
+    let size = format_size(limit);
+    if explicit {
+        format!("guest ran out of memory: --memory {size}")
+    } else {
+        format!("guest ran out of memory: the default limit of {size} (raise it with --memory)")
     }
 }
 
@@ -80,6 +111,16 @@ fn status_error(status: &ExitStatus) -> Option<String> {
         ExitStatus::InvalidExit(n) => Some(format!("guest called proc_exit({n})")),
         ExitStatus::Interrupted(why) => Some(format!("guest {why}")),
     }
+}
+
+/// A byte count as `--memory` takes it: `16m`, `4g`, `1536k`, or plain bytes.
+fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(30, 'g'), (20, 'm'), (10, 'k')] {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }
 
 /// What the signal thread and the run share.
@@ -166,12 +207,18 @@ pub fn run(
         });
         let (exit, output, error) = match result {
             Ok(output) => {
-                let mut exit = exit_code(&output.status);
+                let mut exit = output_exit_code(&output);
                 let forced = control.code_override.load(Ordering::SeqCst);
                 if forced != 0 && matches!(output.status, ExitStatus::Interrupted(_)) {
                     exit = forced;
                 }
                 state.error = status_error(&output.status);
+                if let Some(limit) = output.out_of_memory {
+                    state.oom_killed = true;
+                    let text = out_of_memory_message(limit, spec.limits.memory.is_some());
+                    log.note(&text);
+                    state.error = Some(text);
+                }
                 (exit, Some(output), None)
             }
             Err(e) => {
@@ -292,30 +339,30 @@ pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Sends `signal` to the process `pid` (Unix); without signals the request file is
+/// read by the process's polling thread, and a kill is left to the host.
 #[cfg(unix)]
-fn signal_terminate(pid: u32) {
+fn send(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = rustix::process::kill_process(pid, signal);
     }
+}
+
+#[cfg(unix)]
+fn signal_terminate(pid: u32) {
+    send(pid, rustix::process::Signal::TERM);
 }
 
 #[cfg(unix)]
 fn signal_kill(pid: u32) {
-    if let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
+    send(pid, rustix::process::Signal::KILL);
 }
 
 #[cfg(not(unix))]
-fn signal_terminate(_pid: u32) {
-    // Without signals the request file is read by the supervisor's polling thread.
-}
+fn signal_terminate(_pid: u32) {}
 
 #[cfg(not(unix))]
 fn signal_kill(_pid: u32) {}
@@ -462,8 +509,8 @@ pub fn spawn_detached(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr);
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Not a process group of its own: the supervisor's first act is `setsid`, which a
+    // group leader may not call.
     let mut child = command
         .spawn()
         .map_err(io("cannot start the container's supervisor"))?;
@@ -502,8 +549,12 @@ pub fn spawn_detached(
 /// [`ContainerError`] when the container cannot be found or run.
 pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32, ContainerError> {
     use std::io::Write;
+    // A session of its own: no controlling terminal, so closing the terminal or
+    // Ctrl-C there never reaches a detached container.
     #[cfg(unix)]
-    let _ = rustix::process::setsid();
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "cannot start a session of its own");
+    }
     let mut container = Container::find(home, id)?;
     let mut said = false;
     let say = |text: &str| {

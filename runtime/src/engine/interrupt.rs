@@ -14,6 +14,10 @@ pub enum Interruption {
     Killed,
     /// Its wall-clock `--timeout` passed.
     Timeout(Duration),
+    /// It used up its `--fuel` (wasmtime fuel units, about one per instruction).
+    /// Not sent through an [`Interrupt`]: the guest's own code stops when its fuel
+    /// reaches zero.
+    OutOfFuel(u64),
 }
 
 impl std::fmt::Display for Interruption {
@@ -27,6 +31,7 @@ impl std::fmt::Display for Interruption {
                     crate::spec::format_duration(*d)
                 )
             }
+            Interruption::OutOfFuel(fuel) => write!(f, "ran out of fuel: --fuel {fuel}"),
         }
     }
 }

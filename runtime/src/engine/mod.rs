@@ -15,6 +15,10 @@ pub use interrupt::{Deadline, Interrupt, Interruption};
 pub struct EngineOptions {
     /// The WebAssembly proposals to accept (default: [`FeatureSet::default`]).
     pub features: FeatureSet,
+    /// Meter instructions with wasmtime fuel (`--fuel`). It changes the compiled code
+    /// (every block counts what it runs), so an engine either meters every store or
+    /// none, and its modules are cached apart from unmetered ones.
+    pub fuel: bool,
 }
 
 /// Errors building an engine.
@@ -31,12 +35,14 @@ pub enum EngineError {
 pub struct Engine {
     inner: wasmtime::Engine,
     features: FeatureSet,
+    fuel: bool,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("features", &self.features)
+            .field("fuel", &self.fuel)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +59,8 @@ impl Engine {
         // `stop`, `kill` and `--timeout` interrupt a guest at its next function entry
         // or loop back-edge (see [`interrupt`]).
         config.epoch_interruption(true);
+        // `--fuel` only: metering slows every guest down.
+        config.consume_fuel(options.fuel);
         for feature in WasmFeature::ALL {
             feature.apply(&mut config, options.features.contains(feature));
         }
@@ -61,6 +69,7 @@ impl Engine {
         Ok(Self {
             inner,
             features: options.features,
+            fuel: options.fuel,
         })
     }
 
@@ -74,13 +83,52 @@ impl Engine {
         self.features
     }
 
+    /// Whether runs on this engine are metered with fuel.
+    pub fn fuel(&self) -> bool {
+        self.fuel
+    }
+
+    /// The options this engine was built with.
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions {
+            features: self.features,
+            fuel: self.fuel,
+        }
+    }
+
     /// A short tag that changes whenever compiled code from this engine would not load in
-    /// another: the wasmtime version, its compiler settings and the features, plus
-    /// Capsule's own version.
+    /// another: the wasmtime version, its compiler settings and the features (fuel
+    /// metering among them, hashed in explicitly as well), plus Capsule's own version.
     pub fn compatibility_tag(&self) -> String {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.inner.precompile_compatibility_hash().hash(&mut hasher);
         crate::VERSION.hash(&mut hasher);
+        if self.fuel {
+            "fuel".hash(&mut hasher);
+        }
         format!("{:016x}", hasher.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuel_metered_code_is_cached_apart() {
+        let plain = Engine::new(&EngineOptions::default()).expect("engine");
+        let metered = Engine::new(&EngineOptions {
+            fuel: true,
+            ..EngineOptions::default()
+        })
+        .expect("engine");
+        assert!(metered.fuel() && !plain.fuel());
+        assert_ne!(plain.compatibility_tag(), metered.compatibility_tag());
+        assert_eq!(
+            plain.compatibility_tag(),
+            Engine::new(&EngineOptions::default())
+                .expect("engine")
+                .compatibility_tag()
+        );
     }
 }

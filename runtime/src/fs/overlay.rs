@@ -158,6 +158,52 @@ pub struct Overlay {
     next_ino: AtomicU64,
     tmp_counter: AtomicU64,
     device: u64,
+    /// `--storage-opt size=N`, when given.
+    quota: Option<Arc<Quota>>,
+}
+
+/// `--storage-opt size=N`: the bytes of file data the writable layer may hold. Writes
+/// that grow a file, `ftruncate` up and copy-ups take room; truncating, unlinking a
+/// file's last name and renaming over it give it back. Directories, symlinks and
+/// whiteouts are not counted. Approximate where POSIX is subtle: a file unlinked while
+/// open keeps what it is written afterwards counted until the container restarts (the
+/// upper is measured again when it is mounted).
+#[derive(Debug)]
+struct Quota {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Quota {
+    /// Takes up to `bytes` of room; returns how much it got.
+    fn reserve_upto(&self, bytes: u64) -> u64 {
+        let mut got = 0;
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                got = bytes.min(self.limit.saturating_sub(used));
+                Some(used + got)
+            });
+        got
+    }
+
+    /// Takes exactly `bytes`, or nothing and `ENOSPC`.
+    fn reserve(&self, bytes: u64) -> FsResult<()> {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .map(|_| ())
+            .map_err(|_| Errno::Nospc.into())
+    }
+
+    fn release(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
 }
 
 impl Overlay {
@@ -204,6 +250,7 @@ impl Overlay {
             next_ino: AtomicU64::new(FIRST_DYNAMIC_INO),
             tmp_counter: AtomicU64::new(0),
             device,
+            quota: None,
         })
     }
 
@@ -230,7 +277,75 @@ impl Overlay {
             next_ino: AtomicU64::new(FIRST_DYNAMIC_INO),
             tmp_counter: AtomicU64::new(0),
             device,
+            quota: None,
         })
+    }
+
+    /// Limits the writable layer to `limit` bytes of file data (`--storage-opt size`):
+    /// a write past it answers `ENOSPC`. What the upper already holds (a container run
+    /// before) is measured now and counts.
+    ///
+    /// # Errors
+    /// The host's error measuring the upper.
+    pub fn with_quota(mut self, limit: u64) -> FsResult<Self> {
+        let mut used = 0u64;
+        if let Some(upper) = self.upper.get() {
+            let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            for (path, kind) in &st.present {
+                if *kind == Kind::File {
+                    let stat = stat_of(&upper.symlink_metadata(path)?);
+                    // Each name of a file with several counts its share.
+                    used = used.saturating_add(stat.size / stat.nlink.max(1));
+                }
+            }
+        }
+        self.quota = Some(Arc::new(Quota {
+            limit,
+            used: AtomicU64::new(used),
+        }));
+        Ok(self)
+    }
+
+    /// Bytes of file data the writable layer holds, as its quota counts them (`None`
+    /// without a quota).
+    pub fn quota_used(&self) -> Option<u64> {
+        self.quota.as_ref().map(|q| q.used.load(Ordering::Relaxed))
+    }
+
+    /// The size of the upper file at `path` when its last name goes (unlink, renamed
+    /// over), for the quota; 0 without a quota or when other names keep it.
+    fn size_freed(&self, st: &mut UpperState, path: &str) -> u64 {
+        if self.quota.is_none() || st.present.get(path) != Some(&Kind::File) {
+            return 0;
+        }
+        let Ok((dir, name)) = self.entry(st, path) else {
+            return 0;
+        };
+        match dir.symlink_metadata(name) {
+            Ok(meta) => {
+                let stat = stat_of(&meta);
+                if stat.nlink <= 1 { stat.size } else { 0 }
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// The size of the upper file at `path` that opening it with `options` truncates
+    /// away, for the quota; 0 without a quota or truncation.
+    fn size_truncated(&self, st: &mut UpperState, path: &str, options: OpenOptions) -> u64 {
+        if self.quota.is_none() || !options.truncate {
+            return 0;
+        }
+        let Ok((dir, name)) = self.entry(st, path) else {
+            return 0;
+        };
+        dir.symlink_metadata(name).map_or(0, |meta| meta.len())
+    }
+
+    fn release(&self, bytes: u64) {
+        if let Some(quota) = &self.quota {
+            quota.release(bytes);
+        }
     }
 
     fn upper(&self) -> FsResult<&Dir> {
@@ -405,6 +520,14 @@ impl Overlay {
         }
         let (parent, _) = split(path);
         self.ensure_upper_dir(st, parent)?;
+        let size = if entry.node.kind == Kind::File {
+            entry.node.size
+        } else {
+            0
+        };
+        if let Some(quota) = &self.quota {
+            quota.reserve(size)?;
+        }
         let tmp = format!(
             "copyup-{}",
             self.tmp_counter.fetch_add(1, Ordering::Relaxed)
@@ -438,6 +561,7 @@ impl Overlay {
             Ok(())
         })();
         if result.is_err() {
+            self.release(size);
             let _ = self.work()?.remove_file(&tmp);
         }
         result?;
@@ -689,6 +813,7 @@ fn lower_stat(entry: &LowerEntry) -> Stat {
 struct UpperFile {
     file: Arc<dyn OpenFile>,
     ino: u64,
+    quota: Option<Arc<Quota>>,
 }
 
 impl OpenFile for UpperFile {
@@ -697,7 +822,26 @@ impl OpenFile for UpperFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> FsResult<usize> {
-        self.file.write_at(buf, offset)
+        let Some(quota) = &self.quota else {
+            return self.file.write_at(buf, offset);
+        };
+        // Only growth takes room; a write that does not fit is cut to what does, as a
+        // full disk cuts it, and a write with no room at all answers ENOSPC.
+        let size = self.file.stat()?.size;
+        let end = offset.saturating_add(buf.len() as u64);
+        let growth = end.saturating_sub(size);
+        let granted = quota.reserve_upto(growth);
+        let allowed_end = end - (growth - granted);
+        if allowed_end <= offset && !buf.is_empty() {
+            quota.release(granted);
+            return Err(Errno::Nospc.into());
+        }
+        let len = usize::try_from(allowed_end - offset).unwrap_or(buf.len());
+        let written = self.file.write_at(&buf[..len.min(buf.len())], offset);
+        // Room reserved but not written (a short write, an error) is given back.
+        let reached = offset.saturating_add(*written.as_ref().unwrap_or(&0) as u64);
+        quota.release(allowed_end.saturating_sub(reached.max(size)).min(granted));
+        written
     }
 
     fn stat(&self) -> FsResult<Stat> {
@@ -708,7 +852,20 @@ impl OpenFile for UpperFile {
     }
 
     fn set_len(&self, len: u64) -> FsResult<()> {
-        self.file.set_len(len)
+        let Some(quota) = &self.quota else {
+            return self.file.set_len(len);
+        };
+        let size = self.file.stat()?.size;
+        if len > size {
+            quota.reserve(len - size)?;
+        }
+        let result = self.file.set_len(len);
+        match (&result, len > size) {
+            (Ok(()), false) => quota.release(size - len),
+            (Err(_), true) => quota.release(len - size),
+            _ => {}
+        }
+        result
     }
 
     fn set_times(&self, atime: SetTime, mtime: SetTime) -> FsResult<()> {
@@ -730,6 +887,7 @@ impl Overlay {
         Arc::new(UpperFile {
             file,
             ino: self.ino(st, path),
+            quota: self.quota.clone(),
         })
     }
 }
@@ -816,6 +974,7 @@ impl Backend for Overlay {
                 if options.create && options.exclusive {
                     return Err(Errno::Exist.into());
                 }
+                let truncated = self.size_truncated(&mut st, path, options);
                 let (dir, name) = self.entry(&mut st, path)?;
                 let file = open_known_file(
                     &dir,
@@ -826,6 +985,7 @@ impl Backend for Overlay {
                     },
                     mode,
                 )?;
+                self.release(truncated);
                 Ok(self.upper_file(&mut st, path, file))
             }
             Found::Lower(entry) if entry.node.kind == Kind::File => {
@@ -845,6 +1005,7 @@ impl Backend for Overlay {
                     }));
                 }
                 self.copy_up(&mut st, path)?;
+                let truncated = self.size_truncated(&mut st, path, options);
                 let (dir, name) = self.entry(&mut st, path)?;
                 let file = open_known_file(
                     &dir,
@@ -855,6 +1016,7 @@ impl Backend for Overlay {
                     },
                     mode,
                 )?;
+                self.release(truncated);
                 Ok(self.upper_file(&mut st, path, file))
             }
             Found::Upper(Kind::Dir) | Found::Lower(_)
@@ -894,8 +1056,10 @@ impl Backend for Overlay {
             Found::Upper(Kind::Dir) => return Err(Errno::Isdir.into()),
             Found::Lower(entry) if entry.node.kind == Kind::Dir => return Err(Errno::Isdir.into()),
             Found::Upper(_) => {
+                let freed = self.size_freed(&mut st, path);
                 let (dir, name) = self.entry(&mut st, path)?;
                 dir.remove_file(name)?;
+                self.release(freed);
                 st.present.remove(path);
                 st.inos.remove(path);
             }
@@ -962,6 +1126,8 @@ impl Backend for Overlay {
             // Two names of one file: POSIX says rename does nothing.
             return Ok(());
         }
+        // A file of the upper renamed over gives its room back.
+        let freed = self.size_freed(&mut st, to);
         // Bring the source up whole, and make room at the destination.
         if from_kind == Kind::Dir {
             self.copy_up_tree(&mut st, from)?;
@@ -985,6 +1151,7 @@ impl Backend for Overlay {
         let (to_dir, to_name) = self.entry(&mut st, to)?;
         from_dir.rename(from_name, &to_dir, to_name)?;
         drop((from_dir, to_dir));
+        self.release(freed);
         Self::move_subtree(&mut st, from, to);
         if from_kind == Kind::Dir && to_hides_lower {
             self.make_opaque(&mut st, to)?;
@@ -1046,5 +1213,99 @@ impl Backend for Overlay {
 
     fn device(&self) -> u64 {
         self.device
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    fn overlay(dir: &std::path::Path, limit: u64) -> Overlay {
+        let home = crate::ambient::open_dir(dir).expect("open dir");
+        Overlay::in_dir(Arc::new(LowerStack::new(Vec::new())), home, 1)
+            .expect("overlay")
+            .with_quota(limit)
+            .expect("quota")
+    }
+
+    fn create(overlay: &Overlay, path: &str) -> Arc<dyn OpenFile> {
+        let options = OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            exclusive: false,
+            truncate: false,
+        };
+        overlay.open(path, options, 0o644).expect("create")
+    }
+
+    fn nospc<T: std::fmt::Debug>(result: FsResult<T>) -> bool {
+        matches!(result.map_err(|e| e.errno()), Err(Errno::Nospc))
+    }
+
+    #[test]
+    fn writes_past_the_quota_are_cut_then_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let overlay = overlay(dir.path(), 100);
+        let file = create(&overlay, "a");
+        assert_eq!(file.write_at(&[1; 60], 0).expect("write"), 60);
+        // Rewriting what exists takes no room.
+        assert_eq!(file.write_at(&[2; 60], 0).expect("rewrite"), 60);
+        // A write that partly fits is cut short, the next one refused.
+        assert_eq!(file.write_at(&[3; 60], 60).expect("short write"), 40);
+        assert!(nospc(file.write_at(&[4; 1], 100)));
+        assert_eq!(overlay.quota_used(), Some(100));
+        // A second file finds no room; a sparse write far out neither.
+        let other = create(&overlay, "b");
+        assert!(nospc(other.write_at(&[5; 1], 0)));
+        assert!(nospc(other.set_len(10)));
+    }
+
+    #[test]
+    fn truncating_unlinking_and_renaming_over_give_room_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let overlay = overlay(dir.path(), 100);
+        let a = create(&overlay, "a");
+        a.write_at(&[1; 80], 0).expect("write");
+        a.set_len(30).expect("truncate");
+        assert_eq!(overlay.quota_used(), Some(30));
+        overlay.unlink("a").expect("unlink");
+        assert_eq!(overlay.quota_used(), Some(0));
+        let b = create(&overlay, "b");
+        b.write_at(&[1; 70], 0).expect("write b");
+        let c = create(&overlay, "c");
+        c.write_at(&[1; 30], 0).expect("write c");
+        assert_eq!(overlay.quota_used(), Some(100));
+        overlay.rename("c", "b").expect("rename over");
+        assert_eq!(overlay.quota_used(), Some(30));
+        // O_TRUNC on open.
+        let options = OpenOptions {
+            read: false,
+            write: true,
+            create: false,
+            exclusive: false,
+            truncate: true,
+        };
+        overlay.open("b", options, 0).expect("open O_TRUNC");
+        assert_eq!(overlay.quota_used(), Some(0));
+    }
+
+    #[test]
+    fn what_the_upper_holds_counts_when_mounted_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let overlay = overlay(dir.path(), 1000);
+            create(&overlay, "a").write_at(&[1; 300], 0).expect("write");
+            overlay.mkdir("d", 0o755).expect("mkdir");
+            create(&overlay, "d/b")
+                .write_at(&[1; 200], 0)
+                .expect("write");
+            overlay.link("a", "d/a2").expect("link");
+        }
+        let overlay = overlay(dir.path(), 1000);
+        // A hard link's two names count the file once.
+        assert_eq!(overlay.quota_used(), Some(500));
+        let file = create(&overlay, "c");
+        assert_eq!(file.write_at(&[1; 600], 0).expect("write"), 500);
     }
 }

@@ -200,7 +200,9 @@ fn root_backend(
     upper: Option<&std::path::Path>,
 ) -> Result<(Arc<dyn Backend>, Option<Scratch>), RootFsError> {
     if spec.layers.is_empty() {
-        return Ok((Arc::new(TmpFs::new(ROOT_TMPFS_SIZE, DEV_ROOT)), None));
+        // `--storage-opt size` bounds the in-memory root as it bounds an upper.
+        let size = spec.limits.storage.unwrap_or(ROOT_TMPFS_SIZE);
+        return Ok((Arc::new(TmpFs::new(size, DEV_ROOT)), None));
     }
     let lower = open_lower(
         &spec.layers,
@@ -216,7 +218,10 @@ fn root_backend(
     };
     // `upper/` and `work/` are made inside it on the first write.
     let dir = crate::ambient::create_and_open_dir(&dir).map_err(RootFsError::Upper)?;
-    let overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
+    let mut overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
+    if let Some(limit) = spec.limits.storage {
+        overlay = overlay.with_quota(limit)?;
+    }
     Ok((Arc::new(overlay), scratch))
 }
 

@@ -173,7 +173,8 @@ mod tests {
         );
         let refused = rule("app:1", &["app:1"], &["0123456789abcdef"], false).expect_err("refused");
         assert!(
-            refused.contains("used by container 0123456789ab:") && refused.contains("/c"),
+            refused.contains("used by container 0123456789ab:")
+                && refused.contains("capsule rm 0123456789ab"),
             "{refused}"
         );
         assert_eq!(

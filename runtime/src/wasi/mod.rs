@@ -150,6 +150,9 @@ impl WasiState {
         )?;
         ctx.add_listeners(listeners.into_iter().map(|l| l.socket))
             .map_err(FsError::from)?;
+        if let Some(nofile) = spec.limits.nofile {
+            ctx.set_max_fds(nofile as usize);
+        }
         Ok((
             Self {
                 ctx,

@@ -2,59 +2,20 @@
 //! supervisor, logs, stop/kill/rm/wait/restart, restart policies, a supervisor that
 //! dies, names, and bad input to each verb.
 
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::{Containers, guests};
 use std::time::{Duration, Instant};
 
-/// A home with the `service` guest as image `svc`; every container still running is
-/// removed (and its supervisor ended) when the test ends, pass or fail.
-struct Env {
-    env: TestEnv,
-}
+/// A home with the `service` guest as image `svc` (see `guests/c/service.c`); its
+/// containers are removed when the test ends.
+struct Env;
 
 impl Env {
-    fn new() -> Self {
-        let env = TestEnv::new();
-        env.run(&["image", "import", guests::SERVICE, "-t", "svc"])
-            .assert_code(0);
-        Self { env }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.env.run(args);
-        run.assert_code(0);
-        run.stdout
-    }
-
-    fn state(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", name]);
-        let value: serde_json::Value = serde_json::from_str(&out).expect("inspect is JSON");
-        value[0]["State"].clone()
-    }
-
-    /// Waits until `check` holds on the container's state (at most 20 s).
-    #[track_caller]
-    fn wait_for(&self, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
-        let start = Instant::now();
-        loop {
-            let state = self.state(name);
-            if check(&state) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{name} never became {what}: {state}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            let _ = self.env.run(&["rm", "-f", id]);
-        }
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "a constructor of the shared fixture"
+    )]
+    fn new() -> Containers {
+        Containers::new(&[(guests::SERVICE, "svc")])
     }
 }
 
@@ -274,6 +235,19 @@ fn a_killed_supervisor_shows_as_dead_never_running_forever() {
     env.wait_for("victim", "running", |s| s["Status"] == "running");
     let pid = env.state("victim")["Pid"].as_u64().expect("a pid");
     assert!(pid > 0);
+    // The supervisor is a session of its own (setsid): no terminal reaches it.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("its /proc entry");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("comm ends with )")
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[3],
+        pid.to_string(),
+        "session id is its own pid: {stat}"
+    );
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()

@@ -15,6 +15,7 @@ mod hostcalls;
 mod images;
 mod integrity;
 mod layers;
+mod limits;
 mod modules;
 mod ports;
 mod reactors;

@@ -610,6 +610,10 @@ fn bad_volume_input_is_one_clear_line_and_changes_nothing() {
             vec!["nothing can be mounted at /"],
         ),
         (
+            vec!["run", "-v", "./any-dir:/", "seeded", "ls", "/"],
+            vec!["nothing can be mounted at /"],
+        ),
+        (
             vec!["run", "-v", "/anon", guests::FILES, "ls", "/"],
             vec!["invalid volume '/anon'", "anonymous volume"],
         ),

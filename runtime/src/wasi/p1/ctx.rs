@@ -14,7 +14,9 @@ use crate::fs::{Errno, FsError, Loc, OpenFile, OpenOptions, SetTime, Stat, Vfs};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Most descriptors a guest may hold open at once (`EMFILE` past it).
+/// Most descriptors a guest may hold open at once (`EMFILE` past it) unless
+/// `--ulimit nofile=N` says otherwise: Linux's default soft `RLIMIT_NOFILE`. As there,
+/// the limit bounds descriptor numbers: stdio and the preopens count.
 pub const MAX_FDS: usize = 1024;
 /// Largest single read or write buffer honoured at once (larger ones are shortened).
 pub const MAX_IO: usize = 16 << 20;
@@ -86,6 +88,8 @@ pub struct WasiP1 {
     env: Vec<String>,
     vfs: Arc<Vfs>,
     fds: Vec<Option<Desc>>,
+    /// Most descriptors open at once ([`MAX_FDS`] by default).
+    max_fds: usize,
     stdin: Input,
     stdout: Output,
     stderr: Output,
@@ -241,6 +245,7 @@ impl WasiP1 {
             env,
             vfs,
             fds,
+            max_fds: MAX_FDS,
             stdin,
             stdout,
             stderr,
@@ -264,6 +269,12 @@ impl WasiP1 {
                 .push(Some(Desc::Socket(Socket::listener(listener)?)));
         }
         Ok(())
+    }
+
+    /// Sets the most descriptors the guest may hold open at once (`--ulimit nofile`):
+    /// opening one more answers `EMFILE`. Those already open (stdio, preopens) stay.
+    pub fn set_max_fds(&mut self, max: usize) {
+        self.max_fds = max;
     }
 
     /// Lets `interrupt` wake the guest from a `poll_oneoff` sleep.
@@ -295,7 +306,7 @@ impl WasiP1 {
 
     /// `EMFILE` when the table has no room for one more descriptor.
     fn check_room(&self) -> R<()> {
-        if self.fds.len() >= MAX_FDS && self.fds.iter().all(Option::is_some) {
+        if self.fds.len() >= self.max_fds && self.fds.iter().all(Option::is_some) {
             return Err(Errno::Mfile);
         }
         Ok(())
@@ -317,7 +328,7 @@ impl WasiP1 {
             self.fds[index] = Some(desc);
             return Ok(index as u32);
         }
-        if self.fds.len() >= MAX_FDS {
+        if self.fds.len() >= self.max_fds {
             return Err(Errno::Mfile);
         }
         self.fds.push(Some(desc));
