@@ -344,3 +344,94 @@ pub fn wait_fds(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Interruption;
+
+    /// A listener as the guest gets it, and a client connected to it.
+    fn pair() -> (Socket, Socket, TcpStream) {
+        let host = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = host.local_addr().expect("addr");
+        let listener = Socket::listener(host).expect("listener");
+        let client = TcpStream::connect(addr).expect("connect");
+        let conn = listener
+            .accept(0, &Interrupt::new())
+            .expect("accept blocks until the client is there");
+        (listener, conn, client)
+    }
+
+    #[test]
+    fn recv_flags_as_wasi_common() {
+        let (_l, conn, mut client) = pair();
+        let none = Interrupt::new();
+        let mut memory = vec![0u8; 64];
+        client.write_all(b"hello world").expect("send");
+        let mut mem = Mem(&mut memory);
+        // PEEK fills the first iovec and leaves the data queued.
+        let n = conn
+            .recv(&mut mem, &[(0, 5), (8, 8)], riflags::RECV_PEEK, &none)
+            .expect("peek");
+        assert_eq!((n, &mem.0[..5]), (5, &b"hello"[..]));
+        // WAITALL waits until every iovec is full.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            client.write_all(b"!!").expect("send more");
+            client
+        });
+        let n = conn
+            .recv(&mut mem, &[(16, 6), (32, 7)], riflags::RECV_WAITALL, &none)
+            .expect("waitall");
+        assert_eq!(n, 13);
+        assert_eq!(&mem.0[16..22], b"hello ");
+        assert_eq!(&mem.0[32..39], b"world!!");
+        let client = writer.join().expect("writer");
+        assert_eq!(conn.recv(&mut mem, &[(0, 4)], 4, &none), Err(Errno::Notsup));
+        drop(client);
+        // The peer closed: 0, end of stream.
+        assert_eq!(conn.recv(&mut mem, &[(0, 4)], 0, &none), Ok(0));
+    }
+
+    #[test]
+    fn nonblocking_shutdown_and_refusals() {
+        let (listener, mut conn, mut client) = pair();
+        let none = Interrupt::new();
+        let mut memory = vec![0u8; 16];
+        let mut mem = Mem(&mut memory);
+        assert_eq!(conn.set_flags(fdflags::APPEND), Err(Errno::Inval));
+        conn.set_flags(fdflags::NONBLOCK).expect("nonblock");
+        assert_eq!(conn.fdflags(), fdflags::NONBLOCK);
+        assert_eq!(conn.recv(&mut mem, &[(0, 4)], 0, &none), Err(Errno::Again));
+        assert_eq!(conn.accept(0, &none).err(), Some(Errno::Inval));
+        assert_eq!(
+            listener.recv(&mut mem, &[(0, 4)], 0, &none),
+            Err(Errno::Notconn)
+        );
+        assert_eq!(listener.shutdown(sdflags::WR), Err(Errno::Notconn));
+        assert_eq!(conn.shutdown(0), Err(Errno::Inval));
+        mem.write(0, b"bye").expect("guest data");
+        assert_eq!(conn.send(&mut mem, &[(0, 3)], &none), Ok(3));
+        conn.shutdown(sdflags::WR).expect("shutdown");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("the peer sees the end");
+        assert_eq!(got, b"bye");
+        assert_eq!(
+            listener.accept(fdflags::APPEND, &none).err(),
+            Some(Errno::Inval)
+        );
+    }
+
+    #[test]
+    fn a_stopped_guest_is_woken_from_accept() {
+        let host = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = Socket::listener(host).expect("listener");
+        let interrupt = Interrupt::new();
+        let stopper = interrupt.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            stopper.interrupt(Interruption::Killed);
+        });
+        assert_eq!(listener.accept(0, &interrupt).err(), Some(Errno::Intr));
+    }
+}
