@@ -6,8 +6,10 @@
 //   echo_server poll      non-blocking listener and connections, poll() over all of
 //                         them: many clients at once
 //   echo_server probe     print what the guest sees of its listeners and exit
-//   echo_server nosock    the socket calls on descriptors that are not sockets
-//                         (the same under any preview1 host, with or without listeners)
+//   echo_server nosock    the socket calls on descriptors that are not sockets, and
+//                         poll over stdin and clocks (the same under any preview1 host)
+//   echo_server pollstdin poll stdin with a 300 ms timeout until a line arrives:
+//                         prints "clock" for each timeout, then "stdin: LINE"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -217,13 +219,42 @@ static int run_nosock(void) {
     printf("sock_send(1): %s\n", err_name(__wasi_sock_send(1, &ciov, 1, 0, &n)));
     printf("sock_shutdown(2): %s\n", err_name(__wasi_sock_shutdown(2, __WASI_SDFLAGS_WR)));
     printf("sock_shutdown(99): %s\n", err_name(__wasi_sock_shutdown(99, __WASI_SDFLAGS_WR)));
+    // stdin is at its end (empty): readable at once, before the clock.
+    struct pollfd in = {0, POLLIN, 0};
+    int ready = poll(&in, 1, 5000);
+    printf("poll(stdin, 5s): %d %s\n", ready, (in.revents & POLLIN) ? "readable" : "-");
+    // Only a clock: it fires.
+    printf("poll(none, 10ms): %d\n", poll(NULL, 0, 10));
     return 0;
+}
+
+static int run_pollstdin(void) {
+    for (int i = 0; i < 100; i++) {
+        struct pollfd in = {0, POLLIN, 0};
+        int ready = poll(&in, 1, 300);
+        if (ready == 0) {
+            printf("clock\n");
+            fflush(stdout);
+            continue;
+        }
+        char line[256];
+        if (!fgets(line, sizeof line, stdin)) {
+            printf("stdin: end\n");
+            return 0;
+        }
+        printf("stdin: %s", line);
+        return 0;
+    }
+    return 1;
 }
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "block";
     if (!strcmp(mode, "nosock")) {
         return run_nosock();
+    }
+    if (!strcmp(mode, "pollstdin")) {
+        return run_pollstdin();
     }
     if (!strcmp(mode, "probe")) {
         return run_probe();

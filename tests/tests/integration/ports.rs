@@ -398,6 +398,32 @@ fn no_other_network() {
     assert!(rest.is_empty());
 }
 
+/// poll_oneoff waits on the host's stdin and a clock together: timeouts while no
+/// input comes, then the line when it does.
+#[test]
+fn poll_stdin_and_clock() {
+    let env = TestEnv::new();
+    let mut child = env
+        .capsule()
+        .args(["run", guests::ECHO_SERVER, "pollstdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start capsule");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("a line");
+    assert_eq!(line, "clock\n", "no input yet: the clock fires");
+    stdin.write_all(b"typed\n").expect("write stdin");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("the rest");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{rest}");
+    assert!(rest.ends_with("stdin: typed\n"), "{rest}");
+}
+
 /// wasmtime 48's CLI no longer hands a preview1 module a listener (`-S tcplisten` is
 /// refused for every module, and `-S preview2=n` is gone), so the listener side
 /// cannot be compared with the reference CLI: this test keeps that fact checked.
