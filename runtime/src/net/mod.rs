@@ -34,8 +34,6 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    #[error("container port {0} is published twice: publish each container port once")]
-    Duplicate(u16),
 }
 
 /// A `-p` flag as given: the host port is 0 for "any free port".
@@ -181,9 +179,9 @@ pub fn exposed_port(entry: &str) -> Option<u16> {
 /// chosen now. Returns the bindings to record. Nothing stays bound.
 ///
 /// # Errors
-/// [`NetError::InUse`] for a port already in use, [`NetError::Duplicate`] for a
-/// container port published twice, [`NetError::Bind`] for another refusal (an address
-/// the host does not have).
+/// [`NetError::InUse`] for a port already in use (a host address given twice
+/// included), [`NetError::Bind`] for another refusal (an address the host does not
+/// have).
 pub fn allocate(requests: &[PortRequest], exposed: &[u16]) -> Result<Vec<PortBinding>, NetError> {
     let mut bindings: Vec<PortBinding> = Vec::new();
     let mut held = Vec::new();
@@ -198,12 +196,6 @@ pub fn allocate(requests: &[PortRequest], exposed: &[u16]) -> Result<Vec<PortBin
         }
     }
     for request in all {
-        if bindings
-            .iter()
-            .any(|b| b.container_port == request.container_port && b.host_ip == request.host_ip)
-        {
-            return Err(NetError::Duplicate(request.container_port));
-        }
         let listener = bind_addr(
             SocketAddr::new(request.host_ip, request.host_port),
             request.container_port,
