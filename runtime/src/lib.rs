@@ -26,6 +26,7 @@ pub mod home;
 pub mod image;
 pub mod labels;
 pub mod module;
+pub mod net;
 pub mod spec;
 pub mod store;
 pub mod volume;

@@ -632,6 +632,10 @@ pub struct RunSpec {
     /// stay writable.
     #[serde(default)]
     pub read_only: bool,
+    /// `-p`/`-P`: host addresses bound before the guest starts, each handed to the
+    /// guest as a listening socket (the only network a guest has).
+    #[serde(default)]
+    pub ports: Vec<crate::net::PortBinding>,
 }
 
 /// What a run may use of the host; each is enforced by the runtime, and `None` means
@@ -785,6 +789,7 @@ impl RunSpec {
             upper: None,
             limits: Limits::default(),
             read_only: false,
+            ports: Vec::new(),
         }
     }
 }

@@ -496,7 +496,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
                 "Names": c.config.name,
                 "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "ExitCode": state.exit_code,
-                "Ports": "",
+                "Ports": ports_text(c, state),
                 "Mounts": mounts_text(c),
             });
             let _ = writeln!(out, "{value}");
@@ -527,11 +527,100 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
             command,
             format!("{} ago", ago(since(Some(&c.config.created)))),
             status_text(state),
-            String::new(),
+            ports_text(c, state),
             c.config.name.clone(),
         ]);
     }
     super::output::print_table(&mut out, &table);
+    Ok(0)
+}
+
+/// A container's published ports while it runs (Docker shows none for a stopped
+/// container): `spec.ports`.
+fn live_ports<'a>(
+    container: &'a Container,
+    state: &State,
+) -> &'a [capsule_runtime::net::PortBinding] {
+    match &container.config.spec {
+        Some(spec) if matches!(state.status, Status::Running | Status::Restarting) => &spec.ports,
+        _ => &[],
+    }
+}
+
+/// `ps`'s PORTS: `127.0.0.1:8000->8000/tcp, ...`.
+fn ports_text(container: &Container, state: &State) -> String {
+    live_ports(container, state)
+        .iter()
+        .map(capsule_runtime::net::PortBinding::ps_text)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Docker's `{"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8000"}]}`;
+/// `requested` shows an ephemeral port as Docker's PortBindings do (`""`).
+fn ports_json(ports: &[capsule_runtime::net::PortBinding], requested: bool) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for p in ports {
+        let entry = serde_json::json!({
+            "HostIp": p.host_ip.to_string(),
+            "HostPort": if requested && p.ephemeral { String::new() } else { p.host_port.to_string() },
+        });
+        match map
+            .entry(p.container_key())
+            .or_insert_with(|| serde_json::json!([]))
+        {
+            serde_json::Value::Array(list) => list.push(entry),
+            other => *other = serde_json::json!([entry]),
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    /// The container
+    pub container: String,
+    /// Only this container port (PORT or PORT/tcp): print its host address
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+/// `capsule port`: a running container's published ports, as Docker prints them
+/// (`8000/tcp -> 127.0.0.1:8000`).
+pub fn port(args: &PortArgs) -> Result<u8, Failure> {
+    let home = home()?;
+    let container = Container::find(&home, &args.container).map_err(container_failure)?;
+    let state = container.state();
+    let ports = live_ports(&container, &state);
+    let mut out = std::io::stdout().lock();
+    match &args.port {
+        None => {
+            for p in ports {
+                let _ = writeln!(out, "{} -> {}", p.container_key(), p.host_text());
+            }
+        }
+        Some(wanted) => {
+            let key = if wanted.contains('/') {
+                wanted.clone()
+            } else {
+                format!("{wanted}/tcp")
+            };
+            let found: Vec<_> = ports.iter().filter(|p| p.container_key() == key).collect();
+            if found.is_empty() {
+                return Err(Failure::new(
+                    1,
+                    anyhow::anyhow!(
+                        "no public port '{key}' published for {} (see capsule port {})",
+                        container.name(),
+                        container.name()
+                    ),
+                ));
+            }
+            for p in found {
+                let _ = writeln!(out, "{}", p.host_text());
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -604,6 +693,11 @@ pub fn inspect_json(container: &Container) -> serde_json::Value {
             "AutoRemove": c.rm,
             "ReadonlyRootfs": spec.is_some_and(|s| s.read_only),
             "Limits": spec.map(|s| &s.limits),
+            "PortBindings": ports_json(spec.map_or(&[], |s| s.ports.as_slice()), true),
+            "PublishAllPorts": spec.is_some_and(|s| s.ports.iter().any(|p| p.ephemeral)),
+        },
+        "NetworkSettings": {
+            "Ports": ports_json(live_ports(container, &state), false),
         },
         "Mounts": spec.map(|s| s.mounts.iter().map(|m| {
             match c.volumes.iter().find(|v| v.destination == m.guest) {

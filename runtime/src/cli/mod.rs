@@ -87,6 +87,8 @@ enum Command {
     Ps(container::PsArgs),
     /// Show a container's output
     Logs(container::LogsArgs),
+    /// List a container's published ports (CONTAINER_PORT/tcp -> HOST_IP:HOST_PORT)
+    Port(container::PortArgs),
     /// Stop containers: wait the grace period, then interrupt the guest
     Stop(container::StopArgs),
     /// Interrupt running containers at once
@@ -170,6 +172,8 @@ enum ContainerCommand {
     Inspect(container::InspectArgs),
     /// Rename a container
     Rename(container::RenameArgs),
+    /// List a container's published ports
+    Port(container::PortArgs),
     /// Restart containers
     Restart(container::StopArgs),
     /// Remove every stopped container
@@ -255,6 +259,9 @@ pub fn main() -> ExitCode {
         Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => container::rm(&args),
         Command::Wait(args) | Command::Container(ContainerCommand::Wait(args)) => {
             container::wait(&args)
+        }
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            container::port(&args)
         }
         Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
             container::rename(&args)

@@ -110,6 +110,19 @@ pub struct CreateArgs {
     /// Interrupt the guest after this much wall-clock time (e.g. 30s, 5m); exit 124
     #[arg(long = "timeout", value_name = "DURATION")]
     timeout: Option<String>,
+    /// Publish a container port on the host: the host listens on IP:HOST_PORT
+    /// (default IP 127.0.0.1, this machine only; 0.0.0.0 is every network the host is
+    /// on) and hands the socket to the guest; CONTAINER_PORT alone picks a free host
+    /// port
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:]HOST_PORT:CONTAINER_PORT[/tcp]"
+    )]
+    publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port of 127.0.0.1
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Most memory the guest's linear memories and tables may grow to (e.g. 64m, 1g;
     /// default 4g); a grow past it fails in the guest, and a guest that then dies exits
     /// out of memory (137)
@@ -145,6 +158,7 @@ pub(super) struct Resolved {
     restart: RestartPolicy,
     labels: BTreeMap<String, String>,
     unknown_imports: Option<UnknownImports>,
+    ports: Vec<capsule_runtime::net::PortRequest>,
 }
 
 fn usage(e: impl Into<anyhow::Error>) -> Failure {
@@ -207,7 +221,14 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         }
         labels.insert(k.to_owned(), v.to_owned());
     }
+    let ports = args
+        .publish
+        .iter()
+        .map(|p| capsule_runtime::net::PortRequest::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
     Ok(Resolved {
+        ports,
         env,
         mounts,
         tmpfs,
@@ -371,6 +392,8 @@ fn run_module(
     spec.layer_index_cache = Home::from_env().ok().map(|home| home.layer_index_dir());
     spec.unknown_imports = resolved.unknown_imports.unwrap_or(UnknownImports::Refuse);
     spec.limits = resolved.limits;
+    // A module file has no EXPOSE: -P publishes nothing.
+    spec.ports = capsule_runtime::net::allocate(&resolved.ports, &[]).map_err(usage)?;
     let runner = runner_for(args, features)?;
     let output = runner
         .run(
@@ -522,6 +545,8 @@ pub(super) fn create_container(
         labels: resolved.labels,
         interactive: args.interactive,
         unknown_imports: resolved.unknown_imports,
+        ports: resolved.ports,
+        publish_all: args.publish_all,
     };
     container::prepare(home, images, &image, target, overrides).map_err(|e| {
         let code = match e {

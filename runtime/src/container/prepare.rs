@@ -40,6 +40,10 @@ pub struct Overrides {
     pub interactive: bool,
     /// `--unknown-imports`, over the image's label.
     pub unknown_imports: Option<crate::spec::UnknownImports>,
+    /// `-p`: ports to publish.
+    pub ports: Vec<crate::net::PortRequest>,
+    /// `-P`: publish every port the image EXPOSEs on an ephemeral host port.
+    pub publish_all: bool,
 }
 
 /// Why a container could not be prepared.
@@ -75,6 +79,8 @@ pub enum PrepareError {
     Feature(#[from] crate::engine::FeatureError),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Ports(#[from] crate::net::NetError),
 }
 
 /// A container ready to run: its record, the run spec over the image's layers and its
@@ -181,6 +187,19 @@ pub fn prepare(
         .map(|path| GuestPath::parse(path))
         .collect::<Result<Vec<_>, _>>()
         .map_err(path_err)?;
+    // Published ports are checked (and ephemeral ones chosen) before anything is
+    // created: a port in use leaves nothing behind.
+    let exposed: Vec<u16> = if overrides.publish_all {
+        config
+            .exposed_ports()
+            .iter()
+            .flatten()
+            .filter_map(|entry| crate::net::exposed_port(entry))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ports = crate::net::allocate(&overrides.ports, &exposed)?;
     let (layers, chain_id) = images.rootfs(image)?;
     let mut container = Container::create(
         home,
@@ -216,6 +235,7 @@ pub fn prepare(
     spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
     spec.layer_index_cache = Some(home.layer_index_dir());
     spec.read_only = overrides.read_only;
+    spec.ports = ports;
     // Volumes are attached, and recorded in the container's config, under the
     // volumes' lock (held by `attached` until it is dropped).
     let taken: Vec<GuestPath> = overrides

@@ -221,7 +221,10 @@ impl Runner {
                 }
             }
         };
-        let (world, captured) = WasiState::new(root, spec, stdio)?;
+        // Published ports are bound here, after the module is ready and just before
+        // the guest starts, so a run that cannot start holds no port.
+        let listeners = crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;
+        let (world, captured) = WasiState::new(root, spec, stdio, listeners)?;
         on_start();
         exec::run_in(&self.engine, &module, spec, world, captured, interrupt)
     }

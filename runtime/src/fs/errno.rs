@@ -45,6 +45,9 @@ pub enum Errno {
     Xdev = 75,
     Notsock = 57,
     Notcapable = 76,
+    Connaborted = 13,
+    Connreset = 15,
+    Notconn = 53,
 }
 
 impl Errno {
@@ -91,6 +94,9 @@ impl Errno {
             Errno::Xdev => "EXDEV",
             Errno::Notsock => "ENOTSOCK",
             Errno::Notcapable => "ENOTCAPABLE",
+            Errno::Connaborted => "ECONNABORTED",
+            Errno::Connreset => "ECONNRESET",
+            Errno::Notconn => "ENOTCONN",
         }
     }
 }
@@ -171,6 +177,9 @@ pub fn errno_of(error: &io::Error) -> Errno {
         K::TooManyLinks => Errno::Mlink,
         K::InvalidFilename => Errno::Nametoolong,
         K::BrokenPipe => Errno::Pipe,
+        K::ConnectionReset => Errno::Connreset,
+        K::ConnectionAborted => Errno::Connaborted,
+        K::NotConnected => Errno::Notconn,
         K::NotSeekable => Errno::Spipe,
         K::ResourceBusy => Errno::Busy,
         _ => Errno::Io,

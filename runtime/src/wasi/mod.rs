@@ -64,6 +64,8 @@ pub enum WasiError {
     RootFs(#[from] RootFsError),
     #[error("cannot set up the guest's filesystem")]
     Fs(#[from] FsError),
+    #[error(transparent)]
+    Ports(#[from] crate::net::NetError),
 }
 
 /// The per-run WASI state kept in the wasmtime store, and what must live as long.
@@ -82,7 +84,15 @@ impl WasiState {
     }
 
     /// Turns a root filesystem and the spec's arguments, environment and workdir into
-    /// the guest's WASI world, with its standard streams connected as `stdio` says.
+    /// the guest's WASI world, with its standard streams connected as `stdio` says and
+    /// `listeners` (the spec's published ports, bound) as listening sockets.
+    ///
+    /// The listeners come right after the preopened directories (never before them:
+    /// wasi-libc looks for preopens from fd 3 up to the first `EBADF`, which a socket
+    /// answers), in the order of the spec's ports, and the guest is told where, as
+    /// systemd's socket activation does: `LISTEN_FDS` (how many), `LISTEN_FDNAMES`
+    /// (their container ports, `:`-separated) and `LISTEN_FDS_START` (the first one's
+    /// descriptor: in WASI it is not 3).
     ///
     /// # Errors
     /// [`WasiError`] when the root cannot be listed for the preopens.
@@ -90,6 +100,7 @@ impl WasiState {
         root: RootFs,
         spec: &RunSpec,
         stdio: &Stdio,
+        listeners: Vec<crate::net::Listener>,
     ) -> Result<(Self, Option<Captured>), WasiError> {
         let (vfs, scratch) = root.into_parts();
         let mut preopens = vec![("/".to_owned(), String::new())];
@@ -106,12 +117,28 @@ impl WasiState {
             ));
         }
         let (stdin, stdout, stderr, captured) = streams(stdio);
-        let env = spec
+        let mut env: Vec<String> = spec
             .env
             .vars()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        if !listeners.is_empty() {
+            const VARS: [&str; 4] = [
+                "LISTEN_FDS=",
+                "LISTEN_FDNAMES=",
+                "LISTEN_FDS_START=",
+                "LISTEN_PID=",
+            ];
+            env.retain(|var| !VARS.iter().any(|v| var.starts_with(v)));
+            let names: Vec<String> = listeners
+                .iter()
+                .map(|l| l.binding.container_port.to_string())
+                .collect();
+            env.push(format!("LISTEN_FDS={}", listeners.len()));
+            env.push(format!("LISTEN_FDNAMES={}", names.join(":")));
+            env.push(format!("LISTEN_FDS_START={}", 3 + preopens.len()));
+        }
         let mut ctx = WasiP1::new(
             spec.args.clone(),
             env,
@@ -121,6 +148,8 @@ impl WasiState {
             stdout,
             stderr,
         )?;
+        ctx.add_listeners(listeners.into_iter().map(|l| l.socket))
+            .map_err(FsError::from)?;
         if let Some(nofile) = spec.limits.nofile {
             ctx.set_max_fds(nofile as usize);
         }

@@ -11,6 +11,8 @@ mod tested {
     pub use super::super::hostcalls::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::limits::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::ports::*;
     pub use super::super::reactors::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::run::*;

@@ -17,6 +17,7 @@ mod integrity;
 mod layers;
 mod limits;
 mod modules;
+mod ports;
 mod reactors;
 mod run;
 mod sdk;

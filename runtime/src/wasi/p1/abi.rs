@@ -93,6 +93,7 @@ pub mod filetype {
     pub const CHARACTER_DEVICE: u8 = 2;
     pub const DIRECTORY: u8 = 3;
     pub const REGULAR_FILE: u8 = 4;
+    pub const SOCKET_STREAM: u8 = 6;
     pub const SYMBOLIC_LINK: u8 = 7;
 }
 
@@ -138,6 +139,8 @@ pub mod event {
     pub const FD_READ: u8 = 1;
     pub const FD_WRITE: u8 = 2;
     pub const SUBSCRIPTION_CLOCK_ABSTIME: u16 = 1;
+    /// `eventrwflags`: the peer hung up.
+    pub const FD_READWRITE_HANGUP: u16 = 1;
 }
 
 pub const DIRENT_SIZE: usize = 24;

@@ -7,6 +7,7 @@
 //! a call starts from.
 
 use super::abi::{self, Mem, R, clock, event, fdflags, filetype, fstflags, oflags, rights, whence};
+use super::sockets::{self, Socket};
 use super::stdio::{Input, Output};
 use crate::fs::layer::Kind;
 use crate::fs::{Errno, FsError, Loc, OpenFile, OpenOptions, SetTime, Stat, Vfs};
@@ -76,6 +77,8 @@ enum Desc {
     Stderr,
     File(FileDesc),
     Dir(DirDesc),
+    /// A published port's listener, or a connection accepted on one.
+    Socket(Socket),
 }
 
 /// One guest's WASI state.
@@ -249,6 +252,23 @@ impl WasiP1 {
             started: Instant::now(),
             interrupt: crate::engine::Interrupt::default(),
         })
+    }
+
+    /// Hands the guest listening sockets, on the descriptors after the preopens (in
+    /// order): where wasi-libc's scan for preopens, which stops at the first `EBADF`
+    /// from `fd_prestat_get`, has already found every directory.
+    ///
+    /// # Errors
+    /// The host's error making a socket non-blocking.
+    pub fn add_listeners(
+        &mut self,
+        listeners: impl IntoIterator<Item = std::net::TcpListener>,
+    ) -> std::io::Result<()> {
+        for listener in listeners {
+            self.fds
+                .push(Some(Desc::Socket(Socket::listener(listener)?)));
+        }
+        Ok(())
     }
 
     /// Sets the most descriptors the guest may hold open at once (`--ulimit nofile`):
@@ -519,6 +539,10 @@ impl WasiP1 {
                 let (base, inheriting) = f.rights();
                 (filetype::REGULAR_FILE, f.flags, base, inheriting)
             }
+            Desc::Socket(s) => {
+                let (base, inheriting) = s.rights();
+                (s.filetype(), s.fdflags(), base, inheriting)
+            }
         };
         let mut b = [0u8; abi::FDSTAT_SIZE];
         b[0] = ft;
@@ -529,6 +553,9 @@ impl WasiP1 {
     }
 
     pub fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u16) -> R<()> {
+        if let Desc::Socket(s) = self.desc(fd)? {
+            return s.set_flags(flags);
+        }
         let file = self
             .file(fd)
             .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
@@ -568,6 +595,12 @@ impl WasiP1 {
                 let loc = d.loc.clone();
                 let dev = d.dev;
                 (dev, self.vfs.stat(&loc).map_err(errno)?)
+            }
+            Desc::Socket(s) => {
+                // As wasi-common: zeros, but the type.
+                let mut b = [0u8; abi::FILESTAT_SIZE];
+                b[16] = s.filetype();
+                return mem.write(out, &b);
             }
             Desc::Stdin | Desc::Stdout | Desc::Stderr => {
                 let tty = match fd {
@@ -627,6 +660,12 @@ impl WasiP1 {
         iovs: &[(u32, u32)],
         offset: Option<u64>,
     ) -> R<u32> {
+        if let Some(Some(Desc::Socket(s))) = self.fds.get(fd as usize) {
+            if offset.is_some() {
+                return Err(Errno::Spipe);
+            }
+            return s.recv(mem, iovs, 0, &self.interrupt);
+        }
         let mut total = 0u32;
         match self.desc(fd)? {
             Desc::Stdin => {
@@ -672,7 +711,7 @@ impl WasiP1 {
             }
             // The reference answers EBADF (a directory descriptor has no FD_READ right);
             // Linux would say EISDIR.
-            Desc::Dir(_) | Desc::Stdout | Desc::Stderr => Err(Errno::Badf),
+            Desc::Dir(_) | Desc::Stdout | Desc::Stderr | Desc::Socket(_) => Err(Errno::Badf),
         }
     }
 
@@ -683,6 +722,12 @@ impl WasiP1 {
         iovs: &[(u32, u32)],
         offset: Option<u64>,
     ) -> R<u32> {
+        if let Some(Some(Desc::Socket(s))) = self.fds.get(fd as usize) {
+            if offset.is_some() {
+                return Err(Errno::Spipe);
+            }
+            return s.send(mem, iovs, &self.interrupt);
+        }
         let mut total = 0u32;
         let stream = match self.desc(fd)? {
             Desc::Stdout => Some(1),
@@ -720,7 +765,7 @@ impl WasiP1 {
                 }
                 None
             }
-            Desc::Dir(_) | Desc::Stdin => return Err(Errno::Badf),
+            Desc::Dir(_) | Desc::Stdin | Desc::Socket(_) => return Err(Errno::Badf),
         };
         if let Some(which) = stream {
             if offset.is_some() {
@@ -1271,8 +1316,9 @@ impl WasiP1 {
 
     // ---- polling ----------------------------------------------------------------------------
 
-    /// Waits for clock subscriptions (sleeping until the earliest) and reports stdio and
-    /// files as ready at once.
+    /// Waits for subscriptions: sockets (and the host's stdin) with a real `poll(2)`,
+    /// clocks as its timeout (the earliest one); files, directories, output streams
+    /// and in-memory stdin are ready at once, as the reference reports them.
     pub fn poll_oneoff(
         &mut self,
         mem: &mut Mem,
@@ -1284,8 +1330,11 @@ impl WasiP1 {
         if count == 0 || count > abi::MAX_SUBSCRIPTIONS {
             return Err(Errno::Inval);
         }
-        let mut ready = Vec::new();
+        // (userdata, error, type, nbytes, flags)
+        let mut ready: Vec<(u64, u16, u8, u64, u16)> = Vec::new();
         let mut earliest: Option<(Duration, u64)> = None;
+        // (userdata, type, fd) of the descriptors to wait on.
+        let mut waits: Vec<(u64, u8, u32)> = Vec::new();
         for i in 0..count {
             let sub = ptr_add(subs, u64::from(i) * abi::SUBSCRIPTION_SIZE as u64)?;
             // The fields below lie within the subscription, which `mem` bounds-checks.
@@ -1299,7 +1348,7 @@ impl WasiP1 {
                     let now = match self.now(id) {
                         Ok(now) => now,
                         Err(e) => {
-                            ready.push((userdata, e.raw(), event::CLOCK, 0u64));
+                            ready.push((userdata, e.raw(), event::CLOCK, 0, 0));
                             continue;
                         }
                     };
@@ -1317,34 +1366,168 @@ impl WasiP1 {
                     let fd = mem.u32(field(16)?)?;
                     // As the reference: a subscription to a descriptor that does not
                     // exist fails the whole call.
-                    self.desc(fd)?;
-                    ready.push((userdata, 0, kind, 0));
+                    let host_stdin = matches!(self.stdin, Input::Inherit);
+                    match self.desc(fd)? {
+                        Desc::Socket(_) => waits.push((userdata, kind, fd)),
+                        Desc::Stdin if host_stdin && kind == event::FD_READ => {
+                            waits.push((userdata, kind, fd));
+                        }
+                        _ => ready.push((userdata, 0, kind, 0, 0)),
+                    }
                 }
                 _ => return Err(Errno::Inval),
             }
         }
-        if ready.is_empty()
-            && let Some((wait, userdata)) = earliest
-        {
-            // Woken early when the guest is stopped; it then traps at its next check.
-            self.interrupt.sleep(wait);
-            ready.push((userdata, 0, event::CLOCK, 0));
+        let started = Instant::now();
+        loop {
+            let left = earliest.map(|(w, _)| w.saturating_sub(started.elapsed()));
+            if waits.is_empty() {
+                if ready.is_empty()
+                    && let (Some(left), Some((_, userdata))) = (left, earliest)
+                {
+                    // Woken early when the guest is stopped; it then traps at its
+                    // next check.
+                    self.interrupt.sleep(left);
+                    ready.push((userdata, 0, event::CLOCK, 0, 0));
+                }
+                break;
+            }
+            let timeout = if ready.is_empty() {
+                left.map_or(sockets::WAIT_SLICE, |l| l.min(sockets::WAIT_SLICE))
+            } else {
+                Duration::ZERO
+            };
+            for ((userdata, kind, fd), result) in
+                waits.iter().zip(self.wait_descriptors(&waits, timeout)?)
+            {
+                let Some(result) = result else { continue };
+                let nbytes = match self.fds.get(*fd as usize).and_then(Option::as_ref) {
+                    Some(Desc::Socket(s)) if *kind == event::FD_READ => s.ready_bytes(),
+                    _ => 0,
+                };
+                let flags = if result.hangup {
+                    event::FD_READWRITE_HANGUP
+                } else {
+                    0
+                };
+                ready.push((*userdata, 0, *kind, nbytes, flags));
+            }
+            if !ready.is_empty() {
+                break;
+            }
+            if let (Some(left), Some((_, userdata))) = (left, earliest)
+                && left <= timeout
+            {
+                ready.push((userdata, 0, event::CLOCK, 0, 0));
+                break;
+            }
+            if self.interrupt.reason().is_some() {
+                return Err(Errno::Intr);
+            }
         }
-        for (i, (userdata, error, kind, nbytes)) in ready.iter().enumerate() {
+        for (i, (userdata, error, kind, nbytes, flags)) in ready.iter().enumerate() {
             let mut b = [0u8; abi::EVENT_SIZE];
             b[0..8].copy_from_slice(&userdata.to_le_bytes());
             b[8..10].copy_from_slice(&error.to_le_bytes());
             b[10] = *kind;
             b[16..24].copy_from_slice(&nbytes.to_le_bytes());
+            b[24..26].copy_from_slice(&flags.to_le_bytes());
             mem.write(ptr_add(events, (i * abi::EVENT_SIZE) as u64)?, &b)?;
         }
         mem.put_u32(out, ready.len() as u32)
     }
 
-    // ---- sockets: none are preopened yet --------------------------------------------------
+    /// One `poll(2)` over the sockets (and host stdin) of `waits`, for at most
+    /// `timeout`.
+    #[cfg(unix)]
+    fn wait_descriptors(
+        &self,
+        waits: &[(u64, u8, u32)],
+        timeout: Duration,
+    ) -> R<Vec<Option<sockets::Ready>>> {
+        use std::os::fd::AsFd;
+        let stdin = std::io::stdin();
+        let mut fds = Vec::with_capacity(waits.len());
+        for (_, kind, fd) in waits {
+            let interest = if *kind == event::FD_READ {
+                sockets::Interest::Read
+            } else {
+                sockets::Interest::Write
+            };
+            let host = match self.fds.get(*fd as usize).and_then(Option::as_ref) {
+                Some(Desc::Socket(s)) => s.as_fd(),
+                _ => stdin.as_fd(),
+            };
+            fds.push((host, interest));
+        }
+        sockets::wait_fds(&fds, Some(timeout))
+    }
 
-    pub fn sock_any(&mut self, fd: u32) -> R<()> {
-        self.desc(fd)?;
-        Err(Errno::Notsock)
+    /// Without `poll(2)`, every descriptor is reported ready.
+    #[cfg(not(unix))]
+    fn wait_descriptors(
+        &self,
+        waits: &[(u64, u8, u32)],
+        _timeout: Duration,
+    ) -> R<Vec<Option<sockets::Ready>>> {
+        Ok(vec![Some(sockets::Ready { hangup: false }); waits.len()])
+    }
+
+    // ---- sockets ------------------------------------------------------------------------
+
+    /// The socket behind `fd`: `EBADF` for no descriptor, `ENOTSOCK` for another kind
+    /// (as wasmtime-wasi and Linux).
+    fn socket(&self, fd: u32) -> R<&Socket> {
+        match self.fds.get(fd as usize).and_then(Option::as_ref) {
+            Some(Desc::Socket(s)) => Ok(s),
+            Some(_) => Err(Errno::Notsock),
+            None => Err(Errno::Badf),
+        }
+    }
+
+    pub fn sock_accept(&mut self, mem: &mut Mem, fd: u32, flags: u16, out: u32) -> R<()> {
+        let conn = self.socket(fd)?.accept(flags, &self.interrupt)?;
+        let new = self.insert(Desc::Socket(conn))?;
+        mem.put_u32(out, new)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
+    pub fn sock_recv(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        iovs: u32,
+        count: u32,
+        flags: u16,
+        out: u32,
+        out_flags: u32,
+    ) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        let n = self.socket(fd)?.recv(mem, &iovs, flags, &self.interrupt)?;
+        mem.put_u32(out, n)?;
+        // `roflags`: RECV_DATA_TRUNCATED is for datagrams only.
+        mem.put_u16(out_flags, 0)
+    }
+
+    pub fn sock_send(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        iovs: u32,
+        count: u32,
+        flags: u16,
+        out: u32,
+    ) -> R<()> {
+        let iovs = mem.iovecs(iovs, count)?;
+        let socket = self.socket(fd)?;
+        if flags != 0 {
+            return Err(Errno::Notsup);
+        }
+        let n = socket.send(mem, &iovs, &self.interrupt)?;
+        mem.put_u32(out, n)
+    }
+
+    pub fn sock_shutdown(&mut self, fd: u32, how: u8) -> R<()> {
+        self.socket(fd)?.shutdown(how)
     }
 }

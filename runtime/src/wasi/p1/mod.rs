@@ -9,6 +9,7 @@
 pub mod abi;
 mod ctx;
 mod random;
+mod sockets;
 pub mod stdio;
 
 pub use ctx::{MAX_FDS, WasiP1};
@@ -334,22 +335,37 @@ pub fn add_to_linker<T: 'static>(
         linker,
         state,
         "sock_accept",
-        |c, m, fd: i32, _f: i32, _out: i32| c.sock_any(u(fd))
+        |c, m, fd: i32, f: i32, out: i32| c.sock_accept(m, u(fd), u16_(f), u(out))
     );
     func!(
         linker,
         state,
         "sock_recv",
-        |c, m, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32, _e: i32| c.sock_any(u(fd))
+        |c, m, fd: i32, iov: i32, n: i32, f: i32, out: i32, oflags: i32| c.sock_recv(
+            m,
+            u(fd),
+            u(iov),
+            u(n),
+            u16_(f),
+            u(out),
+            u(oflags)
+        )
     );
     func!(
         linker,
         state,
         "sock_send",
-        |c, m, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32| c.sock_any(u(fd))
+        |c, m, fd: i32, iov: i32, n: i32, f: i32, out: i32| c.sock_send(
+            m,
+            u(fd),
+            u(iov),
+            u(n),
+            u16_(f),
+            u(out)
+        )
     );
-    func!(linker, state, "sock_shutdown", |c, m, fd: i32, _h: i32| c
-        .sock_any(u(fd)));
+    func!(linker, state, "sock_shutdown", |c, m, fd: i32, h: i32| c
+        .sock_shutdown(u(fd), u8_(h)));
 
     linker.func_wrap(MODULE, "proc_exit", |status: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(ProcExit(status.cast_unsigned())))

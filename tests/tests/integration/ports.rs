@@ -1,0 +1,472 @@
+//! Published ports (`-p`, `-P`, `capsule port`): the host binds each listener before
+//! the guest starts and hands it over as a socket (found through `LISTEN_FDS`); the
+//! guest (`guests/c/echo_server.c`) accepts and echoes over real loopback connections.
+
+use capsule_tests::{TestEnv, guests};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+struct Env {
+    env: TestEnv,
+}
+
+impl Env {
+    fn new() -> Self {
+        let env = TestEnv::new();
+        env.run(&["image", "import", guests::ECHO_SERVER, "-t", "echo"])
+            .assert_code(0);
+        Self { env }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.env.run(args);
+        run.assert_code(0);
+        run.stdout
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", name]);
+        let value: serde_json::Value = serde_json::from_str(&out).expect("inspect is JSON");
+        value[0].clone()
+    }
+
+    /// Waits until the container's log holds `needle` (at most 20 s).
+    #[track_caller]
+    fn wait_log(&self, name: &str, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let logs = self.env.run(&["logs", name]);
+            let text = format!("{}{}", logs.stdout, logs.stderr);
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{name}'s log never said {needle:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            let _ = self.env.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream
+}
+
+/// Sends a line and reads the echo back.
+#[track_caller]
+fn echo(stream: &mut TcpStream, line: &str) {
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("send");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut got = String::new();
+    reader.read_line(&mut got).expect("read the echo");
+    assert_eq!(got, format!("{line}\n"), "the guest echoes the line");
+}
+
+/// `-p HOST:CONTAINER`: a client on 127.0.0.1 reaches the guest's blocking accept
+/// loop; one connection after another, many lines each.
+#[test]
+pub fn echo_server() {
+    let env = Env::new();
+    let port = free_port();
+    let publish = format!("{port}:8000");
+    env.ok(&["run", "-d", "--name", "e", "-p", &publish, "echo"]);
+    for round in 0..3 {
+        let mut stream = connect(port);
+        for i in 0..5 {
+            echo(&mut stream, &format!("round {round} line {i}"));
+        }
+    }
+    // A large message crosses in pieces and comes back whole.
+    let mut stream = connect(port);
+    let big = "x".repeat(200_000);
+    echo(&mut stream, &big);
+    drop(stream);
+    let log = env.wait_log("e", "listening on fd");
+    assert!(
+        log.contains("(8000)"),
+        "LISTEN_FDNAMES names the port: {log}"
+    );
+    // "quit" ends the guest: exit 0.
+    let mut stream = connect(port);
+    stream.write_all(b"quit\n").expect("send quit");
+    env.wait_log("e", "bye");
+    env.ok(&["wait", "e"]);
+}
+
+/// What the guest sees: LISTEN_* and the listener's descriptor, right after the
+/// preopens (which wasi-libc still finds), as wasi-common described sockets.
+#[test]
+fn listener_descriptor() {
+    let env = Env::new();
+    let (a, b) = (free_port(), free_port());
+    let (pa, pb) = (format!("{a}:8000"), format!("{b}:9000"));
+    let run = env
+        .env
+        .run(&["run", "--rm", "-p", &pa, "-p", &pb, "echo", "probe"]);
+    run.assert_code(0);
+    let out = run.stdout;
+    // The image's workdir is /: one preopen (fd 3), so the listeners are 4 and 5.
+    assert!(
+        out.contains("LISTEN_FDS=2 LISTEN_FDNAMES=8000:9000 LISTEN_FDS_START=4"),
+        "{out}"
+    );
+    for fd in [4, 5] {
+        assert!(
+            out.contains(&format!(
+                "fd {fd}: fdstat OK filetype 6 flags 0 rights 42/0; prestat EBADF; filestat OK type 6 size 0; S_ISSOCK 1"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("fd {fd}: read ENOTCONN")), "{out}");
+        assert!(
+            out.contains(&format!("fd {fd}: fcntl(O_APPEND) EINVAL")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("opendir /: OK"), "{out}");
+    assert!(out.contains("fopen /tmp/probe.txt: OK"), "{out}");
+    // Another workdir preopens every top-level directory and `.` first: the listener
+    // moves up, and LISTEN_FDS_START says where.
+    let run = env
+        .env
+        .run(&["run", "--rm", "-w", "/tmp", "-p", &pa, "echo", "probe"]);
+    run.assert_code(0);
+    let out = run.stdout;
+    let start: u32 = out
+        .split("LISTEN_FDS_START=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("LISTEN_FDS_START is set: {out}"));
+    assert!(start > 4, "the preopens come first: {out}");
+    assert!(
+        out.contains(&format!("fd {start}: fdstat OK filetype 6")),
+        "{out}"
+    );
+    assert!(out.contains("opendir /: OK"), "{out}");
+    // Without -p the guest has no listener and no LISTEN_FDS.
+    let none = env.env.run(&["run", "--rm", "echo", "probe"]);
+    none.assert_code(3);
+    assert!(none.stderr.contains("no LISTEN_FDS"), "{}", none.stderr);
+}
+
+/// Non-blocking descriptors and poll_oneoff: EAGAIN from an accept with no client,
+/// then many clients served at once by one poll loop.
+#[test]
+fn many_clients_with_poll() {
+    let env = Env::new();
+    let port = free_port();
+    let publish = format!("{port}:8000");
+    env.ok(&["run", "-d", "--name", "p", "-p", &publish, "echo", "poll"]);
+    let log = env.wait_log("p", "polling on fd");
+    assert!(
+        log.contains("non-blocking accept with no client: EAGAIN"),
+        "{log}"
+    );
+    // 50 clients connected at the same time, each sending before any reads.
+    let mut streams: Vec<TcpStream> = (0..50).map(|_| connect(port)).collect();
+    for (i, s) in streams.iter_mut().enumerate() {
+        s.write_all(format!("client {i}\n").as_bytes())
+            .expect("send");
+    }
+    for (i, s) in streams.iter_mut().enumerate() {
+        let mut reader = BufReader::new(s.try_clone().expect("clone"));
+        let mut got = String::new();
+        reader.read_line(&mut got).expect("echo");
+        assert_eq!(got, format!("client {i}\n"));
+    }
+    // And from threads, in parallel.
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut s = connect(port);
+                for i in 0..20 {
+                    echo(&mut s, &format!("thread {t} line {i}"));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("client thread");
+    }
+    // A client that closes is dropped; the others go on.
+    drop(streams.pop());
+    echo(&mut streams[0], "still here");
+}
+
+/// A port already in use: one clear line, exit 125, no container left behind.
+#[test]
+fn port_in_use() {
+    let env = Env::new();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let publish = format!("{port}:8000");
+    for verb in [&["run", "-d"][..], &["run"][..], &["create"][..]] {
+        let mut args = verb.to_vec();
+        args.extend(["--name", "busy", "-p", &publish, "echo"]);
+        env.env
+            .run(&args)
+            .assert_error(125, &[&format!("127.0.0.1:{port}"), "already in use", "-p"]);
+        assert_eq!(env.ok(&["ps", "-aq"]), "", "nothing is created ({verb:?})");
+    }
+    // A module file too.
+    env.env
+        .run(&["run", "-p", &publish, guests::ECHO_SERVER])
+        .assert_error(125, &["already in use"]);
+    // Bad specs are refused the same way.
+    for bad in ["8000/udp", "70000:80", "1.2.3:80:80", "8000-8001:80"] {
+        env.env
+            .run(&["run", "-p", bad, "echo"])
+            .assert_error(125, &[&format!("'{bad}'")]);
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// `-P` publishes the image's EXPOSEd ports on free ports; `capsule port`, `ps` and
+/// `inspect` show them while the container runs.
+#[test]
+fn publish_all_port_ps_inspect() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.env.work().join("ctx")).expect("ctx");
+    std::fs::copy(
+        guests::ECHO_SERVER,
+        env.env.work().join("ctx/echo_server.wasm"),
+    )
+    .expect("copy the guest");
+    env.env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY echo_server.wasm /echo_server.wasm\nEXPOSE 8000 53/udp\nENTRYPOINT [\"/echo_server.wasm\"]\n",
+    );
+    env.ok(&["build", "-t", "echo-exposed", "ctx"]);
+    env.ok(&["run", "-d", "-P", "--name", "all", "echo-exposed"]);
+    let port_out = env.ok(&["port", "all"]);
+    let line = port_out.trim();
+    let host = line
+        .strip_prefix("8000/tcp -> 127.0.0.1:")
+        .unwrap_or_else(|| panic!("capsule port prints Docker's line: {port_out}"));
+    let host_port: u16 = host.parse().expect("a port number");
+    assert_eq!(
+        port_out.lines().count(),
+        1,
+        "udp is not published: {port_out}"
+    );
+    assert_eq!(
+        env.ok(&["port", "all", "8000"]).trim(),
+        format!("127.0.0.1:{host_port}")
+    );
+    env.env
+        .run(&["port", "all", "9999"])
+        .assert_error(1, &["9999/tcp"]);
+    echo(&mut connect(host_port), "via -P");
+    let ps = env.ok(&["ps"]);
+    assert!(
+        ps.contains(&format!("127.0.0.1:{host_port}->8000/tcp")),
+        "{ps}"
+    );
+    assert!(ps.lines().next().unwrap_or("").contains("PORTS"), "{ps}");
+    let json = env.ok(&["ps", "--format", "json"]);
+    assert!(
+        json.contains(&format!("\"Ports\":\"127.0.0.1:{host_port}->8000/tcp\"")),
+        "{json}"
+    );
+    let inspect = env.inspect("all");
+    assert_eq!(
+        inspect["NetworkSettings"]["Ports"]["8000/tcp"][0],
+        serde_json::json!({"HostIp": "127.0.0.1", "HostPort": host_port.to_string()})
+    );
+    assert_eq!(
+        inspect["HostConfig"]["PortBindings"]["8000/tcp"][0],
+        serde_json::json!({"HostIp": "127.0.0.1", "HostPort": ""})
+    );
+    // A fixed binding with an address: 0.0.0.0 must be asked for.
+    let port = free_port();
+    let publish = format!("0.0.0.0:{port}:8000");
+    env.ok(&["run", "-d", "--name", "wide", "-p", &publish, "echo"]);
+    echo(&mut connect(port), "on every address");
+    assert_eq!(
+        env.ok(&["port", "wide"]).trim(),
+        format!("8000/tcp -> 0.0.0.0:{port}")
+    );
+    let inspect = env.inspect("wide");
+    assert_eq!(
+        inspect["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+}
+
+/// The listener belongs to the container's run: gone after `stop`, bound again by
+/// `start` (the same host port, recorded in the container's config).
+#[test]
+fn rebound_after_stop_start() {
+    let env = Env::new();
+    let port = free_port();
+    let publish = format!("{port}:8000");
+    env.ok(&["run", "-d", "--name", "r", "-p", &publish, "echo"]);
+    echo(&mut connect(port), "first run");
+    env.ok(&["stop", "-t", "0", "r"]);
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a stopped container holds no port"
+    );
+    assert_eq!(env.ok(&["port", "r"]), "", "no ports while stopped");
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(!ps.contains("->8000/tcp"), "{ps}");
+    env.ok(&["start", "r"]);
+    echo(&mut connect(port), "second run");
+    // Someone else takes the port while it is stopped: start says so.
+    env.ok(&["stop", "-t", "0", "r"]);
+    let _taken = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let start = env.env.run(&["start", "r"]);
+    assert_ne!(start.code, Some(0));
+    assert!(start.stderr.contains("already in use"), "{}", start.stderr);
+}
+
+/// The guest has no network but its listeners: no call opens a socket (a module that
+/// imports one does not run), and the socket calls on other descriptors answer as the
+/// reference (wasmtime-wasi 48) does.
+#[test]
+fn no_other_network() {
+    let env = Env::new();
+    for import in ["sock_open", "sock_connect", "sock_bind", "sock_listen"] {
+        let wat = env.env.wat(
+            &format!("{import}.wat"),
+            &format!(
+                r#"(module (import "wasi_snapshot_preview1" "{import}" (func (param i32 i32 i32) (result i32)))
+                   (memory (export "memory") 1) (func (export "_start")))"#
+            ),
+        );
+        let path = wat.to_str().expect("utf-8 path");
+        env.env.run(&["run", path]).assert_error(126, &[import]);
+    }
+    let ours = env.env.run(&["run", guests::ECHO_SERVER, "nosock"]);
+    ours.assert_code(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = capsule_tests::reference::run(
+        guests::ECHO_SERVER,
+        &["echo_server", "nosock"],
+        dir.path(),
+        "/",
+    );
+    assert_eq!(reference.code, 0, "{}", reference.stderr);
+    assert_eq!(
+        ours.stdout, reference.stdout,
+        "the same answers as wasmtime-wasi"
+    );
+    assert!(
+        ours.stdout.contains("sock_accept(1): ENOTSOCK"),
+        "{}",
+        ours.stdout
+    );
+    assert!(
+        ours.stdout.contains("sock_accept(99): EBADF"),
+        "{}",
+        ours.stdout
+    );
+    // A published port under the same guest: the socket calls work.
+    let port = free_port();
+    let publish = format!("{port}:8000");
+    env.ok(&["run", "-d", "--name", "n", "-p", &publish, "echo"]);
+    let mut s = connect(port);
+    echo(&mut s, "ok");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the guest closes too");
+    assert!(rest.is_empty());
+}
+
+/// poll_oneoff waits on the host's stdin and a clock together: timeouts while no
+/// input comes, then the line when it does.
+#[test]
+fn poll_stdin_and_clock() {
+    let env = TestEnv::new();
+    let mut child = env
+        .capsule()
+        .args(["run", guests::ECHO_SERVER, "pollstdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start capsule");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("a line");
+    assert_eq!(line, "clock\n", "no input yet: the clock fires");
+    stdin.write_all(b"typed\n").expect("write stdin");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("the rest");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{rest}");
+    assert!(rest.ends_with("stdin: typed\n"), "{rest}");
+}
+
+/// wasmtime 48's CLI no longer hands a preview1 module a listener (`-S tcplisten` is
+/// refused for every module, and `-S preview2=n` is gone), so the listener side
+/// cannot be compared with the reference CLI: this test keeps that fact checked.
+#[test]
+fn wasmtime_cli_has_no_preview1_listener() {
+    let wasmtime = which_wasmtime();
+    let port = free_port();
+    let out = std::process::Command::new(&wasmtime)
+        .args([
+            "run",
+            "-S",
+            &format!("tcplisten=127.0.0.1:{port}"),
+            guests::ECHO_SERVER,
+            "probe",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wasmtime");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("components do not support --tcplisten"),
+        "{stderr}"
+    );
+}
+
+fn which_wasmtime() -> std::path::PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(dirs_home().map(|h| h.join(".cargo/bin")));
+    for dir in candidates {
+        let path = dir.join("wasmtime");
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!(
+        "wasmtime CLI not found: install it with `cargo install wasmtime-cli --version 48.0.8 --locked`"
+    );
+}
+
+fn dirs_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(std::path::PathBuf::from)
+}
