@@ -27,9 +27,26 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| InterpolateError::Syntax {
-                text: format!("${{{body}"),
-            })?;
+            // The matching brace: a default may hold `${...}` itself.
+            let mut depth = 0usize;
+            let end = body
+                .char_indices()
+                .find(|&(_, c)| match c {
+                    '{' => {
+                        depth += 1;
+                        false
+                    }
+                    '}' if depth == 0 => true,
+                    '}' => {
+                        depth -= 1;
+                        false
+                    }
+                    _ => false,
+                })
+                .map(|(i, _)| i)
+                .ok_or_else(|| InterpolateError::Syntax {
+                    text: format!("${{{body}"),
+                })?;
             out.push_str(&expand(&body[..end], vars)?);
             rest = &body[end + 1..];
         } else {
