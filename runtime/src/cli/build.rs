@@ -40,9 +40,16 @@ pub struct BuildArgs {
     context: PathBuf,
 }
 
-struct Printer {
+pub(super) struct Printer {
     quiet: bool,
     step: Option<Step>,
+}
+
+impl Printer {
+    /// A printer of each step's progress on stderr.
+    pub(super) fn new(quiet: bool) -> Self {
+        Self { quiet, step: None }
+    }
 }
 
 impl Observer for Printer {

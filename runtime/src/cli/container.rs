@@ -91,7 +91,7 @@ pub struct StartArgs {
 }
 
 /// Starts a stopped or created container under a supervisor of its own.
-fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
+pub(super) fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
     state::can_start(container.name(), &container.state())
         .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
     let exe = std::env::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
@@ -212,7 +212,7 @@ pub struct StopArgs {
 }
 
 /// Stops a container: the guest runs on for the grace period, then is interrupted.
-fn stop_one(container: &mut Container, grace: Duration) -> Result<(), Failure> {
+pub(super) fn stop_one(container: &mut Container, grace: Duration) -> Result<(), Failure> {
     let fail = |e| Failure::new(exit::USAGE, e);
     if supervisor::request_stop(container, grace).map_err(fail)?
         && !supervisor::wait_stopped(container, Some(grace + Duration::from_secs(3)))
@@ -417,7 +417,7 @@ fn since(time: Option<&str>) -> i64 {
 }
 
 /// Docker's STATUS column.
-fn status_text(state: &State) -> String {
+pub(super) fn status_text(state: &State) -> String {
     match state.status {
         Status::Created => "Created".to_owned(),
         Status::Running => format!("Up {}", ago(since(state.started_at.as_deref()))),
@@ -548,7 +548,7 @@ fn live_ports<'a>(
 }
 
 /// `ps`'s PORTS: `127.0.0.1:8000->8000/tcp, ...`.
-fn ports_text(container: &Container, state: &State) -> String {
+pub(super) fn ports_text(container: &Container, state: &State) -> String {
     live_ports(container, state)
         .iter()
         .map(capsule_runtime::net::PortBinding::ps_text)

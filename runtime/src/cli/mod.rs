@@ -2,6 +2,7 @@
 
 mod build;
 mod builder;
+mod compose;
 mod container;
 mod images;
 mod info;
@@ -107,6 +108,8 @@ enum Command {
     Commit(container::CommitArgs),
     /// Copy files between a container and the host (CONTAINER:PATH)
     Cp(container::CpArgs),
+    /// Run several services from one compose.toml
+    Compose(compose::ComposeArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -272,6 +275,7 @@ pub fn main() -> ExitCode {
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(&args),
         Command::Container(ContainerCommand::Prune(args)) => container::prune(&args),
         Command::Supervise { id } => container::supervise(&id),
+        Command::Compose(args) => compose::compose(args),
         Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
             container::diff(&args)
         }

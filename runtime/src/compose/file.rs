@@ -192,7 +192,10 @@ pub struct FileError {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -347,8 +350,8 @@ command = "load /data"
 
 [volumes.books]
 "#;
-        let file = parse(Path::new("compose.toml"), text, &vars(&[("MODE", "prod")]))
-            .expect("parses");
+        let file =
+            parse(Path::new("compose.toml"), text, &vars(&[("MODE", "prod")])).expect("parses");
         let api = &file.services["api"];
         assert_eq!(api.image.as_deref(), Some("library-api:latest"));
         assert_eq!(api.environment["MODE"], "prod");

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 pub enum InterpolateError {
     #[error("required variable {name} is missing: {message}")]
     Required { name: String, message: String },
-    #[error("invalid substitution '{text}': expected ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}")]
+    #[error(
+        "invalid substitution '{text}': expected ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}"
+    )]
     Syntax { text: String },
 }
 
@@ -17,7 +19,10 @@ pub enum InterpolateError {
 ///
 /// # Errors
 /// [`InterpolateError`] for a required variable that is missing, or bad syntax.
-pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String, InterpolateError> {
+pub fn interpolate(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -163,8 +168,14 @@ mod tests {
         assert_eq!(i("${NOPE-${A}}").as_deref(), Ok("1"));
         assert_eq!(i("$$A").as_deref(), Ok("$A"));
         assert_eq!(i("cost: 5$").as_deref(), Ok("cost: 5$"));
-        assert!(matches!(i("${NOPE:?set NOPE}"), Err(InterpolateError::Required { .. })));
-        assert!(matches!(i("${EMPTY:?x}"), Err(InterpolateError::Required { .. })));
+        assert!(matches!(
+            i("${NOPE:?set NOPE}"),
+            Err(InterpolateError::Required { .. })
+        ));
+        assert!(matches!(
+            i("${EMPTY:?x}"),
+            Err(InterpolateError::Required { .. })
+        ));
         assert_eq!(i("${EMPTY?x}").as_deref(), Ok(""));
         assert!(matches!(i("${A"), Err(InterpolateError::Syntax { .. })));
         assert!(matches!(i("${1A}"), Err(InterpolateError::Syntax { .. })));

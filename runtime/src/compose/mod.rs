@@ -23,7 +23,9 @@ pub const HASH_LABEL: &str = "com.docker.compose.config-hash";
 /// Errors loading or planning a project.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("{path}: cannot read the compose file: {source} (give one with -f, or create compose.toml)")]
+    #[error(
+        "{path}: cannot read the compose file: {source} (give one with -f, or create compose.toml)"
+    )]
     Read {
         path: String,
         #[source]
@@ -131,10 +133,9 @@ impl Project {
                 return Err(self.service_error(name, "needs image or build"));
             }
             if !crate::container::valid_name(&format!("{}-{name}-1", self.name)) {
-                return Err(self.service_error(
-                    name,
-                    "service names use letters, digits, '_', '.' and '-'",
-                ));
+                return Err(
+                    self.service_error(name, "service names use letters, digits, '_', '.' and '-'")
+                );
             }
             for dep in service.depends_on.keys() {
                 if !self.file.services.contains_key(dep) {
@@ -158,7 +159,12 @@ impl Project {
             if !self.file.services.contains_key(name) {
                 return Err(ComposeError::UnknownService(
                     name.clone(),
-                    self.file.services.keys().cloned().collect::<Vec<_>>().join(", "),
+                    self.file
+                        .services
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ));
             }
         }
@@ -213,7 +219,12 @@ impl Project {
 
     /// The image a service runs: its `image`, or `PROJECT-SERVICE` when it is built.
     pub fn image_of(&self, service: &str) -> String {
-        match self.file.services.get(service).and_then(|s| s.image.clone()) {
+        match self
+            .file
+            .services
+            .get(service)
+            .and_then(|s| s.image.clone())
+        {
             Some(image) => image,
             None => format!("{}-{service}", self.name),
         }
@@ -372,7 +383,10 @@ mod tests {
         )
         .expect("loads");
         assert_eq!(p.order(&[]).expect("order"), ["db", "loader", "api"]);
-        assert_eq!(p.order(&["loader".into()]).expect("order"), ["db", "loader"]);
+        assert_eq!(
+            p.order(&["loader".into()]).expect("order"),
+            ["db", "loader"]
+        );
         let e = project(
             "[services.a]\nimage = \"x\"\ndepends_on = { b = {} }\n[services.b]\nimage = \"x\"\ndepends_on = { a = {} }\n",
         )
@@ -400,8 +414,8 @@ mod tests {
                 MountFlag::Volume("/anon".into()),
             ]
         );
-        let p = project("[services.a]\nimage = \"x\"\nvolumes = [\"undeclared:/d\"]\n")
-            .expect("loads");
+        let p =
+            project("[services.a]\nimage = \"x\"\nvolumes = [\"undeclared:/d\"]\n").expect("loads");
         assert!(p.mounts_of("a").is_err());
         assert_eq!(normalise("My App_1"), "myapp_1");
     }
