@@ -7,6 +7,7 @@
 #   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
+#   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,11 @@ if [ "${1:-}" = python ]; then
     # The tests' shared module cache: CPython is compiled once per machine.
     exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
         --module-cache "$target_dir/capsule-test-module-cache" "$@"
+fi
+if [ "${1:-}" = registry ]; then
+    shift
+    scripts/install-test-deps.sh
+    exec python3 scripts/bench_registry.py --capsule "$target_dir/release/capsule" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

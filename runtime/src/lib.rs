@@ -24,6 +24,7 @@ pub mod home;
 pub mod image;
 pub mod labels;
 pub mod module;
+pub mod registry;
 pub mod spec;
 pub mod store;
 pub mod wasi;

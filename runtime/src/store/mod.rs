@@ -660,16 +660,28 @@ impl Write for BlobWriter<'_> {
     }
 }
 
-impl BlobWriter<'_> {
+impl<'a> BlobWriter<'a> {
     /// Syncs the blob, checks it against `expected` (digest and size) when given, and
     /// publishes it under its digest.
     ///
     /// # Errors
     /// [`StoreError::DigestMismatch`] or [`StoreError::SizeMismatch`] (nothing is
     /// stored), or [`StoreError::Io`].
-    pub fn finish(mut self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
+    pub fn finish(self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
+        self.finish_staged(expected)?.publish()
+    }
+
+    /// Syncs and checks the blob like [`BlobWriter::finish`] but does not publish it
+    /// yet: a pull verifies every blob of an image first and publishes them together,
+    /// so a failure leaves nothing in the store.
+    ///
+    /// # Errors
+    /// As [`BlobWriter::finish`].
+    pub fn finish_staged(
+        mut self,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<StagedBlob<'a>, StoreError> {
         let store = self.store;
-        let tmp = self.tmp.clone().unwrap_or_default();
         self.file.flush().map_err(store.io("cannot write a blob"))?;
         self.file
             .get_ref()
@@ -692,20 +704,78 @@ impl BlobWriter<'_> {
                 });
             }
         }
-        if store.blobs.exists(digest.hex()) {
+        Ok(StagedBlob {
+            store,
+            tmp: self.tmp.take(),
+            blob: Blob { digest, size },
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A blob written and verified but not yet visible (see [`BlobWriter::finish_staged`]);
+/// dropping it stores nothing.
+#[derive(Debug)]
+pub struct StagedBlob<'a> {
+    store: &'a Store,
+    tmp: Option<String>,
+    blob: Blob,
+}
+
+impl StagedBlob<'_> {
+    /// The blob it will be.
+    pub fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    /// Opens the staged bytes for reading (a config checked before publishing).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn open(&self) -> Result<std::fs::File, StoreError> {
+        self.store
+            .blobs
+            .open(self.tmp.as_deref().unwrap_or_default())
+            .map(cap_std::fs::File::into_std)
+            .map_err(self.store.io("cannot open a staged blob"))
+    }
+
+    /// Makes the blob visible under its digest.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn publish(mut self) -> Result<Blob, StoreError> {
+        let store = self.store;
+        let tmp = self.tmp.take().unwrap_or_default();
+        let digest = self.blob.digest.clone();
+        let result = if store.blobs.exists(digest.hex()) {
             // Content-addressed: the same name means the same bytes.
             store
                 .blobs
                 .remove_file(&tmp)
-                .map_err(store.io("cannot remove a temporary blob"))?;
+                .map_err(store.io("cannot remove a temporary blob"))
         } else {
             store
                 .blobs
                 .rename(&tmp, &store.blobs, digest.hex())
-                .map_err(store.io("cannot publish a blob"))?;
+                .map_err(store.io("cannot publish a blob"))
+        };
+        if result.is_err() {
+            let _ = store.blobs.remove_file(&tmp);
         }
-        self.tmp = None;
-        Ok(Blob { digest, size })
+        result.map(|()| self.blob.clone())
+    }
+}
+
+impl Drop for StagedBlob<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.store.blobs.remove_file(&tmp);
+        }
     }
 }
 

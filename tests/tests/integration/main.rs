@@ -16,6 +16,7 @@ mod integrity;
 mod layers;
 mod modules;
 mod reactors;
+mod registry;
 mod run;
 mod sdk;
 mod wasi_fuzz;
