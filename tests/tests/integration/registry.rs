@@ -576,10 +576,9 @@ fn registry_errors_are_one_clear_line() {
     };
     env.run(&["pull", &format!("127.0.0.1:{closed}/app:1")])
         .assert_error(1, &["cannot reach registry", "refused"]);
-    // A registry that is not loopback and not named insecure is never spoken to in
-    // plain HTTP (.invalid never resolves: the HTTPS attempt fails first).
+    // Pushing what is not there says so before any network.
     env.run(&["push", "registry.invalid/app:1"])
-        .assert_error(1, &["no local image"]);
+        .assert_error(1, &["no local image", "capsule tag IMAGE"]);
     // Bad references.
     env.run(&["pull", "Bad/Name"])
         .assert_error(125, &["invalid image reference"]);
@@ -644,4 +643,38 @@ fn a_cncf_wasm_artifact_pulls_and_runs() {
     let run = run_image(&env, &name, &["hi"]);
     run.assert_code(0);
     assert_eq!(run.stdout, "argc=2\nargv[0]=/module.wasm\nargv[1]=hi\n");
+}
+
+#[test]
+fn bearer_token_authentication_for_login_push_and_pull() {
+    let (registry, tokens) = Registry::start_with_token_auth("bob", "t0ken-pass");
+    let env = TestEnv::new();
+    let name = format!("{}/bearer/app:1", registry.addr);
+    build_image(&env, &name);
+    env.run(&["push", &name])
+        .assert_error(1, &["requires authentication", "capsule login"]);
+    env.run_with_stdin(
+        &["login", "-u", "bob", "--password-stdin", &registry.addr],
+        b"nope\n",
+    )
+    .assert_error(1, &["refused the username or password"]);
+    env.run_with_stdin(
+        &["login", "-u", "bob", "--password-stdin", &registry.addr],
+        b"t0ken-pass\n",
+    )
+    .assert_clean_success();
+    let before = tokens.issued.load(std::sync::atomic::Ordering::SeqCst);
+    env.run(&["push", &name]).assert_clean_success();
+    assert!(
+        tokens.issued.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "the push used tokens from the token service"
+    );
+    env.run(&["rmi", &name]).assert_code(0);
+    env.run(&["pull", &name]).assert_clean_success();
+    run_image(&env, &name, &[]).assert_code(0);
+    assert!(
+        registry.log().contains("\"PUT /v2/bearer/app/manifests/1"),
+        "{}",
+        registry.log()
+    );
 }
