@@ -8,6 +8,7 @@
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
+#   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ if [ "${1:-}" = containers ]; then
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
     exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
+fi
+if [ "${1:-}" = registry ]; then
+    shift
+    scripts/install-test-deps.sh
+    exec python3 scripts/bench_registry.py --capsule "$target_dir/release/capsule" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

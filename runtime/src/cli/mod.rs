@@ -8,6 +8,7 @@ mod images;
 mod info;
 mod output;
 mod progress;
+mod registry;
 mod run;
 mod system;
 mod volume;
@@ -120,6 +121,14 @@ enum Command {
     Save(images::SaveArgs),
     /// Load images from a tar archive (capsule/docker save, OCI layouts, wasm artifacts)
     Load(images::LoadArgs),
+    /// Download an image from a registry: capsule pull REGISTRY/NAME[:TAG|@DIGEST]
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry: capsule push REGISTRY/NAME[:TAG]
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials kept in Capsule's config.json, mode 0600)
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -217,6 +226,10 @@ enum ImageCommand {
     Save(images::SaveArgs),
     /// Load images from a tar archive
     Load(images::LoadArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +312,10 @@ pub fn main() -> ExitCode {
         }
         Command::Save(args) | Command::Image(ImageCommand::Save(args)) => images::save(&args),
         Command::Load(args) | Command::Image(ImageCommand::Load(args)) => images::load(&args),
+        Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => registry::pull(&args),
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => registry::push(&args),
+        Command::Login(args) => registry::login(&args),
+        Command::Logout(args) => registry::logout(&args),
         Command::Image(ImageCommand::Import(args)) => images::import(&args),
         Command::Image(ImageCommand::Prune(args)) => images::prune(&args),
         Command::System(SystemCommand::Df) => system::system_df(),

@@ -67,6 +67,16 @@ impl<'d> AtomicFile<'d> {
         result
     }
 
+    /// Opens what was written so far for reading, by its temporary name.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn reopen(&self) -> io::Result<std::fs::File> {
+        self.dir
+            .open(self.tmp.as_deref().unwrap_or_default())
+            .map(File::into_std)
+    }
+
     /// Removes the temporary file now, saying whether that worked (dropping it removes
     /// it silently).
     ///

@@ -673,7 +673,7 @@ impl Write for BlobWriter<'_> {
     }
 }
 
-impl BlobWriter<'_> {
+impl<'a> BlobWriter<'a> {
     /// Syncs the blob, checks it against `expected` (digest and size) when given, and
     /// publishes it under its digest.
     ///
@@ -681,6 +681,19 @@ impl BlobWriter<'_> {
     /// [`StoreError::DigestMismatch`] or [`StoreError::SizeMismatch`] (nothing is
     /// stored), or [`StoreError::Io`].
     pub fn finish(self, expected: Option<(&Digest, u64)>) -> Result<Blob, StoreError> {
+        self.finish_staged(expected)?.publish()
+    }
+
+    /// Syncs and checks the blob like [`BlobWriter::finish`] but does not publish it
+    /// yet: a pull verifies every blob of an image first and publishes them together,
+    /// so a failure leaves nothing in the store.
+    ///
+    /// # Errors
+    /// As [`BlobWriter::finish`].
+    pub fn finish_staged(
+        self,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<StagedBlob<'a>, StoreError> {
         let BlobWriter {
             store,
             file,
@@ -707,14 +720,58 @@ impl BlobWriter<'_> {
                 });
             }
         }
-        if store.blobs.exists(digest.hex()) {
+        Ok(StagedBlob {
+            store,
+            file,
+            blob: Blob { digest, size },
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A blob written and verified but not yet visible (see [`BlobWriter::finish_staged`]);
+/// dropping it stores nothing.
+#[derive(Debug)]
+pub struct StagedBlob<'a> {
+    store: &'a Store,
+    file: AtomicFile<'a>,
+    blob: Blob,
+}
+
+impl StagedBlob<'_> {
+    /// The blob it will be.
+    pub fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    /// Opens the staged bytes for reading (a config checked before publishing).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn open(&self) -> Result<std::fs::File, StoreError> {
+        self.file
+            .reopen()
+            .map_err(self.store.io("cannot open a staged blob"))
+    }
+
+    /// Makes the blob visible under its digest.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn publish(self) -> Result<Blob, StoreError> {
+        let StagedBlob { store, file, blob } = self;
+        if store.blobs.exists(blob.digest.hex()) {
             // Content-addressed: the same name means the same bytes.
             file.discard()
                 .map_err(store.io("cannot remove a temporary blob"))?;
         } else {
-            file.commit(digest.hex())
+            file.commit(blob.digest.hex())
                 .map_err(store.io("cannot publish a blob"))?;
         }
-        Ok(Blob { digest, size })
+        Ok(blob)
     }
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod build;
 mod cache;
+mod compose;
 mod conformance;
 mod containers;
 mod crash;
@@ -19,6 +20,7 @@ mod limits;
 mod modules;
 mod ports;
 mod reactors;
+mod registry;
 mod run;
 mod sdk;
 mod volumes;
