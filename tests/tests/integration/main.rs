@@ -15,6 +15,7 @@ mod hostcalls;
 mod images;
 mod integrity;
 mod layers;
+mod library_api;
 mod modules;
 mod reactors;
 mod run;
