@@ -8,6 +8,7 @@
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
+#   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,19 @@ if [ "${1:-}" = containers ]; then
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
     exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
+fi
+if [ "${1:-}" = api ]; then
+    shift
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "bench: installing wrk (apt-get install -y wrk)" >&2
+        apt-get install -y -qq wrk >/dev/null || { echo "bench: run: apt-get install -y wrk" >&2; exit 1; }
+    fi
+    # The same code three ways: wasm32-wasip1 (the image), wasm32-wasip2 (wasmtime), native.
+    wasip1=$(examples/library-api/build.sh)
+    wasip2=$(examples/library-api/build.sh --wasip2)
+    native=$(examples/library-api/build.sh --native)
+    exec python3 scripts/bench_api.py --capsule "$target_dir/release/capsule" --example examples/library-api \
+        --wasip1 "$wasip1" --wasip2 "$wasip2" --native "$native" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift
