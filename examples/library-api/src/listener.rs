@@ -5,8 +5,10 @@
 //! activation does. `LISTEN_FDS=N` says how many listeners there are and
 //! `LISTEN_FDNAMES=a:b` may name them; systemd puts them at descriptors 3, 4, ...; a WASI
 //! host has its preopened directories there first, so the first listener's number may be
-//! given as `LISTEN_FDS_START`. Without it, the descriptors from 3 up are asked
-//! (`fd_fdstat_get`) and the stream sockets among them are the listeners, in order.
+//! given as `LISTEN_FDS_START` (Capsule gives it). Without it, the descriptors from 3 up
+//! are asked (`fd_fdstat_get`) and the stream sockets among them are the listeners, in
+//! order. Of several listeners, the one `LISTEN_FDNAMES` names `$LIBRARY_PORT` (Capsule
+//! names them by container port; default 8000) is taken, else the first.
 //!
 //! Natively (and under WASI preview2, where a program may bind) `--bind ADDR` binds.
 
@@ -34,26 +36,32 @@ pub fn inherited() -> Result<(TcpListener, String), String> {
     if count == Some(0) {
         return Err(no_listener("LISTEN_FDS is 0"));
     }
+    // Several listeners: the one whose name (Capsule names them by container port) is
+    // $LIBRARY_PORT, 8000 by default; else the first.
+    let wanted = std::env::var("LIBRARY_PORT").unwrap_or_else(|_| "8000".to_owned());
+    let index = names.iter().position(|n| *n == wanted).unwrap_or(0);
     let fd = match start {
-        Some(fd) => {
-            let fd = u32::try_from(fd)
-                .map_err(|_| format!("LISTEN_FDS_START={fd} is not a descriptor"))?;
+        Some(first) => {
+            let fd = u32::try_from(first)
+                .ok()
+                .and_then(|f| f.checked_add(u32::try_from(index).ok()?))
+                .ok_or_else(|| format!("LISTEN_FDS_START={first} is not a descriptor"))?;
             if !wasi::is_stream_socket(fd) {
                 return Err(format!(
-                    "LISTEN_FDS_START={fd}, but descriptor {fd} is not a listening stream socket"
+                    "LISTEN_FDS_START={first}, but descriptor {fd} is not a listening stream socket"
                 ));
             }
             fd
         }
         None => {
             // Preopened directories come first; stop after a run of closed descriptors.
-            let mut found = None;
+            let mut sockets = Vec::new();
             let mut closed = 0;
             for fd in 3u32..1024 {
                 match wasi::fd_filetype(fd) {
-                    Some(t) if t == wasi::FILETYPE_SOCKET_STREAM => {
-                        found = Some(fd);
-                        break;
+                    Some(wasi::FILETYPE_SOCKET_STREAM) => {
+                        sockets.push(fd);
+                        closed = 0;
                     }
                     Some(_) => closed = 0,
                     None => {
@@ -64,24 +72,20 @@ pub fn inherited() -> Result<(TcpListener, String), String> {
                     }
                 }
             }
+            let found = sockets.get(index).or(sockets.first()).copied();
             found.ok_or_else(|| {
-                no_listener(
-                    match count {
-                        Some(n) => format!(
-                            "LISTEN_FDS={n}, but no descriptor from 3 up is a stream socket"
-                        ),
-                        None => {
-                            "LISTEN_FDS is not set and no descriptor from 3 up is a stream socket"
-                                .to_owned()
-                        }
+                no_listener(&match count {
+                    Some(n) => {
+                        format!("LISTEN_FDS={n}, but no descriptor from 3 up is a stream socket")
                     }
-                    .as_str(),
-                )
+                    None => "LISTEN_FDS is not set and no descriptor from 3 up is a stream socket"
+                        .to_owned(),
+                })
             })?
         }
     };
     let name = names
-        .first()
+        .get(index)
         .filter(|n| !n.is_empty())
         .map_or(String::new(), |n| format!(" ({n})"));
     // SAFETY: `fd` is an open stream socket (checked above) that nothing else in this

@@ -476,12 +476,12 @@ fn publish_all_and_port_and_a_port_in_use() {
         "-p",
         &format!("{held}:8000"),
         "--name",
-        "second",
+        "blocked",
         "library-api",
     ]);
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains(&held.to_string()), "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     let running = api.ok(&["ps"]);
-    assert!(!running.contains("second"), "{running}");
+    assert!(!running.contains("blocked"), "{running}");
 }
