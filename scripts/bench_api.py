@@ -96,7 +96,7 @@ def stop(proc):
             proc.wait()
 
 
-def bench_process(args, name, argv, env=None):
+def bench_process(args, argv, env=None):
     port = free_port()
     argv = [a.replace("PORT", str(port)) for a in argv]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -152,18 +152,24 @@ def main():
     work = tempfile.mkdtemp(prefix="capsule-bench-api-")
     rows = []
     try:
+        wasmtime_data = os.path.join(work, "wasmtime-data")
+        os.makedirs(wasmtime_data)
+
+        def under_wasmtime():
+            if not wasmtime:
+                raise RuntimeError("no wasmtime on PATH (cargo install wasmtime-cli --version 48.0.8)")
+            return bench_process(args, [wasmtime, "run", "-S", "inherit-network", "--dir",
+                                        f"{wasmtime_data}::/data", args.wasip2, "--bind", "127.0.0.1:PORT"])
+
+        def native():
+            env = dict(os.environ, LIBRARY_DATA=os.path.join(work, "native-data"))
+            return bench_process(args, [args.native, "--bind", "127.0.0.1:PORT"], env=env)
+
         runs = [
             ("capsule (wasip1, run -d -p)", lambda: bench_capsule(args, work)),
-            ("wasmtime 48 (wasip2, --bind)", lambda: bench_process(
-                args, "wasmtime",
-                [wasmtime or "wasmtime", "run", "-S", "inherit-network",
-                 "--dir", f"{os.path.join(work, 'wasmtime-data')}::/data", args.wasip2, "--bind", "127.0.0.1:PORT"])
-             if wasmtime else (_ for _ in ()).throw(RuntimeError("no wasmtime on PATH (cargo install wasmtime-cli --version 48.0.8)"))),
-            ("native (--bind)", lambda: bench_process(
-                args, "native", [args.native, "--bind", "127.0.0.1:PORT"],
-                env=dict(os.environ, LIBRARY_DATA=os.path.join(work, "native-data")))),
+            ("wasmtime 48 (wasip2, --bind)", under_wasmtime),
+            ("native (--bind)", native),
         ]
-        os.makedirs(os.path.join(work, "wasmtime-data"))
         for name, run in runs:
             print(f"bench api: {name} ...", file=sys.stderr)
             try:
