@@ -13,7 +13,10 @@ served three ways, loaded with wrk, requests per second and p99 latency from one
 Each server gets a fresh data directory with 10 books, then
 `wrk -t THREADS -c CONNECTIONS -d DURATION --latency URL` on one GET route. The server
 answers one request per connection (Connection: close), so every request includes a TCP
-connect and accept: that is what the numbers measure."""
+connect and accept: that is what the numbers measure. With wrk and the server on the same
+few cores, requests per second say as much about the machine as about the server; the
+server's own CPU time per request (user and system, from /proc/PID/stat: the container's
+supervisor, the wasmtime process, the native process) is the steadier comparison."""
 
 import argparse
 import json
@@ -67,11 +70,24 @@ def to_ms(text):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(args, port):
+def cpu_seconds(pid):
+    """(user, system) CPU seconds a process has used, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def wrk(args, port, pid):
     url = f"http://127.0.0.1:{port}{args.path}"
+    before = cpu_seconds(pid)
     out = subprocess.run(["wrk", "-t", str(args.threads), "-c", str(args.connections),
                           "-d", f"{args.duration}s", "--latency", url],
                          check=True, capture_output=True, text=True).stdout
+    after = cpu_seconds(pid)
+    done = re.search(r"(\d+) requests in", out)
+    n = int(done.group(1)) if done else 0
+    cpu = tuple((a - b) / n * 1e6 if n else float("nan") for a, b in zip(after, before))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     errors = re.search(r"Socket errors: (.*)", out)
@@ -83,7 +99,7 @@ def wrk(args, port):
         notes.append(f"{non2xx.group(1)} non-2xx")
     return (float(rps.group(1)) if rps else float("nan"),
             to_ms(p99.group(1)) if p99 else float("nan"),
-            "; ".join(notes), out)
+            cpu, "; ".join(notes), out)
 
 
 def stop(proc):
@@ -103,7 +119,7 @@ def bench_process(args, argv, env=None):
     try:
         wait_serving(port, proc)
         seed(port)
-        return wrk(args, port)
+        return wrk(args, port, proc.pid)
     finally:
         stop(proc)
 
@@ -130,7 +146,9 @@ def bench_capsule(args, work):
     try:
         wait_serving(port)
         seed(port)
-        return wrk(args, port)
+        # The container's supervisor runs the guest.
+        state = json.loads(capsule("inspect", "api").stdout)[0]["State"]
+        return wrk(args, port, state["Pid"])
     finally:
         capsule("rm", "-f", "api")
 
@@ -173,24 +191,25 @@ def main():
         for name, run in runs:
             print(f"bench api: {name} ...", file=sys.stderr)
             try:
-                rps, p99, notes, out = run()
+                rps, p99, cpu, notes, out = run()
                 if args.verbose:
                     print(out, file=sys.stderr)
-                rows.append((name, rps, p99, notes))
-            except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
-                rows.append((name, None, None, f"not measured: {e}"))
+                rows.append((name, rps, p99, cpu, notes))
+            except (RuntimeError, subprocess.CalledProcessError, OSError, KeyError, ValueError) as e:
+                rows.append((name, None, None, None, f"not measured: {e}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nGET {args.path}: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, one run each "
           f"(one request per connection)\n")
-    print(f"{'server':<30} {'requests/s':>12} {'p99 latency':>12}  notes")
-    for name, rps, p99, notes in rows:
+    print(f"{'server':<30} {'requests/s':>12} {'p99 latency':>12} {'server CPU per request':>26}  notes")
+    for name, rps, p99, cpu, notes in rows:
         if rps is None:
-            print(f"{name:<30} {'-':>12} {'-':>12}  {notes}")
+            print(f"{name:<30} {'-':>12} {'-':>12} {'-':>26}  {notes}")
         else:
-            print(f"{name:<30} {rps:>12.0f} {p99:>10.2f}ms  {notes}")
-    by = {n.split()[0]: r for n, r, _, _ in rows if r}
+            cpu_text = f"{cpu[0]:.1f} us user + {cpu[1]:.1f} us sys"
+            print(f"{name:<30} {rps:>12.0f} {p99:>10.2f}ms {cpu_text:>26}  {notes}")
+    by = {n.split()[0]: r for n, r, _, _, _ in rows if r}
     if "capsule" in by and "wasmtime" in by:
         print(f"\ncapsule / wasmtime requests per second: {by['capsule'] / by['wasmtime']:.2f}x")
     if "capsule" in by and "native" in by:
