@@ -9,6 +9,7 @@
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
+#   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,19 @@ if [ "${1:-}" = registry ]; then
     shift
     scripts/install-test-deps.sh
     exec python3 scripts/bench_registry.py --capsule "$target_dir/release/capsule" "$@"
+fi
+if [ "${1:-}" = api ]; then
+    shift
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "bench: installing wrk (apt-get install -y wrk)" >&2
+        apt-get install -y -qq wrk >/dev/null || { echo "bench: run: apt-get install -y wrk" >&2; exit 1; }
+    fi
+    # The same code three ways: wasm32-wasip1 (the image), wasm32-wasip2 (wasmtime), native.
+    wasip1=$(examples/library-api/build.sh)
+    wasip2=$(examples/library-api/build.sh --wasip2)
+    native=$(examples/library-api/build.sh --native)
+    exec python3 scripts/bench_api.py --capsule "$target_dir/release/capsule" --example examples/library-api \
+        --wasip1 "$wasip1" --wasip2 "$wasip2" --native "$native" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

@@ -153,6 +153,17 @@ fn main() {
             wasm.display().to_string()
         ));
     }
+    // The library API example (`examples/library-api`, its own workspace, which
+    // `examples/library-api/build.sh` builds for users).
+    let library_api = build_rust_guest(
+        &manifest.join("../examples/library-api"),
+        &out,
+        "library-api",
+    );
+    consts.push_str(&format!(
+        "    /// `examples/library-api` built for wasm32-wasip1.\n    pub const LIBRARY_API: &str = {:?};\n",
+        library_api.display().to_string()
+    ));
     consts.push_str("}\n");
     fs::write(out.join("guests.rs"), consts).expect("write guests.rs");
 }

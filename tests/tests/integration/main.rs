@@ -16,6 +16,7 @@ mod hostcalls;
 mod images;
 mod integrity;
 mod layers;
+mod library_api;
 mod limits;
 mod modules;
 mod ports;

@@ -1,0 +1,487 @@
+//! The library API example (`examples/library-api`) in a container, through the real
+//! binary, over loopback: the image is built from the example's own `Capsulefile` with the
+//! module `build.rs` built from its source, run detached with a published port and a named
+//! volume as `examples/library-api/README.md` tells, and spoken to over TCP.
+
+use capsule_tests::{TestEnv, guests};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A home with the `library-api` image; every container is removed when the test ends,
+/// pass or fail.
+struct Api {
+    env: TestEnv,
+}
+
+impl Api {
+    fn new() -> Self {
+        let env = TestEnv::new();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/library-api");
+        let context = env.work().join("library-api");
+        fs::create_dir_all(&context).expect("create the build context");
+        for file in ["Capsulefile", ".capsuleignore"] {
+            fs::copy(example.join(file), context.join(file))
+                .unwrap_or_else(|e| panic!("copy examples/library-api/{file}: {e}"));
+        }
+        // Where build.sh puts it.
+        fs::copy(
+            guests::examples::LIBRARY_API,
+            context.join("library-api.wasm"),
+        )
+        .expect("copy the module");
+        let context = context.to_str().expect("UTF-8 path");
+        env.run(&["build", "-t", "library-api", context])
+            .assert_code(0);
+        Self { env }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.env.run(args);
+        run.assert_code(0);
+        run.stdout
+    }
+
+    /// `run -d -p PORT:8000 -v VOLUME:/data --name NAME library-api`, then waits until it
+    /// answers.
+    fn start(&self, name: &str, port: u16, volume: &str) {
+        let publish = format!("{port}:8000");
+        let mount = format!("{volume}:/data");
+        self.ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish,
+            "-v",
+            &mount,
+            "--name",
+            name,
+            "library-api",
+        ]);
+        self.wait_serving(name, port);
+    }
+
+    /// Waits (at most 60 s: the first start compiles the module) until `GET /` answers.
+    #[track_caller]
+    fn wait_serving(&self, name: &str, port: u16) {
+        let start = Instant::now();
+        loop {
+            if let Ok(resp) = try_http(port, "GET", "/", &[], None) {
+                assert_eq!(resp.status, 200, "GET /: {resp:?}");
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let logs = self.env.run(&["logs", name]);
+                panic!(
+                    "{name} never answered on 127.0.0.1:{port}; logs:\n{}{}",
+                    logs.stdout, logs.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            let _ = self.env.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[track_caller]
+    fn json(&self) -> serde_json::Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{self:?}"
+        );
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {self:?}"))
+    }
+
+    /// A JSON error with this status: `{"error": "..."}`.
+    #[track_caller]
+    fn error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{self:?}");
+        let v = self.json();
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no \"error\" string: {v}"))
+            .to_owned()
+    }
+}
+
+/// One request on a fresh connection; the server answers and closes (HTTP/1.1 with
+/// `Connection: close`), so the response is what arrives until the end of the stream.
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Resp> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8(raw).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of head in {text:?}")))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let resp = Resp {
+        status,
+        headers,
+        body: body.to_owned(),
+    };
+    if let Some(len) = resp.header("content-length") {
+        assert_eq!(
+            len.parse::<usize>().ok(),
+            Some(resp.body.len()),
+            "Content-Length does not match the body: {resp:?}"
+        );
+    }
+    Ok(resp)
+}
+
+#[track_caller]
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Resp {
+    let json = [("Content-Type", "application/json")];
+    let headers: &[(&str, &str)] = if body.is_some() { &json } else { &[] };
+    try_http(port, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+const DUNE: &str =
+    r#"{"title":"Dune","subtitle":"Book one","author":"Frank Herbert","isbn":"9780441013593"}"#;
+
+#[test]
+fn every_route_with_its_status_codes_and_json_errors() {
+    let api = Api::new();
+    let port = free_port();
+    api.start("library", port, "library-data");
+
+    // The index: JSON for programs.
+    let index = http(port, "GET", "/", None);
+    assert_eq!(index.status, 200);
+    assert_eq!(index.json()["books"], 0);
+    assert_eq!(
+        http(port, "GET", "/books", None).json(),
+        serde_json::json!([])
+    );
+
+    // Create: 201, Location, the book with its id.
+    let created = http(port, "POST", "/books", Some(DUNE));
+    assert_eq!(created.status, 201, "{created:?}");
+    let book = created.json();
+    let id = book["id"].as_u64().expect("an id");
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/books/{id}").as_str())
+    );
+    assert_eq!(book["title"], "Dune");
+    assert_eq!(book["subtitle"], "Book one");
+    // Retrieve and list.
+    let path = format!("/books/{id}");
+    assert_eq!(http(port, "GET", &path, None).json(), book);
+    assert_eq!(
+        http(port, "GET", "/books", None).json(),
+        serde_json::json!([book])
+    );
+    // Replace: every field; a subtitle left out is empty.
+    let put = http(
+        port,
+        "PUT",
+        &path,
+        Some(r#"{"title":"Dune Messiah","author":"Frank Herbert","isbn":"9780593098233"}"#),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(put.json()["title"], "Dune Messiah");
+    assert_eq!(put.json()["subtitle"], "");
+    // Partial update: the others are kept.
+    let patch = http(port, "PATCH", &path, Some(r#"{"subtitle":"Book two"}"#));
+    assert_eq!(patch.status, 200, "{patch:?}");
+    assert_eq!(patch.json()["subtitle"], "Book two");
+    assert_eq!(patch.json()["title"], "Dune Messiah");
+    assert_eq!(http(port, "GET", &path, None).json(), patch.json());
+
+    // Bad bodies are 400 with a JSON error that says what was wrong.
+    let malformed = http(port, "POST", "/books", Some(r#"{"title": "Dune","#));
+    assert!(
+        malformed.error(400).contains("malformed JSON"),
+        "{malformed:?}"
+    );
+    let unknown = http(
+        port,
+        "POST",
+        "/books",
+        Some(r#"{"title":"x","author":"y","isbn":"1","pages":412}"#),
+    );
+    assert!(
+        unknown.error(400).contains("unknown field `pages`"),
+        "{unknown:?}"
+    );
+    let missing = http(port, "POST", "/books", Some(r#"{"title":"x","isbn":"1"}"#));
+    assert!(
+        missing.error(400).contains("missing field `author`"),
+        "{missing:?}"
+    );
+    let blank = http(port, "PATCH", &path, Some(r#"{"title":"  "}"#));
+    assert!(
+        blank.error(400).contains("title may not be blank"),
+        "{blank:?}"
+    );
+    let null = http(port, "PATCH", &path, Some(r#"{"title":null}"#));
+    null.error(400);
+    let form = try_http(
+        port,
+        "POST",
+        "/books",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some("title=x"),
+    )
+    .expect("POST a form");
+    form.error(415);
+    // Nothing of that changed the book.
+    assert_eq!(http(port, "GET", &path, None).json(), patch.json());
+
+    // Missing books, unknown routes, wrong methods.
+    assert!(
+        http(port, "GET", "/books/999", None)
+            .error(404)
+            .contains("999")
+    );
+    http(port, "PUT", "/books/999", Some(DUNE)).error(404);
+    http(port, "PATCH", "/books/999", Some("{}")).error(404);
+    http(port, "DELETE", "/books/999", None).error(404);
+    http(port, "GET", "/authors", None).error(404);
+    http(port, "GET", "/books/abc", None).error(404);
+    let wrong = http(port, "DELETE", "/books", None);
+    wrong.error(405);
+    assert_eq!(wrong.header("allow"), Some("GET, HEAD, POST"));
+    http(port, "POST", &path, Some(DUNE)).error(405);
+    // A request that is not HTTP gets a 400 and the server goes on.
+    let mut junk = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    junk.write_all(b"\x00\x01 nonsense\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = junk.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+
+    // Delete: 204 without a body, then the book is gone.
+    let deleted = http(port, "DELETE", &path, None);
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    assert_eq!(deleted.body, "");
+    http(port, "GET", &path, None).error(404);
+    assert_eq!(
+        http(port, "GET", "/books", None).json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn the_html_page_lists_the_books_escaped() {
+    let api = Api::new();
+    let port = free_port();
+    api.start("library", port, "library-data");
+    let created = http(
+        port,
+        "POST",
+        "/books",
+        Some(
+            r#"{"title":"<script>alert(1)</script>","subtitle":"Tom & Jerry","author":"O'Brien","isbn":"1"}"#,
+        ),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    http(port, "POST", "/books", Some(DUNE));
+    let page = try_http(
+        port,
+        "GET",
+        "/",
+        &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        None,
+    )
+    .expect("GET / as a browser");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.body.contains("<table>"), "{}", page.body);
+    assert!(page.body.contains("Dune") && page.body.contains("Frank Herbert"));
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.body.contains("Tom &amp; Jerry") && page.body.contains("O&#x27;Brien"));
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+    // Anything else gets JSON.
+    assert_eq!(http(port, "GET", "/", None).json()["books"], 2);
+}
+
+#[test]
+fn data_survives_stop_start_and_a_new_container_on_the_volume() {
+    let api = Api::new();
+    let port = free_port();
+    api.start("library", port, "library-data");
+    let book = http(port, "POST", "/books", Some(DUNE)).json();
+    let path = format!("/books/{}", book["id"]);
+
+    api.ok(&["stop", "-t", "1", "library"]);
+    assert!(
+        try_http(port, "GET", "/", &[], None).is_err(),
+        "still served after stop"
+    );
+    api.ok(&["start", "library"]);
+    api.wait_serving("library", port);
+    assert_eq!(http(port, "GET", &path, None).json(), book);
+
+    api.ok(&["rm", "-f", "library"]);
+    assert!(api.ok(&["volume", "ls"]).contains("library-data"));
+    let port2 = free_port();
+    api.start("library2", port2, "library-data");
+    assert_eq!(http(port2, "GET", &path, None).json(), book);
+    assert_eq!(
+        http(port2, "GET", "/books", None).json(),
+        serde_json::json!([book])
+    );
+    // The data is one JSON file on the volume, written whole (temp file + rename).
+    let inspect: serde_json::Value =
+        serde_json::from_str(&api.ok(&["volume", "inspect", "library-data"])).expect("JSON");
+    let dir = Path::new(inspect[0]["Mountpoint"].as_str().expect("a mountpoint"));
+    let names: Vec<String> = fs::read_dir(dir)
+        .expect("list the volume")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["library.json"], "no temporary file is left behind");
+    let file: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("library.json")).expect("read the data"))
+            .expect("the data file is JSON");
+    assert_eq!(file["books"], serde_json::json!([book]));
+}
+
+#[test]
+fn a_hundred_concurrent_clients_all_get_their_answers() {
+    let api = Api::new();
+    let port = free_port();
+    api.start("library", port, "library-data");
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"title":"Book {i}","author":"Author {i}","isbn":"{i}"}}"#);
+                let created = http(port, "POST", "/books", Some(&body));
+                assert_eq!(created.status, 201, "client {i}: {created:?}");
+                let book = created.json();
+                assert_eq!(book["title"], format!("Book {i}"));
+                let fetched = http(port, "GET", &format!("/books/{}", book["id"]), None);
+                assert_eq!(fetched.json(), book, "client {i}");
+                book["id"].as_u64().expect("an id")
+            })
+        })
+        .collect();
+    let mut ids: Vec<u64> = clients
+        .into_iter()
+        .map(|c| c.join().expect("a client failed"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "every client got its own book");
+    let list = http(port, "GET", "/books", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(100));
+}
+
+#[test]
+fn publish_all_and_port_and_a_port_in_use() {
+    let api = Api::new();
+    api.ok(&[
+        "run",
+        "-d",
+        "-P",
+        "-v",
+        "library-data:/data",
+        "--name",
+        "library",
+        "library-api",
+    ]);
+    // `capsule port library`: `8000/tcp -> 127.0.0.1:PORT`, as Docker prints it.
+    let out = api.ok(&["port", "library"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("8000/tcp -> "))
+        .unwrap_or_else(|| panic!("no 8000/tcp line in `capsule port`: {out:?}"));
+    let addr = line.trim_start_matches("8000/tcp -> ");
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "-P binds loopback by default: {line}"
+    );
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_eq!(api.ok(&["port", "library", "8000"]).trim(), addr);
+    api.wait_serving("library", port);
+    assert_eq!(http(port, "GET", "/books", None).status, 200);
+
+    // A host port someone else holds: one clear line, and no container left running.
+    let holder = TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let held = holder.local_addr().expect("address").port();
+    let run = api.env.run(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{held}:8000"),
+        "--name",
+        "blocked",
+        "library-api",
+    ]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains(&held.to_string()), "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    let running = api.ok(&["ps"]);
+    assert!(!running.contains("blocked"), "{running}");
+}
