@@ -303,7 +303,15 @@ impl Containers {
     pub fn wait_for(&self, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
         let start = std::time::Instant::now();
         loop {
-            let state = self.state(name);
+            // Not there yet (another process is still creating it) reads as null.
+            let out = self.env.run(&["inspect", "--type", "container", name]);
+            let state = if out.code == Some(0) {
+                serde_json::from_str::<serde_json::Value>(&out.stdout)
+                    .map(|v| v[0]["State"].clone())
+                    .unwrap_or_default()
+            } else {
+                serde_json::Value::Null
+            };
             if check(&state) {
                 return;
             }

@@ -718,7 +718,13 @@ fn resolve_module(target: &str) -> Result<Option<(String, Vec<u8>, Entry)>, Fail
         || target.ends_with(".wasm")
         || target.ends_with(".wat")
         || target.contains('#');
-    if !looks_like_path {
+    // `registry.example:5000/team/app:1` and `team/app` are image names, not paths:
+    // a name that is not a file and reads as an image reference is an image.
+    let image_name = !target.starts_with(['.', '/'])
+        && !target.ends_with(".wasm")
+        && !target.ends_with(".wat")
+        && capsule_runtime::image::reference::Reference::parse(target).is_ok();
+    if !looks_like_path || image_name {
         return Ok(None);
     }
     Err(not_found(read(target).err().unwrap_or(

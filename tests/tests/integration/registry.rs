@@ -36,13 +36,23 @@ fn digests(env: &TestEnv, name: &str) -> (String, String) {
     )
 }
 
-/// Runs the image `name` by its ID (`capsule run` takes a name with a `/` for a
-/// module path).
+/// Runs the image `name` by its name (`registry:port/repo:tag`, which is not a path
+/// because no such file exists) and checks that its ID runs the same.
 fn run_image(env: &TestEnv, name: &str, args: &[&str]) -> capsule_tests::Run {
     let (id, _) = digests(env, name);
-    let mut all = vec!["run", "--rm", id.as_str()];
-    all.extend_from_slice(args);
-    env.run(&all)
+    let mut by_id = vec!["run", "--rm", id.as_str()];
+    by_id.extend_from_slice(args);
+    let mut by_name = vec!["run", "--rm", name];
+    by_name.extend_from_slice(args);
+    let run = env.run(&by_name);
+    let again = env.run(&by_id);
+    assert_eq!(
+        (run.code, &run.stdout),
+        (again.code, &again.stdout),
+        "{name} and its ID run differently: {}",
+        run.stderr
+    );
+    run
 }
 
 /// The digests of the layers of `name`, from `inspect`.
