@@ -9,6 +9,7 @@
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
+#   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,14 @@ if [ "${1:-}" = containers ]; then
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
     exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
+fi
+if [ "${1:-}" = compose ]; then
+    shift
+    guest="$target_dir/bench-guests/service.wasm"
+    mkdir -p "$(dirname "$guest")"
+    scripts/install-test-deps.sh
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
+    exec python3 scripts/bench_compose.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
 fi
 if [ "${1:-}" = registry ]; then
     shift

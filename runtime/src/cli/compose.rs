@@ -76,6 +76,9 @@ struct DownArgs {
     /// Remove the file's named volumes and the containers' anonymous volumes too
     #[arg(short = 'v', long = "volumes")]
     volumes: bool,
+    /// Seconds to wait before interrupting each guest (default: each one's grace)
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    timeout: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -448,14 +451,30 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     follow_all(&containers, &mut readers, &interrupted)?;
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("Gracefully stopping...");
-        for mut c in containers.into_iter().rev() {
-            let grace = grace_of(&c, None);
-            stop_one(&mut c, grace)?;
-            say(&c, "Stopped");
-        }
+        let mut containers = containers;
+        stop_all(&mut containers, None)?;
         return Ok(130);
     }
     Ok(0)
+}
+
+/// Stops containers together, as Compose does: every one is asked first, then each is
+/// waited for (a WASI guest cannot be told to shut down, so each runs out its grace
+/// period; asked together, they do so at the same time).
+fn stop_all(containers: &mut [Container], timeout: Option<u64>) -> Result<(), Failure> {
+    let fail = |e| Failure::new(exit::USAGE, e);
+    let mut asked = Vec::new();
+    for c in containers.iter() {
+        let grace = grace_of(c, timeout);
+        asked.push((supervisor::request_stop(c, grace).map_err(fail)?, grace));
+    }
+    for (c, (was_running, grace)) in containers.iter_mut().zip(asked) {
+        if was_running && !supervisor::wait_stopped(c, Some(grace + Duration::from_secs(3))) {
+            supervisor::force_kill(c).map_err(fail)?;
+        }
+        say(c, "Stopped");
+    }
+    Ok(())
 }
 
 fn grace_of(container: &Container, timeout: Option<u64>) -> Duration {
@@ -473,13 +492,12 @@ fn stop(
     timeout: Option<u64>,
 ) -> Result<u8, Failure> {
     let order = project.order(services).map_err(compose_failure)?;
-    for name in order.iter().rev() {
-        if let Some(mut c) = container_of(home, project, name) {
-            let grace = grace_of(&c, timeout);
-            stop_one(&mut c, grace)?;
-            say(&c, "Stopped");
-        }
-    }
+    let mut containers: Vec<Container> = order
+        .iter()
+        .rev()
+        .filter_map(|name| container_of(home, project, name))
+        .collect();
+    stop_all(&mut containers, timeout)?;
     Ok(0)
 }
 
@@ -502,9 +520,8 @@ fn down(home: &Home, project: &Project, args: &DownArgs) -> Result<u8, Failure> 
                 .unwrap_or(usize::MAX),
         )
     });
-    for mut c in containers {
-        let grace = grace_of(&c, None);
-        stop_one(&mut c, grace)?;
+    stop_all(&mut containers, args.timeout)?;
+    for c in containers {
         let volumes = c.config.volumes.clone();
         let name = c.name().to_owned();
         c.remove()
