@@ -19,6 +19,14 @@ if ! command -v hyperfine >/dev/null 2>&1; then
     apt-get install -y -qq hyperfine >/dev/null || { echo "bench: run: apt-get install -y hyperfine" >&2; exit 1; }
 fi
 cargo build --release --locked -p capsule-runtime --bin capsule >&2
+# The `service` guest (tests/guests/c/service.c), built for the benchmarks that run containers.
+service_guest() {
+    local guest="$target_dir/bench-guests/service.wasm"
+    mkdir -p "$(dirname "$guest")"
+    scripts/install-test-deps.sh >&2
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
+    echo "$guest"
+}
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 if [ "${1:-}" = fs ]; then
     shift
@@ -37,18 +45,12 @@ if [ "${1:-}" = python ]; then
 fi
 if [ "${1:-}" = containers ]; then
     shift
-    guest="$target_dir/bench-guests/service.wasm"
-    mkdir -p "$(dirname "$guest")"
-    scripts/install-test-deps.sh
-    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
+    guest=$(service_guest)
     exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
 fi
 if [ "${1:-}" = compose ]; then
     shift
-    guest="$target_dir/bench-guests/service.wasm"
-    mkdir -p "$(dirname "$guest")"
-    scripts/install-test-deps.sh
-    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/c/service.c -o "$guest"
+    guest=$(service_guest)
     exec python3 scripts/bench_compose.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
 fi
 if [ "${1:-}" = registry ]; then

@@ -400,36 +400,23 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
                 }
                 c
             }
-            Some(mut c) => {
-                say(&c, "Recreate");
-                let grace = grace_of(&c, None);
-                stop_one(&mut c, grace)?;
-                let volumes = c.config.volumes.clone();
-                c.remove().map_err(usage)?;
-                let _ = capsule_runtime::container::volumes::remove_anonymous(home, &volumes);
-                let c = create(
-                    home,
-                    &images,
-                    project,
-                    name,
-                    &project.container_name(name),
-                    None,
-                    false,
-                )?;
-                say(&c, "Recreated");
-                c
-            }
-            None => {
-                let c = create(
-                    home,
-                    &images,
-                    project,
-                    name,
-                    &project.container_name(name),
-                    None,
-                    false,
-                )?;
-                say(&c, "Created");
+            existing => {
+                let done = match existing {
+                    Some(mut old) => {
+                        say(&old, "Recreate");
+                        let grace = grace_of(&old, None);
+                        stop_one(&mut old, grace)?;
+                        let volumes = old.config.volumes.clone();
+                        old.remove().map_err(usage)?;
+                        let _ =
+                            capsule_runtime::container::volumes::remove_anonymous(home, &volumes);
+                        "Recreated"
+                    }
+                    None => "Created",
+                };
+                let container_name = project.container_name(name);
+                let c = create(home, &images, project, name, &container_name, None, false)?;
+                say(&c, done);
                 c
             }
         };
