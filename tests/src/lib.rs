@@ -263,6 +263,12 @@ impl Run {
     }
 }
 
+/// A loopback port that was free a moment ago (bound and let go).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// A test home for container tests: images imported from guests, and every container
 /// removed (its process ended) when it is dropped, pass or fail, so no detached
 /// container outlives its test.

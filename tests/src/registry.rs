@@ -59,7 +59,7 @@ impl Registry {
             .prefix("capsule-registry-")
             .tempdir()
             .expect("registry temp dir");
-        let port = free_port();
+        let port = crate::free_port();
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("storage dir");
@@ -158,11 +158,6 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (cert, key, ca).

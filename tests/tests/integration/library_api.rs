@@ -3,7 +3,7 @@
 //! module `build.rs` built from its source, run detached with a published port and a named
 //! volume as `examples/library-api/README.md` tells, and spoken to over TCP.
 
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::{Containers, free_port, guests};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,13 +12,19 @@ use std::time::{Duration, Instant};
 
 /// A home with the `library-api` image; every container is removed when the test ends,
 /// pass or fail.
-struct Api {
-    env: TestEnv,
+struct Api(Containers);
+
+impl std::ops::Deref for Api {
+    type Target = Containers;
+    fn deref(&self) -> &Containers {
+        &self.0
+    }
 }
 
 impl Api {
     fn new() -> Self {
-        let env = TestEnv::new();
+        let containers = Containers::new(&[]);
+        let env = &containers.env;
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/library-api");
         let context = env.work().join("library-api");
         fs::create_dir_all(&context).expect("create the build context");
@@ -35,13 +41,7 @@ impl Api {
         let context = context.to_str().expect("UTF-8 path");
         env.run(&["build", "-t", "library-api", context])
             .assert_code(0);
-        Self { env }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.env.run(args);
-        run.assert_code(0);
-        run.stdout
+        Self(containers)
     }
 
     /// `run -d -p PORT:8000 -v VOLUME:/data --name NAME library-api`, then waits until it
@@ -82,21 +82,6 @@ impl Api {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            let _ = self.env.run(&["rm", "-f", id]);
-        }
-    }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// One HTTP response.

@@ -2,27 +2,25 @@
 //! the guest starts and hands it over as a socket (found through `LISTEN_FDS`); the
 //! guest (`guests/c/echo_server.c`) accepts and echoes over real loopback connections.
 
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::{Containers, TestEnv, free_port, guests};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-struct Env {
-    env: TestEnv,
+/// A home with the echo server as image `echo`; its containers are removed when the
+/// test ends (the shared [`Containers`] fixture).
+struct Env(Containers);
+
+impl std::ops::Deref for Env {
+    type Target = Containers;
+    fn deref(&self) -> &Containers {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let env = TestEnv::new();
-        env.run(&["image", "import", guests::ECHO_SERVER, "-t", "echo"])
-            .assert_code(0);
-        Self { env }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.env.run(args);
-        run.assert_code(0);
-        run.stdout
+        Self(Containers::new(&[(guests::ECHO_SERVER, "echo")]))
     }
 
     fn inspect(&self, name: &str) -> serde_json::Value {
@@ -48,21 +46,6 @@ impl Env {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            let _ = self.env.run(&["rm", "-f", id]);
-        }
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("its address").port()
 }
 
 fn connect(port: u16) -> TcpStream {
