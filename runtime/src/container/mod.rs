@@ -186,6 +186,19 @@ const RUN_LOCK: &str = "running.lock";
 /// Locked while a name is checked and taken, so two `--name x` cannot both win.
 const NAMES_LOCK: &str = "containers.lock";
 
+/// Writes `bytes` as the file `name` of the container directory `dir` with the store's
+/// [`crate::store::AtomicFile`], renamed into place so a reader never sees half of it;
+/// not synced: a container is not worth an fsync on every change (it costs as much as
+/// the run's whole filesystem set-up), and one lost in a crash is an empty directory
+/// or an older state.
+pub(crate) fn write_unsynced(dir: &std::path::Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = crate::ambient::open_dir(dir)?;
+    let mut file = crate::store::AtomicFile::create(&dir, name)?;
+    file.write_all(bytes)?;
+    file.commit(name)
+}
+
 /// Takes the names lock, held until dropped. It lives beside the containers'
 /// directory, which holds containers only.
 fn lock_names(home: &Home) -> Result<std::fs::File, ContainerError> {
@@ -393,18 +406,7 @@ impl Container {
         let what = || format!("cannot write {name} of container {}", self.config.name);
         let json =
             serde_json::to_vec_pretty(value).map_err(|e| io_error(what())(io::Error::other(e)))?;
-        // Renamed into place so a reader never sees half of it; not synced: a
-        // container is not worth an fsync on every change (it costs as much as the
-        // run's whole filesystem set-up), and one lost in a crash is an empty
-        // directory or an older state.
-        let dir = crate::ambient::open_dir(&self.dir).map_err(io_error(what()))?;
-        let tmp = format!(".{name}.{}.tmp", std::process::id());
-        dir.write(&tmp, &json)
-            .and_then(|()| dir.rename(&tmp, &dir, name))
-            .map_err(|e| {
-                let _ = dir.remove_file(&tmp);
-                io_error(what())(e)
-            })
+        write_unsynced(&self.dir, name, &json).map_err(io_error(what()))
     }
 
     /// The recorded state, as it really is: `running` with no live process reads as

@@ -241,29 +241,22 @@ pub fn run(
                 .config
                 .restart
                 .restarts(exit, state.restart_count, state.stopped_by_user);
-        if !restart {
-            state.status = Status::Exited;
-            control.finished.store(true, Ordering::SeqCst);
+        if restart {
+            if began.elapsed() >= Duration::from_secs(10) {
+                backoff = Duration::from_millis(100);
+            }
+            state.status = Status::Restarting;
             container.write_state(&state)?;
-            return Ok(Ended {
-                exit_code: exit,
-                output,
-                error,
-            });
+            log.note(&format!(
+                "exited with {exit}; restarting in {} ({} policy)",
+                crate::spec::format_duration(backoff),
+                container.config.restart
+            ));
         }
-        if began.elapsed() >= Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
-        }
-        state.status = Status::Restarting;
-        container.write_state(&state)?;
-        log.note(&format!(
-            "exited with {exit}; restarting in {} ({} policy)",
-            crate::spec::format_duration(backoff),
-            container.config.restart
-        ));
-        if !control.requested.sleep(backoff) {
+        // Ended for good: no restart due, or a stop asked for during the back-off.
+        if !restart || !control.requested.sleep(backoff) {
+            state.stopped_by_user |= restart;
             state.status = Status::Exited;
-            state.stopped_by_user = true;
             control.finished.store(true, Ordering::SeqCst);
             container.write_state(&state)?;
             return Ok(Ended {
@@ -290,13 +283,15 @@ pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, Cont
     let Some(pid) = state.pid else {
         return Ok(false);
     };
-    let tmp = container.dir.join(format!(".{STOP_REQUEST}.tmp"));
-    std::fs::write(&tmp, grace.as_millis().to_string())
-        .and_then(|()| std::fs::rename(&tmp, container.dir.join(STOP_REQUEST)))
-        .map_err(|source| ContainerError::Io {
-            what: "cannot ask the container to stop".to_owned(),
-            source,
-        })?;
+    super::write_unsynced(
+        &container.dir,
+        STOP_REQUEST,
+        grace.as_millis().to_string().as_bytes(),
+    )
+    .map_err(|source| ContainerError::Io {
+        what: "cannot ask the container to stop".to_owned(),
+        source,
+    })?;
     signal_terminate(pid);
     Ok(true)
 }
@@ -469,9 +464,7 @@ fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
         state.error =
             Some("guest was blocked in the host when stopped; its process ended".to_owned());
         if let Ok(json) = serde_json::to_vec_pretty(&state) {
-            let tmp = dir.join(".state.json.watchdog.tmp");
-            let _ = std::fs::write(&tmp, json)
-                .and_then(|()| std::fs::rename(&tmp, dir.join("state.json")));
+            let _ = super::write_unsynced(dir, "state.json", &json);
         }
     }
     std::process::exit(code);
