@@ -1,6 +1,9 @@
 //! A container's log, in the format of Docker's `json-file` driver: one JSON object
-//! per write of the guest, `{"log":"...","stream":"stdout","time":"RFC 3339 nanos"}`,
-//! appended to `container-json.log` in the container's directory.
+//! per line the guest writes, `{"log":"...\n","stream":"stdout","time":"RFC 3339 nanos"}`,
+//! appended to `container-json.log` in the container's directory. As in Docker, a line
+//! written in pieces (Rust's unbuffered `eprintln!` writes each argument apart) is kept
+//! until its newline; a line longer than 16 KiB is split, and what is left without a
+//! newline when a run ends is written as it is.
 
 use crate::wasi::{LogSink, Stream};
 use serde::{Deserialize, Serialize};
@@ -21,12 +24,82 @@ pub struct Entry {
     pub time: String,
 }
 
-/// Appends the guest's writes to the log, optionally echoing them to the host's own
-/// stdout and stderr (a foreground `capsule run`).
+/// The longest entry: a longer line is split (Docker's 16 KiB).
+const MAX_ENTRY: usize = 16 * 1024;
+
+/// Appends the guest's lines to the log, optionally echoing its writes to the host's
+/// own stdout and stderr (a foreground `capsule run`) as they come.
 #[derive(Debug)]
 pub struct JsonLog {
-    file: Mutex<std::fs::File>,
+    inner: Mutex<Inner>,
     echo: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: std::fs::File,
+    /// Each stream's line so far, not yet ended by a newline.
+    pending: [Vec<u8>; 2],
+}
+
+fn slot(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+/// One entry as a line of the log file.
+fn encode(out: &mut Vec<u8>, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+    let entry = Entry {
+        log: String::from_utf8_lossy(data).into_owned(),
+        stream,
+        time: now_nanos(),
+    };
+    serde_json::to_writer(&mut *out, &entry).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+impl Inner {
+    /// Writes `data` after the stream's pending piece: every whole line becomes an
+    /// entry (all of them in one write, so a reader never sees half of one).
+    fn append(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        let pending = &mut self.pending[slot(stream)];
+        pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(end) = pending[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| start + i + 1)
+            .or_else(|| (pending.len() - start >= MAX_ENTRY).then_some(start + MAX_ENTRY))
+        {
+            let end = end.min(start + MAX_ENTRY);
+            encode(&mut out, stream, &pending[start..end])?;
+            start = end;
+        }
+        pending.drain(..start);
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&out)
+    }
+
+    /// Writes both streams' pending pieces as entries of their own.
+    fn flush_pending(&mut self) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let pending = std::mem::take(&mut self.pending[slot(stream)]);
+            if !pending.is_empty() {
+                encode(&mut out, stream, &pending)?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&out)
+    }
 }
 
 impl JsonLog {
@@ -40,30 +113,37 @@ impl JsonLog {
             .append(true)
             .open(dir.join(LOG_FILE))?;
         Ok(Self {
-            file: Mutex::new(file),
+            inner: Mutex::new(Inner {
+                file,
+                pending: [Vec::new(), Vec::new()],
+            }),
             echo,
         })
     }
 
-    /// Adds a line of Capsule's own (a restart, why a run could not start) as the
-    /// guest's stderr.
-    pub fn note(&self, text: &str) {
-        let _ = self.append(Stream::Stderr, format!("capsule: {text}\n").as_bytes());
-    }
-
-    fn append(&self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
-        let entry = Entry {
-            log: String::from_utf8_lossy(data).into_owned(),
-            stream,
-            time: now_nanos(),
-        };
-        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        // One write per entry with O_APPEND: a reader never sees half of one.
-        self.file
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .write_all(&line)
+    }
+
+    /// Ends a run: what the guest left without a newline is written as it is.
+    pub fn end_run(&self) {
+        let _ = self.inner().flush_pending();
+    }
+
+    /// Adds a line of Capsule's own (a restart, why a run could not start) as the
+    /// guest's stderr, after whatever the guest left unfinished.
+    pub fn note(&self, text: &str) {
+        let mut inner = self.inner();
+        let _ = inner.flush_pending();
+        let _ = inner.append(Stream::Stderr, format!("capsule: {text}\n").as_bytes());
+    }
+}
+
+impl Drop for JsonLog {
+    fn drop(&mut self) {
+        self.end_run();
     }
 }
 
@@ -79,7 +159,7 @@ impl LogSink for JsonLog {
                 Stream::Stderr => std::io::stderr().lock().write_all(data)?,
             }
         }
-        self.append(stream, data)
+        self.inner().append(stream, data)
     }
 }
 
@@ -160,6 +240,43 @@ mod tests {
         assert_eq!(entries[1].stream, Stream::Stderr);
         assert!(reader.next_entries().expect("test").is_empty());
         log.write(Stream::Stdout, b"more").expect("test");
+        assert!(
+            reader.next_entries().expect("test").is_empty(),
+            "half a line"
+        );
+        log.end_run();
         assert_eq!(reader.next_entries().expect("test")[0].log, "more");
+    }
+
+    #[test]
+    fn a_line_written_in_pieces_is_one_entry_and_long_lines_are_split() {
+        let dir = tempfile::tempdir().expect("test");
+        let log = JsonLog::open(dir.path(), false).expect("test");
+        for piece in ["library-api: ", "5", " book(s)\nnext", " line\n"] {
+            log.write(Stream::Stderr, piece.as_bytes()).expect("test");
+        }
+        log.write(Stream::Stdout, b"out\n").expect("test");
+        log.write(Stream::Stdout, &vec![b'x'; MAX_ENTRY * 2 + 5])
+            .expect("test");
+        log.note("exited");
+        let mut reader = Reader::new(dir.path());
+        let logs: Vec<(Stream, usize, String)> = reader
+            .next_entries()
+            .expect("test")
+            .into_iter()
+            .map(|e| (e.stream, e.log.len(), e.log.chars().take(14).collect()))
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                (Stream::Stderr, 23, "library-api: 5".to_owned()),
+                (Stream::Stderr, 10, "next line\n".to_owned()),
+                (Stream::Stdout, 4, "out\n".to_owned()),
+                (Stream::Stdout, MAX_ENTRY, "x".repeat(14)),
+                (Stream::Stdout, MAX_ENTRY, "x".repeat(14)),
+                (Stream::Stdout, 5, "xxxxx".to_owned()),
+                (Stream::Stderr, 16, "capsule: exite".to_owned()),
+            ]
+        );
     }
 }

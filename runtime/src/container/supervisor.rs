@@ -205,6 +205,7 @@ pub fn run(
                 on_started(Ok(()));
             }
         });
+        log.end_run();
         let (exit, output, error) = match result {
             Ok(output) => {
                 let mut exit = output_exit_code(&output);
