@@ -2,7 +2,7 @@
 //! made exactly as `capsule create` makes it (the service is turned into its flags),
 //! run by its own supervisor.
 
-use super::container::{ports_text, start_one, status_text, stop_one};
+use super::container::{ago, live_ports, ports_text, since, start_one, status_text, stop_one};
 use super::run::{CreateArgs, container_failure, create_container, resolve};
 use super::{Failure, exit};
 use capsule_runtime::builder::{self, BuildOptions};
@@ -10,9 +10,9 @@ use capsule_runtime::compose::file::{Condition, Service};
 use capsule_runtime::compose::{
     ComposeError, HASH_LABEL, MountFlag, PROJECT_LABEL, Project, SERVICE_LABEL,
 };
-use capsule_runtime::container::Container;
 use capsule_runtime::container::logs::Reader;
 use capsule_runtime::container::supervisor::{self, DEFAULT_STOP_TIMEOUT};
+use capsule_runtime::container::{Container, State, Status};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
 use capsule_runtime::image::reference::Reference;
@@ -31,6 +31,9 @@ pub struct ComposeArgs {
     /// The project name (default: the file's name key, else its directory's name)
     #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     project: Option<String>,
+    /// Colour the log prefixes: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long = "ansi", value_name = "WHEN", default_value = "auto")]
+    ansi: Ansi,
     #[command(subcommand)]
     command: ComposeCommand,
 }
@@ -41,8 +44,8 @@ enum ComposeCommand {
     Up(UpArgs),
     /// Stop and remove the project's containers (-v: and its volumes)
     Down(DownArgs),
-    /// List the project's containers
-    Ps,
+    /// List the project's running containers (-a: all of them)
+    Ps(PsArgs),
     /// Show the services' output, each line prefixed with its container's name
     Logs(LogsArgs),
     /// Build the services that have a build section
@@ -69,6 +72,45 @@ struct UpArgs {
     build: bool,
     /// Only these services (and what they depend on)
     services: Vec<String>,
+    /// Whether log prefixes are coloured (from `--ansi`).
+    #[arg(skip)]
+    colour: bool,
+}
+
+/// When log prefixes are coloured (Docker Compose's `--ansi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Ansi {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Ansi {
+    fn colour(self) -> bool {
+        match self {
+            Ansi::Always => true,
+            Ansi::Never => false,
+            Ansi::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct PsArgs {
+    /// Show stopped containers too
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Only the containers' IDs
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Only the services' names
+    #[arg(long = "services")]
+    services: bool,
+    /// Output format: table (default) or json (one object per line, as docker compose ps)
+    #[arg(long = "format", value_name = "FORMAT")]
+    format: Option<String>,
+    /// Only these services
+    service: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,14 +168,24 @@ pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
     let home = Home::from_env().map_err(usage)?;
     match args.command {
         ComposeCommand::Config => config(&project),
-        ComposeCommand::Up(up_args) => up(&home, &project, &up_args),
+        ComposeCommand::Up(up_args) => up(
+            &home,
+            &project,
+            &UpArgs {
+                colour: args.ansi.colour(),
+                ..up_args
+            },
+        ),
         ComposeCommand::Down(down_args) => down(&home, &project, &down_args),
-        ComposeCommand::Ps => ps(&home, &project),
-        ComposeCommand::Logs(logs_args) => logs(&home, &project, &logs_args),
+        ComposeCommand::Ps(ps_args) => ps(&home, &project, &ps_args),
+        ComposeCommand::Logs(logs_args) => logs(&home, &project, &logs_args, args.ansi.colour()),
         ComposeCommand::Build(s) => {
             let images = Images::open(&home).map_err(usage)?;
+            let mut built = std::collections::BTreeSet::new();
             for service in project.order(&s.services).map_err(compose_failure)? {
-                if project.service(&service).is_some_and(|s| s.build.is_some()) {
+                if project.service(&service).is_some_and(|s| s.build.is_some())
+                    && built.insert(project.image_of(&service))
+                {
                     build(&home, &images, &project, &service)?;
                 }
             }
@@ -368,12 +420,17 @@ fn wait_for_dependencies(home: &Home, project: &Project, name: &str) -> Result<(
 fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     let images = Images::open(home).map_err(usage)?;
     let order = project.order(&args.services).map_err(compose_failure)?;
+    // Services that share an image (the same `image` and a `build`) build it once.
+    let mut built = std::collections::BTreeSet::new();
     for name in &order {
         let service = project.service(name).cloned().unwrap_or_default();
+        let image = project.image_of(name);
         if service.build.is_some()
-            && (args.build || images.resolve(&project.image_of(name)).is_err())
+            && !built.contains(&image)
+            && (args.build || images.resolve(&image).is_err())
         {
             build(home, &images, project, name)?;
+            built.insert(image);
         }
     }
     // Each container's log from before this `up` is not shown again.
@@ -435,7 +492,8 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, interrupted.clone());
     }
-    follow_all(&containers, &mut readers, &interrupted)?;
+    let colours = colours(project, &containers, args.colour);
+    follow_all(&containers, &mut readers, &interrupted, &colours)?;
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("Gracefully stopping...");
         let mut containers = containers;
@@ -535,33 +593,109 @@ fn down(home: &Home, project: &Project, args: &DownArgs) -> Result<u8, Failure> 
     Ok(0)
 }
 
-fn ps(home: &Home, project: &Project) -> Result<u8, Failure> {
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "IMAGE".to_owned(),
-        "SERVICE".to_owned(),
-        "STATUS".to_owned(),
-        "PORTS".to_owned(),
-    ]];
-    for c in containers_of(home, project) {
-        let state = c.state();
-        rows.push([
-            c.name().to_owned(),
-            c.config.image.clone(),
-            c.config
+fn ps(home: &Home, project: &Project, args: &PsArgs) -> Result<u8, Failure> {
+    let json = super::output::wants_json(args.format.as_deref())?;
+    for service in &args.service {
+        if project.service(service).is_none() {
+            return Err(usage(anyhow::anyhow!(
+                "no service {service} in {} (try capsule compose config)",
+                project.path.display()
+            )));
+        }
+    }
+    let rows: Vec<(Container, State, String)> = containers_of(home, project)
+        .into_iter()
+        .filter_map(|c| {
+            let service = c
+                .config
                 .labels
                 .get(SERVICE_LABEL)
                 .cloned()
-                .unwrap_or_default(),
-            status_text(&state),
-            ports_text(&c, &state),
+                .unwrap_or_default();
+            let state = c.state();
+            let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
+            let wanted = args.service.is_empty() || args.service.contains(&service);
+            (shown && wanted).then_some((c, state, service))
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.services {
+        let mut names: Vec<&String> = rows.iter().map(|(_, _, s)| s).collect();
+        names.dedup();
+        for name in names {
+            let _ = writeln!(out, "{name}");
+        }
+        return Ok(0);
+    }
+    if args.quiet {
+        for (c, _, _) in &rows {
+            let _ = writeln!(out, "{}", c.config.id);
+        }
+        return Ok(0);
+    }
+    if json {
+        for (c, state, service) in &rows {
+            let publishers: Vec<serde_json::Value> = live_ports(c, state)
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "URL": p.host_ip.to_string(),
+                        "TargetPort": p.container_port,
+                        "PublishedPort": p.host_port,
+                        "Protocol": "tcp",
+                    })
+                })
+                .collect();
+            let value = serde_json::json!({
+                "ID": c.config.id,
+                "Name": c.name(),
+                "Names": c.name(),
+                "Image": c.config.image,
+                "Command": c.config.command.join(" "),
+                "Project": project.name,
+                "Service": service,
+                "CreatedAt": c.config.created,
+                "RunningFor": format!("{} ago", ago(since(Some(&c.config.created)))),
+                "State": state.status.as_str(),
+                "Status": status_text(state),
+                "ExitCode": state.exit_code.unwrap_or(0),
+                "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Ports": ports_text(c, state),
+                "Publishers": publishers,
+            });
+            let _ = writeln!(out, "{value}");
+        }
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "NAME".to_owned(),
+        "IMAGE".to_owned(),
+        "COMMAND".to_owned(),
+        "SERVICE".to_owned(),
+        "CREATED".to_owned(),
+        "STATUS".to_owned(),
+        "PORTS".to_owned(),
+    ]];
+    for (c, state, service) in &rows {
+        let mut command = format!("\"{}\"", c.config.command.join(" "));
+        if command.chars().count() > 22 {
+            command = format!("{}…\"", command.chars().take(20).collect::<String>());
+        }
+        table.push([
+            c.name().to_owned(),
+            c.config.image.clone(),
+            command,
+            service.clone(),
+            format!("{} ago", ago(since(Some(&c.config.created)))),
+            status_text(state),
+            ports_text(c, state),
         ]);
     }
-    super::output::print_table(&mut std::io::stdout().lock(), &rows);
+    super::output::print_table(&mut out, &table);
     Ok(0)
 }
 
-fn logs(home: &Home, project: &Project, args: &LogsArgs) -> Result<u8, Failure> {
+fn logs(home: &Home, project: &Project, args: &LogsArgs, colour: bool) -> Result<u8, Failure> {
     let services = project.order(&args.services).map_err(compose_failure)?;
     let wanted: Vec<&String> = if args.services.is_empty() {
         services.iter().collect()
@@ -578,19 +712,36 @@ fn logs(home: &Home, project: &Project, args: &LogsArgs) -> Result<u8, Failure> 
         })
         .collect();
     let mut readers: Vec<Reader> = containers.iter().map(|c| Reader::new(&c.dir)).collect();
+    let colours = colours(project, &containers, colour);
     if args.follow {
-        follow_all(&containers, &mut readers, &AtomicBool::new(false))?;
+        follow_all(&containers, &mut readers, &AtomicBool::new(false), &colours)?;
     } else {
-        print_all(&containers, &mut readers)?;
+        print_all(&containers, &mut readers, &colours)?;
     }
     Ok(0)
 }
 
-/// Prints what each container wrote since the last call, each line prefixed with
-/// its name (coloured per service on a terminal); whether anything was printed.
-fn print_all(containers: &[Container], readers: &mut [Reader]) -> Result<bool, Failure> {
+/// The colour of a service's log prefix: by its place in the file, so that a service
+/// keeps its colour whichever services are shown.
+fn colours(project: &Project, containers: &[Container], colour: bool) -> Vec<Option<&'static str>> {
     const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    containers
+        .iter()
+        .map(|c| {
+            let service = c.config.labels.get(SERVICE_LABEL)?;
+            let i = project.file.services.keys().position(|s| s == service)?;
+            colour.then_some(COLOURS[i % COLOURS.len()])
+        })
+        .collect()
+}
+
+/// Prints what each container wrote since the last call, each line prefixed with
+/// its name (in the container's colour, if it has one); whether anything was printed.
+fn print_all(
+    containers: &[Container],
+    readers: &mut [Reader],
+    colours: &[Option<&str>],
+) -> Result<bool, Failure> {
     let width = containers.iter().map(|c| c.name().len()).max().unwrap_or(0);
     let mut out = std::io::stdout().lock();
     let mut any = false;
@@ -599,14 +750,13 @@ fn print_all(containers: &[Container], readers: &mut [Reader]) -> Result<bool, F
             any = true;
             let prefix = format!("{:<width$} | ", c.name());
             for line in entry.log.split_inclusive('\n') {
-                if colour {
-                    let _ = write!(
-                        out,
-                        "\x1b[{}m{prefix}\x1b[0m{line}",
-                        COLOURS[i % COLOURS.len()]
-                    );
-                } else {
-                    let _ = write!(out, "{prefix}{line}");
+                match colours.get(i).copied().flatten() {
+                    Some(colour) => {
+                        let _ = write!(out, "\x1b[{colour}m{prefix}\x1b[0m{line}");
+                    }
+                    None => {
+                        let _ = write!(out, "{prefix}{line}");
+                    }
                 }
                 if !line.ends_with('\n') {
                     let _ = writeln!(out);
@@ -623,13 +773,14 @@ fn follow_all(
     containers: &[Container],
     readers: &mut [Reader],
     stop: &AtomicBool,
+    colours: &[Option<&str>],
 ) -> Result<(), Failure> {
     let mut pause = Duration::from_millis(5);
     loop {
         let all_stopped = containers
             .iter()
             .all(|c| c.lock_is_free() || !c.state().is_active());
-        let printed = print_all(containers, readers)?;
+        let printed = print_all(containers, readers, colours)?;
         if stop.load(Ordering::SeqCst) || (all_stopped && !printed) {
             return Ok(());
         }
@@ -660,6 +811,7 @@ fn run(home: &Home, project: &Project, args: &RunArgs) -> Result<u8, Failure> {
                 detach: true,
                 build: false,
                 services: deps,
+                colour: false,
             },
         )?;
     }

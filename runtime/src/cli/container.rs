@@ -396,7 +396,7 @@ pub struct PsArgs {
 }
 
 /// How long ago, as Docker says it ("5 seconds", "3 minutes", "2 hours").
-fn ago(secs: i64) -> String {
+pub(super) fn ago(secs: i64) -> String {
     let secs = secs.max(0);
     match secs {
         0 => "Less than a second".to_owned(),
@@ -410,7 +410,7 @@ fn ago(secs: i64) -> String {
     }
 }
 
-fn since(time: Option<&str>) -> i64 {
+pub(super) fn since(time: Option<&str>) -> i64 {
     let now = capsule_runtime::container::now();
     time.and_then(capsule_runtime::image::oci::parse_rfc3339)
         .map_or(0, |t| now - t)
@@ -537,7 +537,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
 
 /// A container's published ports while it runs (Docker shows none for a stopped
 /// container): `spec.ports`.
-fn live_ports<'a>(
+pub(super) fn live_ports<'a>(
     container: &'a Container,
     state: &State,
 ) -> &'a [capsule_runtime::net::PortBinding] {

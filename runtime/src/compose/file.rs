@@ -51,7 +51,12 @@ pub struct Service {
     pub ports: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeEntry>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// `depends_on = ["db"]` (each started) or `depends_on = { db = { condition = ... } }`.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "depends_on"
+    )]
     pub depends_on: BTreeMap<String, Dependency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
@@ -161,6 +166,40 @@ pub struct VolumeTable {
 pub struct Dependency {
     #[serde(default)]
     pub condition: Condition,
+}
+
+/// `depends_on` as Compose writes it: a list of services (each `started`), or a table
+/// of service to condition.
+fn depends_on<'de, D>(deserializer: D) -> Result<BTreeMap<String, Dependency>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, Dependency>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of services or a table of service = { condition = \"...\" }")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                out.insert(
+                    name,
+                    Dependency {
+                        condition: Condition::Started,
+                    },
+                );
+            }
+            Ok(out)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_any(Visitor)
 }
 
 /// When a dependency counts as ready.
@@ -381,5 +420,22 @@ command = "load /data"
         let text = "[services.api]\nports = 8000\n";
         let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("type");
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn depends_on_is_a_list_or_a_table() {
+        let text = "[services.api]\nimage = \"x\"\ndepends_on = [\"db\", \"cache\"]\n";
+        let file = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect("a list");
+        let deps = &file.services["api"].depends_on;
+        assert_eq!(deps.keys().collect::<Vec<_>>(), ["cache", "db"]);
+        assert!(deps.values().all(|d| d.condition == Condition::Started));
+        let text =
+            "[services.api]\nimage = \"x\"\ndepends_on = { db = { conditon = \"started\" } }\n";
+        let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("unknown key");
+        assert!(e.message.contains("conditon"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
+        let text = "[services.api]\nimage = \"x\"\ndepends_on = \"db\"\n";
+        let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("a string");
+        assert!(e.message.contains("a list of services"), "{e}");
     }
 }

@@ -56,11 +56,34 @@ fn up_ps_logs_and_down_in_dependency_order() {
     assert!(loader_done < api_created, "{}", up.stderr);
     assert_eq!(c.state("demo-loader-1")["ExitCode"], 0);
     c.wait_for("demo-api-1", "running", |s| s["Status"] == "running");
+    // ps shows what runs, ps -a the finished loader too.
     let ps = compose_ok(&c, &["ps"]);
     assert!(ps.contains("demo-api-1") && ps.contains("Up "), "{ps}");
+    assert!(!ps.contains("demo-loader-1"), "{ps}");
+    let ps = compose_ok(&c, &["ps", "-a"]);
     assert!(
         ps.contains("demo-loader-1") && ps.contains("Exited (0)"),
         "{ps}"
+    );
+    let rows: Vec<serde_json::Value> = compose_ok(&c, &["ps", "-a", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let row = |service: &str| {
+        rows.iter()
+            .find(|r| r["Service"] == service)
+            .unwrap_or_else(|| panic!("no {service} in {rows:?}"))
+    };
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(row("api")["Name"], "demo-api-1");
+    assert_eq!(row("api")["State"], "running");
+    assert_eq!(row("api")["Project"], "demo");
+    assert_eq!(row("loader")["State"], "exited");
+    assert_eq!(row("loader")["ExitCode"], 0);
+    assert_eq!(
+        compose_ok(&c, &["ps", "--services"]).trim(),
+        "api",
+        "only running services"
     );
     // The seed went through the shared, project-scoped volume.
     let out = c.env.work().join("seed");
@@ -196,6 +219,49 @@ fn errors_in_the_file_name_line_column_and_key() {
         0,
         "nothing was created"
     );
+}
+
+#[test]
+fn depends_on_as_a_list_and_coloured_log_prefixes() {
+    let c = project(
+        "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 50\"\n[services.b]\nimage = \"svc\"\ncommand = \"tick 0 50\"\ndepends_on = [\"a\"]\n",
+    );
+    let up = compose(&c, &["up", "-d", "b"]);
+    up.assert_code(0);
+    let a = up.stderr.find("demo-a-1  Started").expect("a started");
+    let b = up.stderr.find("demo-b-1  Created").expect("b created");
+    assert!(a < b, "a list names services to start first: {}", up.stderr);
+    let both = |out: &str| out.contains("demo-a-1 | tick 2") && out.contains("demo-b-1 | tick 2");
+    let start = Instant::now();
+    while !both(&compose_ok(&c, &["--ansi", "never", "logs"])) {
+        assert!(start.elapsed() < Duration::from_secs(20), "no logs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Not a terminal: no colours unless asked for.
+    let plain = compose_ok(&c, &["logs"]);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    // Asked for: each service's prefix in its own colour, the same whichever are shown.
+    let coloured = compose_ok(&c, &["--ansi", "always", "logs"]);
+    let colour_of = |out: &str, name: &str| -> String {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {out:?}"));
+        assert!(line.starts_with("\x1b["), "{line:?}");
+        assert!(line.contains("\x1b[0m"), "{line:?}");
+        line[..line.find('m').expect("an escape")].to_owned()
+    };
+    let (ca, cb) = (
+        colour_of(&coloured, "demo-a-1"),
+        colour_of(&coloured, "demo-b-1"),
+    );
+    assert_ne!(ca, cb, "{coloured:?}");
+    let only_b = compose_ok(&c, &["--ansi", "always", "logs", "b"]);
+    assert_eq!(colour_of(&only_b, "demo-b-1"), cb);
+    let bad = compose(&c, &["--ansi", "sometimes", "logs"]);
+    bad.assert_code(125);
+    assert!(bad.stderr.contains("'sometimes'"), "{}", bad.stderr);
+    compose_ok(&c, &["down", "-t", "0"]);
 }
 
 #[test]
