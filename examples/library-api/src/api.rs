@@ -290,6 +290,30 @@ fn parse_new(req: &Request<'_>) -> Result<Fields, Reply> {
     Ok(fields)
 }
 
+/// The books of a fixture file (`library-api loaddata`): a JSON array of books as a
+/// create takes them, each checked as a create checks it.
+///
+/// # Errors
+/// What is wrong with the file, naming the book (from 1) that is wrong.
+pub fn fixture(bytes: &[u8]) -> Result<Vec<Fields>, String> {
+    let books: Vec<NewBook> =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a list of books: {e}"))?;
+    books
+        .into_iter()
+        .enumerate()
+        .map(|(i, new)| {
+            let fields = Fields {
+                title: new.title,
+                subtitle: new.subtitle,
+                author: new.author,
+                isbn: new.isbn,
+            };
+            validate(&fields).map_err(|e| format!("book {}: {e}", i + 1))?;
+            Ok(fields)
+        })
+        .collect()
+}
+
 /// The body as JSON of type `T`; a 415 or a 400 with the reason otherwise.
 fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request<'_>) -> Result<T, Reply> {
     if let Some(ct) = req.content_type {

@@ -106,6 +106,28 @@ impl Store {
         Ok(book)
     }
 
+    /// Adds the books whose ISBN the library does not have yet, in one atomic write
+    /// (Django's `loaddata`, made safe to run again); how many were added.
+    ///
+    /// # Errors
+    /// The data file could not be written; nothing changed.
+    pub fn load(&mut self, books: Vec<Fields>) -> Result<usize, String> {
+        let mut next = self.contents.clone();
+        let mut added = 0;
+        for fields in books {
+            if next.books.iter().any(|b| b.isbn == fields.isbn) {
+                continue;
+            }
+            next.books.push(fields.into_book(next.next_id));
+            next.next_id += 1;
+            added += 1;
+        }
+        if added > 0 {
+            self.commit(next)?;
+        }
+        Ok(added)
+    }
+
     /// Replaces the fields of a book; `Ok(None)` when there is no such book.
     ///
     /// # Errors

@@ -21,25 +21,37 @@ impl std::ops::Deref for Api {
     }
 }
 
+/// The example's directory as a user has it after `build.sh`: its recipe, compose file
+/// and fixtures, with the module `build.rs` built where `build.sh` puts it.
+fn example_context(env: &capsule_tests::TestEnv) -> std::path::PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/library-api");
+    let context = env.work().join("library-api");
+    fs::create_dir_all(context.join("fixtures")).expect("create the build context");
+    for file in [
+        "Capsulefile",
+        ".capsuleignore",
+        "compose.toml",
+        "fixtures/books.json",
+    ] {
+        fs::copy(example.join(file), context.join(file))
+            .unwrap_or_else(|e| panic!("copy examples/library-api/{file}: {e}"));
+    }
+    fs::copy(
+        guests::examples::LIBRARY_API,
+        context.join("library-api.wasm"),
+    )
+    .expect("copy the module");
+    context
+}
+
 impl Api {
     fn new() -> Self {
         let containers = Containers::new(&[]);
-        let env = &containers.env;
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/library-api");
-        let context = env.work().join("library-api");
-        fs::create_dir_all(&context).expect("create the build context");
-        for file in ["Capsulefile", ".capsuleignore"] {
-            fs::copy(example.join(file), context.join(file))
-                .unwrap_or_else(|e| panic!("copy examples/library-api/{file}: {e}"));
-        }
-        // Where build.sh puts it.
-        fs::copy(
-            guests::examples::LIBRARY_API,
-            context.join("library-api.wasm"),
-        )
-        .expect("copy the module");
+        let context = example_context(&containers.env);
         let context = context.to_str().expect("UTF-8 path");
-        env.run(&["build", "-t", "library-api", context])
+        containers
+            .env
+            .run(&["build", "-t", "library-api", context])
             .assert_code(0);
         Self(containers)
     }
@@ -469,4 +481,74 @@ fn publish_all_and_port_and_a_port_in_use() {
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     let running = api.ok(&["ps"]);
     assert!(!running.contains("blocked"), "{running}");
+}
+
+/// `examples/library-api/compose.toml`: the loader fills the shared volume with the
+/// fixture's books and completes before the API starts; `up` again loads nothing twice;
+/// `down -v` removes the volume.
+#[test]
+fn the_compose_example_loads_books_before_the_api_starts() {
+    let api = Api(Containers::new(&[]));
+    let context = example_context(&api.env);
+    let port = free_port();
+    let compose = |args: &[&str]| {
+        let mut cmd = api.env.capsule();
+        cmd.current_dir(&context)
+            .env("LIBRARY_PORT", port.to_string())
+            .args(["compose", "-p", "library"])
+            .args(args);
+        capsule_tests::Run::of(&mut cmd, None)
+    };
+    let up = compose(&["up", "-d"]);
+    up.assert_code(0);
+    // Both services share the image: it is built once.
+    assert_eq!(up.stderr.matches("Building").count(), 1, "{}", up.stderr);
+    let loader = up.stderr.find("library-loader-1  Started").expect("loader");
+    let started = up.stderr.find("library-api-1  Created").expect("api");
+    assert!(loader < started, "{}", up.stderr);
+    api.wait_serving("library-api-1", port);
+    let books = http(port, "GET", "/books", None).json();
+    let fixture: serde_json::Value = serde_json::from_slice(
+        &fs::read(context.join("fixtures/books.json")).expect("the fixture"),
+    )
+    .expect("JSON");
+    let titles = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|b| b["title"].as_str().expect("a title").to_owned())
+            .collect()
+    };
+    assert_eq!(titles(&books), titles(&fixture));
+    assert_eq!(books[0]["id"], 1);
+    // A book added through the API; then `up` again runs the loader again, which adds
+    // nothing twice, and leaves the unchanged API running.
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/books",
+            Some(DUNE.replace("9780441013593", "1").as_str())
+        )
+        .status,
+        201
+    );
+    compose(&["up", "-d"]).assert_code(0);
+    let logs = compose(&["logs", "loader"]);
+    assert!(
+        logs.stdout.contains("loaded 5 of 5") && logs.stdout.contains("loaded 0 of 5"),
+        "{}",
+        logs.stdout
+    );
+    assert_eq!(
+        http(port, "GET", "/books", None)
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(6)
+    );
+    compose(&["down", "-t", "0"]).assert_code(0);
+    assert!(api.ok(&["volume", "ls"]).contains("library_library-data"));
+    compose(&["down", "-v"]).assert_code(0);
+    assert!(!api.ok(&["volume", "ls"]).contains("library_library-data"));
 }
