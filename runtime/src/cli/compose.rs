@@ -11,8 +11,8 @@ use capsule_runtime::compose::{
     ComposeError, HASH_LABEL, MountFlag, PROJECT_LABEL, Project, SERVICE_LABEL,
 };
 use capsule_runtime::container::logs::Reader;
-use capsule_runtime::container::supervisor::{self, DEFAULT_STOP_TIMEOUT};
-use capsule_runtime::container::{Container, State, Status};
+use capsule_runtime::container::supervisor;
+use capsule_runtime::container::{Container, State, Status, lifecycle};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
 use capsule_runtime::image::reference::Reference;
@@ -461,7 +461,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
                 let done = match existing {
                     Some(mut old) => {
                         say(&old, "Recreate");
-                        let grace = grace_of(&old, None);
+                        let grace = lifecycle::grace(&old, None);
                         stop_one(&mut old, grace)?;
                         let volumes = old.config.volumes.clone();
                         old.remove().map_err(usage)?;
@@ -510,7 +510,7 @@ fn stop_all(containers: &mut [Container], timeout: Option<u64>) -> Result<(), Fa
     let fail = |e| Failure::new(exit::USAGE, e);
     let mut asked = Vec::new();
     for c in containers.iter() {
-        let grace = grace_of(c, timeout);
+        let grace = lifecycle::grace(c, timeout);
         asked.push((supervisor::request_stop(c, grace).map_err(fail)?, grace));
     }
     for (c, (was_running, grace)) in containers.iter_mut().zip(asked) {
@@ -520,14 +520,6 @@ fn stop_all(containers: &mut [Container], timeout: Option<u64>) -> Result<(), Fa
         say(c, "Stopped");
     }
     Ok(())
-}
-
-fn grace_of(container: &Container, timeout: Option<u64>) -> Duration {
-    Duration::from_secs(
-        timeout
-            .or(container.config.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT),
-    )
 }
 
 fn stop(

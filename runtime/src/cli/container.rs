@@ -7,8 +7,8 @@ use super::run::{
 };
 use super::{Failure, exit};
 use capsule_runtime::container::logs::{Entry, Reader};
-use capsule_runtime::container::supervisor::{self, DEFAULT_STOP_TIMEOUT};
-use capsule_runtime::container::{Container, ContainerError, State, Status, short_id, state};
+use capsule_runtime::container::supervisor;
+use capsule_runtime::container::{Container, ContainerError, State, Status, lifecycle, short_id};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
 use capsule_runtime::wasi::Stream;
@@ -92,10 +92,14 @@ pub struct StartArgs {
 
 /// Starts a stopped or created container under a supervisor of its own.
 pub(super) fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
-    state::can_start(container.name(), &container.state())
-        .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
     let exe = std::env::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
-    supervisor::spawn_detached(home, container, &exe).map_err(|e| Failure::new(exit::CANNOT_RUN, e))
+    lifecycle::start(home, container, &exe).map_err(|e| {
+        let code = match e {
+            ContainerError::State(_) => exit::USAGE,
+            _ => exit::CANNOT_RUN,
+        };
+        Failure::new(code, e)
+    })
 }
 
 pub fn start(args: &StartArgs) -> Result<u8, Failure> {
@@ -213,28 +217,13 @@ pub struct StopArgs {
 
 /// Stops a container: the guest runs on for the grace period, then is interrupted.
 pub(super) fn stop_one(container: &mut Container, grace: Duration) -> Result<(), Failure> {
-    let fail = |e| Failure::new(exit::USAGE, e);
-    if supervisor::request_stop(container, grace).map_err(fail)?
-        && !supervisor::wait_stopped(container, Some(grace + Duration::from_secs(3)))
-    {
-        supervisor::force_kill(container).map_err(fail)?;
-    }
-    Ok(())
-}
-
-/// `-t`, else the container's `--stop-timeout`, else Docker's 10 s.
-fn grace(args: &StopArgs, container: &Container) -> Duration {
-    Duration::from_secs(
-        args.time
-            .or(container.config.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT),
-    )
+    lifecycle::stop(container, grace).map_err(|e| Failure::new(exit::USAGE, e))
 }
 
 pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = grace(args, &container);
+        let grace = lifecycle::grace(&container, args.time);
         stop_one(&mut container, grace)?;
         Ok(Some(reference.to_owned()))
     })
@@ -262,9 +251,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
     }
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        state::can_kill(container.name(), &container.state())
-            .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
-        stop_one(&mut container, Duration::ZERO)?;
+        lifecycle::kill(&mut container).map_err(|e| Failure::new(exit::USAGE, e))?;
         Ok(Some(reference.to_owned()))
     })
 }
@@ -284,28 +271,9 @@ pub struct RmArgs {
 
 pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
-        let mut container = find(home, reference)?;
-        let state = container.state();
-        state::can_remove(container.name(), &state, args.force)
-            .map_err(|e| Failure::new(exit::USAGE, ContainerError::State(e)))?;
-        if state.is_active() {
-            stop_one(&mut container, Duration::ZERO)?;
-        }
-        let volumes = container.config.volumes.clone();
-        container.remove().map_err(|e| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("cannot remove {reference}: {e}"),
-            )
-        })?;
-        if args.volumes {
-            capsule_runtime::container::volumes::remove_anonymous(home, &volumes).map_err(|e| {
-                Failure::new(
-                    exit::USAGE,
-                    anyhow::anyhow!("{reference} removed, but not its volumes: {e}"),
-                )
-            })?;
-        }
+        let container = find(home, reference)?;
+        lifecycle::remove(home, container, args.force, args.volumes)
+            .map_err(|e| Failure::new(exit::USAGE, e))?;
         Ok(Some(reference.to_owned()))
     })
 }
@@ -320,9 +288,7 @@ pub struct WaitArgs {
 pub fn wait(args: &WaitArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let container = find(home, reference)?;
-        supervisor::wait_stopped(&container, None);
-        let state = container.state();
-        Ok(Some(state.exit_code.unwrap_or(0).to_string()))
+        Ok(Some(lifecycle::wait(&container).to_string()))
     })
 }
 
@@ -346,7 +312,7 @@ pub fn rename(args: &RenameArgs) -> Result<u8, Failure> {
 pub fn restart(args: &StopArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = grace(args, &container);
+        let grace = lifecycle::grace(&container, args.time);
         stop_one(&mut container, grace)?;
         start_one(home, &container)?;
         Ok(Some(reference.to_owned()))

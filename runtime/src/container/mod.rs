@@ -10,6 +10,7 @@
 //! Every guest runs through the one [`runner`].
 
 pub mod files;
+pub mod lifecycle;
 pub mod logs;
 pub mod prepare;
 pub mod runner;

@@ -1,0 +1,97 @@
+//! The lifecycle verbs of a container, shared by the `capsule` binary and the SDK:
+//! start under a supervisor of its own, stop with a grace period, kill, wait, remove.
+//! Each checks the container's state first (`state::can_*`), so both front ends refuse
+//! the same things with the same words.
+
+use super::supervisor::{self, DEFAULT_STOP_TIMEOUT};
+use super::{Container, ContainerError, state};
+use crate::home::Home;
+use std::path::Path;
+use std::time::Duration;
+
+/// Starts a created or exited container detached: `supervisor_exe` is the `capsule`
+/// binary that runs it (`capsule __supervise ID`). Returns once the guest is about to
+/// run, or with the reason it could not start.
+///
+/// # Errors
+/// [`ContainerError::State`] when it runs already (or is being removed), or why the
+/// supervisor or the guest could not start.
+pub fn start(
+    home: &Home,
+    container: &Container,
+    supervisor_exe: &Path,
+) -> Result<(), ContainerError> {
+    state::can_start(container.name(), &container.state())?;
+    supervisor::spawn_detached(home, container, supervisor_exe)
+}
+
+/// The grace period of a stop: `explicit`, else the container's `--stop-timeout`, else
+/// Docker's 10 s.
+pub fn grace(container: &Container, explicit: Option<u64>) -> Duration {
+    Duration::from_secs(
+        explicit
+            .or(container.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT),
+    )
+}
+
+/// Stops a container: the guest runs on for `grace`, then is interrupted (exit 137);
+/// a process that does not end is killed. Nothing to do when it is not running.
+///
+/// # Errors
+/// The host's error asking it or recording its state.
+pub fn stop(container: &mut Container, grace: Duration) -> Result<(), ContainerError> {
+    if supervisor::request_stop(container, grace)?
+        && !supervisor::wait_stopped(container, Some(grace + Duration::from_secs(3)))
+    {
+        supervisor::force_kill(container)?;
+    }
+    Ok(())
+}
+
+/// Kills a running container at once (exit 137).
+///
+/// # Errors
+/// [`ContainerError::State`] when it is not running; as [`stop`].
+pub fn kill(container: &mut Container) -> Result<(), ContainerError> {
+    state::can_kill(container.name(), &container.state())?;
+    stop(container, Duration::ZERO)
+}
+
+/// Waits until no process runs the container; its exit code.
+pub fn wait(container: &Container) -> i32 {
+    supervisor::wait_stopped(container, None);
+    container.state().exit_code.unwrap_or(0)
+}
+
+/// Removes a container (`force`: a running one is killed first) and, with `volumes`,
+/// its anonymous volumes; returns the volumes removed.
+///
+/// # Errors
+/// [`ContainerError::State`] for a running container without `force`; the host's
+/// error removing it or its volumes.
+pub fn remove(
+    home: &Home,
+    mut container: Container,
+    force: bool,
+    volumes: bool,
+) -> Result<Vec<String>, ContainerError> {
+    let state = container.state();
+    state::can_remove(container.name(), &state, force)?;
+    if state.is_active() {
+        stop(&mut container, Duration::ZERO)?;
+    }
+    let name = container.name().to_owned();
+    let used = container.config.volumes.clone();
+    container.remove().map_err(|source| ContainerError::Io {
+        what: format!("cannot remove {name}"),
+        source,
+    })?;
+    if !volumes {
+        return Ok(Vec::new());
+    }
+    super::volumes::remove_anonymous(home, &used).map_err(|e| ContainerError::Io {
+        what: format!("{name} removed, but not its volumes: {e}"),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
