@@ -1,220 +1,320 @@
-//! Embed Capsule in a host application.
+//! Embed Capsule in a host application: run sandboxed WebAssembly (WASI preview1)
+//! programs and images, with captured or streamed stdio, mounts, environment and
+//! limits, and manage containers with Docker's lifecycle.
 //!
-//! A [`Capsule`] owns an engine and a Capsule home (its image store and compiled-module
-//! cache). Load a [`Module`] once, then [`Capsule::run`] it as often as needed: each run
-//! is a fresh sandbox with its own arguments, environment, mounts and captured stdio.
-//! Or find an [`Image`] in the store and [`Capsule::run_image`] it: a container from the
-//! image's config, removed when the run ends.
+//! A [`Capsule`] owns an engine and, usually, a Capsule home (its image store, volumes,
+//! containers and compiled-module cache, shared with the `capsule` binary). An
+//! in-memory one ([`Capsule::in_memory`]) writes nothing to disk and runs modules only.
 //!
-//! ```no_run
-//! use capsule_sdk::{Capsule, RunOptions};
+//! Run a module: compile it once, run it as often as needed; every run is a fresh
+//! sandbox with its own arguments, environment, mounts and stdio.
+//!
+//! ```
+//! use capsule_sdk::{Capsule, ExitStatus, RunOptions};
 //!
 //! # fn main() -> Result<(), capsule_sdk::Error> {
-//! let capsule = Capsule::open_default()?;
-//! let image = capsule.image("library-api")?;
-//! let out = capsule.run_image(&image, RunOptions::new().arg("--selftest"))?;
+//! let capsule = Capsule::in_memory()?;
+//! let module = capsule.module_from_bytes("exit-3", br#"
+//!     (module
+//!       (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+//!       (memory (export "memory") 1)
+//!       (func (export "_start") (call $exit (i32.const 3))))
+//! "#)?;
+//! let out = capsule.run(&module, RunOptions::new())?;
+//! assert_eq!(out.status, ExitStatus::Exited(3));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Images and containers live in a home. Import a module as an image, run it to its
+//! end with its output captured ([`Capsule::run_image`]), or create a container and
+//! drive it as `capsule` does ([`Capsule::create`], [`Container`]):
+//!
+//! ```
+//! use capsule_sdk::{Capsule, RunOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let home = tempfile::tempdir()?;
+//! let capsule = Capsule::open(home.path())?;
+//! let image = capsule.image("hello-world")?;        // built in
+//! let out = capsule.run_image(&image, RunOptions::new())?;
 //! assert!(out.status.success());
+//! assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from Capsule"));
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! ```no_run
-//! use capsule_sdk::{Capsule, RunOptions};
-//!
-//! # fn main() -> Result<(), capsule_sdk::Error> {
-//! let capsule = Capsule::open_default()?;
-//! let module = capsule.module_from_file("app.wasm")?;
-//! let out = capsule.run(&module, RunOptions::new().arg("--selftest").stdin(b"input".to_vec()))?;
-//! assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-//! # Ok(())
-//! # }
-//! ```
+//! Errors are one [`Error`] type with an [`ErrorKind`] to match on and the message the
+//! `capsule` binary would print; a guest that fails is not an error but an
+//! [`ExitStatus`].
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod container;
+mod error;
+mod run;
+
+pub use container::{Container, ContainerOptions, ContainerState, LogLine};
+pub use error::{Error, ErrorKind};
+pub use run::{ExitStatus, Frame, Interruption, Output, RunOptions, Trap};
 
 use capsule_runtime::container::{Program, Runner};
-use capsule_runtime::engine::{Engine, EngineOptions, Interrupt, ModuleCache};
-
+use capsule_runtime::engine::{Engine, EngineOptions, FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::home::Home;
-use capsule_runtime::spec::{Entry, GuestPath, Mount, RunSpec};
+use capsule_runtime::image::Images;
+use capsule_runtime::spec::{Entry, RunSpec};
 use capsule_runtime::wasi::Stdio;
+use error::map;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub use capsule_runtime::exec::{ExitStatus, Frame, TrapReport};
-
-/// Errors from the SDK. Each names what was wrong; the source is kept.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Home(#[from] capsule_runtime::home::HomeError),
-    #[error(transparent)]
-    Engine(#[from] capsule_runtime::engine::EngineError),
-    #[error("cannot open the module cache at {path}")]
-    Cache {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Module(#[from] capsule_runtime::module::ModuleError),
-    #[error("{name}: does not compile")]
-    Compile {
-        name: String,
-        #[source]
-        source: capsule_runtime::engine::CacheError,
-    },
-    #[error(transparent)]
-    Spec(#[from] capsule_runtime::spec::SpecError),
-    #[error(transparent)]
-    Run(#[from] capsule_runtime::exec::RunError),
-    #[error(transparent)]
-    Image(#[from] capsule_runtime::image::ImageError),
-    #[error(transparent)]
-    Container(#[from] capsule_runtime::container::PrepareError),
-    #[error(transparent)]
-    ContainerState(#[from] capsule_runtime::container::ContainerError),
-    #[error(transparent)]
-    Wasi(#[from] capsule_runtime::wasi::WasiError),
-    #[error("image {image}: cannot read {path} in the image: {errno}")]
-    Program {
-        image: String,
-        path: String,
-        errno: capsule_runtime::fs::FsError,
-    },
-}
-
-/// An engine plus a Capsule home.
+/// An engine, and the Capsule home it works in (none for an in-memory one).
+///
+/// `Capsule` is `Send + Sync`: share one between threads (runs on it are independent).
 #[derive(Debug)]
 pub struct Capsule {
     runner: Runner,
-    cache: ModuleCache,
-    home: Home,
+    home: Option<Home>,
+    supervisor: Option<PathBuf>,
 }
 
 impl Capsule {
-    /// Opens the home named by `CAPSULE_HOME`, or the platform's default.
+    /// Opens the home named by `CAPSULE_HOME`, or the platform's default (where the
+    /// `capsule` binary keeps its images).
     ///
     /// # Errors
-    /// [`Error::Home`] or [`Error::Cache`] when the home cannot be used.
+    /// [`ErrorKind::Io`] when the home cannot be used.
     pub fn open_default() -> Result<Self, Error> {
-        Self::open(Home::from_env()?.root())
+        let home = Home::from_env().map_err(|e| map::home(&e))?;
+        Self::open(home.root())
     }
 
     /// Opens (creating if needed) a Capsule home at `path`.
     ///
     /// # Errors
-    /// [`Error::Cache`] when the home cannot be created or opened.
+    /// [`ErrorKind::Io`] when the home cannot be created or opened.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let home = Home::at(path.as_ref());
         let cache_dir = home.module_cache_dir();
-        let cache = ModuleCache::open(&cache_dir).map_err(|source| Error::Cache {
-            path: cache_dir,
-            source,
+        let cache = ModuleCache::open(&cache_dir).map_err(|e| {
+            map::io(
+                &format!("cannot open the module cache at {}", cache_dir.display()),
+                &e,
+            )
         })?;
-        let engine = Engine::new(&EngineOptions::default())?;
+        let engine = Engine::new(&EngineOptions::default()).map_err(|e| map::engine(&e))?;
         Ok(Self {
-            runner: Runner::new(engine, Some(cache.clone())),
-            cache,
-            home,
+            runner: Runner::new(engine, Some(cache)),
+            home: Some(home),
+            supervisor: find_supervisor(),
         })
     }
 
-    /// Loads and compiles a module file (binary `.wasm` or text `.wat`), using the cache.
+    /// An engine without a home: modules compile in memory and run; nothing is
+    /// written to disk. Images and containers need a home ([`ErrorKind::NoHome`]).
     ///
     /// # Errors
-    /// [`Error::Module`] for a missing file, a component or garbage; [`Error::Compile`]
-    /// when it does not validate.
+    /// [`ErrorKind::InvalidInput`] only if the engine is misconfigured.
+    pub fn in_memory() -> Result<Self, Error> {
+        let engine = Engine::new(&EngineOptions::default()).map_err(|e| map::engine(&e))?;
+        Ok(Self {
+            runner: Runner::new(engine, None),
+            home: None,
+            supervisor: None,
+        })
+    }
+
+    /// The `capsule` binary that supervises detached containers
+    /// ([`Container::start`]). Default: `CAPSULE_BIN`, else `capsule` beside this
+    /// program, else on `PATH`.
+    pub fn supervisor(mut self, capsule_binary: impl Into<PathBuf>) -> Self {
+        self.supervisor = Some(capsule_binary.into());
+        self
+    }
+
+    /// The home's directory (`None` in memory).
+    pub fn home(&self) -> Option<&Path> {
+        self.home.as_ref().map(Home::root)
+    }
+
+    fn need_home(&self) -> Result<&Home, Error> {
+        self.home.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NoHome,
+                "this Capsule is in memory: images and containers need a home (Capsule::open)",
+            )
+        })
+    }
+
+    fn images(&self) -> Result<Images, Error> {
+        Images::open(self.need_home()?).map_err(|e| map::image(&e))
+    }
+
+    /// Loads and compiles a module file (binary `.wasm` or text `.wat`); with a home,
+    /// through its compiled-module cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for a missing file, [`ErrorKind::InvalidModule`] for a
+    /// component or garbage, [`ErrorKind::Compile`] when it does not validate.
     pub fn module_from_file(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
         let path = path.as_ref();
-        let bytes = capsule_runtime::module::read_file(path)?;
+        let bytes = capsule_runtime::module::read_file(path).map_err(|e| map::module(&e))?;
         self.module_from_bytes(&path.display().to_string(), &bytes)
     }
 
-    /// Compiles a module from bytes (binary or text), using the cache. `name` is used in
+    /// Compiles a module from bytes (binary or WebAssembly text). `name` is used in
     /// messages and as `argv[0]`.
     ///
     /// # Errors
     /// As [`Capsule::module_from_file`].
     pub fn module_from_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
-        self.module_with(self.runner.engine(), name, bytes)
-    }
-
-    fn module_with(&self, engine: &Engine, name: &str, bytes: &[u8]) -> Result<Module, Error> {
-        let wasm = capsule_runtime::module::core_module_bytes(name, bytes)?;
-        let (inner, _) = self
-            .cache
-            .load_or_compile(engine, &wasm)
-            .map_err(|source| Error::Compile {
-                name: name.to_owned(),
-                source,
-            })?;
+        let wasm =
+            capsule_runtime::module::core_module_bytes(name, bytes).map_err(|e| map::module(&e))?;
+        let inner = self.compile(&self.runner, name, &wasm)?;
         Ok(Module {
             name: name.to_owned(),
             inner,
+            wasm: wasm.into_owned().into(),
         })
+    }
+
+    fn compile(
+        &self,
+        runner: &Runner,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<capsule_runtime::wasmtime::Module, Error> {
+        let compiled = match runner.cache() {
+            Some(cache) => cache.load_or_compile(runner.engine(), wasm).map(|(m, _)| m),
+            None => capsule_runtime::engine::cache::compile(runner.engine(), wasm),
+        };
+        compiled.map_err(|e| map::compile(name, &e))
     }
 
     /// The built-in hello-world module.
     ///
     /// # Errors
-    /// [`Error::Compile`] only if the engine is misconfigured.
+    /// [`ErrorKind::Compile`] only if the engine is misconfigured.
     pub fn hello_world(&self) -> Result<Module, Error> {
         self.module_from_bytes("hello-world", capsule_runtime::builtin::HELLO_WORLD)
     }
 
-    /// Runs a module in a fresh sandbox and returns its status and captured output.
+    /// Runs a module in a fresh sandbox and returns how it ended, with its output.
     ///
     /// A guest that traps or exits non-zero is not an error: look at
     /// [`Output::status`]. Errors are for runs that cannot start.
     ///
+    /// ```
+    /// # fn main() -> Result<(), capsule_sdk::Error> {
+    /// use capsule_sdk::{Capsule, ExitStatus, Interruption, RunOptions};
+    /// let capsule = Capsule::in_memory()?;
+    /// let spin = capsule.module_from_bytes("spin", "(module (func (export \"_start\") (loop (br 0))))".as_bytes())?;
+    /// let out = capsule.run(&spin, RunOptions::new().fuel(1_000_000))?;
+    /// assert_eq!(out.status, ExitStatus::Interrupted(Interruption::OutOfFuel(1_000_000)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Run`] (unresolved imports, missing export, unusable mount).
+    /// [`ErrorKind::CannotRun`] (unresolved imports, missing export, unusable mount).
     pub fn run(&self, module: &Module, options: RunOptions) -> Result<Output, Error> {
         let mut spec = RunSpec::new(module.name.clone());
-        spec.args.extend(options.args);
-        for (k, v) in options.env {
-            spec.env.set(k, v);
+        spec.args.extend(options.args.iter().cloned());
+        for (k, v) in &options.env {
+            spec.env.set(k.clone(), v.clone());
         }
-        spec.mounts = options.mounts;
-        if let Some(dir) = options.workdir {
+        spec.mounts = options.mounts.clone();
+        if let Some(dir) = options.workdir.clone() {
             spec.workdir = dir;
         }
-        if let Some(export) = options.export {
+        if let Some(export) = options.export.clone() {
             spec.entry = Entry::Export(export);
         }
-        let stdio = Stdio::Capture {
-            stdin: options.stdin,
-            limit: options.output_limit,
+        spec.limits = options.limits.clone();
+        let runner = self.runner_for(&spec)?;
+        let program = if runner.engine().options() == self.runner.engine().options() {
+            module.inner.clone()
+        } else {
+            // Fuel metering changes the compiled code: compiled again (and cached apart).
+            self.compile(&runner, &module.name, &module.wasm)?
         };
-        let out = self.runner.run(
-            &spec,
-            &Program::Compiled(module.inner.clone()),
-            &stdio,
-            &Interrupt::new(),
-        )?;
-        Ok(Output {
-            status: out.status,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            results: out.results,
-        })
+        self.run_program(&runner, &spec, &Program::Compiled(program), options)
+    }
+
+    fn runner_for(&self, spec: &RunSpec) -> Result<Runner, Error> {
+        self.runner
+            .for_options(&EngineOptions {
+                features: self.runner.engine().features(),
+                fuel: spec.limits.fuel.is_some(),
+            })
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|e| map::engine(&e))
+    }
+
+    fn run_program(
+        &self,
+        runner: &Runner,
+        spec: &RunSpec,
+        program: &Program,
+        options: RunOptions,
+    ) -> Result<Output, Error> {
+        let streams = options
+            .streamed()
+            .then(|| Arc::new(run::Streams::new(&options)));
+        let stdio = match &streams {
+            Some(streams) => Stdio::Streamed {
+                stdin: options.stdin,
+                sink: streams.clone(),
+            },
+            None => Stdio::Capture {
+                stdin: options.stdin,
+                limit: options.output_limit,
+            },
+        };
+        let out = runner
+            .run(spec, program, &stdio, &Interrupt::new())
+            .map_err(|e| map::run(&e))?;
+        Ok(run::output(out, streams.as_deref()))
     }
 }
 
+/// Where the `capsule` binary is: `CAPSULE_BIN`, beside this program, or on `PATH`.
+fn find_supervisor() -> Option<PathBuf> {
+    let name = format!("capsule{}", std::env::consts::EXE_SUFFIX);
+    if let Some(path) = std::env::var_os("CAPSULE_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)));
+    if let Some(path) = beside.filter(|p| p.is_file()) {
+        return Some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+}
+
+/// Images: find, import, load, save, build.
 impl Capsule {
     /// Finds an image in the store by `name[:tag]`, `name@sha256:…` or ID (the built-in
     /// `hello-world` is added to the store when first asked for).
     ///
     /// # Errors
-    /// [`Error::Image`] when there is no such image or the store cannot be read.
+    /// [`ErrorKind::NotFound`] when there is no such image, [`ErrorKind::NoHome`] in
+    /// memory.
     pub fn image(&self, reference: &str) -> Result<Image, Error> {
-        let images = capsule_runtime::image::Images::open(&self.home)?;
+        let images = self.images()?;
         let inner = match images.resolve(reference) {
             Ok(image) => image,
             Err(capsule_runtime::image::ImageError::NotFound(name)) => {
-                capsule_runtime::builtin::ensure_image(&images, reference)?
-                    .ok_or(capsule_runtime::image::ImageError::NotFound(name))?
+                capsule_runtime::builtin::ensure_image(&images, reference)
+                    .map_err(|e| map::image(&e))?
+                    .ok_or_else(|| {
+                        map::image(&capsule_runtime::image::ImageError::NotFound(name))
+                    })?
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(map::image(&e)),
         };
         Ok(Image {
             name: reference.to_owned(),
@@ -222,68 +322,262 @@ impl Capsule {
         })
     }
 
-    /// Runs an image as a container with Docker's rules (ENTRYPOINT + CMD; arguments
-    /// from [`RunOptions::arg`] replace CMD; ENV, then [`RunOptions::env`]; WORKDIR
-    /// unless [`RunOptions::workdir`]), on the image's layers under a writable layer
-    /// that is removed when the run ends. Output is captured as for [`Capsule::run`].
+    /// Makes a one-layer image of a module file (`capsule image import FILE -t TAG`):
+    /// the module at `/NAME.wasm`, its entrypoint.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capsule_sdk::{Capsule, RunOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let capsule = Capsule::open(dir.path().join("home"))?;
+    /// let wasm = dir.path().join("seven.wat");
+    /// std::fs::write(&wasm, r#"(module
+    ///     (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    ///     (memory (export "memory") 1)
+    ///     (func (export "_start") (call $exit (i32.const 7))))"#)?;
+    /// let image = capsule.import(&wasm, "seven:1")?;
+    /// assert_eq!(capsule.image("seven:1")?.id(), image.id());
+    /// assert_eq!(capsule.run_image(&image, RunOptions::new())?.status.code(), Some(7));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Container`] for an image without a command or of another platform,
-    /// [`Error::Program`] when its program is not in the image, and as
+    /// [`ErrorKind::NotFound`] / [`ErrorKind::InvalidModule`] for the file,
+    /// [`ErrorKind::InvalidInput`] for a bad tag.
+    pub fn import(&self, module: impl AsRef<Path>, tag: &str) -> Result<Image, Error> {
+        let path = module.as_ref();
+        let reference = capsule_runtime::image::reference::Reference::parse(tag)
+            .map_err(|e| Error::from_source(ErrorKind::InvalidInput, &e))?;
+        let bytes = capsule_runtime::module::read_file(path).map_err(|e| map::module(&e))?;
+        let wasm = capsule_runtime::module::core_module_bytes(&path.display().to_string(), &bytes)
+            .map_err(|e| map::module(&e))?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("app");
+        let images = self.images()?;
+        let inner = capsule_runtime::image::archive::import_module(
+            &images,
+            wasm.into_owned(),
+            &capsule_runtime::image::archive::ImportOptions {
+                path: format!("/{stem}.wasm"),
+                epoch: 0,
+                created_by: format!("capsule image import {stem}.wasm"),
+            },
+        )
+        .map_err(|e| map::image(&e))?;
+        images
+            .set_name(&inner, Some(&reference))
+            .map_err(|e| map::image(&e))?;
+        Ok(Image {
+            name: tag.to_owned(),
+            inner,
+        })
+    }
+
+    /// Builds an image from a context directory and its `Capsulefile` (or
+    /// `Dockerfile`), as `capsule build -t TAG CONTEXT` does, with the build cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Build`] naming the recipe's file, line and column, or the step that
+    /// failed.
+    pub fn build(&self, context: impl AsRef<Path>, tag: &str) -> Result<Image, Error> {
+        let reference = capsule_runtime::image::reference::Reference::parse(tag)
+            .map_err(|e| Error::from_source(ErrorKind::InvalidInput, &e))?;
+        let home = self.need_home()?;
+        let images = self.images()?;
+        let options = capsule_runtime::builder::BuildOptions {
+            context: context.as_ref().to_owned(),
+            tags: vec![reference],
+            features: FeatureSet::default(),
+            ..Default::default()
+        };
+        let built = capsule_runtime::builder::build(home, &images, &options, &mut Quiet)
+            .map_err(|e| map::build(&e))?;
+        Ok(Image {
+            name: tag.to_owned(),
+            inner: built.image,
+        })
+    }
+
+    /// Loads the images of an archive written by `capsule save` (or `docker save`, an
+    /// OCI layout tar) and returns them.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming what is wrong with the archive.
+    pub fn load(&self, archive: impl AsRef<Path>) -> Result<Vec<Image>, Error> {
+        let path = archive.as_ref();
+        let file = std::fs::File::open(path)
+            .map_err(|e| map::io(&format!("cannot open {}", path.display()), &e))?;
+        let images = self.images()?;
+        let loaded =
+            capsule_runtime::image::archive::load(&images, std::io::BufReader::new(file), &|_| {})
+                .map_err(|e| map::image(&e))?;
+        Ok(loaded
+            .images
+            .into_iter()
+            .map(|(inner, names)| Image {
+                name: names
+                    .first()
+                    .map_or_else(|| inner.id().to_string(), ToString::to_string),
+                inner,
+            })
+            .collect())
+    }
+
+    /// Writes `image` (with its name) as an archive that `capsule load`, `docker load`
+    /// and OCI tools read.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when the file cannot be written (nothing is left behind).
+    pub fn save(&self, image: &Image, archive: impl AsRef<Path>) -> Result<(), Error> {
+        let path = archive.as_ref();
+        let images = self.images()?;
+        let names = capsule_runtime::image::reference::Reference::parse(&image.name)
+            .ok()
+            .into_iter()
+            .collect();
+        let cannot = |e: std::io::Error| map::io(&format!("cannot write {}", path.display()), &e);
+        let (dir, name) = capsule_runtime::ambient::open_parent(path).map_err(cannot)?;
+        let mut file = capsule_runtime::store::AtomicFile::create(&dir, &name.to_string_lossy())
+            .map_err(cannot)?;
+        capsule_runtime::image::archive::save(
+            &images,
+            &[(image.inner.clone(), names)],
+            std::io::BufWriter::new(&mut file),
+            &|_| {},
+        )
+        .map_err(|e| map::image(&e))?;
+        file.sync().map_err(cannot)?;
+        file.commit(&name).map_err(cannot)
+    }
+
+    /// Runs an image to its end as a container with Docker's rules (`ENTRYPOINT` +
+    /// `CMD`; [`RunOptions::arg`] replaces `CMD`; `ENV`, then [`RunOptions::env`];
+    /// `WORKDIR` unless [`RunOptions::workdir`]), on the image's layers under a writable
+    /// layer that is removed when the run ends (`capsule run --rm`). Output is
+    /// captured or streamed as for [`Capsule::run`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::CannotRun`] for an image without a command or of another platform,
+    /// [`ErrorKind::NotFound`] when its program is not in the image, and as
     /// [`Capsule::run`].
     pub fn run_image(&self, image: &Image, options: RunOptions) -> Result<Output, Error> {
-        let images = capsule_runtime::image::Images::open(&self.home)?;
+        let home = self.need_home()?;
+        let images = self.images()?;
         let overrides = capsule_runtime::container::Overrides {
-            entrypoint: options.entrypoint,
-            args: options.args,
-            env: options.env,
-            workdir: options.workdir,
-            mounts: options.mounts,
+            entrypoint: options.entrypoint.clone(),
+            args: options.args.clone(),
+            env: options.env.clone(),
+            workdir: options.workdir.clone(),
+            mounts: options.mounts.clone(),
+            limits: options.limits.clone(),
             rm: true,
             ..Default::default()
         };
         let prepared = capsule_runtime::container::prepare(
-            &self.home,
+            home,
             &images,
             &image.inner,
             &image.name,
             overrides,
-        )?;
+        )
+        .map_err(|e| map::prepare(&e))?;
         let result = (|| {
-            let stdio = Stdio::Capture {
-                stdin: options.stdin,
-                limit: options.output_limit,
-            };
-            // The image's labels may set wasm features: then the run needs an engine
-            // of its own with them.
-            let runner = self.runner.for_features(prepared.features)?;
+            // The image's labels may turn wasm features on, and fuel changes the code.
+            let runner = self
+                .runner
+                .for_options(&EngineOptions {
+                    features: prepared.features,
+                    fuel: prepared.spec.limits.fuel.is_some(),
+                })
+                .map_err(|e| map::engine(&e))?;
             let program = Program::InRoot {
                 path: prepared.program.clone(),
                 alias: prepared.cache_alias.clone(),
             };
-            let out = runner
-                .run(&prepared.spec, &program, &stdio, &Interrupt::new())
-                .map_err(|e| match e {
-                    capsule_runtime::exec::RunError::Program { path, source } => Error::Program {
-                        image: image.name.clone(),
-                        path: path.to_string(),
-                        errno: source,
-                    },
-                    e => Error::Run(e),
-                })?;
-            Ok(Output {
-                status: out.status,
-                stdout: out.stdout,
-                stderr: out.stderr,
-                results: out.results,
-            })
+            self.run_program(&runner, &prepared.spec, &program, options)
         })();
         // As `run --rm`: the anonymous volumes of the image's VOLUMEs go with it.
         let volumes = prepared.container.config.volumes.clone();
         if prepared.container.remove().is_ok() {
-            let _ = capsule_runtime::container::volumes::remove_anonymous(&self.home, &volumes);
+            let _ = capsule_runtime::container::volumes::remove_anonymous(home, &volumes);
         }
         result
+    }
+}
+
+/// Containers: create, find, list.
+impl Capsule {
+    /// Creates a container from `image` (`capsule create`): its writable layer, volumes
+    /// and configuration are made; [`Container::start`] runs it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] for a name in use or a port taken,
+    /// [`ErrorKind::CannotRun`] for an image that cannot run, [`ErrorKind::InvalidInput`]
+    /// for bad options.
+    pub fn create(&self, image: &Image, options: ContainerOptions) -> Result<Container, Error> {
+        let home = self.need_home()?;
+        let images = self.images()?;
+        let prepared = capsule_runtime::container::prepare(
+            home,
+            &images,
+            &image.inner,
+            &image.name,
+            options.overrides(),
+        )
+        .map_err(|e| map::prepare(&e))?;
+        Ok(Container {
+            home: home.clone(),
+            id: prepared.container.config.id.clone(),
+            supervisor: self.supervisor.clone(),
+        })
+    }
+
+    /// Finds a container by name, ID or unique ID prefix.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when there is none.
+    pub fn container(&self, reference: &str) -> Result<Container, Error> {
+        let home = self.need_home()?;
+        let found = capsule_runtime::container::Container::find(home, reference)
+            .map_err(|e| map::container(&e))?;
+        Ok(Container {
+            home: home.clone(),
+            id: found.config.id.clone(),
+            supervisor: self.supervisor.clone(),
+        })
+    }
+
+    /// Every container of the home, oldest first (`capsule ps -a`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoHome`] in memory.
+    pub fn containers(&self) -> Result<Vec<Container>, Error> {
+        let home = self.need_home()?;
+        Ok(capsule_runtime::container::Container::list(home)
+            .into_iter()
+            .map(|c| Container {
+                home: home.clone(),
+                id: c.config.id.clone(),
+                supervisor: self.supervisor.clone(),
+            })
+            .collect())
+    }
+}
+
+/// A build that prints nothing (the SDK's caller decides what to show).
+struct Quiet;
+
+impl capsule_runtime::builder::Observer for Quiet {
+    fn step_start(&mut self, _: usize, _: usize, _: &str) {}
+    fn step_end(&mut self, _: usize, _: usize, _: &str, _: &capsule_runtime::builder::StepOutcome) {
+    }
+    fn warn(&mut self, _: &str) {}
+    fn guest_output(&mut self, f: &mut dyn FnMut()) {
+        f();
     }
 }
 
@@ -295,7 +589,7 @@ pub struct Image {
 }
 
 impl Image {
-    /// The reference it was found by.
+    /// The reference it was found or made by.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -306,11 +600,13 @@ impl Image {
     }
 }
 
-/// A compiled module, ready to run any number of times.
+/// A compiled module, ready to run any number of times (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Module {
     name: String,
     inner: capsule_runtime::wasmtime::Module,
+    /// Its bytes, to compile again for fuel metering.
+    wasm: Arc<[u8]>,
 }
 
 impl Module {
@@ -318,109 +614,4 @@ impl Module {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
-
-/// How to run a module. Defaults: no arguments beyond `argv[0]`, empty environment, no
-/// mounts, workdir `/`, empty stdin, 16 MiB of captured output per stream.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    mounts: Vec<Mount>,
-    workdir: Option<GuestPath>,
-    export: Option<String>,
-    entrypoint: Option<String>,
-    stdin: Vec<u8>,
-    output_limit: usize,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            args: Vec::new(),
-            env: Vec::new(),
-            mounts: Vec::new(),
-            workdir: None,
-            export: None,
-            entrypoint: None,
-            stdin: Vec::new(),
-            output_limit: 16 << 20,
-        }
-    }
-}
-
-impl RunOptions {
-    /// Options with every default.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends an argument (after `argv[0]`).
-    pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
-        self
-    }
-
-    /// Sets an environment variable.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Bytes the guest reads from stdin.
-    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.stdin = bytes.into();
-        self
-    }
-
-    /// Most bytes kept of stdout and of stderr each (default 16 MiB).
-    pub fn output_limit(mut self, bytes: usize) -> Self {
-        self.output_limit = bytes;
-        self
-    }
-
-    /// Calls an export instead of `_start` (after `_initialize`, for reactors). An export
-    /// without parameters gets the arguments as its argv; one with parameters takes them
-    /// from the arguments, exactly as many as it has.
-    pub fn export(mut self, name: impl Into<String>) -> Self {
-        self.export = Some(name.into());
-        self
-    }
-
-    /// For [`Capsule::run_image`]: run this program (a path in the image) instead of
-    /// the image's ENTRYPOINT, without its CMD (`--entrypoint`). `PATH#EXPORT` calls an
-    /// export of a reactor, as in an image's ENTRYPOINT.
-    pub fn entrypoint(mut self, path: impl Into<String>) -> Self {
-        self.entrypoint = Some(path.into());
-        self
-    }
-
-    /// Mounts a host directory at a guest path, in Docker's `-v` syntax
-    /// (`HOST:GUEST[:ro]`).
-    ///
-    /// # Errors
-    /// [`Error::Spec`] for bad syntax or a host path that is not a directory.
-    pub fn volume(mut self, spec: &str) -> Result<Self, Error> {
-        self.mounts.push(Mount::parse_volume(spec)?);
-        Ok(self)
-    }
-
-    /// The guest's working directory (absolute).
-    ///
-    /// # Errors
-    /// [`Error::Spec`] for a relative path or `..`.
-    pub fn workdir(mut self, dir: &str) -> Result<Self, Error> {
-        self.workdir = Some(GuestPath::parse(dir)?);
-        Ok(self)
-    }
-}
-
-/// A finished run.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// Values returned by an export called with [`RunOptions::export`].
-    pub results: Vec<String>,
 }

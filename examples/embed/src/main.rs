@@ -37,17 +37,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     std::io::stderr().write_all(&out.stderr)?;
     Ok(match out.status {
         ExitStatus::Exited(code) => ExitCode::from(code),
-        ExitStatus::Trapped(trap) => {
-            eprintln!("embed: guest trapped: {}", trap.reason);
-            ExitCode::from(134)
-        }
-        ExitStatus::InvalidExit(status) => {
-            eprintln!("embed: guest exited with invalid status {status}");
-            ExitCode::from(134)
-        }
-        ExitStatus::Interrupted(why) => {
-            eprintln!("embed: guest {why}");
-            ExitCode::from(137)
+        other => {
+            eprintln!("embed: guest {other}");
+            ExitCode::from(u8::try_from(other.exit_code()).unwrap_or(1))
         }
     })
 }

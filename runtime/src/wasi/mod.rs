@@ -41,6 +41,12 @@ pub enum Stdio {
     /// stdout and stderr into a container's log (which may echo them); stdin from the
     /// host's when `stdin` is set (`run -i`), else empty.
     Logged { sink: Arc<dyn LogSink>, stdin: bool },
+    /// stdin from bytes; stdout and stderr handed to `sink` write by write (an
+    /// embedder streaming a guest's output).
+    Streamed {
+        stdin: Vec<u8>,
+        sink: Arc<dyn LogSink>,
+    },
 }
 
 /// Captured output, read after the run.
@@ -183,6 +189,21 @@ fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
                     data: Vec::new(),
                     pos: 0,
                 }
+            },
+            Output::Sink {
+                sink: sink.clone(),
+                stream: Stream::Stdout,
+            },
+            Output::Sink {
+                sink: sink.clone(),
+                stream: Stream::Stderr,
+            },
+            None,
+        ),
+        Stdio::Streamed { stdin, sink } => (
+            Input::Bytes {
+                data: stdin.clone(),
+                pos: 0,
             },
             Output::Sink {
                 sink: sink.clone(),

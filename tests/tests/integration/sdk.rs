@@ -1,6 +1,6 @@
 //! The SDK, embedded in this test process, over the same guest programs.
 
-use capsule_sdk::{Capsule, Error, ExitStatus, RunOptions};
+use capsule_sdk::{Capsule, Error, ErrorKind, ExitStatus, RunOptions};
 use capsule_tests::guests;
 
 fn capsule() -> (tempfile::TempDir, Capsule) {
@@ -101,22 +101,27 @@ fn volumes_and_workdir() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let (home, capsule) = capsule();
-    assert!(matches!(
-        capsule.module_from_file("/no/such.wasm"),
-        Err(Error::Module(_))
-    ));
-    assert!(matches!(
-        capsule.module_from_bytes("junk", b"junk"),
-        Err(Error::Module(_))
-    ));
-    assert!(matches!(
-        capsule.module_from_bytes("component", b"(component)"),
-        Err(Error::Module(_))
-    ));
-    assert!(matches!(
-        RunOptions::new().volume("/no/such/dir:/x"),
-        Err(Error::Spec(_))
-    ));
+    let kind = |r: Result<_, Error>| r.map(|_| ()).map_err(|e| e.kind());
+    assert_eq!(
+        kind(capsule.module_from_file("/no/such.wasm").map(drop)),
+        Err(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(capsule.module_from_bytes("junk", b"junk").map(drop)),
+        Err(ErrorKind::InvalidModule)
+    );
+    assert_eq!(
+        kind(
+            capsule
+                .module_from_bytes("component", b"(component)")
+                .map(drop)
+        ),
+        Err(ErrorKind::InvalidModule)
+    );
+    assert_eq!(
+        kind(RunOptions::new().volume("/no/such/dir:/x").map(drop)),
+        Err(ErrorKind::InvalidInput)
+    );
     let imports = capsule
         .module_from_bytes(
             "imports",
@@ -180,9 +185,210 @@ fn runs_an_image_built_by_the_cli_with_docker_rules() {
     let err = capsule
         .run_image(&image, RunOptions::new().entrypoint("/nope.wasm"))
         .expect_err("missing program");
-    assert!(matches!(err, Error::Program { .. }), "{err}");
-    assert!(matches!(capsule.image("nosuch"), Err(Error::Image(_))));
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("/nope.wasm"), "{err}");
+    let err = capsule.image("nosuch").expect_err("no such image");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let hello = capsule.image("hello-world").expect("built in");
     let out = capsule.run_image(&hello, RunOptions::new()).expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from Capsule!"));
+}
+
+/// A writer the test can read while the guest writes to it.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn streamed_output_and_limits_end_runs_with_their_reasons() {
+    let (_home, capsule) = capsule();
+    let service = capsule.module_from_file(guests::SERVICE).expect("load");
+    // stdout streamed to a writer, stderr still captured.
+    let stdout = Shared::default();
+    let out = capsule
+        .run(
+            &service,
+            RunOptions::new()
+                .args(["tick", "3", "1"])
+                .stdout(stdout.clone()),
+        )
+        .expect("run");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(out.stdout.is_empty(), "streamed, not captured");
+    assert_eq!(
+        String::from_utf8_lossy(&stdout.0.lock().expect("lock")),
+        "tick 1\ntick 2\ntick 3\n"
+    );
+    // A wall-clock limit interrupts a guest that runs forever.
+    let out = capsule
+        .run(
+            &service,
+            RunOptions::new()
+                .args(["spin"])
+                .timeout(std::time::Duration::from_millis(300)),
+        )
+        .expect("run");
+    assert!(
+        matches!(
+            out.status,
+            ExitStatus::Interrupted(capsule_sdk::Interruption::Timeout(_))
+        ),
+        "{:?}",
+        out.status
+    );
+    assert_eq!(out.status.exit_code(), 124);
+    // Fuel: the same module, compiled again with metering.
+    let out = capsule
+        .run(&service, RunOptions::new().args(["spin"]).fuel(5_000_000))
+        .expect("run");
+    assert_eq!(
+        out.status,
+        ExitStatus::Interrupted(capsule_sdk::Interruption::OutOfFuel(5_000_000))
+    );
+    // Memory: the hog allocates until refused, then aborts.
+    let hog = capsule.module_from_file(guests::HOG).expect("load");
+    let out = capsule
+        .run(
+            &hog,
+            RunOptions::new().args(["mem", "1"]).memory_limit(16 << 20),
+        )
+        .expect("run");
+    assert_eq!(out.status, ExitStatus::OutOfMemory(16 << 20), "{out:?}");
+    assert_eq!(out.status.exit_code(), 137);
+}
+
+#[test]
+fn in_memory_runs_modules_and_writes_nothing() {
+    let capsule = Capsule::in_memory().expect("in memory");
+    assert_eq!(capsule.home(), None);
+    let module = capsule.module_from_file(guests::ARGS).expect("load");
+    let out = capsule
+        .run(&module, RunOptions::new().arg("x"))
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("argv[1]=x"));
+    let err = capsule.image("hello-world").expect_err("no home");
+    assert_eq!(err.kind(), ErrorKind::NoHome, "{err}");
+}
+
+#[test]
+fn images_import_build_save_and_load_through_the_sdk() {
+    let (home, capsule) = capsule();
+    let image = capsule.import(guests::SERVICE, "svc:1").expect("import");
+    let out = capsule
+        .run_image(&image, RunOptions::new().args(["tick", "1", "0"]))
+        .expect("run");
+    assert_eq!(out.stdout, b"tick 1\n");
+    // A recipe FROM it, built through the SDK.
+    let context = home.path().join("ctx");
+    std::fs::create_dir_all(&context).expect("ctx");
+    std::fs::write(
+        context.join("Capsulefile"),
+        "FROM svc:1\nENV GREETING=built\nCMD [\"env\", \"GREETING\"]\n",
+    )
+    .expect("recipe");
+    let built = capsule.build(&context, "svc:built").expect("build");
+    let out = capsule.run_image(&built, RunOptions::new()).expect("run");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("built"),
+        "{out:?}"
+    );
+    let err = capsule
+        .build(home.path().join("nope"), "x:1")
+        .expect_err("no context");
+    assert_eq!(err.kind(), ErrorKind::Build, "{err}");
+    // save, then load into another home: the same image.
+    let archive = home.path().join("svc.tar");
+    capsule.save(&built, &archive).expect("save");
+    let (_other_home, other) = self::capsule();
+    let loaded = other.load(&archive).expect("load");
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id(), built.id());
+    assert_eq!(loaded[0].name(), "svc:built");
+    let err = other
+        .load(home.path().join("Capsulefile-missing.tar"))
+        .expect_err("no archive");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn containers_have_dockers_lifecycle_through_the_sdk() {
+    let (_home, capsule) = capsule();
+    let capsule = capsule.supervisor(capsule_tests::capsule_bin());
+    let image = capsule.import(guests::SERVICE, "svc").expect("import");
+    let web = capsule
+        .create(
+            &image,
+            capsule_sdk::ContainerOptions::new()
+                .name("web")
+                .args(["tick", "0", "20"])
+                .volume("data:/data")
+                .expect("volume")
+                .label("team", "sdk"),
+        )
+        .expect("create");
+    assert_eq!(web.name().expect("name"), "web");
+    assert_eq!(web.state().expect("state").status, "created");
+    web.start().expect("start");
+    let state = web.state().expect("state");
+    assert!(state.running, "{state:?}");
+    let err = web.start().expect_err("already running");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // The same name again is a conflict, and the home lists one container.
+    let err = capsule
+        .create(&image, capsule_sdk::ContainerOptions::new().name("web"))
+        .expect_err("name taken");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(capsule.containers().expect("list").len(), 1);
+    // Its log fills while it runs: one entry per line.
+    let start = std::time::Instant::now();
+    while web.logs().expect("logs").len() < 3 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no logs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let logs = web.logs().expect("logs");
+    assert_eq!(logs[0].text, "tick 1\n");
+    assert!(!logs[0].stderr);
+    // Found by name from another handle; stopped with a short grace; exit 137.
+    let found = capsule.container("web").expect("find");
+    assert_eq!(found.id(), web.id());
+    found
+        .stop(Some(std::time::Duration::from_millis(100)))
+        .expect("stop");
+    assert_eq!(web.wait().expect("wait"), 137);
+    let state = web.state().expect("state");
+    assert!(!state.running && state.status == "exited", "{state:?}");
+    let err = web.kill().expect_err("not running");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // A one-shot container runs to its end.
+    let job = capsule
+        .create(
+            &image,
+            capsule_sdk::ContainerOptions::new().args(["tick", "2", "0", "5"]),
+        )
+        .expect("create");
+    job.start().expect("start");
+    assert_eq!(job.wait().expect("wait"), 5);
+    job.remove(false).expect("remove");
+    // A running container is removed only with force.
+    web.start().expect("start again");
+    let err = web.clone().remove(false).expect_err("running");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    web.clone().remove(true).expect("remove -f");
+    assert_eq!(
+        capsule.container("web").expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(capsule.containers().expect("list").is_empty());
 }
