@@ -4,6 +4,30 @@
 //! then [`Container::stop`], [`Container::kill`], [`Container::wait`],
 //! [`Container::logs`], [`Container::remove`]. These are the same functions the
 //! `capsule` binary's verbs call.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), capsule_sdk::Error> {
+//! use capsule_sdk::{Capsule, ContainerOptions};
+//! use std::time::Duration;
+//!
+//! let capsule = Capsule::open_default()?.supervisor("/usr/local/bin/capsule");
+//! let image = capsule.image("library-api")?;
+//! let api = capsule.create(&image, ContainerOptions::new()
+//!     .name("api")
+//!     .volume("library-data:/data")?
+//!     .publish("8000:8000")?
+//!     .restart("unless-stopped")?)?;
+//! api.start()?;                                   // returns once the guest runs
+//! assert!(api.state()?.running);
+//! api.stop(Some(Duration::from_secs(2)))?;        // grace, then interrupted: 137
+//! assert_eq!(api.wait()?, 137);
+//! for line in api.logs()? {
+//!     print!("{}", line.text);
+//! }
+//! api.remove(false)?;                             // named volumes stay
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::error::{Error, ErrorKind, map};
 use capsule_runtime::container::{self as rt, lifecycle};

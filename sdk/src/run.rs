@@ -98,6 +98,31 @@ impl RunOptions {
 
     /// Streams the guest's stdout to `writer` as it writes, instead of capturing it
     /// ([`Output::stdout`] is then empty).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), capsule_sdk::Error> {
+    /// use capsule_sdk::{Capsule, RunOptions};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Lines(Arc<Mutex<Vec<u8>>>);
+    /// impl std::io::Write for Lines {
+    ///     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+    ///         self.0.lock().unwrap().extend_from_slice(buf);
+    ///         Ok(buf.len())
+    ///     }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// let capsule = Capsule::in_memory()?;
+    /// let hello = capsule.hello_world()?;
+    /// let seen = Lines::default();
+    /// let out = capsule.run(&hello, RunOptions::new().stdout(seen.clone()))?;
+    /// assert!(out.status.success() && out.stdout.is_empty());
+    /// assert!(String::from_utf8_lossy(&seen.0.lock().unwrap()).contains("Hello from Capsule"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stdout(mut self, writer: impl Write + Send + 'static) -> Self {
         self.stdout = Some(Sink(Arc::new(Mutex::new(writer))));
         self
