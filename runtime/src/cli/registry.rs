@@ -209,15 +209,34 @@ fn server_name(text: &str) -> Result<String, Failure> {
     })
 }
 
+/// Asks for the username on the terminal.
+fn prompt_username() -> Result<String, Failure> {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "Username: ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| usage(anyhow::anyhow!("cannot read the username: {e}")))?;
+    Ok(line.trim().to_owned())
+}
+
 pub fn login(args: &LoginArgs) -> Result<u8, Failure> {
     let registry = server_name(&args.server)?;
     let home = Home::from_env().map_err(usage)?;
     let mut settings = settings(&home, &args.net)?;
-    let Some(username) = args.username.clone().filter(|u| !u.is_empty()) else {
+    // On a terminal, what is not given is asked for, as `docker login` does.
+    let terminal = std::io::stdin().is_terminal();
+    let username = match args.username.clone() {
+        Some(username) => username,
+        None if terminal && !args.password_stdin => prompt_username()?,
+        None => String::new(),
+    };
+    if username.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "give the username with -u USER (and the password with --password-stdin)"
         )));
-    };
+    }
     let password = if args.password_stdin {
         if std::io::stdin().is_terminal() {
             return Err(usage(anyhow::anyhow!(
@@ -235,6 +254,9 @@ pub fn login(args: &LoginArgs) -> Result<u8, Failure> {
             "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
         );
         password.clone()
+    } else if terminal {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| usage(anyhow::anyhow!("cannot read the password: {e}")))?
     } else {
         return Err(usage(anyhow::anyhow!(
             "give the password with --password-stdin (or -p)"

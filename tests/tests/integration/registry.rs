@@ -496,6 +496,19 @@ fn login_over_tls_stores_credentials_0600_and_wrong_ones_are_refused() {
     // Docker's format: base64("user:password") under auths.HOST.auth.
     assert_eq!(doc["auths"][&registry.addr]["auth"], "YWxpY2U6czNjcmV0");
 
+    // On a terminal, what is not given is asked for, as docker login does (the
+    // password with echo off; here both lines are typed ahead through a pseudo-terminal).
+    env.run(&["logout", &registry.addr]).assert_clean_success();
+    let typed = on_a_terminal(&env, &["login", &registry.addr], "alice\ns3cret\n");
+    assert!(
+        typed.contains("Username: ") && typed.contains("Password: "),
+        "{typed}"
+    );
+    assert!(typed.contains("Login Succeeded"), "{typed}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("read")).expect("json");
+    assert_eq!(doc["auths"][&registry.addr]["auth"], "YWxpY2U6czNjcmV0");
+
     env.run(&["push", &name]).assert_clean_success();
     env.run(&["rmi", &name]).assert_code(0);
     env.run(&["pull", &name]).assert_clean_success();
@@ -687,4 +700,41 @@ fn bearer_token_authentication_for_login_push_and_pull() {
         "{}",
         registry.log()
     );
+}
+
+/// Runs `capsule ARGS` on a pseudo-terminal (util-linux's `script`) with `typed` as
+/// what the user types; what the terminal showed.
+fn on_a_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
+    use std::io::Write;
+    let template = env.capsule();
+    let mut line = capsule_tests::capsule_bin().display().to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (key, value) in template.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let mut child = script.spawn().unwrap_or_else(|e| {
+        panic!("cannot run script(1) for a pseudo-terminal ({e}): apt-get install bsdutils")
+    });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(typed.as_bytes())
+        .expect("type");
+    let out = child.wait_with_output().expect("script");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}");
+    shown
 }
