@@ -31,6 +31,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod plugin;
+
 use capsule_runtime::container::{Program, Runner};
 use capsule_runtime::engine::{Engine, EngineOptions, Interrupt, ModuleCache};
 
@@ -40,6 +42,7 @@ use capsule_runtime::wasi::Stdio;
 use std::path::{Path, PathBuf};
 
 pub use capsule_runtime::exec::{ExitStatus, Frame, TrapReport};
+pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
 
 /// Errors from the SDK. Each names what was wrong; the source is kept.
 #[derive(Debug, thiserror::Error)]
