@@ -202,13 +202,7 @@ fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str) -> PathB
     let target_dir = out.join("rust-target");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-        ])
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
         .args(select)
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))

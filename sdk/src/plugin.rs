@@ -99,7 +99,9 @@ pub enum PluginError {
     },
     /// The plugin imports a host function the host does not provide: it is refused at
     /// load.
-    #[error("plugin {plugin} imports the host function '{function}', which this host does not provide")]
+    #[error(
+        "plugin {plugin} imports the host function '{function}', which this host does not provide"
+    )]
     UnknownHostFunction {
         /// The plugin's name.
         plugin: String,

@@ -14,14 +14,16 @@
 use capsule_sdk::plugin::{HostError, Plugin, PluginError, PluginHost, PluginManifest};
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [rust, c, rogue] = args.as_slice() else {
-        eprintln!("usage: capsule-example-plugin-host RUST_PLUGIN.wasm C_PLUGIN.wasm ROGUE_PLUGIN.wasm");
+        eprintln!(
+            "usage: capsule-example-plugin-host RUST_PLUGIN.wasm C_PLUGIN.wasm ROGUE_PLUGIN.wasm"
+        );
         return ExitCode::from(2);
     };
     match serve(rust, c, rogue) {
@@ -60,18 +62,26 @@ fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
         rogue,
         &PluginManifest::new()
             .deadline(Duration::from_millis(100))
-            .memory(16 << 20)
-            .fuel(500_000_000),
+            .memory(16 << 20),
     )?;
 
     let upper = rust.call("upper", b"hello")?;
-    println!("rust: upper(\"hello\") = {:?}", String::from_utf8_lossy(&upper));
+    println!(
+        "rust: upper(\"hello\") = {:?}",
+        String::from_utf8_lossy(&upper)
+    );
     let sum: serde_json::Value = rust.call_json("add", &serde_json::json!({"a": 2, "b": 40}))?;
     println!("rust: add(2, 40) = {sum}");
     let reversed = c.call("reverse", b"hello")?;
-    println!("c: reverse(\"hello\") = {:?}", String::from_utf8_lossy(&reversed));
+    println!(
+        "c: reverse(\"hello\") = {:?}",
+        String::from_utf8_lossy(&reversed)
+    );
     let looked_up = c.call("lookup", b"city")?;
-    println!("c: lookup(\"city\") = {:?}", String::from_utf8_lossy(&looked_up));
+    println!(
+        "c: lookup(\"city\") = {:?}",
+        String::from_utf8_lossy(&looked_up)
+    );
 
     // Eight threads call all three plugins at once; every fourth call asks the rogue to
     // misbehave. The others must all be answered, and answered right.
@@ -85,7 +95,9 @@ fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
                 for i in 0..100 {
                     let word = format!("t{t}-{i}");
                     let ok = match i % 4 {
-                        0 => rust.call("upper", word.as_bytes()).map(|o| o == word.to_uppercase().as_bytes()),
+                        0 => rust
+                            .call("upper", word.as_bytes())
+                            .map(|o| o == word.to_uppercase().as_bytes()),
                         1 => c
                             .call("reverse", word.as_bytes())
                             .map(|o| o == word.chars().rev().collect::<String>().as_bytes()),
@@ -96,8 +108,7 @@ fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
                                 Err(
                                     PluginError::Deadline { .. }
                                     | PluginError::OutOfMemory { .. }
-                                    | PluginError::Trap { .. }
-                                    | PluginError::OutOfFuel { .. },
+                                    | PluginError::Trap { .. },
                                 ) => {
                                     contained.fetch_add(1, Ordering::Relaxed);
                                     Ok(true)
@@ -139,13 +150,15 @@ fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
             Err(PluginError::Deadline { deadline, .. }) => format!("deadline ({deadline:?})"),
             Err(PluginError::OutOfMemory { limit, .. }) => format!("out of memory ({limit} bytes)"),
             Err(PluginError::Trap { reason, .. }) => format!("trap ({reason})"),
-            Err(PluginError::OutOfFuel { fuel, .. }) => format!("out of fuel ({fuel})"),
             other => format!("NOT contained: {other:?}"),
         };
         println!("rogue: misbehave({how}): contained: {reason}");
     }
     let ok = rogue.call("ok", b"")?;
-    println!("rogue: ok() = {:?} (the pool keeps serving)", String::from_utf8_lossy(&ok));
+    println!(
+        "rogue: ok() = {:?} (the pool keeps serving)",
+        String::from_utf8_lossy(&ok)
+    );
     println!(
         "served {} calls from 8 threads, all correct; {} misbehaving calls contained",
         correct.load(Ordering::Relaxed) + contained.load(Ordering::Relaxed),

@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::{
-    Caller, Extern, ExternType, FuncType, InstancePre, Linker, Module, ModuleExport, Store,
-    ValType,
+    Caller, Extern, ExternType, FuncType, InstancePre, Linker, Module, ModuleExport, Store, ValType,
 };
 
 /// The store data of one call.
@@ -98,12 +97,11 @@ impl Plugin {
         bytes: &[u8],
         manifest: &PluginManifest,
     ) -> Result<Self, PluginError> {
-        let wasm = crate::module::core_module_bytes(name, bytes).map_err(|e| {
-            PluginError::Module {
+        let wasm =
+            crate::module::core_module_bytes(name, bytes).map_err(|e| PluginError::Module {
                 plugin: name.to_owned(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let module = host.compile(name, &wasm)?;
         Self::from_module(host, name, &module, manifest, &[])
     }
@@ -446,7 +444,9 @@ impl Plugin {
                 .ok_or_else(|| wasmtime::Error::new(AbiViolation("an export is missing".into())))
         };
         if let Some(init) = &inner.initialize {
-            func(store, init)?.typed::<(), ()>(&*store)?.call(&mut *store, ())?;
+            func(store, init)?
+                .typed::<(), ()>(&*store)?
+                .call(&mut *store, ())?;
         }
         let memory = instance
             .get_module_export(&mut *store, &inner.memory)
@@ -643,9 +643,7 @@ fn define_host_function(
                 let alloc = caller
                     .get_export("capsule_alloc")
                     .and_then(Extern::into_func)
-                    .ok_or_else(|| {
-                        wasmtime::Error::new(AbiViolation("no capsule_alloc".into()))
-                    })?
+                    .ok_or_else(|| wasmtime::Error::new(AbiViolation("no capsule_alloc".into())))?
                     .typed::<i32, i32>(&caller)?;
                 let out_ptr = alloc.call(&mut caller, out_len.cast_signed())?;
                 memory

@@ -59,7 +59,9 @@ impl ImageModule {
             .chain(config.cmd().iter().flatten())
             .next()
             .cloned()
-            .ok_or_else(|| error("it has neither ENTRYPOINT nor CMD naming its module".to_owned()))?;
+            .ok_or_else(|| {
+                error("it has neither ENTRYPOINT nor CMD naming its module".to_owned())
+            })?;
         let (program, _export) = crate::spec::split_program(&program);
         let workdir = config
             .working_dir()

@@ -88,7 +88,10 @@ mod tests {
             env: vec![("A".into(), "2".into()), ("B".into(), "3".into())],
             ..Default::default()
         };
-        let base = [("A".to_owned(), "1".to_owned()), ("C".to_owned(), "4".to_owned())];
+        let base = [
+            ("A".to_owned(), "1".to_owned()),
+            ("C".to_owned(), "4".to_owned()),
+        ];
         assert_eq!(manifest.environ(&base), ["C=4", "A=2", "B=3"]);
     }
 }

@@ -216,7 +216,11 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        for (ptr, len, err) in [(0, 0, false), (u32::MAX, 0x7fff_ffff, true), (1024, 5, false)] {
+        for (ptr, len, err) in [
+            (0, 0, false),
+            (u32::MAX, 0x7fff_ffff, true),
+            (1024, 5, false),
+        ] {
             assert_eq!(unpack(pack(ptr, len, err)), (ptr, len, err));
         }
         assert_eq!(pack(1, 2, false), (1 << 32) | 2);

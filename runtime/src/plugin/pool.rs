@@ -96,7 +96,11 @@ impl PluginHost {
     }
 
     /// Compiles a core module through the cache, if there is one.
-    pub(crate) fn compile(&self, plugin: &str, wasm: &[u8]) -> Result<wasmtime::Module, PluginError> {
+    pub(crate) fn compile(
+        &self,
+        plugin: &str,
+        wasm: &[u8],
+    ) -> Result<wasmtime::Module, PluginError> {
         let error = |reason: String| PluginError::Compile {
             plugin: plugin.to_owned(),
             reason,
@@ -106,7 +110,8 @@ impl PluginHost {
                 .load_or_compile(&self.0.engine, wasm)
                 .map(|(module, _)| module)
                 .map_err(|e| error(e.to_string())),
-            None => crate::engine::cache::compile(&self.0.engine, wasm).map_err(|e| error(e.to_string())),
+            None => crate::engine::cache::compile(&self.0.engine, wasm)
+                .map_err(|e| error(e.to_string())),
         }
     }
 }

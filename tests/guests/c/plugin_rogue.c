@@ -4,6 +4,8 @@
 #include <capsule_plugin.h>
 
 static uint32_t calls;
+/* The blocks allocated, chained, so that the compiler cannot drop the allocations. */
+static void *volatile kept;
 
 CAPSULE_EXPORT(misbehave) uint64_t misbehave(const uint8_t *in, uint32_t len) {
     if (len == 4 && memcmp(in, "loop", 4) == 0) {
@@ -19,6 +21,8 @@ CAPSULE_EXPORT(misbehave) uint64_t misbehave(const uint8_t *in, uint32_t len) {
                 __builtin_trap();
             }
             memset(block, 0xab, 1 << 20);
+            *(void **)block = kept;
+            kept = block;
         }
     }
     if (len == 4 && memcmp(in, "trap", 4) == 0) {

@@ -95,7 +95,10 @@ pub fn plugin_text() {
         c.functions(),
         ["calls_seen", "count", "lookup", "refuse", "reverse"]
     );
-    assert_eq!(text(c.call("reverse", b"stressed").expect("reverse")), "desserts");
+    assert_eq!(
+        text(c.call("reverse", b"stressed").expect("reverse")),
+        "desserts"
+    );
     assert_eq!(c.call("reverse", b"").expect("empty input"), b"");
     let counted: serde_json::Value = c
         .call_json("count", "not json: the plugin counts words")
@@ -187,7 +190,9 @@ fn fuel_deadline_and_memory_limits_hold_per_call() {
     let host = host();
     let metered = rust_plugin(&host, &kv().fuel(2_000_000));
     assert_eq!(
-        metered.call_json::<_, u64>("work", &1000u64).expect("small work"),
+        metered
+            .call_json::<_, u64>("work", &1000u64)
+            .expect("small work"),
         (0..1000).sum::<u64>()
     );
     match metered.call_json::<_, u64>("work", &1_000_000_000u64) {
@@ -198,7 +203,9 @@ fn fuel_deadline_and_memory_limits_hold_per_call() {
     }
     // Each call has its own fuel: the next one runs in full.
     assert_eq!(
-        metered.call_json::<_, u64>("work", &1000u64).expect("after"),
+        metered
+            .call_json::<_, u64>("work", &1000u64)
+            .expect("after"),
         (0..1000).sum::<u64>()
     );
 
@@ -210,7 +217,10 @@ fn fuel_deadline_and_memory_limits_hold_per_call() {
         }
         other => panic!("expected the deadline, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(30), "the deadline did not stop it");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the deadline did not stop it"
+    );
     assert_eq!(timed.call("echo", b"x").expect("after the deadline"), b"x");
 
     let small = rust_plugin(&host, &kv().memory(8 << 20));
@@ -241,7 +251,10 @@ fn fuel_deadline_and_memory_limits_hold_per_call() {
 fn a_host_function_error_reaches_the_plugin_as_an_error_result() {
     let host = host();
     let rust = rust_plugin(&host, &kv());
-    assert_eq!(text(rust.call("lookup", b"lang").expect("lookup")), "rust:rust");
+    assert_eq!(
+        text(rust.call("lookup", b"lang").expect("lookup")),
+        "rust:rust"
+    );
     match rust.call("lookup", b"missing") {
         Err(PluginError::Guest { message, .. }) => {
             assert_eq!(message, "kv.get: no such key: missing");
@@ -265,7 +278,10 @@ fn a_host_function_error_reaches_the_plugin_as_an_error_result() {
         Err(PluginError::HostPanic { host_function, .. }) => assert_eq!(host_function, "kv.boom"),
         other => panic!("expected a host panic, got {other:?}"),
     }
-    assert_eq!(text(rust.call("lookup", b"city").expect("after")), "rust:Lisbon");
+    assert_eq!(
+        text(rust.call("lookup", b"city").expect("after")),
+        "rust:Lisbon"
+    );
 }
 
 #[test]
@@ -304,7 +320,11 @@ fn no_state_survives_from_one_call_to_the_next() {
         assert_eq!(text(rust.call("calls", b"").expect("calls")), "1");
         assert_eq!(text(c.call("calls_seen", b"").expect("calls_seen")), "1");
         // Linear memory written by one call is not seen by the next.
-        assert_eq!(rust.call("remember", b"secret of the last caller").expect("remember"), b"");
+        assert_eq!(
+            rust.call("remember", b"secret of the last caller")
+                .expect("remember"),
+            b""
+        );
     }
     // From many threads at once, too.
     let threads: Vec<_> = (0..8)
@@ -313,7 +333,10 @@ fn no_state_survives_from_one_call_to_the_next() {
             std::thread::spawn(move || {
                 for _ in 0..20 {
                     let mine = format!("thread {t}");
-                    assert_eq!(rust.call("remember", mine.as_bytes()).expect("remember"), b"");
+                    assert_eq!(
+                        rust.call("remember", mine.as_bytes()).expect("remember"),
+                        b""
+                    );
                     assert_eq!(text(rust.call("calls", b"").expect("calls")), "1");
                 }
             })
@@ -338,10 +361,19 @@ fn directories_and_environment_are_what_the_manifest_grants() {
             .dir(env.work().join("rw"), "/data")
             .env("GREETING", "hello plugin"),
     );
-    assert_eq!(text(rust.call("env", b"GREETING").expect("env")), "hello plugin");
-    assert_eq!(text(rust.call("read_file", b"/config/motd.txt").expect("read")), "read me");
+    assert_eq!(
+        text(rust.call("env", b"GREETING").expect("env")),
+        "hello plugin"
+    );
+    assert_eq!(
+        text(rust.call("read_file", b"/config/motd.txt").expect("read")),
+        "read me"
+    );
     let written: usize = rust
-        .call_json("write_file", &serde_json::json!({"path": "/data/out.txt", "data": "kept"}))
+        .call_json(
+            "write_file",
+            &serde_json::json!({"path": "/data/out.txt", "data": "kept"}),
+        )
         .expect("write into the read-write directory");
     assert_eq!(written, 4);
     assert_eq!(
@@ -405,17 +437,31 @@ fn a_plugin_loads_from_an_image_and_compiled_plugins_are_cached() {
             .expect("host");
         let plugin = Plugin::from_image(&host, &capsule, &image, &kv()).expect("from image");
         assert_eq!(text(plugin.call("lookup", b"k").expect("lookup")), "rust:v");
-        assert_eq!(text(plugin.call("env", b"GREETING").expect("env")), "from-the-image");
-        assert!(plugin.name().contains("/lib/plugin.wasm"), "{}", plugin.name());
+        assert_eq!(
+            text(plugin.call("env", b"GREETING").expect("env")),
+            "from-the-image"
+        );
+        assert!(
+            plugin.name().contains("/lib/plugin.wasm"),
+            "{}",
+            plugin.name()
+        );
     }
     let entries: Vec<_> = std::fs::read_dir(&cache)
         .expect("cache dir")
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
         .collect();
-    assert_eq!(entries.len(), 1, "one compiled plugin, reused by the second host");
+    assert_eq!(
+        entries.len(),
+        1,
+        "one compiled plugin, reused by the second host"
+    );
     // An image without a module where its ENTRYPOINT says is refused with the path.
-    env.write("empty/Capsulefile", "FROM scratch\nENTRYPOINT [\"/nope.wasm\"]\n");
+    env.write(
+        "empty/Capsulefile",
+        "FROM scratch\nENTRYPOINT [\"/nope.wasm\"]\n",
+    );
     env.run(&["build", "-t", "empty", "empty"]).assert_code(0);
     let empty = capsule.image("empty").expect("image");
     let host = PluginHost::new().expect("host");
@@ -463,7 +509,11 @@ fn modules_that_are_not_plugins_and_unknown_functions_are_clear_errors() {
 fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
     let bin = capsule_tests::example_bin("capsule-example-plugin-host");
     let out = std::process::Command::new(bin)
-        .args([guests::RUST_PLUGIN, guests::PLUGIN_TEXT, guests::PLUGIN_ROGUE])
+        .args([
+            guests::RUST_PLUGIN,
+            guests::PLUGIN_TEXT,
+            guests::PLUGIN_ROGUE,
+        ])
         .output()
         .expect("run the example");
     let stdout = String::from_utf8_lossy(&out.stdout);
