@@ -44,6 +44,7 @@
 //! `capsule_alloc`, with the error bit set when the host function returned an error.
 //! The Rust crate `capsule-plugin` (`sdk/guest`) and the C header
 //! `sdk/guest/include/capsule_plugin.h` do all of this for plugin authors.
+#![deny(missing_docs)]
 
 use capsule_runtime::plugin as rt;
 use std::path::{Path, PathBuf};
@@ -690,6 +691,46 @@ impl Plugin {
     }
 
     /// Calls `function` with `input` in a fresh instance and returns its output.
+    ///
+    /// ```
+    /// use capsule_sdk::plugin::{HostError, Plugin, PluginError, PluginHost, PluginManifest};
+    ///
+    /// # fn main() -> Result<(), PluginError> {
+    /// // A plugin whose `shout` passes its input to the host function `text.shout` and
+    /// // returns the host's answer (or error) as its own.
+    /// const SHOUT: &str = r#"(module
+    ///   (import "capsule_host" "text.shout" (func $shout (param i32 i32) (result i64)))
+    ///   (memory (export "memory") 1)
+    ///   (global $next (mut i32) (i32.const 1024))
+    ///   (func (export "capsule_alloc") (param $len i32) (result i32)
+    ///     (global.get $next)
+    ///     (global.set $next (i32.add (global.get $next) (local.get $len))))
+    ///   (func (export "shout") (param i32 i32) (result i64)
+    ///     (call $shout (local.get 0) (local.get 1))))"#;
+    ///
+    /// let host = PluginHost::builder()
+    ///     .host_function("text.shout", |input: &[u8]| {
+    ///         if input.is_empty() {
+    ///             return Err(HostError::new("nothing to shout"));
+    ///         }
+    ///         Ok(input.to_ascii_uppercase())
+    ///     })
+    ///     .build()?;
+    ///
+    /// // Without the host function in its manifest, the plugin does not load.
+    /// let refused = Plugin::from_bytes(&host, "shout", SHOUT, &PluginManifest::new());
+    /// assert!(matches!(refused, Err(PluginError::NotAllowed { function, .. }) if function == "text.shout"));
+    ///
+    /// let manifest = PluginManifest::new().allow_host_function("text.shout");
+    /// let plugin = Plugin::from_bytes(&host, "shout", SHOUT, &manifest)?;
+    /// assert_eq!(plugin.call("shout", b"hello")?, b"HELLO");
+    /// match plugin.call("shout", b"") {
+    ///     Err(PluginError::Guest { message, .. }) => assert_eq!(message, "nothing to shout"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`PluginError::NoSuchFunction`]; how the call failed

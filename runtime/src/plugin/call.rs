@@ -49,6 +49,7 @@ struct Inner {
     env: Vec<String>,
     limits: PluginLimits,
     forward_output: bool,
+    discard: Arc<dyn LogSink>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -289,6 +290,7 @@ impl Plugin {
             env: manifest.environ(base_env),
             limits: manifest.limits,
             forward_output: manifest.forward_output,
+            discard: Arc::new(Discard),
         }));
         // One instance now: a module too big for the pool or its memory limit, or a
         // directory that is not one, fails the load instead of every call.
@@ -379,7 +381,7 @@ impl Plugin {
             let kept = Capture::default();
             (
                 Output::Sink {
-                    sink: Arc::new(Discard),
+                    sink: inner.discard.clone(),
                     stream: Stream::Stdout,
                 },
                 Output::Capture {
