@@ -74,6 +74,7 @@ impl PluginHost {
                     .total_memories(instances)
                     .total_tables(instances)
                     .total_stacks(instances)
+                    .total_gc_heaps(instances)
                     .max_unused_warm_slots(instances)
                     // A slot is reset by copying back only the pages a call dirtied
                     // (PAGEMAP_SCAN on Linux 6.7+, else the lowest bytes with memset),
