@@ -11,6 +11,7 @@
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
+#   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,15 @@ if [ "${1:-}" = api ]; then
     native=$(examples/library-api/build.sh --native)
     exec python3 scripts/bench_api.py --capsule "$target_dir/release/capsule" --example examples/library-api \
         --wasip1 "$wasip1" --wasip2 "$wasip2" --native "$native" "$@"
+fi
+if [ "${1:-}" = plugins ]; then
+    shift
+    # The Rust test plugin (tests/guests/plugin, on sdk/guest), and the benchmark program
+    # (examples/plugin-host/src/bin/capsule-plugin-bench.rs), which runs in-process.
+    cargo build --quiet --release --target wasm32-wasip1 --lib \
+        --manifest-path tests/guests/plugin/Cargo.toml --target-dir "$target_dir/bench-guests/plugin" >&2
+    cargo build --release --locked -p capsule-example-plugin-host --bin capsule-plugin-bench >&2
+    exec "$target_dir/release/capsule-plugin-bench" "$target_dir/bench-guests/plugin/wasm32-wasip1/release/rust_plugin.wasm" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

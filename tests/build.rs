@@ -41,6 +41,10 @@ fn main() {
         "cargo:rerun-if-changed={}",
         manifest.join("guests/errno_name.h").display()
     );
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("../sdk/guest").display()
+    );
     let c_dir = manifest.join("guests/c");
     println!("cargo:rerun-if-changed={}", c_dir.display());
     println!("cargo:rerun-if-env-changed=CAPSULE_GUEST_CC");
@@ -63,8 +67,9 @@ fn main() {
             .and_then(|s| s.to_str())
             .expect("guest names are UTF-8");
         let wasm = out.join(format!("{stem}.wasm"));
-        // A guest whose name starts with "reactor" is a WASI reactor (no _start).
-        let reactor = stem.starts_with("reactor");
+        // A guest whose name starts with "reactor" is a WASI reactor (no _start), and so
+        // is a plugin ("plugin...", written with sdk/guest/include/capsule_plugin.h).
+        let reactor = stem.starts_with("reactor") || stem.starts_with("plugin");
         compile_c_as(&cc, src, &wasm, reactor);
         let ident = stem.to_uppercase().replace('-', "_");
         consts.push_str(&format!(
@@ -110,6 +115,12 @@ fn main() {
     consts.push_str(&format!(
         "/// `guests/rust/src/bin/wasi_fuzz.rs` (the generated differential test) built for wasm32-wasip1.\npub const WASI_FUZZ: &str = {:?};\n",
         wasi_fuzz.display().to_string()
+    ));
+    // The Rust plugin: a cdylib over the guest crate for plugin authors (sdk/guest).
+    let rust_plugin = build_rust_plugin(&manifest.join("guests/plugin"), &out, "rust_plugin");
+    consts.push_str(&format!(
+        "/// `guests/plugin` (a Rust plugin on sdk/guest) built for wasm32-wasip1.\npub const RUST_PLUGIN: &str = {:?};\n",
+        rust_plugin.display().to_string()
     ));
     let rust_panic = build_rust_guest(&manifest.join("guests/rust"), &out, "rust_panic");
     consts.push_str(&format!(
@@ -171,6 +182,18 @@ fn main() {
 /// Builds one binary of the Rust guest crate for wasm32-wasip1, in a target directory of
 /// its own under OUT_DIR, and returns the `.wasm` path.
 fn build_rust_guest(crate_dir: &Path, out: &Path, bin: &str) -> PathBuf {
+    cargo_wasm(crate_dir, out, &["--bin", bin], bin)
+}
+
+/// Builds the `cdylib` of a Rust plugin crate (library `lib`) for wasm32-wasip1, as
+/// [`build_rust_guest`] builds binaries.
+fn build_rust_plugin(crate_dir: &Path, out: &Path, lib: &str) -> PathBuf {
+    cargo_wasm(crate_dir, out, &["--lib"], lib)
+}
+
+/// Runs `cargo build --release --target wasm32-wasip1 SELECT` on a guest crate and
+/// returns the path of `NAME.wasm`.
+fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str) -> PathBuf {
     println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -179,16 +202,9 @@ fn build_rust_guest(crate_dir: &Path, out: &Path, bin: &str) -> PathBuf {
     let target_dir = out.join("rust-target");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--bin",
-            bin,
-            "--manifest-path",
-        ])
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+        .args(select)
+        .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -246,8 +262,11 @@ fn compile_c(cc: &str, src: &Path, wasm: &Path) {
 }
 
 fn compile_c_as(cc: &str, src: &Path, wasm: &Path, reactor: bool) {
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/guest/include");
     let output = Command::new(cc)
         .args(reactor.then_some("-mexec-model=reactor"))
+        .arg("-I")
+        .arg(include)
         .args([
             "--target=wasm32-wasi",
             "--sysroot=/usr",

@@ -181,7 +181,7 @@ const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 /// past it is refused (`memory.grow` returns -1, `table.grow` -1), and remembered, so
 /// that a guest dying after it is reported out of memory.
 #[derive(Debug)]
-struct MemoryLimiter {
+pub(crate) struct MemoryLimiter {
     limit: u64,
     used: u64,
     /// The last grow allowed, taken back if wasmtime then fails it.
@@ -190,7 +190,7 @@ struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
-    fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: u64) -> Self {
         Self {
             limit,
             used: 0,
@@ -221,6 +221,11 @@ impl MemoryLimiter {
     fn failed(&mut self) {
         self.used = self.used.saturating_sub(self.pending);
         self.pending = 0;
+    }
+
+    /// Whether a grow was refused for the limit.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
 //! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
 //! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
+//! - [`plugin`]: plugins: a pool of ready instances, host functions, per-call limits.
 //! - [`home`]: where Capsule keeps its state.
 //! - [`ambient`]: the only module that touches ambient authority (host paths, host env).
 #![deny(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod image;
 pub mod labels;
 pub mod module;
 pub mod net;
+pub mod plugin;
 pub mod registry;
 pub mod spec;
 pub mod store;

@@ -52,10 +52,12 @@
 
 mod container;
 mod error;
+pub mod plugin;
 mod run;
 
 pub use container::{Container, ContainerOptions, ContainerState, LogLine};
 pub use error::{Error, ErrorKind};
+pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
 pub use run::{ExitStatus, Frame, Interruption, Output, RunOptions, Trap};
 
 use capsule_runtime::container::{Program, Runner};
@@ -135,6 +137,14 @@ impl Capsule {
     /// The home's directory (`None` in memory).
     pub fn home(&self) -> Option<&Path> {
         self.home.as_ref().map(Home::root)
+    }
+
+    pub(crate) fn home_ref(&self) -> Option<&Home> {
+        self.home.as_ref()
+    }
+
+    pub(crate) fn module_cache(&self) -> Option<&ModuleCache> {
+        self.runner.cache()
     }
 
     fn need_home(&self) -> Result<&Home, Error> {

@@ -71,6 +71,17 @@ pub fn capsule_bin() -> &'static Path {
     })
 }
 
+/// A binary of an example of the workspace (`examples/*`, built with the `capsule`
+/// binary by [`capsule_bin`]), for example `capsule-example-plugin-host`.
+pub fn example_bin(name: &str) -> PathBuf {
+    let dir = capsule_bin()
+        .parent()
+        .expect("the capsule binary lives in target/<profile>");
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
 /// The compiled-module cache that tests opting in share across tests and runs
 /// (`target/capsule-test-module-cache`): a module that takes minutes to compile
 /// (CPython) is compiled once per machine, not once per test.

@@ -54,6 +54,20 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Config`] when wasmtime refuses the combination of features.
     pub fn new(options: &EngineOptions) -> Result<Self, EngineError> {
+        Self::with_config(options, |_| {})
+    }
+
+    /// Builds an engine as [`Engine::new`] does, then lets `adjust` change wasmtime's
+    /// configuration before the engine is made (the plugin engine adds the pooling
+    /// allocator, see [`crate::plugin`]). Settings that change compiled code are part
+    /// of [`Engine::compatibility_tag`], so the module cache keeps such modules apart.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] when wasmtime refuses the configuration.
+    pub fn with_config(
+        options: &EngineOptions,
+        adjust: impl FnOnce(&mut wasmtime::Config),
+    ) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         // `stop`, `kill` and `--timeout` interrupt a guest at its next function entry
@@ -64,6 +78,7 @@ impl Engine {
         for feature in WasmFeature::ALL {
             feature.apply(&mut config, options.features.contains(feature));
         }
+        adjust(&mut config);
         let inner =
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         Ok(Self {

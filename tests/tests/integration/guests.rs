@@ -12,6 +12,8 @@ mod tested {
     #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::limits::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]
+    pub use super::super::plugins::*;
+    #[allow(unused_imports, reason = "re-exported only for the check below")]
     pub use super::super::ports::*;
     pub use super::super::reactors::*;
     #[allow(unused_imports, reason = "re-exported only for the check below")]

@@ -19,6 +19,7 @@ mod layers;
 mod library_api;
 mod limits;
 mod modules;
+mod plugins;
 mod ports;
 mod reactors;
 mod registry;

@@ -1,0 +1,535 @@
+//! Plugins through the SDK (`capsule_sdk::plugin`), over real plugins: a Rust one on the
+//! guest crate (`guests/plugin`), a C one (`guests/c/plugin_text.c`) and a misbehaving C
+//! one (`guests/c/plugin_rogue.c`), both on `capsule_plugin.h`.
+
+use capsule_sdk::plugin::{HostError, Plugin, PluginError, PluginHost, PluginManifest};
+use capsule_tests::{TestEnv, guests};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A host offering `kv.get` over a small map (a missing key is a host error) and
+/// `kv.boom`, which panics.
+fn host() -> PluginHost {
+    let store: HashMap<Vec<u8>, Vec<u8>> = [
+        (b"lang".to_vec(), b"rust".to_vec()),
+        (b"city".to_vec(), b"Lisbon".to_vec()),
+    ]
+    .into();
+    PluginHost::builder()
+        .max_instances(16)
+        .host_function("kv.get", move |key: &[u8]| {
+            store.get(key).cloned().ok_or_else(|| {
+                HostError::new(format!("no such key: {}", String::from_utf8_lossy(key)))
+            })
+        })
+        .host_function("kv.boom", |_: &[u8]| panic!("the host function fails"))
+        .build()
+        .expect("plugin host")
+}
+
+fn kv() -> PluginManifest {
+    PluginManifest::new().allow_host_function("kv.get")
+}
+
+fn rust_plugin(host: &PluginHost, manifest: &PluginManifest) -> Plugin {
+    Plugin::from_file(host, guests::RUST_PLUGIN, manifest).expect("load the Rust plugin")
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("UTF-8 output")
+}
+
+#[test]
+fn calls_from_eight_threads_at_once_each_get_their_own_answer() {
+    let host = host();
+    let rust = rust_plugin(&host, &kv());
+    let c = Plugin::from_file(&host, guests::PLUGIN_TEXT, &kv()).expect("load the C plugin");
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let (rust, c, start) = (rust.clone(), c.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for i in 0..50i64 {
+                    let word = format!("thread{t}-call{i}");
+                    assert_eq!(
+                        text(rust.call("upper", word.as_bytes()).expect("upper")),
+                        word.to_uppercase()
+                    );
+                    let sum: serde_json::Value = rust
+                        .call_json("add", &serde_json::json!({"a": t * 1000, "b": i}))
+                        .expect("add");
+                    assert_eq!(sum, serde_json::json!({"sum": t * 1000 + i}));
+                    let reversed: String = word.chars().rev().collect();
+                    assert_eq!(
+                        text(c.call("reverse", word.as_bytes()).expect("reverse")),
+                        reversed
+                    );
+                    let key: &[u8] = if (t + i) % 2 == 0 { b"lang" } else { b"city" };
+                    let want = if key == b"lang" { "rust" } else { "Lisbon" };
+                    assert_eq!(
+                        text(rust.call("lookup", key).expect("lookup")),
+                        format!("rust:{want}")
+                    );
+                    assert_eq!(
+                        text(c.call("lookup", key).expect("lookup")),
+                        format!("c:{want}")
+                    );
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a calling thread panicked");
+    }
+}
+
+/// The C plugin (`guests/c/plugin_text.c`): every function, JSON built by hand, a host
+/// function and its error, and an error result of its own.
+#[test]
+pub fn plugin_text() {
+    let host = host();
+    let c = Plugin::from_file(&host, guests::PLUGIN_TEXT, &kv()).expect("load the C plugin");
+    assert_eq!(
+        c.functions(),
+        ["calls_seen", "count", "lookup", "refuse", "reverse"]
+    );
+    assert_eq!(
+        text(c.call("reverse", b"stressed").expect("reverse")),
+        "desserts"
+    );
+    assert_eq!(c.call("reverse", b"").expect("empty input"), b"");
+    let counted: serde_json::Value = c
+        .call_json("count", "not json: the plugin counts words")
+        .map(|v: serde_json::Value| v)
+        .unwrap_or_else(|e| panic!("count: {e}"));
+    // call_json sends the string as JSON (quoted): 6 words, 35 bytes with the quotes.
+    assert_eq!(counted, serde_json::json!({"words": 6, "bytes": 35}));
+    assert_eq!(text(c.call("lookup", b"city").expect("lookup")), "c:Lisbon");
+    match c.call("lookup", b"nope") {
+        Err(PluginError::Guest { message, .. }) => assert_eq!(message, "kv.get: no such key: nope"),
+        other => panic!("expected the host's error through the plugin, got {other:?}"),
+    }
+    match c.call("refuse", b"") {
+        Err(PluginError::Guest {
+            plugin,
+            function,
+            message,
+        }) => {
+            assert_eq!(message, "the C plugin refuses");
+            assert_eq!(function, "refuse");
+            assert!(plugin.ends_with("plugin_text.wasm"), "{plugin}");
+        }
+        other => panic!("expected the plugin's error result, got {other:?}"),
+    }
+}
+
+/// The misbehaving plugin (`guests/c/plugin_rogue.c`): a loop, endless allocation and a
+/// trap each fail their call only, with their reason, while other calls (from other
+/// threads at the same time, and afterwards) are served.
+#[test]
+pub fn plugin_rogue() {
+    let host = host();
+    let manifest = PluginManifest::new()
+        .deadline(Duration::from_millis(200))
+        .memory(16 << 20);
+    let rogue = Plugin::from_file(&host, guests::PLUGIN_ROGUE, &manifest).expect("load");
+    let well = rust_plugin(&host, &kv());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = Arc::new(Mutex::new(0u32));
+    // Well-behaved calls keep going on other threads while the rogue misbehaves.
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (well, stop, served) = (well.clone(), stop.clone(), served.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    assert_eq!(well.call("echo", b"fine").expect("echo"), b"fine");
+                    *served.lock().expect("lock") += 1;
+                }
+            })
+        })
+        .collect();
+    for round in 0..2 {
+        match rogue.call("misbehave", b"loop") {
+            Err(PluginError::Deadline {
+                deadline, function, ..
+            }) => {
+                assert_eq!(deadline, Duration::from_millis(200));
+                assert_eq!(function, "misbehave");
+            }
+            other => panic!("round {round}: a loop must hit the deadline, got {other:?}"),
+        }
+        match rogue.call("misbehave", b"alloc") {
+            Err(PluginError::OutOfMemory { limit, .. }) => assert_eq!(limit, 16 << 20),
+            other => panic!("round {round}: endless allocation must run out, got {other:?}"),
+        }
+        match rogue.call("misbehave", b"trap") {
+            Err(e @ PluginError::Trap { .. }) => {
+                assert!(e.to_string().contains("unreachable"), "{e}");
+            }
+            other => panic!("round {round}: expected a trap, got {other:?}"),
+        }
+        assert_eq!(text(rogue.call("ok", b"").expect("ok")), "ok 1");
+    }
+    match rogue.call("misbehave", b"something else") {
+        Err(PluginError::Guest { message, .. }) => {
+            assert_eq!(message, "ask for loop, alloc or trap");
+        }
+        other => panic!("expected the plugin's error result, got {other:?}"),
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for worker in workers {
+        worker.join().expect("a well-behaved caller failed");
+    }
+    assert!(*served.lock().expect("lock") > 0);
+}
+
+#[test]
+fn fuel_deadline_and_memory_limits_hold_per_call() {
+    let host = host();
+    let metered = rust_plugin(&host, &kv().fuel(2_000_000));
+    assert_eq!(
+        metered
+            .call_json::<_, u64>("work", &1000u64)
+            .expect("small work"),
+        (0..1000).sum::<u64>()
+    );
+    match metered.call_json::<_, u64>("work", &1_000_000_000u64) {
+        Err(PluginError::OutOfFuel { fuel, function, .. }) => {
+            assert_eq!((fuel, function.as_str()), (2_000_000, "work"));
+        }
+        other => panic!("expected to run out of fuel, got {other:?}"),
+    }
+    // Each call has its own fuel: the next one runs in full.
+    assert_eq!(
+        metered
+            .call_json::<_, u64>("work", &1000u64)
+            .expect("after"),
+        (0..1000).sum::<u64>()
+    );
+
+    let timed = rust_plugin(&host, &kv().deadline(Duration::from_millis(50)));
+    let started = std::time::Instant::now();
+    match timed.call("spin", b"") {
+        Err(PluginError::Deadline { deadline, .. }) => {
+            assert_eq!(deadline, Duration::from_millis(50));
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the deadline did not stop it"
+    );
+    assert_eq!(timed.call("echo", b"x").expect("after the deadline"), b"x");
+
+    let small = rust_plugin(&host, &kv().memory(8 << 20));
+    match small.call("hog", b"") {
+        Err(PluginError::OutOfMemory { limit, .. }) => assert_eq!(limit, 8 << 20),
+        other => panic!("expected out of memory, got {other:?}"),
+    }
+    assert_eq!(small.call("echo", b"y").expect("after"), b"y");
+
+    // A module whose initial memory alone is past the limit is refused at load.
+    let big = r#"(module (memory (export "memory") 100)
+        (func (export "capsule_alloc") (param i32) (result i32) (i32.const 0)))"#;
+    match Plugin::from_bytes(&host, "big", big, &PluginManifest::new().memory(1 << 20)) {
+        Err(PluginError::OutOfMemory { limit, .. }) => assert_eq!(limit, 1 << 20),
+        other => panic!("expected out of memory at load, got {other:?}"),
+    }
+
+    // A Rust panic is a trap whose reason carries the panic message.
+    match small.call("panic", b"boom") {
+        Err(PluginError::Trap { reason, .. }) => {
+            assert!(reason.contains("asked to panic: boom"), "{reason}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_host_function_error_reaches_the_plugin_as_an_error_result() {
+    let host = host();
+    let rust = rust_plugin(&host, &kv());
+    assert_eq!(
+        text(rust.call("lookup", b"lang").expect("lookup")),
+        "rust:rust"
+    );
+    match rust.call("lookup", b"missing") {
+        Err(PluginError::Guest { message, .. }) => {
+            assert_eq!(message, "kv.get: no such key: missing");
+        }
+        other => panic!("expected the host's error through the plugin, got {other:?}"),
+    }
+    // A host function that panics fails the call, not the host.
+    let wat = r#"(module
+        (import "capsule_host" "kv.boom" (func $boom (param i32 i32) (result i64)))
+        (memory (export "memory") 1)
+        (func (export "capsule_alloc") (param i32) (result i32) (i32.const 1024))
+        (func (export "go") (param i32 i32) (result i64) (call $boom (i32.const 0) (i32.const 0))))"#;
+    let boom = Plugin::from_bytes(
+        &host,
+        "boom",
+        wat,
+        &PluginManifest::new().allow_host_function("kv.boom"),
+    )
+    .expect("load");
+    match boom.call("go", b"") {
+        Err(PluginError::HostPanic { host_function, .. }) => assert_eq!(host_function, "kv.boom"),
+        other => panic!("expected a host panic, got {other:?}"),
+    }
+    assert_eq!(
+        text(rust.call("lookup", b"city").expect("after")),
+        "rust:Lisbon"
+    );
+}
+
+#[test]
+fn a_plugin_importing_a_host_function_it_is_not_allowed_is_refused_at_load() {
+    let host = host();
+    let err = Plugin::from_file(&host, guests::RUST_PLUGIN, &PluginManifest::new())
+        .expect_err("kv.get is not allowed");
+    match &err {
+        PluginError::NotAllowed { function, .. } => assert_eq!(function, "kv.get"),
+        other => panic!("expected NotAllowed, got {other:?}"),
+    }
+    assert!(err.to_string().contains("'kv.get'"), "{err}");
+    // Allowed but not offered by this host.
+    let bare = PluginHost::new().expect("host");
+    let err = Plugin::from_file(&bare, guests::RUST_PLUGIN, &kv()).expect_err("no kv.get here");
+    match err {
+        PluginError::UnknownHostFunction { function, .. } => assert_eq!(function, "kv.get"),
+        other => panic!("expected UnknownHostFunction, got {other:?}"),
+    }
+    // Imports from elsewhere are refused too.
+    let wat = r#"(module (import "env" "secret" (func)) (memory (export "memory") 1)
+        (func (export "capsule_alloc") (param i32) (result i32) (i32.const 0)))"#;
+    match Plugin::from_bytes(&host, "env", wat, &PluginManifest::new()) {
+        Err(PluginError::UnknownImport { import, .. }) => assert_eq!(import, "env::secret"),
+        other => panic!("expected UnknownImport, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_state_survives_from_one_call_to_the_next() {
+    let host = host();
+    let rust = rust_plugin(&host, &kv());
+    let c = Plugin::from_file(&host, guests::PLUGIN_TEXT, &kv()).expect("load");
+    for _ in 0..5 {
+        // A global incremented by each call is 1 every time.
+        assert_eq!(text(rust.call("calls", b"").expect("calls")), "1");
+        assert_eq!(text(c.call("calls_seen", b"").expect("calls_seen")), "1");
+        // Linear memory written by one call is not seen by the next.
+        assert_eq!(
+            rust.call("remember", b"secret of the last caller")
+                .expect("remember"),
+            b""
+        );
+    }
+    // From many threads at once, too.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let rust = rust.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let mine = format!("thread {t}");
+                    assert_eq!(
+                        rust.call("remember", mine.as_bytes()).expect("remember"),
+                        b""
+                    );
+                    assert_eq!(text(rust.call("calls", b"").expect("calls")), "1");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("thread");
+    }
+}
+
+#[test]
+fn directories_and_environment_are_what_the_manifest_grants() {
+    let env = TestEnv::new();
+    env.write("ro/motd.txt", "read me");
+    std::fs::create_dir_all(env.work().join("rw")).expect("rw dir");
+    let outside = env.write("outside.txt", "not for plugins");
+    let host = host();
+    let rust = rust_plugin(
+        &host,
+        &kv()
+            .dir_read_only(env.work().join("ro"), "/config")
+            .dir(env.work().join("rw"), "/data")
+            .env("GREETING", "hello plugin"),
+    );
+    assert_eq!(
+        text(rust.call("env", b"GREETING").expect("env")),
+        "hello plugin"
+    );
+    assert_eq!(
+        text(rust.call("read_file", b"/config/motd.txt").expect("read")),
+        "read me"
+    );
+    let written: usize = rust
+        .call_json(
+            "write_file",
+            &serde_json::json!({"path": "/data/out.txt", "data": "kept"}),
+        )
+        .expect("write into the read-write directory");
+    assert_eq!(written, 4);
+    assert_eq!(
+        std::fs::read_to_string(env.work().join("rw/out.txt")).expect("on the host"),
+        "kept"
+    );
+    match rust.call_json::<_, usize>(
+        "write_file",
+        &serde_json::json!({"path": "/config/new.txt", "data": "x"}),
+    ) {
+        Err(PluginError::Guest { message, .. }) => {
+            assert!(message.contains("/config/new.txt"), "{message}");
+        }
+        other => panic!("a read-only directory must refuse writes, got {other:?}"),
+    }
+    assert!(!env.work().join("ro/new.txt").exists());
+    for path in [
+        "/config/../outside.txt".to_owned(),
+        outside.display().to_string(),
+        "/etc/passwd".to_owned(),
+    ] {
+        match rust.call("read_file", path.as_bytes()) {
+            Err(PluginError::Guest { .. }) => {}
+            other => panic!("{path} must be out of reach, got {other:?}"),
+        }
+    }
+    // Nothing granted: no files at all.
+    let bare = rust_plugin(&host, &kv());
+    assert!(bare.call("read_file", b"/config/motd.txt").is_err());
+    match bare.call("env", b"GREETING") {
+        Err(PluginError::Guest { .. }) => {}
+        other => panic!("the environment must be empty, got {other:?}"),
+    }
+    // A directory that does not exist fails the load, naming it.
+    let err = Plugin::from_file(
+        &host,
+        guests::RUST_PLUGIN,
+        &kv().dir(env.work().join("missing"), "/m"),
+    )
+    .expect_err("missing directory");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn a_plugin_loads_from_an_image_and_compiled_plugins_are_cached() {
+    let env = TestEnv::new();
+    std::fs::copy(guests::RUST_PLUGIN, env.work().join("plugin.wasm")).expect("copy");
+    env.write(
+        "Capsulefile",
+        "FROM scratch\nCOPY plugin.wasm /lib/plugin.wasm\nENV GREETING=from-the-image\nENTRYPOINT [\"/lib/plugin.wasm\"]\n",
+    );
+    env.run(&["build", "-t", "kv-plugin", "."]).assert_code(0);
+    let capsule = capsule_sdk::Capsule::open(env.home()).expect("home");
+    let image = capsule.image("kv-plugin").expect("image");
+    let cache = env.work().join("cache");
+    for _ in 0..2 {
+        let host = PluginHost::builder()
+            .module_cache(&cache)
+            .host_function("kv.get", |_: &[u8]| Ok(b"v".to_vec()))
+            .build()
+            .expect("host");
+        let plugin = Plugin::from_image(&host, &capsule, &image, &kv()).expect("from image");
+        assert_eq!(text(plugin.call("lookup", b"k").expect("lookup")), "rust:v");
+        assert_eq!(
+            text(plugin.call("env", b"GREETING").expect("env")),
+            "from-the-image"
+        );
+        assert!(
+            plugin.name().contains("/lib/plugin.wasm"),
+            "{}",
+            plugin.name()
+        );
+    }
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one compiled plugin, reused by the second host"
+    );
+    // An image without a module where its ENTRYPOINT says is refused with the path.
+    env.write(
+        "empty/Capsulefile",
+        "FROM scratch\nENTRYPOINT [\"/nope.wasm\"]\n",
+    );
+    env.run(&["build", "-t", "empty", "empty"]).assert_code(0);
+    let empty = capsule.image("empty").expect("image");
+    let host = PluginHost::new().expect("host");
+    match Plugin::from_image(&host, &capsule, &empty, &PluginManifest::new()) {
+        Err(e @ PluginError::Image { .. }) => assert!(e.to_string().contains("/nope.wasm"), "{e}"),
+        other => panic!("expected an image error, got {other:?}"),
+    }
+}
+
+#[test]
+fn modules_that_are_not_plugins_and_unknown_functions_are_clear_errors() {
+    let host = host();
+    let hello = Plugin::from_bytes(
+        &host,
+        "hello",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+        &PluginManifest::new(),
+    );
+    match hello {
+        Err(e @ PluginError::Abi { .. }) => assert!(e.to_string().contains("capsule_alloc"), "{e}"),
+        other => panic!("expected an ABI error, got {other:?}"),
+    }
+    match Plugin::from_bytes(&host, "junk", b"\0asm junk", &PluginManifest::new()) {
+        Err(PluginError::Module { .. }) => {}
+        other => panic!("expected a module error, got {other:?}"),
+    }
+    let rust = rust_plugin(&host, &kv());
+    match rust.call("nope", b"") {
+        Err(PluginError::NoSuchFunction { functions, .. }) => {
+            assert!(functions.contains(&"upper".to_owned()), "{functions:?}");
+        }
+        other => panic!("expected NoSuchFunction, got {other:?}"),
+    }
+    match rust.call_json::<_, serde_json::Value>("add", &"not a pair") {
+        Err(PluginError::Guest { message, .. }) => assert!(message.contains("JSON"), "{message}"),
+        other => panic!("expected the plugin to refuse the input, got {other:?}"),
+    }
+    match rust.call_json::<_, u64>("upper", &"x") {
+        Err(e @ PluginError::Json { .. }) => assert!(e.to_string().contains("output"), "{e}"),
+        other => panic!("expected a JSON error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
+    let bin = capsule_tests::example_bin("capsule-example-plugin-host");
+    let out = std::process::Command::new(bin)
+        .args([
+            guests::RUST_PLUGIN,
+            guests::PLUGIN_TEXT,
+            guests::PLUGIN_ROGUE,
+        ])
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "rust: upper(\"hello\") = \"HELLO\"",
+        "c: reverse(\"hello\") = \"olleh\"",
+        "rogue: misbehave(loop): contained: deadline",
+        "rogue: misbehave(alloc): contained: out of memory",
+        "rogue: misbehave(trap): contained: trap",
+        "served 800 calls from 8 threads, all correct",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
