@@ -11,6 +11,7 @@
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
+#   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1 vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,14 @@ if [ "${1:-}" = api ]; then
     native=$(examples/library-api/build.sh --native)
     exec python3 scripts/bench_api.py --capsule "$target_dir/release/capsule" --example examples/library-api \
         --wasip1 "$wasip1" --wasip2 "$wasip2" --native "$native" "$@"
+fi
+if [ "${1:-}" = shim ]; then
+    shift
+    # containerd, ctr, protoc and libseccomp for the shim's build.
+    scripts/install-test-deps.sh >&2
+    cargo build --release --locked -p containerd-shim-capsule >&2
+    exec python3 scripts/bench_shim.py --capsule "$target_dir/release/capsule" \
+        --shim "$target_dir/release/containerd-shim-capsule-v1" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

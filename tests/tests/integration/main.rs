@@ -24,5 +24,6 @@ mod reactors;
 mod registry;
 mod run;
 mod sdk;
+mod shim;
 mod volumes;
 mod wasi_fuzz;
