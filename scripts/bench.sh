@@ -19,6 +19,16 @@ if ! command -v hyperfine >/dev/null 2>&1; then
     echo "bench: installing hyperfine (apt-get install -y hyperfine)" >&2
     apt-get install -y -qq hyperfine >/dev/null || { echo "bench: run: apt-get install -y hyperfine" >&2; exit 1; }
 fi
+if [ "${1:-}" = shim ]; then
+    shift
+    # containerd, ctr, protoc and libseccomp for the shim's build; both binaries in one
+    # build, so that wasmtime is compiled once with one set of features.
+    scripts/install-test-deps.sh >&2
+    cargo build --release --locked -p capsule-runtime -p containerd-shim-capsule --bins >&2
+    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    exec python3 scripts/bench_shim.py --capsule "$target_dir/release/capsule" \
+        --shim "$target_dir/release/containerd-shim-capsule-v1" "$@"
+fi
 cargo build --release --locked -p capsule-runtime --bin capsule >&2
 # The `service` guest (tests/guests/c/service.c), built for the benchmarks that run containers.
 service_guest() {
@@ -71,14 +81,6 @@ if [ "${1:-}" = api ]; then
     native=$(examples/library-api/build.sh --native)
     exec python3 scripts/bench_api.py --capsule "$target_dir/release/capsule" --example examples/library-api \
         --wasip1 "$wasip1" --wasip2 "$wasip2" --native "$native" "$@"
-fi
-if [ "${1:-}" = shim ]; then
-    shift
-    # containerd, ctr, protoc and libseccomp for the shim's build.
-    scripts/install-test-deps.sh >&2
-    cargo build --release --locked -p containerd-shim-capsule >&2
-    exec python3 scripts/bench_shim.py --capsule "$target_dir/release/capsule" \
-        --shim "$target_dir/release/containerd-shim-capsule-v1" "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

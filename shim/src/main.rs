@@ -46,6 +46,13 @@ mod shim {
         async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
             Ok(crate::task::run(ctx))
         }
+
+        /// Every task is Capsule's to judge: a missing or unrunnable module ends the
+        /// task with Capsule's one-line error on its stderr and exit code 126, rather
+        /// than runwasi's refusal to create the container.
+        async fn can_handle(&self, _ctx: &impl RuntimeContext) -> anyhow::Result<()> {
+            Ok(())
+        }
     }
 
     pub fn main() {

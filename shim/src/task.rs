@@ -9,11 +9,12 @@
 //! - `root` and `mounts`: the container's `/` (containerd's snapshot of the image's
 //!   layers, with every bind mount, volume and tmpfs of the spec mounted by youki) is
 //!   the guest's `/` through Capsule's capability filesystem (a host directory at `/`),
-//!   with `/proc`, `/sys` and `/dev` hidden under empty read-only mounts and Capsule's
-//!   own `/tmp`. A read-only root or mount stays read-only: the kernel refuses writes.
+//!   with `/proc`, `/sys` and `/dev` hidden under empty in-memory mounts that hold
+//!   nothing (size 0), and Capsule's own `/tmp`. A read-only root or mount stays read-only: the kernel refuses writes.
 //! - `linux.resources.memory.limit`: Capsule's `--memory` (the guest's memories and
-//!   tables may not grow past it), read from the task's cgroup when the container
-//!   shows it (`/sys/fs/cgroup`); the cgroup limits the whole task process anyway.
+//!   tables may not grow past it): the task's cgroup limit less what the process
+//!   already uses and 16 MiB for the run itself, read when the container shows its
+//!   cgroup (`/sys/fs/cgroup`); the cgroup limits the whole task process anyway.
 //! - `process.rlimits` `RLIMIT_NOFILE`: Capsule's `--ulimit nofile` (youki applied it).
 //! - Signals: SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion)
 //!   interrupt the guest, which exits 128 + the signal; SIGKILL ends the process.
@@ -161,6 +162,19 @@ fn execute(spec: &RunSpec, program: &Program) -> i32 {
     match runner.run(spec, program, &Stdio::Inherit, &interrupt) {
         Ok(output) => {
             let by_signal = signal.load(Ordering::SeqCst);
+            if let (Some(limit), false) = (output.out_of_memory, output.status.success()) {
+                if spec.limits.memory.is_some() {
+                    eprintln!(
+                        "capsule: guest ran out of memory: the container's memory limit (linux.resources.memory.limit) leaves the guest {limit} bytes"
+                    );
+                } else {
+                    eprintln!(
+                        "capsule: {}",
+                        supervisor::out_of_memory_message(limit, false)
+                    );
+                }
+                return supervisor::output_exit_code(&output);
+            }
             match &output.status {
                 ExitStatus::Interrupted(Interruption::Killed) if by_signal > 0 => 128 + by_signal,
                 ExitStatus::Trapped(trap) => {
@@ -233,12 +247,26 @@ fn cgroup_memory_limit() -> Option<u64> {
             candidates.push(v1.join("memory.limit_in_bytes"));
         }
     }
+    let read = |file: &std::path::Path| -> Option<u64> {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    };
     candidates.iter().find_map(|file| {
-        let text = std::fs::read_to_string(file).ok()?;
-        let limit: u64 = text.trim().parse().ok()?;
-        (limit < 1 << 60).then_some(limit)
+        let limit = read(file).filter(|limit| *limit < 1 << 60)?;
+        // What the process already holds (wasmtime, Capsule, the shim) and room for
+        // what the run itself needs (compiled code, stacks) are not the guest's: the
+        // guest's memory.grow fails before the kernel's OOM killer would end the task.
+        let usage_name = if file.ends_with("memory.max") {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        let usage = read(&file.with_file_name(usage_name)).unwrap_or(0);
+        Some(limit.saturating_sub(usage + RUN_HEADROOM))
     })
 }
+
+/// Memory of the task's cgroup kept for the run itself rather than the guest.
+const RUN_HEADROOM: u64 = 16 << 20;
 
 /// The soft `RLIMIT_NOFILE` youki set from the spec's `process.rlimits`.
 fn nofile_limit() -> Option<u32> {

@@ -41,6 +41,10 @@ pub fn shim_bin() -> PathBuf {
     shim
 }
 
+/// Numbers the namespaces of the containerds one test process starts (youki keeps a
+/// task's state in `/run/containerd/capsule/NAMESPACE`, shared by every containerd).
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// A running containerd.
 #[derive(Debug)]
 pub struct Containerd {
@@ -106,7 +110,11 @@ impl Containerd {
             child,
             dir,
             socket,
-            namespace: format!("capsule-test-{}", std::process::id()),
+            namespace: format!(
+                "capsule-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ),
         };
         me.wait_ready();
         me

@@ -24,10 +24,14 @@ fn import_image(containerd: &Containerd) -> String {
         "ctx/env.wasm",
         std::fs::read(guests::ENV).expect("env guest"),
     );
+    env.write(
+        "ctx/hog.wasm",
+        std::fs::read(guests::HOG).expect("hog guest"),
+    );
     env.write("ctx/data/motd.txt", "from the image\n");
     env.write(
         "ctx/Capsulefile",
-        "FROM scratch\nCOPY service.wasm /bin/service.wasm\nCOPY env.wasm /bin/env.wasm\nCOPY data /data\nENV GREETING=from-the-image\nENTRYPOINT [\"/bin/service.wasm\"]\nCMD [\"tick\", \"3\", \"1\", \"7\"]\n",
+        "FROM scratch\nCOPY service.wasm /bin/service.wasm\nCOPY env.wasm /bin/env.wasm\nCOPY hog.wasm /bin/hog.wasm\nCOPY data /data\nENV GREETING=from-the-image\nENTRYPOINT [\"/bin/service.wasm\"]\nCMD [\"tick\", \"3\", \"1\", \"7\"]\n",
     );
     env.run(&["build", "-t", "shimapp:1", "ctx"]).assert_code(0);
     env.run(&["save", "-o", "shimapp.tar", "shimapp:1"])
@@ -200,6 +204,40 @@ fn containerd_runs_a_saved_capsule_image_through_the_shim() {
         &["/bin/service.wasm", "count", "/proc/self/environ", "0"],
     );
     assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("No such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // linux.resources.memory.limit (ctr's --memory-limit) is Capsule's --memory when
+    // the container shows its cgroup (as Kubernetes' CRI mounts it): malloc fails
+    // inside the guest below the limit, and the task ends out of memory.
+    let out = run(
+        &containerd,
+        &[
+            "--memory-limit",
+            "134217728",
+            "--mount",
+            "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro",
+        ],
+        &image,
+        "memory",
+        &["/bin/hog.wasm", "mem", "8"],
+    );
+    assert_exit(&out, 137);
+    let got: u64 = text(&out.stdout)
+        .strip_prefix("malloc failed after ")
+        .and_then(|rest| rest.strip_suffix(" MiB\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("hog said: {}", text(&out.stdout)));
+    assert!((8..128).contains(&got), "{got} MiB under a 128 MiB limit");
+    assert!(
+        text(&out.stderr)
+            .contains("capsule: guest ran out of memory: the container's memory limit"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A module that is not there: Capsule's one-line error, the exit code of a run
     // that could not start.
