@@ -18,6 +18,7 @@ mod shim {
     use containerd_shim_wasm::shim::{Cli, Config, Shim, Version};
 
     /// The shim: its name makes containerd's runtime `io.containerd.capsule.v1`.
+    #[derive(Debug)]
     pub struct CapsuleShim;
 
     impl Shim for CapsuleShim {
