@@ -240,6 +240,9 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // youki's directory for the namespace (the shim's, shared by every containerd
+        // on the host) goes once it is empty.
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/capsule").join(&self.namespace));
         // Snapshots containerd left mounted would keep the directory from going.
         let _ = Command::new("umount")
             .arg("-R")
