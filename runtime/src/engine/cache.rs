@@ -82,16 +82,6 @@ impl ModuleCache {
         })
     }
 
-    /// The cache in a directory already open (`path` names it in messages): a process
-    /// that cannot reach the cache by its path any more (the containerd shim, inside the
-    /// container's root) keeps a handle opened before.
-    pub fn from_dir(dir: Dir, path: PathBuf) -> Self {
-        Self {
-            dir: std::sync::Arc::new(dir),
-            path,
-        }
-    }
-
     /// Where the cache lives, for messages.
     pub fn path(&self) -> &Path {
         &self.path
