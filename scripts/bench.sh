@@ -12,12 +12,23 @@
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
+#   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1 vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v hyperfine >/dev/null 2>&1; then
     echo "bench: installing hyperfine (apt-get install -y hyperfine)" >&2
     apt-get install -y -qq hyperfine >/dev/null || { echo "bench: run: apt-get install -y hyperfine" >&2; exit 1; }
+fi
+if [ "${1:-}" = shim ]; then
+    shift
+    # containerd, ctr, protoc and libseccomp for the shim's build; both binaries in one
+    # build, so that wasmtime is compiled once with one set of features.
+    scripts/install-test-deps.sh >&2
+    cargo build --release --locked -p capsule-runtime -p containerd-shim-capsule --bins >&2
+    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    exec python3 scripts/bench_shim.py --capsule "$target_dir/release/capsule" \
+        --shim "$target_dir/release/containerd-shim-capsule-v1" "$@"
 fi
 cargo build --release --locked -p capsule-runtime --bin capsule >&2
 # The `service` guest (tests/guests/c/service.c), built for the benchmarks that run containers.

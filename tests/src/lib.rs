@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+pub mod containerd;
 pub mod rawtar;
 pub mod reference;
 pub mod registry;

@@ -25,5 +25,6 @@ mod reactors;
 mod registry;
 mod run;
 mod sdk;
+mod shim;
 mod volumes;
 mod wasi_fuzz;

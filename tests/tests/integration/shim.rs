@@ -1,0 +1,391 @@
+//! `containerd-shim-capsule-v1` under a real containerd (Debian's 1.6, its own root,
+//! state and socket, stopped at the end): an image saved by `capsule save` is imported
+//! with `ctr image import` and run with `ctr run --runtime io.containerd.capsule.v1`;
+//! checked from outside — what `ctr` prints and exits with, files on the host through
+//! a bind mount, `ctr task kill`, and that nothing is left after the deletes.
+
+use capsule_tests::containerd::Containerd;
+use capsule_tests::{TestEnv, guests};
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNTIME: &str = "io.containerd.capsule.v1";
+
+/// Builds the test image with capsule, saves it, imports it into `containerd`, and
+/// returns its name there.
+fn import_image(containerd: &Containerd) -> String {
+    let env = TestEnv::new();
+    env.write(
+        "ctx/service.wasm",
+        std::fs::read(guests::SERVICE).expect("service guest"),
+    );
+    env.write(
+        "ctx/env.wasm",
+        std::fs::read(guests::ENV).expect("env guest"),
+    );
+    env.write(
+        "ctx/hog.wasm",
+        std::fs::read(guests::HOG).expect("hog guest"),
+    );
+    env.write("ctx/data/motd.txt", "from the image\n");
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY service.wasm /bin/service.wasm\nCOPY env.wasm /bin/env.wasm\nCOPY hog.wasm /bin/hog.wasm\nCOPY data /data\nENV GREETING=from-the-image\nENTRYPOINT [\"/bin/service.wasm\"]\nCMD [\"tick\", \"3\", \"1\", \"7\"]\n",
+    );
+    env.run(&["build", "-t", "shimapp:1", "ctx"]).assert_code(0);
+    env.run(&["save", "-o", "shimapp.tar", "shimapp:1"])
+        .assert_code(0);
+    let archive = env.work().join("shimapp.tar");
+    let out = containerd.ctr_ok(&[
+        "image",
+        "import",
+        "--all-platforms",
+        archive.to_str().expect("utf-8 path"),
+    ]);
+    let name = "docker.io/library/shimapp:1";
+    let listed = containerd.ctr_ok(&["image", "ls", "-q"]);
+    assert!(
+        listed.lines().any(|l| l == name),
+        "ctr image import did not name the image {name}:\n{out}\nimages:\n{listed}"
+    );
+    name.to_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ctr run exited {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `ctr run --rm --runtime io.containerd.capsule.v1 [FLAGS] IMAGE ID [ARGS]`.
+fn run(containerd: &Containerd, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
+    let mut all = vec!["run", "--rm", "--runtime", RUNTIME];
+    all.extend_from_slice(flags);
+    all.push(image);
+    all.push(id);
+    all.extend_from_slice(args);
+    containerd.ctr(&all)
+}
+
+/// Nothing of the namespace's tasks is left: no task, no container, no shim process,
+/// no bundle in containerd's state, no youki state of the shim, no active snapshot.
+#[track_caller]
+fn assert_nothing_left(containerd: &Containerd) {
+    assert_eq!(containerd.ctr_ok(&["task", "ls", "-q"]), "", "tasks left");
+    assert_eq!(
+        containerd.ctr_ok(&["containers", "ls", "-q"]),
+        "",
+        "containers left"
+    );
+    // A shim exits once its last task is deleted; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !containerd.shim_processes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        containerd.shim_processes(),
+        Vec::<String>::new(),
+        "shims left"
+    );
+    let bundles = containerd
+        .dir()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&containerd.namespace);
+    let left: Vec<_> = std::fs::read_dir(&bundles)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "bundles left in {}: {left:?}",
+        bundles.display()
+    );
+    let youki = std::path::Path::new("/run/containerd/capsule").join(&containerd.namespace);
+    let left: Vec<_> = std::fs::read_dir(&youki)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "container state left in {}: {left:?}",
+        youki.display()
+    );
+    let snapshots = containerd.ctr_ok(&["snapshots", "ls"]);
+    assert!(
+        !snapshots.lines().any(|l| l.contains("Active")),
+        "active snapshots left:\n{snapshots}"
+    );
+}
+
+#[test]
+fn containerd_runs_a_saved_capsule_image_through_the_shim() {
+    let containerd = Containerd::start();
+    let image = import_image(&containerd);
+
+    // The image's ENTRYPOINT and CMD: its output reaches ctr, its exit code is ctr's.
+    let out = run(&containerd, &[], &image, "cmd", &[]);
+    assert_exit(&out, 7);
+    assert_eq!(text(&out.stdout), "tick 1\ntick 2\ntick 3\n");
+    assert_eq!(text(&out.stderr), "started\n");
+
+    // Arguments replace the command; the image's ENV and ctr's --env reach the guest.
+    let out = run(
+        &containerd,
+        &["--env", "EXTRA=from ctr"],
+        &image,
+        "env",
+        &["/bin/env.wasm", "GREETING", "EXTRA", "HOME_MISSING"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "GREETING=from-the-image\nEXTRA=from ctr\nHOME_MISSING is unset\n"
+    );
+
+    // A bind mount: the guest reads and appends to a host file, in the working
+    // directory ctr gives (a relative path).
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("count.txt"), "run\n").expect("seed");
+    let mount = format!(
+        "type=bind,src={},dst=/mnt/host,options=rbind:rw",
+        host.path().display()
+    );
+    let out = run(
+        &containerd,
+        &["--mount", &mount, "--cwd", "/mnt/host"],
+        &image,
+        "bind",
+        &["/bin/service.wasm", "count", "count.txt", "5"],
+    );
+    assert_exit(&out, 5);
+    assert_eq!(text(&out.stdout), "runs 2\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("count.txt")).expect("host file"),
+        "run\nrun\n"
+    );
+    // Read-only, the kernel refuses the write and the guest says so.
+    let read_only = format!(
+        "type=bind,src={},dst=/mnt/host,options=rbind:ro",
+        host.path().display()
+    );
+    let out = run(
+        &containerd,
+        &["--mount", &read_only],
+        &image,
+        "bind-ro",
+        &["/bin/service.wasm", "count", "/mnt/host/count.txt", "0"],
+    );
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("count.txt")).expect("host file"),
+        "run\nrun\n"
+    );
+
+    // The container's pseudo-filesystems are not the guest's.
+    let out = run(
+        &containerd,
+        &[],
+        &image,
+        "hidden",
+        &["/bin/service.wasm", "count", "/proc/self/environ", "0"],
+    );
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("No such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // linux.resources.memory.limit (ctr's --memory-limit) is Capsule's --memory when
+    // the container shows its cgroup (as Kubernetes' CRI mounts it): malloc fails
+    // inside the guest below the limit, and the task ends out of memory.
+    let out = run(
+        &containerd,
+        &[
+            "--memory-limit",
+            "134217728",
+            "--mount",
+            "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro",
+        ],
+        &image,
+        "memory",
+        &["/bin/hog.wasm", "mem", "8"],
+    );
+    assert_exit(&out, 137);
+    let got: u64 = text(&out.stdout)
+        .strip_prefix("malloc failed after ")
+        .and_then(|rest| rest.strip_suffix(" MiB\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("hog said: {}", text(&out.stdout)));
+    assert!((8..128).contains(&got), "{got} MiB under a 128 MiB limit");
+    assert!(
+        text(&out.stderr)
+            .contains("capsule: guest ran out of memory: the container's memory limit"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A module that is not there: Capsule's one-line error, the exit code of a run
+    // that could not start.
+    let out = run(&containerd, &[], &image, "missing", &["/bin/nope.wasm"]);
+    assert_exit(&out, 126);
+    assert!(
+        text(&out.stderr).starts_with("capsule: ") && text(&out.stderr).contains("/bin/nope.wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    assert_nothing_left(&containerd);
+}
+
+/// Starts `ctr run --rm` of a guest that runs until stopped, waits for its first line
+/// of output, and returns the `ctr` process.
+fn start_forever(
+    containerd: &Containerd,
+    image: &str,
+    id: &str,
+    args: &[&str],
+    first_line: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut all = vec!["run", "--rm", "--runtime", RUNTIME, image, id];
+    all.extend_from_slice(args);
+    let mut child = containerd
+        .ctr_command(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctr run");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the guest's output");
+    assert_eq!(line, first_line, "{id} did not start");
+    (child, stdout)
+}
+
+/// Waits for `ctr run` to end (at most 20 s) and returns its exit code.
+fn wait_exit(child: &mut std::process::Child, id: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for ctr run") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{id} did not stop within 20 s of ctr task kill");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
+    let containerd = Containerd::start();
+    let image = import_image(&containerd);
+
+    // A guest asleep between ticks: SIGTERM interrupts it; the task exits 128 + 15.
+    let (mut ticking, _out) = start_forever(
+        &containerd,
+        &image,
+        "ticking",
+        &["/bin/service.wasm", "tick", "0", "100"],
+        "tick 1\n",
+    );
+    containerd.ctr_ok(&["task", "kill", "ticking"]);
+    assert_eq!(wait_exit(&mut ticking, "ticking"), Some(143));
+
+    // A guest spinning without calling the host (it prints nothing: wait for its
+    // task to run): interrupted at its next loop back-edge.
+    let mut spin = containerd
+        .ctr_command(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            &image,
+            "spin",
+            "/bin/service.wasm",
+            "spin",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctr run");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tasks = containerd.ctr_ok(&["task", "ls"]);
+        if tasks
+            .lines()
+            .any(|l| l.starts_with("spin ") && l.contains("RUNNING"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "spin never ran:\n{tasks}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Past start-up (compiling), into the loop.
+    std::thread::sleep(Duration::from_millis(300));
+    containerd.ctr_ok(&["task", "kill", "--signal", "SIGINT", "spin"]);
+    assert_eq!(wait_exit(&mut spin, "spin"), Some(130));
+
+    // SIGKILL needs no help from the shim.
+    let (mut killed, _out) = start_forever(
+        &containerd,
+        &image,
+        "killed",
+        &["/bin/service.wasm", "tick", "0", "100"],
+        "tick 1\n",
+    );
+    containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "killed"]);
+    assert_eq!(wait_exit(&mut killed, "killed"), Some(137));
+
+    // A detached task, stopped and deleted by hand: `ctr task delete` and
+    // `ctr container delete` leave nothing behind.
+    containerd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        &image,
+        "detached",
+        "/bin/service.wasm",
+        "tick",
+        "0",
+        "100",
+    ]);
+    containerd.ctr_ok(&["task", "kill", "detached"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tasks = containerd.ctr_ok(&["task", "ls"]);
+        if tasks
+            .lines()
+            .any(|l| l.starts_with("detached ") && l.contains("STOPPED"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "detached never stopped:\n{tasks}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    containerd.ctr_ok(&["task", "delete", "detached"]);
+    containerd.ctr_ok(&["container", "delete", "detached"]);
+
+    assert_nothing_left(&containerd);
+}
