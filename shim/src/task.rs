@@ -65,8 +65,12 @@ pub fn open_module_cache() {
 
 /// Runs the task's entrypoint to its end and returns the task's exit code.
 pub fn run(ctx: &impl RuntimeContext) -> i32 {
+    // First of all: until the handlers are installed the process (the first of its PID
+    // namespace) ignores a stop signal.
+    let interrupt = Interrupt::new();
+    let signal = forward_signals(&interrupt);
     match prepare(ctx) {
-        Ok((spec, program)) => execute(&spec, &program),
+        Ok((spec, program)) => execute(&spec, &program, &interrupt, &signal),
         Err(message) => {
             eprintln!("capsule: {message}");
             CANNOT_START
@@ -148,7 +152,7 @@ fn prepare(ctx: &impl RuntimeContext) -> Result<(RunSpec, Program), String> {
 
 /// Runs `program` under `spec` with the process's standard streams (containerd's
 /// FIFOs), interrupted by the signals a task is stopped with.
-fn execute(spec: &RunSpec, program: &Program) -> i32 {
+fn execute(spec: &RunSpec, program: &Program, interrupt: &Interrupt, signal: &AtomicI32) -> i32 {
     let cache = MODULE_CACHE.get().cloned().flatten();
     let runner = match Runner::with_features(FeatureSet::default(), cache) {
         Ok(runner) => runner,
@@ -157,9 +161,7 @@ fn execute(spec: &RunSpec, program: &Program) -> i32 {
             return CANNOT_START;
         }
     };
-    let interrupt = Interrupt::new();
-    let signal = forward_signals(&interrupt);
-    match runner.run(spec, program, &Stdio::Inherit, &interrupt) {
+    match runner.run(spec, program, &Stdio::Inherit, interrupt) {
         Ok(output) => {
             let by_signal = signal.load(Ordering::SeqCst);
             if let (Some(limit), false) = (output.out_of_memory, output.status.success()) {
