@@ -169,6 +169,14 @@ impl WasiState {
     }
 }
 
+/// One of the guest's output streams into `sink`.
+fn sink_output(sink: &Arc<dyn LogSink>, stream: Stream) -> Output {
+    Output::Sink {
+        sink: sink.clone(),
+        stream,
+    }
+}
+
 fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
     match stdio {
         Stdio::Inherit => (Input::Inherit, Output::Stdout, Output::Stderr, None),
@@ -190,14 +198,8 @@ fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
                     pos: 0,
                 }
             },
-            Output::Sink {
-                sink: sink.clone(),
-                stream: Stream::Stdout,
-            },
-            Output::Sink {
-                sink: sink.clone(),
-                stream: Stream::Stderr,
-            },
+            sink_output(sink, Stream::Stdout),
+            sink_output(sink, Stream::Stderr),
             None,
         ),
         Stdio::Streamed { stdin, sink } => (
@@ -205,14 +207,8 @@ fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
                 data: stdin.clone(),
                 pos: 0,
             },
-            Output::Sink {
-                sink: sink.clone(),
-                stream: Stream::Stdout,
-            },
-            Output::Sink {
-                sink: sink.clone(),
-                stream: Stream::Stderr,
-            },
+            sink_output(sink, Stream::Stdout),
+            sink_output(sink, Stream::Stderr),
             None,
         ),
         Stdio::Capture { stdin, limit } => {
