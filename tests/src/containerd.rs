@@ -13,16 +13,7 @@ pub const INSTALL: &str = "run scripts/install-test-deps.sh (apt-get install -y 
 
 /// A tool the shim tests need, or a panic naming the command that installs it.
 pub fn tool(name: &str) -> PathBuf {
-    for dir in std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let path = dir.join(name);
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!("{name} is missing: {INSTALL}");
+    crate::require_tool(name, INSTALL)
 }
 
 /// The shim binary under test, built next to the `capsule` binary (the tests' build
@@ -87,14 +78,8 @@ impl Containerd {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write containerd config");
         let log = std::fs::File::create(dir.path().join("containerd.log")).expect("log file");
-        let path = std::env::join_paths(
-            std::iter::once(shim_dir).chain(
-                std::env::var_os("PATH")
-                    .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                    .unwrap_or_default(),
-            ),
-        )
-        .expect("PATH");
+        let path = std::env::join_paths(std::iter::once(shim_dir).chain(crate::path_dirs()))
+            .expect("PATH");
         let child = Command::new(containerd)
             .arg("--config")
             .arg(&config_path)

@@ -276,6 +276,23 @@ impl Run {
 }
 
 /// A loopback port that was free a moment ago (bound and let go).
+/// The directories of `PATH`, in order.
+pub fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+/// The program `name` from `PATH`, or a panic saying it is missing and `install`, the
+/// command that installs it (a missing tool is a loud failure, never a skip).
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    path_dirs()
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{name} is missing: {install}"))
+}
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("its address").port()

@@ -10,18 +10,10 @@ use std::time::{Duration, Instant};
 
 /// A tool the registry tests need, or a panic naming the command that installs it.
 pub fn tool(name: &str) -> PathBuf {
-    for dir in std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let path = dir.join(name);
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!(
-        "{name} is missing: run scripts/install-test-deps.sh (apt-get install -y docker-registry skopeo apache2-utils openssl)"
-    );
+    crate::require_tool(
+        name,
+        "run scripts/install-test-deps.sh (apt-get install -y docker-registry skopeo apache2-utils openssl)",
+    )
 }
 
 /// A running registry.

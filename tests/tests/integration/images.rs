@@ -7,16 +7,10 @@ use capsule_tests::{TestEnv, guests};
 use std::process::Command;
 
 fn tool(name: &str) -> std::path::PathBuf {
-    for dir in std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let path = dir.join(name);
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!("{name} is missing: run scripts/install-test-deps.sh (apt-get install -y skopeo umoci)");
+    capsule_tests::require_tool(
+        name,
+        "run scripts/install-test-deps.sh (apt-get install -y skopeo umoci)",
+    )
 }
 
 fn import_catalog(env: &TestEnv, name: &str) {

@@ -434,9 +434,7 @@ fn wasmtime_cli_has_no_preview1_listener() {
 }
 
 fn which_wasmtime() -> std::path::PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let candidates = capsule_tests::path_dirs()
         .into_iter()
         .chain(dirs_home().map(|h| h.join(".cargo/bin")));
     for dir in candidates {
