@@ -129,7 +129,9 @@ pub(crate) mod map {
     pub fn image(e: &ImageError) -> Error {
         let kind = match e {
             ImageError::NotFound(_) => ErrorKind::NotFound,
-            ImageError::Io { .. } | ImageError::Store(_) => ErrorKind::Io,
+            ImageError::Io { .. } | ImageError::Write { .. } | ImageError::Store(_) => {
+                ErrorKind::Io
+            }
             ImageError::Conflict(_) => ErrorKind::Conflict,
             _ => ErrorKind::InvalidInput,
         };

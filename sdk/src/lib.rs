@@ -362,25 +362,15 @@ impl Capsule {
         let bytes = capsule_runtime::module::read_file(path).map_err(|e| map::module(&e))?;
         let wasm = capsule_runtime::module::core_module_bytes(&path.display().to_string(), &bytes)
             .map_err(|e| map::module(&e))?;
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("app");
         let images = self.images()?;
-        let inner = capsule_runtime::image::archive::import_module(
+        let inner = capsule_runtime::image::archive::import_file(
             &images,
+            path,
             wasm.into_owned(),
-            &capsule_runtime::image::archive::ImportOptions {
-                path: format!("/{stem}.wasm"),
-                epoch: 0,
-                created_by: format!("capsule image import {stem}.wasm"),
-            },
+            0,
+            Some(&reference),
         )
         .map_err(|e| map::image(&e))?;
-        images
-            .set_name(&inner, Some(&reference))
-            .map_err(|e| map::image(&e))?;
         Ok(Image {
             name: tag.to_owned(),
             inner,
@@ -443,25 +433,18 @@ impl Capsule {
     /// # Errors
     /// [`ErrorKind::Io`] when the file cannot be written (nothing is left behind).
     pub fn save(&self, image: &Image, archive: impl AsRef<Path>) -> Result<(), Error> {
-        let path = archive.as_ref();
         let images = self.images()?;
         let names = capsule_runtime::image::reference::Reference::parse(&image.name)
             .ok()
             .into_iter()
             .collect();
-        let cannot = |e: std::io::Error| map::io(&format!("cannot write {}", path.display()), &e);
-        let (dir, name) = capsule_runtime::ambient::open_parent(path).map_err(cannot)?;
-        let mut file = capsule_runtime::store::AtomicFile::create(&dir, &name.to_string_lossy())
-            .map_err(cannot)?;
-        capsule_runtime::image::archive::save(
+        capsule_runtime::image::archive::save_to_file(
             &images,
             &[(image.inner.clone(), names)],
-            std::io::BufWriter::new(&mut file),
+            archive.as_ref(),
             &|_| {},
         )
-        .map_err(|e| map::image(&e))?;
-        file.sync().map_err(cannot)?;
-        file.commit(&name).map_err(cannot)
+        .map_err(|e| map::image(&e))
     }
 
     /// Runs an image to its end as a container with Docker's rules (`ENTRYPOINT` +

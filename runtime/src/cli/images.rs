@@ -8,11 +8,10 @@ use super::progress::{self, human_age, human_size};
 use super::{Failure, exit};
 use capsule_runtime::container::{ImagesInUse, now};
 use capsule_runtime::home::Home;
-use capsule_runtime::image::archive::{self, ImportOptions};
+use capsule_runtime::image::archive;
 use capsule_runtime::image::reference::Reference;
 use capsule_runtime::image::removal::{Removal, removal};
 use capsule_runtime::image::{Image, ImageError, Images};
-use capsule_runtime::store::AtomicFile;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -455,23 +454,14 @@ pub fn import(args: &ImportArgs) -> Result<u8, Failure> {
     })?;
     let wasm = capsule_runtime::module::core_module_bytes(&display, &bytes)
         .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
-    let stem = args
-        .file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .filter(|s| !s.is_empty() && !s.contains(['/', '\\']))
-        .unwrap_or("app");
-    let image = archive::import_module(
+    let image = archive::import_file(
         &images,
+        &args.file,
         wasm.into_owned(),
-        &ImportOptions {
-            path: format!("/{stem}.wasm"),
-            epoch: source_date_epoch().map_err(fail)?,
-            created_by: format!("capsule image import {stem}.wasm"),
-        },
+        source_date_epoch().map_err(fail)?,
+        reference.as_ref(),
     )
     .map_err(fail)?;
-    images.set_name(&image, reference.as_ref()).map_err(fail)?;
     println!("{}", image.id());
     Ok(0)
 }
@@ -527,20 +517,8 @@ pub fn save(args: &SaveArgs) -> Result<u8, Failure> {
     let total: u64 = selected.iter().map(|(i, _)| i.size()).sum();
     match &args.output {
         Some(path) => {
-            let cannot =
-                |e: std::io::Error| fail(anyhow::anyhow!("cannot write {}: {e}", path.display()));
-            let (dir, name) = capsule_runtime::ambient::open_parent(path).map_err(cannot)?;
-            let mut file = AtomicFile::create(&dir, &name.to_string_lossy()).map_err(cannot)?;
             let bar = progress::Bytes::new(&format!("Saving to {}", path.display()), Some(total));
-            archive::save(
-                &images,
-                &selected,
-                std::io::BufWriter::new(&mut file),
-                &|n| bar.add(n),
-            )
-            .map_err(fail)?;
-            file.sync().map_err(fail)?;
-            file.commit(&name).map_err(cannot)?;
+            archive::save_to_file(&images, &selected, path, &|n| bar.add(n)).map_err(fail)?;
             bar.finish(&format!(
                 "{} image(s), {}",
                 selected.len(),

@@ -441,6 +441,60 @@ pub struct ImportOptions {
     pub created_by: String,
 }
 
+/// `capsule image import FILE [-t NAME]`: a one-layer image of the module `wasm` read
+/// from `file`, at `/STEM.wasm` (its entrypoint; `/app.wasm` for a name without a
+/// usable stem), named `name` when given.
+///
+/// # Errors
+/// [`ImageError`] when the store cannot be written.
+pub fn import_file(
+    images: &Images,
+    file: &std::path::Path,
+    wasm: Vec<u8>,
+    epoch: i64,
+    name: Option<&Reference>,
+) -> Result<Image, ImageError> {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty() && !s.contains(['/', '\\']))
+        .unwrap_or("app");
+    let image = import_module(
+        images,
+        wasm,
+        &ImportOptions {
+            path: format!("/{stem}.wasm"),
+            epoch,
+            created_by: format!("capsule image import {stem}.wasm"),
+        },
+    )?;
+    images.set_name(&image, name)?;
+    Ok(image)
+}
+
+/// Writes `selected` as an archive (as [`save`]) to the file `path`, atomically: a
+/// temporary file beside it, synced, renamed over it; nothing is left on failure.
+///
+/// # Errors
+/// [`ImageError`] when a blob is missing or the file cannot be written.
+pub fn save_to_file(
+    images: &Images,
+    selected: &[(Image, Vec<Reference>)],
+    path: &std::path::Path,
+    progress: &dyn Fn(u64),
+) -> Result<(), ImageError> {
+    let cannot = |source| ImageError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let (dir, name) = crate::ambient::open_parent(path).map_err(cannot)?;
+    let mut file =
+        crate::store::AtomicFile::create(&dir, &name.to_string_lossy()).map_err(cannot)?;
+    save(images, selected, io::BufWriter::new(&mut file), progress)?;
+    file.sync().map_err(cannot)?;
+    file.commit(&name).map_err(cannot)
+}
+
 /// Makes a one-layer image holding `wasm` at `options.path`, with it as entrypoint.
 ///
 /// # Errors

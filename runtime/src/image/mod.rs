@@ -149,6 +149,12 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read {path}")]
     Source {
         path: String,
