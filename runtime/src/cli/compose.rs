@@ -237,6 +237,15 @@ fn containers_of(home: &Home, project: &Project) -> Vec<Container> {
         .collect()
 }
 
+/// The service a container of the project was made for (its label; empty if none).
+fn service_of(container: &Container) -> &str {
+    container
+        .config
+        .labels
+        .get(SERVICE_LABEL)
+        .map_or("", String::as_str)
+}
+
 fn container_of(home: &Home, project: &Project, service: &str) -> Option<Container> {
     Container::find(home, &project.container_name(service)).ok()
 }
@@ -544,16 +553,11 @@ fn down(home: &Home, project: &Project, args: &DownArgs) -> Result<u8, Failure> 
     let order = project.order(&[]).map_err(compose_failure)?;
     let mut containers = containers_of(home, project);
     containers.sort_by_key(|c| {
-        let service = c
-            .config
-            .labels
-            .get(SERVICE_LABEL)
-            .cloned()
-            .unwrap_or_default();
+        let service = service_of(c);
         std::cmp::Reverse(
             order
                 .iter()
-                .position(|s| *s == service)
+                .position(|s| s == service)
                 .unwrap_or(usize::MAX),
         )
     });
@@ -598,12 +602,7 @@ fn ps(home: &Home, project: &Project, args: &PsArgs) -> Result<u8, Failure> {
     let rows: Vec<(Container, State, String)> = containers_of(home, project)
         .into_iter()
         .filter_map(|c| {
-            let service = c
-                .config
-                .labels
-                .get(SERVICE_LABEL)
-                .cloned()
-                .unwrap_or_default();
+            let service = service_of(&c).to_owned();
             let state = c.state();
             let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
             let wanted = args.service.is_empty() || args.service.contains(&service);
@@ -696,12 +695,7 @@ fn logs(home: &Home, project: &Project, args: &LogsArgs, colour: bool) -> Result
     };
     let containers: Vec<Container> = containers_of(home, project)
         .into_iter()
-        .filter(|c| {
-            c.config
-                .labels
-                .get(SERVICE_LABEL)
-                .is_some_and(|s| wanted.contains(&s))
-        })
+        .filter(|c| wanted.iter().any(|s| *s == service_of(c)))
         .collect();
     let mut readers: Vec<Reader> = containers.iter().map(|c| Reader::new(&c.dir)).collect();
     let colours = colours(project, &containers, colour);
@@ -720,7 +714,7 @@ fn colours(project: &Project, containers: &[Container], colour: bool) -> Vec<Opt
     containers
         .iter()
         .map(|c| {
-            let service = c.config.labels.get(SERVICE_LABEL)?;
+            let service = service_of(c);
             let i = project.file.services.keys().position(|s| s == service)?;
             colour.then_some(COLOURS[i % COLOURS.len()])
         })
