@@ -76,6 +76,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Capsule {
     runner: Runner,
+    /// The fuel-metering runner (`RunOptions::fuel`), made on first use and kept: an
+    /// engine is too dear to make for every run.
+    metered: std::sync::OnceLock<Runner>,
     home: Option<Home>,
     supervisor: Option<PathBuf>,
 }
@@ -107,6 +110,7 @@ impl Capsule {
         let engine = Engine::new(&EngineOptions::default()).map_err(|e| map::engine(&e))?;
         Ok(Self {
             runner: Runner::new(engine, Some(cache)),
+            metered: std::sync::OnceLock::new(),
             home: Some(home),
             supervisor: find_supervisor(),
         })
@@ -121,6 +125,7 @@ impl Capsule {
         let engine = Engine::new(&EngineOptions::default()).map_err(|e| map::engine(&e))?;
         Ok(Self {
             runner: Runner::new(engine, None),
+            metered: std::sync::OnceLock::new(),
             home: None,
             supervisor: None,
         })
@@ -185,6 +190,7 @@ impl Capsule {
             name: name.to_owned(),
             inner,
             wasm: wasm.into_owned().into(),
+            metered: Arc::default(),
         })
     }
 
@@ -241,24 +247,42 @@ impl Capsule {
             spec.entry = Entry::Export(export);
         }
         spec.limits = options.limits.clone();
-        let runner = self.runner_for(&spec)?;
-        let program = if runner.engine().options() == self.runner.engine().options() {
-            module.inner.clone()
-        } else {
-            // Fuel metering changes the compiled code: compiled again (and cached apart).
-            self.compile(&runner, &module.name, &module.wasm)?
+        if spec.limits.fuel.is_none() {
+            let program = Program::Compiled(module.inner.clone());
+            return self.run_program(&self.runner, &spec, &program, options);
+        }
+        // Fuel metering changes the compiled code: the module is compiled again once
+        // (and cached apart) with the metering engine.
+        let runner = self.metered_runner()?;
+        let same_engine = |m: &capsule_runtime::wasmtime::Module| {
+            capsule_runtime::wasmtime::Engine::same(m.engine(), runner.engine().wasmtime())
         };
-        self.run_program(&runner, &spec, &Program::Compiled(program), options)
+        let program = match module.metered.get().filter(|m| same_engine(m)) {
+            Some(compiled) => compiled.clone(),
+            None => {
+                let compiled = self.compile(runner, &module.name, &module.wasm)?;
+                // Kept for the next run (unless one was kept already, by another thread
+                // or for another Capsule's engine).
+                let _ = module.metered.set(compiled.clone());
+                compiled
+            }
+        };
+        self.run_program(runner, &spec, &Program::Compiled(program), options)
     }
 
-    fn runner_for(&self, spec: &RunSpec) -> Result<Runner, Error> {
-        self.runner
+    fn metered_runner(&self) -> Result<&Runner, Error> {
+        if let Some(runner) = self.metered.get() {
+            return Ok(runner);
+        }
+        let runner = self
+            .runner
             .for_options(&EngineOptions {
                 features: self.runner.engine().features(),
-                fuel: spec.limits.fuel.is_some(),
+                fuel: true,
             })
             .map(std::borrow::Cow::into_owned)
-            .map_err(|e| map::engine(&e))
+            .map_err(|e| map::engine(&e))?;
+        Ok(self.metered.get_or_init(|| runner))
     }
 
     fn run_program(
@@ -600,6 +624,8 @@ pub struct Module {
     inner: capsule_runtime::wasmtime::Module,
     /// Its bytes, to compile again for fuel metering.
     wasm: Arc<[u8]>,
+    /// Its fuel-metered compilation, made on the first run with fuel and kept.
+    metered: Arc<std::sync::OnceLock<capsule_runtime::wasmtime::Module>>,
 }
 
 impl Module {
