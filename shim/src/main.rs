@@ -2,74 +2,40 @@
 //! containerd (and Kubernetes through a RuntimeClass) runs Capsule images with Capsule's
 //! runtime — its filesystem, its WASI host, its limits.
 //!
-//! Built on runwasi's `containerd-shim-wasm`: runwasi speaks containerd's task API and
-//! makes each task a Linux container (youki: namespaces, the cgroup with the spec's
-//! resources, the rootfs containerd unpacked, the spec's mounts, rlimits); inside it,
-//! [`task::run`] runs the entrypoint through Capsule's one runner
-//! (`capsule_runtime::container::runner::Runner`). See docs/kubernetes.md.
+//! runwasi's shim kit (`containerd-shimkit`) speaks containerd's task API, mounts each
+//! task's rootfs (containerd's snapshot of the image) and runs one shim process per
+//! sandbox. Each task is an [`instance::CapsuleInstance`]: a process of this binary
+//! (`--capsule-task`, [`task`]) placed in the spec's cgroup, which runs the entrypoint
+//! through Capsule's one runner with the rootfs as the guest's `/`. Isolation is
+//! Capsule's own — the guest sees only what the spec gives it, through Capsule's
+//! capability filesystem — so there is no Linux container (namespaces, pivot_root,
+//! masked paths) per task. See docs/kubernetes.md.
 
+#[cfg(target_os = "linux")]
+mod exits;
+#[cfg(target_os = "linux")]
+mod instance;
+#[cfg(target_os = "linux")]
+mod spec;
 #[cfg(target_os = "linux")]
 mod task;
 
 #[cfg(target_os = "linux")]
-mod shim {
-    use containerd_shim_wasm::sandbox::Sandbox;
-    use containerd_shim_wasm::sandbox::context::RuntimeContext;
-    use containerd_shim_wasm::shim::{Cli, Config, Shim, Version};
-
-    /// The shim: its name makes containerd's runtime `io.containerd.capsule.v1`.
-    #[derive(Debug)]
-    pub struct CapsuleShim;
-
-    impl Shim for CapsuleShim {
-        fn name() -> &'static str {
-            "capsule"
-        }
-
-        fn version() -> Version {
-            Version {
-                version: capsule_runtime::VERSION,
-                revision: capsule_runtime::WASMTIME_VERSION,
-            }
-        }
-
-        type Sandbox = CapsuleSandbox;
-        // No `compiler()`: runwasi precompiles only layers that are wasm modules
-        // themselves, and a Capsule image's modules are files inside its tar layers.
-        // Compiled modules go to Capsule's own module cache instead (see `task`).
-    }
-
-    /// One task's runner, created by runwasi inside the task's container.
-    #[derive(Debug, Default)]
-    pub struct CapsuleSandbox;
-
-    impl Sandbox for CapsuleSandbox {
-        async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
-            Ok(crate::task::run(ctx))
-        }
-
-        /// Every task is Capsule's to judge: a missing or unrunnable module ends the
-        /// task with Capsule's one-line error on its stderr and exit code 126, rather
-        /// than runwasi's refusal to create the container.
-        async fn can_handle(&self, _ctx: &impl RuntimeContext) -> anyhow::Result<()> {
-            Ok(())
-        }
-    }
-
-    pub fn main() {
-        // Opened here, before runwasi forks the processes that become containers: a
-        // task's process keeps this handle after it is moved into the container's root.
-        crate::task::open_module_cache();
-        CapsuleShim::run(Config {
-            default_log_level: "warn".to_owned(),
-            ..Config::default()
-        });
-    }
-}
-
-#[cfg(target_os = "linux")]
 fn main() {
-    shim::main();
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(task::TASK_FLAG)) {
+        std::process::exit(task::main());
+    }
+    containerd_shimkit::sandbox::cli::shim_main::<instance::CapsuleInstance>(
+        "capsule",
+        containerd_shimkit::sandbox::cli::Version {
+            version: capsule_runtime::VERSION,
+            revision: capsule_runtime::WASMTIME_VERSION,
+        },
+        Some(containerd_shimkit::Config {
+            default_log_level: "warn".to_owned(),
+            ..containerd_shimkit::Config::default()
+        }),
+    );
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -1,34 +1,30 @@
-//! One containerd task, run inside the Linux container runwasi made for it: the OCI
-//! runtime spec as the container shows it becomes a Capsule [`RunSpec`], and Capsule's
-//! one runner runs the entrypoint.
+//! One task's process: `containerd-shim-capsule-v1 --capsule-task BUNDLE`, spawned by
+//! [`crate::instance`] with the task's standard streams and the start pipe as fd 3.
 //!
-//! What runwasi hands over and what the container itself shows:
-//! - `process.args`, `process.env`: given by runwasi ([`RuntimeContext`]); `argv[0]` is
-//!   the module's path in the image (`/app.wasm`, or `/app.wasm#export`).
-//! - `process.cwd`: the directory youki moved the process to.
-//! - `root` and `mounts`: the container's `/` (containerd's snapshot of the image's
-//!   layers, with every bind mount, volume and tmpfs of the spec mounted by youki) is
-//!   the guest's `/` through Capsule's capability filesystem (a host directory at `/`),
-//!   with `/proc`, `/sys` and `/dev` hidden under empty in-memory mounts that hold
-//!   nothing (size 0), and Capsule's own `/tmp`. A read-only root or mount stays read-only: the kernel refuses writes.
-//! - `linux.resources.memory.limit`: Capsule's `--memory` (the guest's memories and
-//!   tables may not grow past it): the task's cgroup limit less what the process
-//!   already uses and 16 MiB for the run itself, read when the container shows its
-//!   cgroup (`/sys/fs/cgroup`); the cgroup limits the whole task process anyway.
-//! - `process.rlimits` `RLIMIT_NOFILE`: Capsule's `--ulimit nofile` (youki applied it).
-//! - Signals: SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion)
-//!   interrupt the guest, which exits 128 + the signal; SIGKILL ends the process.
+//! It reads the bundle's spec, takes the identity the spec gives the process (rlimits,
+//! user and groups, capabilities, no new privileges), prepares the run ([`crate::spec`]),
+//! then waits for containerd's start (a byte on fd 3; end of file means the task was
+//! deleted unstarted) and runs the entrypoint through Capsule's one runner. Signals:
+//! SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion) interrupt the
+//! guest, which exits 128 + the signal; SIGKILL ends the process.
 
 use capsule_runtime::container::runner::{Program, Runner};
 use capsule_runtime::container::supervisor;
 use capsule_runtime::engine::{FeatureSet, Interrupt, Interruption, ModuleCache};
 use capsule_runtime::exec::ExitStatus;
-use capsule_runtime::spec::{Entry, GuestPath, Mount, RunSpec, Tmpfs};
+use capsule_runtime::spec::RunSpec;
 use capsule_runtime::wasi::Stdio;
-use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use oci_spec_runtime::runtime::{PosixRlimitType, Process, Spec};
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The first argument that makes the shim binary a task process.
+pub const TASK_FLAG: &str = "--capsule-task";
+
+/// The descriptor the start byte comes on.
+pub const START_FD: i32 = 3;
 
 /// Where compiled modules are kept on the node unless `CAPSULE_MODULE_CACHE` (in
 /// containerd's environment, which its shims inherit) names another directory.
@@ -37,40 +33,42 @@ pub const DEFAULT_MODULE_CACHE: &str = "/var/lib/containerd-shim-capsule/module-
 /// The exit code of a task whose module could not start (Capsule's `CANNOT_START`).
 const CANNOT_START: i32 = supervisor::code::CANNOT_START;
 
-/// Paths of the container's pseudo-filesystems, which a guest does not see.
-const HIDDEN: [&str; 3] = ["/proc", "/sys", "/dev"];
-
-static MODULE_CACHE: OnceLock<Option<ModuleCache>> = OnceLock::new();
-
-/// Opens the node's module cache while its path is still reachable (before the task's
-/// process is moved into the container's root); without one, modules are compiled at
-/// every start.
-pub fn open_module_cache() {
-    MODULE_CACHE.get_or_init(|| {
-        let path = std::env::var_os(capsule_runtime::home::MODULE_CACHE_ENV)
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_MODULE_CACHE), PathBuf::from);
-        match ModuleCache::open(&path) {
-            Ok(cache) => Some(cache),
-            Err(e) => {
-                eprintln!(
-                    "containerd-shim-capsule-v1: module cache {} unavailable ({e}); modules are compiled at every start",
-                    path.display()
-                );
-                None
-            }
-        }
-    });
-}
-
-/// Runs the task's entrypoint to its end and returns the task's exit code.
-pub fn run(ctx: &impl RuntimeContext) -> i32 {
-    // First of all: until the handlers are installed the process (the first of its PID
-    // namespace) ignores a stop signal.
+/// The task process: returns its exit code.
+pub fn main() -> i32 {
+    // SAFETY: fd 3 is the start pipe's read end, placed there by the instance, and
+    // nothing else in this process owns it.
+    let start = unsafe { OwnedFd::from_raw_fd(START_FD) };
+    let Some(bundle) = std::env::args_os().nth(2).map(PathBuf::from) else {
+        eprintln!("capsule: {TASK_FLAG} needs the bundle directory");
+        return CANNOT_START;
+    };
+    // Opened before the process takes the spec's user, which may not open it.
+    let cache = open_module_cache();
+    let spec = Spec::load(bundle.join("config.json")).map_err(|e| format!("the task's spec: {e}"));
+    // The identity first, while this process has one thread (capabilities are set per
+    // thread); then the signal handlers, before anything slow.
+    let identity = match &spec {
+        Ok(spec) => spec.process().as_ref().map_or(Ok(()), take_identity),
+        Err(_) => Ok(()),
+    };
     let interrupt = Interrupt::new();
     let signal = forward_signals(&interrupt);
-    match prepare(ctx) {
-        Ok((spec, program)) => execute(&spec, &program, &interrupt, &signal),
+    let prepared = spec.and_then(|spec| {
+        let (mut run, program) = crate::spec::run_spec(&spec, &bundle)?;
+        make_mount_points(&run);
+        identity?;
+        run.limits.nofile = nofile_limit();
+        Ok((spec, run, program))
+    });
+    if !wait_for_start(start) {
+        return CANNOT_START;
+    }
+    match prepared {
+        Ok((spec, mut run, program)) => {
+            run.limits.memory = crate::spec::memory_limit(&spec)
+                .map(|limit| crate::spec::guest_memory(limit, used_memory()));
+            execute(&run, &program, cache, &interrupt, &signal)
+        }
         Err(message) => {
             eprintln!("capsule: {message}");
             CANNOT_START
@@ -78,82 +76,197 @@ pub fn run(ctx: &impl RuntimeContext) -> i32 {
     }
 }
 
-/// The run spec and program of the task, or a one-line reason it cannot start.
-fn prepare(ctx: &impl RuntimeContext) -> Result<(RunSpec, Program), String> {
-    let args = ctx.args();
-    let Some(argv0) = args.first() else {
-        return Err(
-            "the container has no command: give the image an ENTRYPOINT or CMD, or name the module (ctr run IMAGE ID /app.wasm)"
-                .to_owned(),
-        );
+/// Makes the directories the spec mounts on in the writable rootfs, as runc does for a
+/// mount point the image lacks: through a handle on the rootfs, so that a symlink in the
+/// image cannot lead outside it. A read-only root is left as it is.
+fn make_mount_points(run: &RunSpec) {
+    let Some(root) = run
+        .mounts
+        .first()
+        .filter(|m| m.guest.is_root() && !m.read_only)
+    else {
+        return;
     };
-    let workdir = std::env::current_dir()
-        .ok()
-        .and_then(|dir| GuestPath::parse(dir.to_str()?).ok())
-        .unwrap_or_else(GuestPath::root);
-    let (path, export) = capsule_runtime::spec::split_program(argv0);
-    let mut spec = RunSpec::new(path);
-    spec.args.extend(args.iter().skip(1).cloned());
-    if let Some(export) = export {
-        spec.entry = Entry::Program(export.to_owned());
+    let Ok(dir) = cap_std::fs::Dir::open_ambient_dir(&root.host, cap_std::ambient_authority())
+    else {
+        return;
+    };
+    let guests = run.mounts.iter().skip(1).map(|m| &m.guest);
+    for guest in guests.chain(run.tmpfs.iter().map(|t| &t.guest)) {
+        // A failure is the run's to report, when it cannot find the mount point.
+        let _ = dir.create_dir_all(guest.as_str().trim_start_matches('/'));
     }
-    for var in ctx.envs() {
-        match var.split_once('=') {
-            Some((key, value)) if !key.is_empty() => spec.env.set(key, value),
-            _ => {
-                return Err(format!(
-                    "invalid environment variable '{var}': expected KEY=VALUE"
-                ));
-            }
+}
+
+/// Blocks until the instance says start (true) or drops the pipe (false).
+fn wait_for_start(start: OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(std::fs::File::from(start).read(&mut byte), Ok(1))
+}
+
+/// The node's module cache; without one, modules are compiled at every start.
+fn open_module_cache() -> Option<ModuleCache> {
+    let path = std::env::var_os(capsule_runtime::home::MODULE_CACHE_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_MODULE_CACHE), PathBuf::from);
+    match ModuleCache::open(&path) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            eprintln!(
+                "capsule: module cache {} unavailable ({e}); the module is compiled for this run",
+                path.display()
+            );
+            None
         }
     }
-    let program = match ctx.entrypoint().source {
-        // An image whose layers are wasm modules (runwasi's OCI artifacts).
-        Source::Oci([layer]) => Program::Bytes {
-            name: path.to_owned(),
-            wasm: layer.layer.clone(),
-        },
-        Source::Oci(layers) => {
+}
+
+/// Applies the spec's `rlimits`, `user`, `capabilities` and `noNewPrivileges` to this
+/// process, in the order runc does: limits, groups and user, then capabilities.
+fn take_identity(process: &Process) -> Result<(), String> {
+    for rlimit in process.rlimits().iter().flatten() {
+        let Some(resource) = rlimit_resource(rlimit.typ()) else {
+            continue;
+        };
+        let limit = libc::rlimit {
+            rlim_cur: rlimit.soft(),
+            rlim_max: rlimit.hard(),
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
             return Err(format!(
-                "the image has {} wasm layers; Capsule runs one module per container",
-                layers.len()
+                "cannot set {:?} to {}/{}: {}",
+                rlimit.typ(),
+                rlimit.soft(),
+                rlimit.hard(),
+                std::io::Error::last_os_error()
             ));
         }
-        Source::File(_) => {
-            let full = if path.starts_with('/') {
-                path.to_owned()
-            } else {
-                format!("{}/{path}", workdir.as_str())
-            };
-            Program::InRoot {
-                path: GuestPath::parse(&full).map_err(|e| e.to_string())?,
-                alias: None,
-            }
-        }
-    };
-    spec.workdir = workdir;
-    spec.mounts.push(Mount {
-        host: PathBuf::from("/"),
-        guest: GuestPath::root(),
-        read_only: false,
-    });
-    for hidden in HIDDEN {
-        if std::path::Path::new(hidden).exists() {
-            spec.tmpfs.push(Tmpfs {
-                guest: GuestPath::parse(hidden).map_err(|e| e.to_string())?,
-                size: 0,
-            });
+    }
+    let user = process.user();
+    if let Some(umask) = user.umask() {
+        // SAFETY: umask only sets the process's mask.
+        unsafe { libc::umask(umask as libc::mode_t) };
+    }
+    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: setgroups reads `groups.len()` ids; setgid/setuid change this process's
+    // identity, in that order (a user that is not root could not change its group).
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+            || libc::setgid(user.gid()) != 0
+            || libc::setuid(user.uid()) != 0
+        {
+            return Err(format!(
+                "cannot run as user {}:{}: {}",
+                user.uid(),
+                user.gid(),
+                std::io::Error::last_os_error()
+            ));
         }
     }
-    spec.limits.memory = cgroup_memory_limit();
-    spec.limits.nofile = nofile_limit();
-    Ok((spec, program))
+    if let Some(capabilities) = process.capabilities() {
+        use caps::CapSet;
+        let set = |which: CapSet, wanted: &Option<oci_spec_runtime::runtime::Capabilities>| {
+            let wanted: caps::CapsHashSet = wanted
+                .iter()
+                .flatten()
+                .filter_map(|c| c.to_string().parse().ok())
+                .collect();
+            if matches!(which, CapSet::Bounding) {
+                // The bounding set can only lose capabilities.
+                for cap in caps::read(None, CapSet::Bounding).unwrap_or_default() {
+                    if !wanted.contains(&cap) {
+                        caps::drop(None, CapSet::Bounding, cap)?;
+                    }
+                }
+                Ok(())
+            } else {
+                caps::set(None, which, &wanted)
+            }
+        };
+        set(CapSet::Bounding, capabilities.bounding())
+            .and_then(|()| set(CapSet::Effective, capabilities.effective()))
+            .and_then(|()| set(CapSet::Inheritable, capabilities.inheritable()))
+            .and_then(|()| set(CapSet::Permitted, capabilities.permitted()))
+            .and_then(|()| set(CapSet::Ambient, capabilities.ambient()))
+            .map_err(|e| format!("cannot set the process's capabilities: {e}"))?;
+    }
+    // Whatever the spec says: a WebAssembly runner executes nothing, so it never needs
+    // to gain privileges.
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("cannot set no_new_privs: {e}"))?;
+    Ok(())
+}
+
+fn rlimit_resource(typ: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+    Some(match typ {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// What the task already holds of its memory limit: its cgroup's usage when the
+/// process can read it (the cgroup counts all of the task), else its resident size.
+fn used_memory() -> u64 {
+    let read =
+        |file: &Path| -> Option<u64> { std::fs::read_to_string(file).ok()?.trim().parse().ok() };
+    let from_cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|groups| {
+            groups.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let path = path.trim_start_matches('/');
+                if controllers.is_empty() {
+                    read(
+                        &Path::new("/sys/fs/cgroup")
+                            .join(path)
+                            .join("memory.current"),
+                    )
+                } else if controllers.split(',').any(|c| c == "memory") {
+                    read(
+                        &Path::new("/sys/fs/cgroup/memory")
+                            .join(path)
+                            .join("memory.usage_in_bytes"),
+                    )
+                } else {
+                    None
+                }
+            })
+        });
+    from_cgroup.unwrap_or_else(|| {
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        pages * 4096
+    })
 }
 
 /// Runs `program` under `spec` with the process's standard streams (containerd's
 /// FIFOs), interrupted by the signals a task is stopped with.
-fn execute(spec: &RunSpec, program: &Program, interrupt: &Interrupt, signal: &AtomicI32) -> i32 {
-    let cache = MODULE_CACHE.get().cloned().flatten();
+fn execute(
+    spec: &RunSpec,
+    program: &Program,
+    cache: Option<ModuleCache>,
+    interrupt: &Interrupt,
+    signal: &AtomicI32,
+) -> i32 {
     let runner = match Runner::with_features(FeatureSet::default(), cache) {
         Ok(runner) => runner,
         Err(e) => {
@@ -199,9 +312,8 @@ fn execute(spec: &RunSpec, program: &Program, interrupt: &Interrupt, signal: &At
     }
 }
 
-/// Interrupts the guest on SIGTERM, SIGINT, SIGHUP or SIGQUIT (the process is the
-/// first of its PID namespace: without handlers the kernel would drop them), and
-/// records which one came.
+/// Interrupts the guest on SIGTERM, SIGINT, SIGHUP or SIGQUIT, and records which one
+/// came.
 fn forward_signals(interrupt: &Interrupt) -> std::sync::Arc<AtomicI32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     let received = std::sync::Arc::new(AtomicI32::new(0));
@@ -223,54 +335,7 @@ fn forward_signals(interrupt: &Interrupt) -> std::sync::Arc<AtomicI32> {
     received
 }
 
-/// The memory limit of the task's cgroup (`linux.resources.memory.limit`), when the
-/// container shows its cgroup filesystem: cgroup v2 `memory.max`, v1
-/// `memory.limit_in_bytes`; none for "max" and v1's "unlimited" (close to 2^63).
-fn cgroup_memory_limit() -> Option<u64> {
-    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mut candidates = Vec::new();
-    for line in groups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let path = path.trim_start_matches('/');
-        if controllers.is_empty() {
-            candidates.push(
-                PathBuf::from("/sys/fs/cgroup")
-                    .join(path)
-                    .join("memory.max"),
-            );
-            candidates.push(PathBuf::from("/sys/fs/cgroup/memory.max"));
-        } else if controllers.split(',').any(|c| c == "memory") {
-            let v1 = PathBuf::from("/sys/fs/cgroup/memory");
-            candidates.push(v1.join(path).join("memory.limit_in_bytes"));
-            candidates.push(v1.join("memory.limit_in_bytes"));
-        }
-    }
-    let read = |file: &std::path::Path| -> Option<u64> {
-        std::fs::read_to_string(file).ok()?.trim().parse().ok()
-    };
-    candidates.iter().find_map(|file| {
-        let limit = read(file).filter(|limit| *limit < 1 << 60)?;
-        // What the process already holds (wasmtime, Capsule, the shim) and room for
-        // what the run itself needs (compiled code, stacks) are not the guest's: the
-        // guest's memory.grow fails before the kernel's OOM killer would end the task.
-        let usage_name = if file.ends_with("memory.max") {
-            "memory.current"
-        } else {
-            "memory.usage_in_bytes"
-        };
-        let usage = read(&file.with_file_name(usage_name)).unwrap_or(0);
-        Some(limit.saturating_sub(usage + RUN_HEADROOM))
-    })
-}
-
-/// Memory of the task's cgroup kept for the run itself rather than the guest.
-const RUN_HEADROOM: u64 = 16 << 20;
-
-/// The soft `RLIMIT_NOFILE` youki set from the spec's `process.rlimits`.
+/// The soft `RLIMIT_NOFILE` the spec's `process.rlimits` set.
 fn nofile_limit() -> Option<u32> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     limit.current.and_then(|n| u32::try_from(n).ok())

@@ -1,0 +1,215 @@
+//! One containerd task in the shim: a task process (`--capsule-task`, [`crate::task`])
+//! in the spec's cgroup.
+//!
+//! - create: the cgroup is made (youki's cgroup managers: v1, v2 or systemd, as
+//!   containerd's `SystemdCgroup` option says) with the spec's resources, the task
+//!   process spawned with the task's standard streams and a start pipe, and put in the
+//!   cgroup. The process reads the spec and prepares the run while it waits.
+//! - start: one byte on the start pipe.
+//! - kill: the signal to the process (not once it has exited: its PID may be reused).
+//! - delete: the cgroup is removed (containerd unmounts the rootfs and removes the
+//!   bundle).
+
+use crate::exits;
+use chrono::{DateTime, Utc};
+use containerd_shimkit::sandbox::sync::WaitableCell;
+use containerd_shimkit::sandbox::{Error, Instance, InstanceConfig};
+use libcgroups::common::{
+    AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager,
+};
+use oci_spec_runtime::runtime::Spec;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A task of the shim.
+pub struct CapsuleInstance {
+    id: String,
+    pid: u32,
+    /// The start pipe's write end, until start.
+    start: Mutex<Option<OwnedFd>>,
+    exit: WaitableCell<(u32, DateTime<Utc>)>,
+    /// Set once the process has been reaped: its PID is no longer its own.
+    exited: Arc<AtomicBool>,
+    cgroup: Option<Mutex<AnyCgroupManager>>,
+}
+
+impl std::fmt::Debug for CapsuleInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapsuleInstance")
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn other(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Others(format!("{what}: {e}"))
+}
+
+/// The manager of the task's cgroup, when the spec names one.
+fn cgroup_manager(spec: &Spec, id: &str, systemd: bool) -> Result<Option<AnyCgroupManager>, Error> {
+    let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
+        return Ok(None);
+    };
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: path.clone(),
+        systemd_cgroup: systemd,
+        container_name: id.to_owned(),
+    })
+    .map(Some)
+    .map_err(|e| other(&format!("cgroup {}", path.display()), e))
+}
+
+/// Puts process `pid` in the cgroup (which makes it, as youki does) and applies the
+/// spec's resources to it.
+fn join_cgroup(cgroup: &AnyCgroupManager, spec: &Spec, pid: u32) -> Result<(), Error> {
+    cgroup
+        .add_task(nix::unistd::Pid::from_raw(pid as i32))
+        .map_err(|e| other("putting the task in its cgroup", e))?;
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup
+            .apply(&ControllerOpt {
+                resources,
+                disable_oom_killer: false,
+                oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+                freezer_state: None,
+            })
+            .map_err(|e| other("applying the spec's resources to the task's cgroup", e))?;
+    }
+    Ok(())
+}
+
+/// A standard stream of the task: containerd's FIFO or file, else nothing.
+fn stdio(path: &Path) -> Result<Stdio, Error> {
+    if path.as_os_str().is_empty() {
+        return Ok(Stdio::null());
+    }
+    // Read and write, as the shim kit opens them: a FIFO opened so never blocks.
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| other(&format!("opening {}", path.display()), e))?;
+    Ok(Stdio::from(file))
+}
+
+impl Instance for CapsuleInstance {
+    async fn new(id: String, cfg: &InstanceConfig) -> Result<Self, Error> {
+        let spec = Spec::load(cfg.bundle.join("config.json"))?;
+        let cgroup = cgroup_manager(&spec, &id, cfg.config.systemd_cgroup)?;
+        let (start_read, start_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| other("pipe", e))?;
+        exits::watch().map_err(Error::Others)?;
+        let mut command = Command::new("/proc/self/exe");
+        command
+            .arg(crate::task::TASK_FLAG)
+            .arg(&cfg.bundle)
+            .current_dir(&cfg.bundle)
+            .stdin(stdio(&cfg.stdin)?)
+            .stdout(stdio(&cfg.stdout)?)
+            .stderr(stdio(&cfg.stderr)?);
+        let read_fd = start_read.as_raw_fd();
+        // SAFETY: between fork and exec the closure only calls dup2, which is
+        // async-signal-safe; the copy at fd 3 does not close on exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(read_fd, crate::task::START_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| other("starting the task process", e))?;
+        drop(start_read);
+        let pid = child.id();
+        // The shim kit's reaper collects the process; `exits` gives its code.
+        drop(child);
+        let exited = exits::exit_of(pid as i32);
+        if let Some(cgroup) = &cgroup
+            && let Err(e) = join_cgroup(cgroup, &spec, pid)
+        {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+        let exit = WaitableCell::new();
+        let cell = exit.clone();
+        let reaped = Arc::new(AtomicBool::new(false));
+        let flag = reaped.clone();
+        tokio::spawn(async move {
+            // A lost exit (the watcher gone) is reported as a kill, as runwasi does.
+            let code = exited.await.unwrap_or(137);
+            flag.store(true, Ordering::SeqCst);
+            let _ = cell.set((code as u32, Utc::now()));
+        });
+        Ok(Self {
+            id,
+            pid,
+            start: Mutex::new(Some(start_write)),
+            exit,
+            exited: reaped,
+            cgroup: cgroup.map(Mutex::new),
+        })
+    }
+
+    async fn start(&self) -> Result<u32, Error> {
+        let pipe = self
+            .start
+            .lock()
+            .map_err(|_| other("start", "poisoned"))?
+            .take()
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!("task {} already started", self.id))
+            })?;
+        // A process that already ended (its spec could not run) reports that through
+        // its exit code; the byte has nobody to read it.
+        let _ = rustix::io::write(&pipe, &[1]);
+        Ok(self.pid)
+    }
+
+    async fn kill(&self, signal: u32) -> Result<(), Error> {
+        if self.exited.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let signal = i32::try_from(signal)
+            .ok()
+            .and_then(rustix::process::Signal::from_named_raw)
+            .ok_or_else(|| Error::InvalidArgument(format!("signal {signal}")))?;
+        let pid = rustix::process::Pid::from_raw(self.pid as i32)
+            .ok_or_else(|| other("pid", self.pid))?;
+        match rustix::process::kill_process(pid, signal) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(other(&format!("signalling task {}", self.id), e)),
+        }
+    }
+
+    async fn delete(&self) -> Result<(), Error> {
+        // Unstarted, the process ends at the pipe's end of file.
+        if let Ok(mut start) = self.start.lock() {
+            start.take();
+        }
+        if let Some(cgroup) = &self.cgroup {
+            // Its process is gone (containerd deletes exited tasks); wait for the
+            // reaper so the cgroup is empty.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.exit.wait()).await;
+            let cgroup = cgroup.lock().map_err(|_| other("cgroup", "poisoned"))?;
+            cgroup
+                .remove()
+                .map_err(|e| other(&format!("removing task {}'s cgroup", self.id), e))?;
+        }
+        Ok(())
+    }
+
+    async fn wait(&self) -> (u32, DateTime<Utc>) {
+        *self.exit.wait().await
+    }
+}
