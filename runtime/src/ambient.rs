@@ -6,14 +6,45 @@
 //! the Capsule home) and reads the host's environment for `-e KEY`.
 
 use cap_std::fs::Dir;
+use std::collections::HashMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+/// Directories opened before the process gave up the identity that could open them.
+static PREOPENED: Mutex<Option<HashMap<PathBuf, Dir>>> = Mutex::new(None);
+
+/// Opens `path` now and answers [`open_dir`] of the same path with this handle from
+/// then on, for a process that is about to change to a user who may not reach it (the
+/// containerd shim's task process opens its rootfs and bind mounts as root, as runc
+/// mounts them, then takes the spec's user, who sees inside only what the directories'
+/// permissions allow).
+///
+/// # Errors
+/// The host's error from opening it.
+pub fn preopen_dir(path: &Path) -> io::Result<()> {
+    let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+    PREOPENED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert(path.to_owned(), dir);
+    Ok(())
+}
 
 /// Opens a host directory by path, as a capability handle.
 ///
 /// # Errors
 /// The host's error: not found, not a directory, permission denied.
 pub fn open_dir(path: &Path) -> io::Result<Dir> {
+    if let Some(dir) = PREOPENED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|dirs| dirs.get(path))
+    {
+        return dir.try_clone();
+    }
     Dir::open_ambient_dir(path, cap_std::ambient_authority())
 }
 

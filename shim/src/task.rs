@@ -42,24 +42,15 @@ pub fn main() -> i32 {
         eprintln!("capsule: {TASK_FLAG} needs the bundle directory");
         return CANNOT_START;
     };
-    // Opened before the process takes the spec's user, which may not open it.
+    // Everything this process opens with its own identity comes first: the module
+    // cache, the rootfs and the bind mounts (as runc mounts them before the user
+    // changes, so the spec's user sees inside what the permissions allow). Then the
+    // spec's identity, while this process has one thread (capabilities are set per
+    // thread), then the signal handlers, before anything slow.
     let cache = open_module_cache();
-    let spec = Spec::load(bundle.join("config.json")).map_err(|e| format!("the task's spec: {e}"));
-    // The identity first, while this process has one thread (capabilities are set per
-    // thread); then the signal handlers, before anything slow.
-    let identity = match &spec {
-        Ok(spec) => spec.process().as_ref().map_or(Ok(()), take_identity),
-        Err(_) => Ok(()),
-    };
+    let prepared = prepare(&bundle);
     let interrupt = Interrupt::new();
     let signal = forward_signals(&interrupt);
-    let prepared = spec.and_then(|spec| {
-        let (mut run, program) = crate::spec::run_spec(&spec, &bundle)?;
-        make_mount_points(&run);
-        identity?;
-        run.limits.nofile = nofile_limit();
-        Ok((spec, run, program))
-    });
     if !wait_for_start(start) {
         return CANNOT_START;
     }
@@ -74,6 +65,29 @@ pub fn main() -> i32 {
             CANNOT_START
         }
     }
+}
+
+/// The task's spec, run spec and program, with its directories open and the spec's
+/// identity taken; or a one-line reason it cannot run.
+fn prepare(bundle: &Path) -> Result<(Spec, RunSpec, Program), String> {
+    let spec =
+        Spec::load(bundle.join("config.json")).map_err(|e| format!("the task's spec: {e}"))?;
+    let (mut run, program) = crate::spec::run_spec(&spec, bundle)?;
+    make_mount_points(&run);
+    for mount in &run.mounts {
+        capsule_runtime::ambient::preopen_dir(&mount.host).map_err(|e| {
+            format!(
+                "cannot open {} for {}: {e}",
+                mount.host.display(),
+                mount.guest
+            )
+        })?;
+    }
+    if let Some(process) = spec.process() {
+        take_identity(process)?;
+    }
+    run.limits.nofile = nofile_limit();
+    Ok((spec, run, program))
 }
 
 /// Makes the directories the spec mounts on in the writable rootfs, as runc does for a
@@ -143,6 +157,25 @@ fn take_identity(process: &Process) -> Result<(), String> {
             ));
         }
     }
+    use caps::CapSet;
+    let wanted = |set: &Option<oci_spec_runtime::runtime::Capabilities>| -> caps::CapsHashSet {
+        set.iter()
+            .flatten()
+            .filter_map(|c| c.to_string().parse().ok())
+            .collect()
+    };
+    let capabilities = process.capabilities().as_ref();
+    if let Some(capabilities) = capabilities {
+        // The bounding set can only lose capabilities, and only while this process
+        // still has CAP_SETPCAP: before it changes user.
+        let bounding = wanted(capabilities.bounding());
+        for cap in caps::read(None, CapSet::Bounding).unwrap_or_default() {
+            if !bounding.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
+            }
+        }
+    }
     let user = process.user();
     if let Some(umask) = user.umask() {
         // SAFETY: umask only sets the process's mask.
@@ -164,31 +197,19 @@ fn take_identity(process: &Process) -> Result<(), String> {
             ));
         }
     }
-    if let Some(capabilities) = process.capabilities() {
-        use caps::CapSet;
-        let set = |which: CapSet, wanted: &Option<oci_spec_runtime::runtime::Capabilities>| {
-            let wanted: caps::CapsHashSet = wanted
-                .iter()
-                .flatten()
-                .filter_map(|c| c.to_string().parse().ok())
-                .collect();
-            if matches!(which, CapSet::Bounding) {
-                // The bounding set can only lose capabilities.
-                for cap in caps::read(None, CapSet::Bounding).unwrap_or_default() {
-                    if !wanted.contains(&cap) {
-                        caps::drop(None, CapSet::Bounding, cap)?;
-                    }
-                }
-                Ok(())
-            } else {
-                caps::set(None, which, &wanted)
-            }
-        };
-        set(CapSet::Bounding, capabilities.bounding())
-            .and_then(|()| set(CapSet::Effective, capabilities.effective()))
-            .and_then(|()| set(CapSet::Inheritable, capabilities.inheritable()))
-            .and_then(|()| set(CapSet::Permitted, capabilities.permitted()))
-            .and_then(|()| set(CapSet::Ambient, capabilities.ambient()))
+    // A user that is not root has lost every capability with setuid, fewer than the
+    // spec grants: a WebAssembly runner needs none. Root keeps the spec's sets.
+    if let Some(capabilities) = capabilities.filter(|_| user.uid() == 0) {
+        caps::set(None, CapSet::Effective, &wanted(capabilities.effective()))
+            .and_then(|()| {
+                caps::set(
+                    None,
+                    CapSet::Inheritable,
+                    &wanted(capabilities.inheritable()),
+                )
+            })
+            .and_then(|()| caps::set(None, CapSet::Permitted, &wanted(capabilities.permitted())))
+            .and_then(|()| caps::set(None, CapSet::Ambient, &wanted(capabilities.ambient())))
             .map_err(|e| format!("cannot set the process's capabilities: {e}"))?;
     }
     // Whatever the spec says: a WebAssembly runner executes nothing, so it never needs

@@ -2,7 +2,8 @@
 //! state and socket, stopped at the end): an image saved by `capsule save` is imported
 //! with `ctr image import` and run with `ctr run --runtime io.containerd.capsule.v1`;
 //! checked from outside — what `ctr` prints and exits with, files on the host through
-//! a bind mount, `ctr task kill`, and that nothing is left after the deletes.
+//! a bind mount, the task's cgroup, `ctr task kill`, and that nothing is left after the
+//! deletes.
 
 use capsule_tests::containerd::Containerd;
 use capsule_tests::{TestEnv, guests};
@@ -52,6 +53,32 @@ fn import_image(containerd: &Containerd) -> String {
     name.to_owned()
 }
 
+/// An image whose config names a user (`USER 1000:1000`), imported as
+/// `docker.io/library/shimuser:1`: ctr gives the task's process that user.
+fn import_user_image(containerd: &Containerd) -> String {
+    let env = TestEnv::new();
+    env.write(
+        "ctx/service.wasm",
+        std::fs::read(guests::SERVICE).expect("service guest"),
+    );
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY service.wasm /bin/service.wasm\nUSER 1000:1000\nENTRYPOINT [\"/bin/service.wasm\"]\n",
+    );
+    env.run(&["build", "-t", "shimuser:1", "ctx"])
+        .assert_code(0);
+    env.run(&["save", "-o", "shimuser.tar", "shimuser:1"])
+        .assert_code(0);
+    let archive = env.work().join("shimuser.tar");
+    containerd.ctr_ok(&[
+        "image",
+        "import",
+        "--all-platforms",
+        archive.to_str().expect("utf-8 path"),
+    ]);
+    "docker.io/library/shimuser:1".to_owned()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -78,8 +105,24 @@ fn run(containerd: &Containerd, flags: &[&str], image: &str, id: &str, args: &[&
     containerd.ctr(&all)
 }
 
+/// The cgroup directories of the namespace's tasks (ctr's `cgroupsPath` is
+/// `/NAMESPACE/ID`): one per cgroup v1 hierarchy, or the v2 one.
+fn namespace_cgroups(containerd: &Containerd) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(&containerd.namespace)];
+    if let Ok(hierarchies) = std::fs::read_dir(root) {
+        dirs.extend(
+            hierarchies
+                .flatten()
+                .map(|h| h.path().join(&containerd.namespace)),
+        );
+    }
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
 /// Nothing of the namespace's tasks is left: no task, no container, no shim process,
-/// no bundle in containerd's state, no youki state of the shim, no active snapshot.
+/// no bundle in containerd's state, no task cgroup, no active snapshot.
 #[track_caller]
 fn assert_nothing_left(containerd: &Containerd) {
     assert_eq!(containerd.ctr_ok(&["task", "ls", "-q"]), "", "tasks left");
@@ -110,15 +153,21 @@ fn assert_nothing_left(containerd: &Containerd) {
         "bundles left in {}: {left:?}",
         bundles.display()
     );
-    let youki = std::path::Path::new("/run/containerd/capsule").join(&containerd.namespace);
-    let left: Vec<_> = std::fs::read_dir(&youki)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "container state left in {}: {left:?}",
-        youki.display()
-    );
+    for dir in namespace_cgroups(containerd) {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "cgroups left in {}: {left:?}",
+            dir.display()
+        );
+    }
     let snapshots = containerd.ctr_ok(&["snapshots", "ls"]);
     assert!(
         !snapshots.lines().any(|l| l.contains("Active")),
@@ -193,6 +242,40 @@ fn containerd_runs_a_saved_capsule_image_through_the_shim() {
     assert_eq!(
         std::fs::read_to_string(host.path().join("count.txt")).expect("host file"),
         "run\nrun\n"
+    );
+
+    // The spec's user (ctr takes the image's USER): as 1000:1000 the guest may not
+    // open the root-owned (0700) directory the bind mount shows.
+    let user_image = import_user_image(&containerd);
+    let out = run(
+        &containerd,
+        &["--mount", &mount],
+        &user_image,
+        "user",
+        &["/bin/service.wasm", "count", "/mnt/host/count.txt", "0"],
+    );
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // No Linux container around the task: its root is Capsule's, so `..` cannot climb
+    // from the rootfs to the host's directories.
+    let outside = tempfile::tempdir().expect("outside dir");
+    let target = format!("/../../../../..{}/escaped", outside.path().display());
+    let out = run(
+        &containerd,
+        &[],
+        &image,
+        "escape",
+        &["/bin/service.wasm", "write", &target, "out"],
+    );
+    assert_exit(&out, 3);
+    assert!(
+        !outside.path().join("escaped").exists(),
+        "the guest wrote outside its rootfs"
     );
 
     // The container's pseudo-filesystems are not the guest's.
@@ -306,6 +389,28 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
         &["/bin/service.wasm", "tick", "0", "100"],
         "tick 1\n",
     );
+    // Its process is in the cgroup the spec names, which has the spec's limits.
+    let tasks = containerd.ctr_ok(&["task", "ls"]);
+    let pid = tasks
+        .lines()
+        .find_map(|l| l.strip_prefix("ticking "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no ticking task:\n{tasks}"))
+        .to_owned();
+    let groups: Vec<_> = namespace_cgroups(&containerd)
+        .into_iter()
+        .map(|d| d.join("ticking"))
+        .filter(|d| d.is_dir())
+        .collect();
+    assert!(!groups.is_empty(), "no cgroup for the task");
+    for group in &groups {
+        let procs = std::fs::read_to_string(group.join("cgroup.procs")).expect("cgroup.procs");
+        assert!(
+            procs.lines().any(|p| p == pid),
+            "task {pid} not in {}: {procs}",
+            group.display()
+        );
+    }
     containerd.ctr_ok(&["task", "kill", "ticking"]);
     assert_eq!(wait_exit(&mut ticking, "ticking"), Some(143));
 
@@ -338,9 +443,9 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
         assert!(Instant::now() < deadline, "spin never ran:\n{tasks}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // A signal that comes before the shim's handlers are installed (the task's
-    // process is the first of its PID namespace) is dropped by the kernel: repeat it
-    // until the task ends.
+    // The task's process installs its handlers before it waits for start, so one
+    // signal is enough; it is repeated only in case `ctr task ls` said RUNNING before
+    // the shim recorded the start.
     let deadline = Instant::now() + Duration::from_secs(20);
     let code = loop {
         let _ = containerd.ctr(&["task", "kill", "--signal", "SIGINT", "spin"]);
