@@ -1,9 +1,10 @@
-//! One task's process: `containerd-shim-capsule-v1 --capsule-task BUNDLE`, spawned by
-//! [`crate::instance`] with the task's standard streams and the start pipe as fd 3.
+//! One task's process: `containerd-shim-capsule-v1 --capsule-task BUNDLE FD`, spawned
+//! by [`crate::instance`] with the task's standard streams and the start pipe's read
+//! end inherited as descriptor FD.
 //!
 //! It reads the bundle's spec, takes the identity the spec gives the process (rlimits,
 //! user and groups, capabilities, no new privileges), prepares the run ([`crate::spec`]),
-//! then waits for containerd's start (a byte on fd 3; end of file means the task was
+//! then waits for containerd's start (a byte on the pipe; end of file means the task was
 //! deleted unstarted) and runs the entrypoint through Capsule's one runner. Signals:
 //! SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion) interrupt the
 //! guest, which exits 128 + the signal; SIGKILL ends the process.
@@ -23,9 +24,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 /// The first argument that makes the shim binary a task process.
 pub const TASK_FLAG: &str = "--capsule-task";
 
-/// The descriptor the start byte comes on.
-pub const START_FD: i32 = 3;
-
 /// Where compiled modules are kept on the node unless `CAPSULE_MODULE_CACHE` (in
 /// containerd's environment, which its shims inherit) names another directory.
 pub const DEFAULT_MODULE_CACHE: &str = "/var/lib/containerd-shim-capsule/module-cache";
@@ -35,13 +33,19 @@ const CANNOT_START: i32 = supervisor::code::CANNOT_START;
 
 /// The task process: returns its exit code.
 pub fn main() -> i32 {
-    // SAFETY: fd 3 is the start pipe's read end, placed there by the instance, and
-    // nothing else in this process owns it.
-    let start = unsafe { OwnedFd::from_raw_fd(START_FD) };
-    let Some(bundle) = std::env::args_os().nth(2).map(PathBuf::from) else {
-        eprintln!("capsule: {TASK_FLAG} needs the bundle directory");
+    let mut args = std::env::args_os().skip(2);
+    let (Some(bundle), Some(start)) = (
+        args.next().map(PathBuf::from),
+        args.next()
+            .and_then(|fd| fd.to_str()?.parse::<i32>().ok())
+            .filter(|fd| *fd > 2),
+    ) else {
+        eprintln!("capsule: {TASK_FLAG} needs the bundle directory and the start pipe");
         return CANNOT_START;
     };
+    // SAFETY: the instance passed the start pipe's read end under this number, and
+    // nothing else in this process owns it.
+    let start = unsafe { OwnedFd::from_raw_fd(start) };
     // Everything this process opens with its own identity comes first: the module
     // cache, the rootfs and the bind mounts (as runc mounts them before the user
     // changes, so the spec's user sees inside what the permissions allow). Then the
