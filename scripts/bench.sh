@@ -12,7 +12,7 @@
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
-#   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1 vs capsule run (root)
+#   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1, as runwasi's stress test; ctr run --rm vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +28,8 @@ if [ "${1:-}" = shim ]; then
     cargo build --release --locked -p capsule-runtime -p containerd-shim-capsule --bins >&2
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     exec python3 scripts/bench_shim.py --capsule "$target_dir/release/capsule" \
-        --shim "$target_dir/release/containerd-shim-capsule-v1" "$@"
+        --shim "$target_dir/release/containerd-shim-capsule-v1" \
+        --stress "$target_dir/release/capsule-shim-stress" "$@"
 fi
 cargo build --release --locked -p capsule-runtime --bin capsule >&2
 # The `service` guest (tests/guests/c/service.c), built for the benchmarks that run containers.

@@ -109,8 +109,8 @@ impl Instance for CapsuleInstance {
     async fn new(id: String, cfg: &InstanceConfig) -> Result<Self, Error> {
         let spec = Spec::load(cfg.bundle.join("config.json"))?;
         let cgroup = cgroup_manager(&spec, &id, cfg.config.systemd_cgroup)?;
-        let (start_read, start_write) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| other("pipe", e))?;
+        let (start_read, start_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| other("pipe", e))?;
         exits::watch().map_err(Error::Others)?;
         let mut command = Command::new(task_program());
         command

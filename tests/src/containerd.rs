@@ -32,8 +32,8 @@ pub fn shim_bin() -> PathBuf {
     shim
 }
 
-/// Numbers the namespaces of the containerds one test process starts (youki keeps a
-/// task's state in `/run/containerd/capsule/NAMESPACE`, shared by every containerd).
+/// Numbers the namespaces of the containerds one test process starts (a task's cgroup
+/// is `/NAMESPACE/ID` in the machine's cgroup hierarchies, shared by every containerd).
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A running containerd.

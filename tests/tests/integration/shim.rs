@@ -293,17 +293,12 @@ fn containerd_runs_a_saved_capsule_image_through_the_shim() {
         text(&out.stderr)
     );
 
-    // linux.resources.memory.limit (ctr's --memory-limit) is Capsule's --memory when
-    // the container shows its cgroup (as Kubernetes' CRI mounts it): malloc fails
-    // inside the guest below the limit, and the task ends out of memory.
+    // linux.resources.memory.limit (ctr's --memory-limit) is Capsule's --memory as
+    // well as the cgroup's: malloc fails inside the guest below the limit, and the
+    // task ends out of memory.
     let out = run(
         &containerd,
-        &[
-            "--memory-limit",
-            "134217728",
-            "--mount",
-            "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro",
-        ],
+        &["--memory-limit", "134217728"],
         &image,
         "memory",
         &["/bin/hog.wasm", "mem", "8"],
@@ -501,5 +496,72 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
     containerd.ctr_ok(&["task", "delete", "detached"]);
     containerd.ctr_ok(&["container", "delete", "detached"]);
 
+    assert_nothing_left(&containerd);
+}
+
+/// A Pod's containers share one shim process (the sandbox's): many tasks with the same
+/// `io.kubernetes.cri.sandbox-id`, created and started two at a time through
+/// containerd's API by `capsule-shim-stress` (the benchmark's client), all run, exit 0
+/// with their output, and leave nothing behind.
+#[test]
+fn tasks_of_one_sandbox_share_one_shim() {
+    let containerd = Containerd::start();
+    let image = import_image(&containerd);
+    // The spec ctr gives a container of the image is the client's base spec.
+    let out = run(
+        &containerd,
+        &[],
+        &image,
+        "spec-source",
+        &["/bin/service.wasm", "tick", "2", "0"],
+    );
+    assert_exit(&out, 0);
+    containerd.ctr_ok(&[
+        "container",
+        "create",
+        "--runtime",
+        RUNTIME,
+        &image,
+        "spec-source",
+        "/bin/service.wasm",
+        "tick",
+        "2",
+        "0",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&containerd.ctr_ok(&["containers", "info", "spec-source"]))
+            .expect("ctr containers info is JSON");
+    containerd.ctr_ok(&["containers", "delete", "spec-source"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, info["Spec"].to_string()).expect("spec file");
+
+    let stress = capsule_tests::containerd::shim_bin().with_file_name("capsule-shim-stress");
+    let out = std::process::Command::new(&stress)
+        .args([
+            "--address",
+            containerd.socket.to_str().expect("utf-8 socket"),
+        ])
+        .args(["--namespace", &containerd.namespace, "--image", &image])
+        .args([
+            "--runtime",
+            RUNTIME,
+            "--spec",
+            spec.to_str().expect("utf-8"),
+        ])
+        .args(["--count", "8", "--parallel", "2", "--expect", "tick 2\n"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", stress.display()));
+    assert!(
+        out.status.success(),
+        "capsule-shim-stress failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).starts_with("8 tasks through io.containerd.capsule.v1"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_nothing_left(&containerd);
 }
