@@ -19,7 +19,7 @@ use oci_spec_runtime::runtime::{PosixRlimitType, Process, Spec};
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The first argument that makes the shim binary a task process.
 pub const TASK_FLAG: &str = "--capsule-task";
@@ -27,6 +27,9 @@ pub const TASK_FLAG: &str = "--capsule-task";
 /// Where compiled modules are kept on the node unless `CAPSULE_MODULE_CACHE` (in
 /// containerd's environment, which its shims inherit) names another directory.
 pub const DEFAULT_MODULE_CACHE: &str = "/var/lib/containerd-shim-capsule/module-cache";
+
+/// Whether containerd has started the task (a stop signal before that ends it at once).
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a task whose module could not start (Capsule's `CANNOT_START`).
 const CANNOT_START: i32 = supervisor::code::CANNOT_START;
@@ -58,6 +61,7 @@ pub fn main() -> i32 {
     if !wait_for_start(start) {
         return CANNOT_START;
     }
+    STARTED.store(true, Ordering::SeqCst);
     match prepared {
         Ok((spec, mut run, program)) => {
             run.limits.memory = crate::spec::memory_limit(&spec)
@@ -348,6 +352,11 @@ fn forward_signals(interrupt: &Interrupt) -> std::sync::Arc<AtomicI32> {
             let received = received.clone();
             std::thread::spawn(move || {
                 if let Some(signal) = signals.forever().next() {
+                    // A task stopped before containerd started it has nothing to
+                    // interrupt: it ends as a signalled process would.
+                    if !STARTED.load(Ordering::SeqCst) {
+                        std::process::exit(128 + signal);
+                    }
                     received.store(signal, Ordering::SeqCst);
                     interrupt.interrupt(Interruption::Killed);
                 }
