@@ -13,8 +13,29 @@ use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.capsule.v1";
 
-/// Builds the test image with capsule, saves it, imports it into `containerd`, and
-/// returns its name there.
+/// Builds the image of `env`'s `ctx/` as `tag` with capsule, saves it, imports it into
+/// `containerd`, and returns its name there (`docker.io/library/TAG`).
+fn build_and_import(containerd: &Containerd, env: &TestEnv, tag: &str) -> String {
+    env.run(&["build", "-t", tag, "ctx"]).assert_code(0);
+    env.run(&["save", "-o", "image.tar", tag]).assert_code(0);
+    let archive = env.work().join("image.tar");
+    let out = containerd.ctr_ok(&[
+        "image",
+        "import",
+        "--all-platforms",
+        archive.to_str().expect("utf-8 path"),
+    ]);
+    let name = format!("docker.io/library/{tag}");
+    let listed = containerd.ctr_ok(&["image", "ls", "-q"]);
+    assert!(
+        listed.lines().any(|l| l == name),
+        "ctr image import did not name the image {name}:\n{out}\nimages:\n{listed}"
+    );
+    name
+}
+
+/// The test image: the service, env and hog guests, a data file, ENV, ENTRYPOINT and
+/// a CMD that ticks three times and exits 7.
 fn import_image(containerd: &Containerd) -> String {
     let env = TestEnv::new();
     env.write(
@@ -34,27 +55,11 @@ fn import_image(containerd: &Containerd) -> String {
         "ctx/Capsulefile",
         "FROM scratch\nCOPY service.wasm /bin/service.wasm\nCOPY env.wasm /bin/env.wasm\nCOPY hog.wasm /bin/hog.wasm\nCOPY data /data\nENV GREETING=from-the-image\nENTRYPOINT [\"/bin/service.wasm\"]\nCMD [\"tick\", \"3\", \"1\", \"7\"]\n",
     );
-    env.run(&["build", "-t", "shimapp:1", "ctx"]).assert_code(0);
-    env.run(&["save", "-o", "shimapp.tar", "shimapp:1"])
-        .assert_code(0);
-    let archive = env.work().join("shimapp.tar");
-    let out = containerd.ctr_ok(&[
-        "image",
-        "import",
-        "--all-platforms",
-        archive.to_str().expect("utf-8 path"),
-    ]);
-    let name = "docker.io/library/shimapp:1";
-    let listed = containerd.ctr_ok(&["image", "ls", "-q"]);
-    assert!(
-        listed.lines().any(|l| l == name),
-        "ctr image import did not name the image {name}:\n{out}\nimages:\n{listed}"
-    );
-    name.to_owned()
+    build_and_import(containerd, &env, "shimapp:1")
 }
 
-/// An image whose config names a user (`USER 1000:1000`), imported as
-/// `docker.io/library/shimuser:1`: ctr gives the task's process that user.
+/// An image whose config names a user (`USER 1000:1000`): ctr gives the task's process
+/// that user.
 fn import_user_image(containerd: &Containerd) -> String {
     let env = TestEnv::new();
     env.write(
@@ -65,18 +70,7 @@ fn import_user_image(containerd: &Containerd) -> String {
         "ctx/Capsulefile",
         "FROM scratch\nCOPY service.wasm /bin/service.wasm\nUSER 1000:1000\nENTRYPOINT [\"/bin/service.wasm\"]\n",
     );
-    env.run(&["build", "-t", "shimuser:1", "ctx"])
-        .assert_code(0);
-    env.run(&["save", "-o", "shimuser.tar", "shimuser:1"])
-        .assert_code(0);
-    let archive = env.work().join("shimuser.tar");
-    containerd.ctr_ok(&[
-        "image",
-        "import",
-        "--all-platforms",
-        archive.to_str().expect("utf-8 path"),
-    ]);
-    "docker.io/library/shimuser:1".to_owned()
+    build_and_import(containerd, &env, "shimuser:1")
 }
 
 fn text(bytes: &[u8]) -> String {
