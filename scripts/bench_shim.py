@@ -126,6 +126,13 @@ def main():
             ctr("task", "delete", "-f", cid, check=False)
             ctr("containers", "delete", cid, check=False)
         containerd.terminate()
+        # The namespace's cgroup directories (the shim removes each task's, not the
+        # parent), once empty.
+        for d in ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", h) for h in os.listdir("/sys/fs/cgroup")]:
+            try:
+                os.rmdir(os.path.join(d, "bench"))
+            except OSError:
+                pass
         try:
             containerd.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -225,9 +225,13 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // youki's directory for the namespace (the shim's, shared by every containerd
-        // on the host) goes once it is empty.
-        let _ = std::fs::remove_dir(Path::new("/run/containerd/capsule").join(&self.namespace));
+        // The namespace's cgroup directories (`/NAMESPACE` in every hierarchy: the shim
+        // removes each task's cgroup, not the parent it made) go once they are empty.
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join(&self.namespace));
+        for hierarchy in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(&self.namespace));
+        }
         // Snapshots containerd left mounted would keep the directory from going.
         let _ = Command::new("umount")
             .arg("-R")
