@@ -14,6 +14,7 @@ use crate::exits;
 use chrono::{DateTime, Utc};
 use containerd_shimkit::sandbox::sync::WaitableCell;
 use containerd_shimkit::sandbox::{Error, Instance, InstanceConfig};
+use futures_util::FutureExt;
 use libcgroups::common::{
     AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager,
 };
@@ -22,8 +23,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// A task of the shim.
 pub struct CapsuleInstance {
@@ -31,9 +31,8 @@ pub struct CapsuleInstance {
     pid: u32,
     /// The start pipe's write end, until start.
     start: Mutex<Option<OwnedFd>>,
-    exit: WaitableCell<(u32, DateTime<Utc>)>,
     /// Set once the process has been reaped: its PID is no longer its own.
-    exited: Arc<AtomicBool>,
+    exit: WaitableCell<(u32, DateTime<Utc>)>,
     cgroup: Option<Mutex<AnyCgroupManager>>,
 }
 
@@ -147,12 +146,9 @@ impl Instance for CapsuleInstance {
         }
         let exit = WaitableCell::new();
         let cell = exit.clone();
-        let reaped = Arc::new(AtomicBool::new(false));
-        let flag = reaped.clone();
         tokio::spawn(async move {
             // A lost exit (the watcher gone) is reported as a kill, as runwasi does.
             let code = exited.await.unwrap_or(137);
-            flag.store(true, Ordering::SeqCst);
             let _ = cell.set((code as u32, Utc::now()));
         });
         Ok(Self {
@@ -160,7 +156,6 @@ impl Instance for CapsuleInstance {
             pid,
             start: Mutex::new(Some(start_write)),
             exit,
-            exited: reaped,
             cgroup: cgroup.map(Mutex::new),
         })
     }
@@ -181,7 +176,7 @@ impl Instance for CapsuleInstance {
     }
 
     async fn kill(&self, signal: u32) -> Result<(), Error> {
-        if self.exited.load(Ordering::SeqCst) {
+        if self.exit.wait().now_or_never().is_some() {
             return Ok(());
         }
         let signal = i32::try_from(signal)

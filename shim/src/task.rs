@@ -63,9 +63,9 @@ pub fn main() -> i32 {
     }
     STARTED.store(true, Ordering::SeqCst);
     match prepared {
-        Ok((spec, mut run, program)) => {
-            run.limits.memory = crate::spec::memory_limit(&spec)
-                .map(|limit| crate::spec::guest_memory(limit, used_memory()));
+        Ok((memory_limit, mut run, program)) => {
+            run.limits.memory =
+                memory_limit.map(|limit| crate::spec::guest_memory(limit, used_memory()));
             execute(&run, &program, cache, &interrupt, &signal)
         }
         Err(message) => {
@@ -75,13 +75,12 @@ pub fn main() -> i32 {
     }
 }
 
-/// The task's spec, run spec and program, with its directories open and the spec's
-/// identity taken; or a one-line reason it cannot run.
-fn prepare(bundle: &Path) -> Result<(Spec, RunSpec, Program), String> {
+/// The task's memory limit, run spec and program, with its directories open and the
+/// spec's identity taken; or a one-line reason it cannot run.
+fn prepare(bundle: &Path) -> Result<(Option<u64>, RunSpec, Program), String> {
     let spec =
         Spec::load(bundle.join("config.json")).map_err(|e| format!("the task's spec: {e}"))?;
     let (mut run, program) = crate::spec::run_spec(&spec, bundle)?;
-    make_mount_points(&run);
     for mount in &run.mounts {
         capsule_runtime::ambient::preopen_dir(&mount.host).map_err(|e| {
             format!(
@@ -91,16 +90,18 @@ fn prepare(bundle: &Path) -> Result<(Spec, RunSpec, Program), String> {
             )
         })?;
     }
+    make_mount_points(&run);
     if let Some(process) = spec.process() {
         take_identity(process)?;
     }
     run.limits.nofile = nofile_limit();
-    Ok((spec, run, program))
+    Ok((crate::spec::memory_limit(&spec), run, program))
 }
 
 /// Makes the directories the spec mounts on in the writable rootfs, as runc does for a
 /// mount point the image lacks: through a handle on the rootfs, so that a symlink in the
-/// image cannot lead outside it. A read-only root is left as it is.
+/// image cannot lead outside it (the handle [`prepare`] opened). A read-only root is
+/// left as it is.
 fn make_mount_points(run: &RunSpec) {
     let Some(root) = run
         .mounts
@@ -109,8 +110,7 @@ fn make_mount_points(run: &RunSpec) {
     else {
         return;
     };
-    let Ok(dir) = cap_std::fs::Dir::open_ambient_dir(&root.host, cap_std::ambient_authority())
-    else {
+    let Ok(dir) = capsule_runtime::ambient::open_dir(&root.host) else {
         return;
     };
     let guests = run.mounts.iter().skip(1).map(|m| &m.guest);
