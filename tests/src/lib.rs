@@ -283,14 +283,42 @@ pub fn path_dirs() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The program `name` from `PATH`, or a panic saying it is missing and `install`, the
-/// command that installs it (a missing tool is a loud failure, never a skip).
-pub fn require_tool(name: &str, install: &str) -> PathBuf {
+/// The list of programs outside the workspace that tests may run, with the Debian package
+/// of each (`scripts/test-tools.txt`, which `scripts/install-test-deps.sh` installs).
+pub const TEST_TOOLS: &str = include_str!("../../scripts/test-tools.txt");
+
+/// `(program, package)` for each entry of [`TEST_TOOLS`].
+pub fn listed_tools() -> Vec<(&'static str, &'static str)> {
+    TEST_TOOLS
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect()
+}
+
+/// The program `name` from `PATH`, or a panic naming the command that installs it (a
+/// missing tool is a loud failure, never a skip). `name` must be listed in
+/// `scripts/test-tools.txt`, so that the install script installs it on a fresh machine:
+/// an unlisted name panics here, on the developer's machine too.
+pub fn tool(name: &str) -> PathBuf {
+    let Some((_, package)) = listed_tools().into_iter().find(|(p, _)| *p == name) else {
+        panic!(
+            "{name} is not listed in scripts/test-tools.txt: a test may only run a program \
+             that scripts/install-test-deps.sh installs; add `{name} <debian-package>` there"
+        )
+    };
     path_dirs()
         .into_iter()
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
-        .unwrap_or_else(|| panic!("{name} is missing: {install}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing: run scripts/install-test-deps.sh (apt-get install -y {package})"
+            )
+        })
 }
 
 pub fn free_port() -> u16 {

@@ -8,13 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A tool the registry tests need, or a panic naming the command that installs it.
-pub fn tool(name: &str) -> PathBuf {
-    crate::require_tool(
-        name,
-        "run scripts/install-test-deps.sh (apt-get install -y docker-registry skopeo apache2-utils openssl)",
-    )
-}
+use crate::tool;
 
 /// A running registry.
 #[derive(Debug)]

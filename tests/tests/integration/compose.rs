@@ -278,7 +278,7 @@ fn ctrl_c_stops_a_foreground_up_gracefully() {
         .expect("spawn");
     c.wait_for("demo-a-1", "running", |s| s["Status"] == "running");
     std::thread::sleep(Duration::from_millis(300));
-    let sent = std::process::Command::new("kill")
+    let sent = std::process::Command::new(capsule_tests::tool("kill"))
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill");

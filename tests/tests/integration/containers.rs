@@ -248,7 +248,7 @@ fn a_killed_supervisor_shows_as_dead_never_running_forever() {
         pid.to_string(),
         "session id is its own pid: {stat}"
     );
-    let killed = std::process::Command::new("kill")
+    let killed = std::process::Command::new(capsule_tests::tool("kill"))
         .args(["-9", &pid.to_string()])
         .status()
         .expect("test");

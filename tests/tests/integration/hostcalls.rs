@@ -32,7 +32,7 @@ const INSTALL: &str =
 type Counts = BTreeMap<String, BTreeMap<String, usize>>;
 
 fn require_strace() {
-    match Command::new("strace").arg("-V").output() {
+    match Command::new(capsule_tests::tool("strace")).arg("-V").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
             "strace -V failed ({}): {}; {INSTALL}",
@@ -108,7 +108,7 @@ pub fn hostcalls() {
     );
 
     let log = env.work().join("strace.log");
-    let mut cmd = Command::new("strace");
+    let mut cmd = Command::new(capsule_tests::tool("strace"));
     cmd.args(["-f", "-qq", "-s", "32", "-o"])
         .arg(&log)
         .arg(capsule_bin())

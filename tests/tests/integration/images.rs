@@ -3,15 +3,8 @@
 //! archives, and `run IMAGE` with Docker's overrides.
 
 use capsule_tests::rawtar::{E, tar};
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::{TestEnv, guests, tool};
 use std::process::Command;
-
-fn tool(name: &str) -> std::path::PathBuf {
-    capsule_tests::require_tool(
-        name,
-        "run scripts/install-test-deps.sh (apt-get install -y skopeo umoci)",
-    )
-}
 
 fn import_catalog(env: &TestEnv, name: &str) {
     env.write(
@@ -194,7 +187,7 @@ fn save_then_load_into_a_fresh_store_and_validate_with_skopeo_and_umoci() {
     // umoci checks the layout and unpacks the layer.
     let layout = env.work().join("layout");
     std::fs::create_dir(&layout).expect("mkdir");
-    let untar = Command::new("tar")
+    let untar = Command::new(capsule_tests::tool("tar"))
         .arg("xf")
         .arg(&archive)
         .arg("-C")

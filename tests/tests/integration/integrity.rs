@@ -339,7 +339,7 @@ fn a_damaged_cached_layer_is_rebuilt_and_reported() {
 }
 
 fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
+    let status = Command::new(capsule_tests::tool("kill"))
         .args([&format!("-{name}"), &pid.to_string()])
         .status()
         .unwrap_or_else(|e| panic!("kill is missing ({e}): install procps or coreutils"));

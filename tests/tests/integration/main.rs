@@ -26,5 +26,6 @@ mod registry;
 mod run;
 mod sdk;
 mod shim;
+mod tools;
 mod volumes;
 mod wasi_fuzz;

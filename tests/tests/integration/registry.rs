@@ -3,8 +3,8 @@
 //! digests on both sides, the registry's own access log, `skopeo` both ways, the
 //! registry's storage tampered with, and the credentials file on disk.
 
-use capsule_tests::registry::{Registry, tool};
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::registry::Registry;
+use capsule_tests::{TestEnv, guests, tool};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -241,7 +241,7 @@ fn skopeo_reads_what_capsule_pushes_and_capsule_pulls_what_skopeo_copies() {
     let saved = env.work().join("saved");
     std::fs::create_dir(&saved).expect("mkdir");
     run_ok(
-        Command::new("tar")
+        Command::new(capsule_tests::tool("tar"))
             .arg("xf")
             .arg(env.work().join("app.tar"))
             .arg("-C")
@@ -336,7 +336,7 @@ fn an_index_resolves_to_its_wasm_entry_and_one_without_is_refused() {
     let saved = env.work().join("saved");
     std::fs::create_dir(&saved).expect("mkdir");
     run_ok(
-        Command::new("tar")
+        Command::new(capsule_tests::tool("tar"))
             .arg("xf")
             .arg(env.work().join("app.tar"))
             .arg("-C")
@@ -712,7 +712,7 @@ fn on_a_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
         line.push(' ');
         line.push_str(arg);
     }
-    let mut script = std::process::Command::new("script");
+    let mut script = std::process::Command::new(capsule_tests::tool("script"));
     script
         .args(["-qec", &line, "/dev/null"])
         .env_clear()
