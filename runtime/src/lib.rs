@@ -30,6 +30,7 @@ pub mod module;
 pub mod net;
 pub mod plugin;
 pub mod registry;
+pub mod signal;
 pub mod spec;
 pub mod store;
 pub mod volume;

@@ -161,6 +161,9 @@ impl Executor<'_> {
         word: &Word,
     ) -> Result<String, BuildError> {
         let signal = self.expand(stage, word)?;
+        // Docker refuses a signal it does not know at build time, not at `stop`.
+        crate::signal::parse(&signal)
+            .map_err(|e| at(&self.file, word.pos, format!("STOPSIGNAL: {e}")))?;
         config.stop_signal = Some(signal.clone());
         Ok(format!("STOPSIGNAL {signal}"))
     }

@@ -267,6 +267,10 @@ fn recipe_errors_name_file_line_and_column() {
             &["Capsulefile:2:8", "EXPOSE"],
         ),
         ("FROM scratch\nENV A=\"unterminated\n", &["Capsulefile:2"]),
+        (
+            "FROM scratch\nARG SIG=BOGUS\nSTOPSIGNAL $SIG\n",
+            &["Capsulefile:3:12", "STOPSIGNAL", "invalid signal 'BOGUS'"],
+        ),
     ];
     for (recipe, needles) in cases {
         env.write("ctx/Capsulefile", recipe);
