@@ -1,17 +1,30 @@
 //! Capsule's engine library: everything the `capsule` binary and the SDK share.
 //!
-//! Modules depend downward only (see `shared/design/architecture.md`):
+//! Modules depend downward only; `docs/architecture.md` in the repository has the map
+//! and follows a run through them. From the top:
 //!
-//! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
-//! - [`wasi`]: the WASI preview1 host a guest sees (the seam the layered filesystem
-//!   replaces).
+//! - [`compose`]: `compose.toml`: the file model, variable substitution, the project.
 //! - [`builder`]: recipes (Dockerfile syntax) over a build context become images.
+//! - [`container`]: containers: the one runner every guest goes through, Docker's rules
+//!   for preparing one from an image, states, the supervisor, logs, `diff`/`commit`/`cp`.
+//! - [`volume`]: named volumes: create, seed from an image, remove, prune.
+//! - [`net`]: published ports and the host listeners behind them.
+//! - [`registry`]: pull, push, login and logout against OCI registries.
+//! - [`image`]: OCI manifests and configs, references, the reproducible layer writer,
+//!   the uncompressed layer cache, save/load/import, and the rules of removal.
+//! - [`plugin`]: plugins: a pool of ready instances, host functions, per-call limits.
+//! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
+//! - [`wasi`]: Capsule's own WASI preview1 host, over the layered filesystem.
+//! - [`fs`]: the layered virtual filesystem a container sees as `/`.
+//! - [`store`]: the content store, an OCI image layout: verified blobs, locked index.
+//! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
 //! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
 //! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
-//! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
-//! - [`plugin`]: plugins: a pool of ready instances, host functions, per-call limits.
+//! - [`labels`]: what an image's `io.capsule.*` labels say about running its program.
+//! - [`builtin`]: modules built into the binary (`hello-world`).
 //! - [`home`]: where Capsule keeps its state.
 //! - [`ambient`]: the only module that touches ambient authority (host paths, host env).
+//! - [`failpoint`]: crash points for the crash-consistency tests (`failpoints` feature).
 #![deny(unsafe_code)]
 
 pub mod ambient;
