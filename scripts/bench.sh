@@ -86,10 +86,11 @@ if [ "${1:-}" = api ]; then
 fi
 if [ "${1:-}" = plugins ]; then
     shift
-    # The Rust test plugin (tests/guests/plugin, on sdk/guest), and the benchmark program
-    # (examples/plugin-host/src/bin/capsule-plugin-bench.rs), which runs in-process.
+    # The Rust plugin of examples/plugin-host (plugins/rust, on sdk/guest), and the
+    # benchmark program (examples/plugin-host/src/bin/capsule-plugin-bench.rs), which runs
+    # in-process.
     cargo build --quiet --release --target wasm32-wasip1 --lib \
-        --manifest-path tests/guests/plugin/Cargo.toml --target-dir "$target_dir/bench-guests/plugin" >&2
+        --manifest-path examples/plugin-host/plugins/rust/Cargo.toml --target-dir "$target_dir/bench-guests/plugin" >&2
     cargo build --release --locked -p capsule-example-plugin-host --bin capsule-plugin-bench >&2
     exec "$target_dir/release/capsule-plugin-bench" "$target_dir/bench-guests/plugin/wasm32-wasip1/release/rust_plugin.wasm" "$@"
 fi

@@ -78,6 +78,31 @@ fn main() {
         ));
         names.push(stem.replace('-', "_"));
     }
+    // The C plugins of examples/plugin-host (which its build.rs builds for users):
+    // reactors on sdk/guest/include/capsule_plugin.h, tested like the guests above.
+    let plugins_dir = manifest.join("../examples/plugin-host/plugins");
+    println!("cargo:rerun-if-changed={}", plugins_dir.display());
+    let mut plugins: Vec<PathBuf> = fs::read_dir(&plugins_dir)
+        .expect("read examples/plugin-host/plugins")
+        .map(|e| e.expect("read examples/plugin-host/plugins entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    plugins.sort();
+    for src in &plugins {
+        println!("cargo:rerun-if-changed={}", src.display());
+        let stem = src
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("plugin names are UTF-8");
+        let wasm = out.join(format!("{stem}.wasm"));
+        compile_c_as(&cc, src, &wasm, true);
+        consts.push_str(&format!(
+            "/// `examples/plugin-host/plugins/{stem}.c` built for wasm32-wasi.\npub const {}: &str = {:?};\n",
+            stem.to_uppercase(),
+            wasm.display().to_string()
+        ));
+        names.push(stem.to_owned());
+    }
     // Conformance programs: built the same way, listed separately (the differential
     // harness runs each under Capsule and under the reference).
     let conf_dir = manifest.join("guests/conformance");
@@ -116,10 +141,15 @@ fn main() {
         "/// `guests/rust/src/bin/wasi_fuzz.rs` (the generated differential test) built for wasm32-wasip1.\npub const WASI_FUZZ: &str = {:?};\n",
         wasi_fuzz.display().to_string()
     ));
-    // The Rust plugin: a cdylib over the guest crate for plugin authors (sdk/guest).
-    let rust_plugin = build_rust_plugin(&manifest.join("guests/plugin"), &out, "rust_plugin");
+    // The Rust plugin of examples/plugin-host: a cdylib over the guest crate for plugin
+    // authors (sdk/guest).
+    let rust_plugin = build_rust_plugin(
+        &manifest.join("../examples/plugin-host/plugins/rust"),
+        &out,
+        "rust_plugin",
+    );
     consts.push_str(&format!(
-        "/// `guests/plugin` (a Rust plugin on sdk/guest) built for wasm32-wasip1.\npub const RUST_PLUGIN: &str = {:?};\n",
+        "/// `examples/plugin-host/plugins/rust` (a Rust plugin on sdk/guest) built for wasm32-wasip1.\npub const RUST_PLUGIN: &str = {:?};\n",
         rust_plugin.display().to_string()
     ));
     let rust_panic = build_rust_guest(&manifest.join("guests/rust"), &out, "rust_panic");

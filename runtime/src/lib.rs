@@ -1,16 +1,30 @@
 //! Capsule's engine library: everything the `capsule` binary and the SDK share.
 //!
-//! Modules depend downward only (see `shared/design/architecture.md`):
+//! Modules depend downward: each uses only those listed after it (one exception is left,
+//! `volume` → `container::now`). `docs/architecture.md` in the repository has the map
+//! and follows a run through the modules. From the top:
 //!
-//! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
-//! - [`wasi`]: the WASI preview1 host a guest sees (the seam the layered filesystem
-//!   replaces).
+//! - [`compose`]: `compose.toml`: the file model, variable substitution, the project.
 //! - [`builder`]: recipes (Dockerfile syntax) over a build context become images.
-//! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
-//! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
-//! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
 //! - [`plugin`]: plugins: a pool of ready instances, host functions, per-call limits.
+//! - [`container`]: containers: the one runner every guest goes through, Docker's rules
+//!   for preparing one from an image, states, the supervisor, logs, `diff`/`commit`/`cp`.
+//! - [`volume`]: named volumes: create, seed from an image, remove, prune.
+//! - [`registry`]: pull, push, login and logout against OCI registries.
+//! - [`builtin`]: modules built into the binary (`hello-world`).
+//! - [`image`]: OCI manifests and configs, references, the reproducible layer writer,
+//!   the uncompressed layer cache, save/load/import, and the rules of removal.
+//! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
+//! - [`labels`]: what an image's `io.capsule.*` labels say about running its program.
+//! - [`wasi`]: Capsule's own WASI preview1 host, over the layered filesystem.
+//! - [`fs`]: the layered virtual filesystem a container sees as `/`.
+//! - [`store`]: the content store, an OCI image layout: verified blobs, locked index.
+//! - [`engine`]: the wasmtime engine configuration and the compiled-module cache.
+//! - [`spec`]: what a guest is given: arguments, environment, mounts, working directory.
+//! - [`net`]: published ports and the host listeners behind them.
+//! - [`module`]: reading and classifying wasm bytes (module, component, text, garbage).
 //! - [`home`]: where Capsule keeps its state.
+//! - [`failpoint`]: crash points for the crash-consistency tests (`failpoints` feature).
 //! - [`ambient`]: the only module that touches ambient authority (host paths, host env).
 #![deny(unsafe_code)]
 

@@ -3,13 +3,15 @@
 //! plugin's loop, endless allocation and trap each fail only their own call.
 //!
 //! ```console
+//! $ cargo run -p capsule-example-plugin-host
 //! $ cargo run -p capsule-example-plugin-host -- RUST_PLUGIN.wasm C_PLUGIN.wasm ROGUE.wasm
 //! ```
 //!
-//! The three plugins are the test plugins of `tests/guests` (`plugin/`, a Rust crate on
-//! `sdk/guest`; `c/plugin_text.c` and `c/plugin_rogue.c` on
-//! `sdk/guest/include/capsule_plugin.h`); the integration tests build them and run this
-//! program over them (`tests/tests/integration/plugins.rs`).
+//! Without arguments it serves its own plugins, `plugins/` beside this crate (`rust/`, a
+//! Rust crate on `sdk/guest`; `plugin_text.c` and `plugin_rogue.c` on
+//! `sdk/guest/include/capsule_plugin.h`), which `build.rs` builds and this program
+//! embeds. With three arguments it loads those files instead, in the same roles; the
+//! integration tests run it so (`tests/tests/integration/plugins.rs`).
 
 use capsule_sdk::plugin::{HostError, Plugin, PluginError, PluginHost, PluginManifest};
 use std::collections::HashMap;
@@ -18,15 +20,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+/// The plugins `build.rs` built, embedded.
+const RUST_PLUGIN: &[u8] = include_bytes!(env!("CAPSULE_EXAMPLE_PLUGIN_RUST"));
+const TEXT_PLUGIN: &[u8] = include_bytes!(env!("CAPSULE_EXAMPLE_PLUGIN_TEXT"));
+const ROGUE_PLUGIN: &[u8] = include_bytes!(env!("CAPSULE_EXAMPLE_PLUGIN_ROGUE"));
+
+/// Where a plugin comes from: embedded, or a file named on the command line.
+enum Source<'a> {
+    Embedded(&'a str, &'static [u8]),
+    File(&'a str),
+}
+
+impl Source<'_> {
+    fn load(&self, host: &PluginHost, manifest: &PluginManifest) -> Result<Plugin, PluginError> {
+        match self {
+            Source::Embedded(name, bytes) => Plugin::from_bytes(host, name, bytes, manifest),
+            Source::File(path) => Plugin::from_file(host, path, manifest),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [rust, c, rogue] = args.as_slice() else {
-        eprintln!(
-            "usage: capsule-example-plugin-host RUST_PLUGIN.wasm C_PLUGIN.wasm ROGUE_PLUGIN.wasm"
-        );
-        return ExitCode::from(2);
+    let sources = match args.as_slice() {
+        [] => [
+            Source::Embedded("rust_plugin.wasm", RUST_PLUGIN),
+            Source::Embedded("plugin_text.wasm", TEXT_PLUGIN),
+            Source::Embedded("plugin_rogue.wasm", ROGUE_PLUGIN),
+        ],
+        [rust, c, rogue] => [Source::File(rust), Source::File(c), Source::File(rogue)],
+        _ => {
+            eprintln!(
+                "usage: capsule-example-plugin-host [RUST_PLUGIN.wasm C_PLUGIN.wasm ROGUE_PLUGIN.wasm] (no arguments: the example's own plugins)"
+            );
+            return ExitCode::from(2);
+        }
     };
-    match serve(rust, c, rogue) {
+    match serve(&sources) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("plugin-host: {e}");
@@ -35,7 +65,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
+fn serve([rust, c, rogue]: &[Source<'_>; 3]) -> Result<(), PluginError> {
     // The host offers one function, kv.get, over a small table.
     let table: HashMap<String, String> = [("lang", "rust"), ("city", "Lisbon")]
         .into_iter()
@@ -55,11 +85,10 @@ fn serve(rust: &str, c: &str, rogue: &str) -> Result<(), PluginError> {
     // The well-behaved plugins may call kv.get; the rogue may call nothing, and gets a
     // short deadline and little memory.
     let trusted = PluginManifest::new().allow_host_function("kv.get");
-    let rust = Plugin::from_file(&host, rust, &trusted)?;
-    let c = Plugin::from_file(&host, c, &trusted)?;
-    let rogue = Plugin::from_file(
+    let rust = rust.load(&host, &trusted)?;
+    let c = c.load(&host, &trusted)?;
+    let rogue = rogue.load(
         &host,
-        rogue,
         &PluginManifest::new()
             .deadline(Duration::from_millis(100))
             .memory(16 << 20),

@@ -2,14 +2,18 @@
 //!
 //! - [`layer`]: one checked, indexed layer (a tar never unpacked, or a directory).
 //! - [`lower`]: layers merged top-down, once per chain, shared by containers.
+//! - [`index`]: the merged index as one flat, sorted buffer: saved, mapped, searched.
 //! - [`overlay`]: the writable upper over the lower stack (copy-up, whiteouts).
 //! - [`tmpfs`], [`hostdir`]: other backends to mount.
 //! - [`vfs`]: the namespace: mounts and path resolution (`..`, symlinks, limits).
 //! - [`rootfs`]: a container's root assembled from a run spec (layers, upper, mounts).
 //! - [`changes`]: the writable layer read back: its entries, and `A`/`C`/`D` changes.
+//! - [`node`]: the [`Backend`] trait every filesystem implements, and its values.
 //! - [`errno`]: errors as errno values, with the host cause kept.
+//! - `sys`: the one place for Unix/other differences; `mapped`: read-only file maps.
 //!
-//! See `shared/design/vfs.md` for the properties this meets.
+//! `docs/architecture.md` (*The filesystem*) lists the properties this meets, and
+//! `docs/security.md` what it confines.
 
 pub mod changes;
 pub mod errno;

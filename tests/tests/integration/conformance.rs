@@ -22,7 +22,7 @@
 //! which checks the listing itself.
 //!
 //! Where Capsule deliberately differs, the difference is in [`KNOWN_DIFFERENCES`] with
-//! the reason and the backends it occurs on (the README has the same table). A
+//! the reason and the backends it occurs on (`docs/wasi.md` has the same table). A
 //! difference not in the table fails the test; an entry that does not occur on one of
 //! its backends fails it too, so the table stays true. Lines whose reference value
 //! depends on the host's file system are in [`HOST_DEPENDENT`], pinned to Capsule's

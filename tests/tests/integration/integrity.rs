@@ -2,7 +2,7 @@
 //! unnoticed, a lost index never turns into a lost store, one rule decides which images
 //! containers use, derived data is verified before use, `run --rm` survives signals,
 //! mounts do not silently shadow each other, messages say what happened, and every
-//! command keeps to the exit codes the README documents.
+//! command keeps to the exit codes `docs/cli.md` documents.
 
 use capsule_tests::{Run, TestEnv, guests};
 use std::path::{Path, PathBuf};
@@ -510,16 +510,16 @@ fn messages_say_what_happened() {
         .assert_error(126, &["magic.wasm", "truncated", "4 bytes"]);
 }
 
-// 9. Every command keeps to the README's exit-code table.
+// 9. Every command keeps to the exit-code table of `docs/cli.md`.
 #[test]
 fn every_command_keeps_to_the_documented_exit_codes() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README");
-    let table = readme
+    let cli_doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md"))
+            .expect("docs/cli.md");
+    let table = cli_doc
         .split("### Exit codes")
         .nth(1)
-        .expect("the README has an exit-code table");
+        .expect("docs/cli.md has an exit-code table");
     let row = |code: &str| {
         table
             .lines()

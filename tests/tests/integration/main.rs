@@ -8,6 +8,7 @@ mod compose;
 mod conformance;
 mod containers;
 mod crash;
+mod docs;
 mod escape;
 mod examples;
 mod guests;

@@ -1,6 +1,7 @@
-//! Plugins through the SDK (`capsule_sdk::plugin`), over real plugins: a Rust one on the
-//! guest crate (`guests/plugin`), a C one (`guests/c/plugin_text.c`) and a misbehaving C
-//! one (`guests/c/plugin_rogue.c`), both on `capsule_plugin.h`.
+//! Plugins through the SDK (`capsule_sdk::plugin`), over the real plugins of
+//! `examples/plugin-host/plugins/`: a Rust one on the guest crate (`rust/`), a C one
+//! (`plugin_text.c`) and a misbehaving C one (`plugin_rogue.c`), both on
+//! `capsule_plugin.h`.
 
 use capsule_sdk::plugin::{HostError, Plugin, PluginError, PluginHost, PluginManifest};
 use capsule_tests::{TestEnv, guests};
@@ -85,8 +86,8 @@ fn calls_from_eight_threads_at_once_each_get_their_own_answer() {
     }
 }
 
-/// The C plugin (`guests/c/plugin_text.c`): every function, JSON built by hand, a host
-/// function and its error, and an error result of its own.
+/// The C plugin (`examples/plugin-host/plugins/plugin_text.c`): every function, JSON
+/// built by hand, a host function and its error, and an error result of its own.
 #[test]
 pub fn plugin_text() {
     let host = host();
@@ -125,9 +126,9 @@ pub fn plugin_text() {
     }
 }
 
-/// The misbehaving plugin (`guests/c/plugin_rogue.c`): a loop, endless allocation and a
-/// trap each fail their call only, with their reason, while other calls (from other
-/// threads at the same time, and afterwards) are served.
+/// The misbehaving plugin (`examples/plugin-host/plugins/plugin_rogue.c`): a loop,
+/// endless allocation and a trap each fail their call only, with their reason, while
+/// other calls (from other threads at the same time, and afterwards) are served.
 #[test]
 pub fn plugin_rogue() {
     let host = host();
@@ -505,31 +506,46 @@ fn modules_that_are_not_plugins_and_unknown_functions_are_clear_errors() {
     }
 }
 
+/// `examples/plugin-host`, as its README runs it (no arguments: the plugins its
+/// build.rs built) and over the tests' build of the same three plugins.
 #[test]
 fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
     let bin = capsule_tests::example_bin("capsule-example-plugin-host");
-    let out = std::process::Command::new(bin)
-        .args([
-            guests::RUST_PLUGIN,
-            guests::PLUGIN_TEXT,
-            guests::PLUGIN_ROGUE,
-        ])
+    let own: &[&str] = &[];
+    let given = &[
+        guests::RUST_PLUGIN,
+        guests::PLUGIN_TEXT,
+        guests::PLUGIN_ROGUE,
+    ];
+    for args in [own, given] {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .expect("run the example");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "arguments {args:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for needle in [
+            "rust: upper(\"hello\") = \"HELLO\"",
+            "c: reverse(\"hello\") = \"olleh\"",
+            "rogue: misbehave(loop): contained: deadline",
+            "rogue: misbehave(alloc): contained: out of memory",
+            "rogue: misbehave(trap): contained: trap",
+            "served 800 calls from 8 threads, all correct",
+        ] {
+            assert!(
+                stdout.contains(needle),
+                "arguments {args:?}: missing {needle:?} in:\n{stdout}"
+            );
+        }
+    }
+    let wrong = std::process::Command::new(&bin)
+        .arg("one.wasm")
         .output()
         .expect("run the example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for needle in [
-        "rust: upper(\"hello\") = \"HELLO\"",
-        "c: reverse(\"hello\") = \"olleh\"",
-        "rogue: misbehave(loop): contained: deadline",
-        "rogue: misbehave(alloc): contained: out of memory",
-        "rogue: misbehave(trap): contained: trap",
-        "served 800 calls from 8 threads, all correct",
-    ] {
-        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
-    }
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).starts_with("usage: "));
 }

@@ -41,8 +41,8 @@ struct Known {
     rare: bool,
 }
 
-/// Every difference the comparison accepts. The README's table of differences from
-/// wasmtime-wasi says the same in prose.
+/// Every difference the comparison accepts. The table of differences from wasmtime-wasi
+/// in `docs/wasi.md` says the same in prose.
 const KNOWN: &[Known] = &[
     Known {
         name: "escape",
@@ -559,7 +559,7 @@ fn generated_preview1_calls_agree_with_the_reference() {
         for known in KNOWN.iter().filter(|k| !k.rare) {
             assert!(
                 fired.contains_key(known.name),
-                "the known difference {:?} no longer occurs on the fixed seeds: remove it from KNOWN (and the README)",
+                "the known difference {:?} no longer occurs on the fixed seeds: remove it from KNOWN (and docs/wasi.md)",
                 known.name
             );
         }

@@ -1,6 +1,6 @@
-/* A C plugin for the plugin tests and examples/plugin-host (capsule_plugin.h):
- * text functions, JSON built by hand, a host function, and a global that must not
- * outlive a call. */
+/* The C plugin of examples/plugin-host, which the plugin tests use too
+ * (capsule_plugin.h): text functions, JSON built by hand, a host function, and a
+ * global that must not outlive a call. */
 #include <capsule_plugin.h>
 #include <stdio.h>
 

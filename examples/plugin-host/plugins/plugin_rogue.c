@@ -1,6 +1,6 @@
-/* A misbehaving plugin (capsule_plugin.h): `misbehave` loops forever, allocates without
- * end or traps, as its input asks; `ok` answers normally, to show the pool still
- * serves. */
+/* The misbehaving plugin of examples/plugin-host, which the plugin tests use too
+ * (capsule_plugin.h): `misbehave` loops forever, allocates without end or traps, as
+ * its input asks; `ok` answers normally, to show the pool still serves. */
 #include <capsule_plugin.h>
 
 static uint32_t calls;

@@ -1,6 +1,7 @@
-//! A Rust plugin for the plugin tests: bytes and JSON functions, a host function, state
-//! that must not outlive a call, files and environment through WASI, and misbehaviour on
-//! request (panic, endless allocation, endless loop, a lot of work).
+//! The Rust plugin of `examples/plugin-host`, which the plugin tests use too: bytes and
+//! JSON functions, a host function, state that must not outlive a call, files and
+//! environment through WASI, and misbehaviour on request (panic, endless allocation,
+//! endless loop, a lot of work).
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
