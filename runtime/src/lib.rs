@@ -15,6 +15,7 @@
 //! - [`image`]: OCI manifests and configs, references, the reproducible layer writer,
 //!   the uncompressed layer cache, save/load/import, and the rules of removal.
 //! - [`exec`]: instantiate a module and run it to an [`exec::ExitStatus`].
+//! - [`signal`]: signal names and numbers as Docker reads them (`STOPSIGNAL`).
 //! - [`labels`]: what an image's `io.capsule.*` labels say about running its program.
 //! - [`wasi`]: Capsule's own WASI preview1 host, over the layered filesystem.
 //! - [`fs`]: the layered virtual filesystem a container sees as `/`.

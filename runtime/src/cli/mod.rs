@@ -16,7 +16,7 @@ mod volume;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit codes of the `capsule` process, as documented in the README. A guest's own
+/// Exit codes of the `capsule` process, as documented in `docs/cli.md`. A guest's own
 /// status (0..=255) passes through unchanged; these are what Capsule itself reports,
 /// following Docker's 125/126/127 and wasmtime's trap code.
 pub mod exit {

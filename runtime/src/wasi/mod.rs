@@ -9,7 +9,7 @@
 //! root is preopened as `/NAME` and the workdir last as `.`: relative paths then land
 //! in the workdir and absolute paths under existing top-level directories still
 //! resolve from the root. (A path to a top-level name created later, written
-//! absolutely, lands in the workdir: a preview1 limit, documented in the README.)
+//! absolutely, lands in the workdir: a preview1 limit, documented in `docs/wasi.md`.)
 
 pub mod p1;
 
