@@ -288,7 +288,8 @@ pub struct WaitArgs {
 pub fn wait(args: &WaitArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let container = find(home, reference)?;
-        Ok(Some(lifecycle::wait(&container).to_string()))
+        let code = lifecycle::wait(&container).map_err(|e| Failure::new(exit::USAGE, e))?;
+        Ok(Some(code.to_string()))
     })
 }
 

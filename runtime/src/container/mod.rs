@@ -156,6 +156,8 @@ pub enum ContainerError {
     InvalidName(String),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("container {name} was removed {when}")]
+    Removed { name: String, when: &'static str },
     #[error("container {id} was created by another version of Capsule and cannot be run")]
     Unrunnable { id: String },
     #[error("container {name} could not start: {reason}")]
@@ -413,10 +415,7 @@ impl Container {
     /// The recorded state, as it really is: `running` with no live process reads as
     /// `dead`, naming what happened.
     pub fn state(&self) -> State {
-        let read = std::fs::read(self.dir.join("state.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok());
-        let mut state = read.unwrap_or_else(State::created);
+        let mut state = self.recorded_state().unwrap_or_else(State::created);
         if state.is_active() && self.running.is_none() && self.lock_is_free() {
             state.status = Status::Dead;
             state.error = Some(format!(
@@ -425,6 +424,13 @@ impl Container {
             ));
         }
         state
+    }
+
+    /// `state.json` as written, `None` when it cannot be read (the container is gone).
+    pub fn recorded_state(&self) -> Option<State> {
+        std::fs::read(self.dir.join("state.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
     }
 
     /// Takes the run lock for this process; `false` when another process holds it.
@@ -459,16 +465,18 @@ impl Container {
 
     /// Whether no process holds the run lock (false when unsure).
     pub fn lock_is_free(&self) -> bool {
-        let Ok(file) = std::fs::File::open(self.dir.join(RUN_LOCK)) else {
-            return false;
-        };
-        match file.try_lock_shared() {
-            Ok(()) => {
-                let _ = file.unlock();
-                true
-            }
-            Err(_) => false,
-        }
+        self.open_run_lock()
+            .is_ok_and(|file| run_lock_is_free(&file))
+    }
+
+    /// The run lock's file, opened for [`run_lock_is_free`]: kept open, it still tells
+    /// when the process that runs the container ends after `rm -f` removed the
+    /// directory it was in.
+    ///
+    /// # Errors
+    /// The host's error (`NotFound` once the container is removed).
+    pub fn open_run_lock(&self) -> io::Result<std::fs::File> {
+        crate::ambient::open_file(&self.dir.join(RUN_LOCK))
     }
 
     /// The container's display name.
@@ -592,6 +600,17 @@ impl Container {
                 .cmp(&(b.config.created.as_str(), b.config.id.as_str()))
         });
         out
+    }
+}
+
+/// Whether no process holds the run lock opened as `file` (false when unsure).
+pub fn run_lock_is_free(file: &std::fs::File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -158,3 +158,52 @@ fn guest_arguments_that_look_like_flags_go_to_the_guest() {
         run.stdout
     );
 }
+
+/// A home with the `service` guest as image `svc`.
+fn with_svc() -> capsule_tests::Containers {
+    capsule_tests::Containers::new(&[(guests::SERVICE, "svc")])
+}
+
+/// Issue 31: `restart` of a `--rm` container (removed when it stops) and `start`
+/// losing a race to `rm -f` say that the container was removed, not which file in
+/// its directory could not be opened.
+#[test]
+fn restart_and_start_of_a_removed_container_say_so() {
+    let env = with_svc();
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone", "svc", "tick", "0", "100",
+    ]);
+    env.env
+        .run(&["restart", "-t", "0", "gone"])
+        .assert_error(1, &["gone was removed", "--rm"]);
+    for round in 0..8u64 {
+        env.ok(&["create", "--name", "racer", "svc", "tick", "0", "50"]);
+        let start = env
+            .env
+            .capsule()
+            .args(["start", "racer"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("test");
+        std::thread::sleep(std::time::Duration::from_millis(10 * (round % 4)));
+        env.ok(&["rm", "-f", "racer"]);
+        let out = start.wait_with_output().expect("test");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success()
+                || (stderr.lines().count() == 1
+                    && (stderr.contains("racer was removed")
+                        || stderr.contains("no such container: racer"))),
+            "round {round}: {stderr}"
+        );
+        assert!(!stderr.contains(".log"), "round {round}: {stderr}");
+    }
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(0);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    let left = std::fs::read_dir(env.env.home().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "container directories left");
+}

@@ -578,3 +578,97 @@ fn images_containers_and_prune_respect_what_runs() {
         "{volumes}"
     );
 }
+
+/// Waits for `child` at most `limit`; kills it and fails when it does not end.
+#[track_caller]
+fn finish_within(
+    mut child: std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("test").is_some() {
+            return child.wait_with_output().expect("test");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("test");
+            panic!(
+                "{what} did not return within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After a race: `system check` passes, no container is left, and so no directory.
+#[track_caller]
+fn assert_no_container_left(env: &Containers) {
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(0);
+    assert!(check.stdout.contains("ok:"), "{}", check.stdout);
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "ps -a lists a container");
+    let left: Vec<_> = std::fs::read_dir(env.env.home().join("containers"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "container directories left: {left:?}");
+}
+
+/// Issue 31: `wait` and `logs -f` on a container that `rm -f` removes (or `kill`
+/// stops) return, with its exit code or an error saying it was removed; never hang.
+#[test]
+fn wait_and_logs_follow_return_when_the_container_is_killed_or_removed() {
+    let env = Env::new();
+    let spawn = |args: &[&str]| {
+        env.env
+            .capsule()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("test")
+    };
+    for round in 0..8u64 {
+        env.ok(&["run", "-d", "--name", "w", "svc", "tick", "0", "20"]);
+        let waiter = spawn(&["wait", "w"]);
+        let follower = spawn(&["logs", "-f", "w"]);
+        // Mostly after both have found it; a verb that starts after the removal says
+        // there is no such container, which is right too.
+        std::thread::sleep(Duration::from_millis(100 + 40 * (round % 4)));
+        let kill = round % 2 == 1;
+        if kill {
+            env.ok(&["kill", "w"]);
+        } else {
+            env.ok(&["rm", "-f", "w"]);
+        }
+        let waited = finish_within(waiter, Duration::from_secs(20), "wait");
+        let stdout = String::from_utf8_lossy(&waited.stdout);
+        let stderr = String::from_utf8_lossy(&waited.stderr);
+        if kill || waited.status.success() {
+            assert!(waited.status.success(), "round {round}: {stderr}");
+            assert_eq!(stdout.trim(), "137", "round {round}");
+        } else {
+            assert_eq!(waited.status.code(), Some(1), "round {round}: {stderr}");
+            assert!(
+                stderr.starts_with("capsule: ")
+                    && (stderr.contains("container w was removed")
+                        || stderr.contains("no such container: w"))
+                    && stderr.lines().count() == 1,
+                "round {round}: {stderr}"
+            );
+        }
+        let followed = finish_within(follower, Duration::from_secs(20), "logs -f");
+        let stderr = String::from_utf8_lossy(&followed.stderr);
+        assert!(
+            followed.status.success() || stderr.contains("no such container: w"),
+            "round {round}: {stderr}"
+        );
+        if kill {
+            env.ok(&["rm", "w"]);
+        }
+    }
+    assert_no_container_left(&env);
+}
