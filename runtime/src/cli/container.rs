@@ -814,9 +814,9 @@ pub fn commit(args: &CommitArgs) -> Result<u8, Failure> {
 
 #[derive(Debug, clap::Args)]
 pub struct CpArgs {
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar archive on stdin)
     source: String,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar archive on stdout)
     destination: String,
 }
 
@@ -835,8 +835,10 @@ fn container_path(text: &str) -> Option<(&str, String)> {
     Some((name, path))
 }
 
-/// `capsule cp`: copies between a container (running or stopped) and the host.
+/// `capsule cp`: copies between a container (running or stopped) and the host; `-`
+/// for the host side is a tar archive on stdout or stdin.
 pub fn cp(args: &CpArgs) -> Result<u8, Failure> {
+    use capsule_runtime::container::files::{CopyIn, CopyOut};
     let home = home()?;
     let copied = match (
         container_path(&args.source),
@@ -844,19 +846,25 @@ pub fn cp(args: &CpArgs) -> Result<u8, Failure> {
     ) {
         (Some((name, path)), None) => {
             let container = find(&home, name)?;
-            capsule_runtime::container::files::copy_out(
-                &container,
-                &path,
-                std::path::Path::new(&args.destination),
-            )
+            let mut stdout = std::io::stdout().lock();
+            // `-`: a tar archive to stdout, as Docker's.
+            let to = if args.destination == "-" {
+                CopyOut::Tar(&mut stdout)
+            } else {
+                CopyOut::Path(std::path::Path::new(&args.destination))
+            };
+            capsule_runtime::container::files::copy_out(&container, &path, to)
         }
         (None, Some((name, path))) => {
             let container = find(&home, name)?;
-            capsule_runtime::container::files::copy_in(
-                &container,
-                std::path::Path::new(&args.source),
-                &path,
-            )
+            let mut stdin = std::io::stdin().lock();
+            // `-`: a tar archive from stdin, extracted into a directory, as Docker's.
+            let from = if args.source == "-" {
+                CopyIn::Tar(&mut stdin)
+            } else {
+                CopyIn::Path(std::path::Path::new(&args.source))
+            };
+            capsule_runtime::container::files::copy_in(&container, from, &path)
         }
         _ => {
             return Err(Failure::new(

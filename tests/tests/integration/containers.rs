@@ -672,3 +672,109 @@ fn wait_and_logs_follow_return_when_the_container_is_killed_or_removed() {
     }
     assert_no_container_left(&env);
 }
+
+/// Issue 31: a copy that fails part way (the writable layer is full) leaves nothing of
+/// itself: no truncated file, no half-copied directory, an existing file whole.
+#[test]
+fn cp_that_fails_leaves_nothing_partial() {
+    let env = Env::new();
+    env.ok(&[
+        "create",
+        "--name",
+        "small",
+        "--storage-opt",
+        "size=1m",
+        "svc",
+        "env",
+        "X",
+    ]);
+    let big = env.env.write("big.bin", vec![7u8; 3 << 20]);
+    let run = env
+        .env
+        .run(&["cp", big.to_str().expect("test"), "small:/big.bin"]);
+    run.assert_error(1, &["/big.bin", "ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "", "a partial file stayed");
+    // A directory whose second file does not fit: neither stays.
+    env.env.write("tree/a.txt", "small\n");
+    env.env.write("tree/z.bin", vec![1u8; 3 << 20]);
+    let tree = env.env.work().join("tree");
+    env.env
+        .run(&["cp", tree.to_str().expect("test"), "small:/tree"])
+        .assert_error(1, &["ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "", "a partial directory stayed");
+    // An existing file that a copy fails to replace is kept whole.
+    let keep = env.env.write("keep.txt", "kept\n");
+    env.ok(&["cp", keep.to_str().expect("test"), "small:/big.bin"]);
+    env.env
+        .run(&["cp", big.to_str().expect("test"), "small:/big.bin"])
+        .assert_error(1, &["ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "A /big.bin\n");
+    let back = env.env.work().join("back.txt");
+    env.ok(&["cp", "small:/big.bin", back.to_str().expect("test")]);
+    assert_eq!(std::fs::read_to_string(&back).expect("test"), "kept\n");
+}
+
+/// Issue 31: `-` is Docker's tar stream: `cp C:PATH -` writes one to stdout, `cp -
+/// C:DIR` extracts one from stdin into a directory; an archive that leads out of it,
+/// or a destination that is not a directory, is refused and changes nothing.
+#[test]
+fn cp_dash_is_a_tar_stream() {
+    let env = Env::new();
+    env.ok(&["run", "--name", "t", "svc", "write", "/data.txt", "payload"]);
+    // Out: a tar on stdout, not a file named "-".
+    let out = env
+        .env
+        .capsule()
+        .args(["cp", "t:/data.txt", "-"])
+        .output()
+        .expect("test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!env.env.work().join("-").exists(), "wrote a file named -");
+    let mut archive = tar::Archive::new(out.stdout.as_slice());
+    let mut entries = Vec::new();
+    for entry in archive.entries().expect("a tar") {
+        let mut entry = entry.expect("test");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).expect("test");
+        entries.push((entry.path().expect("test").display().to_string(), text));
+    }
+    assert_eq!(entries, [("data.txt".to_owned(), "payload".to_owned())]);
+    // In: a tar from stdin, extracted into a directory.
+    use capsule_tests::rawtar::{E, raw, tar};
+    let archive = tar(&[E::Dir("sub"), E::File("sub/in.txt", b"hello")]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/"], &archive)
+        .assert_code(0);
+    let diff = env.ok(&["diff", "t"]);
+    assert!(diff.contains("A /sub/in.txt"), "{diff}");
+    // Refused, and nothing changes: not a directory; an entry leading out; a cut-off
+    // archive; not a tar.
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/data.txt"], &archive)
+        .assert_error(1, &["not a directory"]);
+    let evil = tar(&[
+        E::File("fine.txt", b"x"),
+        raw(b"../escape.txt", b'0', 0o644),
+    ]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], &evil)
+        .assert_error(1, &["leads out"]);
+    let body = vec![b'y'; 5000];
+    let mut cut = tar(&[E::File("first.txt", b"x"), E::File("long.txt", &body)]);
+    cut.truncate(2048);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], &cut)
+        .assert_error(1, &["damaged or cut off"]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], b"{not a tar")
+        .assert_error(1, &["damaged or cut off"]);
+    assert_eq!(
+        env.ok(&["diff", "t"]),
+        diff,
+        "a refused copy changed the container"
+    );
+}
