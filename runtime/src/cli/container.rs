@@ -8,7 +8,9 @@ use super::run::{
 use super::{Failure, exit};
 use capsule_runtime::container::logs::{Entry, Reader};
 use capsule_runtime::container::supervisor;
-use capsule_runtime::container::{Container, ContainerError, State, Status, lifecycle, short_id};
+use capsule_runtime::container::{
+    Container, ContainerError, Damaged, State, Status, lifecycle, short_id,
+};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
 use capsule_runtime::wasi::Stream;
@@ -271,7 +273,18 @@ pub struct RmArgs {
 
 pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
-        let container = find(home, reference)?;
+        let container = match Container::find(home, reference) {
+            Ok(container) => container,
+            Err(e @ ContainerError::NotFound(_)) => {
+                // A container whose record is damaged is found by its ID only.
+                let damaged = Damaged::find(home, reference).ok_or_else(|| container_failure(e))?;
+                damaged
+                    .remove(args.force)
+                    .map_err(|e| Failure::new(exit::USAGE, e))?;
+                return Ok(Some(reference.to_owned()));
+            }
+            Err(e) => return Err(container_failure(e)),
+        };
         lifecycle::remove(home, container, args.force, args.volumes)
             .map_err(|e| Failure::new(exit::USAGE, e))?;
         Ok(Some(reference.to_owned()))
@@ -357,7 +370,8 @@ pub struct PsArgs {
     /// Show full IDs and commands
     #[arg(long = "no-trunc")]
     no_trunc: bool,
-    /// Filter: label=KEY[=VALUE], name=NAME, status=STATUS
+    /// Filter: label=KEY[=VALUE], name=REGEX, status=STATUS, id=PREFIX (values of one
+    /// key are alternatives)
     #[arg(long = "filter", value_name = "FILTER")]
     filter: Vec<String>,
 }
@@ -402,45 +416,115 @@ pub(super) fn status_text(state: &State) -> String {
     }
 }
 
-fn matches_filters(
-    container: &Container,
-    state: &State,
-    filters: &[String],
-) -> Result<bool, Failure> {
-    for filter in filters {
-        let (key, value) = super::output::split_filter(filter)?;
-        let ok = match key {
-            "label" => super::output::label_matches(&container.config.labels, value),
-            "name" => container.config.name.contains(value),
-            "status" => state.status.as_str() == value,
-            "id" => container.config.id.starts_with(value),
-            _ => {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    anyhow::anyhow!("unknown filter '{key}' (known: label, name, status, id)"),
-                ));
+/// The statuses Docker's `status` filter knows.
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// `ps --filter`s, parsed once: values of one key are alternatives, keys must all
+/// match (Docker's rule); `name` is a regular expression, as Docker's.
+#[derive(Debug, Default)]
+struct Filters {
+    labels: Vec<String>,
+    names: Vec<regex::Regex>,
+    statuses: Vec<String>,
+    ids: Vec<String>,
+}
+
+impl Filters {
+    fn parse(filters: &[String]) -> Result<Self, Failure> {
+        let bad = |text: String| Failure::new(exit::USAGE, anyhow::anyhow!(text));
+        let mut out = Self::default();
+        for filter in filters {
+            let (key, value) = super::output::split_filter(filter)?;
+            match key {
+                "label" => out.labels.push(value.to_owned()),
+                "name" => out.names.push(regex::Regex::new(value).map_err(|e| {
+                    bad(format!(
+                        "invalid filter '{filter}': not a regular expression ({})",
+                        e.to_string().lines().last().unwrap_or("invalid").trim()
+                    ))
+                })?),
+                "status" if STATUSES.contains(&value) => out.statuses.push(value.to_owned()),
+                "status" => {
+                    return Err(bad(format!(
+                        "invalid filter '{filter}': the status is one of {}",
+                        STATUSES.join(", ")
+                    )));
+                }
+                "id" => out.ids.push(value.to_owned()),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown filter '{key}' (known: label, name, status, id)"
+                    )));
+                }
             }
-        };
-        if !ok {
-            return Ok(false);
         }
+        Ok(out)
     }
-    Ok(true)
+
+    fn matches(&self, container: &Container, state: &State) -> bool {
+        let name = &container.config.name;
+        (self.labels.iter()).all(|l| super::output::label_matches(&container.config.labels, l))
+            && (self.names.is_empty()
+                || (self.names.iter())
+                    .any(|re| re.is_match(name) || re.is_match(&format!("/{name}"))))
+            && (self.statuses.is_empty()
+                || self.statuses.iter().any(|s| s == state.status.as_str()))
+            && (self.ids.is_empty()
+                || (self.ids.iter()).any(|id| container.config.id.starts_with(id.as_str())))
+    }
+
+    /// A damaged record has an ID and is dead, nothing more.
+    fn matches_damaged(&self, damaged: &Damaged) -> bool {
+        self.labels.is_empty()
+            && self.names.is_empty()
+            && (self.statuses.is_empty() || self.statuses.iter().any(|s| s == "dead"))
+            && (self.ids.is_empty()
+                || (self.ids.iter()).any(|id| damaged.id.starts_with(id.as_str())))
+    }
 }
 
 pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
     let json = super::output::wants_json(args.format.as_deref())?;
+    let filters = Filters::parse(&args.filter)?;
     let home = home()?;
     let mut rows = Vec::new();
     for container in Container::list(&home).into_iter().rev() {
         let state = container.state();
         let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
-        if shown && matches_filters(&container, &state, &args.filter)? {
+        if shown && filters.matches(&container, &state) {
             rows.push((container, state));
         }
     }
+    // Damaged records show as dead, by ID: `rm -f ID` or a prune removes them.
+    let damaged: Vec<Damaged> = if args.all {
+        Damaged::list(&home)
+            .into_iter()
+            .filter(|d| filters.matches_damaged(d))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let damaged_id = |d: &Damaged| {
+        if args.no_trunc {
+            d.id.clone()
+        } else {
+            short_id(&d.id).to_owned()
+        }
+    };
+    let damaged_status = |d: &Damaged| format!("Dead ({})", d.reason);
     let mut out = std::io::stdout().lock();
     if args.quiet {
+        for d in &damaged {
+            let _ = writeln!(out, "{}", damaged_id(d));
+        }
         for (c, _) in &rows {
             let id = if args.no_trunc {
                 c.config.id.as_str()
@@ -452,6 +536,15 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     if json {
+        for d in &damaged {
+            let value = serde_json::json!({
+                "ID": damaged_id(d),
+                "State": "dead",
+                "Status": damaged_status(d),
+                "Names": "",
+            });
+            let _ = writeln!(out, "{value}");
+        }
         for (c, state) in &rows {
             let value = serde_json::json!({
                 "ID": if args.no_trunc { c.config.id.as_str() } else { short_id(&c.config.id) },
@@ -479,6 +572,17 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
         "PORTS".to_owned(),
         "NAMES".to_owned(),
     ]];
+    for d in &damaged {
+        table.push([
+            damaged_id(d),
+            String::new(),
+            String::new(),
+            String::new(),
+            damaged_status(d),
+            String::new(),
+            String::new(),
+        ]);
+    }
     for (c, state) in &rows {
         let mut command = format!("\"{}\"", c.config.command.join(" "));
         if !args.no_trunc && command.chars().count() > 22 {

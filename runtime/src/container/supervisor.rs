@@ -366,7 +366,7 @@ fn signal_terminate(pid: u32) {
 }
 
 #[cfg(unix)]
-fn signal_kill(pid: u32) {
+pub(crate) fn signal_kill(pid: u32) {
     send(pid, rustix::process::Signal::KILL);
 }
 
@@ -374,7 +374,7 @@ fn signal_kill(pid: u32) {
 fn signal_terminate(_pid: u32) {}
 
 #[cfg(not(unix))]
-fn signal_kill(_pid: u32) {}
+pub(crate) fn signal_kill(_pid: u32) {}
 
 /// The grace period a stop request asks for.
 fn read_request(dir: &std::path::Path) -> Option<Duration> {

@@ -778,3 +778,110 @@ fn cp_dash_is_a_tar_stream() {
         "a refused copy changed the container"
     );
 }
+
+/// Issue 31: a container whose record (`config.json`) is damaged or gone does not
+/// vanish: `ps -a` shows it as dead by ID, `system check` reports it, `rm` (`-f` while
+/// its process runs) and the prunes remove it.
+#[test]
+fn damaged_container_records_are_shown_reported_and_removed() {
+    let env = Env::new();
+    let id = |out: String| out.trim().to_owned();
+    let garbage = id(env.ok(&["create", "--name", "g", "svc", "env", "X"]));
+    let deleted = id(env.ok(&["create", "--name", "d", "svc", "env", "X"]));
+    let pruned = id(env.ok(&["create", "--name", "p", "svc", "env", "X"]));
+    let running = id(env.ok(&["run", "-d", "--name", "r", "svc", "tick", "0", "100"]));
+    env.wait_for("r", "running", |s| s["Status"] == "running");
+    let pid = env.state("r")["Pid"].as_u64().expect("a pid");
+    let config = |id: &str| {
+        env.env
+            .home()
+            .join("containers")
+            .join(id)
+            .join("config.json")
+    };
+    std::fs::write(config(&garbage), "{garbage").expect("test");
+    std::fs::remove_file(config(&deleted)).expect("test");
+    std::fs::write(config(&pruned), "").expect("test");
+    std::fs::write(config(&running), "[1, 2]").expect("test");
+    let ps = env.ok(&["ps", "-a"]);
+    for id in [&garbage, &deleted, &pruned, &running] {
+        assert!(ps.contains(&id[..12]), "ps -a lists {id}: {ps}");
+    }
+    assert!(ps.contains("Dead (config.json is missing)"), "{ps}");
+    assert!(ps.contains("Dead (config.json is damaged"), "{ps}");
+    assert_eq!(
+        env.ok(&["ps", "-aq", "--filter", "status=dead"])
+            .lines()
+            .count(),
+        4
+    );
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(1);
+    for id in [&garbage, &deleted, &pruned, &running] {
+        assert!(
+            check.stdout.contains(&format!("damaged: container {id}")),
+            "{}",
+            check.stdout
+        );
+    }
+    // rm by ID: the running one only with -f, which ends its process.
+    env.env
+        .run(&["rm", &running[..12]])
+        .assert_error(1, &["is running", "rm -f"]);
+    env.ok(&["rm", "-f", &running[..12]]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| !c.contains(&running)),
+        "the damaged container's supervisor still runs"
+    );
+    env.ok(&["rm", &garbage]);
+    // The prunes remove the others.
+    let out = env.ok(&["container", "prune", "-f"]);
+    assert!(out.contains(&deleted), "{out}");
+    env.ok(&["create", "--name", "again", "svc", "env", "X"]);
+    let again = id(env.ok(&["ps", "-aq", "--no-trunc"]));
+    std::fs::write(config(&again), "null").expect("test");
+    let out = env.ok(&["system", "prune", "-f"]);
+    assert!(out.contains(&again), "{out}");
+    assert_no_container_left(&env);
+}
+
+/// Issue 31: `ps --filter` follows Docker's grammar: `name` is a regular expression,
+/// values of one key are alternatives, a status Docker does not know is an error.
+#[test]
+fn ps_filters_follow_docker() {
+    let env = Env::new();
+    for name in ["web-1", "web-2", "api-web"] {
+        env.ok(&["create", "--name", name, "svc", "env", "X"]);
+    }
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "-a", "--format", "json"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut names: Vec<String> = env
+            .ok(&args)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+                v["Names"].as_str().expect("a name").to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&["name=^web"]), ["web-1", "web-2"]);
+    assert_eq!(names(&["name=^/web-1$"]), ["web-1"]);
+    assert_eq!(names(&["name=web-[2-9]"]), ["web-2"]);
+    assert_eq!(names(&["name=web"]), ["api-web", "web-1", "web-2"]);
+    assert_eq!(names(&["name=^web-1$", "name=^api"]), ["api-web", "web-1"]);
+    assert_eq!(names(&["status=created", "status=exited"]).len(), 3);
+    assert_eq!(names(&["status=running"]).len(), 0);
+    env.env
+        .run(&["ps", "-a", "--filter", "status=bogus"])
+        .assert_error(125, &["status=bogus", "exited"]);
+    env.env
+        .run(&["ps", "-a", "--filter", "name=[web"])
+        .assert_error(125, &["name=[web", "regular expression"]);
+}
