@@ -41,7 +41,7 @@ fn each(
             }
             Ok(None) => {}
             Err(failure) => {
-                eprintln!("capsule: {:#}", failure.error);
+                eprintln!("capsule: {}", failure.line());
                 failed = true;
             }
         }
@@ -66,6 +66,25 @@ pub struct CreateCommandArgs {
 /// `capsule create IMAGE [ARGS]`: a container ready to `start`.
 pub fn create(args: CreateCommandArgs) -> Result<u8, Failure> {
     let (target, guest_args) = split_command(&args.command)?;
+    // A module file is run as it is (capsule run FILE); a container is made from an
+    // image.
+    let module = target.ends_with(".wasm")
+        || target.ends_with(".wat")
+        || capsule_runtime::ambient::is_file(std::path::Path::new(target));
+    if module {
+        let stem = std::path::Path::new(target)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| capsule_runtime::container::valid_name(s))
+            .unwrap_or("NAME")
+            .to_ascii_lowercase();
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "capsule create makes a container from an image, and {target} is a module file: make an image of it first (capsule image import {target} -t {stem}), then capsule create {stem}"
+            ),
+        ));
+    }
     let resolved = resolve(&args.create)?;
     let home = home()?;
     let images = Images::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;

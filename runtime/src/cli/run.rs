@@ -334,7 +334,7 @@ pub(super) fn split_command(command: &[OsString]) -> Result<(&str, &[OsString]),
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let (target, guest_args) = split_command(&args.command)?;
     let resolved = resolve(&args.create)?;
-    if args.detach && args.rm && resolved.restart != RestartPolicy::No {
+    if args.rm && resolved.restart != RestartPolicy::No {
         return Err(usage(anyhow::anyhow!(
             "--rm and --restart cannot be combined: a container that restarts is never removed"
         )));

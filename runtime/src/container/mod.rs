@@ -150,9 +150,7 @@ pub enum ContainerError {
         "the container name {name} is already in use by container {id}: remove it (capsule rm {name}) or choose another --name"
     )]
     NameTaken { name: String, id: String },
-    #[error(
-        "invalid container name '{0}': use letters, digits, '_', '.' and '-', starting with a letter or digit"
-    )]
+    #[error("invalid container name '{}': {}", shorten(.0), name_problem(.0))]
     InvalidName(String),
     #[error(transparent)]
     State(#[from] StateError),
@@ -168,6 +166,30 @@ pub enum ContainerError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The longest container name, as Docker's.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// What is wrong with a name [`valid_name`] refuses.
+fn name_problem(name: &str) -> String {
+    if name.len() > MAX_NAME_LEN {
+        format!(
+            "it is {} characters long, and a name has at most {MAX_NAME_LEN}",
+            name.chars().count()
+        )
+    } else {
+        "use letters, digits, '_', '.' and '-', starting with a letter or digit".to_owned()
+    }
+}
+
+/// A name cut short for a message.
+fn shorten(name: &str) -> String {
+    if name.chars().count() > 40 {
+        format!("{}…", name.chars().take(40).collect::<String>())
+    } else {
+        name.to_owned()
+    }
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ContainerError {
@@ -231,7 +253,7 @@ pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.len() <= 128
+        && name.len() <= MAX_NAME_LEN
 }
 
 /// A generated name, `adjective_noun`, as Docker makes them.

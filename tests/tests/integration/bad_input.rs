@@ -164,6 +164,50 @@ fn with_svc() -> capsule_tests::Containers {
     capsule_tests::Containers::new(&[(guests::SERVICE, "svc")])
 }
 
+/// Issue 31: `create` with a module file says that it needs an image and how to make
+/// one, whichever way the file is named.
+#[test]
+fn create_with_a_module_file_says_how_to_make_an_image() {
+    let env = with_svc();
+    let module = env.env.work().join("tool.wasm");
+    std::fs::copy(guests::SERVICE, &module).expect("test");
+    for target in [
+        module.to_str().expect("utf-8"),
+        "./tool.wasm",
+        "tool.wasm",
+        "gone.wasm",
+    ] {
+        env.env
+            .run(&["create", target])
+            .assert_error(125, &["from an image", "capsule image import", target]);
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// Issue 31: flags that misled: a name too long is said to be too long; `--rm` with a
+/// restart policy is refused in the foreground too; `-p=SPEC` is `-p SPEC`.
+#[test]
+fn names_rm_with_restart_and_the_equals_form_of_publish() {
+    let env = with_svc();
+    let long = "n".repeat(129);
+    env.env
+        .run(&["create", "--name", &long, "svc"])
+        .assert_error(125, &["129 characters", "at most 128"]);
+    env.ok(&["create", "--name", &"n".repeat(128), "svc"]);
+    env.env
+        .run(&["run", "--rm", "--restart", "always", "svc", "env", "X"])
+        .assert_error(125, &["--rm and --restart cannot be combined"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+    let port = capsule_tests::free_port();
+    env.ok(&["create", "--name", "eq", &format!("-p={port}:80"), "svc"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "eq"])).expect("JSON");
+    assert_eq!(
+        inspect[0]["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+}
+
 /// Issue 31: `restart` of a `--rm` container (removed when it stops) and `start`
 /// losing a race to `rm -f` say that the container was removed, not which file in
 /// its directory could not be opened.
@@ -206,4 +250,57 @@ fn restart_and_start_of_a_removed_container_say_so() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "container directories left");
+}
+
+/// Issue 31: an OS error is printed once, not once by the error and again as its
+/// cause.
+#[test]
+fn os_errors_are_printed_once() {
+    let env = with_svc();
+    env.ok(&["create", "--name", "c", "svc"]);
+    let run = env.env.run(&["cp", "no-such-file", "c:/x"]);
+    run.assert_error(1, &["no-such-file", "(os error 2)"]);
+    assert_eq!(run.stderr.matches("os error").count(), 1, "{}", run.stderr);
+}
+
+/// Issue 31: `load` of a compressed save loads it (as `docker load` does); a
+/// directory, a cut-off archive and a JSON document that is not one each say what they
+/// are.
+#[test]
+fn load_says_what_is_wrong_with_its_input() {
+    let env = with_svc();
+    env.ok(&["save", "-o", "svc.tar", "svc"]);
+    let tar = std::fs::read(env.env.work().join("svc.tar")).expect("test");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("test");
+    env.env.write("svc.tar.gz", gz.finish().expect("test"));
+    let fresh = capsule_tests::TestEnv::new();
+    let load = fresh.run(&[
+        "load",
+        "-i",
+        env.env.work().join("svc.tar.gz").to_str().expect("utf-8"),
+    ]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: svc:latest"),
+        "{}",
+        load.stdout
+    );
+    env.env
+        .run(&["load", "-i", env.env.work().to_str().expect("utf-8")])
+        .assert_error(125, &["is a directory"]);
+    // Cut inside the first blob's data.
+    env.env.write("cut.tar", &tar[..tar.len() / 2]);
+    env.env
+        .run(&["load", "-i", "cut.tar"])
+        .assert_error(125, &["truncated"]);
+    env.env.write("notjson.tar", "{not json");
+    let run = env.env.run(&["load", "-i", "notjson.tar"]);
+    run.assert_code(125);
+    assert!(!run.stderr.contains("invalid type"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a tar archive") || run.stderr.contains("ends in the middle"),
+        "{}",
+        run.stderr
+    );
 }
