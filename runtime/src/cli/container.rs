@@ -23,7 +23,26 @@ fn home() -> Result<Home, Failure> {
 }
 
 fn find(home: &Home, reference: &str) -> Result<Container, Failure> {
-    Container::find(home, reference).map_err(container_failure)
+    Container::find(home, reference).map_err(|e| match e {
+        ContainerError::NotFound(_) => {
+            damaged_failure(home, reference).unwrap_or_else(|| container_failure(e))
+        }
+        e => container_failure(e),
+    })
+}
+
+/// The error for a reference that names a container whose record is damaged: all
+/// that can be done with it is to remove it.
+fn damaged_failure(home: &Home, reference: &str) -> Option<Failure> {
+    let damaged = Damaged::find(home, reference)?;
+    let short = short_id(&damaged.id);
+    Some(Failure::new(
+        1,
+        anyhow::anyhow!(
+            "container {short} cannot be used: its record is damaged ({}); remove it with capsule rm -f {short}",
+            damaged.reason
+        ),
+    ))
 }
 
 /// Runs `verb` on each container named, printing what Docker prints (the reference
@@ -841,6 +860,12 @@ pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
     let mut containers = Vec::new();
     let mut images = Vec::new();
     for target in &args.targets {
+        if want_containers
+            && Container::find(&home, target).is_err()
+            && let Some(failure) = damaged_failure(&home, target)
+        {
+            return Err(failure);
+        }
         match Container::find(&home, target) {
             Ok(container) if want_containers => containers.push(inspect_json(&container)),
             _ if want_images => images.push(target.clone()),
@@ -963,6 +988,16 @@ fn container_path(text: &str) -> Option<(&str, String)> {
 pub fn cp(args: &CpArgs) -> Result<u8, Failure> {
     use capsule_runtime::container::files::{CopyIn, CopyOut};
     let home = home()?;
+    for side in [&args.source, &args.destination] {
+        if let Some((name, _)) = container_path(side).filter(|_| side.ends_with(':')) {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!(
+                    "'{side}' names no path in the container: give one, e.g. {name}:/ for all of it"
+                ),
+            ));
+        }
+    }
     let copied = match (
         container_path(&args.source),
         container_path(&args.destination),

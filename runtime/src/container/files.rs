@@ -348,6 +348,12 @@ fn copy_out_entry(
             match std::fs::create_dir(dest) {
                 Ok(()) => created.add(dest.to_owned(), true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dest.is_dir() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(FilesError::Refused(format!(
+                        "{} is not a directory on the host: cannot copy the directory {guest} over it",
+                        dest.display()
+                    )));
+                }
                 Err(e) => return Err(host_err(dest)(e)),
             }
             for entry in vfs.list(&loc).map_err(guest_err(guest))? {
@@ -420,7 +426,16 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
             }
             let mut created = Created::default();
             let mut count = 0;
-            let result = copy_in_tar(vfs, input, guest, &mut created, &mut count);
+            let mut input = Counted {
+                inner: input,
+                bytes: 0,
+            };
+            let result = copy_in_tar(vfs, &mut input, guest, &mut created, &mut count);
+            if result.is_ok() && input.bytes == 0 {
+                return Err(FilesError::Refused(
+                    "stdin is empty: cp - reads a tar archive from stdin".to_owned(),
+                ));
+            }
             if result.is_err() {
                 undo_in(vfs, created);
             }
@@ -547,6 +562,20 @@ fn copy_in_tar(
         *count += 1;
     }
     Ok(())
+}
+
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// A tar entry's data, which must be as long as its header says.

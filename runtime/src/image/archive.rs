@@ -215,8 +215,10 @@ pub fn load(
     let mut files: HashMap<String, Digest> = HashMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
     let entries = archive.entries().map_err(|e| bad(not_a_tar(&e)))?;
+    let mut any = false;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(not_a_tar(&e)))?;
+        any = true;
         let raw = entry.path_bytes().into_owned();
         let path = String::from_utf8(raw).map_err(|_| bad("an entry name is not UTF-8".into()))?;
         let path =
@@ -289,6 +291,11 @@ pub fn load(
             files.insert(path, blob.digest);
             progress(size);
         }
+    }
+    if !any {
+        return Err(bad(
+            "it holds nothing (an empty file or an empty tar archive)".into(),
+        ));
     }
     for (path, target) in links {
         if let Some(digest) = files.get(&target).cloned() {

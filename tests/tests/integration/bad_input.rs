@@ -304,3 +304,54 @@ fn load_says_what_is_wrong_with_its_input() {
         run.stderr
     );
 }
+
+/// Issue 31, a second hostile pass: what it found each says what is wrong — a
+/// container whose record is damaged (for every verb but rm), `cp` with no path
+/// after `C:`, `cp -` with nothing on stdin, a directory copied over a file, `load`
+/// of an empty file.
+#[test]
+fn second_hostile_pass_finds_say_what_is_wrong() {
+    let env = with_svc();
+    let id = env.ok(&["create", "--name", "c", "svc", "env", "X"]);
+    let id = id.trim();
+    let short = &id[..12];
+    env.env
+        .run(&["cp", "c:", "out"])
+        .assert_error(125, &["'c:' names no path", "c:/"]);
+    env.env
+        .run_with_stdin(&["cp", "-", "c:/"], b"")
+        .assert_error(1, &["stdin is empty"]);
+    let file = env.env.write("plain", "x");
+    env.env
+        .run(&["cp", "c:/", file.to_str().expect("utf-8")])
+        .assert_error(1, &["not a directory on the host"]);
+    assert_eq!(std::fs::read_to_string(&file).expect("test"), "x");
+    env.env.write("empty.tar", "");
+    env.env
+        .run(&["load", "-i", "empty.tar"])
+        .assert_error(125, &["holds nothing"]);
+    std::fs::write(
+        env.env
+            .home()
+            .join("containers")
+            .join(id)
+            .join("config.json"),
+        "{bad",
+    )
+    .expect("test");
+    for verb in [
+        &["inspect"][..],
+        &["logs"],
+        &["start"],
+        &["diff"],
+        &["wait"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push(short);
+        env.env
+            .run(&args)
+            .assert_error(1, &["record is damaged", "capsule rm -f"]);
+    }
+    env.ok(&["rm", "-f", short]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
