@@ -309,7 +309,7 @@ impl Container {
     /// # Errors
     /// [`ErrorKind::NotFound`] when it has been removed.
     pub fn wait(&self) -> Result<i32, Error> {
-        Ok(lifecycle::wait(&self.load()?))
+        lifecycle::wait(&self.load()?).map_err(|e| map::container(&e))
     }
 
     /// Its log so far: every line its guest wrote, in order.

@@ -154,7 +154,7 @@ pub(crate) mod map {
 
     pub fn container(e: &ContainerError) -> Error {
         let kind = match e {
-            ContainerError::NotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::Removed { .. } => ErrorKind::NotFound,
             ContainerError::Ambiguous(_) | ContainerError::InvalidName(_) => {
                 ErrorKind::InvalidInput
             }

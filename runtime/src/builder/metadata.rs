@@ -109,12 +109,12 @@ impl Executor<'_> {
                     ),
                 )
             })?;
-            if !config.exposed.contains(&port) {
-                config.exposed.push(port.clone());
-            }
             ports.push(port);
         }
-        config.exposed.sort();
+        // A range is one key per port in the image's config, as Docker's.
+        let mut exposed: std::collections::BTreeSet<String> = config.exposed.drain(..).collect();
+        exposed.extend(ports.iter().flat_map(|port| expand_port_range(port)));
+        config.exposed = exposed.into_iter().collect();
         Ok(format!("EXPOSE {}", ports.join(" ")))
     }
 
@@ -252,6 +252,18 @@ impl Executor<'_> {
     }
 }
 
+/// `8000-8002/tcp` → `8000/tcp`, `8001/tcp`, `8002/tcp` (a normalized entry).
+fn expand_port_range(port: &str) -> Vec<String> {
+    let (num, proto) = port.split_once('/').unwrap_or((port, "tcp"));
+    match num.split_once('-') {
+        Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) => (a..=b).map(|p| format!("{p}/{proto}")).collect(),
+            _ => vec![port.to_owned()],
+        },
+        None => vec![port.to_owned()],
+    }
+}
+
 fn normalize_port(port: &str) -> Option<String> {
     let (num, proto) = match port.split_once('/') {
         Some((n, p)) => (n, p.to_lowercase()),
@@ -262,7 +274,7 @@ fn normalize_port(port: &str) -> Option<String> {
     }
     let valid = |n: &str| n.parse::<u16>().is_ok_and(|n| n > 0);
     let ok = match num.split_once('-') {
-        Some((a, b)) => valid(a) && valid(b),
+        Some((a, b)) => valid(a) && valid(b) && a.parse::<u16>().ok() <= b.parse::<u16>().ok(),
         None => valid(num),
     };
     ok.then(|| format!("{num}/{proto}"))

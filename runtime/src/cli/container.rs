@@ -8,7 +8,9 @@ use super::run::{
 use super::{Failure, exit};
 use capsule_runtime::container::logs::{Entry, Reader};
 use capsule_runtime::container::supervisor;
-use capsule_runtime::container::{Container, ContainerError, State, Status, lifecycle, short_id};
+use capsule_runtime::container::{
+    Container, ContainerError, Damaged, State, Status, lifecycle, short_id,
+};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
 use capsule_runtime::wasi::Stream;
@@ -21,7 +23,26 @@ fn home() -> Result<Home, Failure> {
 }
 
 fn find(home: &Home, reference: &str) -> Result<Container, Failure> {
-    Container::find(home, reference).map_err(container_failure)
+    Container::find(home, reference).map_err(|e| match e {
+        ContainerError::NotFound(_) => {
+            damaged_failure(home, reference).unwrap_or_else(|| container_failure(e))
+        }
+        e => container_failure(e),
+    })
+}
+
+/// The error for a reference that names a container whose record is damaged: all
+/// that can be done with it is to remove it.
+fn damaged_failure(home: &Home, reference: &str) -> Option<Failure> {
+    let damaged = Damaged::find(home, reference)?;
+    let short = short_id(&damaged.id);
+    Some(Failure::new(
+        1,
+        anyhow::anyhow!(
+            "container {short} cannot be used: its record is damaged ({}); remove it with capsule rm -f {short}",
+            damaged.reason
+        ),
+    ))
 }
 
 /// Runs `verb` on each container named, printing what Docker prints (the reference
@@ -39,7 +60,7 @@ fn each(
             }
             Ok(None) => {}
             Err(failure) => {
-                eprintln!("capsule: {:#}", failure.error);
+                eprintln!("capsule: {}", failure.line());
                 failed = true;
             }
         }
@@ -64,6 +85,25 @@ pub struct CreateCommandArgs {
 /// `capsule create IMAGE [ARGS]`: a container ready to `start`.
 pub fn create(args: CreateCommandArgs) -> Result<u8, Failure> {
     let (target, guest_args) = split_command(&args.command)?;
+    // A module file is run as it is (capsule run FILE); a container is made from an
+    // image.
+    let module = target.ends_with(".wasm")
+        || target.ends_with(".wat")
+        || capsule_runtime::ambient::is_file(std::path::Path::new(target));
+    if module {
+        let stem = std::path::Path::new(target)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| capsule_runtime::container::valid_name(s))
+            .unwrap_or("NAME")
+            .to_ascii_lowercase();
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "capsule create makes a container from an image, and {target} is a module file: make an image of it first (capsule image import {target} -t {stem}), then capsule create {stem}"
+            ),
+        ));
+    }
     let resolved = resolve(&args.create)?;
     let home = home()?;
     let images = Images::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
@@ -271,7 +311,18 @@ pub struct RmArgs {
 
 pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
-        let container = find(home, reference)?;
+        let container = match Container::find(home, reference) {
+            Ok(container) => container,
+            Err(e @ ContainerError::NotFound(_)) => {
+                // A container whose record is damaged is found by its ID only.
+                let damaged = Damaged::find(home, reference).ok_or_else(|| container_failure(e))?;
+                damaged
+                    .remove(args.force)
+                    .map_err(|e| Failure::new(exit::USAGE, e))?;
+                return Ok(Some(reference.to_owned()));
+            }
+            Err(e) => return Err(container_failure(e)),
+        };
         lifecycle::remove(home, container, args.force, args.volumes)
             .map_err(|e| Failure::new(exit::USAGE, e))?;
         Ok(Some(reference.to_owned()))
@@ -288,7 +339,8 @@ pub struct WaitArgs {
 pub fn wait(args: &WaitArgs) -> Result<u8, Failure> {
     each(&args.containers, |home, reference| {
         let container = find(home, reference)?;
-        Ok(Some(lifecycle::wait(&container).to_string()))
+        let code = lifecycle::wait(&container).map_err(|e| Failure::new(exit::USAGE, e))?;
+        Ok(Some(code.to_string()))
     })
 }
 
@@ -356,7 +408,8 @@ pub struct PsArgs {
     /// Show full IDs and commands
     #[arg(long = "no-trunc")]
     no_trunc: bool,
-    /// Filter: label=KEY[=VALUE], name=NAME, status=STATUS
+    /// Filter: label=KEY[=VALUE], name=REGEX, status=STATUS, id=PREFIX (values of one
+    /// key are alternatives)
     #[arg(long = "filter", value_name = "FILTER")]
     filter: Vec<String>,
 }
@@ -401,45 +454,115 @@ pub(super) fn status_text(state: &State) -> String {
     }
 }
 
-fn matches_filters(
-    container: &Container,
-    state: &State,
-    filters: &[String],
-) -> Result<bool, Failure> {
-    for filter in filters {
-        let (key, value) = super::output::split_filter(filter)?;
-        let ok = match key {
-            "label" => super::output::label_matches(&container.config.labels, value),
-            "name" => container.config.name.contains(value),
-            "status" => state.status.as_str() == value,
-            "id" => container.config.id.starts_with(value),
-            _ => {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    anyhow::anyhow!("unknown filter '{key}' (known: label, name, status, id)"),
-                ));
+/// The statuses Docker's `status` filter knows.
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// `ps --filter`s, parsed once: values of one key are alternatives, keys must all
+/// match (Docker's rule); `name` is a regular expression, as Docker's.
+#[derive(Debug, Default)]
+struct Filters {
+    labels: Vec<String>,
+    names: Vec<regex::Regex>,
+    statuses: Vec<String>,
+    ids: Vec<String>,
+}
+
+impl Filters {
+    fn parse(filters: &[String]) -> Result<Self, Failure> {
+        let bad = |text: String| Failure::new(exit::USAGE, anyhow::anyhow!(text));
+        let mut out = Self::default();
+        for filter in filters {
+            let (key, value) = super::output::split_filter(filter)?;
+            match key {
+                "label" => out.labels.push(value.to_owned()),
+                "name" => out.names.push(regex::Regex::new(value).map_err(|e| {
+                    bad(format!(
+                        "invalid filter '{filter}': not a regular expression ({})",
+                        e.to_string().lines().last().unwrap_or("invalid").trim()
+                    ))
+                })?),
+                "status" if STATUSES.contains(&value) => out.statuses.push(value.to_owned()),
+                "status" => {
+                    return Err(bad(format!(
+                        "invalid filter '{filter}': the status is one of {}",
+                        STATUSES.join(", ")
+                    )));
+                }
+                "id" => out.ids.push(value.to_owned()),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown filter '{key}' (known: label, name, status, id)"
+                    )));
+                }
             }
-        };
-        if !ok {
-            return Ok(false);
         }
+        Ok(out)
     }
-    Ok(true)
+
+    fn matches(&self, container: &Container, state: &State) -> bool {
+        let name = &container.config.name;
+        (self.labels.iter()).all(|l| super::output::label_matches(&container.config.labels, l))
+            && (self.names.is_empty()
+                || (self.names.iter())
+                    .any(|re| re.is_match(name) || re.is_match(&format!("/{name}"))))
+            && (self.statuses.is_empty()
+                || self.statuses.iter().any(|s| s == state.status.as_str()))
+            && (self.ids.is_empty()
+                || (self.ids.iter()).any(|id| container.config.id.starts_with(id.as_str())))
+    }
+
+    /// A damaged record has an ID and is dead, nothing more.
+    fn matches_damaged(&self, damaged: &Damaged) -> bool {
+        self.labels.is_empty()
+            && self.names.is_empty()
+            && (self.statuses.is_empty() || self.statuses.iter().any(|s| s == "dead"))
+            && (self.ids.is_empty()
+                || (self.ids.iter()).any(|id| damaged.id.starts_with(id.as_str())))
+    }
 }
 
 pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
     let json = super::output::wants_json(args.format.as_deref())?;
+    let filters = Filters::parse(&args.filter)?;
     let home = home()?;
     let mut rows = Vec::new();
     for container in Container::list(&home).into_iter().rev() {
         let state = container.state();
         let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
-        if shown && matches_filters(&container, &state, &args.filter)? {
+        if shown && filters.matches(&container, &state) {
             rows.push((container, state));
         }
     }
+    // Damaged records show as dead, by ID: `rm -f ID` or a prune removes them.
+    let damaged: Vec<Damaged> = if args.all {
+        Damaged::list(&home)
+            .into_iter()
+            .filter(|d| filters.matches_damaged(d))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let damaged_id = |d: &Damaged| {
+        if args.no_trunc {
+            d.id.clone()
+        } else {
+            short_id(&d.id).to_owned()
+        }
+    };
+    let damaged_status = |d: &Damaged| format!("Dead ({})", d.reason);
     let mut out = std::io::stdout().lock();
     if args.quiet {
+        for d in &damaged {
+            let _ = writeln!(out, "{}", damaged_id(d));
+        }
         for (c, _) in &rows {
             let id = if args.no_trunc {
                 c.config.id.as_str()
@@ -451,6 +574,15 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     if json {
+        for d in &damaged {
+            let value = serde_json::json!({
+                "ID": damaged_id(d),
+                "State": "dead",
+                "Status": damaged_status(d),
+                "Names": "",
+            });
+            let _ = writeln!(out, "{value}");
+        }
         for (c, state) in &rows {
             let value = serde_json::json!({
                 "ID": if args.no_trunc { c.config.id.as_str() } else { short_id(&c.config.id) },
@@ -478,6 +610,17 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
         "PORTS".to_owned(),
         "NAMES".to_owned(),
     ]];
+    for d in &damaged {
+        table.push([
+            damaged_id(d),
+            String::new(),
+            String::new(),
+            String::new(),
+            damaged_status(d),
+            String::new(),
+            String::new(),
+        ]);
+    }
     for (c, state) in &rows {
         let mut command = format!("\"{}\"", c.config.command.join(" "));
         if !args.no_trunc && command.chars().count() > 22 {
@@ -717,6 +860,12 @@ pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
     let mut containers = Vec::new();
     let mut images = Vec::new();
     for target in &args.targets {
+        if want_containers
+            && Container::find(&home, target).is_err()
+            && let Some(failure) = damaged_failure(&home, target)
+        {
+            return Err(failure);
+        }
         match Container::find(&home, target) {
             Ok(container) if want_containers => containers.push(inspect_json(&container)),
             _ if want_images => images.push(target.clone()),
@@ -813,9 +962,9 @@ pub fn commit(args: &CommitArgs) -> Result<u8, Failure> {
 
 #[derive(Debug, clap::Args)]
 pub struct CpArgs {
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar archive on stdin)
     source: String,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar archive on stdout)
     destination: String,
 }
 
@@ -834,28 +983,46 @@ fn container_path(text: &str) -> Option<(&str, String)> {
     Some((name, path))
 }
 
-/// `capsule cp`: copies between a container (running or stopped) and the host.
+/// `capsule cp`: copies between a container (running or stopped) and the host; `-`
+/// for the host side is a tar archive on stdout or stdin.
 pub fn cp(args: &CpArgs) -> Result<u8, Failure> {
+    use capsule_runtime::container::files::{CopyIn, CopyOut};
     let home = home()?;
+    for side in [&args.source, &args.destination] {
+        if let Some((name, _)) = container_path(side).filter(|_| side.ends_with(':')) {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!(
+                    "'{side}' names no path in the container: give one, e.g. {name}:/ for all of it"
+                ),
+            ));
+        }
+    }
     let copied = match (
         container_path(&args.source),
         container_path(&args.destination),
     ) {
         (Some((name, path)), None) => {
             let container = find(&home, name)?;
-            capsule_runtime::container::files::copy_out(
-                &container,
-                &path,
-                std::path::Path::new(&args.destination),
-            )
+            let mut stdout = std::io::stdout().lock();
+            // `-`: a tar archive to stdout, as Docker's.
+            let to = if args.destination == "-" {
+                CopyOut::Tar(&mut stdout)
+            } else {
+                CopyOut::Path(std::path::Path::new(&args.destination))
+            };
+            capsule_runtime::container::files::copy_out(&container, &path, to)
         }
         (None, Some((name, path))) => {
             let container = find(&home, name)?;
-            capsule_runtime::container::files::copy_in(
-                &container,
-                std::path::Path::new(&args.source),
-                &path,
-            )
+            let mut stdin = std::io::stdin().lock();
+            // `-`: a tar archive from stdin, extracted into a directory, as Docker's.
+            let from = if args.source == "-" {
+                CopyIn::Tar(&mut stdin)
+            } else {
+                CopyIn::Path(std::path::Path::new(&args.source))
+            };
+            capsule_runtime::container::files::copy_in(&container, from, &path)
         }
         _ => {
             return Err(Failure::new(

@@ -218,7 +218,7 @@ pub fn rmi(args: &RmiArgs) -> Result<u8, Failure> {
             Ok(())
         })();
         if let Err(failure) = result {
-            eprintln!("capsule: {:#}", failure.error);
+            eprintln!("capsule: {}", failure.line());
             failed = true;
         }
     }
@@ -553,6 +553,12 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
     let (_, images) = open()?;
     let loaded = match &args.input {
         Some(path) => {
+            if capsule_runtime::ambient::is_dir(path) {
+                return Err(fail(anyhow::anyhow!(
+                    "cannot load {}: it is a directory; -i takes an archive file (made by capsule save or docker save)",
+                    path.display()
+                )));
+            }
             let file = capsule_runtime::ambient::open_file(path)
                 .map_err(|e| fail(anyhow::anyhow!("cannot open {}: {e}", path.display())))?;
             let total = file.metadata().ok().map(|m| m.len());

@@ -45,6 +45,24 @@ impl Failure {
             error: error.into(),
         }
     }
+
+    /// The error's line: each cause after the error, `: `-separated, leaving out a
+    /// cause whose words are already there (an error that quotes its source would
+    /// otherwise print it twice, "(os error 2): … (os error 2)").
+    pub fn line(&self) -> String {
+        let mut line = String::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if text.is_empty() || line.contains(&text) {
+                continue;
+            }
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        line
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -246,7 +264,7 @@ enum SystemCommand {
 
 pub fn main() -> ExitCode {
     init_logging();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(split_short_equals(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { 0 };
@@ -331,10 +349,74 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("capsule: {:#}", failure.error);
+            eprintln!("capsule: {}", failure.line());
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `-p=8080:80` as `-p 8080:80`, as clap reads it elsewhere: where a command's last
+/// argument takes values that look like flags (the guest's arguments of `run`), clap
+/// would take `-p=…` for that argument. Only the flags before the first positional
+/// argument are looked at; everything after it is the guest's.
+fn split_short_equals(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut args = args.into_iter().peekable();
+    out.extend(args.next());
+    let mut nested = false;
+    // Down the subcommands (`container run`).
+    while let Some(sub) = args
+        .peek()
+        .and_then(|a| a.to_str())
+        .and_then(|name| command.find_subcommand(name).cloned())
+    {
+        out.extend(args.next());
+        command = sub;
+        nested = true;
+    }
+    if !nested {
+        out.extend(args);
+        return out;
+    }
+    let takes_value = |arg: Option<&clap::Arg>| arg.is_some_and(|a| a.get_action().takes_values());
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            break;
+        };
+        if text == "--" || text == "-" || !text.starts_with('-') {
+            out.push(arg);
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let value_follows = !long.contains('=')
+                && takes_value(command.get_arguments().find(|a| a.get_long() == Some(long)));
+            out.push(arg);
+            if value_follows {
+                out.extend(args.next());
+            }
+            continue;
+        }
+        let mut chars = text[1..].chars();
+        let short = chars.next().filter(char::is_ascii_alphanumeric);
+        let short_arg =
+            short.and_then(|c| command.get_arguments().find(|a| a.get_short() == Some(c)));
+        match (takes_value(short_arg), chars.next()) {
+            (true, Some('=')) => {
+                out.push(text[..2].to_owned().into());
+                out.push(text[3..].to_owned().into());
+            }
+            (true, None) => {
+                out.push(arg);
+                out.extend(args.next());
+            }
+            _ => out.push(arg),
+        }
+    }
+    out.extend(args);
+    out
 }
 
 /// `CAPSULE_LOG=debug` (or any tracing filter, e.g. `capsule_runtime=debug`) turns on

@@ -334,7 +334,7 @@ pub(super) fn split_command(command: &[OsString]) -> Result<(&str, &[OsString]),
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let (target, guest_args) = split_command(&args.command)?;
     let resolved = resolve(&args.create)?;
-    if args.detach && args.rm && resolved.restart != RestartPolicy::No {
+    if args.rm && resolved.restart != RestartPolicy::No {
         return Err(usage(anyhow::anyhow!(
             "--rm and --restart cannot be combined: a container that restarts is never removed"
         )));
@@ -548,7 +548,7 @@ pub(super) fn create_container(
         ports: resolved.ports,
         publish_all: args.publish_all,
     };
-    container::prepare(home, images, &image, target, overrides).map_err(|e| {
+    let prepared = container::prepare(home, images, &image, target, overrides).map_err(|e| {
         let code = match e {
             PrepareError::Platform { .. }
             | PrepareError::NoCommand(_)
@@ -557,7 +557,11 @@ pub(super) fn create_container(
             _ => exit::USAGE,
         };
         Failure::new(code, e)
-    })
+    })?;
+    for why in &prepared.unpublished {
+        eprintln!("capsule: warning: {why}");
+    }
+    Ok(prepared)
 }
 
 /// The runner for containers: the default engine and the home's module cache.

@@ -190,8 +190,20 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
             }
         }
     }
+    // Containers whose record cannot be read: not repaired here, since their writable
+    // layer may hold what the user wants (capsule cp needs the record, though).
+    let damaged_containers = capsule_runtime::container::Damaged::list(&home);
+    for damaged in &damaged_containers {
+        let _ = writeln!(
+            out,
+            "damaged: container {} ({}; remove it with capsule rm -f {} or capsule container prune)",
+            damaged.id,
+            damaged.reason,
+            capsule_runtime::container::short_id(&damaged.id)
+        );
+    }
     let derived = damaged_layers.len() + damaged_indexes + damaged_other.len();
-    if corrupt.is_empty() && broken == 0 && derived == 0 {
+    if corrupt.is_empty() && broken == 0 && derived == 0 && damaged_containers.is_empty() {
         let _ = writeln!(
             out,
             "ok: {} blobs verified, {} images complete, {cached} cached layers verified",
@@ -200,10 +212,19 @@ pub fn system_check(args: &CheckArgs) -> Result<u8, Failure> {
         );
         Ok(0)
     } else if corrupt.is_empty() && broken == 0 {
-        let _ = writeln!(
-            out,
-            "{derived} damaged derived file(s) removed: they are rebuilt from the store when next used"
-        );
+        if derived > 0 {
+            let _ = writeln!(
+                out,
+                "{derived} damaged derived file(s) removed: they are rebuilt from the store when next used"
+            );
+        }
+        if !damaged_containers.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} damaged container record(s): remove them (capsule container prune)",
+                damaged_containers.len()
+            );
+        }
         Ok(1)
     } else {
         let _ = writeln!(

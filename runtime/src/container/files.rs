@@ -133,14 +133,77 @@ fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
+/// What a copy has created so far, undone when it fails, so that a copy either
+/// completes or leaves nothing of itself behind (an existing file it replaces is
+/// replaced whole or not at all: each file is written under a temporary name and
+/// renamed over its destination).
+#[derive(Debug, Default)]
+struct Created<P> {
+    /// In the order made: children after their directory.
+    entries: Vec<(P, bool)>,
+}
+
+impl<P> Created<P> {
+    fn add(&mut self, path: P, is_dir: bool) {
+        self.entries.push((path, is_dir));
+    }
+
+    /// Removes what was created, the last first.
+    fn undo(self, mut remove: impl FnMut(&P, bool)) {
+        for (path, is_dir) in self.entries.iter().rev() {
+            remove(path, *is_dir);
+        }
+    }
+}
+
+/// A fresh temporary name for a file being copied to `name`.
+fn temp_name(name: &str) -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    let tag: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(".{name}.capsule-cp-{tag}")
+}
+
+/// Where a copy from the container goes: a host path, or a tar stream (`cp C:/x -`).
+pub enum CopyOut<'a> {
+    Path(&'a Path),
+    Tar(&'a mut dyn Write),
+}
+
+impl std::fmt::Debug for CopyOut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            Self::Tar(_) => f.write_str("Tar"),
+        }
+    }
+}
+
+/// Where a copy into the container comes from: a host path, or a tar stream (`cp -
+/// C:/dir`, extracted into the directory).
+pub enum CopyIn<'a> {
+    Path(&'a Path),
+    Tar(&'a mut dyn Read),
+}
+
+impl std::fmt::Debug for CopyIn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            Self::Tar(_) => f.write_str("Tar"),
+        }
+    }
+}
+
 /// Copies `guest` (a file, a directory with everything below it, or a symlink, copied
 /// as a symlink) out of the container to `host`: into it when it is an existing
-/// directory, else as it. Paths resolve inside the container; nothing is followed on
-/// the host (an existing host symlink at a destination is refused).
+/// directory, else as it; or as a tar archive whose one top entry is its name. Paths
+/// resolve inside the container; nothing is followed on the host (an existing host
+/// symlink at a destination is refused). A copy that fails leaves nothing it made.
 ///
 /// # Errors
 /// [`FilesError`].
-pub fn copy_out(container: &Container, guest: &str, host: &Path) -> Result<u64, FilesError> {
+pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
     let root = RootFs::assemble(spec_of(container)?)?;
     let vfs = root.vfs();
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
@@ -151,16 +214,125 @@ pub fn copy_out(container: &Container, guest: &str, host: &Path) -> Result<u64, 
         .next()
         .filter(|n| plain_name(n))
         .unwrap_or("root");
+    let mut count = 0;
+    let host = match to {
+        CopyOut::Path(host) => host,
+        CopyOut::Tar(out) => {
+            let mut tar = tar::Builder::new(out);
+            tar.follow_symlinks(false);
+            copy_out_tar(vfs, guest, name, &mut tar, &mut count)?;
+            tar.into_inner()
+                .and_then(|out| out.flush())
+                .map_err(host_err(Path::new("-")))?;
+            return Ok(count);
+        }
+    };
     let dest = match std::fs::symlink_metadata(host) {
         Ok(meta) if meta.is_dir() => host.join(name),
         _ => host.to_owned(),
     };
-    let mut count = 0;
-    copy_out_entry(vfs, guest, &dest, &mut count)?;
-    Ok(count)
+    let mut created = Created::default();
+    let result = copy_out_entry(vfs, guest, &dest, &mut created, &mut count);
+    if result.is_err() {
+        created.undo(|path: &PathBuf, is_dir| {
+            let _ = if is_dir {
+                std::fs::remove_dir(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        });
+    }
+    result.map(|()| count)
 }
 
-fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Result<(), FilesError> {
+/// Reads a container's file from its start.
+struct GuestReader {
+    file: std::sync::Arc<dyn crate::fs::node::OpenFile>,
+    pos: u64,
+}
+
+impl Read for GuestReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self
+            .file
+            .read_at(buf, self.pos)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn open_for_reading(
+    vfs: &Vfs,
+    loc: &crate::fs::Loc,
+    guest: &str,
+) -> Result<GuestReader, FilesError> {
+    let file = vfs
+        .open(
+            loc,
+            OpenOptions {
+                read: true,
+                ..Default::default()
+            },
+            0,
+        )
+        .map_err(guest_err(guest))?;
+    Ok(GuestReader { file, pos: 0 })
+}
+
+fn copy_out_tar(
+    vfs: &Vfs,
+    guest: &str,
+    name: &str,
+    tar: &mut tar::Builder<&mut dyn Write>,
+    count: &mut u64,
+) -> Result<(), FilesError> {
+    let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
+    let stat = vfs.stat(&loc).map_err(guest_err(guest))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(stat.mode & 0o7777);
+    header.set_mtime(u64::try_from(stat.mtime.0).unwrap_or(0));
+    let written = match stat.kind {
+        Kind::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{name}/"), std::io::empty())
+        }
+        Kind::Symlink => {
+            let target = vfs.readlink(&loc).map_err(guest_err(guest))?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            tar.append_link(&mut header, name, target)
+        }
+        Kind::File => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(stat.size);
+            let reader = open_for_reading(vfs, &loc, guest)?;
+            // At most the size the header says, even if the file grows meanwhile.
+            tar.append_data(&mut header, name, reader.take(stat.size))
+        }
+    };
+    written.map_err(host_err(Path::new("-")))?;
+    *count += 1;
+    if stat.kind == Kind::Dir {
+        for entry in vfs.list(&loc).map_err(guest_err(guest))? {
+            if !plain_name(&entry.name) {
+                continue;
+            }
+            let child = format!("{}/{}", guest.trim_end_matches('/'), entry.name);
+            copy_out_tar(vfs, &child, &format!("{name}/{}", entry.name), tar, count)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_out_entry(
+    vfs: &Vfs,
+    guest: &str,
+    dest: &Path,
+    created: &mut Created<PathBuf>,
+    count: &mut u64,
+) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
     let stat = vfs.stat(&loc).map_err(guest_err(guest))?;
     if let Ok(meta) = std::fs::symlink_metadata(dest)
@@ -174,8 +346,14 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
     match stat.kind {
         Kind::Dir => {
             match std::fs::create_dir(dest) {
-                Ok(()) => {}
+                Ok(()) => created.add(dest.to_owned(), true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dest.is_dir() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(FilesError::Refused(format!(
+                        "{} is not a directory on the host: cannot copy the directory {guest} over it",
+                        dest.display()
+                    )));
+                }
                 Err(e) => return Err(host_err(dest)(e)),
             }
             for entry in vfs.list(&loc).map_err(guest_err(guest))? {
@@ -183,7 +361,7 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
                     continue;
                 }
                 let child = format!("{}/{}", guest.trim_end_matches('/'), entry.name);
-                copy_out_entry(vfs, &child, &dest.join(&entry.name), count)?;
+                copy_out_entry(vfs, &child, &dest.join(&entry.name), created, count)?;
             }
         }
         Kind::Symlink => {
@@ -194,34 +372,28 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
             return Err(FilesError::Refused(format!(
                 "{guest} is a symlink to {target}; this host cannot make symlinks"
             )));
+            created.add(dest.to_owned(), false);
         }
         Kind::File => {
-            let file = vfs
-                .open(
-                    &loc,
-                    OpenOptions {
-                        read: true,
-                        ..Default::default()
-                    },
-                    0,
-                )
-                .map_err(guest_err(guest))?;
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(dest)
+            let mut reader = open_for_reading(vfs, &loc, guest)?;
+            // Written under a temporary name and renamed: a copy that fails (a full
+            // disk) leaves no part of the file, and an existing file whole.
+            let (dir, name) = crate::ambient::open_parent(dest).map_err(host_err(dest))?;
+            let mut out = crate::store::AtomicFile::create(&dir, &name.to_string_lossy())
                 .map_err(host_err(dest))?;
             let mut buf = vec![0u8; 256 * 1024];
-            let mut pos = 0u64;
             loop {
-                let n = file.read_at(&mut buf, pos).map_err(guest_err(guest))?;
+                let n = reader
+                    .file
+                    .read_at(&mut buf, reader.pos)
+                    .map_err(guest_err(guest))?;
                 if n == 0 {
                     break;
                 }
                 out.write_all(&buf[..n]).map_err(host_err(dest))?;
-                pos += n as u64;
+                reader.pos += n as u64;
             }
+            out.commit(&name).map_err(host_err(dest))?;
         }
     }
     *count += 1;
@@ -230,14 +402,46 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
 
 /// Copies `host` (a file, a directory with everything below it, symlinks as symlinks)
 /// into the container at `guest`: into it when it is an existing directory, else as
-/// it. Writes go to the container's writable layer (or the volume mounted there);
-/// every path resolves inside the container, so a symlink in it cannot lead out.
+/// it; or extracts a tar stream into `guest`, which must be a directory. Writes go to
+/// the container's writable layer (or the volume mounted there); every path resolves
+/// inside the container, so a symlink in it cannot lead out. A copy that fails (its
+/// writable layer full: `--storage-opt size`) leaves nothing it made.
 ///
 /// # Errors
 /// [`FilesError`].
-pub fn copy_in(container: &Container, host: &Path, guest: &str) -> Result<u64, FilesError> {
+pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
     let root = RootFs::assemble(spec_of(container)?)?;
     let vfs = root.vfs();
+    let host = match from {
+        CopyIn::Path(host) => host,
+        CopyIn::Tar(input) => {
+            let is_dir = vfs
+                .resolve("", guest, true)
+                .and_then(|l| vfs.stat(&l))
+                .is_ok_and(|stat| stat.kind == Kind::Dir);
+            if !is_dir {
+                return Err(FilesError::Refused(format!(
+                    "{guest} in the container is not a directory: a tar archive from stdin is extracted into an existing directory"
+                )));
+            }
+            let mut created = Created::default();
+            let mut count = 0;
+            let mut input = Counted {
+                inner: input,
+                bytes: 0,
+            };
+            let result = copy_in_tar(vfs, &mut input, guest, &mut created, &mut count);
+            if result.is_ok() && input.bytes == 0 {
+                return Err(FilesError::Refused(
+                    "stdin is empty: cp - reads a tar archive from stdin".to_owned(),
+                ));
+            }
+            if result.is_err() {
+                undo_in(vfs, created);
+            }
+            return result.map(|()| count);
+        }
+    };
     let meta = std::fs::symlink_metadata(host).map_err(host_err(host))?;
     let name = host
         .file_name()
@@ -252,54 +456,187 @@ pub fn copy_in(container: &Container, host: &Path, guest: &str) -> Result<u64, F
         _ => guest.to_owned(),
     };
     let mut count = 0;
-    copy_in_entry(vfs, host, &meta, &target, &mut count)?;
-    Ok(count)
+    let mut created = Created::default();
+    let result = copy_in_entry(vfs, host, &meta, &target, &mut created, &mut count);
+    if result.is_err() {
+        undo_in(vfs, created);
+    }
+    result.map(|()| count)
 }
 
-fn copy_in_entry(
+fn undo_in(vfs: &Vfs, created: Created<String>) {
+    created.undo(|path, is_dir| {
+        if let Ok(loc) = vfs.resolve("", path, false) {
+            let _ = if is_dir {
+                vfs.rmdir(&loc)
+            } else {
+                vfs.unlink(&loc)
+            };
+        }
+    });
+}
+
+/// The guest path a tar entry's path names under `dir`: plain names only (a leading
+/// `/` or `./` is dropped, as tar does); `None` for the archive's root itself.
+fn tar_entry_path(dir: &str, path: &Path) -> Result<Option<String>, FilesError> {
+    let mut out = dir.trim_end_matches('/').to_owned();
+    let mut any = false;
+    for part in path.components() {
+        match part {
+            std::path::Component::Normal(name) => {
+                let name = name.to_str().filter(|n| plain_name(n)).ok_or_else(|| {
+                    FilesError::Refused(format!(
+                        "the archive's entry {} has a name that is not a plain file name",
+                        path.display()
+                    ))
+                })?;
+                out.push('/');
+                out.push_str(name);
+                any = true;
+            }
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            _ => {
+                return Err(FilesError::Refused(format!(
+                    "the archive's entry {} leads out of the directory it is extracted to: refusing the archive",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(any.then_some(out))
+}
+
+fn copy_in_tar(
     vfs: &Vfs,
-    host: &Path,
-    meta: &std::fs::Metadata,
-    guest: &str,
+    input: &mut dyn Read,
+    dir: &str,
+    created: &mut Created<String>,
     count: &mut u64,
 ) -> Result<(), FilesError> {
-    let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
-    if meta.is_dir() {
-        match vfs.mkdir(&loc, 0o755) {
-            Ok(()) => {}
-            Err(e) if e.errno() == crate::fs::Errno::Exist => {}
-            Err(e) => return Err(guest_err(guest)(e)),
+    let stdin = Path::new("stdin");
+    let damaged = |e: std::io::Error| {
+        FilesError::Refused(format!(
+            "the tar archive on stdin is damaged or cut off: {e}"
+        ))
+    };
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let path = entry.path().map_err(damaged)?.into_owned();
+        let Some(guest) = tar_entry_path(dir, &path)? else {
+            continue;
+        };
+        let loc = vfs.resolve("", &guest, false).map_err(guest_err(&guest))?;
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => match vfs.mkdir(&loc, mode | 0o700) {
+                Ok(()) => created.add(guest, true),
+                Err(e) if e.errno() == crate::fs::Errno::Exist => {}
+                Err(e) => return Err(guest_err(&guest)(e)),
+            },
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(damaged)?
+                    .ok_or_else(|| damaged(std::io::Error::other("a symlink without a target")))?
+                    .to_string_lossy()
+                    .into_owned();
+                write_guest_symlink(vfs, &target, &guest, created)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(damaged)?;
+                let mut data = Whole {
+                    inner: &mut entry,
+                    left: size,
+                    path: &path,
+                };
+                write_guest_file(vfs, &mut data, stdin, &guest, mode, created)?;
+            }
+            other => {
+                return Err(FilesError::Refused(format!(
+                    "the archive's entry {} is a {other:?}: only files, directories and symlinks can be copied in",
+                    path.display()
+                )));
+            }
         }
-        let mut names: Vec<_> = std::fs::read_dir(host)
-            .map_err(host_err(host))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        for name in names {
-            let child = host.join(&name);
-            let meta = std::fs::symlink_metadata(&child).map_err(host_err(&child))?;
-            copy_in_entry(vfs, &child, &meta, &format!("{guest}/{name}"), count)?;
+        *count += 1;
+    }
+    Ok(())
+}
+
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// A tar entry's data, which must be as long as its header says.
+struct Whole<'a, R> {
+    inner: R,
+    left: u64,
+    path: &'a Path,
+}
+
+impl<R: Read> Read for Whole<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the tar archive is damaged or cut off: it ends in the middle of {}",
+                    self.path.display()
+                ),
+            ));
         }
-    } else if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(host).map_err(host_err(host))?;
-        let _ = vfs.unlink(&loc);
-        vfs.symlink(&target.to_string_lossy(), &loc)
-            .map_err(guest_err(guest))?;
-    } else {
-        let file = vfs
-            .open(
-                &loc,
-                OpenOptions {
-                    write: true,
-                    create: true,
-                    truncate: true,
-                    ..Default::default()
-                },
-                0o644,
-            )
-            .map_err(guest_err(guest))?;
-        let mut input = std::fs::File::open(host).map_err(host_err(host))?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
+/// Splits a guest path into its directory and its last name.
+fn split_guest(guest: &str) -> (&str, &str) {
+    match guest.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => ("/", guest),
+    }
+}
+
+/// Writes `input` to the file `guest` under a temporary name, then renames it into
+/// place: a write that fails (the layer is full) leaves no part of it.
+fn write_guest_file(
+    vfs: &Vfs,
+    input: &mut dyn Read,
+    host: &Path,
+    guest: &str,
+    mode: u32,
+    created: &mut Created<String>,
+) -> Result<(), FilesError> {
+    let (dir, name) = split_guest(guest);
+    let temp = format!("{}/{}", dir.trim_end_matches('/'), temp_name(name));
+    let temp_loc = vfs.resolve("", &temp, false).map_err(guest_err(guest))?;
+    let file = vfs
+        .open(
+            &temp_loc,
+            OpenOptions {
+                write: true,
+                create: true,
+                exclusive: true,
+                ..Default::default()
+            },
+            mode,
+        )
+        .map_err(guest_err(guest))?;
+    let written = (|| {
         let mut buf = vec![0u8; 256 * 1024];
         let mut pos = 0u64;
         loop {
@@ -315,6 +652,83 @@ fn copy_in_entry(
             }
             pos += n as u64;
         }
+        drop(file);
+        let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
+        let existed = vfs.stat(&loc).is_ok();
+        vfs.rename(&temp_loc, &loc).map_err(guest_err(guest))?;
+        if !existed {
+            created.add(guest.to_owned(), false);
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = vfs.unlink(&temp_loc);
+    }
+    written
+}
+
+/// Makes the symlink `guest` (replacing what is there) under a temporary name first.
+fn write_guest_symlink(
+    vfs: &Vfs,
+    target: &str,
+    guest: &str,
+    created: &mut Created<String>,
+) -> Result<(), FilesError> {
+    let (dir, name) = split_guest(guest);
+    let temp = format!("{}/{}", dir.trim_end_matches('/'), temp_name(name));
+    let temp_loc = vfs.resolve("", &temp, false).map_err(guest_err(guest))?;
+    vfs.symlink(target, &temp_loc).map_err(guest_err(guest))?;
+    let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
+    let existed = vfs.stat(&loc).is_ok();
+    if let Err(e) = vfs.rename(&temp_loc, &loc) {
+        let _ = vfs.unlink(&temp_loc);
+        return Err(guest_err(guest)(e));
+    }
+    if !existed {
+        created.add(guest.to_owned(), false);
+    }
+    Ok(())
+}
+
+fn copy_in_entry(
+    vfs: &Vfs,
+    host: &Path,
+    meta: &std::fs::Metadata,
+    guest: &str,
+    created: &mut Created<String>,
+    count: &mut u64,
+) -> Result<(), FilesError> {
+    let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
+    if meta.is_dir() {
+        match vfs.mkdir(&loc, 0o755) {
+            Ok(()) => created.add(guest.to_owned(), true),
+            Err(e) if e.errno() == crate::fs::Errno::Exist => {}
+            Err(e) => return Err(guest_err(guest)(e)),
+        }
+        let mut names: Vec<_> = std::fs::read_dir(host)
+            .map_err(host_err(host))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            let child = host.join(&name);
+            let meta = std::fs::symlink_metadata(&child).map_err(host_err(&child))?;
+            copy_in_entry(
+                vfs,
+                &child,
+                &meta,
+                &format!("{guest}/{name}"),
+                created,
+                count,
+            )?;
+        }
+    } else if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(host).map_err(host_err(host))?;
+        write_guest_symlink(vfs, &target.to_string_lossy(), guest, created)?;
+    } else {
+        let mut input = std::fs::File::open(host).map_err(host_err(host))?;
+        write_guest_file(vfs, &mut input, host, guest, 0o644, created)?;
     }
     *count += 1;
     Ok(())

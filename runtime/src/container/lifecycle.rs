@@ -59,9 +59,27 @@ pub fn kill(container: &mut Container) -> Result<(), ContainerError> {
 }
 
 /// Waits until no process runs the container; its exit code.
-pub fn wait(container: &Container) -> i32 {
-    supervisor::wait_stopped(container, None);
-    container.state().exit_code.unwrap_or(0)
+///
+/// # Errors
+/// [`ContainerError::Removed`] when it was removed (`rm -f`) before its end could be
+/// read.
+pub fn wait(container: &Container) -> Result<i32, ContainerError> {
+    // The last state seen while it ran: `rm -f` records the exit and then removes the
+    // container, and the exit may only be seen on the way.
+    let mut seen = None;
+    while !supervisor::wait_stopped(container, Some(Duration::from_millis(50))) {
+        if let Some(state) = container.recorded_state() {
+            seen = Some(state);
+        }
+    }
+    match container.recorded_state().or(seen) {
+        Some(state) if !state.is_active() => Ok(state.exit_code.unwrap_or(0)),
+        _ if !crate::ambient::is_dir(&container.dir) => Err(ContainerError::Removed {
+            name: container.name().to_owned(),
+            when: "(capsule rm -f) before its end could be read: its exit code went with it",
+        }),
+        _ => Ok(container.state().exit_code.unwrap_or(0)),
+    }
 }
 
 /// Removes a container (`force`: a running one is killed first) and, with `volumes`,

@@ -150,12 +150,12 @@ pub enum ContainerError {
         "the container name {name} is already in use by container {id}: remove it (capsule rm {name}) or choose another --name"
     )]
     NameTaken { name: String, id: String },
-    #[error(
-        "invalid container name '{0}': use letters, digits, '_', '.' and '-', starting with a letter or digit"
-    )]
+    #[error("invalid container name '{}': {}", shorten(.0), name_problem(.0))]
     InvalidName(String),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("container {name} was removed {when}")]
+    Removed { name: String, when: &'static str },
     #[error("container {id} was created by another version of Capsule and cannot be run")]
     Unrunnable { id: String },
     #[error("container {name} could not start: {reason}")]
@@ -166,6 +166,30 @@ pub enum ContainerError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The longest container name, as Docker's.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// What is wrong with a name [`valid_name`] refuses.
+fn name_problem(name: &str) -> String {
+    if name.len() > MAX_NAME_LEN {
+        format!(
+            "it is {} characters long, and a name has at most {MAX_NAME_LEN}",
+            name.chars().count()
+        )
+    } else {
+        "use letters, digits, '_', '.' and '-', starting with a letter or digit".to_owned()
+    }
+}
+
+/// A name cut short for a message.
+fn shorten(name: &str) -> String {
+    if name.chars().count() > 40 {
+        format!("{}…", name.chars().take(40).collect::<String>())
+    } else {
+        name.to_owned()
+    }
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ContainerError {
@@ -229,7 +253,7 @@ pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.len() <= 128
+        && name.len() <= MAX_NAME_LEN
 }
 
 /// A generated name, `adjective_noun`, as Docker makes them.
@@ -413,10 +437,7 @@ impl Container {
     /// The recorded state, as it really is: `running` with no live process reads as
     /// `dead`, naming what happened.
     pub fn state(&self) -> State {
-        let read = std::fs::read(self.dir.join("state.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok());
-        let mut state = read.unwrap_or_else(State::created);
+        let mut state = self.recorded_state().unwrap_or_else(State::created);
         if state.is_active() && self.running.is_none() && self.lock_is_free() {
             state.status = Status::Dead;
             state.error = Some(format!(
@@ -425,6 +446,13 @@ impl Container {
             ));
         }
         state
+    }
+
+    /// `state.json` as written, `None` when it cannot be read (the container is gone).
+    pub fn recorded_state(&self) -> Option<State> {
+        std::fs::read(self.dir.join("state.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
     }
 
     /// Takes the run lock for this process; `false` when another process holds it.
@@ -459,16 +487,18 @@ impl Container {
 
     /// Whether no process holds the run lock (false when unsure).
     pub fn lock_is_free(&self) -> bool {
-        let Ok(file) = std::fs::File::open(self.dir.join(RUN_LOCK)) else {
-            return false;
-        };
-        match file.try_lock_shared() {
-            Ok(()) => {
-                let _ = file.unlock();
-                true
-            }
-            Err(_) => false,
-        }
+        self.open_run_lock()
+            .is_ok_and(|file| run_lock_is_free(&file))
+    }
+
+    /// The run lock's file, opened for [`run_lock_is_free`]: kept open, it still tells
+    /// when the process that runs the container ends after `rm -f` removed the
+    /// directory it was in.
+    ///
+    /// # Errors
+    /// The host's error (`NotFound` once the container is removed).
+    pub fn open_run_lock(&self) -> io::Result<std::fs::File> {
+        crate::ambient::open_file(&self.dir.join(RUN_LOCK))
     }
 
     /// The container's display name.
@@ -483,7 +513,7 @@ impl Container {
     pub fn remove(mut self) -> io::Result<()> {
         // Unlocked only once the directory is gone (or not), as the file closes.
         let running = self.running.take();
-        let result = crate::ambient::remove_dir_all(&self.dir);
+        let result = remove_dir(&self.dir);
         drop(running);
         result
     }
@@ -574,7 +604,7 @@ impl Container {
             if container.config.rm && container.lock_is_free() {
                 let state = container.state();
                 if state.status != Status::Created {
-                    match crate::ambient::remove_dir_all(&container.dir) {
+                    match remove_dir(&container.dir) {
                         Ok(()) => {
                             tracing::info!(container = %name, "removed a --rm container left by a killed run");
                             continue;
@@ -595,10 +625,164 @@ impl Container {
     }
 }
 
+/// The prefix of a container directory being removed: [`Container::list`] skips it.
+const REMOVING: &str = ".removing-";
+
+/// Removes a container's directory: first renamed out of the list (so no reader sees
+/// it half removed, without its `config.json`), then deleted. A directory left by an
+/// interrupted removal is deleted by the next prune ([`prune_stopped`]).
+fn remove_dir(dir: &std::path::Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return crate::ambient::remove_dir_all(dir);
+    };
+    let parent_dir = crate::ambient::open_dir(parent)?;
+    let removing = format!("{REMOVING}{}", name.to_string_lossy());
+    match parent_dir.rename(name, &parent_dir, &removing) {
+        Ok(()) => crate::ambient::remove_dir_all(&parent.join(removing)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => crate::ambient::remove_dir_all(dir),
+    }
+}
+
+/// A directory among the containers whose record cannot be read: its `config.json`
+/// is missing or damaged. It is no container [`Container::list`] gives; `system
+/// check` reports it, `ps -a` shows it as dead, `rm` and the prunes remove it.
+#[derive(Debug)]
+pub struct Damaged {
+    /// The directory's name (a container ID, unless someone put something else there).
+    pub id: String,
+    pub dir: PathBuf,
+    /// What is wrong with its `config.json`.
+    pub reason: String,
+}
+
+impl Damaged {
+    /// The damaged records of a home. Taken under the names lock, so a container
+    /// still being created (its record not written yet) is not one.
+    pub fn list(home: &Home) -> Vec<Self> {
+        let root = home.containers_dir();
+        let Ok(dir) = crate::ambient::open_dir(&root) else {
+            return Vec::new();
+        };
+        let Ok(_names) = lock_names(home) else {
+            return Vec::new();
+        };
+        let Ok(entries) = dir.entries() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let reason = match dir.read_to_string(format!("{name}/config.json")) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    "config.json is missing".to_owned()
+                }
+                Err(e) => format!("config.json cannot be read: {e}"),
+                Ok(text) => match serde_json::from_str::<ContainerConfig>(&text) {
+                    Ok(_) => continue,
+                    Err(e) => format!("config.json is damaged: {e}"),
+                },
+            };
+            out.push(Self {
+                dir: root.join(&name),
+                id: name,
+                reason,
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The damaged record named by its full ID or a unique prefix of it.
+    pub fn find(home: &Home, reference: &str) -> Option<Self> {
+        if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut matches: Vec<Self> = Self::list(home)
+            .into_iter()
+            .filter(|d| d.id.starts_with(reference))
+            .collect();
+        (matches.len() == 1).then(|| matches.remove(0))
+    }
+
+    /// Whether a process still holds its run lock (its supervisor runs on).
+    pub fn is_running(&self) -> bool {
+        crate::ambient::open_file(&self.dir.join(RUN_LOCK)).is_ok_and(|f| !run_lock_is_free(&f))
+    }
+
+    /// Removes it; one whose process still runs only with `force`, which kills that
+    /// process first (the `pid` of its `state.json`).
+    ///
+    /// # Errors
+    /// [`StateError::RemoveRunning`] without `force`; the host's error.
+    pub fn remove(self, force: bool) -> Result<(), ContainerError> {
+        if self.is_running() {
+            let short = short_id(&self.id).to_owned();
+            if !force {
+                return Err(StateError::RemoveRunning(short).into());
+            }
+            let pid = crate::ambient::read_file(&self.dir.join("state.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
+                .and_then(|state| state.pid);
+            if let Some(pid) = pid {
+                supervisor::signal_kill(pid);
+            }
+            let start = std::time::Instant::now();
+            while self.is_running() {
+                if start.elapsed() > std::time::Duration::from_secs(5) {
+                    return Err(ContainerError::Io {
+                        what: format!("cannot remove the damaged container {short}"),
+                        source: io::Error::other("its process does not end"),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        remove_dir(&self.dir).map_err(io_error(format!(
+            "cannot remove the damaged container {}",
+            short_id(&self.id)
+        )))
+    }
+}
+
+/// Whether no process holds the run lock opened as `file` (false when unsure).
+pub fn run_lock_is_free(file: &std::fs::File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Removes every container that no process runs (`container prune`, `system
-/// prune`); returns the IDs removed.
+/// prune`), damaged records ([`Damaged`]) and what interrupted removals left included;
+/// returns the IDs removed.
 pub fn prune_stopped(home: &Home) -> Vec<String> {
     let mut removed = Vec::new();
+    if let Ok(dir) = crate::ambient::open_dir(&home.containers_dir())
+        && let Ok(entries) = dir.entries()
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(REMOVING) {
+                let _ = crate::ambient::remove_dir_all(&home.containers_dir().join(name));
+            }
+        }
+    }
+    for damaged in Damaged::list(home) {
+        let id = damaged.id.clone();
+        if !damaged.is_running() && damaged.remove(false).is_ok() {
+            removed.push(id);
+        }
+    }
     for container in Container::list(home) {
         let state = container.state();
         if state.is_active() || !container.lock_is_free() {

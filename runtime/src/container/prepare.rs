@@ -95,6 +95,8 @@ pub struct Prepared {
     pub features: FeatureSet,
     /// The module cache's name for the program, when it is always the same module.
     pub cache_alias: Option<String>,
+    /// Why `-P` left out some of what the image exposes (a UDP port), to tell the user.
+    pub unpublished: Vec<String>,
 }
 
 /// Creates a container for `image` (named `name` by the user) with Docker's rules:
@@ -189,16 +191,18 @@ pub fn prepare(
         .map_err(path_err)?;
     // Published ports are checked (and ephemeral ones chosen) before anything is
     // created: a port in use leaves nothing behind.
-    let exposed: Vec<u16> = if overrides.publish_all {
-        config
-            .exposed_ports()
-            .iter()
-            .flatten()
-            .filter_map(|entry| crate::net::exposed_port(entry))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut exposed: Vec<u16> = Vec::new();
+    let mut unpublished = Vec::new();
+    if overrides.publish_all {
+        for entry in config.exposed_ports().iter().flatten() {
+            match crate::net::exposed_ports(entry) {
+                Ok(ports) => exposed.extend(ports),
+                Err(why) => unpublished.push(why),
+            }
+        }
+        exposed.sort_unstable();
+        exposed.dedup();
+    }
     let ports = crate::net::allocate(&overrides.ports, &exposed)?;
     let (layers, chain_id) = images.rootfs(image)?;
     let mut container = Container::create(
@@ -284,5 +288,6 @@ pub fn prepare(
         program: program_path,
         features,
         cache_alias,
+        unpublished,
     })
 }

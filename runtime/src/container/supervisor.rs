@@ -298,11 +298,24 @@ pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, Cont
 }
 
 /// Waits until no process runs `container`, at most `timeout`; whether it stopped.
+/// A container removed meanwhile (`rm -f`) has stopped once its process has ended:
+/// the run lock is opened once and watched through that handle, never reopened by a
+/// path that may be gone.
 pub fn wait_stopped(container: &Container, timeout: Option<Duration>) -> bool {
+    let lock = match container.open_run_lock() {
+        Ok(file) => Some(file),
+        // No lock file: the container is gone (or was never made), and no process
+        // can be holding a lock in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(_) => None,
+    };
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
-        if container.lock_is_free() {
+        if lock
+            .as_ref()
+            .map_or_else(|| container.lock_is_free(), super::run_lock_is_free)
+        {
             return true;
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
@@ -353,7 +366,7 @@ fn signal_terminate(pid: u32) {
 }
 
 #[cfg(unix)]
-fn signal_kill(pid: u32) {
+pub(crate) fn signal_kill(pid: u32) {
     send(pid, rustix::process::Signal::KILL);
 }
 
@@ -361,7 +374,7 @@ fn signal_kill(pid: u32) {
 fn signal_terminate(_pid: u32) {}
 
 #[cfg(not(unix))]
-fn signal_kill(_pid: u32) {}
+pub(crate) fn signal_kill(_pid: u32) {}
 
 /// The grace period a stop request asks for.
 fn read_request(dir: &std::path::Path) -> Option<Duration> {
@@ -490,11 +503,25 @@ pub fn spawn_detached(
         let what = what.to_owned();
         move |source| ContainerError::Io { what, source }
     };
-    let stderr = std::fs::OpenOptions::new()
+    // Gone (`rm -f` won a race, or `--rm` removed it when it stopped): say so, not
+    // which file could not be opened in it.
+    let removed = || ContainerError::Removed {
+        name: container.name().to_owned(),
+        when: if container.config.rm {
+            "when it stopped, as --rm asks: nothing is left to start (run the image again with capsule run)"
+        } else {
+            "(capsule rm) while it was starting"
+        },
+    };
+    let stderr = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(container.dir.join("supervisor.log"))
-        .map_err(io("cannot open the supervisor's log"))?;
+    {
+        Ok(file) => file,
+        Err(_) if !crate::ambient::is_dir(&container.dir) => return Err(removed()),
+        Err(e) => return Err(io("cannot open the supervisor's log")(e)),
+    };
     let mut command = std::process::Command::new(exe);
     command
         .arg(SUPERVISE_COMMAND)
@@ -521,6 +548,7 @@ pub fn spawn_detached(
     drop(child);
     match line.trim_end().split_once(' ') {
         _ if line.trim_end() == "started" => Ok(()),
+        _ if !crate::ambient::is_dir(&container.dir) => Err(removed()),
         Some(("error", reason)) => Err(ContainerError::Start {
             name: container.name().to_owned(),
             reason: reason.to_owned(),

@@ -132,6 +132,64 @@ fn not_a_tar(e: &io::Error) -> String {
     }
 }
 
+/// An entry's data, which must be as long as its header says: a short read is an
+/// archive cut off in the middle of the entry, said as such (not as a digest mismatch
+/// of what was read).
+struct WholeEntry<R> {
+    inner: R,
+    left: u64,
+    truncated: bool,
+}
+
+impl<R: Read> WholeEntry<R> {
+    fn new(inner: R, size: u64) -> Self {
+        Self {
+            inner,
+            left: size,
+            truncated: false,
+        }
+    }
+}
+
+impl<R: Read> Read for WholeEntry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.truncated = true;
+                return Err(e);
+            }
+            read => read?,
+        };
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            self.truncated = true;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends in the middle of an entry",
+            ));
+        }
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
+/// The archive's bytes, decompressed when gzip or zstd compressed them (`docker load`
+/// takes `docker save | gzip` too).
+fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    use std::io::BufRead;
+    let mut input = io::BufReader::with_capacity(256 * 1024, input);
+    let head = input.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(
+            ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
+        )
+    } else {
+        Box::new(input)
+    })
+}
+
 /// Archive entries are dated 0: an archive's bytes depend only on its images.
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     tar_header(kind, mode, size, 0)
@@ -150,14 +208,17 @@ pub fn load(
     let store = images.store();
     let _gc = store.gc_lock(false)?;
     let bad = |reason: String| ImageError::Archive { reason };
+    let input = decompressed(input).map_err(|e| bad(not_a_tar(&e)))?;
     let mut archive = tar::Archive::new(input);
     let mut docs: HashMap<String, Vec<u8>> = HashMap::new();
     // Every regular file's path → the digest it was stored under (legacy format).
     let mut files: HashMap<String, Digest> = HashMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
     let entries = archive.entries().map_err(|e| bad(not_a_tar(&e)))?;
+    let mut any = false;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(not_a_tar(&e)))?;
+        any = true;
         let raw = entry.path_bytes().into_owned();
         let path = String::from_utf8(raw).map_err(|_| bad("an entry name is not UTF-8".into()))?;
         let path =
@@ -187,11 +248,20 @@ pub fn load(
             return Err(bad(format!("entry '{path}' is not a file or directory")));
         }
         let size = entry.header().size().map_err(|e| bad(e.to_string()))?;
+        let truncated = || {
+            bad(format!(
+                "it ends in the middle of '{path}': the archive is truncated (copy or save it again)"
+            ))
+        };
+        let mut data = WholeEntry::new(&mut entry, size);
         if let Some(hex) = path.strip_prefix("blobs/sha256/") {
             let digest: Digest = format!("sha256:{hex}")
                 .parse()
                 .map_err(|e| bad(format!("'{path}' is not named by a sha256 digest: {e}")))?;
-            store.put_blob_verified(&mut entry, &digest, size)?;
+            match store.put_blob_verified(&mut data, &digest, size) {
+                Err(_) if data.truncated => return Err(truncated()),
+                stored => stored?,
+            };
             crate::failpoint::hit("load");
             files.insert(path, digest);
             progress(size);
@@ -200,9 +270,13 @@ pub fn load(
                 return Err(bad(format!("'{path}' is larger than 16 MiB")));
             }
             let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| bad(e.to_string()))?;
+            data.read_to_end(&mut bytes).map_err(|e| {
+                if data.truncated {
+                    truncated()
+                } else {
+                    bad(e.to_string())
+                }
+            })?;
             if path.ends_with(".json") && path != "index.json" && path != "manifest.json" {
                 // A legacy config: store it, and keep it by path.
                 let blob = store.put_blob(bytes.as_slice())?;
@@ -210,10 +284,18 @@ pub fn load(
             }
             docs.insert(path, bytes);
         } else {
-            let blob = store.put_blob(&mut entry)?;
+            let blob = match store.put_blob(&mut data) {
+                Err(_) if data.truncated => return Err(truncated()),
+                stored => stored?,
+            };
             files.insert(path, blob.digest);
             progress(size);
         }
+    }
+    if !any {
+        return Err(bad(
+            "it holds nothing (an empty file or an empty tar archive)".into(),
+        ));
     }
     for (path, target) in links {
         if let Some(digest) = files.get(&target).cloned() {

@@ -28,6 +28,15 @@ pub enum NetError {
         other: u16,
         container_port: u16,
     },
+    #[error(
+        "{addr} is published twice (-p {port}:{first} and -p {port}:{second}): a host port takes one -p"
+    )]
+    Twice {
+        addr: SocketAddr,
+        port: u16,
+        first: u16,
+        second: u16,
+    },
     #[error("cannot publish {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -164,14 +173,30 @@ impl PortRequest {
     }
 }
 
-/// Parses an image's `EXPOSE` entry (`8000/tcp`, `8000`); `None` for other protocols
-/// and for what is not a port.
-pub fn exposed_port(entry: &str) -> Option<u16> {
-    let (port, proto) = entry.split_once('/').unwrap_or((entry, "tcp"));
-    if proto != "tcp" {
-        return None;
+/// Parses an image's `EXPOSE` entry (`8000/tcp`, `8000`, a range `8000-8010/tcp`, as
+/// Docker's `nat.ParsePortRange`) into the TCP ports `-P` publishes.
+///
+/// # Errors
+/// Why the entry cannot be published: another protocol (Capsule publishes TCP only), or
+/// not a port.
+pub fn exposed_ports(entry: &str) -> Result<Vec<u16>, String> {
+    let (ports, proto) = entry.split_once('/').unwrap_or((entry, "tcp"));
+    let port = |text: &str| text.parse::<u16>().ok().filter(|p| *p != 0);
+    let range = match ports.split_once('-') {
+        Some((first, last)) => port(first).zip(port(last)).filter(|(a, b)| a <= b),
+        None => port(ports).map(|p| (p, p)),
+    };
+    let Some((first, last)) = range else {
+        return Err(format!(
+            "the image exposes '{entry}', which is not a port or a range of ports"
+        ));
+    };
+    if !proto.eq_ignore_ascii_case("tcp") {
+        return Err(format!(
+            "the image exposes {entry}: only TCP ports can be published ({proto} is not supported), so -P leaves it out"
+        ));
     }
-    port.parse::<u16>().ok().filter(|p| *p != 0)
+    Ok((first..=last).collect())
 }
 
 /// Checks `requests` (and `-P`'s `exposed` container ports, on ephemeral ports of
@@ -183,6 +208,23 @@ pub fn exposed_port(entry: &str) -> Option<u16> {
 /// included), [`NetError::Bind`] for another refusal (an address the host does not
 /// have).
 pub fn allocate(requests: &[PortRequest], exposed: &[u16]) -> Result<Vec<PortBinding>, NetError> {
+    // The same host address twice is the user's slip, not a port in use.
+    for (i, a) in requests.iter().enumerate() {
+        if a.host_port == 0 {
+            continue;
+        }
+        if let Some(b) = requests[i + 1..]
+            .iter()
+            .find(|b| b.host_port == a.host_port && b.host_ip == a.host_ip)
+        {
+            return Err(NetError::Twice {
+                addr: SocketAddr::new(a.host_ip, a.host_port),
+                port: a.host_port,
+                first: a.container_port,
+                second: b.container_port,
+            });
+        }
+    }
     let mut bindings: Vec<PortBinding> = Vec::new();
     let mut held = Vec::new();
     let mut all: Vec<PortRequest> = requests.to_vec();
@@ -313,9 +355,13 @@ mod tests {
 
     #[test]
     fn exposed_entries() {
-        assert_eq!(exposed_port("8000/tcp"), Some(8000));
-        assert_eq!(exposed_port("53/udp"), None);
-        assert_eq!(exposed_port("x"), None);
+        assert_eq!(exposed_ports("8000/tcp"), Ok(vec![8000]));
+        assert_eq!(exposed_ports("8000"), Ok(vec![8000]));
+        assert_eq!(exposed_ports("8000-8002/tcp"), Ok(vec![8000, 8001, 8002]));
+        assert!(exposed_ports("8002-8000/tcp").is_err());
+        assert!(exposed_ports("0/tcp").is_err());
+        assert!(exposed_ports("53/udp").is_err_and(|e| e.contains("udp")));
+        assert!(exposed_ports("x").is_err());
     }
 
     #[test]

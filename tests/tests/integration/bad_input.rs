@@ -158,3 +158,200 @@ fn guest_arguments_that_look_like_flags_go_to_the_guest() {
         run.stdout
     );
 }
+
+/// A home with the `service` guest as image `svc`.
+fn with_svc() -> capsule_tests::Containers {
+    capsule_tests::Containers::new(&[(guests::SERVICE, "svc")])
+}
+
+/// Issue 31: `create` with a module file says that it needs an image and how to make
+/// one, whichever way the file is named.
+#[test]
+fn create_with_a_module_file_says_how_to_make_an_image() {
+    let env = with_svc();
+    let module = env.env.work().join("tool.wasm");
+    std::fs::copy(guests::SERVICE, &module).expect("test");
+    for target in [
+        module.to_str().expect("utf-8"),
+        "./tool.wasm",
+        "tool.wasm",
+        "gone.wasm",
+    ] {
+        env.env
+            .run(&["create", target])
+            .assert_error(125, &["from an image", "capsule image import", target]);
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// Issue 31: flags that misled: a name too long is said to be too long; `--rm` with a
+/// restart policy is refused in the foreground too; `-p=SPEC` is `-p SPEC`.
+#[test]
+fn names_rm_with_restart_and_the_equals_form_of_publish() {
+    let env = with_svc();
+    let long = "n".repeat(129);
+    env.env
+        .run(&["create", "--name", &long, "svc"])
+        .assert_error(125, &["129 characters", "at most 128"]);
+    env.ok(&["create", "--name", &"n".repeat(128), "svc"]);
+    env.env
+        .run(&["run", "--rm", "--restart", "always", "svc", "env", "X"])
+        .assert_error(125, &["--rm and --restart cannot be combined"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+    let port = capsule_tests::free_port();
+    env.ok(&["create", "--name", "eq", &format!("-p={port}:80"), "svc"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "eq"])).expect("JSON");
+    assert_eq!(
+        inspect[0]["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+}
+
+/// Issue 31: `restart` of a `--rm` container (removed when it stops) and `start`
+/// losing a race to `rm -f` say that the container was removed, not which file in
+/// its directory could not be opened.
+#[test]
+fn restart_and_start_of_a_removed_container_say_so() {
+    let env = with_svc();
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone", "svc", "tick", "0", "100",
+    ]);
+    env.env
+        .run(&["restart", "-t", "0", "gone"])
+        .assert_error(1, &["gone was removed", "--rm"]);
+    for round in 0..8u64 {
+        env.ok(&["create", "--name", "racer", "svc", "tick", "0", "50"]);
+        let start = env
+            .env
+            .capsule()
+            .args(["start", "racer"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("test");
+        std::thread::sleep(std::time::Duration::from_millis(10 * (round % 4)));
+        env.ok(&["rm", "-f", "racer"]);
+        let out = start.wait_with_output().expect("test");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success()
+                || (stderr.lines().count() == 1
+                    && (stderr.contains("racer was removed")
+                        || stderr.contains("no such container: racer"))),
+            "round {round}: {stderr}"
+        );
+        assert!(!stderr.contains(".log"), "round {round}: {stderr}");
+    }
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(0);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    let left = std::fs::read_dir(env.env.home().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "container directories left");
+}
+
+/// Issue 31: an OS error is printed once, not once by the error and again as its
+/// cause.
+#[test]
+fn os_errors_are_printed_once() {
+    let env = with_svc();
+    env.ok(&["create", "--name", "c", "svc"]);
+    let run = env.env.run(&["cp", "no-such-file", "c:/x"]);
+    run.assert_error(1, &["no-such-file", "(os error 2)"]);
+    assert_eq!(run.stderr.matches("os error").count(), 1, "{}", run.stderr);
+}
+
+/// Issue 31: `load` of a compressed save loads it (as `docker load` does); a
+/// directory, a cut-off archive and a JSON document that is not one each say what they
+/// are.
+#[test]
+fn load_says_what_is_wrong_with_its_input() {
+    let env = with_svc();
+    env.ok(&["save", "-o", "svc.tar", "svc"]);
+    let tar = std::fs::read(env.env.work().join("svc.tar")).expect("test");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("test");
+    env.env.write("svc.tar.gz", gz.finish().expect("test"));
+    let fresh = capsule_tests::TestEnv::new();
+    let load = fresh.run(&[
+        "load",
+        "-i",
+        env.env.work().join("svc.tar.gz").to_str().expect("utf-8"),
+    ]);
+    load.assert_code(0);
+    assert!(
+        load.stdout.contains("Loaded image: svc:latest"),
+        "{}",
+        load.stdout
+    );
+    env.env
+        .run(&["load", "-i", env.env.work().to_str().expect("utf-8")])
+        .assert_error(125, &["is a directory"]);
+    // Cut inside the first blob's data.
+    env.env.write("cut.tar", &tar[..tar.len() / 2]);
+    env.env
+        .run(&["load", "-i", "cut.tar"])
+        .assert_error(125, &["truncated"]);
+    env.env.write("notjson.tar", "{not json");
+    let run = env.env.run(&["load", "-i", "notjson.tar"]);
+    run.assert_code(125);
+    assert!(!run.stderr.contains("invalid type"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a tar archive") || run.stderr.contains("ends in the middle"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 31, a second hostile pass: what it found each says what is wrong — a
+/// container whose record is damaged (for every verb but rm), `cp` with no path
+/// after `C:`, `cp -` with nothing on stdin, a directory copied over a file, `load`
+/// of an empty file.
+#[test]
+fn second_hostile_pass_finds_say_what_is_wrong() {
+    let env = with_svc();
+    let id = env.ok(&["create", "--name", "c", "svc", "env", "X"]);
+    let id = id.trim();
+    let short = &id[..12];
+    env.env
+        .run(&["cp", "c:", "out"])
+        .assert_error(125, &["'c:' names no path", "c:/"]);
+    env.env
+        .run_with_stdin(&["cp", "-", "c:/"], b"")
+        .assert_error(1, &["stdin is empty"]);
+    let file = env.env.write("plain", "x");
+    env.env
+        .run(&["cp", "c:/", file.to_str().expect("utf-8")])
+        .assert_error(1, &["not a directory on the host"]);
+    assert_eq!(std::fs::read_to_string(&file).expect("test"), "x");
+    env.env.write("empty.tar", "");
+    env.env
+        .run(&["load", "-i", "empty.tar"])
+        .assert_error(125, &["holds nothing"]);
+    std::fs::write(
+        env.env
+            .home()
+            .join("containers")
+            .join(id)
+            .join("config.json"),
+        "{bad",
+    )
+    .expect("test");
+    for verb in [
+        &["inspect"][..],
+        &["logs"],
+        &["start"],
+        &["diff"],
+        &["wait"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push(short);
+        env.env
+            .run(&args)
+            .assert_error(1, &["record is damaged", "capsule rm -f"]);
+    }
+    env.ok(&["rm", "-f", short]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}

@@ -578,3 +578,310 @@ fn images_containers_and_prune_respect_what_runs() {
         "{volumes}"
     );
 }
+
+/// Waits for `child` at most `limit`; kills it and fails when it does not end.
+#[track_caller]
+fn finish_within(
+    mut child: std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("test").is_some() {
+            return child.wait_with_output().expect("test");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("test");
+            panic!(
+                "{what} did not return within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After a race: `system check` passes, no container is left, and so no directory.
+#[track_caller]
+fn assert_no_container_left(env: &Containers) {
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(0);
+    assert!(check.stdout.contains("ok:"), "{}", check.stdout);
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "ps -a lists a container");
+    let left: Vec<_> = std::fs::read_dir(env.env.home().join("containers"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "container directories left: {left:?}");
+}
+
+/// Issue 31: `wait` and `logs -f` on a container that `rm -f` removes (or `kill`
+/// stops) return, with its exit code or an error saying it was removed; never hang.
+#[test]
+fn wait_and_logs_follow_return_when_the_container_is_killed_or_removed() {
+    let env = Env::new();
+    let spawn = |args: &[&str]| {
+        env.env
+            .capsule()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("test")
+    };
+    for round in 0..8u64 {
+        env.ok(&["run", "-d", "--name", "w", "svc", "tick", "0", "20"]);
+        let waiter = spawn(&["wait", "w"]);
+        let follower = spawn(&["logs", "-f", "w"]);
+        // Mostly after both have found it; a verb that starts after the removal says
+        // there is no such container, which is right too.
+        std::thread::sleep(Duration::from_millis(100 + 40 * (round % 4)));
+        let kill = round % 2 == 1;
+        if kill {
+            env.ok(&["kill", "w"]);
+        } else {
+            env.ok(&["rm", "-f", "w"]);
+        }
+        let waited = finish_within(waiter, Duration::from_secs(20), "wait");
+        let stdout = String::from_utf8_lossy(&waited.stdout);
+        let stderr = String::from_utf8_lossy(&waited.stderr);
+        if kill || waited.status.success() {
+            assert!(waited.status.success(), "round {round}: {stderr}");
+            assert_eq!(stdout.trim(), "137", "round {round}");
+        } else {
+            assert_eq!(waited.status.code(), Some(1), "round {round}: {stderr}");
+            assert!(
+                stderr.starts_with("capsule: ")
+                    && (stderr.contains("container w was removed")
+                        || stderr.contains("no such container: w"))
+                    && stderr.lines().count() == 1,
+                "round {round}: {stderr}"
+            );
+        }
+        let followed = finish_within(follower, Duration::from_secs(20), "logs -f");
+        let stderr = String::from_utf8_lossy(&followed.stderr);
+        assert!(
+            followed.status.success() || stderr.contains("no such container: w"),
+            "round {round}: {stderr}"
+        );
+        if kill {
+            env.ok(&["rm", "w"]);
+        }
+    }
+    assert_no_container_left(&env);
+}
+
+/// Issue 31: a copy that fails part way (the writable layer is full) leaves nothing of
+/// itself: no truncated file, no half-copied directory, an existing file whole.
+#[test]
+fn cp_that_fails_leaves_nothing_partial() {
+    let env = Env::new();
+    env.ok(&[
+        "create",
+        "--name",
+        "small",
+        "--storage-opt",
+        "size=1m",
+        "svc",
+        "env",
+        "X",
+    ]);
+    let big = env.env.write("big.bin", vec![7u8; 3 << 20]);
+    let run = env
+        .env
+        .run(&["cp", big.to_str().expect("test"), "small:/big.bin"]);
+    run.assert_error(1, &["/big.bin", "ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "", "a partial file stayed");
+    // A directory whose second file does not fit: neither stays.
+    env.env.write("tree/a.txt", "small\n");
+    env.env.write("tree/z.bin", vec![1u8; 3 << 20]);
+    let tree = env.env.work().join("tree");
+    env.env
+        .run(&["cp", tree.to_str().expect("test"), "small:/tree"])
+        .assert_error(1, &["ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "", "a partial directory stayed");
+    // An existing file that a copy fails to replace is kept whole.
+    let keep = env.env.write("keep.txt", "kept\n");
+    env.ok(&["cp", keep.to_str().expect("test"), "small:/big.bin"]);
+    env.env
+        .run(&["cp", big.to_str().expect("test"), "small:/big.bin"])
+        .assert_error(1, &["ENOSPC"]);
+    assert_eq!(env.ok(&["diff", "small"]), "A /big.bin\n");
+    let back = env.env.work().join("back.txt");
+    env.ok(&["cp", "small:/big.bin", back.to_str().expect("test")]);
+    assert_eq!(std::fs::read_to_string(&back).expect("test"), "kept\n");
+}
+
+/// Issue 31: `-` is Docker's tar stream: `cp C:PATH -` writes one to stdout, `cp -
+/// C:DIR` extracts one from stdin into a directory; an archive that leads out of it,
+/// or a destination that is not a directory, is refused and changes nothing.
+#[test]
+fn cp_dash_is_a_tar_stream() {
+    let env = Env::new();
+    env.ok(&["run", "--name", "t", "svc", "write", "/data.txt", "payload"]);
+    // Out: a tar on stdout, not a file named "-".
+    let out = env
+        .env
+        .capsule()
+        .args(["cp", "t:/data.txt", "-"])
+        .output()
+        .expect("test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!env.env.work().join("-").exists(), "wrote a file named -");
+    let mut archive = tar::Archive::new(out.stdout.as_slice());
+    let mut entries = Vec::new();
+    for entry in archive.entries().expect("a tar") {
+        let mut entry = entry.expect("test");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).expect("test");
+        entries.push((entry.path().expect("test").display().to_string(), text));
+    }
+    assert_eq!(entries, [("data.txt".to_owned(), "payload".to_owned())]);
+    // In: a tar from stdin, extracted into a directory.
+    use capsule_tests::rawtar::{E, raw, tar};
+    let archive = tar(&[E::Dir("sub"), E::File("sub/in.txt", b"hello")]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/"], &archive)
+        .assert_code(0);
+    let diff = env.ok(&["diff", "t"]);
+    assert!(diff.contains("A /sub/in.txt"), "{diff}");
+    // Refused, and nothing changes: not a directory; an entry leading out; a cut-off
+    // archive; not a tar.
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/data.txt"], &archive)
+        .assert_error(1, &["not a directory"]);
+    let evil = tar(&[
+        E::File("fine.txt", b"x"),
+        raw(b"../escape.txt", b'0', 0o644),
+    ]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], &evil)
+        .assert_error(1, &["leads out"]);
+    let body = vec![b'y'; 5000];
+    let mut cut = tar(&[E::File("first.txt", b"x"), E::File("long.txt", &body)]);
+    cut.truncate(2048);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], &cut)
+        .assert_error(1, &["damaged or cut off"]);
+    env.env
+        .run_with_stdin(&["cp", "-", "t:/sub"], b"{not a tar")
+        .assert_error(1, &["damaged or cut off"]);
+    assert_eq!(
+        env.ok(&["diff", "t"]),
+        diff,
+        "a refused copy changed the container"
+    );
+}
+
+/// Issue 31: a container whose record (`config.json`) is damaged or gone does not
+/// vanish: `ps -a` shows it as dead by ID, `system check` reports it, `rm` (`-f` while
+/// its process runs) and the prunes remove it.
+#[test]
+fn damaged_container_records_are_shown_reported_and_removed() {
+    let env = Env::new();
+    let id = |out: String| out.trim().to_owned();
+    let garbage = id(env.ok(&["create", "--name", "g", "svc", "env", "X"]));
+    let deleted = id(env.ok(&["create", "--name", "d", "svc", "env", "X"]));
+    let pruned = id(env.ok(&["create", "--name", "p", "svc", "env", "X"]));
+    let running = id(env.ok(&["run", "-d", "--name", "r", "svc", "tick", "0", "100"]));
+    env.wait_for("r", "running", |s| s["Status"] == "running");
+    let pid = env.state("r")["Pid"].as_u64().expect("a pid");
+    let config = |id: &str| {
+        env.env
+            .home()
+            .join("containers")
+            .join(id)
+            .join("config.json")
+    };
+    std::fs::write(config(&garbage), "{garbage").expect("test");
+    std::fs::remove_file(config(&deleted)).expect("test");
+    std::fs::write(config(&pruned), "").expect("test");
+    std::fs::write(config(&running), "[1, 2]").expect("test");
+    let ps = env.ok(&["ps", "-a"]);
+    for id in [&garbage, &deleted, &pruned, &running] {
+        assert!(ps.contains(&id[..12]), "ps -a lists {id}: {ps}");
+    }
+    assert!(ps.contains("Dead (config.json is missing)"), "{ps}");
+    assert!(ps.contains("Dead (config.json is damaged"), "{ps}");
+    assert_eq!(
+        env.ok(&["ps", "-aq", "--filter", "status=dead"])
+            .lines()
+            .count(),
+        4
+    );
+    let check = env.env.run(&["system", "check"]);
+    check.assert_code(1);
+    for id in [&garbage, &deleted, &pruned, &running] {
+        assert!(
+            check.stdout.contains(&format!("damaged: container {id}")),
+            "{}",
+            check.stdout
+        );
+    }
+    // rm by ID: the running one only with -f, which ends its process.
+    env.env
+        .run(&["rm", &running[..12]])
+        .assert_error(1, &["is running", "rm -f"]);
+    env.ok(&["rm", "-f", &running[..12]]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| !c.contains(&running)),
+        "the damaged container's supervisor still runs"
+    );
+    env.ok(&["rm", &garbage]);
+    // The prunes remove the others.
+    let out = env.ok(&["container", "prune", "-f"]);
+    assert!(out.contains(&deleted), "{out}");
+    env.ok(&["create", "--name", "again", "svc", "env", "X"]);
+    let again = id(env.ok(&["ps", "-aq", "--no-trunc"]));
+    std::fs::write(config(&again), "null").expect("test");
+    let out = env.ok(&["system", "prune", "-f"]);
+    assert!(out.contains(&again), "{out}");
+    assert_no_container_left(&env);
+}
+
+/// Issue 31: `ps --filter` follows Docker's grammar: `name` is a regular expression,
+/// values of one key are alternatives, a status Docker does not know is an error.
+#[test]
+fn ps_filters_follow_docker() {
+    let env = Env::new();
+    for name in ["web-1", "web-2", "api-web"] {
+        env.ok(&["create", "--name", name, "svc", "env", "X"]);
+    }
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "-a", "--format", "json"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut names: Vec<String> = env
+            .ok(&args)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+                v["Names"].as_str().expect("a name").to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&["name=^web"]), ["web-1", "web-2"]);
+    assert_eq!(names(&["name=^/web-1$"]), ["web-1"]);
+    assert_eq!(names(&["name=web-[2-9]"]), ["web-2"]);
+    assert_eq!(names(&["name=web"]), ["api-web", "web-1", "web-2"]);
+    assert_eq!(names(&["name=^web-1$", "name=^api"]), ["api-web", "web-1"]);
+    assert_eq!(names(&["status=created", "status=exited"]).len(), 3);
+    assert_eq!(names(&["status=running"]).len(), 0);
+    env.env
+        .run(&["ps", "-a", "--filter", "status=bogus"])
+        .assert_error(125, &["status=bogus", "exited"]);
+    env.env
+        .run(&["ps", "-a", "--filter", "name=[web"])
+        .assert_error(125, &["name=[web", "regular expression"]);
+}

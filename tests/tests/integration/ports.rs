@@ -406,3 +406,59 @@ fn poll_stdin_and_clock() {
     assert!(status.success(), "{rest}");
     assert!(rest.ends_with("stdin: typed\n"), "{rest}");
 }
+
+/// Issue 31: `EXPOSE 80 8000-8001` is one key per port in the image (as Docker's),
+/// and `-P` publishes each; a UDP port it cannot publish is said so, not dropped
+/// silently. The same host port given twice is named as such.
+#[test]
+fn expose_ranges_publish_every_port_and_udp_is_reported() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.env.work().join("ctx")).expect("ctx");
+    std::fs::copy(
+        guests::ECHO_SERVER,
+        env.env.work().join("ctx/echo_server.wasm"),
+    )
+    .expect("copy the guest");
+    env.env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY echo_server.wasm /echo_server.wasm\nEXPOSE 80 8000-8001 53/udp\nENTRYPOINT [\"/echo_server.wasm\"]\n",
+    );
+    env.ok(&["build", "-t", "ranged", "ctx"]);
+    let image: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "ranged"])).expect("JSON");
+    let mut keys: Vec<String> = image[0]["Config"]["ExposedPorts"]
+        .as_object()
+        .expect("ExposedPorts")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);
+    let run = env.env.run(&["run", "-d", "-P", "--name", "r", "ranged"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("warning") && run.stderr.contains("53/udp"),
+        "-P says it cannot publish 53/udp: {}",
+        run.stderr
+    );
+    let ports = env.ok(&["port", "r"]);
+    let mut published: Vec<&str> = ports
+        .lines()
+        .filter_map(|l| l.split(" -> ").next())
+        .collect();
+    published.sort_unstable();
+    assert_eq!(published, ["80/tcp", "8000/tcp", "8001/tcp"], "{ports}");
+    // A bad range in a recipe is refused where it is written.
+    env.env
+        .write("bad/Capsulefile", "FROM scratch\nEXPOSE 8001-8000\n");
+    let bad = env.env.run(&["build", "-t", "bad", "bad"]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("EXPOSE '8001-8000'"), "{}", bad.stderr);
+    // The same host port twice is one flag given twice, not a port in use.
+    let port = free_port();
+    let twice = format!("{port}:8000");
+    env.env
+        .run(&["run", "-d", "-p", &twice, "-p", &twice, "echo"])
+        .assert_error(125, &["published twice", &port.to_string()]);
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1, "only r exists");
+}
