@@ -155,9 +155,9 @@ pub(crate) mod map {
     pub fn container(e: &ContainerError) -> Error {
         let kind = match e {
             ContainerError::NotFound(_) | ContainerError::Removed { .. } => ErrorKind::NotFound,
-            ContainerError::Ambiguous(_) | ContainerError::InvalidName(_) => {
-                ErrorKind::InvalidInput
-            }
+            ContainerError::Ambiguous(_)
+            | ContainerError::InvalidName(_)
+            | ContainerError::SameName(_) => ErrorKind::InvalidInput,
             ContainerError::NameTaken { .. } | ContainerError::State(_) => ErrorKind::Conflict,
             ContainerError::Unrunnable { .. } | ContainerError::Start { .. } => {
                 ErrorKind::CannotRun

@@ -152,6 +152,8 @@ pub enum ContainerError {
     NameTaken { name: String, id: String },
     #[error("invalid container name '{}': {}", shorten(.0), name_problem(.0))]
     InvalidName(String),
+    #[error("container {0} already has the name {0}: give rename a new name")]
+    SameName(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("container {name} was removed {when}")]
@@ -526,6 +528,9 @@ impl Container {
     pub fn rename(&mut self, home: &Home, name: &str) -> Result<(), ContainerError> {
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_owned()));
+        }
+        if name == self.config.name {
+            return Err(ContainerError::SameName(name.to_owned()));
         }
         let _names = lock_names(home)?;
         if let Some(other) = Self::list(home)

@@ -345,6 +345,10 @@ fn foreground_runs_stdin_timeout_and_names() {
     assert_eq!(env.state("fg")["Status"], "exited");
     env.ok(&["rename", "fg", "renamed"]);
     assert!(env.ok(&["ps", "-a"]).contains("renamed"));
+    // Docker refuses a rename to the name the container already has.
+    env.env
+        .run(&["rename", "renamed", "renamed"])
+        .assert_error(125, &["already has the name renamed"]);
     env.ok(&["rm", "renamed"]);
     assert!(!env.ok(&["ps", "-a"]).contains("renamed"));
 }
