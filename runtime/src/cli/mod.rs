@@ -11,6 +11,7 @@ mod progress;
 mod registry;
 mod run;
 mod system;
+mod usage;
 mod volume;
 
 use clap::{Parser, Subcommand};
@@ -264,12 +265,24 @@ enum SystemCommand {
 
 pub fn main() -> ExitCode {
     init_logging();
-    let cli = match Cli::try_parse_from(split_short_equals(std::env::args_os().collect())) {
+    let args = split_short_equals(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            use clap::error::ErrorKind;
+            // Help asked for, or shown for a bare `capsule volume`, is clap's own text.
+            let help = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if help || !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+            }
+            eprintln!("{}", usage::one_line(&e.render().to_string(), &args));
+            return ExitCode::from(exit::USAGE);
         }
     };
     let result = match cli.command {

@@ -355,3 +355,23 @@ fn second_hostile_pass_finds_say_what_is_wrong() {
     env.ok(&["rm", "-f", short]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+/// A mistake in the command line itself is one line too, naming the `--help` to read;
+/// help that was asked for stays whole.
+#[test]
+fn command_line_mistakes_are_one_line_naming_the_verb() {
+    let env = TestEnv::new();
+    env.run(&["stop", "-t", "-1", "x"])
+        .assert_error(125, &["unexpected argument '-1'", "capsule stop --help"]);
+    env.run(&["run", "--memory"])
+        .assert_error(125, &["--memory", "capsule run --help"]);
+    env.run(&["volume", "create", "--bogus"])
+        .assert_error(125, &["'--bogus'", "capsule volume create --help"]);
+    env.run(&["bogus"])
+        .assert_error(125, &["unrecognized subcommand 'bogus'", "capsule --help"]);
+    env.run(&["run"])
+        .assert_error(125, &["required arguments", "capsule run --help"]);
+    let help = env.run(&["run", "--help"]);
+    help.assert_code(0);
+    assert!(help.stdout.lines().count() > 10, "{}", help.stdout);
+}
