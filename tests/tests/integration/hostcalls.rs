@@ -32,7 +32,10 @@ const INSTALL: &str =
 type Counts = BTreeMap<String, BTreeMap<String, usize>>;
 
 fn require_strace() {
-    match Command::new(capsule_tests::tool("strace")).arg("-V").output() {
+    match Command::new(capsule_tests::tool("strace"))
+        .arg("-V")
+        .output()
+    {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
             "strace -V failed ({}): {}; {INSTALL}",

@@ -58,7 +58,11 @@ fn every_program_a_test_runs_is_listed() {
         if path.ends_with("tools.rs") {
             continue;
         }
-        let shown = path.strip_prefix(root).unwrap_or(path).display().to_string();
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         for (line, program) in literals_after(&text, "Command::new(") {
             problems.push(format!(
                 "{shown}:{line}: Command::new(\"{program}\"): run it as Command::new(capsule_tests::tool(\"{program}\")) and list it in scripts/test-tools.txt"
@@ -78,7 +82,10 @@ fn every_program_a_test_runs_is_listed() {
         "programs the tests run that a fresh machine would not have:\n{}",
         problems.join("\n")
     );
-    assert!(named >= 10, "only {named} tool(\"…\") calls found: is the scan broken?");
+    assert!(
+        named >= 10,
+        "only {named} tool(\"…\") calls found: is the scan broken?"
+    );
 }
 
 /// The install script installs from the list rather than keeping its own.
