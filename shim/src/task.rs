@@ -9,6 +9,7 @@
 //! SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion) interrupt the
 //! guest, which exits 128 + the signal; SIGKILL ends the process.
 
+use capsule_runtime::ambient;
 use capsule_runtime::container::runner::{Program, Runner};
 use capsule_runtime::container::supervisor;
 use capsule_runtime::engine::{FeatureSet, Interrupt, Interruption, ModuleCache};
@@ -128,7 +129,7 @@ fn wait_for_start(start: OwnedFd) -> bool {
 
 /// The node's module cache; without one, modules are compiled at every start.
 fn open_module_cache() -> Option<ModuleCache> {
-    let path = std::env::var_os(capsule_runtime::home::MODULE_CACHE_ENV)
+    let path = ambient::host_env_os(capsule_runtime::home::MODULE_CACHE_ENV)
         .filter(|p| !p.is_empty())
         .map_or_else(|| PathBuf::from(DEFAULT_MODULE_CACHE), PathBuf::from);
     match ModuleCache::open(&path) {
@@ -252,9 +253,8 @@ fn rlimit_resource(typ: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
 /// What the task already holds of its memory limit: its cgroup's usage when the
 /// process can read it (the cgroup counts all of the task), else its resident size.
 fn used_memory() -> u64 {
-    let read =
-        |file: &Path| -> Option<u64> { std::fs::read_to_string(file).ok()?.trim().parse().ok() };
-    let from_cgroup = std::fs::read_to_string("/proc/self/cgroup")
+    let read = |file: &Path| -> Option<u64> { ambient::read_text(file).ok()?.trim().parse().ok() };
+    let from_cgroup = ambient::read_text(Path::new("/proc/self/cgroup"))
         .ok()
         .and_then(|groups| {
             groups.lines().find_map(|line| {
@@ -279,7 +279,7 @@ fn used_memory() -> u64 {
             })
         });
     from_cgroup.unwrap_or_else(|| {
-        let pages = std::fs::read_to_string("/proc/self/statm")
+        let pages = ambient::read_text(Path::new("/proc/self/statm"))
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);

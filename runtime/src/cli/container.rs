@@ -92,7 +92,7 @@ pub struct StartArgs {
 
 /// Starts a stopped or created container under a supervisor of its own.
 pub(super) fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let exe = capsule_runtime::ambient::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
     lifecycle::start(home, container, &exe).map_err(|e| {
         let code = match e {
             ContainerError::State(_) => exit::USAGE,

@@ -340,13 +340,13 @@ pub fn main() -> ExitCode {
 /// `CAPSULE_LOG=debug` (or any tracing filter, e.g. `capsule_runtime=debug`) turns on
 /// logs to stderr; without it nothing is set up, which keeps start-up fast.
 fn init_logging() {
-    let Some(filter) = std::env::var_os("CAPSULE_LOG") else {
+    let Some(filter) = capsule_runtime::ambient::host_env_os("CAPSULE_LOG") else {
         return;
     };
     let filter = tracing_subscriber::EnvFilter::new(filter.to_string_lossy());
     // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        && capsule_runtime::ambient::host_env_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)

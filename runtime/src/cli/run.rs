@@ -616,7 +616,7 @@ fn run_image(
         guest_args,
     )?;
     if args.detach {
-        let exe = std::env::current_exe().map_err(usage)?;
+        let exe = ambient::current_exe().map_err(usage)?;
         if let Err(e) = supervisor::spawn_detached(&home, &container, &exe) {
             if args.rm {
                 let _ = container.remove();

@@ -413,7 +413,7 @@ impl Container {
     /// The recorded state, as it really is: `running` with no live process reads as
     /// `dead`, naming what happened.
     pub fn state(&self) -> State {
-        let read = std::fs::read(self.dir.join("state.json"))
+        let read = crate::ambient::read_file(&self.dir.join("state.json"))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok());
         let mut state = read.unwrap_or_else(State::created);
@@ -435,12 +435,7 @@ impl Container {
         if self.running.is_some() {
             return Ok(true);
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.dir.join(RUN_LOCK))
+        let file = crate::ambient::open_lock_file(&self.dir.join(RUN_LOCK))
             .map_err(io_error("cannot open the container's lock"))?;
         match file.try_lock() {
             Ok(()) => {
@@ -459,7 +454,7 @@ impl Container {
 
     /// Whether no process holds the run lock (false when unsure).
     pub fn lock_is_free(&self) -> bool {
-        let Ok(file) = std::fs::File::open(self.dir.join(RUN_LOCK)) else {
+        let Ok(file) = crate::ambient::open_file(&self.dir.join(RUN_LOCK)) else {
             return false;
         };
         match file.try_lock_shared() {

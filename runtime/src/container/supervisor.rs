@@ -159,7 +159,7 @@ pub fn run(
     if !container.lock_running()? {
         return Err(super::StateError::AlreadyRunning(container.name().to_owned()).into());
     }
-    let _ = std::fs::remove_file(container.dir.join(STOP_REQUEST));
+    let _ = crate::ambient::remove_file(&container.dir.join(STOP_REQUEST));
     let runner = runner
         .for_features(container.config.features)
         .map_err(|e| ContainerError::Io {
@@ -365,7 +365,7 @@ fn signal_kill(_pid: u32) {}
 
 /// The grace period a stop request asks for.
 fn read_request(dir: &std::path::Path) -> Option<Duration> {
-    let text = std::fs::read_to_string(dir.join(STOP_REQUEST)).ok()?;
+    let text = crate::ambient::read_text(&dir.join(STOP_REQUEST)).ok()?;
     text.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
@@ -454,7 +454,7 @@ fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
                 break;
             }
         }
-    } else if let Some(mut state) = std::fs::read(dir.join("state.json"))
+    } else if let Some(mut state) = crate::ambient::read_file(&dir.join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<State>(&b).ok())
     {
@@ -490,10 +490,7 @@ pub fn spawn_detached(
         let what = what.to_owned();
         move |source| ContainerError::Io { what, source }
     };
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(container.dir.join("supervisor.log"))
+    let stderr = crate::ambient::open_append(&container.dir.join("supervisor.log"))
         .map_err(io("cannot open the supervisor's log"))?;
     let mut command = std::process::Command::new(exe);
     command
