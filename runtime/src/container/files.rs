@@ -11,6 +11,9 @@ use crate::fs::node::OpenOptions;
 use crate::fs::rootfs::RootFs;
 use crate::image::layer_writer::LayerPlan;
 use crate::image::{Image, ImageError, Images};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::Dir;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -136,7 +139,9 @@ fn plain_name(name: &str) -> bool {
 /// Copies `guest` (a file, a directory with everything below it, or a symlink, copied
 /// as a symlink) out of the container to `host`: into it when it is an existing
 /// directory, else as it. Paths resolve inside the container; nothing is followed on
-/// the host (an existing host symlink at a destination is refused).
+/// the host (an existing host symlink at a destination is refused): every entry is
+/// made or opened by name in the directory handle above it, without following a
+/// symlink, so one put there meanwhile cannot redirect the write.
 ///
 /// # Errors
 /// [`FilesError`].
@@ -151,19 +156,35 @@ pub fn copy_out(container: &Container, guest: &str, host: &Path) -> Result<u64, 
         .next()
         .filter(|n| plain_name(n))
         .unwrap_or("root");
-    let dest = match std::fs::symlink_metadata(host) {
-        Ok(meta) if meta.is_dir() => host.join(name),
-        _ => host.to_owned(),
+    let (dir, dest_name, dest) = if host.file_name().is_none() {
+        // `.`, `..`, `/`: a directory, the copy goes into it.
+        let dir = crate::ambient::open_dir(host).map_err(host_err(host))?;
+        (dir, OsString::from(name), host.join(name))
+    } else {
+        let (parent, host_name) = crate::ambient::open_parent(host).map_err(host_err(host))?;
+        match parent.open_dir_nofollow(&host_name) {
+            Ok(inside) => (inside, OsString::from(name), host.join(name)),
+            Err(_) => (parent, host_name, host.to_owned()),
+        }
     };
     let mut count = 0;
-    copy_out_entry(vfs, guest, &dest, &mut count)?;
+    copy_out_entry(vfs, guest, &dir, &dest_name, &dest, &mut count)?;
     Ok(count)
 }
 
-fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Result<(), FilesError> {
+/// Copies `guest` to the entry `name` of the host directory `dir` (`dest` is its path,
+/// for messages).
+fn copy_out_entry(
+    vfs: &Vfs,
+    guest: &str,
+    dir: &Dir,
+    name: &OsStr,
+    dest: &Path,
+    count: &mut u64,
+) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
     let stat = vfs.stat(&loc).map_err(guest_err(guest))?;
-    if let Ok(meta) = std::fs::symlink_metadata(dest)
+    if let Ok(meta) = dir.symlink_metadata(name)
         && meta.file_type().is_symlink()
     {
         return Err(FilesError::Refused(format!(
@@ -173,23 +194,34 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
     }
     match stat.kind {
         Kind::Dir => {
-            match std::fs::create_dir(dest) {
+            match dir.create_dir(name) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dest.is_dir() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) => {}
                 Err(e) => return Err(host_err(dest)(e)),
             }
+            let inside = dir.open_dir_nofollow(name).map_err(host_err(dest))?;
             for entry in vfs.list(&loc).map_err(guest_err(guest))? {
                 if !plain_name(&entry.name) {
                     continue;
                 }
                 let child = format!("{}/{}", guest.trim_end_matches('/'), entry.name);
-                copy_out_entry(vfs, &child, &dest.join(&entry.name), count)?;
+                copy_out_entry(
+                    vfs,
+                    &child,
+                    &inside,
+                    OsStr::new(&entry.name),
+                    &dest.join(&entry.name),
+                    count,
+                )?;
             }
         }
         Kind::Symlink => {
             let target = vfs.readlink(&loc).map_err(guest_err(guest))?;
             #[cfg(unix)]
-            std::os::unix::fs::symlink(&target, dest).map_err(host_err(dest))?;
+            dir.symlink_contents(&target, name)
+                .map_err(host_err(dest))?;
             #[cfg(not(unix))]
             return Err(FilesError::Refused(format!(
                 "{guest} is a symlink to {target}; this host cannot make symlinks"
@@ -206,12 +238,10 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
                     0,
                 )
                 .map_err(guest_err(guest))?;
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(dest)
-                .map_err(host_err(dest))?;
+            let mut options = cap_std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            options.follow(FollowSymlinks::No);
+            let mut out = dir.open_with(name, &options).map_err(host_err(dest))?;
             let mut buf = vec![0u8; 256 * 1024];
             let mut pos = 0u64;
             loop {
@@ -228,6 +258,53 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
     Ok(())
 }
 
+/// A host entry opened to be copied into a container: opened once, by name in the
+/// directory handle above it and without following a symlink, its kind taken from the
+/// handle, so it cannot be swapped for a symlink between a check and the open.
+enum HostEntry {
+    Dir(Dir),
+    File(cap_std::fs::File),
+    Symlink(PathBuf),
+}
+
+/// Opens the entry `name` of `dir` (see [`HostEntry`]); anything but a regular file,
+/// a directory or a symlink (a FIFO, a device) is refused.
+fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    options.follow(FollowSymlinks::No);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO for reading would wait for a writer: it is refused below.
+        use cap_std::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
+    }
+    let file = match dir.open_with(name, &options) {
+        Ok(file) => file,
+        Err(e) => {
+            return if dir
+                .symlink_metadata(name)
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                dir.read_link_contents(name).map(HostEntry::Symlink)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        Ok(HostEntry::Dir(Dir::from_std_file(file.into_std())))
+    } else if meta.is_file() {
+        Ok(HostEntry::File(file))
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file, a directory or a symlink",
+        ))
+    }
+}
+
 /// Copies `host` (a file, a directory with everything below it, symlinks as symlinks)
 /// into the container at `guest`: into it when it is an existing directory, else as
 /// it. Writes go to the container's writable layer (or the volume mounted there);
@@ -238,7 +315,6 @@ fn copy_out_entry(vfs: &Vfs, guest: &str, dest: &Path, count: &mut u64) -> Resul
 pub fn copy_in(container: &Container, host: &Path, guest: &str) -> Result<u64, FilesError> {
     let root = RootFs::assemble(spec_of(container)?)?;
     let vfs = root.vfs();
-    let meta = std::fs::symlink_metadata(host).map_err(host_err(host))?;
     let name = host
         .file_name()
         .and_then(|n| n.to_str())
@@ -247,73 +323,78 @@ pub fn copy_in(container: &Container, host: &Path, guest: &str) -> Result<u64, F
             FilesError::Refused(format!("{}: not a file or directory name", host.display()))
         })?
         .to_owned();
+    let (parent, host_name) = crate::ambient::open_parent(host).map_err(host_err(host))?;
+    let entry = open_host_entry(&parent, &host_name).map_err(host_err(host))?;
     let target = match vfs.resolve("", guest, true).and_then(|l| vfs.stat(&l)) {
         Ok(stat) if stat.kind == Kind::Dir => format!("{}/{name}", guest.trim_end_matches('/')),
         _ => guest.to_owned(),
     };
     let mut count = 0;
-    copy_in_entry(vfs, host, &meta, &target, &mut count)?;
+    copy_in_entry(vfs, host, entry, &target, &mut count)?;
     Ok(count)
 }
 
 fn copy_in_entry(
     vfs: &Vfs,
     host: &Path,
-    meta: &std::fs::Metadata,
+    entry: HostEntry,
     guest: &str,
     count: &mut u64,
 ) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
-    if meta.is_dir() {
-        match vfs.mkdir(&loc, 0o755) {
-            Ok(()) => {}
-            Err(e) if e.errno() == crate::fs::Errno::Exist => {}
-            Err(e) => return Err(guest_err(guest)(e)),
-        }
-        let mut names: Vec<_> = std::fs::read_dir(host)
-            .map_err(host_err(host))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        for name in names {
-            let child = host.join(&name);
-            let meta = std::fs::symlink_metadata(&child).map_err(host_err(&child))?;
-            copy_in_entry(vfs, &child, &meta, &format!("{guest}/{name}"), count)?;
-        }
-    } else if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(host).map_err(host_err(host))?;
-        let _ = vfs.unlink(&loc);
-        vfs.symlink(&target.to_string_lossy(), &loc)
-            .map_err(guest_err(guest))?;
-    } else {
-        let file = vfs
-            .open(
-                &loc,
-                OpenOptions {
-                    write: true,
-                    create: true,
-                    truncate: true,
-                    ..Default::default()
-                },
-                0o644,
-            )
-            .map_err(guest_err(guest))?;
-        let mut input = std::fs::File::open(host).map_err(host_err(host))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut pos = 0u64;
-        loop {
-            let n = input.read(&mut buf).map_err(host_err(host))?;
-            if n == 0 {
-                break;
+    match entry {
+        HostEntry::Dir(dir) => {
+            match vfs.mkdir(&loc, 0o755) {
+                Ok(()) => {}
+                Err(e) if e.errno() == crate::fs::Errno::Exist => {}
+                Err(e) => return Err(guest_err(guest)(e)),
             }
-            let mut done = 0;
-            while done < n {
-                done += file
-                    .write_at(&buf[done..n], pos + done as u64)
-                    .map_err(guest_err(guest))?;
+            let mut names: Vec<_> = dir
+                .entries()
+                .map_err(host_err(host))?
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            for name in names {
+                let child = host.join(&name);
+                let entry = open_host_entry(&dir, OsStr::new(&name)).map_err(host_err(&child))?;
+                copy_in_entry(vfs, &child, entry, &format!("{guest}/{name}"), count)?;
             }
-            pos += n as u64;
+        }
+        HostEntry::Symlink(target) => {
+            let _ = vfs.unlink(&loc);
+            vfs.symlink(&target.to_string_lossy(), &loc)
+                .map_err(guest_err(guest))?;
+        }
+        HostEntry::File(mut input) => {
+            let file = vfs
+                .open(
+                    &loc,
+                    OpenOptions {
+                        write: true,
+                        create: true,
+                        truncate: true,
+                        ..Default::default()
+                    },
+                    0o644,
+                )
+                .map_err(guest_err(guest))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut pos = 0u64;
+            loop {
+                let n = input.read(&mut buf).map_err(host_err(host))?;
+                if n == 0 {
+                    break;
+                }
+                let mut done = 0;
+                while done < n {
+                    done += file
+                        .write_at(&buf[done..n], pos + done as u64)
+                        .map_err(guest_err(guest))?;
+                }
+                pos += n as u64;
+            }
         }
     }
     *count += 1;
