@@ -21,6 +21,7 @@ pub mod compose;
 pub mod container;
 pub mod engine;
 pub mod exec;
+pub mod exit;
 pub mod failpoint;
 pub mod fs;
 pub mod home;

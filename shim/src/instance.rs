@@ -145,7 +145,9 @@ impl Instance for CapsuleInstance {
         let cell = exit.clone();
         tokio::spawn(async move {
             // A lost exit (the watcher gone) is reported as a kill, as runwasi does.
-            let code = exited.await.unwrap_or(137);
+            let code = exited
+                .await
+                .unwrap_or(i32::from(capsule_runtime::exit::KILLED));
             let _ = cell.set((code as u32, Utc::now()));
         });
         Ok(Self {

@@ -14,6 +14,7 @@ use capsule_runtime::container::runner::{Program, Runner};
 use capsule_runtime::container::supervisor;
 use capsule_runtime::engine::{FeatureSet, Interrupt, Interruption, ModuleCache};
 use capsule_runtime::exec::ExitStatus;
+use capsule_runtime::exit;
 use capsule_runtime::spec::RunSpec;
 use capsule_runtime::wasi::Stdio;
 use oci_spec_runtime::runtime::{PosixRlimitType, Process, Spec};
@@ -33,7 +34,7 @@ pub const DEFAULT_MODULE_CACHE: &str = "/var/lib/containerd-shim-capsule/module-
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a task whose module could not start (Capsule's `CANNOT_START`).
-const CANNOT_START: i32 = supervisor::code::CANNOT_START;
+const CANNOT_START: i32 = exit::CANNOT_RUN as i32;
 
 /// The task process: returns its exit code.
 pub fn main() -> i32 {
@@ -317,21 +318,21 @@ fn execute(
                         supervisor::out_of_memory_message(limit, false)
                     );
                 }
-                return supervisor::output_exit_code(&output);
+                return i32::from(exit::of_output(&output));
             }
             match &output.status {
                 ExitStatus::Interrupted(Interruption::Killed) if by_signal > 0 => 128 + by_signal,
                 ExitStatus::Trapped(trap) => {
                     eprintln!("capsule: guest trapped: {}", trap.reason);
-                    supervisor::output_exit_code(&output)
+                    i32::from(exit::of_output(&output))
                 }
                 ExitStatus::InvalidExit(status) => {
                     eprintln!(
                         "capsule: guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"
                     );
-                    supervisor::output_exit_code(&output)
+                    i32::from(exit::of_output(&output))
                 }
-                _ => supervisor::output_exit_code(&output),
+                _ => i32::from(exit::of_output(&output)),
             }
         }
         Err(e) => {

@@ -510,7 +510,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
         eprintln!("Gracefully stopping...");
         let mut containers = containers;
         stop_all(&mut containers, None)?;
-        return Ok(130);
+        return Ok(exit::INTERRUPTED);
     }
     Ok(0)
 }

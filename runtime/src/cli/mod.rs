@@ -16,20 +16,9 @@ mod volume;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit codes of the `capsule` process, as documented in the README. A guest's own
-/// status (0..=255) passes through unchanged; these are what Capsule itself reports,
-/// following Docker's 125/126/127 and wasmtime's trap code.
-pub mod exit {
-    /// Capsule could not do what was asked: bad flags or input, a host error.
-    pub const USAGE: u8 = 125;
-    /// The module cannot be run: not wasm, a component, unresolved imports, no entry.
-    pub const CANNOT_RUN: u8 = 126;
-    /// The module file was not found.
-    pub const NOT_FOUND: u8 = 127;
-    /// The guest faulted: a trap (128 + SIGABRT, as wasmtime reports it), or a
-    /// `proc_exit` status outside 0..=255.
-    pub const GUEST_FAULT: u8 = 134;
-}
+/// Exit codes of the `capsule` process (the runtime's one table), as documented in the
+/// README.
+pub use capsule_runtime::exit;
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]

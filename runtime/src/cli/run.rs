@@ -422,7 +422,7 @@ pub(super) fn report_output(
     );
     Ok(match output.status {
         ExitStatus::Exited(_) => code,
-        _ => supervisor::output_exit_code(output).clamp(0, 255) as u8,
+        _ => exit::of_output(output),
     })
 }
 
@@ -490,7 +490,7 @@ pub(super) fn report(status: &ExitStatus, results: &[String]) -> Result<u8, Fail
         )),
         ExitStatus::Interrupted(why) => {
             eprintln!("capsule: guest {why}");
-            Ok(supervisor::exit_code(status).clamp(0, 255) as u8)
+            Ok(exit::of_status(status))
         }
     }
 }
