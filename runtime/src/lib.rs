@@ -19,6 +19,7 @@ pub mod builder;
 pub mod builtin;
 pub mod compose;
 pub mod container;
+mod ending;
 pub mod engine;
 pub mod exec;
 pub mod exit;
