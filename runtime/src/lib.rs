@@ -34,6 +34,7 @@ pub mod plugin;
 pub mod registry;
 pub mod spec;
 pub mod store;
+pub mod time;
 pub mod volume;
 pub mod wasi;
 

@@ -377,7 +377,7 @@ pub(super) fn ago(secs: i64) -> String {
 }
 
 pub(super) fn since(time: Option<&str>) -> i64 {
-    let now = capsule_runtime::container::now();
+    let now = capsule_runtime::time::now();
     time.and_then(capsule_runtime::image::oci::parse_rfc3339)
         .map_or(0, |t| now - t)
 }

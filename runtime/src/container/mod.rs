@@ -346,7 +346,7 @@ impl Container {
             image: new.image,
             image_id: new.image_id,
             command: new.command,
-            created: crate::image::oci::rfc3339(now()),
+            created: crate::image::oci::rfc3339(crate::time::now()),
             rm: new.rm,
             spec: None,
             program: None,
@@ -648,13 +648,6 @@ impl ImagesInUse {
     pub fn containers(&self) -> usize {
         self.users.values().map(Vec::len).sum()
     }
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
