@@ -1,9 +1,10 @@
 //! Running a module: link WASI, check imports, instantiate, call the entry, and turn
 //! whatever happened into an [`ExitStatus`].
 
+use crate::ending::{self, Ending};
 use crate::engine::{Deadline, Engine, Interrupt, Interruption};
 use crate::spec::{Entry, GuestPath, RunSpec, UnknownImports};
-use crate::wasi::{self, ProcExit, WasiState};
+use crate::wasi::{self, WasiState};
 use std::fmt;
 use wasmtime::{ExternType, Linker, Module, Store, Val, ValType};
 
@@ -440,14 +441,9 @@ fn instantiate_and_call(
 #[error("guest {0}")]
 struct Interrupted(Interruption);
 
-/// Classifies an error from instantiating or calling guest code.
+/// What an error from instantiating or calling guest code means for a run (see
+/// [`crate::ending`] for how this differs from a plugin call).
 fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
-    if let Some(ProcExit(status)) = error.downcast_ref::<ProcExit>() {
-        return Outcome::Status(match u8::try_from(*status) {
-            Ok(code) => ExitStatus::Exited(code),
-            Err(_) => ExitStatus::InvalidExit(*status),
-        });
-    }
     if let Some(Interrupted(why)) = error.downcast_ref::<Interrupted>() {
         return Outcome::Status(ExitStatus::Interrupted(*why));
     }
@@ -465,28 +461,27 @@ fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(wasmtime::Trap::OutOfFuel) = error.downcast_ref::<wasmtime::Trap>() {
-        return Outcome::Status(ExitStatus::Interrupted(Interruption::OutOfFuel(0)));
-    }
-    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        // wasmtime's Display for a trap already reads "wasm trap: ...".
-        return Outcome::Status(ExitStatus::Trapped(TrapReport {
-            reason: trap.to_string(),
-            frames,
-        }));
-    }
-    if instantiating && frames.is_empty() {
-        return Outcome::Error(RunError::Instantiate(first_line(
-            &error.root_cause().to_string(),
-        )));
-    }
-    // A host function failed in a way that is not a WASI errno (a stub for an unknown
-    // import, a host fault): the guest's run ends as a trap would, with the root cause
-    // as the reason (the outer layers are wasmtime's "error while executing" context).
-    Outcome::Status(ExitStatus::Trapped(TrapReport {
-        reason: first_line(&error.root_cause().to_string()),
-        frames,
-    }))
+    // wasmtime's Display for a trap already reads "wasm trap: ...".
+    let reason = match ending::classify(&error) {
+        Ending::Exit(status) => {
+            return Outcome::Status(match u8::try_from(status) {
+                Ok(code) => ExitStatus::Exited(code),
+                Err(_) => ExitStatus::InvalidExit(status),
+            });
+        }
+        Ending::OutOfFuel => {
+            return Outcome::Status(ExitStatus::Interrupted(Interruption::OutOfFuel(0)));
+        }
+        Ending::Interrupt => wasmtime::Trap::Interrupt.to_string(),
+        Ending::Trap(trap) => trap.to_string(),
+        Ending::Host(reason) if instantiating && frames.is_empty() => {
+            return Outcome::Error(RunError::Instantiate(reason));
+        }
+        // A host function failed in a way that is not a WASI errno (a stub for an
+        // unknown import, a host fault): the guest's run ends as a trap would.
+        Ending::Host(reason) => reason,
+    };
+    Outcome::Status(ExitStatus::Trapped(TrapReport { reason, frames }))
 }
 
 /// Rust symbol names (legacy and v0 mangling) as people read them; others unchanged.
@@ -495,10 +490,6 @@ fn demangle(name: &str) -> String {
         Ok(demangled) => format!("{demangled:#}"),
         Err(_) => name.to_owned(),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_owned()
 }
 
 fn check_imports(

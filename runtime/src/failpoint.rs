@@ -12,7 +12,7 @@
 #[inline]
 pub fn hit(point: &str) {
     #[cfg(feature = "failpoints")]
-    if std::env::var_os("CAPSULE_FAILPOINT").is_some_and(|p| p == point) {
+    if crate::ambient::host_env_os("CAPSULE_FAILPOINT").is_some_and(|p| p == point) {
         std::process::abort();
     }
     #[cfg(not(feature = "failpoints"))]

@@ -47,10 +47,10 @@ impl Home {
     /// # Errors
     /// [`HomeError`] when neither is available.
     pub fn from_env() -> Result<Self, HomeError> {
-        match std::env::var_os(HOME_ENV) {
+        match crate::ambient::host_env_os(HOME_ENV) {
             Some(value) if value.is_empty() => Err(HomeError::Empty),
             Some(value) => Ok(Self::at(PathBuf::from(value))),
-            None => dirs::data_dir()
+            None => crate::ambient::data_dir()
                 .map(|dir| Self::at(dir.join("capsule")))
                 .ok_or(HomeError::NoDataDir),
         }
@@ -101,7 +101,7 @@ impl Home {
     /// not empty (a directory several homes share, such as the tests'), else under the
     /// home.
     pub fn module_cache_dir(&self) -> PathBuf {
-        match std::env::var_os(MODULE_CACHE_ENV) {
+        match crate::ambient::host_env_os(MODULE_CACHE_ENV) {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => self.root.join("cache").join("modules"),
         }

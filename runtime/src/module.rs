@@ -1,6 +1,7 @@
 //! Wasm bytes from outside: read them, tell a core module from a component, text from
 //! binary, and garbage from all of them, before anything is compiled.
 
+use crate::ending::first_line;
 use std::borrow::Cow;
 use std::path::Path;
 
@@ -138,10 +139,6 @@ fn looks_like_text(bytes: &[u8]) -> bool {
             return rest.starts_with('(');
         }
     }
-}
-
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).to_owned()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! How a guest runs ([`RunOptions`]) and how its run ended ([`Output`], [`ExitStatus`]).
 
 use crate::error::{Error, map};
+use capsule_runtime::exit;
 use capsule_runtime::spec::{GuestPath, Mount};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -315,10 +316,11 @@ impl ExitStatus {
     pub fn exit_code(&self) -> i32 {
         match self {
             ExitStatus::Exited(code) => i32::from(*code),
-            ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) => 134,
-            ExitStatus::Interrupted(Interruption::Killed) | ExitStatus::OutOfMemory(_) => 137,
-            ExitStatus::Interrupted(Interruption::Timeout(_)) => 124,
-            ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => 152,
+            ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) => i32::from(exit::GUEST_FAULT),
+            ExitStatus::Interrupted(Interruption::Killed) => i32::from(exit::KILLED),
+            ExitStatus::OutOfMemory(_) => i32::from(exit::OUT_OF_MEMORY),
+            ExitStatus::Interrupted(Interruption::Timeout(_)) => i32::from(exit::TIMEOUT),
+            ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => i32::from(exit::OUT_OF_FUEL),
         }
     }
 }

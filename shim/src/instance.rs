@@ -19,7 +19,6 @@ use libcgroups::common::{
     AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager,
 };
 use oci_spec_runtime::runtime::Spec;
-use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,7 +48,8 @@ impl std::fmt::Debug for CapsuleInstance {
 fn task_program() -> &'static Path {
     static PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PROGRAM.get_or_init(|| {
-        std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/proc/self/exe"))
+        capsule_runtime::ambient::current_exe()
+            .unwrap_or_else(|_| std::path::PathBuf::from("/proc/self/exe"))
     })
 }
 
@@ -96,10 +96,7 @@ fn stdio(path: &Path) -> Result<Stdio, Error> {
         return Ok(Stdio::null());
     }
     // Read and write, as the shim kit opens them: a FIFO opened so never blocks.
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .open(path)
+    let file = capsule_runtime::ambient::open_read_write(path)
         .map_err(|e| other(&format!("opening {}", path.display()), e))?;
     Ok(Stdio::from(file))
 }
@@ -148,7 +145,9 @@ impl Instance for CapsuleInstance {
         let cell = exit.clone();
         tokio::spawn(async move {
             // A lost exit (the watcher gone) is reported as a kill, as runwasi does.
-            let code = exited.await.unwrap_or(137);
+            let code = exited
+                .await
+                .unwrap_or(i32::from(capsule_runtime::exit::KILLED));
             let _ = cell.set((code as u32, Utc::now()));
         });
         Ok(Self {

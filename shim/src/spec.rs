@@ -97,7 +97,7 @@ pub fn run_spec(spec: &Spec, bundle: &Path) -> Result<(RunSpec, Program), String
             };
             // Capsule mounts directories; a file bind (Kubernetes' /etc/hosts and the
             // like) is left out, as a source that is gone is.
-            if !source.is_dir() {
+            if !capsule_runtime::ambient::is_dir(source) {
                 continue;
             }
             run.mounts.push(Mount {

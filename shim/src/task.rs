@@ -9,10 +9,12 @@
 //! SIGTERM, SIGINT, SIGHUP and SIGQUIT (`ctr task kill`, a Pod's deletion) interrupt the
 //! guest, which exits 128 + the signal; SIGKILL ends the process.
 
+use capsule_runtime::ambient;
 use capsule_runtime::container::runner::{Program, Runner};
 use capsule_runtime::container::supervisor;
 use capsule_runtime::engine::{FeatureSet, Interrupt, Interruption, ModuleCache};
 use capsule_runtime::exec::ExitStatus;
+use capsule_runtime::exit;
 use capsule_runtime::spec::RunSpec;
 use capsule_runtime::wasi::Stdio;
 use oci_spec_runtime::runtime::{PosixRlimitType, Process, Spec};
@@ -32,7 +34,7 @@ pub const DEFAULT_MODULE_CACHE: &str = "/var/lib/containerd-shim-capsule/module-
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a task whose module could not start (Capsule's `CANNOT_START`).
-const CANNOT_START: i32 = supervisor::code::CANNOT_START;
+const CANNOT_START: i32 = exit::CANNOT_RUN as i32;
 
 /// The task process: returns its exit code.
 pub fn main() -> i32 {
@@ -128,7 +130,7 @@ fn wait_for_start(start: OwnedFd) -> bool {
 
 /// The node's module cache; without one, modules are compiled at every start.
 fn open_module_cache() -> Option<ModuleCache> {
-    let path = std::env::var_os(capsule_runtime::home::MODULE_CACHE_ENV)
+    let path = ambient::host_env_os(capsule_runtime::home::MODULE_CACHE_ENV)
         .filter(|p| !p.is_empty())
         .map_or_else(|| PathBuf::from(DEFAULT_MODULE_CACHE), PathBuf::from);
     match ModuleCache::open(&path) {
@@ -252,9 +254,8 @@ fn rlimit_resource(typ: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
 /// What the task already holds of its memory limit: its cgroup's usage when the
 /// process can read it (the cgroup counts all of the task), else its resident size.
 fn used_memory() -> u64 {
-    let read =
-        |file: &Path| -> Option<u64> { std::fs::read_to_string(file).ok()?.trim().parse().ok() };
-    let from_cgroup = std::fs::read_to_string("/proc/self/cgroup")
+    let read = |file: &Path| -> Option<u64> { ambient::read_text(file).ok()?.trim().parse().ok() };
+    let from_cgroup = ambient::read_text(Path::new("/proc/self/cgroup"))
         .ok()
         .and_then(|groups| {
             groups.lines().find_map(|line| {
@@ -279,7 +280,7 @@ fn used_memory() -> u64 {
             })
         });
     from_cgroup.unwrap_or_else(|| {
-        let pages = std::fs::read_to_string("/proc/self/statm")
+        let pages = ambient::read_text(Path::new("/proc/self/statm"))
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
@@ -317,21 +318,21 @@ fn execute(
                         supervisor::out_of_memory_message(limit, false)
                     );
                 }
-                return supervisor::output_exit_code(&output);
+                return i32::from(exit::of_output(&output));
             }
             match &output.status {
                 ExitStatus::Interrupted(Interruption::Killed) if by_signal > 0 => 128 + by_signal,
                 ExitStatus::Trapped(trap) => {
                     eprintln!("capsule: guest trapped: {}", trap.reason);
-                    supervisor::output_exit_code(&output)
+                    i32::from(exit::of_output(&output))
                 }
                 ExitStatus::InvalidExit(status) => {
                     eprintln!(
                         "capsule: guest called proc_exit({status}), outside the exit statuses 0..=255 a process can report"
                     );
-                    supervisor::output_exit_code(&output)
+                    i32::from(exit::of_output(&output))
                 }
-                _ => supervisor::output_exit_code(&output),
+                _ => i32::from(exit::of_output(&output)),
             }
         }
         Err(e) => {

@@ -119,7 +119,7 @@ pub fn build(
         )
         .hex()
     );
-    if let Ok(text) = std::fs::read_to_string(hashes_dir.join(&hashes_name)) {
+    if let Ok(text) = crate::ambient::read_text(&hashes_dir.join(&hashes_name)) {
         context.load_hashes(&text);
     }
     let (file, text) = read_recipe(options)?;
@@ -206,7 +206,7 @@ fn read_recipe(options: &BuildOptions) -> Result<(String, String), BuildError> {
         ],
     };
     for path in &candidates {
-        match std::fs::read(path) {
+        match crate::ambient::read_file(path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes)
                     .map_err(|_| BuildError::NotUtf8 { path: path.clone() })?;

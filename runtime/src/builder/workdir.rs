@@ -80,7 +80,9 @@ impl Drop for TmpDir {
         if let Some(parent) = self.path.parent()
             && let Some(name) = self.path.file_name()
         {
-            let _ = std::fs::remove_file(parent.join(format!("{}.lock", name.to_string_lossy())));
+            let _ = crate::ambient::remove_file(
+                &parent.join(format!("{}.lock", name.to_string_lossy())),
+            );
         }
     }
 }

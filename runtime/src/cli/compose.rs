@@ -90,7 +90,10 @@ impl Ansi {
         match self {
             Ansi::Always => true,
             Ansi::Never => false,
-            Ansi::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            Ansi::Auto => {
+                std::io::stdout().is_terminal()
+                    && capsule_runtime::ambient::host_env_os("NO_COLOR").is_none()
+            }
         }
     }
 }
@@ -507,7 +510,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
         eprintln!("Gracefully stopping...");
         let mut containers = containers;
         stop_all(&mut containers, None)?;
-        return Ok(130);
+        return Ok(exit::INTERRUPTED);
     }
     Ok(0)
 }

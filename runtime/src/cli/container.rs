@@ -132,7 +132,7 @@ pub struct StartArgs {
 
 /// Starts a stopped or created container under a supervisor of its own.
 pub(super) fn start_one(home: &Home, container: &Container) -> Result<(), Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let exe = capsule_runtime::ambient::current_exe().map_err(|e| Failure::new(exit::USAGE, e))?;
     lifecycle::start(home, container, &exe).map_err(|e| {
         let code = match e {
             ContainerError::State(_) => exit::USAGE,
@@ -430,7 +430,7 @@ pub(super) fn ago(secs: i64) -> String {
 }
 
 pub(super) fn since(time: Option<&str>) -> i64 {
-    let now = capsule_runtime::container::now();
+    let now = capsule_runtime::time::now();
     time.and_then(capsule_runtime::image::oci::parse_rfc3339)
         .map_or(0, |t| now - t)
 }

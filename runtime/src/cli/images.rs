@@ -6,12 +6,13 @@
 use super::output::{confirmed, print_table};
 use super::progress::{self, human_age, human_size};
 use super::{Failure, exit};
-use capsule_runtime::container::{ImagesInUse, now};
+use capsule_runtime::container::ImagesInUse;
 use capsule_runtime::home::Home;
 use capsule_runtime::image::archive;
 use capsule_runtime::image::reference::Reference;
 use capsule_runtime::image::removal::{Removal, removal};
 use capsule_runtime::image::{Image, ImageError, Images};
+use capsule_runtime::time::now;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 

@@ -17,20 +17,9 @@ mod volume;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit codes of the `capsule` process, as documented in `docs/cli.md`. A guest's own
-/// status (0..=255) passes through unchanged; these are what Capsule itself reports,
-/// following Docker's 125/126/127 and wasmtime's trap code.
-pub mod exit {
-    /// Capsule could not do what was asked: bad flags or input, a host error.
-    pub const USAGE: u8 = 125;
-    /// The module cannot be run: not wasm, a component, unresolved imports, no entry.
-    pub const CANNOT_RUN: u8 = 126;
-    /// The module file was not found.
-    pub const NOT_FOUND: u8 = 127;
-    /// The guest faulted: a trap (128 + SIGABRT, as wasmtime reports it), or a
-    /// `proc_exit` status outside 0..=255.
-    pub const GUEST_FAULT: u8 = 134;
-}
+/// Exit codes of the `capsule` process (the runtime's one table), as documented in
+/// `docs/cli.md`.
+pub use capsule_runtime::exit;
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
@@ -435,13 +424,13 @@ fn split_short_equals(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 /// `CAPSULE_LOG=debug` (or any tracing filter, e.g. `capsule_runtime=debug`) turns on
 /// logs to stderr; without it nothing is set up, which keeps start-up fast.
 fn init_logging() {
-    let Some(filter) = std::env::var_os("CAPSULE_LOG") else {
+    let Some(filter) = capsule_runtime::ambient::host_env_os("CAPSULE_LOG") else {
         return;
     };
     let filter = tracing_subscriber::EnvFilter::new(filter.to_string_lossy());
     // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        && capsule_runtime::ambient::host_env_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Whether stderr is a terminal (and `CAPSULE_PROGRESS=plain` does not say otherwise).
 pub fn interactive() -> bool {
-    std::env::var_os("CAPSULE_PROGRESS").is_none_or(|v| v != "plain")
+    capsule_runtime::ambient::host_env_os("CAPSULE_PROGRESS").is_none_or(|v| v != "plain")
         && std::io::stderr().is_terminal()
 }
 

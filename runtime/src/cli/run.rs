@@ -422,7 +422,7 @@ pub(super) fn report_output(
     );
     Ok(match output.status {
         ExitStatus::Exited(_) => code,
-        _ => supervisor::output_exit_code(output).clamp(0, 255) as u8,
+        _ => exit::of_output(output),
     })
 }
 
@@ -490,7 +490,7 @@ pub(super) fn report(status: &ExitStatus, results: &[String]) -> Result<u8, Fail
         )),
         ExitStatus::Interrupted(why) => {
             eprintln!("capsule: guest {why}");
-            Ok(supervisor::exit_code(status).clamp(0, 255) as u8)
+            Ok(exit::of_status(status))
         }
     }
 }
@@ -620,7 +620,7 @@ fn run_image(
         guest_args,
     )?;
     if args.detach {
-        let exe = std::env::current_exe().map_err(usage)?;
+        let exe = ambient::current_exe().map_err(usage)?;
         if let Err(e) = supervisor::spawn_detached(&home, &container, &exe) {
             if args.rm {
                 let _ = container.remove();

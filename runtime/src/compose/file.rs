@@ -349,7 +349,7 @@ fn substitute(
 /// The variables a compose file in `dir` sees: the `.env` file beside it, then the
 /// process environment over it (as Compose).
 pub fn variables(dir: &Path) -> BTreeMap<String, String> {
-    let mut vars = std::fs::read_to_string(dir.join(".env"))
+    let mut vars = crate::ambient::read_text(&dir.join(".env"))
         .map(|t| super::interpolate::parse_dotenv(&t))
         .unwrap_or_default();
     vars.extend(crate::ambient::host_env_all());

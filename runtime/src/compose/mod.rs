@@ -85,7 +85,7 @@ impl Project {
     /// # Errors
     /// [`ComposeError`].
     pub fn load(path: &Path, project: Option<&str>) -> Result<Self, ComposeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+        let text = crate::ambient::read_text(path).map_err(|source| ComposeError::Read {
             path: path.display().to_string(),
             source,
         })?;

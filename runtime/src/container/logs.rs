@@ -108,10 +108,7 @@ impl JsonLog {
     /// # Errors
     /// The host's error.
     pub fn open(dir: &Path, echo: bool) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(LOG_FILE))?;
+        let file = crate::ambient::open_append(&dir.join(LOG_FILE))?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 file,
@@ -195,7 +192,7 @@ impl Reader {
     /// # Errors
     /// The host's error reading the log.
     pub fn next_entries(&mut self) -> std::io::Result<Vec<Entry>> {
-        let file = match std::fs::File::open(&self.path) {
+        let file = match crate::ambient::open_file(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),

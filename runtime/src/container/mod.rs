@@ -372,7 +372,7 @@ impl Container {
             image: new.image,
             image_id: new.image_id,
             command: new.command,
-            created: crate::image::oci::rfc3339(now()),
+            created: crate::image::oci::rfc3339(crate::time::now()),
             rm: new.rm,
             spec: None,
             program: None,
@@ -452,7 +452,7 @@ impl Container {
 
     /// `state.json` as written, `None` when it cannot be read (the container is gone).
     pub fn recorded_state(&self) -> Option<State> {
-        std::fs::read(self.dir.join("state.json"))
+        crate::ambient::read_file(&self.dir.join("state.json"))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
     }
@@ -465,12 +465,7 @@ impl Container {
         if self.running.is_some() {
             return Ok(true);
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.dir.join(RUN_LOCK))
+        let file = crate::ambient::open_lock_file(&self.dir.join(RUN_LOCK))
             .map_err(io_error("cannot open the container's lock"))?;
         match file.try_lock() {
             Ok(()) => {
@@ -842,13 +837,6 @@ impl ImagesInUse {
     pub fn containers(&self) -> usize {
         self.users.values().map(Vec::len).sum()
     }
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

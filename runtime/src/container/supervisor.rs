@@ -20,27 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Exit codes Capsule gives a container that did not exit by itself, as Docker and
-/// wasmtime do.
-pub mod code {
-    /// A trap (128 + SIGABRT, as wasmtime reports it) or an invalid `proc_exit`.
-    pub const TRAP: i32 = 134;
-    /// Killed: `kill`, or `stop` after its grace period (128 + SIGKILL).
-    pub const KILLED: i32 = 137;
-    /// Interrupted from the terminal (128 + SIGINT).
-    pub const INTERRUPTED: i32 = 130;
-    /// Its `--timeout` passed (as `timeout(1)` reports it).
-    pub const TIMEOUT: i32 = 124;
-    /// It used up its `--fuel` (128 + SIGXCPU, what a process past its CPU-time
-    /// limit, `ulimit -t`, gets).
-    pub const OUT_OF_FUEL: i32 = 152;
-    /// It trapped after `--memory` refused it memory (128 + SIGKILL, as Docker reports
-    /// a container the kernel's OOM killer ended).
-    pub const OUT_OF_MEMORY: i32 = 137;
-    /// It could not start (Docker's 125/126/127 are Capsule's own errors).
-    pub const CANNOT_START: i32 = 126;
-}
-
 /// The request `stop`/`kill` leave for the process that runs the container.
 const STOP_REQUEST: &str = "stop-request";
 
@@ -66,31 +45,6 @@ pub enum Mode {
     Foreground,
     /// The supervisor of a detached container.
     Detached,
-}
-
-/// The exit code a run's status gives the container.
-pub fn exit_code(status: &ExitStatus) -> i32 {
-    match status {
-        ExitStatus::Exited(code) => i32::from(*code),
-        ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) => code::TRAP,
-        ExitStatus::Interrupted(Interruption::Killed) => code::KILLED,
-        ExitStatus::Interrupted(Interruption::Timeout(_)) => code::TIMEOUT,
-        ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => code::OUT_OF_FUEL,
-    }
-}
-
-/// The exit code of a run: [`exit_code`] of its status, except that a guest that
-/// trapped after `--memory` refused it memory (the usual end of a failed allocation:
-/// `abort()`, Rust's alloc error handler) exits as out of memory. A guest that
-/// exits by itself after a refused grow keeps its own code (it is still recorded as
-/// out of memory, `State.OOMKilled`).
-pub fn output_exit_code(output: &RunOutput) -> i32 {
-    match output.status {
-        ExitStatus::Trapped(_) | ExitStatus::InvalidExit(_) if output.out_of_memory.is_some() => {
-            code::OUT_OF_MEMORY
-        }
-        ref status => exit_code(status),
-    }
 }
 
 /// The line that says a run ended out of memory, naming the limit it hit.
@@ -159,7 +113,7 @@ pub fn run(
     if !container.lock_running()? {
         return Err(super::StateError::AlreadyRunning(container.name().to_owned()).into());
     }
-    let _ = std::fs::remove_file(container.dir.join(STOP_REQUEST));
+    let _ = crate::ambient::remove_file(&container.dir.join(STOP_REQUEST));
     let runner = runner
         .for_features(container.config.features)
         .map_err(|e| ContainerError::Io {
@@ -208,7 +162,7 @@ pub fn run(
         log.end_run();
         let (exit, output, error) = match result {
             Ok(output) => {
-                let mut exit = output_exit_code(&output);
+                let mut exit = i32::from(crate::exit::of_output(&output));
                 let forced = control.code_override.load(Ordering::SeqCst);
                 if forced != 0 && matches!(output.status, ExitStatus::Interrupted(_)) {
                     exit = forced;
@@ -229,7 +183,7 @@ pub fn run(
                     on_started(Err(&text));
                 }
                 state.error = Some(text);
-                (code::CANNOT_START, None, Some(e))
+                (i32::from(crate::exit::CANNOT_RUN), None, Some(e))
             }
         };
         first = false;
@@ -338,7 +292,7 @@ pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
     }
     if wait_stopped(container, Some(Duration::from_secs(5))) && container.lock_running()? {
         state.status = Status::Exited;
-        state.exit_code = Some(code::KILLED);
+        state.exit_code = Some(i32::from(crate::exit::KILLED));
         state.finished_at = Some(super::logs::now_nanos());
         state.error = Some("its process did not stop when asked and was killed".to_owned());
         state.stopped_by_user = true;
@@ -378,7 +332,7 @@ pub(crate) fn signal_kill(_pid: u32) {}
 
 /// The grace period a stop request asks for.
 fn read_request(dir: &std::path::Path) -> Option<Duration> {
-    let text = std::fs::read_to_string(dir.join(STOP_REQUEST)).ok()?;
+    let text = crate::ambient::read_text(&dir.join(STOP_REQUEST)).ok()?;
     text.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
@@ -460,14 +414,18 @@ fn watch_signals(container: &Container, _mode: Mode, control: &Arc<Control>) {
 /// The guest did not end when interrupted: record it as killed and end the process.
 fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
     let forced = control.code_override.load(Ordering::SeqCst);
-    let code = if forced != 0 { forced } else { code::KILLED };
+    let code = if forced != 0 {
+        forced
+    } else {
+        i32::from(crate::exit::KILLED)
+    };
     if rm {
         for _ in 0..5 {
             if crate::ambient::remove_dir_all(dir).is_ok() || !crate::ambient::is_dir(dir) {
                 break;
             }
         }
-    } else if let Some(mut state) = std::fs::read(dir.join("state.json"))
+    } else if let Some(mut state) = crate::ambient::read_file(&dir.join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<State>(&b).ok())
     {
@@ -513,11 +471,7 @@ pub fn spawn_detached(
             "(capsule rm) while it was starting"
         },
     };
-    let stderr = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(container.dir.join("supervisor.log"))
-    {
+    let stderr = match crate::ambient::open_append(&container.dir.join("supervisor.log")) {
         Ok(file) => file,
         Err(_) if !crate::ambient::is_dir(&container.dir) => return Err(removed()),
         Err(e) => return Err(io("cannot open the supervisor's log")(e)),

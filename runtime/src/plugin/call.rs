@@ -5,12 +5,12 @@ use super::host::IMPORT_MODULE;
 use super::manifest::{PluginLimits, PluginManifest};
 use super::pool::{PluginHost, TICK};
 use super::{PluginError, pack, unpack};
+use crate::ending::{self, Ending, first_line};
 use crate::exec::MemoryLimiter;
 use crate::fs::Vfs;
 use crate::fs::hostdir::HostDir;
 use crate::fs::tmpfs::TmpFs;
 use crate::spec::GuestPath;
-use crate::wasi::ProcExit;
 use crate::wasi::p1::WasiP1;
 use crate::wasi::p1::stdio::{Capture, Input, LogSink, Output, Stream};
 use std::collections::BTreeMap;
@@ -525,49 +525,48 @@ impl Plugin {
                 host_function: host_function.clone(),
             };
         }
-        if let Some(ProcExit(status)) = error.downcast_ref::<ProcExit>() {
-            return PluginError::Exited {
-                plugin,
-                function,
-                status: *status,
-            };
-        }
-        let trap = error.downcast_ref::<wasmtime::Trap>();
-        match trap {
-            Some(wasmtime::Trap::OutOfFuel) => {
+        // What each ending means for a call, and how that differs from a run: see
+        // `crate::ending`.
+        let trap = match ending::classify(error) {
+            Ending::Exit(status) => {
+                return PluginError::Exited {
+                    plugin,
+                    function,
+                    status,
+                };
+            }
+            Ending::OutOfFuel => {
                 return PluginError::OutOfFuel {
                     plugin,
                     function,
                     fuel: inner.limits.fuel.unwrap_or(u64::MAX),
                 };
             }
-            Some(wasmtime::Trap::Interrupt) => {
+            Ending::Interrupt => {
                 return PluginError::Deadline {
                     plugin,
                     function,
                     deadline: inner.limits.deadline.unwrap_or_default(),
                 };
             }
-            _ => {}
-        }
-        if store.data().limiter.refused() {
-            return PluginError::OutOfMemory {
-                plugin,
-                function,
-                limit: inner.limits.memory,
-            };
-        }
-        let Some(trap) = trap else {
-            let reason = first_line(&format!("{}", error.root_cause()));
-            return if function == "(load)" {
-                PluginError::Instantiate { plugin, reason }
-            } else {
-                PluginError::Trap {
+            _ if store.data().limiter.refused() => {
+                return PluginError::OutOfMemory {
+                    plugin,
+                    function,
+                    limit: inner.limits.memory,
+                };
+            }
+            Ending::Host(reason) if function == "(load)" => {
+                return PluginError::Instantiate { plugin, reason };
+            }
+            Ending::Host(reason) => {
+                return PluginError::Trap {
                     plugin,
                     function,
                     reason,
-                }
-            };
+                };
+            }
+            Ending::Trap(trap) => trap,
         };
         let mut reason = trap.to_string();
         // A Rust guest says why it panicked on stderr before it traps.
@@ -713,8 +712,4 @@ fn describe(ty: &ExternType) -> String {
         ExternType::Global(_) => "a global".to_owned(),
         ExternType::Tag(_) => "a tag".to_owned(),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_owned()
 }

@@ -228,7 +228,7 @@ impl Volumes {
         let what = || format!("cannot create volume {name}");
         let meta = VolumeMeta {
             name: name.clone(),
-            created: crate::image::oci::rfc3339(crate::container::now()),
+            created: crate::image::oci::rfc3339(crate::time::now()),
             anonymous,
             labels,
         };

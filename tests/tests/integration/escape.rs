@@ -506,6 +506,59 @@ fn symlink_swap_race() {
     );
 }
 
+// ---- cp and the host's special files --------------------------------------------------
+
+/// `capsule cp HOST CONTAINER:PATH` opens each host entry once, by name in its
+/// directory's handle and without following a symlink, and takes its kind from the
+/// opened handle (issue 24): a FIFO is refused at once, naming it. Before, the kind was
+/// checked by path and the file then opened by path (following a symlink swapped in
+/// meanwhile), and the open of a FIFO waited for a writer forever.
+#[test]
+fn cp_in_takes_the_kind_from_the_opened_entry_and_refuses_a_fifo() {
+    let t = Layout::new();
+    t.env
+        .run(&["image", "import", guests::SERVICE, "-t", "svc"])
+        .assert_code(0);
+    t.env
+        .run(&["create", "--name", "box", "svc", "env", "X"])
+        .assert_code(0);
+    let fifo = t.env.work().join("fifo");
+    let made = std::process::Command::new(capsule_tests::tool("python3"))
+        .args(["-c", "import os, sys; os.mkfifo(sys.argv[1])", utf8(&fifo)])
+        .status()
+        .expect("run python3");
+    assert!(made.success(), "python3 could not make the FIFO");
+    let mut child = t
+        .env
+        .capsule()
+        .args(["cp", utf8(&fifo), "box:/fifo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsule cp");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait for capsule cp").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("capsule cp of a FIFO was still waiting on it after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("capsule cp output");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    run.assert_error(
+        1,
+        &[utf8(&fifo), "not a regular file, a directory or a symlink"],
+    );
+    // Nothing was made in the container.
+    assert_eq!(t.env.run(&["diff", "box"]).stdout, "");
+}
+
 // ---- hostile layers -------------------------------------------------------------------
 
 /// Runs `capsule run --layer WORK/<file> ARGS...`.

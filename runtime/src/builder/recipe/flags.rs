@@ -1,6 +1,6 @@
 //! The `--name[=value]` flags at the start of an instruction's arguments.
 
-use super::line_parsers::Keyword;
+use super::keyword::Keyword;
 use super::lines::{Ch, start, starts_with, string_of, trim};
 use super::words::Word;
 use super::{Parser, Pos, RecipeError, START};

@@ -4,67 +4,10 @@ use super::flags::{Flag, parse_mode};
 use super::hints::unknown_instruction;
 use super::instruction::{Command, Copy, Instruction, Kind};
 use super::json::{JsonError, json_array};
+use super::keyword::Keyword;
 use super::lines::{Ch, after, collapse, end_pos, start, starts_with, string_of, trim};
 use super::words::Word;
 use super::{Parser, Pos, RecipeError, START};
-
-/// The instructions Capsule runs, by keyword.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Keyword {
-    Add,
-    Arg,
-    Cmd,
-    Copy,
-    Entrypoint,
-    Env,
-    Expose,
-    From,
-    Label,
-    Run,
-    Shell,
-    StopSignal,
-    User,
-    Volume,
-    Workdir,
-}
-
-impl Keyword {
-    fn parse(upper: &str) -> Option<Self> {
-        Some(match upper {
-            "ADD" => Self::Add,
-            "ARG" => Self::Arg,
-            "CMD" => Self::Cmd,
-            "COPY" => Self::Copy,
-            "ENTRYPOINT" => Self::Entrypoint,
-            "ENV" => Self::Env,
-            "EXPOSE" => Self::Expose,
-            "FROM" => Self::From,
-            "LABEL" => Self::Label,
-            "RUN" => Self::Run,
-            "SHELL" => Self::Shell,
-            "STOPSIGNAL" => Self::StopSignal,
-            "USER" => Self::User,
-            "VOLUME" => Self::Volume,
-            "WORKDIR" => Self::Workdir,
-            _ => return None,
-        })
-    }
-
-    /// The flags Capsule accepts, and those Docker knows but Capsule does not support.
-    pub(super) fn flags(self) -> (&'static [&'static str], &'static [&'static str]) {
-        const COPY: &[&str] = &["from", "chmod", "chown", "link"];
-        match self {
-            Self::From => (&["platform"], &[]),
-            Self::Copy => (COPY, &["parents", "exclude"]),
-            Self::Add => (
-                COPY,
-                &["checksum", "keep-git-dir", "parents", "exclude", "unpack"],
-            ),
-            Self::Run => (&[], &["mount", "network", "security", "device"]),
-            _ => (&[], &[]),
-        }
-    }
-}
 
 /// Docker's stage names: `^[a-z][a-z0-9-_.]*$`.
 fn is_stage_name(name: &str) -> bool {

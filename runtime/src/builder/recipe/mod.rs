@@ -18,6 +18,7 @@ mod flags;
 mod hints;
 mod instruction;
 mod json;
+mod keyword;
 mod line_parsers;
 mod lines;
 #[cfg(test)]

@@ -152,6 +152,10 @@ pub const EVENT_SIZE: usize = 32;
 /// Most iovecs one call takes (wasi-libc's and Linux's IOV_MAX).
 pub const IOV_MAX: u32 = 1024;
 
+/// Largest single read, write, receive or send buffer honoured at once (larger ones
+/// are shortened, as POSIX allows).
+pub const MAX_IO: usize = 16 << 20;
+
 /// Most subscriptions one `poll_oneoff` takes.
 pub const MAX_SUBSCRIPTIONS: u32 = 4096;
 

@@ -6,7 +6,9 @@
 //! [`Vfs::resolve`], so `..`, symlinks and mounts behave the same whichever descriptor
 //! a call starts from.
 
-use super::abi::{self, Mem, R, clock, event, fdflags, filetype, fstflags, oflags, rights, whence};
+use super::abi::{
+    self, MAX_IO, Mem, R, clock, event, fdflags, filetype, fstflags, oflags, rights, whence,
+};
 use super::sockets::{self, Socket};
 use super::stdio::{Input, Output};
 use crate::fs::layer::Kind;
@@ -18,8 +20,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// `--ulimit nofile=N` says otherwise: Linux's default soft `RLIMIT_NOFILE`. As there,
 /// the limit bounds descriptor numbers: stdio and the preopens count.
 pub const MAX_FDS: usize = 1024;
-/// Largest single read or write buffer honoured at once (larger ones are shortened).
-pub const MAX_IO: usize = 16 << 20;
 /// Largest `random_get` request.
 pub const MAX_RANDOM: u32 = 16 << 20;
 

@@ -14,7 +14,7 @@
 //! Host sockets are always non-blocking; a blocking call waits in `poll(2)` in slices,
 //! so that a stopped container's guest is woken (`EINTR`) and then trapped.
 
-use super::abi::{Mem, R, fdflags, filetype, rights};
+use super::abi::{MAX_IO, Mem, R, fdflags, filetype, rights};
 use crate::engine::Interrupt;
 use crate::fs::Errno;
 use crate::fs::errno::errno_of;
@@ -36,9 +36,6 @@ pub mod sdflags {
 
 /// How long one wait in `poll(2)` lasts before the interrupt is looked at again.
 pub const WAIT_SLICE: Duration = Duration::from_millis(100);
-
-/// Largest single receive or send honoured at once (larger ones are shortened).
-const MAX_IO: usize = super::ctx::MAX_IO;
 
 #[derive(Debug)]
 enum Kind {
