@@ -3,6 +3,10 @@
 //!
 //! Everything here is parsed from user input and checked before a module is touched.
 
+pub mod grammar;
+
+pub use grammar::{format_duration, parse_duration, parse_size};
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -654,65 +658,6 @@ pub struct Limits {
     pub storage: Option<u64>,
 }
 
-/// Parses Docker's and Go's durations: `10`, `10s`, `1.5s`, `250ms`, `2m`, `1h30m`.
-///
-/// # Errors
-/// A message naming the text when it is not a duration.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration '{text}': expected a number with a unit, e.g. 10s, 250ms, 2m, 1h30m"
-        )
-    };
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(secs));
-    }
-    if text.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs_f64(total))
-}
-
-/// A duration as people write it: `250ms`, `10s`, `1.5s`, `2m`.
-pub fn format_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
-}
-
 /// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tmpfs {
@@ -753,23 +698,6 @@ impl Tmpfs {
         }
         Ok(Self { guest, size })
     }
-}
-
-/// Parses `64m`, `1g`, `4096`, `512k` into bytes.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
-        Some((i, c @ ('k' | 'm' | 'g'))) => (&lower[..i], c),
-        _ => (lower.trim_end_matches('b'), ' '),
-    };
-    let n: u64 = digits.parse().ok()?;
-    let shift = match unit {
-        'k' => 10,
-        'm' => 20,
-        'g' => 30,
-        _ => 0,
-    };
-    n.checked_mul(1 << shift)
 }
 
 impl RunSpec {

@@ -234,6 +234,7 @@ impl Capsule {
     /// # Errors
     /// [`ErrorKind::CannotRun`] (unresolved imports, missing export, unusable mount).
     pub fn run(&self, module: &Module, options: RunOptions) -> Result<Output, Error> {
+        options.limits.check().map_err(|e| map::limit(&e))?;
         let mut spec = RunSpec::new(module.name.clone());
         spec.args.extend(options.args.iter().cloned());
         for (k, v) in &options.env {

@@ -392,3 +392,66 @@ fn containers_have_dockers_lifecycle_through_the_sdk() {
     );
     assert!(capsule.containers().expect("list").is_empty());
 }
+
+/// The SDK refuses the limits `capsule run` refuses, with the same rule (the library's
+/// `spec::grammar`) and `ErrorKind::InvalidInput`, before anything runs or is created.
+#[test]
+fn refuses_the_limits_the_cli_refuses() {
+    use capsule_sdk::ContainerOptions;
+    use std::time::Duration;
+    let (_home, capsule) = capsule();
+    let hello = capsule.hello_world().expect("built-in module");
+    let refused = [
+        ("memory_limit(0)", RunOptions::new().memory_limit(0)),
+        ("memory_limit(1024)", RunOptions::new().memory_limit(1024)),
+        ("fuel(0)", RunOptions::new().fuel(0)),
+        ("max_open_files(0)", RunOptions::new().max_open_files(0)),
+        (
+            "max_open_files(2^21)",
+            RunOptions::new().max_open_files(1 << 21),
+        ),
+        ("timeout(0)", RunOptions::new().timeout(Duration::ZERO)),
+        ("timeout(MAX)", RunOptions::new().timeout(Duration::MAX)),
+    ];
+    for (what, options) in refused {
+        let err = capsule.run(&hello, options).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    }
+    let err = capsule
+        .run(&hello, RunOptions::new().memory_limit(0))
+        .expect_err("memory 0");
+    assert!(err.to_string().contains("too small"), "{err}");
+    // The smallest values the flags accept run.
+    let out = capsule
+        .run(
+            &hello,
+            RunOptions::new()
+                .memory_limit(64 << 10)
+                .fuel(1_000_000_000)
+                .max_open_files(16),
+        )
+        .expect("run");
+    assert!(out.status.success(), "{:?}", out.status);
+
+    let image = capsule.import(guests::SERVICE, "svc").expect("import");
+    let refused = [
+        ("memory_limit(0)", ContainerOptions::new().memory_limit(0)),
+        ("fuel(0)", ContainerOptions::new().fuel(0)),
+        (
+            "stop_timeout(MAX)",
+            ContainerOptions::new().stop_timeout(Duration::MAX),
+        ),
+        (
+            "timeout(MAX)",
+            ContainerOptions::new().timeout(Duration::MAX),
+        ),
+    ];
+    for (what, options) in refused {
+        let err = capsule.create(&image, options).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    }
+    assert!(
+        capsule.containers().expect("list").is_empty(),
+        "nothing was created"
+    );
+}
