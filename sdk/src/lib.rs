@@ -50,11 +50,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod compose;
 mod container;
 mod error;
 pub mod plugin;
 mod run;
 
+pub use compose::ComposeProject;
 pub use container::{Container, ContainerOptions, ContainerState, LogLine};
 pub use error::{Error, ErrorKind};
 pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
@@ -550,6 +552,28 @@ impl Capsule {
         Ok(Container {
             home: home.clone(),
             id: prepared.container.config.id.clone(),
+            supervisor: self.supervisor.clone(),
+        })
+    }
+
+    /// Loads a compose project from its file (`compose.toml`), every service checked
+    /// as `capsule compose config` checks it; `name` overrides the project's name
+    /// (`-p`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for a missing file, [`ErrorKind::InvalidInput`] naming
+    /// the file, line and column of what is wrong.
+    pub fn compose(
+        &self,
+        file: impl AsRef<Path>,
+        name: Option<&str>,
+    ) -> Result<ComposeProject, Error> {
+        let home = self.need_home()?;
+        let project = capsule_runtime::compose::Project::load(file.as_ref(), name)
+            .map_err(|e| compose::compose_error(&e))?;
+        Ok(ComposeProject {
+            project,
+            home: home.clone(),
             supervisor: self.supervisor.clone(),
         })
     }
