@@ -116,7 +116,12 @@ struct DownArgs {
     #[arg(short = 'v', long = "volumes")]
     volumes: bool,
     /// Seconds to wait before interrupting each guest (default: each one's grace)
-    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     timeout: Option<String>,
 }
 
@@ -136,7 +141,12 @@ struct ServicesArgs {
 #[derive(Debug, clap::Args)]
 struct StopArgs {
     /// Seconds to wait before interrupting each guest
-    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     timeout: Option<String>,
     services: Vec<String>,
 }

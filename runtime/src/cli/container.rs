@@ -208,7 +208,12 @@ pub fn logs(args: &LogsArgs) -> Result<u8, Failure> {
 pub struct StopArgs {
     /// Seconds to wait before interrupting the guest (default: the container's
     /// --stop-timeout, or 10; at most 1000000000)
-    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     time: Option<String>,
     /// Containers to stop
     #[arg(required = true)]

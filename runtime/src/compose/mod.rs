@@ -54,18 +54,18 @@ pub enum ComposeError {
         "{file}: volume {name} is external but there is no volume {name}: create it first (capsule volume create {name}), or drop external = true to let compose create it"
     )]
     ExternalMissing { file: String, name: String },
-    #[error("{file}: services.{service}: {source}")]
+    // The causes are part of the one line (not `#[source]`, which would print them
+    // twice).
+    #[error("{file}: services.{service}: {error}")]
     Bind {
         file: String,
         service: String,
-        #[source]
-        source: crate::spec::SpecError,
+        error: crate::spec::SpecError,
     },
-    #[error("cannot lock project {project}: {source}")]
+    #[error("cannot lock project {project}: {error}")]
     Lock {
         project: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
@@ -363,11 +363,11 @@ impl Project {
         }
         for service in &order {
             if let Some(spec) = self.spec(service) {
-                crate::container::volumes::check_binds(&spec.mounts).map_err(|source| {
+                crate::container::volumes::check_binds(&spec.mounts).map_err(|error| {
                     ComposeError::Bind {
                         file: file.clone(),
                         service: service.clone(),
-                        source,
+                        error,
                     }
                 })?;
             }
@@ -381,9 +381,9 @@ impl Project {
     /// # Errors
     /// [`ComposeError::Lock`].
     pub fn lock(&self, home: &crate::home::Home) -> Result<ProjectLock, ComposeError> {
-        let fail = |source| ComposeError::Lock {
+        let fail = |error| ComposeError::Lock {
             project: self.name.clone(),
-            source,
+            error,
         };
         let dir =
             crate::ambient::create_and_open_dir(&home.root().join("compose")).map_err(fail)?;

@@ -51,12 +51,10 @@ pub enum UpError {
     NoImage { service: String, image: String },
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("service {service}: {source}")]
-    Build {
-        service: String,
-        #[source]
-        source: BuildError,
-    },
+    // The causes are part of the one line (not `#[source]`, which would print them
+    // twice).
+    #[error("service {service}: {error}")]
+    Build { service: String, error: BuildError },
     #[error("service {service}: {reason}")]
     BuildOptions { service: String, reason: String },
     #[error(transparent)]
@@ -72,12 +70,8 @@ pub enum UpError {
         container: String,
         code: i32,
     },
-    #[error("cannot remove {name}: {source}")]
-    Remove {
-        name: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot remove {name}: {error}")]
+    Remove { name: String, error: std::io::Error },
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
 }
@@ -177,10 +171,10 @@ pub fn build(
         service,
         context: &options.context,
     });
-    crate::builder::build(home, images, &options, events.builder()).map_err(|source| {
+    crate::builder::build(home, images, &options, events.builder()).map_err(|error| {
         UpError::Build {
             service: service.to_owned(),
-            source,
+            error,
         }
     })?;
     Ok(())
@@ -367,10 +361,8 @@ fn recreate(
     match make() {
         Ok(new) => {
             let volumes = old.config.volumes.clone();
-            old.remove().map_err(|source| UpError::Remove {
-                name: aside,
-                source,
-            })?;
+            old.remove()
+                .map_err(|error| UpError::Remove { name: aside, error })?;
             let _ = crate::container::volumes::remove_anonymous(home, &volumes);
             Ok(new)
         }
@@ -466,9 +458,9 @@ pub fn down(
     for c in containers {
         let used = c.config.volumes.clone();
         let name = c.name().to_owned();
-        c.remove().map_err(|source| UpError::Remove {
+        c.remove().map_err(|error| UpError::Remove {
             name: name.clone(),
-            source,
+            error,
         })?;
         events.event(Event::Container {
             name: &name,

@@ -309,6 +309,7 @@ fn a_too_long_grace_period_stops_nothing() {
     for verb in ["down", "stop", "restart"] {
         compose(&c, &[verb, "-t", "18446744073709551615"])
             .assert_error(125, &["-t 18446744073709551615: too long"]);
+        compose(&c, &[verb, "-t", "-1"]).assert_error(125, &["-t -1: expected a whole number"]);
     }
     assert_eq!(c.state("demo-a-1")["Status"], "running");
     compose_ok(&c, &["down", "-t", "0"]);
@@ -494,6 +495,22 @@ fn a_bad_change_leaves_the_running_project_alone() {
     drop(taken);
     c.env.write("demo/compose.toml", base);
     compose_ok(&c, &["down", "-t", "0"]);
+}
+
+/// A bind mount's missing host directory is found before anything is created, and
+/// said once.
+#[test]
+fn a_missing_bind_directory_is_said_once() {
+    let c = project("[services.a]\nimage = \"svc\"\nvolumes = [\"./nodir:/d\"]\n");
+    let run = compose(&c, &["up", "-d"]);
+    run.assert_error(125, &["services.a", "nodir", "does not exist"]);
+    assert_eq!(
+        run.stderr.matches("does not exist").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 0, "nothing created");
 }
 
 /// `compose config` checks what `up` checks, an unset variable is a warning (as

@@ -432,8 +432,10 @@ pub fn durations_have_one_maximum() {
             env.run(&[verb, "-t", t, "ticker"])
                 .assert_error(125, &[&format!("-t {t}: too long"), "1000000000 seconds"]);
         }
-        env.run(&[verb, "-t", "soon", "ticker"])
-            .assert_error(125, &["-t soon", "whole number of seconds"]);
+        for t in ["soon", "-1", "5s"] {
+            env.run(&[verb, "-t", t, "ticker"])
+                .assert_error(125, &[&format!("-t {t}:"), "whole number of seconds"]);
+        }
     }
     let state = env.state("ticker");
     assert_eq!(state["Status"], "running", "{state}");
