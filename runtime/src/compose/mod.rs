@@ -1,9 +1,12 @@
 //! Compose: several services from one TOML file (`compose.toml`). The file is read
-//! and checked ([`file`]), variables substituted ([`interpolate`]), and each service
-//! becomes a container named `PROJECT-SERVICE-1`, labelled with its project, its
-//! service and a hash of its configuration — the labels Docker Compose uses — so `ps`
-//! and `down` find a project's containers after the file changed, and `up` recreates
-//! only the services whose configuration changed.
+//! and checked ([`file`]), variables substituted ([`interpolate`]), every service's
+//! values parsed by the rules of `capsule create`'s flags when it is loaded
+//! ([`model`], errors at file:line:column), and [`up`] does what `up`, `down`, `stop`
+//! and `run` do to the project's containers, for the binary and the SDK alike. Each
+//! service becomes a container named `PROJECT-SERVICE-1`, labelled with its project,
+//! its service and a hash of its configuration — the labels Docker Compose uses — so
+//! `ps` and `down` find a project's containers after the file changed, and `up`
+//! recreates only the services whose configuration changed.
 
 pub mod file;
 pub mod interpolate;
