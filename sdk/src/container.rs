@@ -142,7 +142,9 @@ impl ContainerOptions {
         self
     }
 
-    /// Most bytes of memory the guest may grow to (`--memory`).
+    /// Most bytes of memory the guest may grow to (`--memory`). As with each limit,
+    /// a value the flag would refuse (here less than 64 KiB) makes
+    /// [`crate::Capsule::create`] fail with [`ErrorKind::InvalidInput`].
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory = Some(bytes);
         self
@@ -288,8 +290,13 @@ impl Container {
     /// 137). Nothing happens to a container that is not running.
     ///
     /// # Errors
-    /// The host's error asking it or recording its state.
+    /// [`ErrorKind::InvalidInput`] for a grace period over Capsule's longest duration
+    /// (10^9 seconds); the host's error asking it or recording its state.
     pub fn stop(&self, grace: Option<Duration>) -> Result<(), Error> {
+        if let Some(grace) = grace {
+            capsule_runtime::spec::grammar::check_duration("grace", grace)
+                .map_err(|e| map::limit(&e))?;
+        }
         let mut c = self.load()?;
         let grace = grace.unwrap_or_else(|| lifecycle::grace(&c, None));
         lifecycle::stop(&mut c, grace).map_err(|e| map::container(&e))

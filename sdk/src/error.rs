@@ -117,6 +117,10 @@ pub(crate) mod map {
         Error::from_source(ErrorKind::InvalidInput, e)
     }
 
+    pub fn limit(e: &capsule_runtime::spec::grammar::LimitError) -> Error {
+        Error::from_source(ErrorKind::InvalidInput, e)
+    }
+
     pub fn run(e: &capsule_runtime::exec::RunError) -> Error {
         use capsule_runtime::exec::RunError;
         let kind = match e {

@@ -52,11 +52,13 @@
 // Test code may reach the host directly (see clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod compose;
 mod container;
 mod error;
 pub mod plugin;
 mod run;
 
+pub use compose::ComposeProject;
 pub use container::{Container, ContainerOptions, ContainerState, LogLine};
 pub use error::{Error, ErrorKind};
 pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
@@ -236,6 +238,7 @@ impl Capsule {
     /// # Errors
     /// [`ErrorKind::CannotRun`] (unresolved imports, missing export, unusable mount).
     pub fn run(&self, module: &Module, options: RunOptions) -> Result<Output, Error> {
+        options.limits.check().map_err(|e| map::limit(&e))?;
         let mut spec = RunSpec::new(module.name.clone());
         spec.args.extend(options.args.iter().cloned());
         for (k, v) in &options.env {
@@ -551,6 +554,28 @@ impl Capsule {
         Ok(Container {
             home: home.clone(),
             id: prepared.container.config.id.clone(),
+            supervisor: self.supervisor.clone(),
+        })
+    }
+
+    /// Loads a compose project from its file (`compose.toml`), every service checked
+    /// as `capsule compose config` checks it; `name` overrides the project's name
+    /// (`-p`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for a missing file, [`ErrorKind::InvalidInput`] naming
+    /// the file, line and column of what is wrong.
+    pub fn compose(
+        &self,
+        file: impl AsRef<Path>,
+        name: Option<&str>,
+    ) -> Result<ComposeProject, Error> {
+        let home = self.need_home()?;
+        let project = capsule_runtime::compose::Project::load(file.as_ref(), name)
+            .map_err(|e| compose::compose_error(&e))?;
+        Ok(ComposeProject {
+            project,
+            home: home.clone(),
             supervisor: self.supervisor.clone(),
         })
     }

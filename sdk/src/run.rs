@@ -173,27 +173,32 @@ impl RunOptions {
     }
 
     /// Most bytes of linear memory (and table elements) the guest may grow to
-    /// (`--memory`); a guest refused memory ends [`ExitStatus::OutOfMemory`].
+    /// (`--memory`); a guest refused memory ends [`ExitStatus::OutOfMemory`]. Less than
+    /// 64 KiB (one page) is refused by the run, as `--memory` refuses it:
+    /// [`crate::ErrorKind::InvalidInput`].
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory = Some(bytes);
         self
     }
 
     /// Wall-clock time before the guest is interrupted (`--timeout`):
-    /// [`Interruption::Timeout`].
+    /// [`Interruption::Timeout`]. Zero, or more than 10^9 seconds, is refused by the run
+    /// ([`crate::ErrorKind::InvalidInput`]).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.limits.timeout = Some(limit);
         self
     }
 
     /// Instructions (wasmtime fuel units) the guest may execute (`--fuel`):
-    /// [`Interruption::OutOfFuel`] past it.
+    /// [`Interruption::OutOfFuel`] past it. Zero is refused by the run
+    /// ([`crate::ErrorKind::InvalidInput`]).
     pub fn fuel(mut self, units: u64) -> Self {
         self.limits.fuel = Some(units);
         self
     }
 
-    /// Descriptors the guest may hold open at once (`--ulimit nofile`).
+    /// Descriptors the guest may hold open at once (`--ulimit nofile`); zero or more
+    /// than 2^20 is refused by the run ([`crate::ErrorKind::InvalidInput`]).
     pub fn max_open_files(mut self, count: u32) -> Self {
         self.limits.nofile = Some(count);
         self

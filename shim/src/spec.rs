@@ -141,24 +141,12 @@ pub fn guest_memory(limit: u64, used: u64) -> u64 {
     limit.saturating_sub(used + RUN_HEADROOM)
 }
 
-/// A tmpfs `size=` option: bytes, or with a `k`, `m` or `g` suffix.
+/// A tmpfs `size=` option, in the grammar of `--tmpfs PATH:size=N` (bytes, or with a
+/// `k`, `m` or `g` suffix).
 fn parse_size(text: &str) -> Result<u64, String> {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
-        _ => (text, 'b'),
-    };
-    let shift = match unit {
-        'b' => 0,
-        'k' => 10,
-        'm' => 20,
-        'g' => 30,
-        _ => return Err(format!("tmpfs size '{text}': use bytes or k, m, g")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("tmpfs size '{text}' is not a size"))
+    capsule_runtime::spec::parse_size(text).ok_or_else(|| {
+        format!("tmpfs size '{text}' is not a size: use bytes, or a number with k, m or g")
+    })
 }
 
 #[cfg(test)]

@@ -1,22 +1,19 @@
-//! `capsule compose`: a project's services from `compose.toml`, each one a container
-//! made exactly as `capsule create` makes it (the service is turned into its flags),
-//! run by its own supervisor.
+//! `capsule compose`: a project's services from `compose.toml`. The library's
+//! [`capsule_runtime::compose`] reads and checks the file and does what each verb does
+//! to the project's containers ([`capsule_runtime::compose::up`]); this module parses
+//! the command line and prints.
 
-use super::container::{ago, live_ports, ports_text, since, start_one, status_text, stop_one};
-use super::run::{CreateArgs, container_failure, create_container, resolve};
+use super::container::{ago, live_ports, ports_text, since, start_one, status_text};
+use super::run::container_failure;
 use super::{Failure, exit};
-use capsule_runtime::builder::{self, BuildOptions};
-use capsule_runtime::compose::file::{Condition, Service};
-use capsule_runtime::compose::{
-    ComposeError, HASH_LABEL, MountFlag, PROJECT_LABEL, Project, SERVICE_LABEL,
-};
+use capsule_runtime::compose::model::Make;
+use capsule_runtime::compose::up::{self as reconcile, Event, UpError, UpOptions};
+use capsule_runtime::compose::{ComposeError, Project};
 use capsule_runtime::container::logs::Reader;
 use capsule_runtime::container::supervisor;
-use capsule_runtime::container::{Container, State, Status, lifecycle};
+use capsule_runtime::container::{Container, ContainerError, PrepareError, State, Status};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
-use capsule_runtime::image::reference::Reference;
-use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,8 +119,13 @@ struct DownArgs {
     #[arg(short = 'v', long = "volumes")]
     volumes: bool,
     /// Seconds to wait before interrupting each guest (default: each one's grace)
-    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
-    timeout: Option<u64>,
+    #[arg(
+        short = 't',
+        long = "timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    timeout: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,8 +144,13 @@ struct ServicesArgs {
 #[derive(Debug, clap::Args)]
 struct StopArgs {
     /// Seconds to wait before interrupting each guest
-    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
-    timeout: Option<u64>,
+    #[arg(
+        short = 't',
+        long = "timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    timeout: Option<String>,
     services: Vec<String>,
 }
 
@@ -152,6 +159,10 @@ struct RunArgs {
     /// Remove the container when it exits
     #[arg(long = "rm")]
     rm: bool,
+    /// Publish the service's ports (without it, as Docker Compose, none are: the
+    /// service's own container may hold them)
+    #[arg(long = "service-ports")]
+    service_ports: bool,
     /// The service, then the command that replaces its own
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -168,6 +179,9 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
 pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
     let path = capsule_runtime::compose::file::locate(args.file.as_deref());
     let project = Project::load(&path, args.project.as_deref()).map_err(compose_failure)?;
+    for warning in &project.warnings {
+        eprintln!("capsule: warning: {warning}");
+    }
     let home = Home::from_env().map_err(usage)?;
     match args.command {
         ComposeCommand::Config => config(&project),
@@ -184,12 +198,21 @@ pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
         ComposeCommand::Logs(logs_args) => logs(&home, &project, &logs_args, args.ansi.colour()),
         ComposeCommand::Build(s) => {
             let images = Images::open(&home).map_err(usage)?;
+            let epoch = super::images::source_date_epoch().map_err(usage)?;
             let mut built = std::collections::BTreeSet::new();
             for service in project.order(&s.services).map_err(compose_failure)? {
                 if project.service(&service).is_some_and(|s| s.build.is_some())
                     && built.insert(project.image_of(&service))
                 {
-                    build(&home, &images, &project, &service)?;
+                    reconcile::build(
+                        &home,
+                        &images,
+                        &project,
+                        &service,
+                        epoch,
+                        &mut Printer::new(),
+                    )
+                    .map_err(up_failure)?;
                 }
             }
             Ok(0)
@@ -197,7 +220,7 @@ pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
         ComposeCommand::Run(run_args) => run(&home, &project, &run_args),
         ComposeCommand::Start(s) => {
             for service in project.order(&s.services).map_err(compose_failure)? {
-                if let Some(container) = container_of(&home, &project, &service) {
+                if let Some(container) = reconcile::container_of(&home, &project, &service) {
                     if !container.state().is_active() || container.lock_is_free() {
                         start_one(&home, &container)?;
                     }
@@ -206,11 +229,18 @@ pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        ComposeCommand::Stop(s) => stop(&home, &project, &s.services, s.timeout),
+        ComposeCommand::Stop(s) => {
+            let timeout = seconds(&s.timeout)?;
+            reconcile::stop(&home, &project, &s.services, timeout, &mut Printer::new())
+                .map_err(up_failure)?;
+            Ok(0)
+        }
         ComposeCommand::Restart(s) => {
-            stop(&home, &project, &s.services, s.timeout)?;
+            let timeout = seconds(&s.timeout)?;
+            reconcile::stop(&home, &project, &s.services, timeout, &mut Printer::new())
+                .map_err(up_failure)?;
             for service in project.order(&s.services).map_err(compose_failure)? {
-                if let Some(container) = container_of(&home, &project, &service) {
+                if let Some(container) = reconcile::container_of(&home, &project, &service) {
                     start_one(&home, &container)?;
                     say(&container, "Started");
                 }
@@ -218,6 +248,58 @@ pub fn compose(args: ComposeArgs) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// Prints what the library reports, as Docker Compose does, and a build's steps.
+struct Printer(super::build::Printer);
+
+impl Printer {
+    fn new() -> Self {
+        Self(super::build::Printer::new(true))
+    }
+}
+
+impl reconcile::Events for Printer {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Building { service, context } => {
+                eprintln!(" Service {service}  Building {}", context.display());
+            }
+            Event::Container { name, what } => eprintln!(" Container {name}  {what}"),
+            Event::VolumeRemoved(name) => eprintln!(" Volume {name}  Removed"),
+        }
+    }
+
+    fn builder(&mut self) -> &mut dyn capsule_runtime::builder::Observer {
+        &mut self.0
+    }
+}
+
+/// The exit code of each of the library's refusals.
+fn up_failure(e: UpError) -> Failure {
+    let code = match &e {
+        UpError::NoImage { .. } => exit::NOT_FOUND,
+        UpError::Build { .. } | UpError::Dependency { .. } => 1,
+        UpError::Prepare(
+            PrepareError::Platform { .. }
+            | PrepareError::NoCommand(_)
+            | PrepareError::Path { .. }
+            | PrepareError::Label { .. },
+        ) => exit::CANNOT_RUN,
+        UpError::Container(ContainerError::Start { .. } | ContainerError::Unrunnable { .. }) => {
+            exit::CANNOT_RUN
+        }
+        _ => exit::USAGE,
+    };
+    Failure::new(code, e)
+}
+
+/// `-t SECONDS`, checked by the library's rule for grace periods.
+fn seconds(time: &Option<String>) -> Result<Option<u64>, Failure> {
+    time.as_deref()
+        .map(|t| capsule_runtime::spec::grammar::seconds("-t", t))
+        .transpose()
+        .map_err(usage)
 }
 
 fn say(container: &Container, what: &str) {
@@ -232,271 +314,21 @@ fn config(project: &Project) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// The project's containers, oldest first.
-fn containers_of(home: &Home, project: &Project) -> Vec<Container> {
-    Container::list(home)
-        .into_iter()
-        .filter(|c| c.config.labels.get(PROJECT_LABEL) == Some(&project.name))
-        .collect()
-}
-
-/// The service a container of the project was made for (its label; empty if none).
-fn service_of(container: &Container) -> &str {
-    container
-        .config
-        .labels
-        .get(SERVICE_LABEL)
-        .map_or("", String::as_str)
-}
-
-fn container_of(home: &Home, project: &Project, service: &str) -> Option<Container> {
-    Container::find(home, &project.container_name(service)).ok()
-}
-
-/// Builds a service's image, named as [`Project::image_of`] says.
-fn build(home: &Home, images: &Images, project: &Project, service: &str) -> Result<(), Failure> {
-    let Some(table) = project
-        .service(service)
-        .and_then(|s| s.build.as_ref())
-        .map(capsule_runtime::compose::file::Build::table)
-    else {
-        return Ok(());
-    };
-    let tag = Reference::parse(&project.image_of(service)).map_err(usage)?;
-    let context = project.dir.join(&table.context);
-    eprintln!(" Service {service}  Building {}", context.display());
-    let options = BuildOptions {
-        context: context.clone(),
-        recipe: table.file.as_ref().map(|f| context.join(f)),
-        tags: vec![tag],
-        build_args: table.args.clone().into_iter().collect(),
-        no_cache: false,
-        target: table.target.clone(),
-        epoch: super::images::source_date_epoch().map_err(usage)?,
-        features: capsule_runtime::engine::FeatureSet::default(),
-    };
-    let mut printer = super::build::Printer::new(true);
-    builder::build(home, images, &options, &mut printer)
-        .map_err(|e| Failure::new(1, anyhow::anyhow!("service {service}: {e}")))?;
-    Ok(())
-}
-
-/// The `capsule create` flags that make a service's container.
-fn flags_of(
-    project: &Project,
-    name: &str,
-    container: &str,
-    service: &Service,
-    hash: &str,
-) -> Result<Vec<String>, Failure> {
-    let mut flags = vec!["--name".to_owned(), container.to_owned()];
-    let mut push = |flag: &str, value: String| {
-        flags.push(flag.to_owned());
-        flags.push(value);
-    };
-    for file in service.env_file.iter().flat_map(|w| w.words()) {
-        push("--env-file", project.dir.join(file).display().to_string());
-    }
-    for (k, v) in &service.environment {
-        push("-e", format!("{k}={v}"));
-    }
-    for port in &service.ports {
-        push("-p", port.clone());
-    }
-    for mount in project.mounts_of(name).map_err(compose_failure)? {
-        match mount {
-            MountFlag::Volume(v) => push("-v", v),
-            MountFlag::Tmpfs(t) => push("--tmpfs", t),
-        }
-    }
-    if let Some(restart) = &service.restart {
-        push("--restart", restart.clone());
-    }
-    if let Some(dir) = &service.working_dir {
-        push("-w", dir.clone());
-    }
-    for (k, v) in &service.labels {
-        push("-l", format!("{k}={v}"));
-    }
-    push("-l", format!("{PROJECT_LABEL}={}", project.name));
-    push("-l", format!("{SERVICE_LABEL}={name}"));
-    push("-l", format!("{HASH_LABEL}={hash}"));
-    if let Some(m) = &service.memory {
-        push("--memory", m.clone());
-    }
-    if let Some(t) = &service.timeout {
-        push("--timeout", t.clone());
-    }
-    if let Some(f) = service.fuel {
-        push("--fuel", f.to_string());
-    }
-    if let Some(n) = service.nofile {
-        push("--ulimit", format!("nofile={n}"));
-    }
-    if let Some(s) = &service.storage {
-        push("--storage-opt", format!("size={s}"));
-    }
-    if let Some(g) = &service.stop_grace_period {
-        let d = capsule_runtime::spec::parse_duration(g)
-            .map_err(|e| usage(anyhow::anyhow!("services.{name}.stop_grace_period: {e}")))?;
-        push("--stop-timeout", d.as_secs().to_string());
-    }
-    if let Some(first) = service
-        .entrypoint
-        .as_ref()
-        .and_then(|w| w.words().into_iter().next())
-    {
-        push("--entrypoint", first);
-    }
-    if service.read_only {
-        flags.push("--read-only".to_owned());
-    }
-    Ok(flags)
-}
-
-/// The guest's arguments: the rest of a multi-word entrypoint, then the command.
-fn args_of(service: &Service, command: Option<&[String]>) -> Vec<OsString> {
-    let mut args: Vec<String> = service
-        .entrypoint
-        .as_ref()
-        .map(|w| w.words().into_iter().skip(1).collect())
-        .unwrap_or_default();
-    match command {
-        Some(command) => args.extend(command.iter().cloned()),
-        None => args.extend(service.command.iter().flat_map(|w| w.words())),
-    }
-    args.into_iter().map(OsString::from).collect()
-}
-
-#[derive(Debug, clap::Parser)]
-struct Flags {
-    #[command(flatten)]
-    create: CreateArgs,
-}
-
-/// Creates a service's container as `capsule create FLAGS IMAGE ARGS` would.
-fn create(
-    home: &Home,
-    images: &Images,
-    project: &Project,
-    name: &str,
-    container: &str,
-    command: Option<&[String]>,
-    rm: bool,
-) -> Result<Container, Failure> {
-    let service = project.service(name).cloned().unwrap_or_default();
-    let image_name = project.image_of(name);
-    let image = super::run::find_image(images, &image_name)?;
-    let hash = project.config_hash(name, &image.id().to_string());
-    let mut argv = vec!["compose".to_owned()];
-    argv.extend(flags_of(project, name, container, &service, &hash)?);
-    let flags = <Flags as clap::Parser>::try_parse_from(&argv)
-        .map_err(|e| usage(anyhow::anyhow!("services.{name}: {}", e.to_string().trim())))?;
-    let resolved = resolve(&flags.create)?;
-    let prepared = create_container(
-        home,
-        images,
-        &flags.create,
-        resolved,
-        rm,
-        &image_name,
-        &args_of(&service, command),
-    )?;
-    Ok(prepared.container)
-}
-
-/// Waits for a service's dependencies to be ready as `depends_on` says.
-fn wait_for_dependencies(home: &Home, project: &Project, name: &str) -> Result<(), Failure> {
-    for (dep, condition) in project.dependencies(name) {
-        let Some(container) = container_of(home, project, &dep) else {
-            continue;
-        };
-        if condition == Condition::CompletedSuccessfully {
-            supervisor::wait_stopped(&container, None);
-            let state = container.state();
-            if state.exit_code != Some(0) {
-                return Err(Failure::new(
-                    1,
-                    anyhow::anyhow!(
-                        "service {name} depends on {dep} completing successfully, but {} exited with {}",
-                        container.name(),
-                        state.exit_code.unwrap_or(-1)
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     let images = Images::open(home).map_err(usage)?;
-    let order = project.order(&args.services).map_err(compose_failure)?;
-    // Services that share an image (the same `image` and a `build`) build it once.
-    let mut built = std::collections::BTreeSet::new();
-    for name in &order {
-        let service = project.service(name).cloned().unwrap_or_default();
-        let image = project.image_of(name);
-        if service.build.is_some()
-            && !built.contains(&image)
-            && (args.build || images.resolve(&image).is_err())
-        {
-            build(home, &images, project, name)?;
-            built.insert(image);
-        }
-    }
-    // Each container's log from before this `up` is not shown again.
-    let mut followed: Vec<(Container, Reader)> = Vec::new();
-    let mut follow = |container: &Container| {
-        let mut reader = Reader::new(&container.dir);
-        let _ = reader.next_entries();
-        if let Ok(c) = Container::find(home, &container.config.id) {
-            followed.push((c, reader));
-        }
+    let options = UpOptions {
+        services: args.services.clone(),
+        build: args.build,
+        epoch: super::images::source_date_epoch().map_err(usage)?,
+        supervisor: capsule_runtime::ambient::current_exe().map_err(usage)?,
     };
-    for name in &order {
-        wait_for_dependencies(home, project, name)?;
-        let image = super::run::find_image(&images, &project.image_of(name))?;
-        let hash = project.config_hash(name, &image.id().to_string());
-        let existing = container_of(home, project, name);
-        let container = match existing {
-            Some(c) if c.config.labels.get(HASH_LABEL) == Some(&hash) => {
-                let state = c.state();
-                if state.is_active() && !c.lock_is_free() {
-                    say(&c, "Running");
-                    follow(&c);
-                    continue;
-                }
-                c
-            }
-            existing => {
-                let done = match existing {
-                    Some(mut old) => {
-                        say(&old, "Recreate");
-                        let grace = lifecycle::grace(&old, None);
-                        stop_one(&mut old, grace)?;
-                        let volumes = old.config.volumes.clone();
-                        old.remove().map_err(usage)?;
-                        let _ =
-                            capsule_runtime::container::volumes::remove_anonymous(home, &volumes);
-                        "Recreated"
-                    }
-                    None => "Created",
-                };
-                let container_name = project.container_name(name);
-                let c = create(home, &images, project, name, &container_name, None, false)?;
-                say(&c, done);
-                c
-            }
-        };
-        follow(&container);
-        start_one(home, &container)?;
-        say(&container, "Started");
-    }
+    let up =
+        reconcile::up(home, &images, project, &options, &mut Printer::new()).map_err(up_failure)?;
     if args.detach {
         return Ok(0);
     }
-    let (containers, mut readers): (Vec<Container>, Vec<Reader>) = followed.into_iter().unzip();
+    let (containers, mut readers): (Vec<Container>, Vec<Reader>) =
+        up.into_iter().map(|u| (u.container, u.log)).unzip();
     // In the foreground: every service's output until they all end; Ctrl-C stops
     // them gracefully.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -509,86 +341,16 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("Gracefully stopping...");
         let mut containers = containers;
-        stop_all(&mut containers, None)?;
+        reconcile::stop_all(&mut containers, None, &mut Printer::new()).map_err(up_failure)?;
         return Ok(exit::INTERRUPTED);
     }
     Ok(0)
 }
 
-/// Stops containers together, as Compose does: every one is asked first, then each is
-/// waited for (a WASI guest cannot be told to shut down, so each runs out its grace
-/// period; asked together, they do so at the same time).
-fn stop_all(containers: &mut [Container], timeout: Option<u64>) -> Result<(), Failure> {
-    let fail = |e| Failure::new(exit::USAGE, e);
-    let mut asked = Vec::new();
-    for c in containers.iter() {
-        let grace = lifecycle::grace(c, timeout);
-        asked.push((supervisor::request_stop(c, grace).map_err(fail)?, grace));
-    }
-    for (c, (was_running, grace)) in containers.iter_mut().zip(asked) {
-        if was_running && !supervisor::wait_stopped(c, Some(grace + Duration::from_secs(3))) {
-            supervisor::force_kill(c).map_err(fail)?;
-        }
-        say(c, "Stopped");
-    }
-    Ok(())
-}
-
-fn stop(
-    home: &Home,
-    project: &Project,
-    services: &[String],
-    timeout: Option<u64>,
-) -> Result<u8, Failure> {
-    let order = project.order(services).map_err(compose_failure)?;
-    let mut containers: Vec<Container> = order
-        .iter()
-        .rev()
-        .filter_map(|name| container_of(home, project, name))
-        .collect();
-    stop_all(&mut containers, timeout)?;
-    Ok(0)
-}
-
 fn down(home: &Home, project: &Project, args: &DownArgs) -> Result<u8, Failure> {
-    // Dependents first, then what they depend on; containers of services no longer in
-    // the file too (found by their label).
-    let order = project.order(&[]).map_err(compose_failure)?;
-    let mut containers = containers_of(home, project);
-    containers.sort_by_key(|c| {
-        let service = service_of(c);
-        std::cmp::Reverse(
-            order
-                .iter()
-                .position(|s| s == service)
-                .unwrap_or(usize::MAX),
-        )
-    });
-    stop_all(&mut containers, args.timeout)?;
-    for c in containers {
-        let volumes = c.config.volumes.clone();
-        let name = c.name().to_owned();
-        c.remove()
-            .map_err(|e| usage(anyhow::anyhow!("cannot remove {name}: {e}")))?;
-        eprintln!(" Container {name}  Removed");
-        if args.volumes {
-            let _ = capsule_runtime::container::volumes::remove_anonymous(home, &volumes);
-        }
-    }
-    if args.volumes {
-        let volumes = capsule_runtime::volume::Volumes::open(home).map_err(usage)?;
-        for (name, def) in &project.file.volumes {
-            if def.external {
-                continue;
-            }
-            let on_disk = project.volume_name(name);
-            match capsule_runtime::container::volumes::remove(home, &volumes, &on_disk) {
-                Ok(()) => eprintln!(" Volume {on_disk}  Removed"),
-                Err(capsule_runtime::volume::VolumeError::NotFound(_)) => {}
-                Err(e) => return Err(usage(e)),
-            }
-        }
-    }
+    let timeout = seconds(&args.timeout)?;
+    reconcile::down(home, project, timeout, args.volumes, &mut Printer::new())
+        .map_err(up_failure)?;
     Ok(0)
 }
 
@@ -602,10 +364,10 @@ fn ps(home: &Home, project: &Project, args: &PsArgs) -> Result<u8, Failure> {
             )));
         }
     }
-    let rows: Vec<(Container, State, String)> = containers_of(home, project)
+    let rows: Vec<(Container, State, String)> = reconcile::containers(home, project)
         .into_iter()
         .filter_map(|c| {
-            let service = service_of(&c).to_owned();
+            let service = reconcile::service_of(&c).to_owned();
             let state = c.state();
             let shown = args.all || matches!(state.status, Status::Running | Status::Restarting);
             let wanted = args.service.is_empty() || args.service.contains(&service);
@@ -696,9 +458,9 @@ fn logs(home: &Home, project: &Project, args: &LogsArgs, colour: bool) -> Result
     } else {
         args.services.iter().collect()
     };
-    let containers: Vec<Container> = containers_of(home, project)
+    let containers: Vec<Container> = reconcile::containers(home, project)
         .into_iter()
-        .filter(|c| wanted.iter().any(|s| *s == service_of(c)))
+        .filter(|c| wanted.iter().any(|s| *s == reconcile::service_of(c)))
         .collect();
     let mut readers: Vec<Reader> = containers.iter().map(|c| Reader::new(&c.dir)).collect();
     let colours = colours(project, &containers, colour);
@@ -717,7 +479,7 @@ fn colours(project: &Project, containers: &[Container], colour: bool) -> Vec<Opt
     containers
         .iter()
         .map(|c| {
-            let service = service_of(c);
+            let service = reconcile::service_of(c);
             let i = project.file.services.keys().position(|s| s == service)?;
             colour.then_some(COLOURS[i % COLOURS.len()])
         })
@@ -790,6 +552,9 @@ fn run(home: &Home, project: &Project, args: &RunArgs) -> Result<u8, Failure> {
     let order = project
         .order(std::slice::from_ref(name))
         .map_err(compose_failure)?;
+    project
+        .check_host(home, std::slice::from_ref(name))
+        .map_err(compose_failure)?;
     // Its dependencies come up first, as with `up -d`.
     let deps: Vec<String> = order.iter().filter(|s| *s != name).cloned().collect();
     if !deps.is_empty() {
@@ -804,7 +569,7 @@ fn run(home: &Home, project: &Project, args: &RunArgs) -> Result<u8, Failure> {
             },
         )?;
     }
-    wait_for_dependencies(home, project, name)?;
+    reconcile::wait_for_dependencies(home, project, name).map_err(up_failure)?;
     let images = Images::open(home).map_err(usage)?;
     let suffix: String = {
         let mut bytes = [0u8; 4];
@@ -813,7 +578,22 @@ fn run(home: &Home, project: &Project, args: &RunArgs) -> Result<u8, Failure> {
     };
     let one_off = format!("{}-{name}-run-{suffix}", project.name);
     let command = (!command.is_empty()).then_some(command);
-    let mut container = create(home, &images, project, name, &one_off, command, args.rm)?;
+    // As Docker Compose: a one-off publishes the service's ports only when asked
+    // (the service's own container may hold them).
+    let mut container = reconcile::create(
+        home,
+        &images,
+        project,
+        name,
+        Make {
+            name: &one_off,
+            command,
+            rm: args.rm,
+            publish: args.service_ports,
+            ..Make::default()
+        },
+    )
+    .map_err(up_failure)?;
     let runner = super::run::container_runner(false)?;
     let ended = supervisor::run(
         &mut container,

@@ -247,12 +247,28 @@ pub fn logs(args: &LogsArgs) -> Result<u8, Failure> {
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
     /// Seconds to wait before interrupting the guest (default: the container's
-    /// --stop-timeout, or 10)
-    #[arg(short = 't', long = "time", value_name = "SECONDS")]
-    time: Option<u64>,
+    /// --stop-timeout, or 10; at most 1000000000)
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    time: Option<String>,
     /// Containers to stop
     #[arg(required = true)]
     containers: Vec<String>,
+}
+
+impl StopArgs {
+    /// `-t`, checked by the library's rule for grace periods.
+    fn seconds(&self) -> Result<Option<u64>, Failure> {
+        self.time
+            .as_deref()
+            .map(|t| capsule_runtime::spec::grammar::seconds("-t", t))
+            .transpose()
+            .map_err(|e| Failure::new(exit::USAGE, e))
+    }
 }
 
 /// Stops a container: the guest runs on for the grace period, then is interrupted.
@@ -261,9 +277,10 @@ pub(super) fn stop_one(container: &mut Container, grace: Duration) -> Result<(),
 }
 
 pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
+    let time = args.seconds()?;
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = lifecycle::grace(&container, args.time);
+        let grace = lifecycle::grace(&container, time);
         stop_one(&mut container, grace)?;
         Ok(Some(reference.to_owned()))
     })
@@ -362,9 +379,10 @@ pub fn rename(args: &RenameArgs) -> Result<u8, Failure> {
 }
 
 pub fn restart(args: &StopArgs) -> Result<u8, Failure> {
+    let time = args.seconds()?;
     each(&args.containers, |home, reference| {
         let mut container = find(home, reference)?;
-        let grace = lifecycle::grace(&container, args.time);
+        let grace = lifecycle::grace(&container, time);
         stop_one(&mut container, grace)?;
         start_one(home, &container)?;
         Ok(Some(reference.to_owned()))

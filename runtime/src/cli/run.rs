@@ -9,6 +9,7 @@ use capsule_runtime::engine::{FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::{ImageError, Images};
+use capsule_runtime::spec::grammar;
 use capsule_runtime::spec::{
     Entry, Env, GuestPath, Limits, MountFlag, MountRequest, MountSource, RunSpec, Tmpfs,
     UnknownImports,
@@ -101,9 +102,10 @@ pub struct CreateArgs {
     /// unless-stopped
     #[arg(long = "restart", value_name = "POLICY", default_value = "no")]
     restart: String,
-    /// Seconds `capsule stop` waits before interrupting the guest (default 10)
+    /// Seconds `capsule stop` waits before interrupting the guest (default 10, at most
+    /// 1000000000)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
-    stop_timeout: Option<u64>,
+    stop_timeout: Option<String>,
     /// Set a label on the container (KEY=VALUE)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     label: Vec<String>,
@@ -156,6 +158,7 @@ pub(super) struct Resolved {
     workdir: Option<GuestPath>,
     limits: Limits,
     restart: RestartPolicy,
+    stop_timeout: Option<u64>,
     labels: BTreeMap<String, String>,
     unknown_imports: Option<UnknownImports>,
     ports: Vec<capsule_runtime::net::PortRequest>,
@@ -200,27 +203,22 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         .map_err(usage)?;
     let mut limits = Limits::default();
     if let Some(text) = &args.timeout {
-        let timeout = capsule_runtime::spec::parse_duration(text)
-            .map_err(|e| usage(anyhow::anyhow!("--timeout: {e}")))?;
-        if timeout.is_zero() {
-            return Err(usage(anyhow::anyhow!(
-                "--timeout must be more than zero (omit it for no timeout)"
-            )));
-        }
-        limits.timeout = Some(timeout);
+        limits.timeout = Some(grammar::timeout("--timeout", text).map_err(usage)?);
     }
     resolve_limits(args, &mut limits)?;
     let restart = RestartPolicy::parse(&args.restart).map_err(|e| usage(anyhow::anyhow!(e)))?;
-    let mut labels = BTreeMap::new();
-    for label in &args.label {
-        let (k, v) = label.split_once('=').unwrap_or((label, ""));
-        if k.is_empty() {
-            return Err(usage(anyhow::anyhow!(
-                "invalid label '{label}': expected KEY=VALUE"
-            )));
-        }
-        labels.insert(k.to_owned(), v.to_owned());
-    }
+    let stop_timeout = args
+        .stop_timeout
+        .as_deref()
+        .map(|t| grammar::seconds("--stop-timeout", t))
+        .transpose()
+        .map_err(usage)?;
+    let labels = args
+        .label
+        .iter()
+        .map(|l| grammar::label(l))
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .map_err(usage)?;
     let ports = args
         .publish
         .iter()
@@ -235,6 +233,7 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         workdir,
         limits,
         restart,
+        stop_timeout,
         labels,
         unknown_imports: args.unknown_imports.map(|arg| match arg {
             UnknownImportsArg::Refuse => UnknownImports::Refuse,
@@ -243,70 +242,19 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
     })
 }
 
-/// Most descriptors `--ulimit nofile` may allow (Linux's default `nr_open`).
-const MAX_NOFILE: u32 = 1 << 20;
-
-/// `--memory`, `--fuel`, `--ulimit` and `--storage-opt`, checked.
+/// `--memory`, `--fuel`, `--ulimit` and `--storage-opt`, checked by the library's rules.
 fn resolve_limits(args: &CreateArgs, limits: &mut Limits) -> Result<(), Failure> {
-    let bad = |text: String| usage(anyhow::anyhow!(text));
     if let Some(text) = &args.memory {
-        let bytes = capsule_runtime::spec::parse_size(text).ok_or_else(|| {
-            bad(format!(
-                "--memory: invalid size '{text}': expected a number of bytes with an optional k, m or g suffix, e.g. 64m"
-            ))
-        })?;
-        if bytes < 64 << 10 {
-            return Err(bad(format!(
-                "--memory {text} is too small: give at least 64k (one WebAssembly page)"
-            )));
-        }
-        limits.memory = Some(bytes);
+        limits.memory = Some(grammar::memory("--memory", text).map_err(usage)?);
     }
     if let Some(text) = &args.fuel {
-        match text.parse::<u64>() {
-            Ok(fuel) if fuel > 0 => limits.fuel = Some(fuel),
-            _ => {
-                return Err(bad(format!(
-                    "--fuel: invalid amount '{text}': expected a whole number of instructions above zero, e.g. 1000000000"
-                )));
-            }
-        }
+        limits.fuel = Some(grammar::fuel("--fuel", text).map_err(usage)?);
     }
     for ulimit in &args.ulimit {
-        let (name, value) = ulimit.split_once('=').unwrap_or((ulimit, ""));
-        if name != "nofile" {
-            return Err(bad(format!(
-                "--ulimit {ulimit}: Capsule enforces only nofile=N (descriptors open at once)"
-            )));
-        }
-        // Docker's nofile=SOFT:HARD: the soft limit is the one a process meets.
-        let (soft, hard) = value.split_once(':').unwrap_or((value, value));
-        match (soft.parse::<u32>(), hard.parse::<u32>()) {
-            (Ok(soft), Ok(hard)) if (1..=MAX_NOFILE).contains(&soft) && soft <= hard => {
-                limits.nofile = Some(soft);
-            }
-            _ => {
-                return Err(bad(format!(
-                    "--ulimit {ulimit}: expected nofile=N or nofile=SOFT:HARD with 1 <= SOFT <= HARD and SOFT at most {MAX_NOFILE}"
-                )));
-            }
-        }
+        limits.nofile = Some(grammar::ulimit("--ulimit", ulimit).map_err(usage)?);
     }
     for option in &args.storage_opt {
-        let (name, value) = option.split_once('=').unwrap_or((option, ""));
-        if name != "size" {
-            return Err(bad(format!(
-                "--storage-opt {option}: Capsule knows only size=N (bytes the writable layer may hold)"
-            )));
-        }
-        match capsule_runtime::spec::parse_size(value) {
-            Some(bytes) if bytes > 0 => limits.storage = Some(bytes),
-            _ => {
-                return Err(bad(format!(
-                    "--storage-opt {option}: invalid size '{value}': expected a number of bytes above zero with an optional k, m or g suffix, e.g. 100m"
-                )));
-            }
-        }
+        limits.storage = Some(grammar::storage_opt("--storage-opt", option).map_err(usage)?);
     }
     Ok(())
 }
@@ -526,7 +474,6 @@ pub(super) fn create_container(
     target: &str,
     guest_args: &[OsString],
 ) -> Result<Prepared, Failure> {
-    let image = find_image(images, target)?;
     let overrides = Overrides {
         entrypoint: args.entrypoint.clone(),
         args: capsule_runtime::spec::utf8_args(guest_args).map_err(usage)?,
@@ -541,13 +488,25 @@ pub(super) fn create_container(
         wasm: args.wasm.clone(),
         limits: resolved.limits,
         restart: resolved.restart,
-        stop_timeout: args.stop_timeout,
+        stop_timeout: resolved.stop_timeout,
         labels: resolved.labels,
         interactive: args.interactive,
         unknown_imports: resolved.unknown_imports,
         ports: resolved.ports,
         publish_all: args.publish_all,
     };
+    prepare_container(home, images, target, overrides)
+}
+
+/// Creates a container from the image `target` with `overrides` (the flags of `run`
+/// and `create`, a compose service's options).
+pub(super) fn prepare_container(
+    home: &Home,
+    images: &Images,
+    target: &str,
+    overrides: Overrides,
+) -> Result<Prepared, Failure> {
+    let image = find_image(images, target)?;
     let prepared = container::prepare(home, images, &image, target, overrides).map_err(|e| {
         let code = match e {
             PrepareError::Platform { .. }

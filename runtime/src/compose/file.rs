@@ -2,9 +2,9 @@
 //! refused), with Compose's variable substitution from the environment and a `.env`
 //! file beside it. Every error names the file, line, column and key path.
 
-use super::interpolate::{InterpolateError, interpolate};
+use super::interpolate::{InterpolateError, interpolate_noting};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The whole file.
@@ -101,11 +101,68 @@ impl Words {
 }
 
 /// `build = "dir"` or `build = { context, file, args, target }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Build {
     Context(String),
     Full(BuildTable),
+}
+
+/// Read by hand rather than as an untagged enum, so that a bad key or type is named
+/// ("unknown field `dockerfile` ... did you mean `file`?") instead of "did not match
+/// any variant".
+impl<'de> Deserialize<'de> for Build {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Build;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a directory (build = \"dir\") or a table (build = { context = \"dir\", file = \"Dockerfile\", args = {...}, target = \"stage\" })",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Build, E> {
+                Ok(Build::Context(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Build, A::Error> {
+                /// The long form with every key kept, to name an unknown one.
+                #[derive(Deserialize)]
+                struct Raw {
+                    #[serde(default = "dot")]
+                    context: String,
+                    #[serde(default)]
+                    file: Option<String>,
+                    #[serde(default)]
+                    args: BTreeMap<String, String>,
+                    #[serde(default)]
+                    target: Option<String>,
+                    #[serde(flatten)]
+                    rest: BTreeMap<String, serde::de::IgnoredAny>,
+                }
+                let raw = Raw::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                if let Some(key) = raw.rest.keys().next() {
+                    let hint = match key.as_str() {
+                        "dockerfile" | "recipe" | "capsulefile" => {
+                            " (did you mean `file`? it names the recipe, relative to the context)"
+                        }
+                        "arg" | "build_args" | "build-args" => " (did you mean `args`?)",
+                        "dir" | "path" | "directory" => " (did you mean `context`?)",
+                        _ => "",
+                    };
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown field `{key}`, expected one of `context`, `file`, `args`, `target`{hint}"
+                    )));
+                }
+                Ok(Build::Full(BuildTable {
+                    context: raw.context,
+                    file: raw.file,
+                    args: raw.args,
+                    target: raw.target,
+                }))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The long form of `build`.
@@ -228,7 +285,7 @@ pub struct FileError {
 }
 
 /// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -273,6 +330,20 @@ pub fn parse(
     text: &str,
     vars: &BTreeMap<String, String>,
 ) -> Result<ComposeFile, FileError> {
+    parse_noting(file, text, vars, &mut BTreeSet::new())
+}
+
+/// [`parse`], noting in `unset` the variables used without a default that are not
+/// set.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_noting(
+    file: &Path,
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    unset: &mut BTreeSet<String>,
+) -> Result<ComposeFile, FileError> {
     let name = file.display().to_string();
     // Checked as written first, so that structure errors point into the file.
     if let Err(e) = toml::from_str::<ComposeFile>(text) {
@@ -293,7 +364,7 @@ pub fn parse(
         key: String::new(),
         message: e.message().trim().to_owned(),
     })?;
-    substitute(&mut value, "", vars).map_err(|(key, e)| {
+    substitute(&mut value, "", vars, unset).map_err(|(key, e)| {
         let needle = match &e {
             InterpolateError::Required { name, .. } => format!("${{{name}"),
             InterpolateError::Syntax { text } => text.chars().take(8).collect(),
@@ -321,14 +392,15 @@ fn substitute(
     value: &mut toml::Value,
     path: &str,
     vars: &BTreeMap<String, String>,
+    unset: &mut BTreeSet<String>,
 ) -> Result<(), (String, InterpolateError)> {
     match value {
         toml::Value::String(s) => {
-            *s = interpolate(s, vars).map_err(|e| (path.to_owned(), e))?;
+            *s = interpolate_noting(s, vars, unset).map_err(|e| (path.to_owned(), e))?;
         }
         toml::Value::Array(items) => {
             for item in items {
-                substitute(item, path, vars)?;
+                substitute(item, path, vars, unset)?;
             }
         }
         toml::Value::Table(table) => {
@@ -338,7 +410,7 @@ fn substitute(
                 } else {
                     format!("{path}.{k}")
                 };
-                substitute(v, &path, vars)?;
+                substitute(v, &path, vars, unset)?;
             }
         }
         _ => {}

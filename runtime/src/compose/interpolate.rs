@@ -2,7 +2,7 @@
 //! `${VAR:-default}` (unset or empty), `${VAR-default}` (unset), `${VAR:?error}` and
 //! `${VAR?error}` (required), and `$$` for a literal `$`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a value could not be substituted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,19 @@ pub enum InterpolateError {
 pub fn interpolate(
     text: &str,
     vars: &BTreeMap<String, String>,
+) -> Result<String, InterpolateError> {
+    interpolate_noting(text, vars, &mut BTreeSet::new())
+}
+
+/// [`interpolate`], noting in `unset` each variable used without a default that is
+/// not set (Compose warns of them: they become empty strings).
+///
+/// # Errors
+/// As [`interpolate`].
+pub fn interpolate_noting(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    unset: &mut BTreeSet<String>,
 ) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -52,7 +65,7 @@ pub fn interpolate(
                 .ok_or_else(|| InterpolateError::Syntax {
                     text: format!("${{{body}"),
                 })?;
-            out.push_str(&expand(&body[..end], vars)?);
+            out.push_str(&expand(&body[..end], vars, unset)?);
             rest = &body[end + 1..];
         } else {
             let len = after
@@ -61,7 +74,12 @@ pub fn interpolate(
             if len == 0 {
                 out.push('$');
             } else {
-                out.push_str(vars.get(&after[..len]).map_or("", String::as_str));
+                match vars.get(&after[..len]) {
+                    Some(value) => out.push_str(value),
+                    None => {
+                        unset.insert(after[..len].to_owned());
+                    }
+                }
             }
             rest = &after[len..];
         }
@@ -78,7 +96,11 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn expand(body: &str, vars: &BTreeMap<String, String>) -> Result<String, InterpolateError> {
+fn expand(
+    body: &str,
+    vars: &BTreeMap<String, String>,
+    unset: &mut BTreeSet<String>,
+) -> Result<String, InterpolateError> {
     let syntax = || InterpolateError::Syntax {
         text: format!("${{{body}}}"),
     };
@@ -98,15 +120,20 @@ fn expand(body: &str, vars: &BTreeMap<String, String>) -> Result<String, Interpo
         },
     };
     match op {
-        "" => Ok(value.cloned().unwrap_or_default()),
+        "" => {
+            if value.is_none() {
+                unset.insert(name.to_owned());
+            }
+            Ok(value.cloned().unwrap_or_default())
+        }
         _ if op.starts_with(":-") => Ok(if set_nonempty {
             value.cloned().unwrap_or_default()
         } else {
-            interpolate(&op[2..], vars)?
+            interpolate_noting(&op[2..], vars, unset)?
         }),
         _ if op.starts_with('-') => Ok(match value {
             Some(v) => v.clone(),
-            None => interpolate(&op[1..], vars)?,
+            None => interpolate_noting(&op[1..], vars, unset)?,
         }),
         _ if op.starts_with(":?") => {
             if set_nonempty {
@@ -179,6 +206,14 @@ mod tests {
         assert_eq!(i("${EMPTY?x}").as_deref(), Ok(""));
         assert!(matches!(i("${A"), Err(InterpolateError::Syntax { .. })));
         assert!(matches!(i("${1A}"), Err(InterpolateError::Syntax { .. })));
+        let mut unset = BTreeSet::new();
+        interpolate_noting("$A ${NOPE} $GONE ${NOPE2:-d} ${NOPE3-x}", &v, &mut unset)
+            .expect("substitutes");
+        assert_eq!(
+            unset.into_iter().collect::<Vec<_>>(),
+            ["GONE", "NOPE"],
+            "only variables without a default"
+        );
     }
 
     #[test]

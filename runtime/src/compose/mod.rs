@@ -1,14 +1,20 @@
 //! Compose: several services from one TOML file (`compose.toml`). The file is read
-//! and checked ([`file`]), variables substituted ([`interpolate`]), and each service
-//! becomes a container named `PROJECT-SERVICE-1`, labelled with its project, its
-//! service and a hash of its configuration — the labels Docker Compose uses — so `ps`
-//! and `down` find a project's containers after the file changed, and `up` recreates
-//! only the services whose configuration changed.
+//! and checked ([`file`]), variables substituted ([`interpolate`]), every service's
+//! values parsed by the rules of `capsule create`'s flags when it is loaded
+//! ([`model`], errors at file:line:column), and [`up`] does what `up`, `down`, `stop`
+//! and `run` do to the project's containers, for the binary and the SDK alike. Each
+//! service becomes a container named `PROJECT-SERVICE-1`, labelled with its project,
+//! its service and a hash of its configuration — the labels Docker Compose uses — so
+//! `ps` and `down` find a project's containers after the file changed, and `up`
+//! recreates only the services whose configuration changed.
 
 pub mod file;
 pub mod interpolate;
+pub mod model;
+pub mod up;
 
-use file::{ComposeFile, Condition, FileError, Service, VolumeEntry};
+use file::{ComposeFile, Condition, FileError, Service};
+use model::ServiceSpec;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,13 +47,40 @@ pub enum ComposeError {
     },
     #[error("{file}: the services depend on each other in a cycle: {}", cycle.join(" -> "))]
     Cycle { file: String, cycle: Vec<String> },
+    #[error(
+        "{file}: no services: a compose file needs at least one [services.NAME] table with an image or a build"
+    )]
+    NoServices { file: String },
     #[error("no such service: {0} (the compose file's services: {1})")]
     UnknownService(String, String),
+    #[error(
+        "{file}: volume {name} is external but there is no volume {name}: create it first (capsule volume create {name}), or drop external = true to let compose create it"
+    )]
+    ExternalMissing { file: String, name: String },
+    // The causes are part of the one line (not `#[source]`, which would print them
+    // twice).
+    #[error("{file}: services.{service}: {error}")]
+    Bind {
+        file: String,
+        service: String,
+        error: crate::spec::SpecError,
+    },
+    #[error("cannot lock project {project}: {error}")]
+    Lock {
+        project: String,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     #[error(
         "invalid project name '{0}': use lowercase letters, digits, '_' and '-', starting with a letter or digit (-p NAME)"
     )]
     ProjectName(String),
 }
+
+/// A project's lock, held until dropped.
+#[derive(Debug)]
+pub struct ProjectLock(#[allow(dead_code)] std::fs::File);
 
 /// A loaded project.
 #[derive(Debug, Clone)]
@@ -56,7 +89,12 @@ pub struct Project {
     /// The directory of the compose file (relative paths are relative to it).
     pub dir: PathBuf,
     pub path: PathBuf,
+    /// The file as written (variables substituted).
     pub file: ComposeFile,
+    /// Each service, checked: what its container is made with.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// What Compose warns of while reading the file (variables that are not set).
+    pub warnings: Vec<String>,
 }
 
 /// Compose's normalisation of a directory name into a project name.
@@ -94,7 +132,8 @@ impl Project {
             .and_then(|p| p.parent().map(Path::to_owned))
             .unwrap_or_else(|| PathBuf::from("."));
         let vars = file::variables(&dir);
-        let file = file::parse(path, &text, &vars)?;
+        let mut unset = BTreeSet::new();
+        let file = file::parse_noting(path, &text, &vars, &mut unset)?;
         let name = match (project, &file.name) {
             (Some(p), _) => p.to_owned(),
             (None, Some(n)) => n.clone(),
@@ -107,14 +146,48 @@ impl Project {
         if !valid_project(&name) {
             return Err(ComposeError::ProjectName(name));
         }
-        let project = Self {
+        let mut project = Self {
             name,
             dir,
             path: path.to_owned(),
             file,
+            services: BTreeMap::new(),
+            warnings: unset
+                .into_iter()
+                .map(|v| format!("the {v} variable is not set: it is read as an empty string"))
+                .collect(),
         };
         project.check()?;
+        project.services = project.specs(&model::Locator::new(path, &text))?;
         Ok(project)
+    }
+
+    /// Every service checked by the rules of `capsule create`'s flags, and the
+    /// declared volumes' names.
+    fn specs(
+        &self,
+        at: &model::Locator<'_>,
+    ) -> Result<BTreeMap<String, ServiceSpec>, ComposeError> {
+        for name in self.file.volumes.keys() {
+            let on_disk = self.volume_name(name);
+            if !crate::spec::valid_volume_name(&on_disk) {
+                return Err(at
+                    .error(&["volumes", name], crate::spec::volume_name_rule(&on_disk))
+                    .into());
+            }
+        }
+        let volume_name = |name: &str| {
+            self.file
+                .volumes
+                .contains_key(name)
+                .then(|| self.volume_name(name))
+        };
+        let mut out = BTreeMap::new();
+        for (name, service) in &self.file.services {
+            let spec = model::service_spec(at, name, service, &self.dir, &volume_name)?;
+            out.insert(name.clone(), spec);
+        }
+        Ok(out)
     }
 
     fn service_error(&self, service: &str, message: impl Into<String>) -> ComposeError {
@@ -128,6 +201,11 @@ impl Project {
     /// The rules serde cannot say: an image or a build for each service, known
     /// dependencies, no cycle.
     fn check(&self) -> Result<(), ComposeError> {
+        if self.file.services.is_empty() {
+            return Err(ComposeError::NoServices {
+                file: self.path.display().to_string(),
+            });
+        }
         for (name, service) in &self.file.services {
             if service.image.is_none() && service.build.is_none() {
                 return Err(self.service_error(name, "needs image or build"));
@@ -159,12 +237,7 @@ impl Project {
             if !self.file.services.contains_key(name) {
                 return Err(ComposeError::UnknownService(
                     name.clone(),
-                    self.file
-                        .services
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    self.services_list(),
                 ));
             }
         }
@@ -212,6 +285,16 @@ impl Project {
         Ok(())
     }
 
+    /// The file's services, for messages: `a, b, c`.
+    pub fn services_list(&self) -> String {
+        self.file
+            .services
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The container of a service.
     pub fn container_name(&self, service: &str) -> String {
         format!("{}-{service}-1", self.name)
@@ -239,79 +322,82 @@ impl Project {
         }
     }
 
-    /// A service's volumes in `-v`/`--mount` syntax: the file's named volumes
-    /// prefixed with the project, bind sources made absolute against the file's
-    /// directory.
+    /// What `services` (and what they depend on; every service when empty) need of
+    /// the host before anything is created or removed: each external volume exists,
+    /// each bind mount's host directory is one.
     ///
     /// # Errors
-    /// A volume that names an undeclared named volume.
-    pub fn mounts_of(&self, service: &str) -> Result<Vec<MountFlag>, ComposeError> {
-        let Some(s) = self.file.services.get(service) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in &s.volumes {
-            let (source, target, read_only, kind) = match entry {
-                VolumeEntry::Short(text) => {
-                    let (rest, ro) = match text.strip_suffix(":ro") {
-                        Some(rest) => (rest, true),
-                        None => (text.strip_suffix(":rw").unwrap_or(text), false),
-                    };
-                    match rest.rsplit_once(':') {
-                        Some((source, target)) => {
-                            (Some(source.to_owned()), target.to_owned(), ro, None)
-                        }
-                        None => (None, rest.to_owned(), ro, None),
-                    }
-                }
-                VolumeEntry::Long(t) => (
-                    t.source.clone(),
-                    t.target.clone(),
-                    t.read_only,
-                    Some(t.kind.clone()),
-                ),
+    /// [`ComposeError::ExternalMissing`], [`ComposeError::Bind`], and as
+    /// [`Project::order`].
+    pub fn check_host(
+        &self,
+        home: &crate::home::Home,
+        services: &[String],
+    ) -> Result<(), ComposeError> {
+        let file = self.path.display().to_string();
+        let order = self.order(services)?;
+        let mut volumes = None;
+        for (name, def) in &self.file.volumes {
+            if !def.external {
+                continue;
+            }
+            let used = order.iter().filter_map(|s| self.spec(s)).any(|s| {
+                s.mounts
+                    .iter()
+                    .any(|m| m.source == crate::spec::MountSource::Volume(Some(name.clone())))
+            });
+            if !used {
+                continue;
+            }
+            let store = match &volumes {
+                Some(store) => store,
+                None => volumes.insert(crate::volume::Volumes::open(home)?),
             };
-            let is_path = |s: &str| s.starts_with('.') || s.starts_with('/') || s.contains('/');
-            let flag = match (kind.as_deref(), source) {
-                (Some("tmpfs"), _) => MountFlag::Tmpfs(target),
-                (Some("bind"), Some(src)) | (None, Some(src)) if is_path(&src) => {
-                    let abs = if Path::new(&src).is_absolute() {
-                        PathBuf::from(&src)
-                    } else {
-                        self.dir.join(&src)
-                    };
-                    MountFlag::Volume(format!(
-                        "{}:{target}{}",
-                        abs.display(),
-                        if read_only { ":ro" } else { "" }
-                    ))
+            match store.get(name) {
+                Ok(_) => {}
+                Err(crate::volume::VolumeError::NotFound(_)) => {
+                    return Err(ComposeError::ExternalMissing {
+                        file,
+                        name: name.clone(),
+                    });
                 }
-                (Some("volume") | None, Some(name)) => {
-                    if !self.file.volumes.contains_key(&name) {
-                        return Err(self.service_error(
-                            service,
-                            format!(
-                                "volume {name} is not declared: add [volumes.{name}] to the file"
-                            ),
-                        ));
-                    }
-                    MountFlag::Volume(format!(
-                        "{}:{target}{}",
-                        self.volume_name(&name),
-                        if read_only { ":ro" } else { "" }
-                    ))
-                }
-                (Some("volume") | None, None) => MountFlag::Volume(target),
-                (Some(other), _) => {
-                    return Err(self.service_error(
-                        service,
-                        format!("unknown volume type '{other}' (bind, volume or tmpfs)"),
-                    ));
-                }
-            };
-            out.push(flag);
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(out)
+        for service in &order {
+            if let Some(spec) = self.spec(service) {
+                crate::container::volumes::check_binds(&spec.mounts).map_err(|error| {
+                    ComposeError::Bind {
+                        file: file.clone(),
+                        service: service.clone(),
+                        error,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the project's lock (waiting for it): `up`, `down` and `run` change a
+    /// project's containers under it, so that two at once do not race.
+    ///
+    /// # Errors
+    /// [`ComposeError::Lock`].
+    pub fn lock(&self, home: &crate::home::Home) -> Result<ProjectLock, ComposeError> {
+        let fail = |error| ComposeError::Lock {
+            project: self.name.clone(),
+            error,
+        };
+        let dir =
+            crate::ambient::create_and_open_dir(&home.root().join("compose")).map_err(fail)?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let file = dir
+            .open_with(format!("{}.lock", self.name), &options)
+            .map_err(fail)?
+            .into_std();
+        file.lock().map_err(fail)?;
+        Ok(ProjectLock(file))
     }
 
     /// A hash of everything that makes a service's container: its configuration and
@@ -336,6 +422,11 @@ impl Project {
         self.file.services.get(name)
     }
 
+    /// The service as checked: what its container is made with.
+    pub fn spec(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.get(name)
+    }
+
     /// The dependencies of a service and what each must reach first.
     pub fn dependencies(&self, name: &str) -> BTreeMap<String, Condition> {
         self.file
@@ -351,28 +442,22 @@ impl Project {
     }
 }
 
-/// A mount in the CLI's syntax.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountFlag {
-    /// `-v` text.
-    Volume(String),
-    /// `--tmpfs` path.
-    Tmpfs(String),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn project(text: &str) -> Result<Project, ComposeError> {
         let file = file::parse(Path::new("compose.toml"), text, &BTreeMap::new())?;
-        let p = Project {
+        let mut p = Project {
             name: "demo".into(),
             dir: PathBuf::from("/srv/demo"),
             path: PathBuf::from("compose.toml"),
             file,
+            services: BTreeMap::new(),
+            warnings: Vec::new(),
         };
         p.check()?;
+        p.services = p.specs(&model::Locator::new(Path::new("compose.toml"), text))?;
         Ok(p)
     }
 
@@ -401,22 +486,122 @@ mod tests {
 
     #[test]
     fn volumes_are_prefixed_and_paths_made_absolute() {
+        use crate::spec::MountSource;
         let p = project(
             "[services.a]\nimage = \"x\"\nvolumes = [\"books:/data:ro\", \"./conf:/conf\", { type = \"tmpfs\", target = \"/cache\" }, \"/anon\"]\n[volumes.books]\n",
         )
         .expect("loads");
+        let a = p.spec("a").expect("a");
+        let sources: Vec<(&MountSource, &str, bool)> = a
+            .mounts
+            .iter()
+            .map(|m| (&m.source, m.guest.as_str(), m.read_only))
+            .collect();
         assert_eq!(
-            p.mounts_of("a").expect("mounts"),
+            sources,
             [
-                MountFlag::Volume("demo_books:/data:ro".into()),
-                MountFlag::Volume("/srv/demo/./conf:/conf".into()),
-                MountFlag::Tmpfs("/cache".into()),
-                MountFlag::Volume("/anon".into()),
+                (
+                    &MountSource::Volume(Some("demo_books".into())),
+                    "/data",
+                    true
+                ),
+                (
+                    &MountSource::Bind("/srv/demo/./conf".into()),
+                    "/conf",
+                    false
+                ),
+                (&MountSource::Volume(None), "/anon", false),
             ]
         );
-        let p =
-            project("[services.a]\nimage = \"x\"\nvolumes = [\"undeclared:/d\"]\n").expect("loads");
-        assert!(p.mounts_of("a").is_err());
+        assert_eq!(a.tmpfs.len(), 1);
+        assert_eq!(a.tmpfs[0].guest.as_str(), "/cache");
+        let e = project("[services.a]\nimage = \"x\"\nvolumes = [\"undeclared:/d\"]\n")
+            .expect_err("undeclared");
+        assert!(
+            e.to_string()
+                .contains("compose.toml:3:12: services.a.volumes.0"),
+            "{e}"
+        );
         assert_eq!(normalise("My App_1"), "myapp_1");
+    }
+
+    #[test]
+    fn every_value_is_checked_at_load_time_where_it_is() {
+        let cases = [
+            (
+                "memory = \"1q\"",
+                "3:10",
+                "services.a",
+                "memory: invalid size '1q'",
+            ),
+            (
+                "memory = \"1k\"",
+                "3:10",
+                "services.a",
+                "memory 1k is too small",
+            ),
+            (
+                "timeout = \"0s\"",
+                "3:11",
+                "services.a",
+                "timeout must be more than zero",
+            ),
+            (
+                "stop_grace_period = \"18446744073709551615\"",
+                "3:21",
+                "services.a",
+                "stop_grace_period 18446744073709551615: too long",
+            ),
+            (
+                "storage = \"0\"",
+                "3:11",
+                "services.a",
+                "storage 0: invalid size '0'",
+            ),
+            ("fuel = 0", "3:8", "services.a", "fuel: invalid amount '0'"),
+            ("nofile = 0", "3:10", "services.a", "nofile 0: expected"),
+            (
+                "ports = [\"80\", \"70000:80\"]",
+                "3:16",
+                "services.a.ports.1",
+                "70000",
+            ),
+            (
+                "restart = \"sometimes\"",
+                "3:11",
+                "services.a.restart",
+                "invalid restart policy",
+            ),
+            (
+                "working_dir = \"app\"",
+                "3:15",
+                "services.a.working_dir",
+                "must be absolute",
+            ),
+            (
+                "volumes = [\"/d\", \"/d\"]",
+                "3:11",
+                "services.a.volumes",
+                "both mount /d",
+            ),
+        ];
+        for (line, at, key, needle) in cases {
+            let e = project(&format!("[services.a]\nimage = \"x\"\n{line}\n")).expect_err(line);
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("compose.toml:{at}: {key}: ")),
+                "{line}: {text}"
+            );
+            assert!(text.contains(needle), "{line}: {text}");
+        }
+        let e = project("[services.a]\nimage = \"x\"\n[volumes.\"../x\"]\n").expect_err("name");
+        assert!(
+            e.to_string().contains("invalid volume name 'demo_../x'"),
+            "{e}"
+        );
+        for empty in ["", "name = \"x\"\n"] {
+            let e = project(empty).expect_err("no services");
+            assert!(e.to_string().contains("no services"), "{e}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 use super::supervisor::{self, DEFAULT_STOP_TIMEOUT};
 use super::{Container, ContainerError, state};
 use crate::home::Home;
+use crate::spec::grammar::MAX_DURATION;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,13 +27,15 @@ pub fn start(
 }
 
 /// The grace period of a stop: `explicit`, else the container's `--stop-timeout`, else
-/// Docker's 10 s.
+/// Docker's 10 s; never more than [`MAX_DURATION`] (a record written before the limit
+/// was checked may hold more).
 pub fn grace(container: &Container, explicit: Option<u64>) -> Duration {
     Duration::from_secs(
         explicit
             .or(container.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
     )
+    .min(MAX_DURATION)
 }
 
 /// Stops a container: the guest runs on for `grace`, then is interrupted (exit 137);
@@ -42,7 +45,10 @@ pub fn grace(container: &Container, explicit: Option<u64>) -> Duration {
 /// The host's error asking it or recording its state.
 pub fn stop(container: &mut Container, grace: Duration) -> Result<(), ContainerError> {
     if supervisor::request_stop(container, grace)?
-        && !supervisor::wait_stopped(container, Some(grace + Duration::from_secs(3)))
+        && !supervisor::wait_stopped(
+            container,
+            Some(grace.saturating_add(Duration::from_secs(3))),
+        )
     {
         supervisor::force_kill(container)?;
     }

@@ -70,6 +70,8 @@ pub enum PrepareError {
         source: crate::labels::LabelError,
     },
     #[error(transparent)]
+    Limits(#[from] crate::spec::grammar::LimitError),
+    #[error(transparent)]
     Mount(crate::spec::SpecError),
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
@@ -113,6 +115,11 @@ pub fn prepare(
     name: &str,
     overrides: Overrides,
 ) -> Result<Prepared, PrepareError> {
+    // The rules the flags obey hold for values given directly (the SDK's) too.
+    overrides.limits.check()?;
+    if let Some(secs) = overrides.stop_timeout {
+        crate::spec::grammar::seconds("stop timeout", &secs.to_string())?;
+    }
     let arch = image.config.architecture().to_string();
     let os = image.config.os().to_string();
     if arch != "wasm" && !os.starts_with("wasi") {

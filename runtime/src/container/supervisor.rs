@@ -231,6 +231,8 @@ pub fn run(
 /// # Errors
 /// The host's error writing the request.
 pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, ContainerError> {
+    // Within what the request file and the supervisor's deadline can hold.
+    let grace = grace.min(crate::spec::grammar::MAX_DURATION);
     let state = container.state();
     if !state.is_active() || container.lock_is_free() {
         return Ok(false);

@@ -297,3 +297,299 @@ fn ctrl_c_stops_a_foreground_up_gracefully() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(c.state("demo-a-1")["Status"], "exited");
 }
+
+/// `compose down -t`, `stop -t` and `restart -t` obey the library's longest duration:
+/// past it, one clear line and nothing is stopped or removed (before, `down -t
+/// 18446744073709551615` panicked with the containers stopped but not removed).
+#[test]
+fn a_too_long_grace_period_stops_nothing() {
+    let c = project("[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\n");
+    compose_ok(&c, &["up", "-d"]);
+    c.wait_for("demo-a-1", "running", |s| s["Status"] == "running");
+    for verb in ["down", "stop", "restart"] {
+        compose(&c, &[verb, "-t", "18446744073709551615"])
+            .assert_error(125, &["-t 18446744073709551615: too long"]);
+        compose(&c, &[verb, "-t", "-1"]).assert_error(125, &["-t -1: expected a whole number"]);
+    }
+    assert_eq!(c.state("demo-a-1")["Status"], "running");
+    compose_ok(&c, &["down", "-t", "0"]);
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 0);
+}
+
+/// The id of a container, by name.
+fn id_of(c: &Containers, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&c.ok(&["inspect", name])).expect("json");
+    v[0]["Id"].as_str().expect("id").to_owned()
+}
+
+/// `compose run` publishes none of the service's ports unless `--service-ports`, as
+/// Docker Compose: with the service up, a one-off run of it works (before, it failed:
+/// the service's own container holds the port).
+#[test]
+fn compose_run_publishes_ports_only_with_service_ports() {
+    let port = capsule_tests::free_port();
+    let c = project(&format!(
+        "[services.web]\nimage = \"svc\"\ncommand = \"tick 0 100\"\nports = [\"{port}:80\"]\n"
+    ));
+    compose_ok(&c, &["up", "-d"]);
+    c.wait_for("demo-web-1", "running", |s| s["Status"] == "running");
+    let run = compose(&c, &["run", "--rm", "web", "tick", "2", "0", "3"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("tick 2"), "{}", run.stdout);
+    compose(
+        &c,
+        &["run", "--rm", "--service-ports", "web", "tick", "1", "0"],
+    )
+    .assert_error(125, &[&port.to_string(), "already in use"]);
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 1, "one-offs removed");
+    compose_ok(&c, &["down", "-t", "0"]);
+}
+
+/// `external = true` names a volume made outside the project: a missing one is an
+/// error before anything is created, not a silent create.
+#[test]
+fn a_missing_external_volume_is_an_error() {
+    let c = project(
+        "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\nvolumes = [\"shared:/data\"]\n[volumes.shared]\nexternal = true\n",
+    );
+    compose(&c, &["up", "-d"]).assert_error(
+        125,
+        &["volume shared is external", "capsule volume create shared"],
+    );
+    assert!(!c.ok(&["volume", "ls"]).contains("shared"), "not created");
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 0, "nothing created");
+    c.ok(&["volume", "create", "shared"]);
+    compose_ok(&c, &["up", "-d"]);
+    compose_ok(&c, &["down", "-t", "0", "-v"]);
+    assert!(
+        c.ok(&["volume", "ls"]).contains("shared"),
+        "down -v leaves an external volume"
+    );
+}
+
+/// Two `compose up -d` of one project at once both succeed: one waits for the other
+/// under the project's lock, then finds the services running (before, one failed:
+/// both created the same containers). Bounded: three rounds.
+#[test]
+fn concurrent_ups_of_one_project_both_succeed() {
+    let c = project(
+        "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\n[services.b]\nimage = \"svc\"\ncommand = \"tick 0 100\"\ndepends_on = [\"a\"]\n",
+    );
+    for round in 0..3 {
+        let spawn = || {
+            let mut cmd = c.env.capsule();
+            cmd.current_dir(c.env.work().join("demo"))
+                .args(["compose", "up", "-d"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().expect("spawn")
+        };
+        let (one, two) = (spawn(), spawn());
+        for child in [one, two] {
+            let out = child.wait_with_output().expect("wait");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut names: Vec<String> = compose_ok(&c, &["ps", "-a", "--format", "json"])
+            .lines()
+            .map(|l| {
+                let row: serde_json::Value = serde_json::from_str(l).expect("json");
+                row["Name"].as_str().expect("a name").to_owned()
+            })
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["demo-a-1", "demo-b-1"], "round {round}");
+        compose_ok(&c, &["down", "-t", "0"]);
+    }
+    c.ok(&["system", "check"]);
+}
+
+/// A bad `build` names its key or type, never "did not match any variant".
+#[test]
+fn bad_build_sections_name_the_key() {
+    let c = project("[services.a]\nbuild = { context = \"..\", dockerfile = \"X\" }\n");
+    let run = compose(&c, &["config"]);
+    run.assert_error(
+        125,
+        &[
+            "compose.toml:2:",
+            "services.a.build",
+            "`dockerfile`",
+            "did you mean `file`",
+        ],
+    );
+    c.env
+        .write("demo/compose.toml", "[services.a]\nbuild = 5\n");
+    let run = compose(&c, &["config"]);
+    run.assert_error(
+        125,
+        &[
+            "compose.toml:2:",
+            "services.a.build",
+            "integer",
+            "a directory",
+        ],
+    );
+    assert!(!run.stderr.contains("variant"), "{}", run.stderr);
+}
+
+/// The whole file is checked (and what must be built is built) before anything is
+/// stopped or removed: a change that cannot run leaves the project as it was. Before,
+/// `up` printed "Recreate", then the error, and left no container.
+#[test]
+fn a_bad_change_leaves_the_running_project_alone() {
+    let base = "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\n";
+    let c = project(base);
+    compose_ok(&c, &["up", "-d"]);
+    c.wait_for("demo-a-1", "running", |s| s["Status"] == "running");
+    let id = id_of(&c, "demo-a-1");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let in_use = format!("ports = [\"{port}:80\"]");
+    let addr = format!("127.0.0.1:{port}");
+    let bad: [(&str, Vec<&str>); 6] = [
+        (
+            "memory = \"1q\"",
+            vec!["compose.toml:4:10", "memory: invalid size '1q'"],
+        ),
+        (
+            "env_file = \"missing.env\"",
+            vec!["compose.toml:4:12", "missing.env"],
+        ),
+        ("ports = [\"70000:80\"]", vec!["compose.toml:4:10", "70000"]),
+        (
+            "restart = \"sometimes\"",
+            vec!["compose.toml:4:11", "restart policy"],
+        ),
+        (
+            "stop_grace_period = \"10 years\"",
+            vec!["compose.toml:4:21", "invalid duration"],
+        ),
+        // Found only when the new container is made: the old one runs again.
+        (&in_use, vec![&addr, "already in use"]),
+    ];
+    for (line, needles) in &bad {
+        c.env.write("demo/compose.toml", format!("{base}{line}\n"));
+        let run = compose(&c, &["up", "-d"]);
+        if *line == in_use {
+            run.assert_code(125);
+            assert!(run.stderr.contains("demo-a-1  Recreate"), "{}", run.stderr);
+            let last = run.stderr.lines().last().unwrap_or("");
+            assert!(last.starts_with("capsule: "), "{}", run.stderr);
+            for needle in needles {
+                assert!(last.contains(needle), "{needle}: {}", run.stderr);
+            }
+            assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        } else {
+            run.assert_error(125, needles);
+        }
+        let state = c.state("demo-a-1");
+        assert_eq!(state["Status"], "running", "{line}: {state}");
+        assert_eq!(id_of(&c, "demo-a-1"), id, "{line}: the same container");
+        assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 1, "{line}");
+    }
+    drop(taken);
+    c.env.write("demo/compose.toml", base);
+    compose_ok(&c, &["down", "-t", "0"]);
+}
+
+/// A bind mount's missing host directory is found before anything is created, and
+/// said once.
+#[test]
+fn a_missing_bind_directory_is_said_once() {
+    let c = project("[services.a]\nimage = \"svc\"\nvolumes = [\"./nodir:/d\"]\n");
+    let run = compose(&c, &["up", "-d"]);
+    run.assert_error(125, &["services.a", "nodir", "does not exist"]);
+    assert_eq!(
+        run.stderr.matches("does not exist").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 0, "nothing created");
+}
+
+/// `compose config` checks what `up` checks, an unset variable is a warning (as
+/// Compose), and a file without services is an error.
+#[test]
+fn config_checks_what_up_checks() {
+    let c = project("[services.a]\nimage = \"svc\"\nports = [\"70000:80\"]\n");
+    compose(&c, &["config"]).assert_error(125, &["compose.toml:3:10", "70000"]);
+    for (text, needle) in [
+        (
+            "[services.a]\nimage = \"svc\"\nrestart = \"sometimes\"\n",
+            "restart policy",
+        ),
+        (
+            "[services.a]\nimage = \"svc\"\nmemory = \"1q\"\n",
+            "invalid size '1q'",
+        ),
+        (
+            "[services.a]\nimage = \"svc\"\ntimeout = \"soon\"\n",
+            "invalid duration 'soon'",
+        ),
+        (
+            "[services.a]\nimage = \"svc\"\nvolumes = [\"x:/d\"]\n[volumes.\"../x\"]\n",
+            "invalid volume name",
+        ),
+        ("", "no services"),
+        ("name = \"x\"\n", "no services"),
+    ] {
+        c.env.write("demo/compose.toml", text);
+        compose(&c, &["config"]).assert_error(125, &[needle]);
+    }
+    c.env.write(
+        "demo/compose.toml",
+        "[services.a]\nimage = \"svc:${TAG}\"\n",
+    );
+    let run = compose(&c, &["config"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.stderr.trim(),
+        "capsule: warning: the TAG variable is not set: it is read as an empty string",
+        "{}",
+        run.stderr
+    );
+}
+
+/// The service fields that had no test: limits, read_only, working_dir, env_file and
+/// bind volumes reach the container as `capsule create`'s flags would.
+#[test]
+fn service_fields_reach_the_container() {
+    let c = project(
+        "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\nmemory = \"32m\"\ntimeout = \"1h\"\nfuel = 1000000000000\nnofile = 64\nstorage = \"8m\"\nstop_grace_period = \"3s\"\nread_only = true\nworking_dir = \"/data\"\nenv_file = \"a.env\"\nenvironment = { B = \"2\" }\nvolumes = [\"./host:/data:ro\"]\n",
+    );
+    c.env.write("demo/a.env", "# comment\nA=1\nB=1\n");
+    c.env.write("demo/host/seen.txt", "from the host");
+    compose_ok(&c, &["up", "-d"]);
+    c.wait_for("demo-a-1", "running", |s| s["Status"] == "running");
+    let v: serde_json::Value = serde_json::from_str(&c.ok(&["inspect", "demo-a-1"])).expect("json");
+    let host = &v[0]["HostConfig"];
+    let config = &v[0]["Config"];
+    let limits = &host["Limits"];
+    assert_eq!(limits["memory"], 32 << 20, "{host}");
+    assert_eq!(limits["storage"], 8 << 20, "{host}");
+    assert_eq!(limits["nofile"], 64, "{host}");
+    assert_eq!(limits["fuel"], 1_000_000_000_000u64, "{host}");
+    assert_eq!(limits["timeout"]["secs"], 3600, "{host}");
+    assert_eq!(host["ReadonlyRootfs"], true, "{host}");
+    assert_eq!(config["WorkingDir"], "/data", "{config}");
+    assert_eq!(config["StopTimeout"], 3, "{config}");
+    let env = config["Env"].to_string();
+    assert!(env.contains("\"A=1\"") && env.contains("\"B=2\""), "{env}");
+    let mounts = &v[0]["Mounts"];
+    assert_eq!(mounts[0]["Type"], "bind", "{mounts}");
+    assert_eq!(mounts[0]["Destination"], "/data", "{mounts}");
+    assert_eq!(mounts[0]["RW"], false, "{mounts}");
+    assert!(
+        mounts[0]["Source"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("/demo/host")),
+        "{mounts}"
+    );
+    compose_ok(&c, &["down", "-t", "0"]);
+}

@@ -415,3 +415,64 @@ pub fn bad_limits() {
         .unwrap_or(0);
     assert_eq!(left, 0, "no container directory left in {containers:?}");
 }
+
+/// Durations have one documented maximum, 10^9 seconds, checked before anything is
+/// done: a longer `stop -t`, `restart -t`, `--stop-timeout` or `--timeout` is one clear
+/// line and the container runs on. Before, `stop -t 18446744073709551615` panicked
+/// ("overflow when adding durations"), `restart -t` left the container stopped, and
+/// `stop -t 100000000000000000` killed the guest at once.
+#[test]
+pub fn durations_have_one_maximum() {
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "ticker", "svc", "tick", "0", "20"]);
+    env.wait_for("ticker", "running", |s| s["Status"] == "running");
+    let started = env.state("ticker")["StartedAt"].clone();
+    for verb in ["stop", "restart"] {
+        for t in ["18446744073709551615", "100000000000000000", "1000000001"] {
+            env.run(&[verb, "-t", t, "ticker"])
+                .assert_error(125, &[&format!("-t {t}: too long"), "1000000000 seconds"]);
+        }
+        for t in ["soon", "-1", "5s"] {
+            env.run(&[verb, "-t", t, "ticker"])
+                .assert_error(125, &[&format!("-t {t}:"), "whole number of seconds"]);
+        }
+    }
+    let state = env.state("ticker");
+    assert_eq!(state["Status"], "running", "{state}");
+    assert_eq!(state["StartedAt"], started, "not restarted: {state}");
+    for (flag, value, needle) in [
+        ("--stop-timeout", "18446744073709551615", "too long"),
+        ("--stop-timeout", "ten", "whole number of seconds"),
+        ("--timeout", "18446744073709551615", "too long"),
+        ("--timeout", "300000h", "too long"),
+    ] {
+        for verb in ["run", "create"] {
+            let mut args = vec![verb];
+            if verb == "run" {
+                args.push("-d");
+            }
+            args.extend(["--name", "never", flag, value, "svc", "tick", "1", "0"]);
+            env.run(&args)
+                .assert_error(125, &[&format!("{flag} {value}"), needle]);
+        }
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1, "only ticker");
+    // The longest grace period is accepted: the guest ends by itself within it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "--stop-timeout",
+        "1000000000",
+        "svc",
+        "tick",
+        "5",
+        "100",
+        "7",
+    ]);
+    env.wait_for("short", "running", |s| s["Status"] == "running");
+    env.ok(&["stop", "short"]);
+    assert_eq!(env.state("short")["ExitCode"], 7, "it ran to its end");
+    env.ok(&["stop", "-t", "0", "ticker"]);
+}

@@ -392,3 +392,111 @@ fn containers_have_dockers_lifecycle_through_the_sdk() {
     );
     assert!(capsule.containers().expect("list").is_empty());
 }
+
+/// The SDK refuses the limits `capsule run` refuses, with the same rule (the library's
+/// `spec::grammar`) and `ErrorKind::InvalidInput`, before anything runs or is created.
+#[test]
+fn refuses_the_limits_the_cli_refuses() {
+    use capsule_sdk::ContainerOptions;
+    use std::time::Duration;
+    let (_home, capsule) = capsule();
+    let hello = capsule.hello_world().expect("built-in module");
+    let refused = [
+        ("memory_limit(0)", RunOptions::new().memory_limit(0)),
+        ("memory_limit(1024)", RunOptions::new().memory_limit(1024)),
+        ("fuel(0)", RunOptions::new().fuel(0)),
+        ("max_open_files(0)", RunOptions::new().max_open_files(0)),
+        (
+            "max_open_files(2^21)",
+            RunOptions::new().max_open_files(1 << 21),
+        ),
+        ("timeout(0)", RunOptions::new().timeout(Duration::ZERO)),
+        ("timeout(MAX)", RunOptions::new().timeout(Duration::MAX)),
+    ];
+    for (what, options) in refused {
+        let err = capsule.run(&hello, options).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    }
+    let err = capsule
+        .run(&hello, RunOptions::new().memory_limit(0))
+        .expect_err("memory 0");
+    assert!(err.to_string().contains("too small"), "{err}");
+    // The smallest values the flags accept run.
+    let out = capsule
+        .run(
+            &hello,
+            RunOptions::new()
+                .memory_limit(64 << 10)
+                .fuel(1_000_000_000)
+                .max_open_files(16),
+        )
+        .expect("run");
+    assert!(out.status.success(), "{:?}", out.status);
+
+    let image = capsule.import(guests::SERVICE, "svc").expect("import");
+    let refused = [
+        ("memory_limit(0)", ContainerOptions::new().memory_limit(0)),
+        ("fuel(0)", ContainerOptions::new().fuel(0)),
+        (
+            "stop_timeout(MAX)",
+            ContainerOptions::new().stop_timeout(Duration::MAX),
+        ),
+        (
+            "timeout(MAX)",
+            ContainerOptions::new().timeout(Duration::MAX),
+        ),
+    ];
+    for (what, options) in refused {
+        let err = capsule.create(&image, options).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    }
+    assert!(
+        capsule.containers().expect("list").is_empty(),
+        "nothing was created"
+    );
+}
+
+/// Compose through the SDK: the same reading and checking of the file, and the same
+/// `up`, `ps` and `down` as `capsule compose`.
+#[test]
+fn compose_projects_through_the_sdk() {
+    use std::time::Duration;
+    let (_home, capsule) = capsule();
+    let capsule = capsule.supervisor(capsule_tests::capsule_bin());
+    capsule.import(guests::SERVICE, "svc").expect("import");
+    let dir = tempfile::tempdir().expect("project dir");
+    let file = dir.path().join("compose.toml");
+    std::fs::write(
+        &file,
+        "[services.a]\nimage = \"svc\"\ncommand = \"tick 0 50\"\n[services.b]\nimage = \"svc\"\ncommand = \"tick 0 50\"\ndepends_on = [\"a\"]\n",
+    )
+    .expect("write");
+    let project = capsule.compose(&file, Some("sdkdemo")).expect("load");
+    assert_eq!(project.name(), "sdkdemo");
+    let up = project.up(&[]).expect("up");
+    let names: Vec<String> = up.iter().map(|c| c.name().expect("name")).collect();
+    assert_eq!(names, ["sdkdemo-a-1", "sdkdemo-b-1"]);
+    assert!(up.iter().all(|c| c.state().expect("state").running));
+    // Unchanged: the same containers, left running.
+    let again = project.up(&["b"]).expect("up again");
+    let ids =
+        |cs: &[capsule_sdk::Container]| cs.iter().map(|c| c.id().to_owned()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&up));
+    assert_eq!(project.ps().expect("ps").len(), 2);
+    let err = project.up(&["nope"]).expect_err("unknown service");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    project
+        .down(Some(Duration::from_millis(100)), false)
+        .expect("down");
+    assert!(project.ps().expect("ps").is_empty());
+    assert!(capsule.containers().expect("list").is_empty());
+    // The file is checked as `compose config` checks it.
+    std::fs::write(&file, "[services.a]\nimage = \"svc\"\nmemory = \"1q\"\n").expect("write");
+    let err = capsule.compose(&file, None).expect_err("bad size");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("compose.toml:3:10"), "{err}");
+    let err = capsule
+        .compose(dir.path().join("missing.toml"), None)
+        .expect_err("no file");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
