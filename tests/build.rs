@@ -5,6 +5,9 @@
 //! C guests need clang, lld and wasi-libc. When they are missing this fails with the
 //! command that installs them (`scripts/install-test-deps.sh`), never silently.
 
+// A build script reads Cargo's variables and writes to OUT_DIR (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};

@@ -1,6 +1,9 @@
 //! Helpers for Capsule's integration tests: the real `capsule` binary, a fresh
 //! `CAPSULE_HOME` per test, and the guest programs built by `build.rs`.
 
+// Test set-up reaches the host directly (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
