@@ -183,6 +183,20 @@ impl Mem<'_> {
         Ok(&self.0[r])
     }
 
+    /// The bytes of the guest's iovecs `(buf, len)`, in order, at most [`MAX_IO`] of
+    /// them (a longer write is shortened, as POSIX allows).
+    pub fn gather(&self, iovs: &[(u32, u32)]) -> R<Vec<u8>> {
+        let mut data = Vec::new();
+        for (buf, len) in iovs.iter().copied() {
+            let room = (MAX_IO - data.len()) as u32;
+            data.extend_from_slice(self.slice(buf, len.min(room))?);
+            if data.len() >= MAX_IO {
+                break;
+            }
+        }
+        Ok(data)
+    }
+
     pub fn slice_mut(&mut self, ptr: u32, len: u32) -> R<&mut [u8]> {
         let r = range(ptr, len as usize, self.0.len())?;
         Ok(&mut self.0[r])

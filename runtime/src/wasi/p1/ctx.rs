@@ -771,14 +771,7 @@ impl WasiP1 {
             if offset.is_some() {
                 return Err(Errno::Spipe);
             }
-            let mut data = Vec::new();
-            for (buf, len) in iovs.iter().copied() {
-                let room = (MAX_IO - data.len()) as u32;
-                data.extend_from_slice(mem.slice(buf, len.min(room))?);
-                if data.len() >= MAX_IO {
-                    break;
-                }
-            }
+            let data = mem.gather(iovs)?;
             let out = if which == 1 {
                 &mut self.stdout
             } else {

@@ -254,14 +254,7 @@ impl Socket {
     /// `fd_write`/`sock_send`: writes the guest's iovecs (at most [`MAX_IO`] bytes).
     pub fn send(&self, mem: &mut Mem, iovs: &[(u32, u32)], interrupt: &Interrupt) -> R<u32> {
         let stream = self.stream()?;
-        let mut data = Vec::new();
-        for (buf, len) in iovs.iter().copied() {
-            let room = (MAX_IO - data.len()) as u32;
-            data.extend_from_slice(mem.slice(buf, len.min(room))?);
-            if data.len() >= MAX_IO {
-                break;
-            }
-        }
+        let data = mem.gather(iovs)?;
         if data.is_empty() {
             return Ok(0);
         }
