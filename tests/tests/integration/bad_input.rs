@@ -361,8 +361,8 @@ fn second_hostile_pass_finds_say_what_is_wrong() {
 #[test]
 fn command_line_mistakes_are_one_line_naming_the_verb() {
     let env = TestEnv::new();
-    env.run(&["stop", "-t", "-1", "x"])
-        .assert_error(125, &["unexpected argument '-1'", "capsule stop --help"]);
+    env.run(&["logs", "--tail", "-1", "x"])
+        .assert_error(125, &["unexpected argument '-1'", "capsule logs --help"]);
     env.run(&["run", "--memory"])
         .assert_error(125, &["--memory", "capsule run --help"]);
     env.run(&["volume", "create", "--bogus"])
