@@ -886,6 +886,22 @@ pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
         }
         match Container::find(&home, target) {
             Ok(container) if want_containers => containers.push(inspect_json(&container)),
+            // Neither a container nor an image: say both were looked for, as Docker's
+            // "No such object" does, not only that no image has the name.
+            _ if want_images
+                && want_containers
+                && capsule_runtime::image::Images::open(&home).is_ok_and(|images| {
+                    matches!(
+                        images.resolve(target),
+                        Err(capsule_runtime::image::ImageError::NotFound(_))
+                    ) && capsule_runtime::builtin::lookup(target).is_none()
+                }) =>
+            {
+                eprintln!(
+                    "capsule: no such container or image: {target} (capsule ps -a and capsule images list them)"
+                );
+                return Ok(1);
+            }
             _ if want_images => images.push(target.clone()),
             _ => {
                 eprintln!("capsule: no such container: {target}");

@@ -25,7 +25,7 @@ pub enum FilesError {
     RootFs(#[from] crate::fs::rootfs::RootFsError),
     #[error("cannot read the container's writable layer")]
     Upper(#[source] std::io::Error),
-    #[error("{path} in the container: {errno}")]
+    #[error("{path} in the container: {} ({errno})", errno.errno().describe())]
     Guest {
         path: String,
         errno: crate::fs::FsError,

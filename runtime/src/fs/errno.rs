@@ -56,6 +56,50 @@ impl Errno {
         self as u16
     }
 
+    /// What the errno means, in words (as `strerror` says it), for messages to people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Errno::TooBig => "argument list too long",
+            Errno::Acces => "permission denied",
+            Errno::Again => "resource temporarily unavailable",
+            Errno::Badf => "bad file descriptor",
+            Errno::Busy => "device or resource busy",
+            Errno::Exist => "file exists",
+            Errno::Fault => "bad address",
+            Errno::Fbig => "file too large",
+            Errno::Ilseq => "illegal byte sequence",
+            Errno::Intr => "interrupted",
+            Errno::Inval => "invalid argument",
+            Errno::Io => "input/output error",
+            Errno::Isdir => "is a directory",
+            Errno::Loop => "too many levels of symbolic links",
+            Errno::Mfile => "too many open files",
+            Errno::Mlink => "too many links",
+            Errno::Nametoolong => "file name too long",
+            Errno::Nfile => "too many open files in the system",
+            Errno::Nodev => "no such device",
+            Errno::Noent => "no such file or directory",
+            Errno::Nomem => "out of memory",
+            Errno::Nospc => "no space left (the writable layer's --storage-opt size, or the disk)",
+            Errno::Nosys => "function not implemented",
+            Errno::Notdir => "not a directory",
+            Errno::Notempty => "directory not empty",
+            Errno::Notsup => "not supported",
+            Errno::Overflow => "value too large",
+            Errno::Perm => "operation not permitted",
+            Errno::Pipe => "broken pipe",
+            Errno::Range => "result out of range",
+            Errno::Rofs => "read-only file system",
+            Errno::Spipe => "illegal seek",
+            Errno::Xdev => "cross-device link",
+            Errno::Notsock => "not a socket",
+            Errno::Notcapable => "not permitted by the container's capabilities",
+            Errno::Connaborted => "connection aborted",
+            Errno::Connreset => "connection reset",
+            Errno::Notconn => "not connected",
+        }
+    }
+
     /// The conventional C name, for messages and tests.
     pub fn name(self) -> &'static str {
         match self {

@@ -364,6 +364,10 @@ fn bad_input_to_every_verb_is_one_clear_line_and_changes_nothing() {
     env.env
         .run(&["rename", "nosuch", "x"])
         .assert_error(1, &["no such container: nosuch"]);
+    // inspect looks for both kinds, and says so.
+    env.env
+        .run(&["inspect", "nosuch"])
+        .assert_error(1, &["no such container or image: nosuch"]);
     env.ok(&["run", "-d", "--name", "busy", "svc", "tick", "0", "100"]);
     env.env
         .run(&["run", "-d", "--name", "busy", "svc", "tick", "1", "1"])
@@ -437,6 +441,13 @@ fn diff_commit_and_cp_round_trip_with_deletions() {
         "made inside"
     );
     env.ok(&["cp", "w:/copied", out.join("again").to_str().expect("test")]);
+    // A missing file is said in words, with the errno's name.
+    env.env
+        .run(&["cp", "w:/nonexistent", out.to_str().expect("test")])
+        .assert_error(
+            1,
+            &["/nonexistent in the container: no such file or directory (ENOENT)"],
+        );
     assert_eq!(
         std::fs::read_to_string(out.join("again/sub/deep.txt")).expect("test"),
         "deep\n"
