@@ -573,24 +573,9 @@ impl Container {
     /// whose run was killed before it could remove them (their lock is free).
     pub fn list(home: &Home) -> Vec<Self> {
         let root = home.containers_dir();
-        let Ok(dir) = crate::ambient::open_dir(&root) else {
-            return Vec::new();
-        };
-        let Ok(entries) = dir.entries() else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let Ok(text) = dir.read_to_string(format!("{name}/config.json")) else {
-                continue;
-            };
-            let Ok(mut config) = serde_json::from_str::<ContainerConfig>(&text) else {
+        for (name, record) in records(&root) {
+            let Ok(mut config) = record else {
                 continue;
             };
             if config.name.is_empty() {
@@ -623,6 +608,37 @@ impl Container {
         });
         out
     }
+}
+
+/// Each container directory under `root` (those being removed skipped) and its record
+/// read: the config, or what is wrong with it. The one reading of the records that
+/// [`Container::list`] and [`Damaged::list`] share.
+fn records(root: &std::path::Path) -> Vec<(String, Result<ContainerConfig, String>)> {
+    let Ok(dir) = crate::ambient::open_dir(root) else {
+        return Vec::new();
+    };
+    let Ok(entries) = dir.entries() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let record = match dir.read_to_string(format!("{name}/config.json")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err("config.json is missing".to_owned())
+            }
+            Err(e) => Err(format!("config.json cannot be read: {e}")),
+            Ok(text) => serde_json::from_str::<ContainerConfig>(&text)
+                .map_err(|e| format!("config.json is damaged: {e}")),
+        };
+        out.push((name, record));
+    }
+    out
 }
 
 /// The prefix of a container directory being removed: [`Container::list`] skips it.
@@ -661,32 +677,13 @@ impl Damaged {
     /// still being created (its record not written yet) is not one.
     pub fn list(home: &Home) -> Vec<Self> {
         let root = home.containers_dir();
-        let Ok(dir) = crate::ambient::open_dir(&root) else {
-            return Vec::new();
-        };
         let Ok(_names) = lock_names(home) else {
             return Vec::new();
         };
-        let Ok(entries) = dir.entries() else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
+        for (name, record) in records(&root) {
+            let Err(reason) = record else {
                 continue;
-            };
-            if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let reason = match dir.read_to_string(format!("{name}/config.json")) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    "config.json is missing".to_owned()
-                }
-                Err(e) => format!("config.json cannot be read: {e}"),
-                Ok(text) => match serde_json::from_str::<ContainerConfig>(&text) {
-                    Ok(_) => continue,
-                    Err(e) => format!("config.json is damaged: {e}"),
-                },
             };
             out.push(Self {
                 dir: root.join(&name),
