@@ -282,11 +282,7 @@ pub(super) fn split_command(command: &[OsString]) -> Result<(&str, &[OsString]),
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let (target, guest_args) = split_command(&args.command)?;
     let resolved = resolve(&args.create)?;
-    if args.rm && resolved.restart != RestartPolicy::No {
-        return Err(usage(anyhow::anyhow!(
-            "--rm and --restart cannot be combined: a container that restarts is never removed"
-        )));
-    }
+    capsule_runtime::container::check_rm_restart(args.rm, resolved.restart).map_err(usage)?;
     match resolve_module(target)? {
         Some((name, wasm, entry)) => {
             if args.detach {

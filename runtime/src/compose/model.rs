@@ -76,7 +76,13 @@ impl ServiceSpec {
             name: Some(make.name.to_owned()),
             wasm: Vec::new(),
             limits: self.limits.clone(),
-            restart: self.restart,
+            // A one-off removed when it ends does not restart (Docker Compose clears
+            // the policy, which the engine refuses beside auto-removal).
+            restart: if make.rm {
+                crate::container::RestartPolicy::No
+            } else {
+                self.restart
+            },
             stop_timeout: self.stop_timeout,
             labels,
             interactive: false,

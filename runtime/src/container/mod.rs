@@ -18,7 +18,7 @@ pub mod state;
 pub mod supervisor;
 pub mod volumes;
 
-pub use prepare::{Overrides, PrepareError, Prepared, prepare};
+pub use prepare::{Overrides, PrepareError, Prepared, check_rm_restart, prepare};
 pub use runner::{Program, Runner};
 pub use state::{State, StateError, Status};
 

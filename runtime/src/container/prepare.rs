@@ -71,6 +71,8 @@ pub enum PrepareError {
     },
     #[error(transparent)]
     Limits(#[from] crate::spec::grammar::LimitError),
+    #[error("--rm and --restart cannot be combined: a container that restarts is never removed")]
+    RmWithRestart,
     #[error(transparent)]
     Mount(crate::spec::SpecError),
     #[error(transparent)]
@@ -83,6 +85,17 @@ pub enum PrepareError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Ports(#[from] crate::net::NetError),
+}
+
+/// Docker's rule: a container removed when it ends cannot also restart.
+///
+/// # Errors
+/// [`PrepareError::RmWithRestart`].
+pub fn check_rm_restart(rm: bool, restart: RestartPolicy) -> Result<(), PrepareError> {
+    if rm && restart != RestartPolicy::No {
+        return Err(PrepareError::RmWithRestart);
+    }
+    Ok(())
 }
 
 /// A container ready to run: its record, the run spec over the image's layers and its
@@ -117,6 +130,7 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     // The rules the flags obey hold for values given directly (the SDK's) too.
     overrides.limits.check()?;
+    check_rm_restart(overrides.rm, overrides.restart)?;
     if let Some(secs) = overrides.stop_timeout {
         crate::spec::grammar::seconds("stop timeout", &secs.to_string())?;
     }
