@@ -11,8 +11,12 @@ use crate::fs::node::OpenOptions;
 use crate::fs::rootfs::RootFs;
 use crate::image::layer_writer::LayerPlan;
 use crate::image::{Image, ImageError, Images};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::Dir;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Errors of `diff`, `commit` and `cp`.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +141,18 @@ fn plain_name(name: &str) -> bool {
 /// completes or leaves nothing of itself behind (an existing file it replaces is
 /// replaced whole or not at all: each file is written under a temporary name and
 /// renamed over its destination).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Created<P> {
     /// In the order made: children after their directory.
     entries: Vec<(P, bool)>,
+}
+
+impl<P> Default for Created<P> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
 }
 
 impl<P> Created<P> {
@@ -198,14 +210,14 @@ impl std::fmt::Debug for CopyIn<'_> {
 /// Copies `guest` (a file, a directory with everything below it, or a symlink, copied
 /// as a symlink) out of the container to `host`: into it when it is an existing
 /// directory, else as it; or as a tar archive whose one top entry is its name. Paths
-/// resolve inside the container; nothing is followed on the host (an existing host
-/// symlink at a destination is refused). A copy that fails leaves nothing it made.
+/// resolve inside the container; nothing is followed on the host below the directory
+/// the user named (an existing host symlink at a destination is refused): every entry
+/// is made or opened by name in the handle of the directory above it, without
+/// following a symlink, so one put there meanwhile cannot redirect the write. A copy
+/// that fails leaves nothing it made.
 ///
 /// # Errors
 /// [`FilesError`].
-// Host paths by name, until this copy works on directory handles (see the gate's
-// no-follow rewrite): the one place left outside `ambient`.
-#[allow(clippy::disallowed_methods)]
 pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
     let root = RootFs::assemble(spec_of(container)?)?;
     let vfs = root.vfs();
@@ -230,22 +242,57 @@ pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u
             return Ok(count);
         }
     };
-    let dest = match std::fs::symlink_metadata(host) {
-        Ok(meta) if meta.is_dir() => host.join(name),
-        _ => host.to_owned(),
-    };
+    let (dir, dest_name, dest) = open_destination(host, name)?;
     let mut created = Created::default();
-    let result = copy_out_entry(vfs, guest, &dest, &mut created, &mut count);
+    let result = copy_out_entry(
+        vfs,
+        guest,
+        &dir,
+        &dest_name,
+        &dest,
+        &mut created,
+        &mut count,
+    );
     if result.is_err() {
-        created.undo(|path: &PathBuf, is_dir| {
+        created.undo(|(dir, name): &(Rc<Dir>, OsString), is_dir| {
             let _ = if is_dir {
-                std::fs::remove_dir(path)
+                dir.remove_dir(name)
             } else {
-                std::fs::remove_file(path)
+                dir.remove_file_or_symlink(name)
             };
         });
     }
     result.map(|()| count)
+}
+
+/// The host directory a copy out goes in, the name it takes there and its path (for
+/// messages): inside `host` when that is a directory (a name ending in `/`, or none:
+/// `.`, `/`, is a directory the user named, opened as named), else `host` itself, made
+/// in the directory above it. `host` as the last name is never followed: a symlink
+/// there is refused by [`copy_out_entry`].
+fn open_destination(host: &Path, name: &str) -> Result<(Rc<Dir>, OsString, PathBuf), FilesError> {
+    let into = |dir: Dir| (Rc::new(dir), OsString::from(name), host.join(name));
+    let named_as_dir = host.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if host.file_name().is_none() || named_as_dir {
+        match crate::ambient::open_dir(host) {
+            Ok(dir) => return Ok(into(dir)),
+            Err(e) if host.file_name().is_some() && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(host_err(host)(e)),
+        }
+    }
+    let (parent, host_name) = crate::ambient::open_parent(host).map_err(host_err(host))?;
+    match parent.open_dir_nofollow(&host_name) {
+        Ok(inside) => Ok(into(inside)),
+        // A directory that cannot be opened (its permissions) is not copied over.
+        Err(e)
+            if parent
+                .symlink_metadata(&host_name)
+                .is_ok_and(|m| m.is_dir()) =>
+        {
+            Err(host_err(host)(e))
+        }
+        Err(_) => Ok((Rc::new(parent), host_name, host.to_owned())),
+    }
 }
 
 /// Reads a container's file from its start.
@@ -329,31 +376,39 @@ fn copy_out_tar(
     Ok(())
 }
 
-// Host paths by name, until this copy works on directory handles (see the gate's
-// no-follow rewrite): the one place left outside `ambient`.
-#[allow(clippy::disallowed_methods)]
+/// Copies `guest` to the entry `name` of the host directory `dir` (`dest` is its path,
+/// for messages), made or opened by name in `dir` without following a symlink.
 fn copy_out_entry(
     vfs: &Vfs,
     guest: &str,
+    dir: &Rc<Dir>,
+    name: &OsStr,
     dest: &Path,
-    created: &mut Created<PathBuf>,
+    created: &mut Created<(Rc<Dir>, OsString)>,
     count: &mut u64,
 ) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
     let stat = vfs.stat(&loc).map_err(guest_err(guest))?;
-    if let Ok(meta) = std::fs::symlink_metadata(dest)
-        && meta.file_type().is_symlink()
-    {
-        return Err(FilesError::Refused(format!(
+    let symlink_refused = || {
+        FilesError::Refused(format!(
             "{} is a symlink on the host: refusing to write through it",
             dest.display()
-        )));
+        ))
+    };
+    let existing = dir.symlink_metadata(name).ok();
+    if existing
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_symlink())
+    {
+        return Err(symlink_refused());
     }
     match stat.kind {
         Kind::Dir => {
-            match std::fs::create_dir(dest) {
-                Ok(()) => created.add(dest.to_owned(), true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dest.is_dir() => {}
+            match dir.create_dir(name) {
+                Ok(()) => created.add((Rc::clone(dir), name.to_owned()), true),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(FilesError::Refused(format!(
                         "{} is not a directory on the host: cannot copy the directory {guest} over it",
@@ -362,30 +417,53 @@ fn copy_out_entry(
                 }
                 Err(e) => return Err(host_err(dest)(e)),
             }
+            // Opened by name without following: a symlink swapped in since it was made
+            // is refused, and the entries below go in this directory, wherever it moves.
+            let inside = match dir.open_dir_nofollow(name) {
+                Ok(inside) => Rc::new(inside),
+                Err(_)
+                    if dir
+                        .symlink_metadata(name)
+                        .is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    return Err(symlink_refused());
+                }
+                Err(e) => return Err(host_err(dest)(e)),
+            };
             for entry in vfs.list(&loc).map_err(guest_err(guest))? {
                 if !plain_name(&entry.name) {
                     continue;
                 }
                 let child = format!("{}/{}", guest.trim_end_matches('/'), entry.name);
-                copy_out_entry(vfs, &child, &dest.join(&entry.name), created, count)?;
+                copy_out_entry(
+                    vfs,
+                    &child,
+                    &inside,
+                    OsStr::new(&entry.name),
+                    &dest.join(&entry.name),
+                    created,
+                    count,
+                )?;
             }
         }
         Kind::Symlink => {
             let target = vfs.readlink(&loc).map_err(guest_err(guest))?;
+            // As it is in the container: an absolute target stays absolute.
             #[cfg(unix)]
-            std::os::unix::fs::symlink(&target, dest).map_err(host_err(dest))?;
+            dir.symlink_contents(&target, name)
+                .map_err(host_err(dest))?;
             #[cfg(not(unix))]
             return Err(FilesError::Refused(format!(
                 "{guest} is a symlink to {target}; this host cannot make symlinks"
             )));
-            created.add(dest.to_owned(), false);
+            created.add((Rc::clone(dir), name.to_owned()), false);
         }
         Kind::File => {
             let mut reader = open_for_reading(vfs, &loc, guest)?;
-            // Written under a temporary name and renamed: a copy that fails (a full
-            // disk) leaves no part of the file, and an existing file whole.
-            let (dir, name) = crate::ambient::open_parent(dest).map_err(host_err(dest))?;
-            let mut out = crate::store::AtomicFile::create(&dir, &name.to_string_lossy())
+            // Written under a temporary name in `dir` and renamed over `name` (which
+            // replaces a symlink put there meanwhile, never follows it): a copy that
+            // fails (a full disk) leaves no part of the file, and an existing file whole.
+            let mut out = crate::store::AtomicFile::create(dir, &name.to_string_lossy())
                 .map_err(host_err(dest))?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
@@ -399,11 +477,61 @@ fn copy_out_entry(
                 out.write_all(&buf[..n]).map_err(host_err(dest))?;
                 reader.pos += n as u64;
             }
-            out.commit(&name).map_err(host_err(dest))?;
+            out.commit(name).map_err(host_err(dest))?;
+            if existing.is_none() {
+                created.add((Rc::clone(dir), name.to_owned()), false);
+            }
         }
     }
     *count += 1;
     Ok(())
+}
+
+/// A host entry opened to be copied into a container: opened once, by name in the
+/// directory handle above it and without following a symlink, its kind taken from the
+/// handle, so it cannot be swapped for a symlink between a check and the open.
+enum HostEntry {
+    Dir(Dir),
+    File(cap_std::fs::File),
+    Symlink(PathBuf),
+}
+
+/// Opens the entry `name` of `dir` (see [`HostEntry`]); anything but a regular file,
+/// a directory or a symlink (a FIFO, a device) is refused.
+fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    options.follow(FollowSymlinks::No);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO for reading would wait for a writer: it is refused below.
+        use cap_std::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
+    }
+    let file = match dir.open_with(name, &options) {
+        Ok(file) => file,
+        Err(e) => {
+            return if dir
+                .symlink_metadata(name)
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                dir.read_link_contents(name).map(HostEntry::Symlink)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        Ok(HostEntry::Dir(Dir::from_std_file(file.into_std())))
+    } else if meta.is_file() {
+        Ok(HostEntry::File(file))
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file, a directory or a symlink",
+        ))
+    }
 }
 
 /// Copies `host` (a file, a directory with everything below it, symlinks as symlinks)
@@ -411,13 +539,13 @@ fn copy_out_entry(
 /// it; or extracts a tar stream into `guest`, which must be a directory. Writes go to
 /// the container's writable layer (or the volume mounted there); every path resolves
 /// inside the container, so a symlink in it cannot lead out. A copy that fails (its
-/// writable layer full: `--storage-opt size`) leaves nothing it made.
+/// writable layer full: `--storage-opt size`) leaves nothing it made. Each host entry
+/// is opened once, by name in the handle of the directory above it and without
+/// following a symlink (one is copied as a symlink), its kind read from what was
+/// opened: anything but a file, a directory or a symlink is refused.
 ///
 /// # Errors
 /// [`FilesError`].
-// Host paths by name, until this copy works on directory handles (see the gate's
-// no-follow rewrite): the one place left outside `ambient`.
-#[allow(clippy::disallowed_methods)]
 pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
     let root = RootFs::assemble(spec_of(container)?)?;
     let vfs = root.vfs();
@@ -451,7 +579,6 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
             return result.map(|()| count);
         }
     };
-    let meta = std::fs::symlink_metadata(host).map_err(host_err(host))?;
     let name = host
         .file_name()
         .and_then(|n| n.to_str())
@@ -460,13 +587,15 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
             FilesError::Refused(format!("{}: not a file or directory name", host.display()))
         })?
         .to_owned();
+    let (parent, host_name) = crate::ambient::open_parent(host).map_err(host_err(host))?;
+    let entry = open_host_entry(&parent, &host_name).map_err(host_err(host))?;
     let target = match vfs.resolve("", guest, true).and_then(|l| vfs.stat(&l)) {
         Ok(stat) if stat.kind == Kind::Dir => format!("{}/{name}", guest.trim_end_matches('/')),
         _ => guest.to_owned(),
     };
     let mut count = 0;
     let mut created = Created::default();
-    let result = copy_in_entry(vfs, host, &meta, &target, &mut created, &mut count);
+    let result = copy_in_entry(vfs, host, entry, &target, &mut created, &mut count);
     if result.is_err() {
         undo_in(vfs, created);
     }
@@ -699,48 +828,50 @@ fn write_guest_symlink(
     Ok(())
 }
 
-// Host paths by name, until this copy works on directory handles (see the gate's
-// no-follow rewrite): the one place left outside `ambient`.
-#[allow(clippy::disallowed_methods)]
+/// Copies the opened host entry `entry` (`host` is its path, for messages) to `guest`.
 fn copy_in_entry(
     vfs: &Vfs,
     host: &Path,
-    meta: &std::fs::Metadata,
+    entry: HostEntry,
     guest: &str,
     created: &mut Created<String>,
     count: &mut u64,
 ) -> Result<(), FilesError> {
-    let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
-    if meta.is_dir() {
-        match vfs.mkdir(&loc, 0o755) {
-            Ok(()) => created.add(guest.to_owned(), true),
-            Err(e) if e.errno() == crate::fs::Errno::Exist => {}
-            Err(e) => return Err(guest_err(guest)(e)),
+    match entry {
+        HostEntry::Dir(dir) => {
+            let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
+            match vfs.mkdir(&loc, 0o755) {
+                Ok(()) => created.add(guest.to_owned(), true),
+                Err(e) if e.errno() == crate::fs::Errno::Exist => {}
+                Err(e) => return Err(guest_err(guest)(e)),
+            }
+            let mut names: Vec<_> = dir
+                .entries()
+                .map_err(host_err(host))?
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            for name in names {
+                let child = host.join(&name);
+                let entry = open_host_entry(&dir, OsStr::new(&name)).map_err(host_err(&child))?;
+                copy_in_entry(
+                    vfs,
+                    &child,
+                    entry,
+                    &format!("{guest}/{name}"),
+                    created,
+                    count,
+                )?;
+            }
         }
-        let mut names: Vec<_> = std::fs::read_dir(host)
-            .map_err(host_err(host))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        for name in names {
-            let child = host.join(&name);
-            let meta = std::fs::symlink_metadata(&child).map_err(host_err(&child))?;
-            copy_in_entry(
-                vfs,
-                &child,
-                &meta,
-                &format!("{guest}/{name}"),
-                created,
-                count,
-            )?;
+        HostEntry::Symlink(target) => {
+            write_guest_symlink(vfs, &target.to_string_lossy(), guest, created)?;
         }
-    } else if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(host).map_err(host_err(host))?;
-        write_guest_symlink(vfs, &target.to_string_lossy(), guest, created)?;
-    } else {
-        let mut input = std::fs::File::open(host).map_err(host_err(host))?;
-        write_guest_file(vfs, &mut input, host, guest, 0o644, created)?;
+        HostEntry::File(input) => {
+            let mut input = input.into_std();
+            write_guest_file(vfs, &mut input, host, guest, 0o644, created)?;
+        }
     }
     *count += 1;
     Ok(())

@@ -559,6 +559,122 @@ fn cp_in_takes_the_kind_from_the_opened_entry_and_refuses_a_fifo() {
     assert_eq!(t.env.run(&["diff", "box"]).stdout, "");
 }
 
+/// `capsule cp CONTAINER:DIR HOST` makes each host entry by name in the handle of the
+/// directory it made above it, never by a path it resolves again: while the copy runs,
+/// the host moves the directory it is filling (`dest/sub`) away and puts a symlink to
+/// `WORK/outside` in its place. The files still to come must land in the moved
+/// directory, none through the symlink. Before, each file's directory was opened again
+/// by path, so every file after the swap was written into `WORK/outside`. A symlink
+/// already at a destination inside the tree is refused, writing nothing through it.
+#[cfg(unix)]
+#[test]
+fn cp_out_never_writes_through_a_host_symlink_swapped_in_below_its_destination() {
+    const FILES: usize = 400;
+    // The files copied into a directory (not a temporary file being written).
+    let copied = |dir: &Path| names(dir).iter().filter(|n| n.starts_with('f')).count();
+    let t = Layout::new();
+    t.env
+        .run(&["image", "import", guests::SERVICE, "-t", "svc"])
+        .assert_code(0);
+    t.env
+        .run(&["create", "--name", "box", "svc", "env", "X"])
+        .assert_code(0);
+    for i in 0..FILES {
+        t.env
+            .write(&format!("src/tree/sub/f{i:04}"), format!("file {i}"));
+    }
+    let src = t.env.work().join("src/tree");
+    t.env.run(&["cp", utf8(&src), "box:/tree"]).assert_code(0);
+    let outside_before = names(&t.outside);
+
+    // A symlink already inside an existing destination is refused, nothing written.
+    let into = t.env.work().join("into");
+    std::fs::create_dir_all(into.join("tree")).expect("create into/tree");
+    std::os::unix::fs::symlink(&t.outside, into.join("tree/sub")).expect("plant a link");
+    t.env
+        .run(&["cp", "box:/tree", utf8(&into)])
+        .assert_error(1, &["symlink on the host"]);
+    assert_eq!(
+        names(&t.outside),
+        outside_before,
+        "cp wrote through the link"
+    );
+    assert_eq!(names(&into), ["tree"], "a refused copy left something");
+    assert_eq!(
+        names(&into.join("tree")),
+        ["sub"],
+        "a refused copy left something"
+    );
+
+    // The swap, as soon as the copy has written its first file into `dest/sub`.
+    let mut exercised = false;
+    for attempt in 0..5 {
+        let dest = t.env.work().join(format!("dest{attempt}"));
+        let sub = dest.join("sub");
+        // Made beforehand, exchanged with `dest/sub` in one step: `dest/sub` is never
+        // missing, it is a directory and then the link.
+        let parked = t.env.work().join(format!("parked{attempt}"));
+        std::os::unix::fs::symlink(&t.outside, &parked).expect("make the link");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (run, left_at_swap) = std::thread::scope(|scope| {
+            let swapper = scope.spawn(|| {
+                let start = std::time::Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && start.elapsed() < std::time::Duration::from_secs(60)
+                {
+                    if std::fs::read_dir(&sub).is_ok_and(|mut d| d.next().is_some()) {
+                        rustix::fs::renameat_with(
+                            rustix::fs::CWD,
+                            &parked,
+                            rustix::fs::CWD,
+                            &sub,
+                            rustix::fs::RenameFlags::EXCHANGE,
+                        )
+                        .expect("exchange dest/sub with the link");
+                        return Some(FILES.saturating_sub(copied(&parked)));
+                    }
+                    std::thread::yield_now();
+                }
+                None
+            });
+            let run = t.env.run(&["cp", "box:/tree", utf8(&dest)]);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let left = swapper
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (run, left)
+        });
+        let leaked: Vec<String> = names(&t.outside)
+            .into_iter()
+            .filter(|n| !outside_before.contains(n))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "cp wrote {} files ({:?}, ...) through the symlink swapped in at {} ({} were still \
+             to come)\n{}",
+            leaked.len(),
+            leaked.first(),
+            sub.display(),
+            left_at_swap.unwrap_or(0),
+            run.stderr
+        );
+        t.assert_secret_intact();
+        run.assert_code(0);
+        if left_at_swap.is_some() {
+            // Every file is in the directory the copy made, wherever it was moved.
+            assert_eq!(copied(&parked), FILES, "{}", run.stderr);
+        }
+        if left_at_swap.is_some_and(|left| left > 0) {
+            exercised = true;
+            break;
+        }
+    }
+    assert!(
+        exercised,
+        "in five copies the directory was never swapped while files were still to come"
+    );
+}
+
 // ---- hostile layers -------------------------------------------------------------------
 
 /// Runs `capsule run --layer WORK/<file> ARGS...`.
