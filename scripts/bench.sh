@@ -10,6 +10,7 @@
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
+#   scripts/bench.sh django     # examples/django-library (Django REST framework on CPython for WASI): first 200 after run -d, wrk vs native CPython
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
 #   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1, as runwasi's stress test; ctr run --rm vs capsule run (root)
@@ -54,6 +55,14 @@ if [ "${1:-}" = python ]; then
     context=$(examples/python/fetch.sh)
     # The tests' shared module cache: CPython is compiled once per machine.
     exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
+        --module-cache "$target_dir/capsule-test-module-cache" "$@"
+fi
+if [ "${1:-}" = django ]; then
+    shift
+    context=$(examples/python/fetch.sh)
+    wheels=$(examples/django-library/wheels.sh)
+    exec python3 scripts/bench_django.py --capsule "$target_dir/release/capsule" --base-context "$context" \
+        --example examples/django-library --wheels "$wheels" \
         --module-cache "$target_dir/capsule-test-module-cache" "$@"
 fi
 if [ "${1:-}" = containers ]; then

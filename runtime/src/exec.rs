@@ -101,6 +101,8 @@ pub enum RunError {
         source: crate::fs::FsError,
     },
     #[error(transparent)]
+    Command(#[from] crate::container::command::CommandError),
+    #[error(transparent)]
     Module(#[from] crate::module::ModuleError),
     #[error("{name}: {reason}")]
     Compile { name: String, reason: String },

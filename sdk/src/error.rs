@@ -124,7 +124,10 @@ pub(crate) mod map {
     pub fn run(e: &capsule_runtime::exec::RunError) -> Error {
         use capsule_runtime::exec::RunError;
         let kind = match e {
-            RunError::Program { .. } => ErrorKind::NotFound,
+            RunError::Program { .. }
+            | RunError::Command(capsule_runtime::container::command::CommandError::NotFound {
+                ..
+            }) => ErrorKind::NotFound,
             _ => ErrorKind::CannotRun,
         };
         Error::from_source(kind, e)

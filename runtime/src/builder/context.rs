@@ -307,6 +307,38 @@ impl Context {
         Ok(sha256)
     }
 
+    /// Copies `source` (a directory of the context, `""` its root, with everything
+    /// below it that the ignore file does not leave out) into the new directory `to`:
+    /// what a `RUN --mount=type=bind` step sees. Each entry is read through the
+    /// context's handle and written through the handle of `to`, never by path.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn export(&self, source: &str, to: &Path) -> io::Result<()> {
+        let dest = crate::ambient::create_and_open_dir(to)?;
+        let prefix = if source.is_empty() {
+            String::new()
+        } else {
+            format!("{source}/")
+        };
+        for entry in self.walk(source)? {
+            let Some(rel) = entry.path.strip_prefix(&prefix) else {
+                continue;
+            };
+            match &entry.kind {
+                EntryKind::Dir => dest.create_dir(rel)?,
+                EntryKind::File { mode, .. } => {
+                    let mut from = self.dir.open(&entry.path)?;
+                    let mut file = dest.create(rel)?;
+                    io::copy(&mut from, &mut file)?;
+                    crate::fs::sys::set_permission_bits(&dest, rel, *mode)?;
+                }
+                EntryKind::Symlink { target } => crate::fs::sys::symlink(&dest, target, rel)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Opens a file for the layer writer.
     pub fn opener(&self, path: &str) -> crate::image::layer_writer::Opener {
         let dir = self.dir.clone();

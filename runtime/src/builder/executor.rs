@@ -6,7 +6,7 @@ use super::cache::{self, BuildCache, CachedLayer, HistoryEntry, State, StepRecor
 use super::context::Context;
 use super::error::{BuildError, at, failed};
 use super::image_config::{state_of_image, write_image};
-use super::recipe::{Instruction, Kind, Pos, Word};
+use super::recipe::{Instruction, Kind, Pos, RunMount, Word};
 use super::workdir::TmpDir;
 use super::{BuildOptions, Observer, StepOutcome};
 use crate::fs::lower::LowerStack;
@@ -68,8 +68,8 @@ pub(super) enum Action {
     Config,
     /// Write this layer (COPY/ADD).
     Copy(LayerPlan),
-    /// Run this program; what it changes is the layer (RUN).
-    Run(Vec<String>),
+    /// Run this program with these mounts; what it changes is the layer (RUN).
+    Run(Vec<String>, Vec<RunMount>),
 }
 
 impl StepPlan {
@@ -273,7 +273,7 @@ impl Executor<'_> {
         let plan = match &ins.kind {
             Kind::From { .. } => return Err(at(&self.file, ins.pos, "unexpected FROM")),
             Kind::Copy(copy) => self.plan_copy(stage, copy, ins)?,
-            Kind::Run(command) => self.plan_run(stage, command, ins.pos)?,
+            Kind::Run(command, mounts) => self.plan_run(stage, command, mounts, ins.pos)?,
             Kind::Arg(args) => StepPlan::config(self.arg(stage, args)?),
             Kind::Env(pairs) => StepPlan::config(self.env(stage, config, pairs)?),
             Kind::Label(pairs) => StepPlan::config(self.label(stage, config, pairs, ins.pos)?),
@@ -353,8 +353,8 @@ impl Executor<'_> {
                         )?;
                         next.layers.push(cached_layer(&layer));
                     }
-                    Action::Run(argv) => {
-                        let layer = self.run_program(stage, &argv, ins)?;
+                    Action::Run(argv, mounts) => {
+                        let layer = self.run_program(stage, &argv, &mounts, ins)?;
                         next.layers.push(layer);
                     }
                 }

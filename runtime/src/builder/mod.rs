@@ -26,6 +26,7 @@ mod metadata;
 pub mod pattern;
 pub mod recipe;
 mod run;
+mod run_mounts;
 mod workdir;
 
 pub use error::BuildError;

@@ -5,7 +5,7 @@ use super::cache::CachedLayer;
 use super::error::{BuildError, at};
 use super::executor::{Action, Executor, Stage, StepPlan, cached_layer};
 use super::image_config::json_list;
-use super::recipe::{Command, Instruction, Pos};
+use super::recipe::{Command, Instruction, MountKind, Pos, RunMount};
 use super::workdir::TmpDir;
 use crate::engine::ModuleCache;
 use crate::image::layer_writer::LayerPlan;
@@ -20,18 +20,33 @@ impl Executor<'_> {
         &self,
         stage: &Stage,
         command: &Command,
+        mounts: &[RunMount],
         pos: Pos,
     ) -> Result<StepPlan, BuildError> {
         let argv = self.argv(&stage.state.config, command, "RUN", pos)?;
-        let inputs = stage
+        let mut inputs: std::collections::BTreeMap<String, String> = stage
             .args
             .iter()
             .map(|(k, v)| (format!("build argument {k}"), v.clone()))
             .collect();
+        // What a bind mount shows the step keys it, as a COPY's files key a COPY.
+        for mount in mounts {
+            if let MountKind::Bind { source, .. } = &mount.kind {
+                let (name, hash) = self.bind_source_hash(source, pos)?;
+                inputs.insert(
+                    format!("mount {} of the context's {name}", mount.target),
+                    hash,
+                );
+            }
+        }
+        let flags: String = mounts
+            .iter()
+            .map(|m| format!("--mount={} ", m.text))
+            .collect();
         Ok(StepPlan {
-            text: format!("RUN {}", json_list(&argv)),
+            text: format!("RUN {flags}{}", json_list(&argv)),
             inputs,
-            action: Action::Run(argv),
+            action: Action::Run(argv, mounts.to_vec()),
         })
     }
 
@@ -41,6 +56,7 @@ impl Executor<'_> {
         &mut self,
         stage: &Stage,
         argv: &[String],
+        mounts: &[RunMount],
         ins: &Instruction,
     ) -> Result<CachedLayer, BuildError> {
         let file = self.file.clone();
@@ -103,6 +119,8 @@ impl Executor<'_> {
             spec.layers = vec![empty];
         }
         spec.upper = Some(scratch.clone());
+        // Held until the step ends: the locks of `sharing=locked` caches.
+        let _locks = self.stage_mounts(&mut spec, mounts, &scratch, ins.pos)?;
         // The stage's labels say how its programs run, as they do for `capsule run`.
         let labels = crate::labels::RunLabels::from_labels(
             config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),

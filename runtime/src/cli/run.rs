@@ -638,6 +638,13 @@ pub(super) fn image_run_error(target: &str, e: exec::RunError) -> Failure {
             exit::CANNOT_RUN,
             anyhow::anyhow!("{target}:{name}: {reason}"),
         ),
+        // As Docker: a command found nowhere exits 127.
+        exec::RunError::Command(
+            e @ capsule_runtime::container::command::CommandError::NotFound { .. },
+        ) => Failure::new(exit::NOT_FOUND, anyhow::anyhow!("image {target}: {e}")),
+        exec::RunError::Command(e) => {
+            Failure::new(exit::CANNOT_RUN, anyhow::anyhow!("image {target}: {e}"))
+        }
         e => run_error(e),
     }
 }

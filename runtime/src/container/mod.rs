@@ -9,6 +9,7 @@
 //! says `running` but whose lock is free lost its process, and reads as `dead`.
 //! Every guest runs through the one [`runner`].
 
+pub mod command;
 pub mod files;
 pub mod lifecycle;
 pub mod logs;

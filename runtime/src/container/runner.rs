@@ -196,11 +196,25 @@ impl Runner {
             return runner.run_observed(spec, program, stdio, interrupt, on_start);
         }
         let root = RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?;
+        let mut found_spec = None;
         let module = match program {
             Program::Bytes { name, wasm } => self.compile(name, wasm)?,
             Program::Compiled(module) => module.clone(),
             Program::InRoot { path, alias } => {
-                let cached = match (&self.cache, alias) {
+                // The program through PATH and `#!` lines, in the container's own files.
+                let found = super::command::find(root.vfs(), spec, path)?;
+                let alias = alias.as_ref().map(|alias| {
+                    if found.path == *path && found.args == spec.args {
+                        alias.clone()
+                    } else {
+                        format!("{alias} found at {}", found.path)
+                    }
+                });
+                if found.args != spec.args || found.export.is_some() {
+                    found_spec = Some(super::command::apply(spec, &found));
+                }
+                let path = &found.path;
+                let cached = match (&self.cache, &alias) {
                     (Some(cache), Some(alias)) => cache.load_alias(&self.engine, alias),
                     _ => None,
                 };
@@ -213,7 +227,7 @@ impl Runner {
                         })?;
                         let wasm = crate::module::core_module_bytes(path.as_str(), &wasm)?;
                         let module = self.compile_core(path.as_str(), &wasm)?;
-                        if let (Some(cache), Some(alias)) = (&self.cache, alias) {
+                        if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
                             cache.set_alias(alias, &wasm);
                         }
                         module
@@ -221,6 +235,7 @@ impl Runner {
                 }
             }
         };
+        let spec = found_spec.as_ref().unwrap_or(spec);
         // Published ports are bound here, after the module is ready and just before
         // the guest starts, so a run that cannot start holds no port.
         let listeners = crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;

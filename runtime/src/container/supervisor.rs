@@ -183,7 +183,16 @@ pub fn run(
                     on_started(Err(&text));
                 }
                 state.error = Some(text);
-                (i32::from(crate::exit::CANNOT_RUN), None, Some(e))
+                // As Docker: a command found nowhere exits 127, one that cannot run 126.
+                let code = if matches!(
+                    e,
+                    RunError::Command(super::command::CommandError::NotFound { .. })
+                ) {
+                    crate::exit::NOT_FOUND
+                } else {
+                    crate::exit::CANNOT_RUN
+                };
+                (i32::from(code), None, Some(e))
             }
         };
         first = false;

@@ -7,6 +7,7 @@
 mod bad_input;
 mod build;
 mod cache;
+mod commands;
 mod compose;
 mod conformance;
 mod containers;

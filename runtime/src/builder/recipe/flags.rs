@@ -2,6 +2,7 @@
 
 use super::keyword::Keyword;
 use super::lines::{Ch, start, starts_with, string_of, trim};
+use super::run_mount::RunMount;
 use super::words::Word;
 use super::{Parser, Pos, RecipeError, START};
 
@@ -88,11 +89,46 @@ impl Parser<'_> {
                 };
                 return Err(self.err(flag.pos(), message));
             }
-            if flags[..i].iter().any(|f| f.name == flag.name) {
+            if name != "mount" && flags[..i].iter().any(|f| f.name == flag.name) {
                 return Err(self.err(flag.pos(), format!("duplicate flag '--{name}'")));
             }
         }
         Ok(())
+    }
+
+    /// The mounts of a RUN: each `--mount=...` in order, their values literal.
+    pub(super) fn run_mounts(&self, flags: &[Flag]) -> Result<Vec<RunMount>, RecipeError> {
+        let mut mounts = Vec::new();
+        for flag in flags.iter().filter(|f| f.name == "mount") {
+            let word = match flag.value {
+                Some(value) if !value.is_empty() => self.word(value, flag.pos())?,
+                _ => {
+                    return Err(self.err(
+                        flag.pos(),
+                        "flag '--mount' needs a value: --mount=type=bind,source=dir,target=/path",
+                    ));
+                }
+            };
+            let Some(value) = word.literal() else {
+                return Err(self.err(
+                    word.pos,
+                    "flag '--mount' cannot use variables in Capsule: write the value literally",
+                ));
+            };
+            let mount = super::run_mount::parse(&value)
+                .map_err(|message| self.err(flag.pos(), format!("RUN {message}")))?;
+            if mounts.iter().any(|m: &RunMount| m.target == mount.target) {
+                return Err(self.err(
+                    flag.pos(),
+                    format!(
+                        "RUN mounts {} twice: give each --mount its own target",
+                        mount.target
+                    ),
+                ));
+            }
+            mounts.push(mount);
+        }
+        Ok(mounts)
     }
 
     /// The value of a flag that needs one, as a word.
@@ -161,16 +197,12 @@ mod tests {
     #[test]
     fn run_flags_are_refused() {
         assert_eq!(
-            one_err("RUN --mount=type=cache,target=/root/.cache make"),
-            "Capsulefile:2:5: RUN --mount is not supported by Capsule"
-        );
-        assert_eq!(
             one_err("RUN --network=none make"),
             "Capsulefile:2:5: RUN --network is not supported by Capsule"
         );
         assert_eq!(
             one_err("RUN --foo make"),
-            "Capsulefile:2:5: unknown flag '--foo': RUN takes no flags"
+            "Capsulefile:2:5: unknown flag '--foo' for RUN: expected one of --mount"
         );
         assert_eq!(
             one_err("CMD --help"),
@@ -179,11 +211,43 @@ mod tests {
         // A flag-like word after the command is the command's.
         assert_eq!(
             kind("RUN make --jobs=4"),
-            Kind::Run(Command::Shell("make --jobs=4".to_owned()))
+            Kind::Run(Command::Shell("make --jobs=4".to_owned()), vec![])
         );
         assert_eq!(
             kind("RUN -- --version"),
-            Kind::Run(Command::Shell("--version".to_owned()))
+            Kind::Run(Command::Shell("--version".to_owned()), vec![])
+        );
+    }
+
+    #[test]
+    fn run_mounts_are_read_in_order_and_checked() {
+        let Kind::Run(command, mounts) = kind(
+            "RUN --mount=type=bind,source=.wheels,target=/wheels --mount=type=cache,target=/root/.cache/pip [\"pip\", \"install\"]",
+        ) else {
+            panic!("not a RUN")
+        };
+        assert_eq!(
+            command,
+            Command::Exec(vec!["pip".to_owned(), "install".to_owned()])
+        );
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].target, "/wheels");
+        assert_eq!(mounts[1].text, "type=cache,target=/root/.cache/pip");
+        assert_eq!(
+            one_err("RUN --mount=type=bind,target=/a --mount=type=tmpfs,target=/a x"),
+            "Capsulefile:2:33: RUN mounts /a twice: give each --mount its own target"
+        );
+        assert_eq!(
+            one_err("RUN --mount=type=bind x"),
+            "Capsulefile:2:5: RUN --mount type=bind needs a target: --mount=type=bind,target=/path"
+        );
+        assert_eq!(
+            one_err("RUN --mount x"),
+            "Capsulefile:2:5: flag '--mount' needs a value: --mount=type=bind,source=dir,target=/path"
+        );
+        assert_eq!(
+            one_err("RUN --mount=target=$DIR x"),
+            "Capsulefile:2:13: flag '--mount' cannot use variables in Capsule: write the value literally"
         );
     }
 

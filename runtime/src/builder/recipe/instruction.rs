@@ -1,6 +1,7 @@
 //! The instruction types a recipe parses into: what each instruction says.
 
 use super::Pos;
+use super::run_mount::RunMount;
 use super::words::Word;
 
 /// One instruction of a recipe.
@@ -41,8 +42,8 @@ pub enum Kind {
     },
     /// `COPY` and `ADD`.
     Copy(Copy),
-    /// `RUN`.
-    Run(Command),
+    /// `RUN [--mount=...] command`.
+    Run(Command, Vec<RunMount>),
     /// `CMD`.
     Cmd(Command),
     /// `ENTRYPOINT`.

@@ -275,7 +275,7 @@ mod tests {
         ] {
             assert_eq!(
                 kind(&format!("RUN {args}")),
-                Kind::Run(Command::Shell(args.to_owned())),
+                Kind::Run(Command::Shell(args.to_owned()), vec![]),
                 "{args}"
             );
             assert_eq!(
@@ -322,6 +322,9 @@ mod tests {
         );
         // Deep nesting is refused, not overflowed.
         let deep = format!("RUN [{}]", "[".repeat(10_000));
-        assert_eq!(kind(&deep), Kind::Run(Command::Shell(deep[4..].to_owned())));
+        assert_eq!(
+            kind(&deep),
+            Kind::Run(Command::Shell(deep[4..].to_owned()), vec![])
+        );
     }
 }

@@ -45,6 +45,7 @@ impl Keyword {
     }
 
     /// The flags Capsule accepts, and those Docker knows but Capsule does not support.
+    /// Only `--mount` may be given more than once.
     pub(super) fn flags(self) -> (&'static [&'static str], &'static [&'static str]) {
         const COPY: &[&str] = &["from", "chmod", "chown", "link"];
         match self {
@@ -54,7 +55,7 @@ impl Keyword {
                 COPY,
                 &["checksum", "keep-git-dir", "parents", "exclude", "unpack"],
             ),
-            Self::Run => (&[], &["mount", "network", "security", "device"]),
+            Self::Run => (&["mount"], &["network", "security", "device"]),
             _ => (&[], &[]),
         }
     }

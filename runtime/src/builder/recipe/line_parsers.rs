@@ -48,7 +48,7 @@ impl Parser<'_> {
                 if matches!(command, Command::Shell(_)) {
                     self.no_heredoc(args)?;
                 }
-                Kind::Run(command)
+                Kind::Run(command, self.run_mounts(&flags)?)
             }
             Keyword::Cmd => Kind::Cmd(self.command(&upper, args, end, true)?),
             Keyword::Entrypoint => Kind::Entrypoint(self.command(&upper, args, end, true)?),
@@ -380,7 +380,10 @@ mod tests {
         );
         assert_eq!(
             kind("RUN [\"echo\", \"$HOME\"]"),
-            Kind::Run(Command::Exec(vec!["echo".to_owned(), "$HOME".to_owned()]))
+            Kind::Run(
+                Command::Exec(vec!["echo".to_owned(), "$HOME".to_owned()]),
+                vec![]
+            )
         );
         assert_eq!(kind("CMD []"), Kind::Cmd(Command::Exec(vec![])));
         assert_eq!(

@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(r.instructions[1].pos, pos(8, 1));
         assert_eq!(
             r.instructions[1].kind,
-            Kind::Run(Command::Shell("x # not a comment".to_owned()))
+            Kind::Run(Command::Shell("x # not a comment".to_owned()), vec![])
         );
     }
 
@@ -163,26 +163,30 @@ mod tests {
         assert_eq!(i.pos, pos(2, 1));
         assert_eq!(
             i.kind,
-            Kind::Run(Command::Shell(
-                "apt-get update &&     apt-get install -y       curl".to_owned()
-            ))
+            Kind::Run(
+                Command::Shell("apt-get update &&     apt-get install -y       curl".to_owned()),
+                vec![]
+            )
         );
         assert_eq!(i.text, "RUN apt-get update && apt-get install -y curl");
         // The escape joins directly, and may be followed by spaces and tabs.
         assert_eq!(
             kind("RUN ab\\ \t\ncd"),
-            Kind::Run(Command::Shell("abcd".to_owned()))
+            Kind::Run(Command::Shell("abcd".to_owned()), vec![])
         );
         // Comment and blank lines inside an instruction are dropped.
         let i = one("RUN a \\\n# comment\n   # indented comment\n\n   \\\n b");
-        assert_eq!(i.kind, Kind::Run(Command::Shell("a     b".to_owned())));
+        assert_eq!(
+            i.kind,
+            Kind::Run(Command::Shell("a     b".to_owned()), vec![])
+        );
         assert_eq!(i.text, "RUN a b");
         // An escaped escape at the end does not continue the line.
         let r = ok("FROM scratch\nRUN echo \\\\\nRUN two\n");
         assert_eq!(r.instructions.len(), 3);
         assert_eq!(
             r.instructions[1].kind,
-            Kind::Run(Command::Shell("echo \\\\".to_owned()))
+            Kind::Run(Command::Shell("echo \\\\".to_owned()), vec![])
         );
         // A line of only the escape joins too.
         let r = ok("FROM scratch\n\\\nRUN x\n");
@@ -251,7 +255,10 @@ ENV P=C:\\Program` Files\\app
         assert_eq!(r.instructions[2].pos, pos(5, 1));
         assert_eq!(
             r.instructions[2].kind,
-            Kind::Run(Command::Shell("dir c:\\     && echo `\"done`\"".to_owned()))
+            Kind::Run(
+                Command::Shell("dir c:\\     && echo `\"done`\"".to_owned()),
+                vec![]
+            )
         );
         assert_eq!(r.instructions[2].text, "RUN dir c:\\ && echo `\"done`\"");
         match &r.instructions[3].kind {
@@ -275,7 +282,7 @@ ENV P=C:\\Program` Files\\app
         assert_eq!(r.instructions[0].pos, pos(2, 1));
         assert_eq!(
             r.instructions[1].kind,
-            Kind::Run(Command::Shell("a   b".to_owned()))
+            Kind::Run(Command::Shell("a   b".to_owned()), vec![])
         );
         let r = ok("\u{feff}FROM scratch");
         assert_eq!(r.instructions[0].pos, pos(1, 1));

@@ -21,11 +21,13 @@ mod json;
 mod keyword;
 mod line_parsers;
 mod lines;
+mod run_mount;
 #[cfg(test)]
 mod test_support;
 mod words;
 
 pub use instruction::{Command, Copy, Instruction, Kind};
+pub use run_mount::{MountKind, RunMount};
 pub use words::{Part, VarOp, Word};
 
 use directives::directives;
@@ -220,7 +222,7 @@ CMD [\"/app/run\", \"--port\", \"80\"]
         );
         assert_eq!(
             recipe.instructions[3].kind,
-            Kind::Run(Command::Shell("make all".to_owned()))
+            Kind::Run(Command::Shell("make all".to_owned()), vec![])
         );
         assert_eq!(
             recipe.instructions[4].kind,
@@ -249,9 +251,10 @@ CMD [\"/app/run\", \"--port\", \"80\"]
         // The shell form keeps the command as written.
         assert_eq!(
             i.kind,
-            Kind::Run(Command::Shell(
-                "echo   \"a   b\"  'c   d'   e\\   f".to_owned()
-            ))
+            Kind::Run(
+                Command::Shell("echo   \"a   b\"  'c   d'   e\\   f".to_owned()),
+                vec![]
+            )
         );
         assert_eq!(one("EXPOSE\t80\t\t443").text, "EXPOSE 80 443");
         assert_eq!(one("cmd [ \"a\" ,  \"b\" ]").text, "CMD [ \"a\" , \"b\" ]");
@@ -339,7 +342,7 @@ CMD [\"/app/run\", \"--port\", \"80\"]
                     Kind::Arg(args) => args.iter().filter_map(|(_, v)| v.as_ref()).collect(),
                     Kind::Expose(words) | Kind::Volume(words) => words.iter().collect(),
                     Kind::Workdir(w) | Kind::User(w) | Kind::StopSignal(w) => vec![w],
-                    Kind::Run(_) | Kind::Cmd(_) | Kind::Entrypoint(_) | Kind::Shell(_) => vec![],
+                    Kind::Run(_, _) | Kind::Cmd(_) | Kind::Entrypoint(_) | Kind::Shell(_) => vec![],
                 };
                 for w in words {
                     let _ = w.expand(FILE, &lookup);
