@@ -58,7 +58,9 @@ fn bounded(cmd: &mut Command, limit: Duration, what: &str) -> Run {
                 if n == 0 {
                     break;
                 }
-                out.lock().expect("output buffer").extend_from_slice(&chunk[..n]);
+                out.lock()
+                    .expect("output buffer")
+                    .extend_from_slice(&chunk[..n]);
             }
             let _ = sink.send(());
         });
@@ -180,7 +182,11 @@ impl Walkthrough {
 
     /// The `State` of a container, `null` when there is none.
     fn state(&self, name: &str) -> serde_json::Value {
-        let out = self.capsule(&["inspect", "--type", "container", name], None, COMMAND_LIMIT);
+        let out = self.capsule(
+            &["inspect", "--type", "container", name],
+            None,
+            COMMAND_LIMIT,
+        );
         if out.code != Some(0) {
             return serde_json::Value::Null;
         }
@@ -203,7 +209,10 @@ impl Walkthrough {
             // The port is Capsule's listener, bound before the guest starts: a request
             // waits in it until Django accepts. One bounded attempt at a time.
             let left = SERVE_LIMIT.saturating_sub(start.elapsed());
-            match Http::new(port).timeout(left.min(REQUEST_LIMIT)).get("/api/") {
+            match Http::new(port)
+                .timeout(left.min(REQUEST_LIMIT))
+                .get("/api/")
+            {
                 Ok(resp) => {
                     assert_eq!(resp.status, 200, "GET /api/: {resp:?}");
                     return resp;
@@ -509,7 +518,7 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     let list = w.wait_serving("django-library-web-1", port);
     assert!(
         list.header("server")
-            .is_some_and(|s| s.starts_with("WSGIServer/") && s.contains("CPython/3.15")),
+            .is_some_and(|s| s.starts_with("WSGIServer") && s.contains("CPython/3.15.")),
         "{list:?}"
     );
     let books = list.json();
@@ -650,7 +659,8 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     let again = w.logs("django-library-migrate-1");
     assert!(
         again.contains("No migrations to apply.")
-            && again.contains("The library already has 6 book(s): the fixture is not loaded again."),
+            && again
+                .contains("The library already has 6 book(s): the fixture is not loaded again."),
         "{again}"
     );
     let after = w.wait_serving("django-library-web-1", port).json();
@@ -658,7 +668,8 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     assert_eq!(after[5], patched);
 
     // down -v removes the volume too.
-    w.compose(&["down", "-v"], port, COMMAND_LIMIT).assert_code(0);
+    w.compose(&["down", "-v"], port, COMMAND_LIMIT)
+        .assert_code(0);
     assert!(
         !w.capsule_ok(&["volume", "ls", "-q"], COMMAND_LIMIT)
             .stdout
