@@ -125,11 +125,11 @@ impl Walkthrough {
             dir: c.env.work().join(PROJECT),
             c,
         };
+        copy_dir(&examples_dir().join(PROJECT), &w.dir);
         w.capsule_ok(
             &["build", "-t", "python:3.15", path_str(&base)],
             BUILD_LIMIT,
         );
-        copy_dir(&examples_dir().join(PROJECT), &w.dir);
         // ./wheels.sh, as the README says: the pinned wheels into .wheels/ of the copy.
         let script = w.dir.join("wheels.sh");
         let run = bounded(
@@ -435,23 +435,32 @@ impl Http {
 }
 
 /// The step lines of a build's stderr, `[N/M] TEXT  OUTCOME`: (text, CACHED or how
-/// long it took and why it was rebuilt). Lines a step's program prints (pip's) are not
-/// step lines even when they start with `[`.
+/// long it took and why it was rebuilt). A `RUN` step is announced before its program
+/// runs and reported after it: the report (the last line of each step) counts. Lines a
+/// step's program prints (pip's) are not step lines even when they start with `[`.
 fn steps(stderr: &str) -> Vec<(String, String)> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            let (counter, text) = l.strip_prefix('[')?.split_once("] ")?;
-            let (n, m) = counter.split_once('/')?;
-            if !(n.bytes().all(|b| b.is_ascii_digit()) && m.bytes().all(|b| b.is_ascii_digit())) {
-                return None;
-            }
-            Some(match text.split_once("  ") {
-                Some((t, rest)) => (t.to_owned(), rest.trim().to_owned()),
-                None => (text.to_owned(), String::new()),
-            })
-        })
-        .collect()
+    let mut steps: Vec<(String, (String, String))> = Vec::new();
+    for line in stderr.lines() {
+        let Some((counter, text)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) else {
+            continue;
+        };
+        let Some((n, m)) = counter.split_once('/') else {
+            continue;
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(n) && digits(m)) {
+            continue;
+        }
+        let step = match text.split_once("  ") {
+            Some((t, rest)) => (t.to_owned(), rest.trim().to_owned()),
+            None => (text.to_owned(), String::new()),
+        };
+        match steps.last_mut() {
+            Some((last, outcome)) if *last == counter => *outcome = step,
+            _ => steps.push((counter.to_owned(), step)),
+        }
+    }
+    steps.into_iter().map(|(_, step)| step).collect()
 }
 
 /// The outcome of the one step whose text starts with `prefix` and contains `needle`.
