@@ -12,6 +12,7 @@ mod compose;
 mod conformance;
 mod containers;
 mod crash;
+mod django;
 mod docs;
 mod escape;
 mod examples;
