@@ -32,7 +32,8 @@ startup.py), makes that sequence land on the listeners:
   (a descriptor given away cannot be opened again);
 * `connect()` raises OSError(ENETUNREACH) saying that outgoing connections are not
   available; name lookups answer for numeric addresses, '' and 'localhost' and raise
-  socket.gaierror for other names (there is no DNS);
+  socket.gaierror for other names (there is no DNS); socketpair() says it is not
+  available (socket.py's fallback would try to bind port 0);
 * `socket.socket(fileno=N)` without a family works for the listeners (preview1 cannot
   tell a socket's family: the real constructor would give family -1, and accept() would
   fail with 'getsockaddrlen: bad family');
@@ -580,6 +581,12 @@ def patch_socket(sm):
         """Raise at once: there are no outgoing connections under WASI preview1."""
         raise OSError(errno.ENETUNREACH, NO_OUTGOING)
 
+    def socketpair(family=None, type=sock_stream, proto=0):
+        """Not available: preview1 has neither pipes nor local sockets (so asyncio's
+        event loops, which need one for their self-pipe, cannot start)."""
+        raise OSError(errno.ENOTSUP, "socketpair() is not available under WASI preview1 "
+                                     "(no pipes, no local sockets; asyncio needs one)")
+
     sm.socket = socket
     sm.gethostname = gethostname
     sm.gethostbyname = gethostbyname
@@ -588,6 +595,8 @@ def patch_socket(sm):
     sm.getaddrinfo = getaddrinfo
     sm.getnameinfo = getnameinfo
     sm.create_connection = create_connection
+    if not hasattr(_socket, "socketpair"):  # socket.py's fallback would bind port 0
+        sm.socketpair = socketpair
     sm._capsule_shim = True
     sm._capsule_listeners = dict(fds)
 
