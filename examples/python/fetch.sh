@@ -36,6 +36,10 @@ cache=${CAPSULE_PYTHON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capsule/wasi-pytho
 fail() { echo "python example: $*" >&2; exit 1; }
 
 mkdir -p "$cache" || fail "cannot create the cache directory $cache (set CAPSULE_PYTHON_CACHE to a writable directory)"
+# One fetch at a time per cache (tests run several at once); the lock goes with the shell.
+command -v flock >/dev/null 2>&1 || fail "flock is missing; run: apt-get install -y util-linux"
+exec 9>"$cache/.lock"
+flock 9
 have_sha() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 # pip_download NAME VERSION SHA256 FILE SIZE-NOTE
@@ -131,6 +135,10 @@ for name in sorted(os.listdir(os.path.join(src, "capsule"))):
     if name.endswith(".py"):
         shutil.copyfile(os.path.join(src, "capsule", name), os.path.join(lib, "capsule", name))
 os.makedirs(os.path.join(root, "etc"))
+# /bin/sh: a shell written in Python (SHELL in the Capsulefile), for shell-form RUN/CMD.
+os.makedirs(os.path.join(root, "bin"))
+with open(os.path.join(src, "sh"), "rb") as f:
+    put(os.path.join(root, "bin/sh"), f.read(), 0o755)
 shutil.copyfile(os.path.join(src, "etc/pip.conf"), os.path.join(root, "etc/pip.conf"))
 
 # pip, installed as pip installs a wheel: its files, INSTALLER, the console scripts
@@ -165,7 +173,14 @@ for dirpath, dirnames, filenames in os.walk(root):
     for name in dirnames + filenames:
         os.utime(os.path.join(dirpath, name), (EPOCH, EPOCH), follow_symlinks=False)
 PY
-rm -rf "$base/rootfs"
-mv "$base/rootfs.tmp" "$base/rootfs"
-cp "$here/base/Capsulefile" "$base/Capsulefile"
+# Replaced only when it changed, so a build reading the context of an earlier run is
+# never left without its files.
+tree_sum() { (cd "$1" && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %s %Y %N' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum; }
+if [ ! -d "$base/rootfs" ] || [ "$(tree_sum "$base/rootfs")" != "$(tree_sum "$base/rootfs.tmp")" ]; then
+    rm -rf "$base/rootfs"
+    mv "$base/rootfs.tmp" "$base/rootfs"
+else
+    rm -rf "$base/rootfs.tmp"
+fi
+cmp -s "$here/base/Capsulefile" "$base/Capsulefile" || cp "$here/base/Capsulefile" "$base/Capsulefile"
 echo "$base"
