@@ -93,6 +93,32 @@ impl RootFs {
                 errno: e.errno(),
             })?;
         }
+        // A mount whose parent directory the image lacks (`-v x:/lib/app` without
+        // `/lib`) is reached through that parent: it is made in the writable layer,
+        // as Docker makes a mount point's missing directories. A parent inside another
+        // mount is that mount's business, and one that cannot be made (a file is
+        // there) leaves the mount unreachable, as before.
+        let targets: Vec<&GuestPath> = spec
+            .mounts
+            .iter()
+            .map(|m| &m.guest)
+            .chain(spec.tmpfs.iter().map(|t| &t.guest))
+            .collect();
+        let writable = Vfs::new(root.clone(), false);
+        for target in &targets {
+            let Some((parent, _)) = target.as_str().rsplit_once('/') else {
+                continue;
+            };
+            let Ok(parent) = GuestPath::parse(parent) else {
+                continue;
+            };
+            let inside_another = targets
+                .iter()
+                .any(|other| other != target && parent.strip_prefix(other).is_some());
+            if !parent.is_root() && parent.as_str() != "/tmp" && !inside_another {
+                let _ = ensure_dir(&writable, &parent);
+            }
+        }
         let mut vfs = Vfs::new(root, spec.read_only);
         let mut device = DEV_ROOT + 1;
         if !spec.mounts.iter().any(|m| m.guest.as_str() == "/tmp")

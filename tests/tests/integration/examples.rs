@@ -231,31 +231,129 @@ fn python_base_image_and_an_app_on_it() {
     let context = python_base_context();
     build(&env, "python:3.15", &context);
 
-    // The reference of the issue: no --unknown-imports, no -W flags; the image's
-    // labels say what CPython needs.
-    let answer = env.run(&["run", "--rm", "python:3.15", "-c", "print(6*7)"]);
+    // As Docker's python image: `python` found on the image's PATH (a #! bootstrap over
+    // the reactor), no --unknown-imports, no -W flags: the image's labels say what
+    // CPython needs.
+    let answer = env.run(&["run", "--rm", "python:3.15", "python", "-c", "print(6*7)"]);
     answer.assert_clean_success();
     assert_eq!(answer.stdout, "42\n");
-    // argv, the environment and the exit status go through the reactor's `run`.
+    // argv, the environment and the exit status, as CPython's command line sets them.
     let argv = env.run(&[
         "run",
         "--rm",
         "-e",
         "GREETING=hi",
         "python:3.15",
+        "python",
         "-c",
-        "import os, sys; print(sys.argv[1:], os.environ['GREETING'], sys.prefix); sys.exit(3)",
+        "import os, sys; print(sys.argv, os.environ['GREETING'], sys.prefix, sys.executable); sys.exit(3)",
         "a b",
         "-x",
     ]);
     argv.assert_code(3);
-    assert_eq!(argv.stdout, "['a b', '-x'] hi /usr/local\n");
-    let error = env.run(&["run", "--rm", "python:3.15", "-c", "1/0"]);
+    assert_eq!(
+        argv.stdout,
+        "['-c', 'a b', '-x'] hi /usr/local /usr/local/bin/python\n"
+    );
+    let error = env.run(&["run", "--rm", "python:3.15", "python3", "-c", "1/0"]);
     error.assert_code(1);
     assert!(
-        error.stderr.contains("ZeroDivisionError"),
+        error
+            .stderr
+            .starts_with("Traceback (most recent call last):\n")
+            && error
+                .stderr
+                .ends_with("ZeroDivisionError: division by zero\n"),
         "{}",
         error.stderr
+    );
+    // -m, PYTHONPATH (after the script's directory), site-packages, PYTHONUNBUFFERED
+    // (stdout and stderr interleaved in order through one pipe) and
+    // PYTHONDONTWRITEBYTECODE.
+    let module = env.run_with_stdin(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "python:3.15",
+            "python",
+            "-m",
+            "json.tool",
+            "--compact",
+        ],
+        b"{\"a\": [1, 2]}",
+    );
+    module.assert_clean_success();
+    assert_eq!(module.stdout, "{\"a\":[1,2]}\n");
+    env.write(
+        "pylib/greet.py",
+        "def hello():\n    return 'hello from PYTHONPATH'\n",
+    );
+    env.write(
+        "pylib/main.py",
+        "import sys, greet, pip\nprint(sys.path[0], sys.path[1], greet.hello(), pip.__file__, sys.dont_write_bytecode)\n",
+    );
+    let lib = env.work().join("pylib");
+    let lib_mount = format!("{}:/lib/app", lib.display());
+    let path = env.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &lib_mount,
+        "-e",
+        "PYTHONPATH=/lib/app",
+        "-e",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "python:3.15",
+        "python",
+        "/lib/app/main.py",
+    ]);
+    path.assert_clean_success();
+    assert_eq!(
+        path.stdout,
+        "/lib/app /lib/app hello from PYTHONPATH /usr/local/lib/python3.15/site-packages/pip/__init__.py True\n"
+    );
+    let order = "import sys\nfor i in range(3):\n    print('out', i)\n    print('err', i, file=sys.stderr)\n";
+    // One file for stdout and stderr, as a terminal or `2>&1` gives.
+    let merged_path = env.work().join("merged.txt");
+    let merged = std::fs::File::create(&merged_path).expect("create merged.txt");
+    let status = env
+        .capsule()
+        .args([
+            "run",
+            "--rm",
+            "-e",
+            "PYTHONUNBUFFERED=1",
+            "python:3.15",
+            "python",
+            "-c",
+            order,
+        ])
+        .stdout(merged.try_clone().expect("clone"))
+        .stderr(merged)
+        .status()
+        .expect("run capsule");
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&merged_path).expect("read merged.txt"),
+        "out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n"
+    );
+    // A program that binds a port the container does not publish is told which flag.
+    let unpublished = env.run(&[
+        "run",
+        "--rm",
+        "python:3.15",
+        "python",
+        "-c",
+        "import socket; socket.socket().bind(('0.0.0.0', 9999))",
+    ]);
+    unpublished.assert_code(1);
+    assert!(
+        unpublished
+            .stderr
+            .contains("port 9999 is not published: run the container with -p 9999"),
+        "{}",
+        unpublished.stderr
     );
     // The label is what lets CPython's host::call import go unprovided: a user who
     // asks for the default refusal gets it, naming the import.
@@ -265,12 +363,13 @@ fn python_base_image_and_an_app_on_it() {
         "--unknown-imports",
         "refuse",
         "python:3.15",
+        "python",
         "-c",
         "pass",
     ])
     .assert_error(126, &["host::call"]);
 
-    // The app: FROM python:3.15, WORKDIR /code, COPY . /code/, CMD ["app.py"].
+    // The app: FROM python:3.15, WORKDIR /code, COPY . /code/, CMD ["python", "app.py"].
     let app = copy_context(&env, "python/app");
     build(&env, "python-app", &app);
     let run = env.run(&["run", "--rm", "python-app"]);
@@ -280,8 +379,8 @@ fn python_base_image_and_an_app_on_it() {
     let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
     let config = &v[0]["Config"];
     assert_eq!(config["WorkingDir"], "/code");
-    assert_eq!(config["Cmd"][0], "app.py");
-    assert_eq!(config["Entrypoint"][0], "/usr/local/bin/python.wasm#run");
+    assert_eq!(config["Cmd"], serde_json::json!(["python", "app.py"]));
+    assert!(config["Entrypoint"].is_null(), "{config}");
     assert_eq!(config["Labels"]["io.capsule.unknown-imports"], "trap");
     let env_list: Vec<&str> = config["Env"]
         .as_array()

@@ -696,3 +696,34 @@ fn volume_rm_racing_a_new_container_never_takes_its_volume() {
             .assert_error(1, &["in use by container", &name]);
     }
 }
+
+#[test]
+fn a_mount_under_a_directory_the_image_lacks_is_reached_through_it() {
+    // Docker makes a mount point's missing directories; so does Capsule, in the
+    // container's writable layer (the image has no /lib, nor /srv/a).
+    let env = seeded_env();
+    env.write("host/book.txt", "chapter one\n");
+    let host = env.work().join("host");
+    for (target, read) in [
+        ("/lib/app", "/lib/app/book.txt"),
+        ("/srv/a/b", "/srv/a/b/book.txt"),
+    ] {
+        let mount = format!("{}:{target}:ro", host.display());
+        let out = ok(&env, &["run", "--rm", "-v", &mount, "seeded", "read", read]);
+        assert_eq!(out, "chapter one\n", "{target}");
+    }
+    let tmpfs = ok(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/var/cache/x",
+            "seeded",
+            "write",
+            "/var/cache/x/f",
+            "y",
+        ],
+    );
+    assert!(tmpfs.contains("wrote 1 bytes"), "{tmpfs}");
+}
