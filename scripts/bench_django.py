@@ -27,11 +27,8 @@ import tempfile
 import time
 import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The helpers the library API's benchmark measures with (this directory is on sys.path).
+from bench_api import cpu_seconds, free_port, to_ms
 
 
 def first_200(port, start, proc=None, timeout=120):
@@ -64,21 +61,6 @@ def seed(port, n=100):
     assert count == n, f"{count} books, not {n}"
 
 
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick
-
-
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -89,10 +71,10 @@ def rss_mib(pid):
 
 def wrk(port, pid, connections, duration):
     url = f"http://127.0.0.1:{port}/api/"
-    before = cpu_seconds(pid)
+    before = sum(cpu_seconds(pid))
     out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s",
                           "--latency", url], check=True, capture_output=True, text=True).stdout
-    after = cpu_seconds(pid)
+    after = sum(cpu_seconds(pid))
     done = re.search(r"(\d+) requests in", out)
     n = int(done.group(1)) if done else 0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)

