@@ -368,6 +368,16 @@ impl Http {
     }
 
     fn send(&self, method: &str, path: &str, json: Option<&str>) -> std::io::Result<Resp> {
+        self.send_body(method, path, json.map(|body| ("application/json", body)))
+    }
+
+    /// `method path` with a body of a content type (or none).
+    fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+    ) -> std::io::Result<Resp> {
         let deadline = Instant::now() + self.timeout;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
@@ -379,14 +389,14 @@ impl Http {
         for (name, value) in &self.headers {
             req.push_str(&format!("{name}: {value}\r\n"));
         }
-        if let Some(body) = json {
+        if let Some((content_type, body)) = body {
             req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }
         req.push_str("\r\n");
-        req.push_str(json.unwrap_or(""));
+        req.push_str(body.map_or("", |(_, body)| body));
         stream.write_all(req.as_bytes())?;
         let mut raw = Vec::new();
         let mut chunk = [0u8; 16384];
@@ -629,6 +639,71 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
         login.body.contains("Django administration"),
         "{}",
         login.body
+    );
+    // Logging in to the admin: a superuser made by a one-off container on the volume
+    // (as the README says), Django's CSRF cookie and form, its password check
+    // (PBKDF2, which this CPython has from the image's startup fixes), a session.
+    w.capsule_ok(
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{PROJECT}_db:/data"),
+            "-e",
+            "DATABASE_PATH=/data/db.sqlite3",
+            "-e",
+            "DJANGO_SUPERUSER_PASSWORD=choose-one",
+            PROJECT,
+            "python",
+            "manage.py",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+        ],
+        COMMAND_LIMIT,
+    );
+    let cookie = |resp: &Resp, name: &str| -> String {
+        resp.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_else(|| panic!("no {name} cookie in {resp:?}"))
+            .to_owned()
+    };
+    let csrf = cookie(&login, "csrftoken");
+    let token = login
+        .body
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token in the login form: {}", login.body));
+    let logged_in = Http::new(port)
+        .header("Cookie", &format!("csrftoken={csrf}"))
+        .send_body(
+            "POST",
+            "/admin/login/?next=/admin/",
+            Some((
+                "application/x-www-form-urlencoded",
+                &format!("csrfmiddlewaretoken={token}&username=admin&password=choose-one&next=%2Fadmin%2F"),
+            )),
+        )
+        .expect("log in");
+    assert_eq!(logged_in.status, 302, "{logged_in:?}");
+    assert_eq!(logged_in.header("location"), Some("/admin/"));
+    let session = cookie(&logged_in, "sessionid");
+    let books_admin = Http::new(port)
+        .header("Cookie", &format!("sessionid={session}"))
+        .call("GET", "/admin/books/book/", None);
+    assert_eq!(books_admin.status, 200, "{books_admin:?}");
+    assert!(
+        books_admin.body.contains("Snow Crash")
+            && books_admin.body.contains("Select book to change"),
+        "{}",
+        books_admin.body
     );
     let css = http.call("GET", "/static/admin/css/base.css", None);
     assert_eq!(css.status, 200, "{:?}", (css.status, &css.headers));

@@ -6,6 +6,8 @@ imports these modules pays nothing:
 
 * socket, socketserver: the container's published ports for unmodified servers, and
   requests served one at a time where a server would start a thread (socket_shim.py).
+* hashlib: pbkdf2_hmac, which this build lacks (no OpenSSL), in Python (Django's
+  password hashing needs it).
 * pip._vendor.distlib.scripts, distlib.scripts: console scripts that pip writes get
   `#!/usr/local/bin/python3.15` as their first line. distlib would write a `#!/bin/sh`
   trampoline instead, because that interpreter is itself a #! script, which some
@@ -61,7 +63,62 @@ def _patch_distlib_scripts(module):
     maker._is_shell = _is_shell
 
 
+def _pbkdf2_hmac(hash_name, password, salt, iterations, dklen=None):
+    """hashlib.pbkdf2_hmac as CPython computed it before 3.12 without OpenSSL (RFC 8018,
+    HMAC over prepared inner and outer hash states), for this build, which has no
+    OpenSSL and so no pbkdf2_hmac at all (Django hashes passwords with it)."""
+    import hashlib
+
+    if not isinstance(hash_name, str):
+        raise TypeError(hash_name)
+    password = bytes(memoryview(password))
+    salt = bytes(memoryview(salt))
+    inner = hashlib.new(hash_name)
+    outer = hashlib.new(hash_name)
+    blocksize = getattr(inner, "block_size", 64)
+    if len(password) > blocksize:
+        password = hashlib.new(hash_name, password).digest()
+    password = password + b"\x00" * (blocksize - len(password))
+    inner.update(password.translate(bytes(x ^ 0x36 for x in range(256))))
+    outer.update(password.translate(bytes(x ^ 0x5C for x in range(256))))
+
+    def prf(msg):
+        icpy = inner.copy()
+        ocpy = outer.copy()
+        icpy.update(msg)
+        ocpy.update(icpy.digest())
+        return ocpy.digest()
+
+    if iterations < 1:
+        raise ValueError(iterations)
+    if dklen is None:
+        dklen = outer.digest_size
+    if dklen < 1:
+        raise ValueError(dklen)
+    dkey = b""
+    block = 1
+    while len(dkey) < dklen:
+        prev = prf(salt + block.to_bytes(4, "big"))
+        key = int.from_bytes(prev, "big")
+        for _ in range(iterations - 1):
+            prev = prf(prev)
+            key ^= int.from_bytes(prev, "big")
+        block += 1
+        dkey += key.to_bytes(inner.digest_size, "big")
+    return dkey[:dklen]
+
+
+def _patch_hashlib(module):
+    if not hasattr(module, "pbkdf2_hmac"):
+        _pbkdf2_hmac.__module__ = "hashlib"
+        module.pbkdf2_hmac = _pbkdf2_hmac
+        names = getattr(module, "__all__", None)
+        if isinstance(names, tuple) and "pbkdf2_hmac" not in names:
+            module.__all__ = names + ("pbkdf2_hmac",)
+
+
 PATCHES = {
+    "hashlib": _patch_hashlib,
     "socket": _patch_socket,
     "socketserver": _patch_socketserver,
     "pip._vendor.distlib.scripts": _patch_distlib_scripts,
