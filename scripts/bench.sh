@@ -59,6 +59,10 @@ if [ "${1:-}" = python ]; then
 fi
 if [ "${1:-}" = django ]; then
     shift
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "bench: installing wrk (apt-get install -y wrk)" >&2
+        apt-get install -y -qq wrk >/dev/null || { echo "bench: run: apt-get install -y wrk" >&2; exit 1; }
+    fi
     context=$(examples/python/fetch.sh)
     wheels=$(examples/django-library/wheels.sh)
     exec python3 scripts/bench_django.py --capsule "$target_dir/release/capsule" --base-context "$context" \
