@@ -320,6 +320,25 @@ fn python_base_image_and_an_app_on_it() {
         std::fs::read_to_string(&merged_path).expect("read merged.txt"),
         "out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n"
     );
+    // /bin/sh, the image's shell written in Python (what shell-form RUN and CMD run):
+    // each Python program of the line in turn, found on PATH through its #! line.
+    let shell = env.run(&[
+        "run",
+        "--rm",
+        "python:3.15",
+        "/bin/sh",
+        "-c",
+        "X=1 python -c 'import os; print(os.environ[\"X\"])' && pip --version; false || echo $?",
+    ]);
+    shell.assert_clean_success();
+    assert!(
+        shell
+            .stdout
+            .starts_with("1\npip 26.3 from /usr/local/lib/python3.15/site-packages/pip")
+            && shell.stdout.ends_with("1\n"),
+        "{}",
+        shell.stdout
+    );
     // A program that binds a port the container does not publish is told which flag.
     let unpublished = env.run(&[
         "run",
@@ -373,4 +392,24 @@ fn python_base_image_and_an_app_on_it() {
     for var in ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"] {
         assert!(env_list.contains(&var), "{env_list:?}");
     }
+}
+
+/// The python image's `/bin/sh` (a shell written in Python) on the host's CPython, over
+/// the image's real bootstrap and a stand-in module: every line of its self-check (the
+/// syntax it runs, what it refuses, what it keeps apart between commands). The image
+/// test above runs it for real under Capsule.
+#[test]
+fn the_python_image_shell_passes_its_self_check() {
+    let base = examples_dir().join("python/base");
+    let out = std::process::Command::new(capsule_tests::tool("python3"))
+        .arg(base.join("tests/sh_selfcheck.py"))
+        .arg(base.join("python3.15"))
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.ends_with("all passed\n"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
