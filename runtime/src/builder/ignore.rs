@@ -117,9 +117,9 @@ impl IgnoreRules {
     }
 }
 
-/// Cleans a pattern like Go's `filepath.Clean` and drops the leading `/`. `None` means the
-/// pattern names the context itself.
-fn clean(pattern: &str) -> Result<Option<String>, &'static str> {
+/// Cleans a pattern (or a path of the context) like Go's `filepath.Clean` and drops the
+/// leading `/`. `None` means it names the context itself.
+pub(super) fn clean(pattern: &str) -> Result<Option<String>, &'static str> {
     let mut out: Vec<&str> = Vec::new();
     for comp in pattern.split('/') {
         match comp {

@@ -20,25 +20,16 @@ impl Executor<'_> {
     /// The context's path of a bind mount's `source` (`""` for its root), checked to
     /// stay inside the context.
     fn bind_source(&self, source: &str, pos: Pos) -> Result<String, BuildError> {
-        let mut parts: Vec<&str> = Vec::new();
-        for part in source.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    if parts.pop().is_none() {
-                        return Err(at(
-                            &self.file,
-                            pos,
-                            format!(
-                                "RUN --mount source={source} is outside the build context: name a directory inside it"
-                            ),
-                        ));
-                    }
-                }
-                part => parts.push(part),
-            }
+        match super::ignore::clean(source) {
+            Ok(path) => Ok(path.unwrap_or_default()),
+            Err(_) => Err(at(
+                &self.file,
+                pos,
+                format!(
+                    "RUN --mount source={source} is outside the build context: name a directory inside it"
+                ),
+            )),
         }
-        Ok(parts.join("/"))
     }
 
     /// The name (for the cache's reasons) and content hash of what a bind mount of
