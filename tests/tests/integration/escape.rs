@@ -192,6 +192,17 @@ fn host_passwd_head() -> Option<String> {
 /// never creates or changes anything outside the volume. The links the guest made are
 /// real escape routes on the host (the host follows them to the secret): Capsule
 /// resolves them inside the container instead.
+/// Absolute symlinks in the volume, made on the host: a guest may not make one
+/// (`path_symlink` with an absolute target is EPERM, as wasmtime answers), but a volume
+/// or an image can hold them, and following them must stay inside the container.
+#[cfg(unix)]
+fn plant_absolute_links(vol: &Path, links: &[(&str, &str)]) {
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, vol.join(name))
+            .unwrap_or_else(|e| panic!("plant vol/{name} -> {target}: {e}"));
+    }
+}
+
 #[test]
 pub fn escape() {
     let t = Layout::new();
@@ -223,18 +234,32 @@ pub fn escape() {
         "`..` stops at the container's /"
     );
 
-    // Symlinks out of the volume.
+    // Symlinks out of the volume: the relative ones the guest makes, the absolute ones
+    // the host planted (the guest's own attempts at them are refused with EPERM).
+    let planted_abs = format!("{}/planted-abs.txt", utf8(&t.outside));
+    let planted = [
+        ("good-abs", "/vol/inside.txt"),
+        ("abs", host_path),
+        ("chainabs", "/vol/chain1"),
+        ("root", "/"),
+        ("plant-abs", planted_abs.as_str()),
+    ];
+    #[cfg(unix)]
+    plant_absolute_links(&t.vol, &planted);
     let run = t.escape(&["symlinks", "/vol", host_path]);
     run.assert_clean_success();
     t.assert_no_secret(&run);
-    assert!(
-        run.stdout
-            .lines()
-            .filter(|l| l.starts_with("SYMLINK "))
-            .all(|l| l.ends_with(": made")),
-        "the guest could make its links:\n{}",
-        run.stdout
-    );
+    for line in run.stdout.lines().filter(|l| l.starts_with("SYMLINK ")) {
+        let absolute = planted
+            .iter()
+            .any(|(name, _)| line.starts_with(&format!("SYMLINK /vol/{name} -> ")));
+        let expected = if absolute {
+            ": failed (EPERM)"
+        } else {
+            ": made"
+        };
+        assert!(line.ends_with(expected), "{line}\n{}", run.stdout);
+    }
     // Controls: links that stay inside the volume work.
     assert_attempt(&run.stdout, "control: create DIR/inside.txt", "CREATED");
     let inside = "OPENED written by the escape guest";
@@ -313,6 +338,9 @@ fn write_outside() {
     ];
     let existed: Vec<bool> = host_targets.iter().map(|p| p.exists()).collect();
 
+    // The link to `/` is planted by the host (a guest may not make an absolute one).
+    #[cfg(unix)]
+    plant_absolute_links(&t.vol, &[("out", "/")]);
     let run = t.escape(&["write-outside", "/vol"]);
     run.assert_clean_success();
     t.assert_no_secret(&run);

@@ -361,11 +361,17 @@ impl WasiP1 {
         Ok(())
     }
 
-    /// Resolves a guest path relative to a directory descriptor.
+    /// Resolves a guest path relative to a directory descriptor. A path that starts
+    /// with `/` names no file below the descriptor: `EPERM`, as WASI's path resolution
+    /// says and wasmtime answers (wasi-libc never passes one: it resolves `/x`
+    /// against the preopens itself, so only raw callers see this).
     fn at(&mut self, fd: u32, path: &str, follow: bool) -> R<Loc> {
         let base = self.dir_fd(fd)?.loc.path.clone();
         if path.contains('\0') {
             return Err(Errno::Inval);
+        }
+        if path.starts_with('/') {
+            return Err(Errno::Perm);
         }
         self.vfs.resolve(&base, path, follow).map_err(errno)
     }
@@ -1141,6 +1147,13 @@ impl WasiP1 {
             // is EEXIST and a file ENOTDIR, before the source is looked at (as the
             // reference); a missing one is ENOENT once the source is found.
             let to = self.at(new_fd, &new_path, false)?;
+            // The descriptor's own directory (`./`): the reference looks at the source
+            // first there (ENOENT for a missing one), then answers EEXIST.
+            if to.path == self.dir_fd(new_fd)?.loc.path {
+                let from = self.at(old_fd, &old_path, follow)?;
+                self.vfs.stat(&from).map_err(errno)?;
+                return Err(Errno::Exist);
+            }
             return Err(match self.vfs.stat(&to) {
                 Ok(_) => Errno::Exist,
                 Err(e) if e.errno() == Errno::Notdir => Errno::Notdir,
@@ -1289,6 +1302,13 @@ impl WasiP1 {
         let path = mem.str(new, new_len)?;
         if target.contains('\0') {
             return Err(Errno::Inval);
+        }
+        if target.starts_with('/') {
+            // An absolute target: WASI's filesystem refuses to make one (a link that
+            // points outside any directory a descriptor grants), as wasmtime does.
+            // Links an image already holds are still followed inside the container.
+            // Refused before the new name is looked at, as the reference refuses it.
+            return Err(Errno::Perm);
         }
         if target.is_empty() {
             // An empty target names nothing: ENOENT once the new name's directory

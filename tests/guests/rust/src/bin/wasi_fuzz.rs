@@ -19,8 +19,10 @@
 //! - Symlink targets are relative, never contain `..` and never are just `.`, so
 //!   following a link never climbs higher than the path that named it: the `[escape]`
 //!   tag is exact.
-//! - Absolute symlink targets are not generated (Capsule allows them inside the
-//!   container; the conformance program `fs_symlinks` covers them).
+//! - Absolute paths (`/a`, given to a call relative to a directory descriptor) and
+//!   absolute symlink targets (`/`, `/a`) are generated: both are refused with `EPERM`.
+//!   (Until 2026-12-06 neither was generated, as absolute targets were a deliberate
+//!   difference, and so an outside suite found both answers different first.)
 //!
 //! Output never shows descriptor numbers, inode numbers or times that the program did
 //! not set itself, and directory listings are compared as sorted sets.
@@ -176,11 +178,12 @@ const BAD_FD: u32 = 900;
 
 const NAMES: [&str; 9] = ["a", "b", "c", "d", "e", "l1", "l2", ".", ".."];
 /// Every target names something at least one level below the link's directory (a
-/// target of `.` or `..` would make a path climb higher than it reads), or nothing.
-const TARGETS: [&str; 12] = [
-    "a", "b", "d", "d/e", "l1", "l2", "e/a", "d/.", "d/", "a/", "missing", "",
+/// target of `.` or `..` would make a path climb higher than it reads), or nothing, or
+/// is absolute (refused).
+const TARGETS: [&str; 14] = [
+    "a", "b", "d", "d/e", "l1", "l2", "e/a", "d/.", "d/", "a/", "missing", "", "/", "/a",
 ];
-const RIGHTS: [u64; 8] = [
+const RIGHTS: [u64; 9] = [
     0,
     1 << 1,                    // FD_READ
     1 << 6,                    // FD_WRITE
@@ -189,6 +192,7 @@ const RIGHTS: [u64; 8] = [
     (1 << 1) | (1 << 2),       // read + seek
     (1 << 14) | (1 << 13),     // readdir + path_open
     0x1fff_ffff & !(1 << 6),   // all but write
+    (1 << 1) | (1 << 6) | (1 << 2) | (1 << 5), // read, write, seek, tell
 ];
 const FDFLAGS: [u32; 7] = [0, 0, 0, 1, 4, 5, 1];
 const TIMES: [u64; 3] = [1_000_000_000, 2_000_000_123, 0];
@@ -264,6 +268,10 @@ fn gen_path(rng: &mut Rng) -> GenPath {
     }
     if rng.chance(12) {
         text.push('/');
+    }
+    // Now and then absolute: no file below any descriptor (EPERM).
+    if rng.chance(3) {
+        text.insert(0, '/');
     }
     GenPath { text, escapes }
 }
