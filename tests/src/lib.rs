@@ -211,11 +211,23 @@ impl Run {
             cmd.stdin(Stdio::piped());
         }
         let mut child = cmd.spawn().expect("spawn capsule");
-        if let Some(bytes) = stdin {
+        // stdin is written on a thread of its own while the output is read, so that a
+        // child writing much before it reads cannot deadlock the test; a child that
+        // exits without reading it all (a refused input) is an outcome, not a failure.
+        let writer = stdin.map(|bytes| {
             let mut pipe = child.stdin.take().expect("stdin pipe");
-            pipe.write_all(bytes).expect("write stdin");
-        }
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || match pipe.write_all(&bytes) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    panic!("write stdin: {e}")
+                }
+                _ => {}
+            })
+        });
         let out = child.wait_with_output().expect("wait for capsule");
+        if let Some(writer) = writer {
+            writer.join().expect("the stdin writer");
+        }
         Self {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
