@@ -108,6 +108,27 @@ pub struct TestEnv {
     module_cache: Option<PathBuf>,
 }
 
+/// A test that fails half-way (or forgets) leaves no supervisor running: the
+/// containers of its home are removed (`rm -f`, which stops a running one) before the
+/// home itself goes. Nothing here panics: this may run while a test unwinds.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let listed = std::fs::read_dir(self.home().join("containers")).is_ok_and(|dir| {
+            dir.filter_map(Result::ok)
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        });
+        if !listed {
+            return;
+        }
+        let Ok(ps) = self.capsule().args(["ps", "-aq", "--no-trunc"]).output() else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&ps.stdout).lines() {
+            let _ = self.capsule().args(["rm", "-f", id]).output();
+        }
+    }
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
@@ -133,10 +154,9 @@ impl TestEnv {
     /// A fresh home and work directory whose commands use the [`shared_module_cache`]
     /// (`CAPSULE_MODULE_CACHE`) instead of a cache in the fresh home.
     pub fn with_shared_module_cache() -> Self {
-        Self {
-            module_cache: Some(shared_module_cache()),
-            ..Self::new()
-        }
+        let mut env = Self::new();
+        env.module_cache = Some(shared_module_cache());
+        env
     }
 
     /// The Capsule home this test uses.
@@ -398,15 +418,6 @@ impl Containers {
                 "{name} never became {what}: {state}"
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let ids = self.env.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            let _ = self.env.run(&["rm", "-f", id]);
         }
     }
 }

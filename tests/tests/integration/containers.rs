@@ -19,6 +19,32 @@ impl Env {
     }
 }
 
+/// A test's home going (its test finished, or failed half-way) takes its running
+/// containers with it: no supervisor outlives the test that started it.
+#[test]
+fn a_test_that_ends_leaves_no_supervisor_running() {
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "forever", "svc", "tick", "0", "100"]);
+    env.wait_for("forever", "running", |s| s["Status"] == "running");
+    let pid = env.state("forever")["Pid"]
+        .as_u64()
+        .expect("a running container has its supervisor's pid");
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists(), "the supervisor runs");
+    drop(env);
+    let start = Instant::now();
+    // A pid may be reused, but not by a capsule supervisor of this home within seconds.
+    while proc_dir.exists()
+        && std::fs::read_to_string(proc_dir.join("cmdline")).is_ok_and(|c| c.contains("capsule"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the supervisor {pid} outlived its test"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The guest every lifecycle test runs: `service` (see `guests/c/service.c`).
 #[test]
 pub fn service() {
