@@ -138,6 +138,9 @@ pub fn run(
     };
     let control = Arc::new(Control::default());
     watch_signals(container, mode, &control);
+    if mode == Mode::Detached {
+        watch_directory(container, &control);
+    }
 
     let mut state = container.state();
     state.stopped_by_user = false;
@@ -418,6 +421,26 @@ fn watch_signals(container: &Container, _mode: Mode, control: &Arc<Control>) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// A detached container's directory deleted under it (its home removed by hand, not
+/// through `rm`): nothing can record its state any more, and nothing could stop it,
+/// so the guest is ended and the supervisor exits rather than run on as an orphan.
+fn watch_directory(container: &Container, control: &Arc<Control>) {
+    let control = control.clone();
+    let dir = container.dir.clone();
+    std::thread::spawn(move || {
+        while !control.finished.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(500));
+            if !crate::ambient::is_dir(&dir) && !control.finished.load(Ordering::SeqCst) {
+                tracing::warn!(dir = %dir.display(), "the container's directory is gone: ending it");
+                control.requested.interrupt(Interruption::Killed);
+                control.kill.interrupt(Interruption::Killed);
+                std::thread::sleep(Duration::from_secs(1));
+                std::process::exit(i32::from(crate::exit::KILLED));
+            }
         }
     });
 }

@@ -45,6 +45,31 @@ fn a_test_that_ends_leaves_no_supervisor_running() {
     }
 }
 
+/// A detached container whose directory is deleted by hand (its home removed, not
+/// `rm`) does not run on as an orphan: its supervisor ends the guest and exits.
+#[test]
+fn a_supervisor_whose_container_directory_goes_ends() {
+    let env = Env::new();
+    let id = env.ok(&["run", "-d", "--name", "orphan", "svc", "tick", "0", "100"]);
+    env.wait_for("orphan", "running", |s| s["Status"] == "running");
+    let pid = env.state("orphan")["Pid"]
+        .as_u64()
+        .expect("a running container has its supervisor's pid");
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    std::fs::remove_dir_all(env.env.home().join("containers").join(id.trim()))
+        .expect("remove the container's directory");
+    let start = Instant::now();
+    while proc_dir.exists()
+        && std::fs::read_to_string(proc_dir.join("cmdline")).is_ok_and(|c| c.contains("capsule"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the supervisor {pid} runs on without its directory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The guest every lifecycle test runs: `service` (see `guests/c/service.c`).
 #[test]
 pub fn service() {
