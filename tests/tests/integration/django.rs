@@ -33,10 +33,6 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(120);
 /// The project name `compose` takes from the directory, as Docker Compose does.
 const PROJECT: &str = "django-library";
 
-fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
 /// Runs `cmd` to completion within `limit`; past it, the process is killed and the test
 /// fails with what it printed so far. Output is read while it runs (no pipe can fill up),
 /// and a pipe that a process left behind keeps open cannot hold the test either.
@@ -125,7 +121,13 @@ impl Walkthrough {
             dir: c.env.work().join(PROJECT),
             c,
         };
-        copy_dir(&examples_dir().join(PROJECT), &w.dir);
+        // The example as a user's checkout has it: without what `wheels.sh` stages (the
+        // test runs it) and without what running Django on the host may leave.
+        super::examples::copy_dir(
+            &super::examples::examples_dir().join(PROJECT),
+            &w.dir,
+            &[".wheels", "__pycache__", "db.sqlite3"],
+        );
         w.capsule_ok(
             &["build", "-t", "python:3.15", path_str(&base)],
             BUILD_LIMIT,
@@ -241,7 +243,7 @@ impl Walkthrough {
 /// the examples' test builds it too): fails loudly, naming what is missing, when it
 /// cannot, and never waits without end.
 pub(super) fn python_base_context() -> PathBuf {
-    let script = examples_dir().join("python/fetch.sh");
+    let script = super::examples::examples_dir().join("python/fetch.sh");
     let run = bounded(&mut Command::new(&script), COMMAND_LIMIT, "fetch.sh");
     assert_eq!(
         run.code,
@@ -251,31 +253,6 @@ pub(super) fn python_base_context() -> PathBuf {
         run.stderr
     );
     PathBuf::from(run.stdout.trim())
-}
-
-/// Copies the example as a user's checkout has it: without what `wheels.sh` stages
-/// (the test runs it) and without what running Django on the host may leave.
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    let entries =
-        fs::read_dir(from).unwrap_or_else(|e| panic!("cannot list {}: {e}", from.display()));
-    for entry in entries {
-        let entry = entry.expect("directory entry");
-        let name = entry.file_name();
-        if [".wheels", "__pycache__", "db.sqlite3"]
-            .iter()
-            .any(|s| name == *s)
-        {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            fs::copy(&src, &dst)
-                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
-        }
-    }
 }
 
 fn path_str(path: &Path) -> &str {

@@ -29,7 +29,7 @@ pages in this image (from /app/data/index.txt):
 ";
 
 /// `examples/` in the repository.
-fn examples_dir() -> PathBuf {
+pub(super) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
@@ -43,7 +43,8 @@ fn copy_context(env: &TestEnv, example: &str) -> PathBuf {
     to
 }
 
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+/// Copies a directory tree, leaving out the entries named in `skip` at every level.
+pub(super) fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
     fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
     let entries =
         fs::read_dir(from).unwrap_or_else(|e| panic!("cannot list {}: {e}", from.display()));
@@ -55,7 +56,7 @@ fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
         }
         let (src, dst) = (entry.path(), to.join(&name));
         if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&src, &dst, &[]);
+            copy_dir(&src, &dst, skip);
         } else {
             fs::copy(&src, &dst)
                 .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
