@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wasi/api.h>
 
 /* Not every guest uses every helper. */
 #define HELPER static __attribute__((unused))
@@ -281,6 +282,44 @@ static void dump_tree(void) {
         free(tree_lines[i]);
     }
     fflush(stdout);
+}
+
+/* The preopen libc resolves the scratch directory against: the longest name that is
+ * a prefix of it ("/" and "." count as the empty prefix). `prefix_len`, when given,
+ * gets the length of that prefix. */
+HELPER __wasi_fd_t scratch_preopen(size_t *prefix_len) {
+    __wasi_fd_t best = 0;
+    size_t best_len = 0;
+    int found = 0;
+    for (__wasi_fd_t fd = 3; fd < 64; fd++) {
+        __wasi_prestat_t pre;
+        if (__wasi_fd_prestat_get(fd, &pre) != 0)
+            continue;
+        char name[256];
+        size_t len = pre.u.dir.pr_name_len;
+        if (len >= sizeof name || __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, len) != 0)
+            continue;
+        name[len] = '\0';
+        size_t match = 0;
+        if (strcmp(name, "/") == 0 || strcmp(name, ".") == 0)
+            match = 0;
+        else if (strncmp(scratch, name, len) == 0 && (scratch[len] == '\0' || scratch[len] == '/'))
+            match = len;
+        else
+            continue;
+        if (!found || match > best_len) {
+            best = fd;
+            best_len = match;
+            found = 1;
+        }
+    }
+    if (!found) {
+        printf("FATAL no preopen covers %s\n", scratch);
+        exit(1);
+    }
+    if (prefix_len)
+        *prefix_len = best_len;
+    return best;
 }
 
 #endif
