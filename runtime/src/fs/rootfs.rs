@@ -75,48 +75,49 @@ impl RootFs {
     /// [`RootFsError`] when a layer, mount or the workdir cannot be set up.
     pub fn assemble(spec: &RunSpec) -> Result<Self, RootFsError> {
         let (root, scratch) = root_backend(spec, spec.upper.as_deref())?;
-        let workdir = spec.workdir.as_str();
-        let in_a_mount = workdir == "/tmp"
-            || workdir.starts_with("/tmp/")
-            || spec
-                .mounts
-                .iter()
-                .map(|m| &m.guest)
-                .chain(spec.tmpfs.iter().map(|t| &t.guest))
-                .any(|guest| spec.workdir.strip_prefix(guest).is_some());
-        if spec.read_only && !spec.workdir.is_root() && !in_a_mount {
-            // `--read-only` keeps the guest from writing to `/`; the workdir is made
-            // before it is (as Docker makes it before the root is remounted read-only).
-            let writable = Vfs::new(root.clone(), false);
-            ensure_dir(&writable, &spec.workdir).map_err(|e| RootFsError::Workdir {
-                workdir: spec.workdir.clone(),
-                errno: e.errno(),
-            })?;
-        }
-        // A mount whose parent directory the image lacks (`-v x:/lib/app` without
-        // `/lib`) is reached through that parent: it is made in the writable layer,
-        // as Docker makes a mount point's missing directories. A parent inside another
-        // mount is that mount's business, and one that cannot be made (a file is
-        // there) leaves the mount unreachable, as before.
+        // Where each mount (host directory or tmpfs) is seen.
         let targets: Vec<&GuestPath> = spec
             .mounts
             .iter()
             .map(|m| &m.guest)
             .chain(spec.tmpfs.iter().map(|t| &t.guest))
             .collect();
-        let writable = Vfs::new(root.clone(), false);
-        for target in &targets {
-            let Some((parent, _)) = target.as_str().rsplit_once('/') else {
-                continue;
-            };
-            let Ok(parent) = GuestPath::parse(parent) else {
-                continue;
-            };
-            let inside_another = targets
+        let workdir = spec.workdir.as_str();
+        let in_a_mount = workdir == "/tmp"
+            || workdir.starts_with("/tmp/")
+            || targets
                 .iter()
-                .any(|other| other != target && parent.strip_prefix(other).is_some());
-            if !parent.is_root() && parent.as_str() != "/tmp" && !inside_another {
-                let _ = ensure_dir(&writable, &parent);
+                .any(|guest| spec.workdir.strip_prefix(guest).is_some());
+        // `--read-only` keeps the guest from writing to `/`; the workdir is made
+        // before it is (as Docker makes it before the root is remounted read-only).
+        let make_workdir = spec.read_only && !spec.workdir.is_root() && !in_a_mount;
+        // A mount whose parent directory the image lacks (`-v x:/lib/app` without
+        // `/lib`) is reached through that parent: it is made in the writable layer,
+        // as Docker makes a mount point's missing directories. A parent inside another
+        // mount is that mount's business, and one that cannot be made (a file is
+        // there) leaves the mount unreachable, as before.
+        let parents: Vec<GuestPath> = targets
+            .iter()
+            .filter_map(|target| {
+                let (parent, _) = target.as_str().rsplit_once('/')?;
+                let parent = GuestPath::parse(parent).ok()?;
+                let inside_another = targets
+                    .iter()
+                    .any(|other| other != target && parent.strip_prefix(other).is_some());
+                (!parent.is_root() && parent.as_str() != "/tmp" && !inside_another)
+                    .then_some(parent)
+            })
+            .collect();
+        if make_workdir || !parents.is_empty() {
+            let writable = Vfs::new(root.clone(), false);
+            if make_workdir {
+                ensure_dir(&writable, &spec.workdir).map_err(|e| RootFsError::Workdir {
+                    workdir: spec.workdir.clone(),
+                    errno: e.errno(),
+                })?;
+            }
+            for parent in &parents {
+                let _ = ensure_dir(&writable, parent);
             }
         }
         let mut vfs = Vfs::new(root, spec.read_only);
