@@ -21,6 +21,9 @@ use crate::spec::{Entry, GuestPath, RunSpec};
 /// Docker's `PATH` for a container whose image and flags set none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The `env` of `#!/usr/bin/env NAME`.
+const ENV: &str = "/usr/bin/env";
+
 /// How many `#!` interpreters deep a program may go (Linux's `BINPRM` recursion limit).
 const MAX_INTERPRETERS: usize = 4;
 
@@ -67,13 +70,13 @@ pub struct Found {
 /// [`CommandError`] for a name found nowhere, a bad `#!` line or too many of them.
 pub fn find(vfs: &Vfs, spec: &RunSpec, named: &GuestPath) -> Result<Found, CommandError> {
     let argv0 = spec.args.first().map_or("", String::as_str);
+    let search = path_of(spec);
     let path = if argv0.is_empty() || argv0.contains('/') {
         named.clone()
     } else {
-        let search = path_of(spec);
         match on_path(vfs, argv0, search) {
             Some(found) => found,
-            None if is_file(vfs, named) => named.clone(),
+            None if is_file(vfs, named.as_str()) => named.clone(),
             None => {
                 return Err(CommandError::NotFound {
                     name: argv0.to_owned(),
@@ -96,27 +99,26 @@ pub fn find(vfs: &Vfs, spec: &RunSpec, named: &GuestPath) -> Result<Found, Comma
         if interpreter.is_empty() {
             return Err(CommandError::NoInterpreter { script: found.path });
         }
-        let (mut program, export) = crate::spec::split_program(interpreter);
-        let mut argument = argument;
-        let search = path_of(spec);
+        let (program, export) = crate::spec::split_program(interpreter);
         // `#!/usr/bin/env NAME`, in an image without `env`: the name is found on PATH,
         // as `env` would find it.
-        let via_env = (program == "/usr/bin/env" && !is_file(vfs, &env_path()))
-            .then(|| argument.filter(|a| !a.contains([' ', '\t'])))
+        let via_env = (program == ENV && !is_file(vfs, ENV))
+            .then_some(argument)
             .flatten()
-            .and_then(|name| on_path(vfs, name, search).map(|p| (name, p)));
-        if let Some((name, _)) = via_env {
-            program = name;
-            argument = None;
-        }
-        let interpreter_path = if let Some((_, found)) = via_env {
-            Ok(found)
-        } else if program.starts_with('/') {
-            GuestPath::parse(program)
-        } else {
-            GuestPath::parse(&format!("{}/{program}", spec.workdir))
-        }
-        .map_err(|e| CommandError::Path(program.to_owned(), e.to_string()))?;
+            .filter(|name| !name.contains([' ', '\t']))
+            .and_then(|name| Some((name, on_path(vfs, name, search)?)));
+        let (program, argument, interpreter_path) = match via_env {
+            Some((name, path)) => (name, None, path),
+            None => {
+                let path = if program.starts_with('/') {
+                    GuestPath::parse(program)
+                } else {
+                    GuestPath::parse(&format!("{}/{program}", spec.workdir))
+                }
+                .map_err(|e| CommandError::Path(program.to_owned(), e.to_string()))?;
+                (program, argument, path)
+            }
+        };
         let mut args = vec![program.to_owned()];
         args.extend(argument.map(str::to_owned));
         args.push(found.path.as_str().to_owned());
@@ -139,10 +141,6 @@ fn path_of(spec: &RunSpec) -> &str {
         .map_or(DEFAULT_PATH, |(_, v)| v.as_str())
 }
 
-fn env_path() -> GuestPath {
-    GuestPath::parse("/usr/bin/env").unwrap_or_else(|_| GuestPath::root())
-}
-
 /// `spec` with `found`'s program: the arguments and, when an interpreter line named
 /// one, the export to call.
 pub fn apply(spec: &RunSpec, found: &Found) -> RunSpec {
@@ -162,11 +160,11 @@ fn on_path(vfs: &Vfs, name: &str, search: &str) -> Option<GuestPath> {
         // is absolute, and a relative entry is skipped as Docker's lookup skips it.
         .filter(|dir| dir.starts_with('/'))
         .filter_map(|dir| GuestPath::parse(&format!("{}/{name}", dir.trim_end_matches('/'))).ok())
-        .find(|candidate| is_file(vfs, candidate))
+        .find(|candidate| is_file(vfs, candidate.as_str()))
 }
 
-fn is_file(vfs: &Vfs, path: &GuestPath) -> bool {
-    vfs.resolve("", path.as_str(), true)
+fn is_file(vfs: &Vfs, path: &str) -> bool {
+    vfs.resolve("", path, true)
         .and_then(|loc| vfs.kind(&loc))
         .is_ok_and(|kind| kind == Kind::File)
 }
