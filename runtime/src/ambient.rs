@@ -265,3 +265,64 @@ pub fn file_identity(path: &Path) -> Option<String> {
         meta.len()
     ))
 }
+
+/// `path` made absolute against the current directory (not resolved: no link is
+/// followed), for handing a user-named path to another process.
+///
+/// # Errors
+/// The host's error reading the current directory.
+pub fn absolute(path: &Path) -> io::Result<PathBuf> {
+    std::path::absolute(path)
+}
+
+/// The path a Unix socket `name` in `dir` is bound or reached by: as it is when short
+/// enough for `sockaddr_un` (108 bytes on Linux, 104 on macOS), else through
+/// `/proc/self/fd` and the handle `dir` (Linux), which the caller keeps open meanwhile.
+#[cfg(unix)]
+fn socket_path(dir: &Path, name: &str, handle: &Dir) -> PathBuf {
+    let direct = dir.join(name);
+    if direct.as_os_str().len() < 100 || !cfg!(target_os = "linux") {
+        return direct;
+    }
+    use std::os::fd::{AsFd, AsRawFd};
+    PathBuf::from(format!(
+        "/proc/self/fd/{}/{name}",
+        handle.as_fd().as_raw_fd()
+    ))
+}
+
+/// Listens on a Unix socket `name` in `dir`, reachable by its owner only (mode 0600;
+/// made under a temporary name and renamed into place, so it is never seen with
+/// another mode). A stale socket there is replaced.
+///
+/// # Errors
+/// The host's error.
+#[cfg(unix)]
+pub fn bind_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let handle = open_dir(dir)?;
+    let temp = format!(".{name}.{}", std::process::id());
+    let _ = handle.remove_file(&temp);
+    let listener = std::os::unix::net::UnixListener::bind(socket_path(dir, &temp, &handle))?;
+    let done = handle
+        .set_permissions(
+            &temp,
+            cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(0o600)),
+        )
+        .and_then(|()| handle.rename(&temp, &handle, name));
+    if let Err(e) = done {
+        let _ = handle.remove_file(&temp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+/// Connects to the Unix socket `name` in `dir`.
+///
+/// # Errors
+/// The host's error (`NotFound`, `ConnectionRefused` when nothing listens).
+#[cfg(unix)]
+pub fn connect_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixStream> {
+    let handle = open_dir(dir)?;
+    std::os::unix::net::UnixStream::connect(socket_path(dir, name, &handle))
+}

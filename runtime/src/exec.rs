@@ -6,6 +6,8 @@ use crate::engine::{Deadline, Engine, Interrupt, Interruption};
 use crate::spec::{Entry, GuestPath, RunSpec, UnknownImports};
 use crate::wasi::{self, WasiState};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use wasmtime::{ExternType, Linker, Module, Store, Val, ValType};
 
 /// How a run ended.
@@ -180,25 +182,66 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
 /// Bytes a table element is counted as: wasmtime keeps a pointer per element.
 const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
-/// `--memory`: the bytes of all linear memories and tables of a run together. A grow
-/// past it is refused (`memory.grow` returns -1, `table.grow` -1), and remembered, so
-/// that a guest dying after it is reported out of memory.
+/// What a run in a container counts as it goes: the memory of every program in a
+/// container together is held to the container's `--memory`, and `capsule stats` and
+/// `top` read these while they run.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Bytes of linear memory and tables of every program of the container.
+    pub container_memory: Arc<AtomicU64>,
+    /// Bytes of linear memory and tables of this program.
+    pub memory: Arc<AtomicU64>,
+    /// Descriptors this program holds open.
+    pub fds: Arc<AtomicUsize>,
+    /// The container's freeze gate ([`crate::wasi::freeze`]).
+    pub freeze: Arc<crate::wasi::freeze::Freeze>,
+}
+
+/// `--memory`: the bytes of all linear memories and tables of a run together — of all
+/// the programs of its container, when the gauges are shared. A grow past it is
+/// refused (`memory.grow` returns -1, `table.grow` -1), and remembered, so that a
+/// guest dying after it is reported out of memory. What a program holds is given
+/// back to its container when it ends.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     limit: u64,
+    /// This program's bytes.
     used: u64,
     /// The last grow allowed, taken back if wasmtime then fails it.
     pending: u64,
     refused: bool,
+    /// The container's gauges, when the program runs in one.
+    gauges: Option<Gauges>,
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        if let Some(gauges) = &self.gauges {
+            gauges
+                .container_memory
+                .fetch_sub(self.used, Ordering::AcqRel);
+            gauges.memory.store(0, Ordering::Release);
+        }
+    }
 }
 
 impl MemoryLimiter {
+    /// A limit of `limit` bytes for one program alone.
     pub(crate) fn new(limit: u64) -> Self {
         Self {
             limit,
             used: 0,
             pending: 0,
             refused: false,
+            gauges: None,
+        }
+    }
+
+    /// A limit of `limit` bytes for all the programs sharing `gauges` together.
+    pub(crate) fn shared(limit: u64, gauges: Gauges) -> Self {
+        Self {
+            gauges: Some(gauges),
+            ..Self::new(limit)
         }
     }
 
@@ -208,21 +251,35 @@ impl MemoryLimiter {
             return false;
         }
         let delta = desired.saturating_sub(current);
-        match self.used.checked_add(delta) {
-            Some(total) if total <= self.limit => {
-                self.used = total;
-                self.pending = delta;
-                true
-            }
-            _ => {
-                self.refused = true;
-                false
-            }
+        let limit = self.limit;
+        let fits = |total: u64| total.checked_add(delta).filter(|t| *t <= limit);
+        let allowed = match &self.gauges {
+            Some(gauges) => gauges
+                .container_memory
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, fits)
+                .is_ok(),
+            None => fits(self.used).is_some(),
+        };
+        if !allowed {
+            self.refused = true;
+            return false;
         }
+        self.used += delta;
+        self.pending = delta;
+        if let Some(gauges) = &self.gauges {
+            gauges.memory.store(self.used, Ordering::Release);
+        }
+        true
     }
 
     fn failed(&mut self) {
         self.used = self.used.saturating_sub(self.pending);
+        if let Some(gauges) = &self.gauges {
+            gauges
+                .container_memory
+                .fetch_sub(self.pending, Ordering::AcqRel);
+            gauges.memory.store(self.used, Ordering::Release);
+        }
         self.pending = 0;
     }
 
@@ -276,21 +333,23 @@ pub fn run_in(
     engine: &Engine,
     module: &Module,
     spec: &RunSpec,
-    wasi: WasiState,
+    mut wasi: WasiState,
     captured: Option<wasi::Captured>,
     interrupt: &Interrupt,
+    gauges: Option<&Gauges>,
 ) -> Result<RunOutput, RunError> {
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
     wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
         .map_err(|e| RunError::Link(format!("{e:#}")))?;
     let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
-    let mut store = Store::new(
-        engine.wasmtime(),
-        StoreData {
-            wasi,
-            memory: MemoryLimiter::new(memory_limit),
-        },
-    );
+    let memory = match gauges {
+        Some(gauges) => {
+            wasi.share(gauges);
+            MemoryLimiter::shared(memory_limit, gauges.clone())
+        }
+        None => MemoryLimiter::new(memory_limit),
+    };
+    let mut store = Store::new(engine.wasmtime(), StoreData { wasi, memory });
     store.limiter(|d: &mut StoreData| &mut d.memory);
     match (spec.limits.fuel, engine.fuel()) {
         (Some(fuel), true) => store
@@ -607,7 +666,8 @@ fn format_val(v: &Val) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::MemoryLimiter;
+    use super::{Gauges, MemoryLimiter};
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn the_memory_limiter_counts_every_memory_and_remembers_a_refusal() {
@@ -624,5 +684,25 @@ mod tests {
         assert!(limiter.grow(256 << 10, 512 << 10, None));
         limiter.failed();
         assert_eq!(limiter.used, 768 << 10);
+    }
+
+    #[test]
+    fn programs_sharing_gauges_share_one_limit_and_give_back_what_they_held() {
+        let gauges = Gauges::default();
+        let mut first = MemoryLimiter::shared(1 << 20, gauges.clone());
+        let second_gauges = Gauges {
+            memory: std::sync::Arc::default(),
+            ..gauges.clone()
+        };
+        let mut second = MemoryLimiter::shared(1 << 20, second_gauges.clone());
+        assert!(first.grow(0, 768 << 10, None));
+        assert!(!second.grow(0, 512 << 10, None), "past the shared limit");
+        assert!(second.refused);
+        assert!(second.grow(0, 256 << 10, None));
+        assert_eq!(gauges.container_memory.load(Ordering::SeqCst), 1 << 20);
+        assert_eq!(second_gauges.memory.load(Ordering::SeqCst), 256 << 10);
+        drop(first);
+        assert_eq!(gauges.container_memory.load(Ordering::SeqCst), 256 << 10);
+        assert!(second.grow(256 << 10, 768 << 10, None), "room given back");
     }
 }

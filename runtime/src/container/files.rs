@@ -1,7 +1,13 @@
 //! A container's files as data: `diff` (its changes against its image), `commit` (a
 //! new image from them) and `cp` (copying in and out through the container's own
-//! filesystem, so a path or symlink can never lead out of it). All work on a stopped
-//! container: they assemble its filesystem from its recorded spec.
+//! filesystem, so a path or symlink can never lead out of it).
+//!
+//! A stopped container's filesystem is assembled here from its recorded spec. A
+//! running one has one owner, the process that runs it: `cp` goes to it through the
+//! control channel ([`super::control`]) and works on the filesystem the guest sees
+//! (a file copied in is seen at once; one copied out is read with the guest's writes
+//! held back), and `diff` and `commit` read the writable layer while the owner holds
+//! the container's filesystem still, as `docker commit` pauses a container.
 
 use super::{Container, ContainerError};
 use crate::fs::Vfs;
@@ -59,6 +65,7 @@ fn spec_of(container: &Container) -> Result<&crate::spec::RunSpec, FilesError> {
 /// [`FilesError`] when the writable layer or the image's layers cannot be read.
 pub fn diff(container: &Container) -> Result<Vec<Change>, FilesError> {
     let spec = spec_of(container)?;
+    let _still = hold_still(container)?;
     let entries = list_upper(&container.dir.join("upper")).map_err(FilesError::Upper)?;
     let lower = if spec.layers.is_empty() {
         None
@@ -85,6 +92,7 @@ pub fn commit(
     created_by: &str,
 ) -> Result<Image, FilesError> {
     let base = images.resolve(&container.config.image_id)?;
+    let _still = hold_still(container)?;
     let upper = container.dir.join("upper");
     let entries = list_upper(&upper).map_err(FilesError::Upper)?;
     let plan = LayerPlan::of_upper(&upper, &entries).map_err(FilesError::Upper)?;
@@ -116,6 +124,103 @@ pub fn commit(
         epoch,
     )?;
     Ok(images.write_image(&config, &layers)?)
+}
+
+/// While the returned connection is open, the process that runs `container` (if one
+/// does) holds its filesystem still: no guest call that changes a file runs.
+#[cfg(unix)]
+fn hold_still(container: &Container) -> Result<Option<super::control::Answer>, FilesError> {
+    super::control::call(&container.dir, super::control::Request::Freeze, &[], None)
+        .map_err(owner_err)
+}
+
+#[cfg(not(unix))]
+fn hold_still(_container: &Container) -> Result<Option<()>, FilesError> {
+    Ok(None)
+}
+
+#[cfg(unix)]
+fn owner_err(e: super::control::ControlError) -> FilesError {
+    match e {
+        super::control::ControlError::Refused(text) => FilesError::Refused(text),
+        e => FilesError::Refused(crate::container::owner::line_of(&e)),
+    }
+}
+
+/// A host path as the process that runs the container (whose current directory is
+/// not ours) finds the same entry: absolute, ending in `/` when it names a directory
+/// as such (`.`, `..`, `dir/`), as [`open_destination`] reads it.
+#[cfg(unix)]
+fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
+    let absolute = crate::ambient::absolute(host).map_err(host_err(host))?;
+    let as_dir = host.file_name().is_none() || host.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if as_dir && !absolute.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        let mut text = absolute.into_os_string();
+        text.push("/");
+        return Ok(PathBuf::from(text));
+    }
+    Ok(absolute)
+}
+
+/// `cp` out of a running container, through its owner; `to` given back when no
+/// process runs it.
+#[cfg(unix)]
+fn copy_out_running<'a>(
+    container: &Container,
+    guest: &str,
+    to: CopyOut<'a>,
+) -> Result<Result<u64, CopyOut<'a>>, FilesError> {
+    use super::control::{Reply, Request, call, copy_chunks, read_line};
+    let host = match &to {
+        CopyOut::Path(host) => Some(for_owner(host)?),
+        CopyOut::Tar(_) => None,
+    };
+    let request = Request::CopyOut {
+        guest: guest.to_owned(),
+        host,
+    };
+    let Some(mut answer) = call(&container.dir, request, &[], None).map_err(owner_err)? else {
+        return Ok(Err(to));
+    };
+    match to {
+        CopyOut::Path(_) => Ok(Ok(answer.value.as_u64().unwrap_or(0))),
+        CopyOut::Tar(out) => {
+            copy_chunks(&mut answer.stream, out).map_err(host_err(Path::new("-")))?;
+            out.flush().map_err(host_err(Path::new("-")))?;
+            let status: Reply = read_line(&mut answer.stream).map_err(owner_err)?;
+            match status.error {
+                None => Ok(Ok(status.value.as_u64().unwrap_or(0))),
+                Some(text) => Err(FilesError::Refused(text)),
+            }
+        }
+    }
+}
+
+/// `cp` into a running container, through its owner; `from` given back when no
+/// process runs it.
+#[cfg(unix)]
+fn copy_in_running<'a>(
+    container: &Container,
+    from: CopyIn<'a>,
+    guest: &str,
+) -> Result<Result<u64, CopyIn<'a>>, FilesError> {
+    use super::control::{Request, connect};
+    let Some(connection) = connect(&container.dir).map_err(owner_err)? else {
+        return Ok(Err(from));
+    };
+    let (host, body) = match from {
+        CopyIn::Path(host) => {
+            plain_host_name(host)?;
+            (Some(for_owner(host)?), None)
+        }
+        CopyIn::Tar(input) => (None, Some(input)),
+    };
+    let request = Request::CopyIn {
+        guest: guest.to_owned(),
+        host,
+    };
+    let answer = connection.send(request, &[], body).map_err(owner_err)?;
+    Ok(Ok(answer.value.as_u64().unwrap_or(0)))
 }
 
 fn guest_err(path: &str) -> impl Fn(crate::fs::FsError) -> FilesError + '_ {
@@ -219,10 +324,31 @@ impl std::fmt::Debug for CopyIn<'_> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
+    #[cfg(unix)]
+    let to = match copy_out_running(container, guest, to)? {
+        Ok(count) => return Ok(count),
+        Err(to) => to,
+    };
     let root = RootFs::assemble(spec_of(container)?)?;
-    let vfs = root.vfs();
+    copy_out_vfs(root.vfs(), guest, to)
+}
+
+/// That `guest` is there to copy out.
+///
+/// # Errors
+/// [`FilesError::Guest`] when it is not.
+pub fn check_guest_path(vfs: &Vfs, guest: &str) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
     vfs.stat(&loc).map_err(guest_err(guest))?;
+    Ok(())
+}
+
+/// [`copy_out`] from the filesystem `vfs`.
+///
+/// # Errors
+/// [`FilesError`].
+pub fn copy_out_vfs(vfs: &Vfs, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
+    check_guest_path(vfs, guest)?;
     let name = guest
         .trim_end_matches('/')
         .rsplit('/')
@@ -547,8 +673,30 @@ fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
+    #[cfg(unix)]
+    let from = match copy_in_running(container, from, guest)? {
+        Ok(count) => return Ok(count),
+        Err(from) => from,
+    };
     let root = RootFs::assemble(spec_of(container)?)?;
-    let vfs = root.vfs();
+    copy_in_vfs(root.vfs(), from, guest)
+}
+
+/// The name a host entry copied in takes.
+fn plain_host_name(host: &Path) -> Result<&str, FilesError> {
+    host.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| plain_name(n))
+        .ok_or_else(|| {
+            FilesError::Refused(format!("{}: not a file or directory name", host.display()))
+        })
+}
+
+/// [`copy_in`] into the filesystem `vfs`.
+///
+/// # Errors
+/// [`FilesError`].
+pub fn copy_in_vfs(vfs: &Vfs, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
     let host = match from {
         CopyIn::Path(host) => host,
         CopyIn::Tar(input) => {
@@ -579,14 +727,7 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
             return result.map(|()| count);
         }
     };
-    let name = host
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| plain_name(n))
-        .ok_or_else(|| {
-            FilesError::Refused(format!("{}: not a file or directory name", host.display()))
-        })?
-        .to_owned();
+    let name = plain_host_name(host)?.to_owned();
     let (parent, host_name) = crate::ambient::open_parent(host).map_err(host_err(host))?;
     let entry = open_host_entry(&parent, &host_name).map_err(host_err(host))?;
     let target = match vfs.resolve("", guest, true).and_then(|l| vfs.stat(&l)) {

@@ -10,9 +10,14 @@
 //! Every guest runs through the one [`runner`].
 
 pub mod command;
+#[cfg(unix)]
+pub mod control;
 pub mod files;
 pub mod lifecycle;
+pub mod live;
 pub mod logs;
+#[cfg(unix)]
+pub mod owner;
 pub mod prepare;
 pub mod runner;
 pub mod state;

@@ -6,7 +6,8 @@
 
 use crate::engine::Interrupt;
 use crate::engine::{CacheOutcome, Engine, EngineError, EngineOptions, FeatureSet, ModuleCache};
-use crate::exec::{self, RunError, RunOutput};
+use crate::exec::{self, Gauges, RunError, RunOutput};
+use crate::fs::Vfs;
 use crate::fs::rootfs::RootFs;
 use crate::spec::{GuestPath, RunSpec};
 use crate::wasi::{Stdio, WasiState};
@@ -27,6 +28,18 @@ pub enum Program {
     },
     /// A module already compiled by this runner's engine (the SDK's modules).
     Compiled(wasmtime::Module),
+}
+
+/// Where a run happens: alone (the default: a root filesystem of its own, assembled
+/// from the spec), as the main program of a container whose other programs share its
+/// gauges, or beside a running one (`capsule exec`) in the filesystem it assembled.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    /// The container's gauges (its memory limit for all its programs together, its
+    /// freeze gate) with this program's own.
+    pub gauges: Option<Gauges>,
+    /// The filesystem of the running container this program joins.
+    pub beside: Option<std::sync::Arc<Vfs>>,
 }
 
 /// An engine and the compiled-module cache, shared by every run of a process.
@@ -159,11 +172,19 @@ impl Runner {
         stdio: &Stdio,
         interrupt: &Interrupt,
     ) -> Result<RunOutput, RunError> {
-        self.run_observed(spec, program, stdio, interrupt, &mut || {})
+        self.run_observed(
+            spec,
+            program,
+            stdio,
+            interrupt,
+            &Place::default(),
+            &mut |_| {},
+        )
     }
 
-    /// As [`Runner::run`], calling `on_start` once the module is ready and its world
-    /// set up, just before the guest's first instruction.
+    /// As [`Runner::run`], in `place`, calling `on_start` with the guest's filesystem
+    /// once the module is ready and its world set up, just before the guest's first
+    /// instruction.
     ///
     /// # Errors
     /// As [`Runner::run`].
@@ -173,7 +194,8 @@ impl Runner {
         program: &Program,
         stdio: &Stdio,
         interrupt: &Interrupt,
-        on_start: &mut dyn FnMut(),
+        place: &Place,
+        on_start: &mut dyn FnMut(&std::sync::Arc<Vfs>),
     ) -> Result<RunOutput, RunError> {
         let fuel = spec.limits.fuel.is_some();
         if fuel != self.engine.fuel() {
@@ -193,9 +215,12 @@ impl Runner {
             let runner = self
                 .for_options(&options)
                 .map_err(|e| RunError::Link(e.to_string()))?;
-            return runner.run_observed(spec, program, stdio, interrupt, on_start);
+            return runner.run_observed(spec, program, stdio, interrupt, place, on_start);
         }
-        let root = RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?;
+        let root = match &place.beside {
+            Some(vfs) => Root::Beside(vfs.clone()),
+            None => Root::Own(RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?),
+        };
         let mut found_spec = None;
         let module = match program {
             Program::Bytes { name, wasm } => self.compile(name, wasm)?,
@@ -221,10 +246,13 @@ impl Runner {
                 match cached {
                     Some(module) => module,
                     None => {
-                        let wasm = root.read_file(path).map_err(|source| RunError::Program {
-                            path: path.clone(),
-                            source,
-                        })?;
+                        let wasm =
+                            crate::fs::rootfs::read_file(root.vfs(), path).map_err(|source| {
+                                RunError::Program {
+                                    path: path.clone(),
+                                    source,
+                                }
+                            })?;
                         let wasm = crate::module::core_module_bytes(path.as_str(), &wasm)?;
                         let module = self.compile_core(path.as_str(), &wasm)?;
                         if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
@@ -236,11 +264,40 @@ impl Runner {
             }
         };
         let spec = found_spec.as_ref().unwrap_or(spec);
-        // Published ports are bound here, after the module is ready and just before
-        // the guest starts, so a run that cannot start holds no port.
-        let listeners = crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;
-        let (world, captured) = WasiState::new(root, spec, stdio, listeners)?;
-        on_start();
-        exec::run_in(&self.engine, &module, spec, world, captured, interrupt)
+        let (world, captured) = match root {
+            Root::Own(root) => {
+                // Published ports are bound here, after the module is ready and just
+                // before the guest starts, so a run that cannot start holds no port.
+                let listeners =
+                    crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;
+                WasiState::new(root, spec, stdio, listeners)?
+            }
+            Root::Beside(vfs) => WasiState::beside(vfs, spec, stdio)?,
+        };
+        on_start(world.vfs());
+        exec::run_in(
+            &self.engine,
+            &module,
+            spec,
+            world,
+            captured,
+            interrupt,
+            place.gauges.as_ref(),
+        )
+    }
+}
+
+/// The filesystem a run assembled, or the one of the container it joins.
+enum Root {
+    Own(RootFs),
+    Beside(std::sync::Arc<Vfs>),
+}
+
+impl Root {
+    fn vfs(&self) -> &Vfs {
+        match self {
+            Root::Own(root) => root.vfs(),
+            Root::Beside(vfs) => vfs,
+        }
     }
 }

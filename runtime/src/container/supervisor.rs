@@ -141,6 +141,26 @@ pub fn run(
     if mode == Mode::Detached {
         watch_directory(container, &control);
     }
+    // The one owner of the running container: other commands reach it here.
+    let live = super::live::Live::new();
+    #[cfg(unix)]
+    let _listening = {
+        let (stop_control, dir, rm) = (control.clone(), container.dir.clone(), container.config.rm);
+        let owner = super::owner::Owner {
+            name: container.name().to_owned(),
+            live: live.clone(),
+            spec: spec.clone(),
+            runner: runner.clone().into_owned(),
+            stop: Box::new(move |grace| begin_stop(&stop_control, grace, &dir, rm)),
+        };
+        match super::control::listen(&container.dir, move |incoming| owner.handle(incoming)) {
+            Ok(listening) => Some(listening),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the container's control channel");
+                None
+            }
+        }
+    };
 
     let mut state = container.state();
     state.stopped_by_user = false;
@@ -156,12 +176,23 @@ pub fn run(
         container.write_state(&state)?;
         let began = Instant::now();
         let mut started = false;
-        let result = runner.run_observed(&spec, &program, &stdio, &control.kill, &mut || {
-            if first {
-                started = true;
-                on_started(Ok(()));
-            }
-        });
+        let main = live.register(spec.args.clone(), false);
+        let place = super::runner::Place {
+            gauges: Some(main.program.gauges.clone()),
+            beside: None,
+        };
+        let result =
+            runner.run_observed(&spec, &program, &stdio, &control.kill, &place, &mut |fs| {
+                live.set_fs(Some(fs.clone()));
+                if first {
+                    started = true;
+                    on_started(Ok(()));
+                }
+            });
+        // Programs started by `exec` end with the container's.
+        live.set_fs(None);
+        live.end_others();
+        drop(main);
         log.end_run();
         let (exit, output, error) = match result {
             Ok(output) => {
@@ -252,6 +283,17 @@ pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, Cont
     let Some(pid) = state.pid else {
         return Ok(false);
     };
+    // Asked of the owner first; the request file and a signal are for one that does
+    // not answer (started by a Capsule without the control channel).
+    #[cfg(unix)]
+    {
+        let request = super::control::Request::Stop {
+            grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        };
+        if let Ok(Some(_)) = super::control::call(&container.dir, request, &[], None) {
+            return Ok(true);
+        }
+    }
     super::write_unsynced(
         &container.dir,
         STOP_REQUEST,
@@ -381,23 +423,31 @@ fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
                 }
                 (None, _, Mode::Detached) => continue,
             };
-            control.requested.interrupt(Interruption::Killed);
-            let control = control.clone();
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                if !grace.is_zero() {
-                    // Ends early only if the guest finishes by itself.
-                    let deadline = Instant::now() + grace;
-                    while Instant::now() < deadline && !control.finished.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(10).min(grace));
-                    }
-                }
-                control.kill.interrupt(Interruption::Killed);
-                std::thread::sleep(Duration::from_secs(1));
-                if !control.finished.load(Ordering::SeqCst) {
-                    watchdog_exit(&dir, rm, &control);
-                }
-            });
+            begin_stop(&control, grace, &dir, rm);
+        }
+    });
+}
+
+/// A stop asked for (a `stop` or `kill` request, a signal): no more restarts; the
+/// guest is interrupted after `grace` (unless it ends by itself first), and if it is
+/// still blocked in the host a second later, the state is written and the process
+/// exits.
+fn begin_stop(control: &Arc<Control>, grace: Duration, dir: &std::path::Path, rm: bool) {
+    control.requested.interrupt(Interruption::Killed);
+    let control = control.clone();
+    let dir = dir.to_owned();
+    std::thread::spawn(move || {
+        if !grace.is_zero() {
+            // Ends early only if the guest finishes by itself.
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline && !control.finished.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10).min(grace));
+            }
+        }
+        control.kill.interrupt(Interruption::Killed);
+        std::thread::sleep(Duration::from_secs(1));
+        if !control.finished.load(Ordering::SeqCst) {
+            watchdog_exit(&dir, rm, &control);
         }
     });
 }

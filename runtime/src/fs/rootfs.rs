@@ -194,7 +194,16 @@ impl RootFs {
     /// # Errors
     /// The errno of the lookup or read (`ENOENT`, `EISDIR`, ...).
     pub fn read_file(&self, path: &GuestPath) -> Result<Vec<u8>, FsError> {
-        let vfs = &self.vfs;
+        read_file(&self.vfs, path)
+    }
+}
+
+/// Reads a whole file of `vfs` (following symlinks inside it).
+///
+/// # Errors
+/// The filesystem's error; `EISDIR` for anything but a file.
+pub fn read_file(vfs: &Vfs, path: &GuestPath) -> Result<Vec<u8>, FsError> {
+    {
         let loc = vfs.resolve("", path.as_str(), true)?;
         if vfs.stat(&loc)?.kind != Kind::File {
             return Err(Errno::Isdir.into());

@@ -11,6 +11,7 @@
 //! resolve from the root. (A path to a top-level name created later, written
 //! absolutely, lands in the workdir: a preview1 limit, documented in `docs/wasi.md`.)
 
+pub mod freeze;
 pub mod p1;
 
 use crate::fs::FsError;
@@ -47,6 +48,13 @@ pub enum Stdio {
         stdin: Vec<u8>,
         sink: Arc<dyn LogSink>,
     },
+    /// Host files or pipes (`capsule exec`: the client's own, passed over the control
+    /// channel); no stdin when `stdin` is `None`.
+    Files {
+        stdin: Option<Arc<std::fs::File>>,
+        stdout: Arc<std::fs::File>,
+        stderr: Arc<std::fs::File>,
+    },
 }
 
 /// Captured output, read after the run.
@@ -72,6 +80,8 @@ pub enum WasiError {
     Fs(#[from] FsError),
     #[error(transparent)]
     Ports(#[from] crate::net::NetError),
+    #[error("cannot connect the guest's standard streams")]
+    Stdio(#[source] std::io::Error),
 }
 
 /// The per-run WASI state kept in the wasmtime store, and what must live as long.
@@ -84,6 +94,18 @@ pub struct WasiState {
 }
 
 impl WasiState {
+    /// The filesystem the guest sees.
+    pub fn vfs(&self) -> &Arc<crate::fs::Vfs> {
+        self.ctx.vfs()
+    }
+
+    /// Makes the guest's changes to files pass the container's freeze gate, and counts
+    /// its open descriptors in `gauges`.
+    pub fn share(&mut self, gauges: &crate::exec::Gauges) {
+        self.ctx.set_freeze(gauges.freeze.clone());
+        self.ctx.count_open_in(gauges.fds.clone());
+    }
+
     /// Lets `interrupt` wake the guest from a `poll_oneoff` sleep.
     pub fn set_interrupt(&mut self, interrupt: crate::engine::Interrupt) {
         self.ctx.set_interrupt(interrupt);
@@ -109,6 +131,29 @@ impl WasiState {
         listeners: Vec<crate::net::Listener>,
     ) -> Result<(Self, Option<Captured>), WasiError> {
         let (vfs, scratch) = root.into_parts();
+        Self::with_vfs(Arc::new(vfs), scratch, spec, stdio, listeners)
+    }
+
+    /// A world over the filesystem of a container that runs already (`capsule exec`),
+    /// with the spec's arguments, environment and workdir and no listeners.
+    ///
+    /// # Errors
+    /// As [`WasiState::new`].
+    pub fn beside(
+        vfs: Arc<crate::fs::Vfs>,
+        spec: &RunSpec,
+        stdio: &Stdio,
+    ) -> Result<(Self, Option<Captured>), WasiError> {
+        Self::with_vfs(vfs, None, spec, stdio, Vec::new())
+    }
+
+    fn with_vfs(
+        vfs: Arc<crate::fs::Vfs>,
+        scratch: Option<Scratch>,
+        spec: &RunSpec,
+        stdio: &Stdio,
+        listeners: Vec<crate::net::Listener>,
+    ) -> Result<(Self, Option<Captured>), WasiError> {
         let mut preopens = vec![("/".to_owned(), String::new())];
         if !spec.workdir.is_root() {
             let root = vfs.resolve("", "/", true)?;
@@ -122,7 +167,7 @@ impl WasiState {
                 spec.workdir.as_str().trim_start_matches('/').to_owned(),
             ));
         }
-        let (stdin, stdout, stderr, captured) = streams(stdio);
+        let (stdin, stdout, stderr, captured) = streams(stdio).map_err(WasiError::Stdio)?;
         let mut env: Vec<String> = spec
             .env
             .vars()
@@ -148,7 +193,7 @@ impl WasiState {
         let mut ctx = WasiP1::new(
             spec.args.clone(),
             env,
-            Arc::new(vfs),
+            vfs,
             &preopens,
             stdin,
             stdout,
@@ -177,8 +222,8 @@ fn sink_output(sink: &Arc<dyn LogSink>, stream: Stream) -> Output {
     }
 }
 
-fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
-    match stdio {
+fn streams(stdio: &Stdio) -> std::io::Result<(Input, Output, Output, Option<Captured>)> {
+    Ok(match stdio {
         Stdio::Inherit => (Input::Inherit, Output::Stdout, Output::Stderr, None),
         Stdio::Log => (
             Input::Bytes {
@@ -211,6 +256,27 @@ fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
             sink_output(sink, Stream::Stderr),
             None,
         ),
+        Stdio::Files {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            // Each stream its own descriptor (a `dup`), closed with the guest's world.
+            let file = |f: &Arc<std::fs::File>| f.try_clone();
+            let stdin = stdin.as_ref().map(file).transpose()?;
+            (
+                stdin.map_or(
+                    Input::Bytes {
+                        data: Vec::new(),
+                        pos: 0,
+                    },
+                    Input::File,
+                ),
+                Output::File(file(stdout)?),
+                Output::File(file(stderr)?),
+                None,
+            )
+        }
         Stdio::Capture { stdin, limit } => {
             let captured = Captured {
                 stdout: Capture::default(),
@@ -232,7 +298,7 @@ fn streams(stdio: &Stdio) -> (Input, Output, Output, Option<Captured>) {
                 Some(captured),
             )
         }
-    }
+    })
 }
 
 /// Adds `wasi_snapshot_preview1` to a linker whose store data holds a [`WasiState`].

@@ -9,6 +9,16 @@
 //   service write FILE TEXT   write TEXT to FILE
 //   service rm PATH           remove a file
 //   service env NAME          print the variable
+//   service pwd               print the working directory
+//   service exists PATH       exit 0 when PATH exists, else 1 (a health check)
+//   service watch FILE MS     look for FILE every MS ms; once it is there, print
+//                             "saw CONTENTS" and exit 0
+//   service append FILE KB N  append N records of KB KiB to FILE, each one write() of
+//                             a single byte value (the record's number), then
+//                             truncate it and start again, forever; prints
+//                             "appending" once started
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +90,49 @@ int main(int argc, char **argv) {
         const char *v = getenv(argv[2]);
         printf("%s\n", v ? v : "(unset)");
         return 0;
+    }
+    if (!strcmp(mode, "pwd")) {
+        char dir[4096];
+        if (!getcwd(dir, sizeof dir)) { perror("getcwd"); return 3; }
+        printf("%s\n", dir);
+        return 0;
+    }
+    if (!strcmp(mode, "exists") && argc >= 3) {
+        return access(argv[2], F_OK) == 0 ? 0 : 1;
+    }
+    if (!strcmp(mode, "watch") && argc >= 4) {
+        long ms = strtol(argv[3], NULL, 10);
+        printf("watching %s\n", argv[2]);
+        fflush(stdout);
+        for (;;) {
+            FILE *f = fopen(argv[2], "r");
+            if (f) {
+                char buf[256] = {0};
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                while (n > 0 && buf[n - 1] == '\n') buf[--n] = 0;
+                printf("saw %s\n", buf);
+                return 0;
+            }
+            if (errno != ENOENT) { perror(argv[2]); return 3; }
+            nap(ms);
+        }
+    }
+    if (!strcmp(mode, "append") && argc >= 5) {
+        size_t size = (size_t)strtol(argv[3], NULL, 10) * 1024;
+        unsigned long records = strtoul(argv[4], NULL, 10);
+        char *record = malloc(size);
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (!record || fd < 0) { perror(argv[2]); return 3; }
+        printf("appending\n");
+        fflush(stdout);
+        for (;;) {
+            for (unsigned long i = 0; i < records; i++) {
+                memset(record, (int)(i % 256), size);
+                if (write(fd, record, size) != (ssize_t)size) { perror("write"); return 3; }
+            }
+            if (ftruncate(fd, 0)) { perror("ftruncate"); return 3; }
+        }
     }
     fprintf(stderr, "service: bad arguments\n");
     return 2;

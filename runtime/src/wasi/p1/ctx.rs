@@ -96,6 +96,10 @@ pub struct WasiP1 {
     started: Instant,
     /// Wakes a sleeping guest when it is stopped.
     interrupt: crate::engine::Interrupt,
+    /// The container's freeze gate (its own when the program runs alone).
+    freeze: Arc<crate::wasi::freeze::Freeze>,
+    /// Descriptors open, for `capsule stats` (shared with whoever watches).
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn file_type(kind: Kind) -> u8 {
@@ -208,6 +212,33 @@ impl WasiP1 {
         &self.vfs
     }
 
+    /// The freeze gate the guest's changes to files pass.
+    pub fn freeze(&self) -> &Arc<crate::wasi::freeze::Freeze> {
+        &self.freeze
+    }
+
+    /// Makes the guest's changes pass `freeze` (its container's).
+    pub fn set_freeze(&mut self, freeze: Arc<crate::wasi::freeze::Freeze>) {
+        self.freeze = freeze;
+    }
+
+    /// Keeps the number of open descriptors in `open` from now on.
+    pub fn count_open_in(&mut self, open: Arc<std::sync::atomic::AtomicUsize>) {
+        open.store(
+            self.fds.iter().flatten().count(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.open = open;
+    }
+
+    fn opened(&self) {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A world with `args`, `env`, the namespace `vfs` and these streams. `preopens` are
     /// (guest name, canonical guest path) pairs, in the order the guest sees them
     /// (fd 3 onward).
@@ -240,6 +271,7 @@ impl WasiP1 {
                 dev,
             })));
         }
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(fds.len()));
         Ok(Self {
             args,
             env,
@@ -251,6 +283,8 @@ impl WasiP1 {
             stderr,
             started: Instant::now(),
             interrupt: crate::engine::Interrupt::default(),
+            freeze: Arc::default(),
+            open,
         })
     }
 
@@ -267,6 +301,7 @@ impl WasiP1 {
         for listener in listeners {
             self.fds
                 .push(Some(Desc::Socket(Socket::listener(listener)?)));
+            self.opened();
         }
         Ok(())
     }
@@ -326,12 +361,14 @@ impl WasiP1 {
     fn insert(&mut self, desc: Desc) -> R<u32> {
         if let Some(index) = self.fds.iter().position(Option::is_none) {
             self.fds[index] = Some(desc);
+            self.opened();
             return Ok(index as u32);
         }
         if self.fds.len() >= self.max_fds {
             return Err(Errno::Mfile);
         }
         self.fds.push(Some(desc));
+        self.opened();
         Ok((self.fds.len() - 1) as u32)
     }
 
@@ -464,6 +501,7 @@ impl WasiP1 {
         if slot.take().is_none() {
             return Err(Errno::Badf);
         }
+        self.closed();
         Ok(())
     }
 
@@ -475,6 +513,7 @@ impl WasiP1 {
         }
         let desc = self.fds[from as usize].take();
         self.fds[to as usize] = desc;
+        self.closed();
         Ok(())
     }
 
@@ -1379,7 +1418,7 @@ impl WasiP1 {
                     let fd = mem.u32(field(16)?)?;
                     // As the reference: a subscription to a descriptor that does not
                     // exist fails the whole call.
-                    let host_stdin = matches!(self.stdin, Input::Inherit);
+                    let host_stdin = matches!(self.stdin, Input::Inherit | Input::File(_));
                     match self.desc(fd)? {
                         Desc::Socket(_) => waits.push((userdata, kind, fd)),
                         Desc::Stdin if host_stdin && kind == event::FD_READ => {
@@ -1467,8 +1506,12 @@ impl WasiP1 {
             } else {
                 sockets::Interest::Write
             };
-            let host = match self.fds.get(*fd as usize).and_then(Option::as_ref) {
-                Some(Desc::Socket(s)) => s.as_fd(),
+            let host = match (
+                self.fds.get(*fd as usize).and_then(Option::as_ref),
+                &self.stdin,
+            ) {
+                (Some(Desc::Socket(s)), _) => s.as_fd(),
+                (_, Input::File(file)) => file.as_fd(),
                 _ => stdin.as_fd(),
             };
             fds.push((host, interest));

@@ -30,14 +30,19 @@ fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<wasmtime::Memory> {
 }
 
 /// Defines one import: `func!(linker, state, "name", |ctx, mem, a: i32, ...| body)`.
+/// A call that may change the filesystem passes the container's freeze gate
+/// ([`super::freeze`]) for its duration.
 macro_rules! func {
     ($linker:ident, $state:ident, $name:literal, |$ctx:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
+        let gated = CHANGES_FILES.contains(&$name);
         $linker.func_wrap(MODULE, $name, move |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
             let memory = memory(&mut caller)?;
             let (bytes, data) = memory.data_and_store_mut(&mut caller);
             #[allow(unused_variables, reason = "some calls touch no memory")]
             let $mem = &mut Mem(bytes);
             let $ctx: &mut WasiP1 = $state(data);
+            let gate = gated.then(|| $ctx.freeze().clone());
+            let _pass = gate.as_deref().map(super::freeze::Freeze::enter);
             let result: abi::R<()> = $body;
             Ok(match result {
                 Ok(()) => 0,
@@ -46,6 +51,27 @@ macro_rules! func {
         })?;
     };
 }
+
+/// The calls that can change a file or directory: they wait while the container's
+/// filesystem is frozen. (`fd_write` to a stream waits too: it cannot tell a file
+/// from a pipe before it looks at the descriptor, and a freeze lasts a moment.)
+const CHANGES_FILES: [&str; 15] = [
+    "fd_allocate",
+    "fd_datasync",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pwrite",
+    "fd_sync",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+];
 
 /// Adds every `wasi_snapshot_preview1` import to a linker whose store data holds a
 /// [`WasiP1`].

@@ -10,6 +10,9 @@ pub enum Input {
     Inherit,
     /// Fixed bytes, then end of file.
     Bytes { data: Vec<u8>, pos: usize },
+    /// A host file or pipe (`capsule exec -i`: the client's stdin, passed over the
+    /// control channel).
+    File(std::fs::File),
 }
 
 impl Input {
@@ -17,6 +20,7 @@ impl Input {
     pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Input::Inherit => std::io::stdin().lock().read(buf),
+            Input::File(file) => file.read(buf),
             Input::Bytes { data, pos } => {
                 let n = buf.len().min(data.len() - *pos);
                 buf[..n].copy_from_slice(&data[*pos..*pos + n]);
@@ -28,7 +32,11 @@ impl Input {
 
     /// Whether reads go to a terminal.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Input::Inherit) && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        match self {
+            Input::Inherit => std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            Input::File(file) => std::io::IsTerminal::is_terminal(file),
+            Input::Bytes { .. } => false,
+        }
     }
 }
 
@@ -68,6 +76,8 @@ pub trait LogSink: Send + Sync + std::fmt::Debug {
 pub enum Output {
     Stdout,
     Stderr,
+    /// A host file or pipe (`capsule exec`: the client's stdout or stderr).
+    File(std::fs::File),
     /// Into a log.
     Sink {
         sink: Arc<dyn LogSink>,
@@ -90,6 +100,7 @@ impl Output {
                 out.flush()
             }
             Output::Stderr => std::io::stderr().lock().write_all(data),
+            Output::File(file) => file.write_all(data),
             Output::Sink { sink, stream } => sink.write(*stream, data),
             Output::Capture { buf, limit } => {
                 let mut guard = buf
@@ -113,6 +124,7 @@ impl Output {
         match self {
             Output::Stdout => std::io::IsTerminal::is_terminal(&std::io::stdout()),
             Output::Stderr => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            Output::File(file) => std::io::IsTerminal::is_terminal(file),
             Output::Capture { .. } | Output::Sink { .. } => false,
         }
     }

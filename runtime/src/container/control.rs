@@ -1,0 +1,492 @@
+//! The control channel of a running container: how other commands reach its one
+//! owner, the process that runs it (its supervisor, or `capsule run` in the
+//! foreground).
+//!
+//! A Unix socket `control.sock` in the container's directory, mode 0600, whose peer
+//! must be the same user (checked with `SO_PEERCRED` on Linux). One request per
+//! connection: a JSON line `{"v":1,"op":…}` (file descriptors may ride along with it,
+//! `SCM_RIGHTS`: `exec`'s standard streams), answered by a JSON line
+//! `{"ok":true,"value":…}` or `{"ok":false,"error":"…"}`; what follows depends on the
+//! request (a tar stream in chunks for `cp` out, the raw tar for `cp` in, the exit code
+//! of an `exec`). No socket, or nobody listening on it, means no process runs the
+//! container: callers then work on its directory, as on any stopped container.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The version of the messages; a supervisor answers only its own.
+pub const VERSION: u32 = 1;
+
+/// The socket's name in the container's directory.
+pub const SOCKET: &str = "control.sock";
+
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest chunk of a streamed body.
+const CHUNK: usize = 64 * 1024;
+
+/// What a client asks of a running container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Stop the container: the guest is interrupted after `grace_ms` (0: `kill`).
+    Stop { grace_ms: u64 },
+    /// Copy `guest` out to the host path `host` (absolute), or, without one, as a tar
+    /// stream in chunks after the reply.
+    CopyOut {
+        guest: String,
+        host: Option<PathBuf>,
+    },
+    /// Copy the host path `host` (absolute), or without one the tar stream that
+    /// follows the request line, into `guest`.
+    CopyIn {
+        guest: String,
+        host: Option<PathBuf>,
+    },
+    /// Hold the container's filesystem still until the connection closes (`diff`,
+    /// `commit` read it meanwhile).
+    Freeze,
+    /// Run another program in the container; its stdin (with `interactive`), stdout
+    /// and stderr ride along with the request.
+    Exec(ExecRequest),
+    /// The programs running (`capsule top`).
+    Top,
+    /// The container's usage (`capsule stats`).
+    Stats,
+}
+
+/// `capsule exec`'s request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The program and its arguments (found through `PATH` as `run` finds them).
+    pub args: Vec<String>,
+    /// `-e KEY=VALUE`, over the container's environment.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// `-w DIR`, else the container's working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `-i`: the client's stdin is the first descriptor passed.
+    #[serde(default)]
+    pub interactive: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    v: u32,
+    #[serde(flatten)]
+    request: Request,
+}
+
+/// The first line of an answer.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub value: serde_json::Value,
+}
+
+impl Reply {
+    pub fn ok(value: serde_json::Value) -> Self {
+        Self {
+            ok: true,
+            error: None,
+            value,
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(text.into()),
+            value: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Errors talking to a container's owner.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot talk to the process that runs the container")]
+    Io(#[from] io::Error),
+    /// The owner answered with an error.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the process that runs the container answered what this Capsule cannot read: {0}")]
+    Garbled(String),
+}
+
+/// A connection to a container's owner, after its first answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub value: serde_json::Value,
+    /// What follows the answer (a stream, an exit line).
+    pub stream: io::BufReader<UnixStream>,
+}
+
+/// A connection to the process that runs a container, before its request.
+#[derive(Debug)]
+pub struct Connection(UnixStream);
+
+/// Connects to the process that runs the container in `dir`; `None` when no process
+/// listens there (it is not running, or runs under a Capsule without the channel).
+///
+/// # Errors
+/// The host's error.
+pub fn connect(dir: &Path) -> Result<Option<Connection>, ControlError> {
+    match crate::ambient::connect_unix(dir, SOCKET) {
+        Ok(stream) => Ok(Some(Connection(stream))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`connect`], then [`Connection::send`].
+///
+/// # Errors
+/// As both.
+pub fn call(
+    dir: &Path,
+    request: Request,
+    fds: &[BorrowedFd<'_>],
+    body: Option<&mut dyn Read>,
+) -> Result<Option<Answer>, ControlError> {
+    match connect(dir)? {
+        Some(connection) => connection.send(request, fds, body).map(Some),
+        None => Ok(None),
+    }
+}
+
+impl Connection {
+    /// Sends `request` (with `fds`) and reads the first answer. `body`, when given, is
+    /// sent after the request line and the sending side then closed (a `cp` in's tar).
+    ///
+    /// # Errors
+    /// [`ControlError::Refused`] with the owner's words when it refuses; the host's
+    /// error.
+    pub fn send(
+        self,
+        request: Request,
+        fds: &[BorrowedFd<'_>],
+        body: Option<&mut dyn Read>,
+    ) -> Result<Answer, ControlError> {
+        let stream = self.0;
+        let mut line = serde_json::to_vec(&Envelope {
+            v: VERSION,
+            request,
+        })
+        .map_err(|e| ControlError::Garbled(e.to_string()))?;
+        line.push(b'\n');
+        send_with_fds(&stream, &line, fds)?;
+        if let Some(body) = body {
+            let mut writer = &stream;
+            match io::copy(body, &mut writer) {
+                Ok(_) => stream.shutdown(std::net::Shutdown::Write)?,
+                // The owner refused before reading it all: its answer says why.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut stream = io::BufReader::new(stream);
+        let reply: Reply = read_line(&mut stream)?;
+        if !reply.ok {
+            return Err(ControlError::Refused(
+                reply
+                    .error
+                    .unwrap_or_else(|| "the request was refused".to_owned()),
+            ));
+        }
+        Ok(Answer {
+            value: reply.value,
+            stream,
+        })
+    }
+}
+
+/// Reads one JSON line.
+///
+/// # Errors
+/// The host's error; [`ControlError::Garbled`] for what is not the expected JSON
+/// (end of stream included: the other side went away).
+pub fn read_line<T: serde::de::DeserializeOwned>(
+    stream: &mut impl BufRead,
+) -> Result<T, ControlError> {
+    let mut line = Vec::new();
+    stream
+        .take(MAX_REQUEST as u64)
+        .read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Err(ControlError::Garbled(
+            "it closed the connection (it ended, or was stopped)".to_owned(),
+        ));
+    }
+    serde_json::from_slice(&line).map_err(|e| ControlError::Garbled(e.to_string()))
+}
+
+/// Writes one JSON line.
+///
+/// # Errors
+/// The host's error.
+pub fn write_line(mut stream: impl Write, value: &impl Serialize) -> io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    stream.flush()
+}
+
+fn send_with_fds(stream: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("too many descriptors for one message"));
+    }
+    let sent = sendmsg(
+        stream,
+        &[io::IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    // The descriptors went with the first bytes; the rest of the line follows.
+    let mut writer = stream;
+    writer.write_all(&bytes[sent..])
+}
+
+/// A stream of chunks (`u32` length, big-endian, then the bytes; a zero length ends
+/// it) on the owner's side: what `cp` out writes its tar into.
+#[derive(Debug)]
+pub struct ChunkWriter<W: Write> {
+    inner: W,
+}
+
+impl<W: Write> ChunkWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner }
+    }
+
+    /// Ends the stream; the writer is given back for the status line.
+    ///
+    /// # Errors
+    /// The host's error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&0u32.to_be_bytes())?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ChunkWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.inner.write_all(&(n as u32).to_be_bytes())?;
+        self.inner.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Copies a chunked stream into `out` until its end; the bytes copied.
+///
+/// # Errors
+/// The host's error; `UnexpectedEof` when the stream breaks off.
+pub fn copy_chunks(stream: &mut impl Read, out: &mut dyn Write) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 {
+            return Ok(total);
+        }
+        if len > CHUNK {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a chunk longer than the protocol allows",
+            ));
+        }
+        stream.read_exact(&mut buf[..len])?;
+        out.write_all(&buf[..len])?;
+        total += len as u64;
+    }
+}
+
+// ---- the owner's side ---------------------------------------------------------------
+
+/// A request as the owner receives it.
+pub struct Incoming {
+    pub request: Request,
+    /// Descriptors that came with it.
+    pub fds: Vec<OwnedFd>,
+    /// The rest of the connection: a body to read, the answer to write.
+    pub reader: Box<dyn BufRead + Send>,
+    pub writer: UnixStream,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("request", &self.request)
+            .field("fds", &self.fds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Incoming {
+    /// Answers with `reply`.
+    ///
+    /// # Errors
+    /// The host's error (the client went away).
+    pub fn reply(&mut self, reply: &Reply) -> io::Result<()> {
+        write_line(&self.writer, reply)
+    }
+}
+
+/// Listening for requests until the process ends; the socket is removed when dropped.
+#[derive(Debug)]
+pub struct Listening {
+    dir: PathBuf,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = crate::ambient::remove_file(&self.dir.join(SOCKET));
+    }
+}
+
+/// Listens on the control socket of the container in `dir`, calling `handle` on a
+/// thread of its own for each request (an `exec` may run long while a `stop` comes).
+///
+/// # Errors
+/// The host's error making the socket.
+pub fn listen(
+    dir: &Path,
+    handle: impl Fn(Incoming) + Send + Sync + 'static,
+) -> io::Result<Listening> {
+    let listener = crate::ambient::bind_unix(dir, SOCKET)?;
+    let handle = std::sync::Arc::new(handle);
+    std::thread::Builder::new()
+        .name("control".to_owned())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let handle = handle.clone();
+                let _ = std::thread::Builder::new()
+                    .name("control-request".to_owned())
+                    .spawn(move || {
+                        if let Some(incoming) = receive(stream) {
+                            handle(incoming);
+                        }
+                    });
+            }
+        })?;
+    Ok(Listening {
+        dir: dir.to_owned(),
+    })
+}
+
+/// Reads one request (answering a malformed one with an error); `None` when there is
+/// nothing to handle.
+fn receive(stream: UnixStream) -> Option<Incoming> {
+    #[cfg(target_os = "linux")]
+    {
+        // Only the owner: the socket's mode says so already; this says it twice.
+        let peer = rustix::net::sockopt::socket_peercred(&stream).ok()?;
+        if peer.uid != rustix::process::geteuid() {
+            return None;
+        }
+    }
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT)).ok()?;
+    let (first, fds) = receive_with_fds(&stream).ok()?;
+    let writer = stream.try_clone().ok()?;
+    let mut reader = io::BufReader::new(io::Cursor::new(first).chain(stream));
+    let mut line = Vec::new();
+    let read = (&mut reader)
+        .take(MAX_REQUEST as u64)
+        .read_until(b'\n', &mut line);
+    // The rest of the connection has no deadline (a body may take long to come).
+    let _ = writer.set_read_timeout(None);
+    let refuse = |text: String| {
+        let _ = write_line(&writer, &Reply::error(text));
+        None
+    };
+    if read.is_err() || !line.ends_with(b"\n") {
+        return refuse("the request did not come whole".to_owned());
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&line) {
+        Ok(value) => value,
+        Err(e) => return refuse(format!("the request is not JSON: {e}")),
+    };
+    let version = value.get("v").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(VERSION)) {
+        return refuse(format!(
+            "the process that runs this container speaks control version {VERSION}, the \
+             request version {}: run this command with the Capsule that started the \
+             container, or restart the container",
+            version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+        ));
+    }
+    let envelope: Envelope = match serde_json::from_value(value) {
+        Ok(envelope) => envelope,
+        Err(e) => return refuse(format!("unknown request: {e}")),
+    };
+    // The reader's buffer may hold the start of a body: it stays in the reader.
+    Some(Incoming {
+        request: envelope.request,
+        fds,
+        reader: Box::new(reader),
+        writer,
+    })
+}
+
+fn receive_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = vec![0u8; 64 * 1024];
+    let received = recvmsg(
+        stream,
+        &mut [io::IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    buf.truncate(received.bytes);
+    Ok((buf, fds))
+}
+
+/// A descriptor as a borrowed handle (for [`call`]).
+pub fn borrow(fd: &impl AsFd) -> BorrowedFd<'_> {
+    fd.as_fd()
+}

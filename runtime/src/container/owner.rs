@@ -1,0 +1,353 @@
+//! The owner's side of the control channel: what the process that runs a container
+//! does for each request ([`super::control::Request`]). It holds the container's live
+//! state ([`Live`]): `cp` goes through the filesystem the guest sees (so a file copied
+//! in is seen at once, and one copied out is read between two of the guest's writes),
+//! `exec` runs another program beside the main one, `top` and `stats` read the gauges.
+
+use super::control::{self, ExecRequest, Incoming, Reply, Request};
+use super::files::{self, CopyIn, CopyOut};
+use super::live::{self, Live};
+use super::runner::{Place, Program, Runner};
+use crate::exec::RunError;
+use crate::spec::{Entry, GuestPath, RunSpec};
+use crate::wasi::Stdio;
+use serde_json::json;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// How long a freeze waits for the calls in the host to return.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a client may hold a container frozen.
+const MAX_FROZEN: Duration = Duration::from_secs(600);
+
+/// The process that runs a container, as the control channel reaches it.
+pub struct Owner {
+    pub name: String,
+    pub live: Arc<Live>,
+    /// The container's spec (its programs' environment, workdir and limits).
+    pub spec: RunSpec,
+    pub runner: Runner,
+    /// Begins a stop with this grace period.
+    pub stop: Box<dyn Fn(Duration) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").field("name", &self.name).finish()
+    }
+}
+
+/// An error and its causes on one line, as the CLI prints errors.
+pub fn line_of(error: &dyn std::error::Error) -> String {
+    let mut line = String::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = e.source();
+    }
+    line
+}
+
+/// How a program run by the owner ended.
+#[derive(Debug)]
+pub struct Ran {
+    pub exit_code: i32,
+    /// What it wrote, when its output was captured (a health check).
+    pub output: Option<(Vec<u8>, Vec<u8>)>,
+    /// Why it could not run.
+    pub error: Option<String>,
+}
+
+impl Owner {
+    /// Answers one request.
+    pub fn handle(&self, mut incoming: Incoming) {
+        let reply = match incoming.request.clone() {
+            Request::Stop { grace_ms } => {
+                (self.stop)(Duration::from_millis(grace_ms));
+                Reply::ok(serde_json::Value::Null)
+            }
+            Request::CopyIn { guest, host } => self.copy_in(&mut incoming, &guest, host),
+            Request::CopyOut { guest, host } => return self.copy_out(incoming, &guest, host),
+            Request::Freeze => return self.hold_frozen(incoming),
+            Request::Exec(exec) => return self.exec(incoming, exec),
+            Request::Top => Reply::ok(self.top()),
+            Request::Stats => Reply::ok(self.stats()),
+        };
+        let _ = incoming.reply(&reply);
+    }
+
+    fn not_running(&self) -> Reply {
+        Reply::error(format!(
+            "container {} is not running (it is restarting)",
+            self.name
+        ))
+    }
+
+    fn copy_in(
+        &self,
+        incoming: &mut Incoming,
+        guest: &str,
+        host: Option<std::path::PathBuf>,
+    ) -> Reply {
+        let Some(fs) = self.live.fs() else {
+            return self.not_running();
+        };
+        let from = match &host {
+            Some(path) => CopyIn::Path(path),
+            None => CopyIn::Tar(&mut incoming.reader),
+        };
+        match files::copy_in_vfs(&fs, from, guest) {
+            Ok(count) => Reply::ok(json!(count)),
+            Err(e) => Reply::error(line_of(&e)),
+        }
+    }
+
+    /// Copies out with the filesystem frozen: every file as it is between two of the
+    /// guest's calls.
+    fn copy_out(&self, mut incoming: Incoming, guest: &str, host: Option<std::path::PathBuf>) {
+        let Some(fs) = self.live.fs() else {
+            let _ = incoming.reply(&self.not_running());
+            return;
+        };
+        let Some(_frozen) = self.live.freeze().freeze(FREEZE_TIMEOUT) else {
+            let _ = incoming.reply(&not_frozen());
+            return;
+        };
+        if let Some(host) = host {
+            let reply = match files::copy_out_vfs(&fs, guest, CopyOut::Path(&host)) {
+                Ok(count) => Reply::ok(json!(count)),
+                Err(e) => Reply::error(line_of(&e)),
+            };
+            let _ = incoming.reply(&reply);
+            return;
+        }
+        // A tar: the path is checked before the answer, so a missing one is an error
+        // and not an empty archive.
+        if let Err(e) = files::check_guest_path(&fs, guest) {
+            let _ = incoming.reply(&Reply::error(line_of(&e)));
+            return;
+        }
+        if incoming.reply(&Reply::ok(serde_json::Value::Null)).is_err() {
+            return;
+        }
+        let mut chunks = control::ChunkWriter::new(&incoming.writer);
+        let status = match files::copy_out_vfs(&fs, guest, CopyOut::Tar(&mut chunks)) {
+            Ok(count) => Reply::ok(json!(count)),
+            Err(e) => Reply::error(line_of(&e)),
+        };
+        if let Ok(writer) = chunks.finish() {
+            let _ = control::write_line(writer, &status);
+        }
+    }
+
+    /// Holds the filesystem frozen until the client closes the connection.
+    fn hold_frozen(&self, mut incoming: Incoming) {
+        let Some(_frozen) = self.live.freeze().freeze(FREEZE_TIMEOUT) else {
+            let _ = incoming.reply(&not_frozen());
+            return;
+        };
+        if incoming.reply(&Reply::ok(serde_json::Value::Null)).is_err() {
+            return;
+        }
+        let _ = incoming.writer.set_read_timeout(Some(MAX_FROZEN));
+        let mut byte = [0u8; 1];
+        // Returns at the client's end of stream (or its death, or the deadline).
+        while matches!(incoming.reader.read(&mut byte), Ok(n) if n > 0) {}
+    }
+
+    /// `capsule exec`: the program runs on this thread with the client's streams; the
+    /// client's going away (Ctrl-C) stops it. The answer is `{"pid":N}`, then
+    /// `{"exit":CODE}` once it ends.
+    fn exec(&self, mut incoming: Incoming, request: ExecRequest) {
+        let wanted = if request.interactive { 3 } else { 2 };
+        if incoming.fds.len() != wanted {
+            let _ = incoming.reply(&Reply::error(format!(
+                "exec needs {wanted} descriptors with its request, got {}",
+                incoming.fds.len()
+            )));
+            return;
+        }
+        let mut fds = std::mem::take(&mut incoming.fds)
+            .into_iter()
+            .map(std::fs::File::from);
+        let stdin = if request.interactive {
+            fds.next()
+        } else {
+            None
+        };
+        let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
+            return;
+        };
+        let stdio = Stdio::Files {
+            stdin: stdin.map(Arc::new),
+            stdout: Arc::new(stdout),
+            stderr: Arc::new(stderr),
+        };
+        let registered = self.live.register(request.args.clone(), true);
+        let program = registered.program.clone();
+        if incoming
+            .reply(&Reply::ok(json!({ "pid": program.pid })))
+            .is_err()
+        {
+            return;
+        }
+        // The client's end of stream means it went away: the program is stopped.
+        if let Ok(watch) = incoming.writer.try_clone() {
+            let interrupt = program.interrupt.clone();
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                let mut watch = watch;
+                while matches!(watch.read(&mut byte), Ok(n) if n > 0) {}
+                interrupt.interrupt(crate::engine::Interruption::Killed);
+            });
+        }
+        let ran = self.run_program(&request, &stdio, &program);
+        drop(registered);
+        let _ = control::write_line(
+            &incoming.writer,
+            &json!({ "exit": ran.exit_code, "error": ran.error }),
+        );
+        let _ = incoming.writer.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Runs a program beside the main one, in its filesystem, with the container's
+    /// environment and workdir (as `request` overrides them), its memory counted with
+    /// the container's; `stdio` as given. Used by `exec` and the health checks.
+    pub fn run_program(
+        &self,
+        request: &ExecRequest,
+        stdio: &Stdio,
+        program: &live::Program,
+    ) -> Ran {
+        let failed = |code: u8, text: String| Ran {
+            exit_code: i32::from(code),
+            output: None,
+            error: Some(text),
+        };
+        let Some(fs) = self.live.fs() else {
+            return failed(
+                crate::exit::CANNOT_RUN,
+                format!("container {} is not running", self.name),
+            );
+        };
+        let (spec, path) = match self.exec_spec(request) {
+            Ok(found) => found,
+            Err(text) => return failed(crate::exit::CANNOT_RUN, text),
+        };
+        program
+            .thread
+            .store(live::current_thread(), std::sync::atomic::Ordering::Relaxed);
+        let place = Place {
+            gauges: Some(program.gauges.clone()),
+            beside: Some(fs),
+        };
+        let result = self.runner.run_observed(
+            &spec,
+            &Program::InRoot { path, alias: None },
+            stdio,
+            &program.interrupt,
+            &place,
+            &mut |_| {},
+        );
+        match result {
+            Ok(output) => Ran {
+                exit_code: i32::from(crate::exit::of_output(&output)),
+                output: Some((output.stdout.clone(), output.stderr.clone())),
+                error: None,
+            },
+            Err(e) => {
+                let code = if matches!(
+                    e,
+                    RunError::Command(super::command::CommandError::NotFound { .. })
+                ) {
+                    crate::exit::NOT_FOUND
+                } else {
+                    crate::exit::CANNOT_RUN
+                };
+                failed(code, line_of(&e))
+            }
+        }
+    }
+
+    /// The spec of a program run beside the main one, and where it is named to be.
+    fn exec_spec(&self, request: &ExecRequest) -> Result<(RunSpec, GuestPath), String> {
+        let mut spec = self.spec.clone();
+        let Some(first) = request.args.first() else {
+            return Err("exec needs a program to run".to_owned());
+        };
+        if let Some(dir) = &request.workdir {
+            spec.workdir = if dir.starts_with('/') {
+                GuestPath::parse(dir)
+            } else {
+                GuestPath::parse(&format!("{}/{dir}", spec.workdir))
+            }
+            .map_err(|e| format!("-w {dir}: {e}"))?;
+        }
+        for (key, value) in &request.env {
+            spec.env.set(key.clone(), value.clone());
+        }
+        let (program, export) = crate::spec::split_program(first);
+        spec.args.clone_from(&request.args);
+        spec.entry = export.map_or(Entry::Start, |e| Entry::Program(e.to_owned()));
+        // Its own program: the container's ports are the main program's, and the
+        // container's --timeout is its run's.
+        spec.ports.clear();
+        spec.limits.timeout = None;
+        let path = if program.starts_with('/') {
+            GuestPath::parse(program)
+        } else {
+            GuestPath::parse(&format!("{}/{program}", spec.workdir))
+        }
+        .map_err(|e| format!("{program}: {e}"))?;
+        Ok((spec, path))
+    }
+
+    fn top(&self) -> serde_json::Value {
+        let programs: Vec<_> = self
+            .live
+            .programs()
+            .iter()
+            .map(|p| {
+                let started = p
+                    .started
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                json!({
+                    "pid": p.pid,
+                    "command": p.command,
+                    "exec": p.exec,
+                    "started_ms": started,
+                    "cpu_ns": live::thread_cpu_nanos(p.thread.load(std::sync::atomic::Ordering::Relaxed)),
+                    "memory": p.gauges.memory.load(std::sync::atomic::Ordering::Relaxed),
+                    "fds": p.gauges.fds.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        json!(programs)
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        json!({
+            "cpu_ns": live::process_cpu_nanos(),
+            "memory": self.live.memory(),
+            "memory_limit": self.spec.limits.memory.unwrap_or(crate::exec::DEFAULT_MEMORY_LIMIT),
+            "fds": self.live.open_descriptors(),
+            "programs": self.live.programs().len(),
+        })
+    }
+}
+
+fn not_frozen() -> Reply {
+    Reply::error(format!(
+        "the container's programs did not pause within {} s (one is blocked in a write)",
+        FREEZE_TIMEOUT.as_secs()
+    ))
+}
