@@ -165,7 +165,9 @@ pub(crate) mod map {
             ContainerError::Ambiguous(_)
             | ContainerError::InvalidName(_)
             | ContainerError::SameName(_) => ErrorKind::InvalidInput,
-            ContainerError::NameTaken { .. } | ContainerError::State(_) => ErrorKind::Conflict,
+            ContainerError::NameTaken { .. }
+            | ContainerError::State(_)
+            | ContainerError::Owner(_) => ErrorKind::Conflict,
             ContainerError::Unrunnable { .. } | ContainerError::Start { .. } => {
                 ErrorKind::CannotRun
             }

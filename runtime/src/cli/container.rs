@@ -18,11 +18,11 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
 
-fn home() -> Result<Home, Failure> {
+pub(super) fn home() -> Result<Home, Failure> {
     Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))
 }
 
-fn find(home: &Home, reference: &str) -> Result<Container, Failure> {
+pub(super) fn find(home: &Home, reference: &str) -> Result<Container, Failure> {
     Container::find(home, reference).map_err(|e| match e {
         ContainerError::NotFound(_) => {
             damaged_failure(home, reference).unwrap_or_else(|| container_failure(e))

@@ -4,6 +4,7 @@ mod build;
 mod builder;
 mod compose;
 mod container;
+mod exec;
 mod images;
 mod info;
 mod output;
@@ -117,6 +118,12 @@ enum Command {
     Commit(container::CommitArgs),
     /// Copy files between a container and the host (CONTAINER:PATH)
     Cp(container::CpArgs),
+    /// Run another program in a running container
+    Exec(exec::ExecArgs),
+    /// List the programs running in a container
+    Top(exec::TopArgs),
+    /// Show containers' CPU, memory, descriptors and programs
+    Stats(exec::StatsArgs),
     /// Run several services from one compose.toml
     Compose(compose::ComposeArgs),
     /// Manage containers
@@ -204,6 +211,12 @@ enum ContainerCommand {
     Commit(container::CommitArgs),
     /// Copy files between a container and the host
     Cp(container::CpArgs),
+    /// Run another program in a running container
+    Exec(exec::ExecArgs),
+    /// List the programs running in a container
+    Top(exec::TopArgs),
+    /// Show containers' usage
+    Stats(exec::StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,6 +329,13 @@ pub fn main() -> ExitCode {
             container::commit(&args)
         }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => container::cp(&args),
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
+            exec::exec(&args)
+        }
+        Command::Top(args) | Command::Container(ContainerCommand::Top(args)) => exec::top(&args),
+        Command::Stats(args) | Command::Container(ContainerCommand::Stats(args)) => {
+            exec::stats(&args)
+        }
         Command::Version => {
             info::print_version();
             Ok(0)

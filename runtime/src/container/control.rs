@@ -79,6 +79,48 @@ pub struct ExecRequest {
     pub interactive: bool,
 }
 
+/// One program running in a container, as `top` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProgramInfo {
+    /// Capsule's number for it: 1 for the container's program, then `exec`'s.
+    pub pid: u32,
+    pub command: Vec<String>,
+    /// Started by `exec` (or a health check).
+    pub exec: bool,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// CPU time it has used (Linux), in nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Bytes of its linear memories and tables.
+    pub memory: u64,
+    /// Descriptors it holds open.
+    pub fds: u64,
+}
+
+/// What a running container uses, as `stats` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time the process that runs it has used, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Bytes of linear memory and tables of all its programs.
+    pub memory: u64,
+    /// Its `--memory` (or the default limit).
+    pub memory_limit: u64,
+    /// Descriptors its programs hold open.
+    pub fds: u64,
+    /// Programs running in it.
+    pub programs: u64,
+}
+
+/// How an `exec`'d program ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecEnd {
+    pub exit: i32,
+    /// Why it could not run, when it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     v: u32,

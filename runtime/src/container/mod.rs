@@ -19,6 +19,8 @@ pub mod logs;
 #[cfg(unix)]
 pub mod owner;
 pub mod prepare;
+#[cfg(unix)]
+pub mod remote;
 pub mod runner;
 pub mod state;
 pub mod supervisor;
@@ -168,6 +170,9 @@ pub enum ContainerError {
     Unrunnable { id: String },
     #[error("container {name} could not start: {reason}")]
     Start { name: String, reason: String },
+    /// The process that runs the container refused a request (its words).
+    #[error("{0}")]
+    Owner(String),
     #[error("{what}")]
     Io {
         what: String,

@@ -4,7 +4,7 @@
 //! in is seen at once, and one copied out is read between two of the guest's writes),
 //! `exec` runs another program beside the main one, `top` and `stats` read the gauges.
 
-use super::control::{self, ExecRequest, Incoming, Reply, Request};
+use super::control::{self, ExecEnd, ExecRequest, Incoming, ProgramInfo, Reply, Request, Usage};
 use super::files::{self, CopyIn, CopyOut};
 use super::live::{self, Live};
 use super::runner::{Place, Program, Runner};
@@ -14,6 +14,7 @@ use crate::wasi::Stdio;
 use serde_json::json;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// How long a freeze waits for the calls in the host to return.
@@ -213,7 +214,10 @@ impl Owner {
         drop(registered);
         let _ = control::write_line(
             &incoming.writer,
-            &json!({ "exit": ran.exit_code, "error": ran.error }),
+            &ExecEnd {
+                exit: ran.exit_code,
+                error: ran.error,
+            },
         );
         let _ = incoming.writer.shutdown(std::net::Shutdown::Both);
     }
@@ -244,7 +248,7 @@ impl Owner {
         };
         program
             .thread
-            .store(live::current_thread(), std::sync::atomic::Ordering::Relaxed);
+            .store(live::current_thread(), Ordering::Relaxed);
         let place = Place {
             gauges: Some(program.gauges.clone()),
             beside: Some(fs),
@@ -311,37 +315,39 @@ impl Owner {
     }
 
     fn top(&self) -> serde_json::Value {
-        let programs: Vec<_> = self
+        let programs: Vec<ProgramInfo> = self
             .live
             .programs()
             .iter()
-            .map(|p| {
-                let started = p
+            .map(|p| ProgramInfo {
+                pid: p.pid,
+                command: p.command.clone(),
+                exec: p.exec,
+                started_ms: p
                     .started
                     .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis());
-                json!({
-                    "pid": p.pid,
-                    "command": p.command,
-                    "exec": p.exec,
-                    "started_ms": started,
-                    "cpu_ns": live::thread_cpu_nanos(p.thread.load(std::sync::atomic::Ordering::Relaxed)),
-                    "memory": p.gauges.memory.load(std::sync::atomic::Ordering::Relaxed),
-                    "fds": p.gauges.fds.load(std::sync::atomic::Ordering::Relaxed),
-                })
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                cpu_ns: live::thread_cpu_nanos(p.thread.load(Ordering::Relaxed)),
+                memory: p.gauges.memory.load(Ordering::Relaxed),
+                fds: p.gauges.fds.load(Ordering::Relaxed) as u64,
             })
             .collect();
-        json!(programs)
+        serde_json::to_value(programs).unwrap_or_default()
     }
 
     fn stats(&self) -> serde_json::Value {
-        json!({
-            "cpu_ns": live::process_cpu_nanos(),
-            "memory": self.live.memory(),
-            "memory_limit": self.spec.limits.memory.unwrap_or(crate::exec::DEFAULT_MEMORY_LIMIT),
-            "fds": self.live.open_descriptors(),
-            "programs": self.live.programs().len(),
+        serde_json::to_value(Usage {
+            cpu_ns: live::process_cpu_nanos(),
+            memory: self.live.memory(),
+            memory_limit: self
+                .spec
+                .limits
+                .memory
+                .unwrap_or(crate::exec::DEFAULT_MEMORY_LIMIT),
+            fds: self.live.open_descriptors() as u64,
+            programs: self.live.programs().len() as u64,
         })
+        .unwrap_or_default()
     }
 }
 

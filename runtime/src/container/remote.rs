@@ -1,0 +1,102 @@
+//! What other processes ask of a running container through its owner
+//! ([`super::control`]): run another program in it (`exec`), list its programs
+//! (`top`), read its usage (`stats`). Each is refused with Docker's words when the
+//! container does not run.
+
+use super::control::{self, ControlError, ExecEnd, ExecRequest, ProgramInfo, Request, Usage};
+use super::{Container, ContainerError, StateError};
+use std::os::fd::BorrowedFd;
+
+/// The standard streams an `exec`'d program gets: the caller's own descriptors
+/// (a terminal, pipes, files), passed to the owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Streams<'a> {
+    /// `None`: no stdin (Docker's `exec` without `-i`).
+    pub stdin: Option<BorrowedFd<'a>>,
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+}
+
+fn not_running(container: &Container) -> ContainerError {
+    StateError::NotRunning(container.name().to_owned()).into()
+}
+
+fn owner_error(e: ControlError) -> ContainerError {
+    match e {
+        ControlError::Refused(reason) => ContainerError::Owner(reason),
+        ControlError::Io(source) => ContainerError::Io {
+            what: "cannot talk to the process that runs the container".to_owned(),
+            source,
+        },
+        ControlError::Garbled(text) => ContainerError::Owner(format!(
+            "the process that runs the container answered what this Capsule cannot read: {text}"
+        )),
+    }
+}
+
+fn ask(container: &Container, request: Request, fds: &[BorrowedFd<'_>]) -> Result<control::Answer, ContainerError> {
+    if !container.state().is_active() {
+        return Err(not_running(container));
+    }
+    control::call(&container.dir, request, fds, None)
+        .map_err(owner_error)?
+        .ok_or_else(|| not_running(container))
+}
+
+/// Runs `request`'s program in the running `container` with `streams`, until it
+/// ends; how it ended. `on_started` is called with its number once it runs.
+///
+/// # Errors
+/// [`StateError::NotRunning`] for a container that does not run; the owner's refusal;
+/// the host's error. A container that stops while the program runs ends it: its exit
+/// is then 137, with the reason.
+pub fn exec(
+    container: &Container,
+    request: ExecRequest,
+    streams: Streams<'_>,
+) -> Result<ExecEnd, ContainerError> {
+    let mut fds = Vec::with_capacity(3);
+    fds.extend(streams.stdin);
+    fds.push(streams.stdout);
+    fds.push(streams.stderr);
+    let interactive = streams.stdin.is_some();
+    let mut answer = ask(
+        container,
+        Request::Exec(ExecRequest {
+            interactive,
+            ..request
+        }),
+        &fds,
+    )?;
+    match control::read_line::<ExecEnd>(&mut answer.stream) {
+        Ok(end) => Ok(end),
+        Err(ControlError::Garbled(_)) => Ok(ExecEnd {
+            exit: i32::from(crate::exit::KILLED),
+            error: Some(format!(
+                "container {} stopped while the program ran",
+                container.name()
+            )),
+        }),
+        Err(e) => Err(owner_error(e)),
+    }
+}
+
+/// The programs running in `container`, its own first.
+///
+/// # Errors
+/// As [`exec`].
+pub fn top(container: &Container) -> Result<Vec<ProgramInfo>, ContainerError> {
+    let answer = ask(container, Request::Top, &[])?;
+    serde_json::from_value(answer.value)
+        .map_err(|e| owner_error(ControlError::Garbled(e.to_string())))
+}
+
+/// What `container` uses now.
+///
+/// # Errors
+/// As [`exec`].
+pub fn stats(container: &Container) -> Result<Usage, ContainerError> {
+    let answer = ask(container, Request::Stats, &[])?;
+    serde_json::from_value(answer.value)
+        .map_err(|e| owner_error(ControlError::Garbled(e.to_string())))
+}
