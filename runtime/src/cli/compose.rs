@@ -413,7 +413,7 @@ fn ps(home: &Home, project: &Project, args: &PsArgs) -> Result<u8, Failure> {
                 "CreatedAt": c.config.created,
                 "RunningFor": format!("{} ago", ago(since(Some(&c.config.created)))),
                 "State": state.status.as_str(),
-                "Status": status_text(state),
+                "Status": status_text(c, state),
                 "ExitCode": state.exit_code.unwrap_or(0),
                 "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "Ports": ports_text(c, state),
@@ -443,7 +443,7 @@ fn ps(home: &Home, project: &Project, args: &PsArgs) -> Result<u8, Failure> {
             command,
             service.clone(),
             format!("{} ago", ago(since(Some(&c.config.created)))),
-            status_text(state),
+            status_text(c, state),
             ports_text(c, state),
         ]);
     }

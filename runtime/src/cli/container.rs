@@ -453,11 +453,21 @@ pub(super) fn since(time: Option<&str>) -> i64 {
         .map_or(0, |t| now - t)
 }
 
-/// Docker's STATUS column.
-pub(super) fn status_text(state: &State) -> String {
+/// Docker's STATUS column: with the health of a running container that has a check
+/// (`Up 3 minutes (healthy)`).
+pub(super) fn status_text(container: &Container, state: &State) -> String {
     match state.status {
         Status::Created => "Created".to_owned(),
-        Status::Running => format!("Up {}", ago(since(state.started_at.as_deref()))),
+        Status::Running => {
+            let up = format!("Up {}", ago(since(state.started_at.as_deref())));
+            match health_of(container, state) {
+                Some(health) if health.status == capsule_runtime::container::health::STARTING => {
+                    format!("{up} (health: starting)")
+                }
+                Some(health) => format!("{up} ({})", health.status),
+                None => up,
+            }
+        }
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             state.exit_code.unwrap_or(0),
@@ -470,6 +480,22 @@ pub(super) fn status_text(state: &State) -> String {
         ),
         Status::Dead => "Dead (its process died)".to_owned(),
     }
+}
+
+/// The health of a container that has a check: what its owner last recorded, or
+/// `starting` before the first record of this run.
+fn health_of(
+    container: &Container,
+    state: &State,
+) -> Option<capsule_runtime::container::health::Health> {
+    container.config.healthcheck.as_ref()?;
+    if !state.is_active() {
+        return capsule_runtime::container::health::read(&container.dir);
+    }
+    Some(
+        capsule_runtime::container::health::read(&container.dir)
+            .unwrap_or_else(capsule_runtime::container::health::Health::starting),
+    )
 }
 
 /// The statuses Docker's `status` filter knows.
@@ -608,7 +634,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
                 "Command": c.config.command.join(" "),
                 "CreatedAt": c.config.created,
                 "State": state.status.as_str(),
-                "Status": status_text(state),
+                "Status": status_text(c, state),
                 "Names": c.config.name,
                 "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "ExitCode": state.exit_code,
@@ -653,7 +679,7 @@ pub fn ps(args: &PsArgs) -> Result<u8, Failure> {
             c.config.image.clone(),
             command,
             format!("{} ago", ago(since(Some(&c.config.created)))),
-            status_text(state),
+            status_text(c, state),
             ports_text(c, state),
             c.config.name.clone(),
         ]);
@@ -796,6 +822,7 @@ pub fn inspect_json(container: &Container) -> serde_json::Value {
             "Error": state.error.clone().unwrap_or_default(),
             "StartedAt": state.started_at,
             "FinishedAt": state.finished_at,
+            "Health": health_of(container, &state),
         },
         "Image": format!("sha256:{}", c.image_id.trim_start_matches("sha256:")),
         "RestartCount": state.restart_count,
@@ -803,6 +830,7 @@ pub fn inspect_json(container: &Container) -> serde_json::Value {
         "Config": {
             "Image": c.image,
             "Cmd": c.command,
+            "Healthcheck": c.healthcheck,
             "Env": spec.map(|s| s.env.vars().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()),
             "WorkingDir": spec.map(|s| s.workdir.to_string()),
             "Labels": c.labels,

@@ -308,7 +308,15 @@ fn print_stats(
             });
             let _ = writeln!(out, "{value}");
         } else {
-            rows.push([new.id.clone(), new.name.clone(), cpu, mem, mem_pct, fds, pids]);
+            rows.push([
+                new.id.clone(),
+                new.name.clone(),
+                cpu,
+                mem,
+                mem_pct,
+                fds,
+                pids,
+            ]);
         }
     }
     if !json {

@@ -329,9 +329,7 @@ pub fn main() -> ExitCode {
             container::commit(&args)
         }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => container::cp(&args),
-        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
-            exec::exec(&args)
-        }
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => exec::exec(&args),
         Command::Top(args) | Command::Container(ContainerCommand::Top(args)) => exec::top(&args),
         Command::Stats(args) | Command::Container(ContainerCommand::Stats(args)) => {
             exec::stats(&args)

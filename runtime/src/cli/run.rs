@@ -1,6 +1,7 @@
 //! `capsule run`.
 
 use super::{Failure, exit};
+use capsule_runtime::container::health::HealthOverrides;
 use capsule_runtime::container::supervisor::{self, Mode};
 use capsule_runtime::container::{
     self, ContainerError, Overrides, PrepareError, Prepared, Program, RestartPolicy, Runner,
@@ -142,6 +143,28 @@ pub struct CreateArgs {
     /// ENOSPC past it
     #[arg(long = "storage-opt", value_name = "size=N")]
     storage_opt: Vec<String>,
+    /// A health check: a command line for the image's /bin/sh (as Docker), or a JSON
+    /// array run as it is (["/app/check.wasm","-q"]); healthy when it exits 0
+    #[arg(long = "health-cmd", value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between health checks (e.g. 10s; default 30s)
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Longest a health check may run before it counts as failed (default 30s)
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Time to start up in which failed checks do not count (default 0s)
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Time between health checks during the start period (default 5s)
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    health_start_interval: Option<String>,
+    /// Failed checks in a row that make the container unhealthy (default 3)
+    #[arg(long = "health-retries", value_name = "N")]
+    health_retries: Option<String>,
+    /// Run no health check, not even the image's HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -162,6 +185,43 @@ pub(super) struct Resolved {
     labels: BTreeMap<String, String>,
     unknown_imports: Option<UnknownImports>,
     ports: Vec<capsule_runtime::net::PortRequest>,
+    health: HealthOverrides,
+}
+
+/// The `--health-*` flags.
+fn resolve_health(args: &CreateArgs) -> Result<HealthOverrides, Failure> {
+    let duration = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| grammar::duration(flag, t))
+            .transpose()
+            .map_err(usage)
+    };
+    let retries = args
+        .health_retries
+        .as_deref()
+        .map(|t| {
+            t.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                usage(anyhow::anyhow!(
+                    "invalid --health-retries '{t}': expected a number of checks, at least 1"
+                ))
+            })
+        })
+        .transpose()?;
+    let health = HealthOverrides {
+        test: args.health_cmd.as_deref().map(HealthOverrides::test_of),
+        interval: duration("--health-interval", &args.health_interval)?,
+        timeout: duration("--health-timeout", &args.health_timeout)?,
+        start_period: duration("--health-start-period", &args.health_start_period)?,
+        start_interval: duration("--health-start-interval", &args.health_start_interval)?,
+        retries,
+        disable: args.no_healthcheck,
+    };
+    if health.disable && health.any_but_disable() {
+        return Err(usage(anyhow::anyhow!(
+            "--no-healthcheck conflicts with the --health-* options: give one or the other"
+        )));
+    }
+    Ok(health)
 }
 
 fn usage(e: impl Into<anyhow::Error>) -> Failure {
@@ -225,7 +285,9 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         .map(|p| capsule_runtime::net::PortRequest::parse(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
+    let health = resolve_health(args)?;
     Ok(Resolved {
+        health,
         ports,
         env,
         mounts,
@@ -490,6 +552,7 @@ pub(super) fn create_container(
         unknown_imports: resolved.unknown_imports,
         ports: resolved.ports,
         publish_all: args.publish_all,
+        health: resolved.health,
     };
     prepare_container(home, images, target, overrides)
 }

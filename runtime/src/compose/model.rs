@@ -35,6 +35,8 @@ pub struct ServiceSpec {
     pub limits: Limits,
     /// `stop_grace_period`, in whole seconds.
     pub stop_timeout: Option<u64>,
+    /// `healthcheck`, over the image's.
+    pub health: crate::container::health::HealthOverrides,
 }
 
 /// What to make a service's container with, beyond the service itself.
@@ -93,6 +95,7 @@ impl ServiceSpec {
                 Vec::new()
             },
             publish_all: false,
+            health: self.health.clone(),
         }
     }
 }

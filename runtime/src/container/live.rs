@@ -37,6 +37,8 @@ pub struct Live {
     fs: Mutex<Option<Arc<Vfs>>>,
     programs: Mutex<Vec<Arc<Program>>>,
     next_pid: AtomicU32,
+    /// How many times the main program has started (restarts included).
+    runs: std::sync::atomic::AtomicU64,
 }
 
 /// A program's place in [`Live`]; it leaves the list when dropped.
@@ -108,7 +110,16 @@ impl Live {
 
     /// Sets (when the main program starts) or clears (when it ends) the filesystem.
     pub fn set_fs(&self, fs: Option<Arc<Vfs>>) {
+        if fs.is_some() {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+        }
         *self.fs.lock().unwrap_or_else(PoisonError::into_inner) = fs;
+    }
+
+    /// Which run of the main program this is (0 before the first); with [`Live::fs`]
+    /// it tells a restart from the same run.
+    pub fn run_number(&self) -> u64 {
+        self.runs.load(Ordering::SeqCst)
     }
 
     /// The container's freeze gate.

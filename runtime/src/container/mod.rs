@@ -13,6 +13,7 @@ pub mod command;
 #[cfg(unix)]
 pub mod control;
 pub mod files;
+pub mod health;
 pub mod lifecycle;
 pub mod live;
 pub mod logs;
@@ -84,6 +85,9 @@ pub struct ContainerConfig {
     /// The volumes it mounts, named and anonymous (see [`volumes`]).
     #[serde(default)]
     pub volumes: Vec<crate::volume::VolumeUse>,
+    /// Its health check (the image's, as flags changed it).
+    #[serde(default)]
+    pub healthcheck: Option<health::Healthcheck>,
 }
 
 /// Docker's `--restart` policies, carried out by a detached container's supervisor.
@@ -335,6 +339,7 @@ pub struct NewContainer {
     pub stop_timeout: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub interactive: bool,
+    pub healthcheck: Option<health::Healthcheck>,
 }
 
 impl Container {
@@ -394,6 +399,7 @@ impl Container {
             labels: new.labels,
             interactive: new.interactive,
             volumes: Vec::new(),
+            healthcheck: new.healthcheck,
         };
         let container = Self {
             config,

@@ -351,6 +351,113 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Runs the container's health check for as long as `done` says the owner lives:
+    /// from each start of the main program (restarts included), one check every
+    /// interval, its result kept in the container's `health.json`
+    /// ([`super::health`]).
+    pub fn watch_health(
+        self: &Arc<Self>,
+        check: super::health::Healthcheck,
+        dir: std::path::PathBuf,
+        done: Arc<dyn Fn() -> bool + Send + Sync>,
+    ) {
+        use super::health::{Health, MAX_OUTPUT, Probe};
+        let Ok(command) = check.command() else {
+            return;
+        };
+        let owner = self.clone();
+        let request = ExecRequest {
+            args: command,
+            env: Vec::new(),
+            workdir: None,
+            interactive: false,
+        };
+        std::thread::spawn(move || {
+            let mut run = 0;
+            while !done() {
+                // Waits for a (new) run of the main program.
+                if owner.live.fs().is_none() || owner.live.run_number() == run {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                run = owner.live.run_number();
+                let started = std::time::Instant::now();
+                let mut health = Health::starting();
+                super::health::write(&dir, &health);
+                let mut ever_healthy = false;
+                loop {
+                    let in_start = !ever_healthy && started.elapsed() < check.start_period();
+                    let wait = if in_start {
+                        check.start_interval()
+                    } else {
+                        check.interval()
+                    };
+                    let until = std::time::Instant::now() + wait;
+                    let still =
+                        || !done() && owner.live.run_number() == run && owner.live.fs().is_some();
+                    while std::time::Instant::now() < until && still() {
+                        std::thread::sleep(Duration::from_millis(20).min(wait));
+                    }
+                    if !still() {
+                        break;
+                    }
+                    let in_start = !ever_healthy && started.elapsed() < check.start_period();
+                    let begin = super::logs::now_nanos();
+                    let registered = owner.live.register(request.args.clone(), true);
+                    let program = registered.program.clone();
+                    let deadline =
+                        crate::engine::Deadline::start(&program.interrupt, check.timeout());
+                    let stdio = Stdio::Capture {
+                        stdin: Vec::new(),
+                        limit: MAX_OUTPUT,
+                    };
+                    let ran = owner.run_program(&request, &stdio, &program);
+                    drop(deadline);
+                    let timed_out = matches!(
+                        program.interrupt.reason(),
+                        Some(crate::engine::Interruption::Timeout(_))
+                    );
+                    drop(registered);
+                    let mut output = match (&ran.output, &ran.error) {
+                        (Some((out, err)), _) => {
+                            let mut text = String::from_utf8_lossy(out).into_owned();
+                            text.push_str(&String::from_utf8_lossy(err));
+                            text
+                        }
+                        (None, Some(error)) => error.clone(),
+                        (None, None) => String::new(),
+                    };
+                    let exit_code = if timed_out {
+                        output = format!(
+                            "Health check exceeded timeout ({})",
+                            crate::spec::format_duration(check.timeout())
+                        );
+                        -1
+                    } else {
+                        ran.exit_code
+                    };
+                    output.truncate(output.floor_char_boundary(MAX_OUTPUT));
+                    ever_healthy |= exit_code == 0;
+                    health.record(
+                        Probe {
+                            start: begin,
+                            end: super::logs::now_nanos(),
+                            exit_code,
+                            output,
+                        },
+                        check.retries(),
+                        !in_start || exit_code == 0,
+                    );
+                    if owner.live.run_number() == run && owner.live.fs().is_some() {
+                        super::health::write(&dir, &health);
+                    }
+                }
+            }
+        });
+    }
+}
+
 fn not_frozen() -> Reply {
     Reply::error(format!(
         "the container's programs did not pause within {} s (one is blocked in a write)",

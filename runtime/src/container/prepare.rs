@@ -44,6 +44,8 @@ pub struct Overrides {
     pub ports: Vec<crate::net::PortRequest>,
     /// `-P`: publish every port the image EXPOSEs on an ephemeral host port.
     pub publish_all: bool,
+    /// `--health-*`, `--no-healthcheck`, over the image's HEALTHCHECK.
+    pub health: super::health::HealthOverrides,
 }
 
 /// Why a container could not be prepared.
@@ -68,6 +70,12 @@ pub enum PrepareError {
         image: String,
         #[source]
         source: crate::labels::LabelError,
+    },
+    #[error("image {image}: {source}")]
+    Health {
+        image: String,
+        #[source]
+        source: super::health::HealthError,
     },
     #[error(transparent)]
     Limits(#[from] crate::spec::grammar::LimitError),
@@ -154,6 +162,24 @@ pub fn prepare(
         image: name.to_owned(),
         source,
     })?;
+    let image_check = config
+        .labels()
+        .as_ref()
+        .and_then(|l| l.get(super::health::LABEL))
+        .map(|text| super::health::Healthcheck::from_label(text))
+        .transpose()
+        .map_err(|source| PrepareError::Health {
+            image: name.to_owned(),
+            source,
+        })?;
+    let healthcheck =
+        overrides
+            .health
+            .apply(image_check)
+            .map_err(|source| PrepareError::Health {
+                image: name.to_owned(),
+                source,
+            })?;
     let mut argv: Vec<String> = match &overrides.entrypoint {
         Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
         Some(entrypoint) => vec![entrypoint.clone()],
@@ -239,6 +265,7 @@ pub fn prepare(
             stop_timeout: overrides.stop_timeout,
             labels: overrides.labels,
             interactive: overrides.interactive,
+            healthcheck,
         },
     )?;
     let mut spec = RunSpec::new(program);

@@ -34,7 +34,11 @@ fn owner_error(e: ControlError) -> ContainerError {
     }
 }
 
-fn ask(container: &Container, request: Request, fds: &[BorrowedFd<'_>]) -> Result<control::Answer, ContainerError> {
+fn ask(
+    container: &Container,
+    request: Request,
+    fds: &[BorrowedFd<'_>],
+) -> Result<control::Answer, ContainerError> {
     if !container.state().is_active() {
         return Err(not_running(container));
     }

@@ -146,13 +146,20 @@ pub fn run(
     #[cfg(unix)]
     let _listening = {
         let (stop_control, dir, rm) = (control.clone(), container.dir.clone(), container.config.rm);
-        let owner = super::owner::Owner {
+        let owner = Arc::new(super::owner::Owner {
             name: container.name().to_owned(),
             live: live.clone(),
             spec: spec.clone(),
             runner: runner.clone().into_owned(),
             stop: Box::new(move |grace| begin_stop(&stop_control, grace, &dir, rm)),
-        };
+        });
+        if let Some(check) = container.config.healthcheck.clone() {
+            let control = control.clone();
+            let done = Arc::new(move || {
+                control.finished.load(Ordering::SeqCst) || control.requested.reason().is_some()
+            });
+            owner.watch_health(check, container.dir.clone(), done);
+        }
         match super::control::listen(&container.dir, move |incoming| owner.handle(incoming)) {
             Ok(listening) => Some(listening),
             Err(e) => {
