@@ -331,7 +331,10 @@ mod tests {
             retries: Some(7),
             ..HealthOverrides::default()
         };
-        let check = flags.apply(Some(image.clone())).expect("valid").expect("a check");
+        let check = flags
+            .apply(Some(image.clone()))
+            .expect("valid")
+            .expect("a check");
         assert_eq!(check.retries(), 7);
         assert_eq!(check.interval(), Duration::from_secs(5));
         assert_eq!(check.timeout(), DEFAULT_TIMEOUT);
@@ -344,7 +347,10 @@ mod tests {
             test: vec!["NONE".into()],
             ..Healthcheck::default()
         };
-        assert_eq!(HealthOverrides::default().apply(Some(none)).expect("valid"), None);
+        assert_eq!(
+            HealthOverrides::default().apply(Some(none)).expect("valid"),
+            None
+        );
         assert_eq!(
             HealthOverrides::test_of("curl -f http://localhost/"),
             ["CMD-SHELL", "curl -f http://localhost/"]

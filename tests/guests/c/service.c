@@ -14,9 +14,9 @@
 //   service watch FILE MS     look for FILE every MS ms; once it is there, print
 //                             "saw CONTENTS" and exit 0
 //   service append FILE KB N  append N records of KB KiB to FILE, each one write() of
-//                             a single byte value (the record's number), then
-//                             truncate it and start again, forever; prints
-//                             "appending" once started
+//                             a single byte value (the record's number plus the
+//                             round's, mod 256), then truncate it and start another
+//                             round, forever; prints "appending" once started
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -126,9 +126,9 @@ int main(int argc, char **argv) {
         if (!record || fd < 0) { perror(argv[2]); return 3; }
         printf("appending\n");
         fflush(stdout);
-        for (;;) {
+        for (unsigned long round = 0;; round++) {
             for (unsigned long i = 0; i < records; i++) {
-                memset(record, (int)(i % 256), size);
+                memset(record, (int)((round + i) % 256), size);
                 if (write(fd, record, size) != (ssize_t)size) { perror("write"); return 3; }
             }
             if (ftruncate(fd, 0)) { perror("ftruncate"); return 3; }

@@ -25,6 +25,7 @@ mod layers;
 mod library_api;
 mod limits;
 mod modules;
+mod owner;
 mod plugins;
 mod ports;
 mod reactors;

@@ -1,0 +1,535 @@
+//! One owner for a running container (issue 26): `cp` that the guest sees, `cp` out
+//! of a file being written, `exec`, `top`, `stats`, health checks from `run`'s flags,
+//! and `stop` as a message — through the real binary, over the `service` guest.
+
+use capsule_tests::{Containers, guests};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn env() -> Containers {
+    Containers::new(&[(guests::SERVICE, "svc")])
+}
+
+/// Waits (at most 30 s) until the container's log holds `needle`; the log.
+#[track_caller]
+fn wait_for_log(env: &Containers, name: &str, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let logs = env.env.run(&["logs", name]);
+        if logs.stdout.contains(needle) {
+            return logs.stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name}'s log never showed {needle:?}: {}{}",
+            logs.stdout,
+            logs.stderr
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The issue's first finding: a guest polling for a file never saw what `cp` put in
+/// its container (cp wrote the writable layer on disk behind the supervisor's back).
+#[test]
+fn a_running_guest_sees_a_file_copied_in_at_its_next_look() {
+    let env = env();
+    env.ok(&["run", "-d", "--name", "w1", "svc", "watch", "/cp.txt", "50"]);
+    wait_for_log(&env, "w1", "watching /cp.txt");
+    let host = env.env.write("cp.txt", "hello from the host\n");
+    let copied = Instant::now();
+    env.ok(&["cp", host.to_str().expect("utf-8"), "w1:/cp.txt"]);
+    env.wait_for("w1", "exited", |s| s["Status"] == "exited");
+    let logs = env.ok(&["logs", "w1"]);
+    assert!(
+        logs.contains("saw hello from the host"),
+        "the guest did not see the file: {logs}"
+    );
+    assert_eq!(env.state("w1")["ExitCode"], 0);
+    // It looks every 50 ms: seen at once, not at a later restart.
+    assert!(copied.elapsed() < Duration::from_secs(20));
+    // A tar from stdin into a directory is seen as well.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w2",
+        "svc",
+        "watch",
+        "/tmp/in.txt",
+        "50",
+    ]);
+    wait_for_log(&env, "w2", "watching /tmp/in.txt");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "in.txt", &b"tarred"[..])
+        .expect("tar entry");
+    let tar = tar.into_inner().expect("tar");
+    env.env
+        .run_with_stdin(&["cp", "-", "w2:/tmp"], &tar)
+        .assert_code(0);
+    env.wait_for("w2", "exited", |s| s["Status"] == "exited");
+    assert!(env.ok(&["logs", "w2"]).contains("saw tarred"));
+}
+
+/// Whether `bytes` is what `service append` has written at one moment: whole records
+/// of `record` bytes, each all one value, from one round (record `i` is the first's
+/// value plus `i`, mod 256) — not records of two rounds, nor a record half written.
+fn whole_records(bytes: &[u8], record: usize) -> bool {
+    let first = bytes.first().copied().unwrap_or(0);
+    bytes.len() % record == 0
+        && bytes.chunks(record).enumerate().all(|(i, chunk)| {
+            let value = (usize::from(first) + i) % 256;
+            chunk.iter().all(|b| usize::from(*b) == value)
+        })
+}
+
+/// A file the guest keeps writing (256 KiB per write, truncated and rewritten every
+/// 16 records) is copied out as it was between two of its writes: whole records of one
+/// round. Without the freeze a copy, which reads the file in pieces, mixes records
+/// of two rounds or ends in the middle of one.
+#[test]
+fn a_file_being_written_is_copied_out_whole() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "svc",
+        "append",
+        "/data.bin",
+        "256",
+        "32",
+    ]);
+    wait_for_log(&env, "writer", "appending");
+    let record = 256 * 1024;
+    let mut sizes = Vec::new();
+    for i in 0..8 {
+        let out = env.env.work().join(format!("copy{i}.bin"));
+        env.ok(&["cp", "writer:/data.bin", out.to_str().expect("utf-8")]);
+        let bytes = std::fs::read(&out).expect("the copy");
+        assert!(
+            whole_records(&bytes, record),
+            "copy {i} is torn: {} bytes",
+            bytes.len()
+        );
+        sizes.push(bytes.len() / record);
+    }
+    // The copies came while the guest wrote, not all at one moment.
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert!(sizes.len() > 1, "every copy saw the same size: {sizes:?}");
+    env.ok(&["rm", "-f", "writer"]);
+}
+
+/// `cp -` to stdout carries raw bytes: read them as such.
+#[test]
+fn a_tar_copied_out_of_a_running_container_is_whole() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "svc",
+        "append",
+        "/data.bin",
+        "64",
+        "16",
+    ]);
+    wait_for_log(&env, "writer", "appending");
+    let out = env
+        .env
+        .capsule()
+        .args(["cp", "writer:/data.bin", "-"])
+        .output()
+        .expect("cp");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut entries = archive.entries().expect("a tar");
+    let mut entry = entries.next().expect("one entry").expect("an entry");
+    assert_eq!(entry.path().expect("a path").to_str(), Some("data.bin"));
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).expect("its data");
+    assert!(
+        whole_records(&bytes, 64 * 1024),
+        "torn: {} bytes",
+        bytes.len()
+    );
+    // Nothing there: one error line, not an empty archive.
+    env.env
+        .run(&["cp", "writer:/nothing", "-"])
+        .assert_error(1, &["/nothing", "no such file"]);
+}
+
+#[test]
+fn exec_runs_a_program_beside_the_container_with_its_env_files_stdin_and_exit_code() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "GREETING=hi",
+        "svc",
+        "tick",
+        "0",
+        "100",
+    ]);
+    env.wait_for("box", "running", |s| s["Status"] == "running");
+    // The container's environment, and -e over it.
+    assert_eq!(
+        env.ok(&["exec", "box", "/service.wasm", "env", "GREETING"]),
+        "hi\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-e",
+            "GREETING=yo",
+            "box",
+            "/service.wasm",
+            "env",
+            "GREETING"
+        ]),
+        "yo\n"
+    );
+    // Its own stdin with -i; none without.
+    let run = env.env.run_with_stdin(
+        &["exec", "-i", "box", "/service.wasm", "cat"],
+        b"through exec\n",
+    );
+    run.assert_clean_success();
+    assert_eq!(run.stdout, "through exec\n");
+    // The same filesystem: a file one program writes, another reads, and cp sees.
+    env.ok(&[
+        "exec",
+        "box",
+        "/service.wasm",
+        "write",
+        "/tmp/shared.txt",
+        "made by exec",
+    ]);
+    env.ok(&[
+        "exec",
+        "-w",
+        "/tmp",
+        "box",
+        "/service.wasm",
+        "write",
+        "rel.txt",
+        "in the workdir",
+    ]);
+    let out = env.env.work().join("rel.txt");
+    env.ok(&["cp", "box:/tmp/rel.txt", out.to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("copied"),
+        "in the workdir"
+    );
+    let out = env.env.work().join("shared.txt");
+    env.ok(&["cp", "box:/tmp/shared.txt", out.to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("copied"),
+        "made by exec"
+    );
+    // Its exit code is exec's; a program found nowhere is 127, as Docker's.
+    env.env
+        .run(&["exec", "box", "/service.wasm", "tick", "1", "0", "7"])
+        .assert_code(7);
+    env.env
+        .run(&["exec", "box", "nosuch"])
+        .assert_error(127, &["nosuch", "not found"]);
+    // The container is untouched by all this.
+    assert_eq!(env.state("box")["Status"], "running");
+}
+
+#[test]
+fn exec_into_a_stopped_or_unknown_container_is_a_clear_error() {
+    let env = env();
+    env.ok(&["create", "--name", "idle", "svc", "tick", "1", "0"]);
+    env.env
+        .run(&["exec", "idle", "/service.wasm", "pwd"])
+        .assert_error(1, &["container idle is not running"]);
+    env.env
+        .run(&["exec", "ghost", "/service.wasm", "pwd"])
+        .assert_error(1, &["no such container: ghost"]);
+    env.env
+        .run(&["exec", "-u", "root", "idle", "/service.wasm"])
+        .assert_error(125, &["-u root", "no user ids"]);
+}
+
+/// A program `exec` started ends with its container, and with its client.
+#[test]
+fn exec_ends_with_the_container_and_with_its_client() {
+    let env = env();
+    env.ok(&["run", "-d", "--name", "host", "svc", "tick", "0", "100"]);
+    env.wait_for("host", "running", |s| s["Status"] == "running");
+    let mut child = env
+        .env
+        .capsule()
+        .args(["exec", "host", "/service.wasm", "spin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec");
+    let programs = || env.ok(&["top", "host"]).lines().count() - 1;
+    let start = Instant::now();
+    while programs() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "exec never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its client killed (as Ctrl-C would): the program is stopped.
+    child.kill().expect("kill the client");
+    let _ = child.wait();
+    let start = Instant::now();
+    while programs() > 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the program outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A container that stops ends what runs in it: exec exits 137 with the reason.
+    let mut child = env
+        .env
+        .capsule()
+        .args(["exec", "host", "/service.wasm", "spin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec");
+    let start = Instant::now();
+    while programs() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "exec never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.ok(&["kill", "host"]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "exec outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(137));
+}
+
+#[test]
+fn top_and_stats_show_the_programs_memory_and_descriptors_of_a_container() {
+    let env = env();
+    env.ok(&[
+        "run", "-d", "--name", "busy", "--memory", "64m", "svc", "tick", "0", "100",
+    ]);
+    env.wait_for("busy", "running", |s| s["Status"] == "running");
+    let top = env.ok(&["top", "busy"]);
+    let lines: Vec<&str> = top.lines().collect();
+    assert!(lines[0].starts_with("PID"), "{top}");
+    assert_eq!(lines.len(), 2, "one program: {top}");
+    assert!(
+        lines[1].starts_with('1') && lines[1].ends_with("/service.wasm tick 0 100"),
+        "{top}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(env.ok(&["top", "--format", "json", "busy"]).trim()).expect("json");
+    assert_eq!(json["pid"], 1);
+    assert!(json["memory"].as_u64().expect("memory") > 0, "{json}");
+    // stdio and the root preopen at least.
+    assert!(json["fds"].as_u64().expect("fds") >= 4, "{json}");
+
+    let stats = env.ok(&["stats", "--no-stream", "--format", "json"]);
+    let line: serde_json::Value = serde_json::from_str(stats.trim()).expect("one json line");
+    assert_eq!(line["Name"], "busy");
+    assert_eq!(line["Usage"]["memory_limit"], 64 << 20);
+    assert_eq!(line["PIDs"], "1");
+    assert!(
+        line["MemUsage"]
+            .as_str()
+            .expect("text")
+            .ends_with("/ 64MiB"),
+        "{line}"
+    );
+    let table = env.ok(&["stats", "--no-stream", "busy"]);
+    assert!(table.starts_with("CONTAINER ID"), "{table}");
+    assert!(table.contains("busy"), "{table}");
+    // A stopped container has no usage to ask for.
+    env.ok(&["kill", "busy"]);
+    env.env
+        .run(&["top", "busy"])
+        .assert_error(1, &["container busy is not running"]);
+}
+
+/// Two programs of one container share its --memory: one holding most of it leaves
+/// the other only the rest.
+#[test]
+fn the_programs_of_a_container_share_its_memory_limit() {
+    let env = env();
+    env.ok(&[
+        "run", "-d", "--name", "tight", "--memory", "8m", "svc", "append", "/tmp/a", "4096", "1",
+    ]);
+    wait_for_log(&env, "tight", "appending");
+    // The main program holds 4 MiB of records and its stack: a second one asking
+    // for another 4 MiB is refused memory and ends out of memory.
+    let run = env.env.run(&[
+        "exec",
+        "tight",
+        "/service.wasm",
+        "append",
+        "/tmp/b",
+        "4096",
+        "1",
+    ]);
+    assert_ne!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    // Alone it would fit.
+    env.ok(&["kill", "tight"]);
+    env.ok(&[
+        "run", "-d", "--name", "roomy", "--memory", "8m", "svc", "tick", "0", "100",
+    ]);
+    env.wait_for("roomy", "running", |s| s["Status"] == "running");
+    let mut child = env
+        .env
+        .capsule()
+        .args([
+            "exec",
+            "roomy",
+            "/service.wasm",
+            "append",
+            "/tmp/b",
+            "4096",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("its first line");
+    assert_eq!(line, "appending\n");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn health_checks_from_run_flags_turn_a_container_healthy_and_unhealthy() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "doc",
+        "--health-cmd",
+        r#"["/service.wasm", "exists", "/tmp/ok"]"#,
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "svc",
+        "tick",
+        "0",
+        "100",
+    ]);
+    let health = |env: &Containers| env.state("doc")["Health"]["Status"].clone();
+    env.wait_for("doc", "unhealthy", |s| s["Health"]["Status"] == "unhealthy");
+    assert!(env.ok(&["ps"]).contains("(unhealthy)"));
+    env.ok(&["exec", "doc", "/service.wasm", "write", "/tmp/ok", "yes"]);
+    env.wait_for("doc", "healthy", |s| s["Health"]["Status"] == "healthy");
+    assert!(env.ok(&["ps"]).contains("(healthy)"));
+    let state = env.state("doc");
+    let log = state["Health"]["Log"].as_array().expect("a log");
+    assert!(!log.is_empty() && log.len() <= 5, "{state}");
+    assert_eq!(log.last().expect("a result")["ExitCode"], 0);
+    env.ok(&["exec", "doc", "/service.wasm", "rm", "/tmp/ok"]);
+    env.wait_for("doc", "unhealthy again", |s| {
+        s["Health"]["Status"] == "unhealthy"
+    });
+    assert_eq!(health(&env), "unhealthy");
+    // A check that outlives its timeout fails with Docker's -1.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--health-cmd",
+        r#"["/service.wasm", "spin"]"#,
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "200ms",
+        "--health-retries",
+        "1",
+        "svc",
+        "tick",
+        "0",
+        "100",
+    ]);
+    env.wait_for("slow", "unhealthy", |s| {
+        s["Health"]["Status"] == "unhealthy"
+    });
+    let log = env.state("slow")["Health"]["Log"].clone();
+    assert_eq!(log[0]["ExitCode"], -1, "{log}");
+    assert!(
+        log[0]["Output"]
+            .as_str()
+            .expect("output")
+            .contains("exceeded timeout")
+    );
+    // Bad flags: one line each.
+    env.env
+        .run(&["run", "--health-retries", "0", "svc"])
+        .assert_error(125, &["--health-retries"]);
+    env.env
+        .run(&["run", "--no-healthcheck", "--health-cmd", "x", "svc"])
+        .assert_error(125, &["--no-healthcheck"]);
+    env.env
+        .run(&["run", "--health-interval", "soon", "svc"])
+        .assert_error(125, &["--health-interval"]);
+}
+
+/// `stop` is a message to the owner now: the request file is not needed, and the
+/// container stops within its grace period.
+#[test]
+fn stop_reaches_the_owner_through_its_channel() {
+    let env = env();
+    env.ok(&["run", "-d", "--name", "s1", "svc", "tick", "0", "100"]);
+    env.wait_for("s1", "running", |s| s["Status"] == "running");
+    let dir = env.env.home().join("containers");
+    let socket = std::fs::read_dir(&dir)
+        .expect("containers")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("control.sock"))
+        .find(|p| p.exists())
+        .expect("a control socket");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only its owner may talk to it");
+    env.ok(&["stop", "-t", "1", "s1"]);
+    assert_eq!(env.state("s1")["Status"], "exited");
+    assert!(!socket.exists(), "the socket goes with its owner");
+    assert!(!socket.with_file_name("stop-request").exists());
+}
