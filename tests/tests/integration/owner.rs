@@ -80,7 +80,7 @@ fn a_running_guest_sees_a_file_copied_in_at_its_next_look() {
 /// value plus `i`, mod 256) — not records of two rounds, nor a record half written.
 fn whole_records(bytes: &[u8], record: usize) -> bool {
     let first = bytes.first().copied().unwrap_or(0);
-    bytes.len() % record == 0
+    bytes.len().is_multiple_of(record)
         && bytes.chunks(record).enumerate().all(|(i, chunk)| {
             let value = (usize::from(first) + i) % 256;
             chunk.iter().all(|b| usize::from(*b) == value)
