@@ -995,6 +995,10 @@ pub struct CommitArgs {
     /// A note for the image's history
     #[arg(short = 'm', long = "message")]
     message: Option<String>,
+    /// Hold a running container's filesystem still while its changes are read (as
+    /// Docker pauses it); --pause=false reads them as they change
+    #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pause: bool,
 }
 
 /// `capsule commit`: the container's changes as a new layer over its image.
@@ -1013,8 +1017,16 @@ pub fn commit(args: &CommitArgs) -> Result<u8, Failure> {
         Some(message) => format!("capsule commit {}: {message}", container.name()),
         None => format!("capsule commit {}", container.name()),
     };
-    let image = capsule_runtime::container::files::commit(&container, &images, epoch, &created_by)
-        .map_err(files_failure)?;
+    let image = capsule_runtime::container::files::commit(
+        &container,
+        &images,
+        &capsule_runtime::container::files::CommitOptions {
+            epoch,
+            created_by,
+            pause: args.pause,
+        },
+    )
+    .map_err(files_failure)?;
     images
         .set_name(&image, name.as_ref())
         .map_err(|e| Failure::new(exit::USAGE, e))?;

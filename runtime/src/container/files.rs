@@ -79,20 +79,37 @@ pub fn diff(container: &Container) -> Result<Vec<Change>, FilesError> {
     Ok(crate::fs::changes::changes(&entries, lower.as_ref()))
 }
 
+/// How [`commit`] makes its image.
+#[derive(Debug, Clone)]
+pub struct CommitOptions {
+    /// Every timestamp of the new layer (`SOURCE_DATE_EPOCH`): the same changes give
+    /// the same layer.
+    pub epoch: i64,
+    /// The history entry's `created_by`.
+    pub created_by: String,
+    /// Hold a running container's filesystem still while its changes are read.
+    pub pause: bool,
+}
+
 /// A new image: the container's image with one more layer holding its changes
-/// (whiteouts included; every timestamp `epoch`, so the same changes give the same
-/// layer), its history saying `created_by`. The image's configuration is kept.
+/// (whiteouts included; every timestamp `options.epoch`), its history saying
+/// `options.created_by`. The image's configuration is kept. A running container's
+/// filesystem is held still meanwhile unless `options.pause` is off.
 ///
 /// # Errors
 /// [`FilesError`] when the image or the changes cannot be read or the store written.
 pub fn commit(
     container: &Container,
     images: &Images,
-    epoch: i64,
-    created_by: &str,
+    options: &CommitOptions,
 ) -> Result<Image, FilesError> {
+    let (epoch, created_by) = (options.epoch, options.created_by.as_str());
     let base = images.resolve(&container.config.image_id)?;
-    let _still = hold_still(container)?;
+    let _still = if options.pause {
+        hold_still(container)?
+    } else {
+        None
+    };
     let upper = container.dir.join("upper");
     let entries = list_upper(&upper).map_err(FilesError::Upper)?;
     let plan = LayerPlan::of_upper(&upper, &entries).map_err(FilesError::Upper)?;

@@ -533,3 +533,45 @@ fn stop_reaches_the_owner_through_its_channel() {
     assert!(!socket.exists(), "the socket goes with its owner");
     assert!(!socket.with_file_name("stop-request").exists());
 }
+
+/// `commit` of a running container holds it still (Docker's `--pause`, on by
+/// default): the layer holds the file as it was between two writes.
+#[test]
+fn commit_of_a_running_container_takes_its_files_between_two_writes() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "svc",
+        "append",
+        "/data.bin",
+        "256",
+        "16",
+    ]);
+    wait_for_log(&env, "busy", "appending");
+    for round in 0..3 {
+        let tag = format!("snap:{round}");
+        env.ok(&["commit", "busy", &tag]);
+        env.ok(&["create", "--name", &format!("copy{round}"), &tag]);
+        let out = env.env.work().join(format!("snap{round}.bin"));
+        env.ok(&[
+            "cp",
+            &format!("copy{round}:/data.bin"),
+            out.to_str().expect("utf-8"),
+        ]);
+        let bytes = std::fs::read(&out).expect("the committed file");
+        assert!(
+            whole_records(&bytes, 256 * 1024),
+            "commit {round} holds a torn file: {} bytes",
+            bytes.len()
+        );
+    }
+    assert_eq!(env.ok(&["diff", "busy"]), "A /data.bin\n");
+    // Unpaused, a file that shrinks under the copy is one clear error; a quiet
+    // container commits as well.
+    env.ok(&["run", "-d", "--name", "quiet", "svc", "tick", "0", "100"]);
+    env.wait_for("quiet", "running", |s| s["Status"] == "running");
+    env.ok(&["commit", "--pause=false", "quiet", "snap:unpaused"]);
+}
