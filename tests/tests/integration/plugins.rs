@@ -549,3 +549,263 @@ fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).starts_with("usage: "));
 }
+
+/// A plugin whose `echo` answers with its input.
+const ECHO: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "spin") (param i32 i32) (result i64)
+    (loop $forever (br $forever))
+    (i64.const 0)))"#;
+
+/// A plugin whose `through` passes its input to the host function `IMPORT` and returns
+/// the host's answer (or error) as its own.
+fn through(import: &str) -> String {
+    format!(
+        r#"(module
+  (import "capsule_host" "{import}" (func $host (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func (export "through") (param i32 i32) (result i64)
+    (call $host (local.get 0) (local.get 1))))"#
+    )
+}
+
+/// A host of one instance whose `test.hold` blocks the call that makes it until the
+/// returned sender sends (or is dropped); the receiver hears when a call holds it.
+fn holding_host() -> (
+    PluginHost,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, released) = (Mutex::new(holding), Mutex::new(released));
+    let host = PluginHost::builder()
+        .max_instances(1)
+        .host_function("test.hold", move |_: &[u8]| {
+            holding
+                .lock()
+                .map_err(|_| HostError::new("poisoned"))?
+                .send(())
+                .map_err(|_| HostError::new("nobody listens"))?;
+            let _ = released
+                .lock()
+                .map_err(|_| HostError::new("poisoned"))?
+                .recv_timeout(Duration::from_secs(60));
+            Ok(Vec::new())
+        })
+        .build()
+        .expect("plugin host");
+    (host, held, release)
+}
+
+/// Calls `function` of `plugin` on a thread of its own; its result and how long it
+/// took, or `None` when it has not ended within `patience`.
+fn call_within(
+    plugin: &Plugin,
+    function: &'static str,
+    patience: Duration,
+) -> Option<(Result<Vec<u8>, PluginError>, Duration)> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let plugin = plugin.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let result = plugin.call(function, b"input");
+        let _ = done.send((result, start.elapsed()));
+    });
+    outcome.recv_timeout(patience).ok()
+}
+
+#[test]
+fn a_call_waiting_for_an_instance_ends_at_its_deadline() {
+    let (host, held, release) = holding_host();
+    let holder = Plugin::from_bytes(
+        &host,
+        "holder",
+        through("test.hold"),
+        &PluginManifest::new()
+            .allow_host_function("test.hold")
+            .no_deadline(),
+    )
+    .expect("load the holder");
+    let waiter = Plugin::from_bytes(
+        &host,
+        "waiter",
+        ECHO,
+        &PluginManifest::new().deadline(Duration::from_millis(200)),
+    )
+    .expect("load the waiter");
+    let holding = {
+        let holder = holder.clone();
+        std::thread::spawn(move || holder.call("through", b""))
+    };
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the holder runs");
+    // The only instance is the holder's: the call waits, and ends at its deadline with
+    // the error of a call that ran past it.
+    let waited = call_within(&waiter, "echo", Duration::from_secs(10));
+    let _ = release.send(());
+    let (result, elapsed) =
+        waited.expect("a call waiting for an instance did not end at its deadline");
+    match result {
+        Err(PluginError::Deadline {
+            plugin,
+            function,
+            deadline,
+        }) => {
+            assert_eq!(
+                (plugin.as_str(), function.as_str(), deadline),
+                ("waiter", "echo", Duration::from_millis(200))
+            );
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(
+        holding.join().expect("the holder's thread").expect("hold"),
+        b""
+    );
+    // Its instance free again, the same call runs.
+    assert_eq!(waiter.call("echo", b"x").expect("echo"), b"x");
+
+    // The time waited counts toward the deadline: a call that waits 700 ms of its
+    // 1 s and then loops ends at 1 s, not 1.7 s.
+    let spinner = Plugin::from_bytes(
+        &host,
+        "spinner",
+        ECHO,
+        &PluginManifest::new().deadline(Duration::from_secs(1)),
+    )
+    .expect("load the spinner");
+    let holding = std::thread::spawn(move || holder.call("through", b""));
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the holder runs again");
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let result = spinner.call("spin", b"");
+        let _ = done.send((result, start.elapsed()));
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    release.send(()).expect("release the holder");
+    let (result, elapsed) = outcome
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the spinning call ends");
+    assert!(
+        matches!(result, Err(PluginError::Deadline { .. })),
+        "{result:?}"
+    );
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "the deadline restarted when the call got its instance: {elapsed:?}"
+    );
+    assert_eq!(
+        holding.join().expect("the holder's thread").expect("hold"),
+        b""
+    );
+}
+
+/// The plugin a host function calls back into, set once it is loaded.
+type Inner = Arc<std::sync::OnceLock<Plugin>>;
+
+/// A host of `instances` instances whose host function `plugins.call` calls the
+/// `echo` of the plugin set in the returned cell, and the errors that call got.
+fn nesting_host(instances: u32) -> (PluginHost, Inner, Arc<Mutex<Vec<PluginError>>>) {
+    let inner = Arc::new(std::sync::OnceLock::<Plugin>::new());
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (cell, seen) = (inner.clone(), errors.clone());
+    let host = PluginHost::builder()
+        .max_instances(instances)
+        .host_function("plugins.call", move |input: &[u8]| {
+            let plugin = cell
+                .get()
+                .ok_or_else(|| HostError::new("no inner plugin"))?;
+            plugin.call("echo", input).map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(e);
+                }
+                HostError::new(message)
+            })
+        })
+        .build()
+        .expect("plugin host");
+    (host, inner, errors)
+}
+
+#[test]
+fn a_host_function_calling_a_plugin_on_a_host_of_one_instance_fails_instead_of_deadlocking() {
+    let (host, inner, errors) = nesting_host(1);
+    let echo = Plugin::from_bytes(&host, "inner", ECHO, &PluginManifest::new()).expect("inner");
+    inner.set(echo.clone()).expect("set once");
+    // No deadline: nothing but the pool could end the wait.
+    let outer = Plugin::from_bytes(
+        &host,
+        "outer",
+        through("plugins.call"),
+        &PluginManifest::new()
+            .allow_host_function("plugins.call")
+            .no_deadline(),
+    )
+    .expect("outer");
+    let (result, elapsed) = call_within(&outer, "through", Duration::from_secs(10))
+        .expect("a nested call on a host of one instance deadlocked");
+    match result {
+        Err(PluginError::Guest { message, .. }) => {
+            assert!(message.contains("raise max_instances"), "{message}");
+            assert!(message.contains("plugin inner: echo"), "{message}");
+        }
+        other => panic!("expected the nested call's error through the plugin, got {other:?}"),
+    }
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    match errors.lock().expect("errors").as_slice() {
+        [
+            PluginError::NestedCallDeadlock {
+                plugin,
+                function,
+                max_instances,
+                held_by_caller,
+            },
+        ] => assert_eq!(
+            (
+                plugin.as_str(),
+                function.as_str(),
+                *max_instances,
+                *held_by_caller
+            ),
+            ("inner", "echo", 1, 1)
+        ),
+        other => panic!("expected one NestedCallDeadlock, got {other:?}"),
+    }
+    // The host goes on serving, the inner plugin too when called from the top.
+    assert_eq!(echo.call("echo", b"top").expect("top-level call"), b"top");
+
+    // With an instance to spare, the same nested call works.
+    let (host, inner, errors) = nesting_host(2);
+    inner
+        .set(Plugin::from_bytes(&host, "inner", ECHO, &PluginManifest::new()).expect("inner"))
+        .expect("set once");
+    let outer = Plugin::from_bytes(
+        &host,
+        "outer",
+        through("plugins.call"),
+        &PluginManifest::new().allow_host_function("plugins.call"),
+    )
+    .expect("outer");
+    for _ in 0..3 {
+        assert_eq!(outer.call("through", b"nested").expect("nested"), b"nested");
+    }
+    assert!(errors.lock().expect("errors").is_empty());
+}
