@@ -809,3 +809,89 @@ fn a_host_function_calling_a_plugin_on_a_host_of_one_instance_fails_instead_of_d
     }
     assert!(errors.lock().expect("errors").is_empty());
 }
+
+#[test]
+fn memory_a_call_dirtied_past_the_resident_budget_is_zero_for_the_next_call_on_its_slot() {
+    // One instance: every call reuses the same slot. `mark` writes a marker at each
+    // offset of its input (little-endian u32s) and answers with the 8 bytes at the
+    // first; `peek` answers with the 8 bytes at the offset of its input, and `pages`
+    // with the pages the call started with.
+    // `grows` starts with 1 page and grows to 64 (4 MiB); `big` starts with 64 pages,
+    // with an image byte string at 2 MiB.
+    let module = |pages: u32, data: &str| {
+        format!(
+            r#"(module
+  (memory (export "memory") {pages})
+  {data}
+  (global $next (mut i32) (i32.const 1024))
+  (global $start_pages (mut i32) (i32.const 0))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func $grow
+    (global.set $start_pages (memory.size))
+    (if (i32.lt_u (memory.size) (i32.const 64))
+      (then (drop (memory.grow (i32.sub (i32.const 64) (memory.size)))))))
+  (func (export "mark") (param $ptr i32) (param $len i32) (result i64)
+    (local $end i32)
+    (local $first i32)
+    (call $grow)
+    (local.set $first (i32.load (local.get $ptr)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $len)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $ptr) (local.get $end)))
+        (i64.store (i32.load (local.get $ptr)) (i64.const 0x4b52414d4b52414d))
+        (local.set $ptr (i32.add (local.get $ptr) (i32.const 4)))
+        (br $each)))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $first)) (i64.const 32))
+            (i64.const 8)))
+  (func (export "peek") (param $ptr i32) (param $len i32) (result i64)
+    (call $grow)
+    (i64.or (i64.shl (i64.extend_i32_u (i32.load (local.get $ptr))) (i64.const 32))
+            (i64.const 8)))
+  (func (export "pages") (param i32 i32) (result i64)
+    (call $grow)
+    (i32.store (i32.const 16) (global.get $start_pages))
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 4))))"#
+        )
+    };
+    let host = PluginHost::builder()
+        .max_instances(1)
+        .build()
+        .expect("plugin host");
+    let grows = Plugin::from_bytes(&host, "grows", module(1, ""), &PluginManifest::new())
+        .expect("load grows");
+    let image = r#"(data (i32.const 0x200000) "image 2M")"#;
+    let big =
+        Plugin::from_bytes(&host, "big", module(64, image), &PluginManifest::new()).expect("big");
+    // Within the 1 MiB kept resident, past it (3 MiB, 4 MiB - 8), and at the image
+    // data beyond it (2 MiB).
+    let offsets: [u32; 4] = [0x8_0000, 0x30_0000, 0x3f_fff8, 0x20_0000];
+    let input: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+    for round in 0..3 {
+        for (plugin, start_pages) in [(&grows, 1u32), (&big, 64)] {
+            assert_eq!(
+                plugin.call("pages", b"").expect("pages"),
+                start_pages.to_le_bytes(),
+                "round {round}: {} did not start from its image",
+                plugin.name()
+            );
+            // The marker is where `peek` looks, within a call.
+            assert_eq!(plugin.call("mark", &input).expect("mark"), b"MARKMARK");
+            for offset in offsets {
+                let want: &[u8] = if plugin.name() == "big" && offset == 0x20_0000 {
+                    b"image 2M"
+                } else {
+                    &[0; 8]
+                };
+                assert_eq!(
+                    plugin.call("peek", &offset.to_le_bytes()).expect("peek"),
+                    want,
+                    "round {round}: {} sees the previous call's marker at {offset:#x}",
+                    plugin.name()
+                );
+            }
+        }
+    }
+}
