@@ -184,6 +184,28 @@ pub enum PluginError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A call from inside another plugin call (a host function calling back into a
+    /// plugin) needed an instance while every one of the host's instances was held by
+    /// calls waiting for a nested call (on a host of one instance, its own caller's):
+    /// it fails at once instead of waiting forever. Raise
+    /// [`PluginHostBuilder::max_instances`] above the depth of nested calls.
+    #[error(
+        "plugin {plugin}: {function} was called from inside another plugin call (a host \
+         function calling back into a plugin), but all {max_instances} instance slot(s) of \
+         the host are held by calls that wait for a nested call ({held_by_caller} by this \
+         call's own thread), so none would ever be free: raise max_instances above the \
+         depth of nested calls"
+    )]
+    NestedCallDeadlock {
+        /// The plugin's name.
+        plugin: String,
+        /// The function called.
+        function: String,
+        /// The host's instances.
+        max_instances: u32,
+        /// How many of them the calls of the calling thread hold.
+        held_by_caller: u32,
+    },
     /// The call ended its instance with WASI `proc_exit`.
     #[error("plugin {plugin}: {function} exited with status {status} instead of returning")]
     Exited {
@@ -305,6 +327,17 @@ impl From<rt::PluginError> for PluginError {
                 plugin,
                 function,
                 limit,
+            },
+            R::NestedCallDeadlock {
+                plugin,
+                function,
+                max_instances,
+                held_by_caller,
+            } => Self::NestedCallDeadlock {
+                plugin,
+                function,
+                max_instances,
+                held_by_caller,
             },
             R::Exited {
                 plugin,
@@ -438,8 +471,12 @@ pub struct PluginHostBuilder {
 
 impl PluginHostBuilder {
     /// Instances alive at once, across all plugins of the host (default 100): a call
-    /// past it waits for one to end. Each reserves address space for a 4 GiB memory
-    /// (not memory itself).
+    /// past it waits for one to end, within its deadline (the wait counts toward it,
+    /// and a call that waits past it fails with [`PluginError::Deadline`]). A call from
+    /// a host function (nested) that could only wait forever, because every instance
+    /// is held by calls waiting for nested ones (on a host of one instance, any nested
+    /// call), fails at once with [`PluginError::NestedCallDeadlock`]. Each instance
+    /// reserves address space for a 4 GiB memory (not memory itself).
     pub fn max_instances(mut self, count: u32) -> Self {
         self.max_instances = Some(count);
         self
@@ -588,7 +625,8 @@ impl PluginManifest {
         self
     }
 
-    /// Wall-clock time per call (to within about a millisecond); default 10 s.
+    /// Wall-clock time per call (to within about a millisecond), from when it is made:
+    /// time waiting for an instance counts; default 10 s.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.inner.limits.deadline = Some(deadline);
         self
@@ -743,7 +781,9 @@ impl Plugin {
     /// [`PluginError::NoSuchFunction`]; how the call failed
     /// ([`PluginError::Trap`], [`PluginError::OutOfFuel`], [`PluginError::Deadline`],
     /// [`PluginError::OutOfMemory`], [`PluginError::Exited`],
-    /// [`PluginError::HostPanic`], [`PluginError::Abi`]); or the plugin's own error
+    /// [`PluginError::HostPanic`], [`PluginError::Abi`]); the deadline passing while it
+    /// waits for an instance ([`PluginError::Deadline`]); a nested call that could only
+    /// wait forever ([`PluginError::NestedCallDeadlock`]); or the plugin's own error
     /// result, [`PluginError::Guest`].
     pub fn call(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         Ok(self.inner.call(function, input)?)

@@ -119,3 +119,7 @@ pub fn remove(
         source: std::io::Error::other(e.to_string()),
     })
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

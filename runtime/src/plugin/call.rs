@@ -3,7 +3,7 @@
 
 use super::host::IMPORT_MODULE;
 use super::manifest::{PluginLimits, PluginManifest};
-use super::pool::{PluginHost, TICK};
+use super::pool::{NoSlot, PluginHost, TICK};
 use super::{PluginError, pack, unpack};
 use crate::ending::{self, Ending, first_line};
 use crate::exec::MemoryLimiter;
@@ -16,6 +16,7 @@ use crate::wasi::p1::stdio::{Capture, Input, LogSink, Output, Stream};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::{
     Caller, Extern, ExternType, FuncType, InstancePre, Linker, Module, ModuleExport, Store, ValType,
 };
@@ -294,8 +295,12 @@ impl Plugin {
         }));
         // One instance now: a module too big for the pool or its memory limit, or a
         // directory that is not one, fails the load instead of every call.
-        let _slot = host.0.slots.acquire();
-        let mut store = plugin.store("(load)")?;
+        let _slot = host
+            .0
+            .slots
+            .acquire(None)
+            .map_err(|e| plugin.no_slot("(load)", e))?;
+        let mut store = plugin.store("(load)", None)?;
         if let Err(e) = plugin.0.pre.instantiate(&mut store) {
             return Err(plugin.failure("(load)", &store, &e));
         }
@@ -324,7 +329,10 @@ impl Plugin {
     /// [`PluginError::NoSuchFunction`]; the call's failure: [`PluginError::Trap`],
     /// [`PluginError::OutOfFuel`], [`PluginError::Deadline`],
     /// [`PluginError::OutOfMemory`], [`PluginError::Exited`], [`PluginError::HostPanic`],
-    /// [`PluginError::Abi`]; or the plugin's own [`PluginError::Guest`] error result.
+    /// [`PluginError::Abi`]; the deadline passing while it waits for a slot
+    /// ([`PluginError::Deadline`]); a nested call that could only wait forever
+    /// ([`PluginError::NestedCallDeadlock`]); or the plugin's own [`PluginError::Guest`]
+    /// error result.
     pub fn call(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         let inner = &*self.0;
         let Some(export) = inner.functions.get(function) else {
@@ -343,8 +351,18 @@ impl Plugin {
                 functions: self.functions(),
             });
         };
-        let _slot = inner.host.0.slots.acquire();
-        let mut store = self.store(function)?;
+        // The deadline counts from now: waiting for a slot uses it up too.
+        let until = inner
+            .limits
+            .deadline
+            .and_then(|deadline| Instant::now().checked_add(deadline));
+        let _slot = inner
+            .host
+            .0
+            .slots
+            .acquire(until)
+            .map_err(|e| self.no_slot(function, e))?;
+        let mut store = self.store(function, until)?;
         match self.run(&mut store, export, input) {
             Ok(output) => Ok(output),
             Err(e) => Err(self.failure(function, &store, &e)),
@@ -372,8 +390,12 @@ impl Plugin {
         serde_json::from_slice(&output).map_err(|e| json("the output", e))
     }
 
-    /// A fresh store for one call, its limits set.
-    fn store(&self, function: &str) -> Result<Store<CallState>, PluginError> {
+    /// A fresh store for one call, its limits set: it is interrupted at `until`.
+    fn store(
+        &self,
+        function: &str,
+        until: Option<Instant>,
+    ) -> Result<Store<CallState>, PluginError> {
         let inner = &*self.0;
         let (stdout, stderr, kept) = if inner.forward_output {
             (Output::Stderr, Output::Stderr, None)
@@ -419,10 +441,10 @@ impl Plugin {
         store
             .set_fuel(inner.limits.fuel.unwrap_or(u64::MAX))
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let ticks = match inner.limits.deadline {
-            Some(deadline) => {
-                u64::try_from(deadline.as_nanos().div_ceil(TICK.as_nanos())).unwrap_or(u64::MAX / 2)
-                    + 1
+        let ticks = match until {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_nanos().div_ceil(TICK.as_nanos())).unwrap_or(u64::MAX / 2) + 1
             }
             None => u64::MAX / 2,
         };
@@ -493,6 +515,24 @@ impl Plugin {
             )));
         }
         Ok(bytes)
+    }
+
+    /// The error of a call that got no instance slot.
+    fn no_slot(&self, function: &str, why: NoSlot) -> PluginError {
+        let inner = &*self.0;
+        match why {
+            NoSlot::Deadline => PluginError::Deadline {
+                plugin: inner.name.clone(),
+                function: function.to_owned(),
+                deadline: inner.limits.deadline.unwrap_or_default(),
+            },
+            NoSlot::Nested { total, held_here } => PluginError::NestedCallDeadlock {
+                plugin: inner.name.clone(),
+                function: function.to_owned(),
+                max_instances: u32::try_from(total).unwrap_or(u32::MAX),
+                held_by_caller: u32::try_from(held_here).unwrap_or(u32::MAX),
+            },
+        }
     }
 
     /// Turns the error that ended a call into its [`PluginError`].

@@ -24,8 +24,9 @@ pub struct PluginLimits {
     /// wasmtime fuel per call (about one unit per instruction); `None`: unmetered
     /// (default).
     pub fuel: Option<u64>,
-    /// Wall-clock time a call may take; `None`: no deadline. Default: 10 s. Checked at
-    /// function entries and loop back-edges, to within about a millisecond.
+    /// Wall-clock time a call may take, from when it is made: time waiting for an
+    /// instance slot counts; `None`: no deadline. Default: 10 s. Checked at function
+    /// entries and loop back-edges, to within about a millisecond.
     pub deadline: Option<Duration>,
     /// Bytes of linear memory (and tables) an instance may have. Default: 64 MiB.
     pub memory: u64,

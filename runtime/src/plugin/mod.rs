@@ -163,6 +163,23 @@ pub enum PluginError {
         function: String,
         limit: u64,
     },
+    /// A call made from inside another call on the same thread (a host function calling
+    /// back into a plugin) needed an instance slot while every slot of the host was
+    /// held by calls waiting for one the same way (on a pool of one, by its own caller):
+    /// none would ever be released, so it fails at once instead of waiting forever.
+    #[error(
+        "plugin {plugin}: {function} was called from inside another plugin call (a host \
+         function calling back into a plugin), but all {max_instances} instance slot(s) of \
+         the host are held by calls that wait for a nested call ({held_by_caller} by this \
+         call's own thread), so none would ever be free: raise max_instances above the \
+         depth of nested calls"
+    )]
+    NestedCallDeadlock {
+        plugin: String,
+        function: String,
+        max_instances: u32,
+        held_by_caller: u32,
+    },
     /// The call ended the instance with WASI `proc_exit`.
     #[error("plugin {plugin}: {function} exited with status {status} instead of returning")]
     Exited {

@@ -549,3 +549,349 @@ fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).starts_with("usage: "));
 }
+
+/// A plugin whose `echo` answers with its input.
+const ECHO: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "spin") (param i32 i32) (result i64)
+    (loop $forever (br $forever))
+    (i64.const 0)))"#;
+
+/// A plugin whose `through` passes its input to the host function `IMPORT` and returns
+/// the host's answer (or error) as its own.
+fn through(import: &str) -> String {
+    format!(
+        r#"(module
+  (import "capsule_host" "{import}" (func $host (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func (export "through") (param i32 i32) (result i64)
+    (call $host (local.get 0) (local.get 1))))"#
+    )
+}
+
+/// A host of one instance whose `test.hold` blocks the call that makes it until the
+/// returned sender sends (or is dropped); the receiver hears when a call holds it.
+fn holding_host() -> (
+    PluginHost,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, released) = (Mutex::new(holding), Mutex::new(released));
+    let host = PluginHost::builder()
+        .max_instances(1)
+        .host_function("test.hold", move |_: &[u8]| {
+            holding
+                .lock()
+                .map_err(|_| HostError::new("poisoned"))?
+                .send(())
+                .map_err(|_| HostError::new("nobody listens"))?;
+            let _ = released
+                .lock()
+                .map_err(|_| HostError::new("poisoned"))?
+                .recv_timeout(Duration::from_secs(60));
+            Ok(Vec::new())
+        })
+        .build()
+        .expect("plugin host");
+    (host, held, release)
+}
+
+/// Calls `function` of `plugin` on a thread of its own; its result and how long it
+/// took, or `None` when it has not ended within `patience`.
+fn call_within(
+    plugin: &Plugin,
+    function: &'static str,
+    patience: Duration,
+) -> Option<(Result<Vec<u8>, PluginError>, Duration)> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let plugin = plugin.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let result = plugin.call(function, b"input");
+        let _ = done.send((result, start.elapsed()));
+    });
+    outcome.recv_timeout(patience).ok()
+}
+
+#[test]
+fn a_call_waiting_for_an_instance_ends_at_its_deadline() {
+    let (host, held, release) = holding_host();
+    let holder = Plugin::from_bytes(
+        &host,
+        "holder",
+        through("test.hold"),
+        &PluginManifest::new()
+            .allow_host_function("test.hold")
+            .no_deadline(),
+    )
+    .expect("load the holder");
+    let waiter = Plugin::from_bytes(
+        &host,
+        "waiter",
+        ECHO,
+        &PluginManifest::new().deadline(Duration::from_millis(200)),
+    )
+    .expect("load the waiter");
+    let holding = {
+        let holder = holder.clone();
+        std::thread::spawn(move || holder.call("through", b""))
+    };
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the holder runs");
+    // The only instance is the holder's: the call waits, and ends at its deadline with
+    // the error of a call that ran past it.
+    let waited = call_within(&waiter, "echo", Duration::from_secs(10));
+    let _ = release.send(());
+    let (result, elapsed) =
+        waited.expect("a call waiting for an instance did not end at its deadline");
+    match result {
+        Err(PluginError::Deadline {
+            plugin,
+            function,
+            deadline,
+        }) => {
+            assert_eq!(
+                (plugin.as_str(), function.as_str(), deadline),
+                ("waiter", "echo", Duration::from_millis(200))
+            );
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(
+        holding.join().expect("the holder's thread").expect("hold"),
+        b""
+    );
+    // Its instance free again, the same call runs.
+    assert_eq!(waiter.call("echo", b"x").expect("echo"), b"x");
+
+    // The time waited counts toward the deadline: a call that waits 700 ms of its
+    // 1 s and then loops ends at 1 s, not 1.7 s.
+    let spinner = Plugin::from_bytes(
+        &host,
+        "spinner",
+        ECHO,
+        &PluginManifest::new().deadline(Duration::from_secs(1)),
+    )
+    .expect("load the spinner");
+    let holding = std::thread::spawn(move || holder.call("through", b""));
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the holder runs again");
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let result = spinner.call("spin", b"");
+        let _ = done.send((result, start.elapsed()));
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    release.send(()).expect("release the holder");
+    let (result, elapsed) = outcome
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the spinning call ends");
+    assert!(
+        matches!(result, Err(PluginError::Deadline { .. })),
+        "{result:?}"
+    );
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "the deadline restarted when the call got its instance: {elapsed:?}"
+    );
+    assert_eq!(
+        holding.join().expect("the holder's thread").expect("hold"),
+        b""
+    );
+}
+
+/// The plugin a host function calls back into, set once it is loaded.
+type Inner = Arc<std::sync::OnceLock<Plugin>>;
+
+/// A host of `instances` instances whose host function `plugins.call` calls the
+/// `echo` of the plugin set in the returned cell, and the errors that call got.
+fn nesting_host(instances: u32) -> (PluginHost, Inner, Arc<Mutex<Vec<PluginError>>>) {
+    let inner = Arc::new(std::sync::OnceLock::<Plugin>::new());
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (cell, seen) = (inner.clone(), errors.clone());
+    let host = PluginHost::builder()
+        .max_instances(instances)
+        .host_function("plugins.call", move |input: &[u8]| {
+            let plugin = cell
+                .get()
+                .ok_or_else(|| HostError::new("no inner plugin"))?;
+            plugin.call("echo", input).map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(e);
+                }
+                HostError::new(message)
+            })
+        })
+        .build()
+        .expect("plugin host");
+    (host, inner, errors)
+}
+
+#[test]
+fn a_host_function_calling_a_plugin_on_a_host_of_one_instance_fails_instead_of_deadlocking() {
+    let (host, inner, errors) = nesting_host(1);
+    let echo = Plugin::from_bytes(&host, "inner", ECHO, &PluginManifest::new()).expect("inner");
+    inner.set(echo.clone()).expect("set once");
+    // No deadline: nothing but the pool could end the wait.
+    let outer = Plugin::from_bytes(
+        &host,
+        "outer",
+        through("plugins.call"),
+        &PluginManifest::new()
+            .allow_host_function("plugins.call")
+            .no_deadline(),
+    )
+    .expect("outer");
+    let (result, elapsed) = call_within(&outer, "through", Duration::from_secs(10))
+        .expect("a nested call on a host of one instance deadlocked");
+    match result {
+        Err(PluginError::Guest { message, .. }) => {
+            assert!(message.contains("raise max_instances"), "{message}");
+            assert!(message.contains("plugin inner: echo"), "{message}");
+        }
+        other => panic!("expected the nested call's error through the plugin, got {other:?}"),
+    }
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    match errors.lock().expect("errors").as_slice() {
+        [
+            PluginError::NestedCallDeadlock {
+                plugin,
+                function,
+                max_instances,
+                held_by_caller,
+            },
+        ] => assert_eq!(
+            (
+                plugin.as_str(),
+                function.as_str(),
+                *max_instances,
+                *held_by_caller
+            ),
+            ("inner", "echo", 1, 1)
+        ),
+        other => panic!("expected one NestedCallDeadlock, got {other:?}"),
+    }
+    // The host goes on serving, the inner plugin too when called from the top.
+    assert_eq!(echo.call("echo", b"top").expect("top-level call"), b"top");
+
+    // With an instance to spare, the same nested call works.
+    let (host, inner, errors) = nesting_host(2);
+    inner
+        .set(Plugin::from_bytes(&host, "inner", ECHO, &PluginManifest::new()).expect("inner"))
+        .expect("set once");
+    let outer = Plugin::from_bytes(
+        &host,
+        "outer",
+        through("plugins.call"),
+        &PluginManifest::new().allow_host_function("plugins.call"),
+    )
+    .expect("outer");
+    for _ in 0..3 {
+        assert_eq!(outer.call("through", b"nested").expect("nested"), b"nested");
+    }
+    assert!(errors.lock().expect("errors").is_empty());
+}
+
+#[test]
+fn memory_a_call_dirtied_past_the_resident_budget_is_zero_for_the_next_call_on_its_slot() {
+    // One instance: every call reuses the same slot. `mark` writes a marker at each
+    // offset of its input (little-endian u32s) and answers with the 8 bytes at the
+    // first; `peek` answers with the 8 bytes at the offset of its input, and `pages`
+    // with the pages the call started with.
+    // `grows` starts with 1 page and grows to 64 (4 MiB); `big` starts with 64 pages,
+    // with an image byte string at 2 MiB.
+    let module = |pages: u32, data: &str| {
+        format!(
+            r#"(module
+  (memory (export "memory") {pages})
+  {data}
+  (global $next (mut i32) (i32.const 1024))
+  (global $start_pages (mut i32) (i32.const 0))
+  (func (export "capsule_alloc") (param $len i32) (result i32)
+    (global.get $next)
+    (global.set $next (i32.add (global.get $next) (local.get $len))))
+  (func $grow
+    (global.set $start_pages (memory.size))
+    (if (i32.lt_u (memory.size) (i32.const 64))
+      (then (drop (memory.grow (i32.sub (i32.const 64) (memory.size)))))))
+  (func (export "mark") (param $ptr i32) (param $len i32) (result i64)
+    (local $end i32)
+    (local $first i32)
+    (call $grow)
+    (local.set $first (i32.load (local.get $ptr)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $len)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $ptr) (local.get $end)))
+        (i64.store (i32.load (local.get $ptr)) (i64.const 0x4b52414d4b52414d))
+        (local.set $ptr (i32.add (local.get $ptr) (i32.const 4)))
+        (br $each)))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $first)) (i64.const 32))
+            (i64.const 8)))
+  (func (export "peek") (param $ptr i32) (param $len i32) (result i64)
+    (call $grow)
+    (i64.or (i64.shl (i64.extend_i32_u (i32.load (local.get $ptr))) (i64.const 32))
+            (i64.const 8)))
+  (func (export "pages") (param i32 i32) (result i64)
+    (call $grow)
+    (i32.store (i32.const 16) (global.get $start_pages))
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 4))))"#
+        )
+    };
+    let host = PluginHost::builder()
+        .max_instances(1)
+        .build()
+        .expect("plugin host");
+    let grows = Plugin::from_bytes(&host, "grows", module(1, ""), &PluginManifest::new())
+        .expect("load grows");
+    let image = r#"(data (i32.const 0x200000) "image 2M")"#;
+    let big =
+        Plugin::from_bytes(&host, "big", module(64, image), &PluginManifest::new()).expect("big");
+    // Within the 1 MiB kept resident, past it (3 MiB, 4 MiB - 8), and at the image
+    // data beyond it (2 MiB).
+    let offsets: [u32; 4] = [0x8_0000, 0x30_0000, 0x3f_fff8, 0x20_0000];
+    let input: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+    for round in 0..3 {
+        for (plugin, start_pages) in [(&grows, 1u32), (&big, 64)] {
+            assert_eq!(
+                plugin.call("pages", b"").expect("pages"),
+                start_pages.to_le_bytes(),
+                "round {round}: {} did not start from its image",
+                plugin.name()
+            );
+            // The marker is where `peek` looks, within a call.
+            assert_eq!(plugin.call("mark", &input).expect("mark"), b"MARKMARK");
+            for offset in offsets {
+                let want: &[u8] = if plugin.name() == "big" && offset == 0x20_0000 {
+                    b"image 2M"
+                } else {
+                    &[0; 8]
+                };
+                assert_eq!(
+                    plugin.call("peek", &offset.to_le_bytes()).expect("peek"),
+                    want,
+                    "round {round}: {} sees the previous call's marker at {offset:#x}",
+                    plugin.name()
+                );
+            }
+        }
+    }
+}
