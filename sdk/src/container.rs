@@ -193,6 +193,19 @@ impl ContainerOptions {
     }
 }
 
+/// What a program run by [`Container::exec`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit code (126/127 when it could not run, 137 when its container stopped).
+    pub exit_code: i32,
+    /// Why it could not run, when it could not.
+    pub error: Option<String>,
+    /// What it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// What it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
 /// A container in the home: a handle by ID, read afresh on every call (another
 /// process, such as `capsule stop`, may change it at any time).
 #[derive(Debug, Clone)]
@@ -317,6 +330,68 @@ impl Container {
     /// [`ErrorKind::NotFound`] when it has been removed.
     pub fn wait(&self) -> Result<i32, Error> {
         lifecycle::wait(&self.load()?).map_err(|e| map::container(&e))
+    }
+
+    /// Runs another program in it while it runs (`capsule exec`): found through its
+    /// `PATH` as its own program is, in its filesystem, with its environment (`env`
+    /// over it), reading `stdin`; its memory counts against the container's limit.
+    /// Returns once the program ends, with what it wrote.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] when the container is not running; the host's error.
+    #[cfg(unix)]
+    pub fn exec(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<ExecOutput, Error> {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let c = self.load()?;
+        let pipe = || std::io::pipe().map_err(|e| map::io("cannot make a pipe", &e));
+        let (in_read, mut in_write) = pipe()?;
+        let (out_read, out_write) = pipe()?;
+        let (err_read, err_write) = pipe()?;
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = in_write.write_all(&input);
+        });
+        // Read while it runs: a program that writes more than a pipe holds must not
+        // wait for a reader.
+        let reader = |mut pipe: std::io::PipeReader| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let (stdout, stderr) = (reader(out_read), reader(err_read));
+        let request = capsule_runtime::container::control::ExecRequest {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            workdir: None,
+            interactive: true,
+        };
+        let streams = capsule_runtime::container::remote::Streams {
+            stdin: Some(in_read.as_fd()),
+            stdout: out_write.as_fd(),
+            stderr: err_write.as_fd(),
+        };
+        let ended = capsule_runtime::container::remote::exec(&c, request, streams);
+        // The owner's copies are closed with the program: ours now, so the readers end.
+        drop((in_read, out_write, err_write));
+        let _ = writer.join();
+        let ended = ended.map_err(|e| map::container(&e))?;
+        Ok(ExecOutput {
+            exit_code: ended.exit,
+            error: ended.error,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        })
     }
 
     /// Its log so far: every line its guest wrote, in order.

@@ -59,7 +59,7 @@ pub mod plugin;
 mod run;
 
 pub use compose::ComposeProject;
-pub use container::{Container, ContainerOptions, ContainerState, LogLine};
+pub use container::{Container, ContainerOptions, ContainerState, ExecOutput, LogLine};
 pub use error::{Error, ErrorKind};
 pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
 pub use run::{ExitStatus, Frame, Interruption, Output, RunOptions, Trap};

@@ -575,3 +575,46 @@ fn commit_of_a_running_container_takes_its_files_between_two_writes() {
     env.wait_for("quiet", "running", |s| s["Status"] == "running");
     env.ok(&["commit", "--pause=false", "quiet", "snap:unpaused"]);
 }
+
+/// The SDK's `exec`: what an embedder runs in a container it started, with stdin in
+/// and both streams out (more than a pipe holds, read while it runs).
+#[test]
+fn the_sdk_runs_a_program_in_a_running_container() {
+    let home = tempfile::tempdir().expect("home");
+    let capsule = capsule_sdk::Capsule::open(home.path())
+        .expect("capsule")
+        .supervisor(capsule_tests::capsule_bin());
+    let image = capsule.import(guests::SERVICE, "svc").expect("import");
+    let box_ = capsule
+        .create(
+            &image,
+            capsule_sdk::ContainerOptions::new()
+                .name("box")
+                .env("GREETING", "hi")
+                .args(["tick", "0", "100"]),
+        )
+        .expect("create");
+    let refused = box_
+        .exec(&["/service.wasm", "pwd"], &[], b"")
+        .expect_err("not running yet");
+    assert_eq!(
+        refused.kind(),
+        capsule_sdk::ErrorKind::Conflict,
+        "{refused}"
+    );
+    box_.start().expect("start");
+    let out = box_
+        .exec(&["/service.wasm", "env", "GREETING"], &[], b"")
+        .expect("exec");
+    assert_eq!((out.exit_code, out.stdout.as_slice()), (0, &b"hi\n"[..]));
+    let big = vec![b'x'; 300_000];
+    let out = box_
+        .exec(&["/service.wasm", "cat"], &[("GREETING", "yo")], &big)
+        .expect("exec");
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(out.stdout.len(), big.len(), "all of stdin came back");
+    let out = box_.exec(&["nosuch"], &[], b"").expect("exec");
+    assert_eq!(out.exit_code, 127);
+    assert!(out.error.expect("a reason").contains("nosuch"));
+    box_.kill().expect("kill");
+}
