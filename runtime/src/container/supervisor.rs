@@ -171,7 +171,7 @@ pub fn run(
 
     let mut state = container.state();
     state.stopped_by_user = false;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     let mut first = true;
     loop {
         state.status = Status::Running;
@@ -240,26 +240,25 @@ pub fn run(
         state.exit_code = Some(exit);
         state.finished_at = Some(super::logs::now_nanos());
         state.stopped_by_user = control.requested.reason().is_some();
-        let restart = mode == Mode::Detached
-            && error.is_none()
-            && container
-                .config
-                .restart
-                .restarts(exit, state.restart_count, state.stopped_by_user);
+        let restart = restarts(
+            mode,
+            error.is_none(),
+            container.config.restart,
+            exit,
+            &state,
+        );
+        let pause = backoff.after_run(began.elapsed());
         if restart {
-            if began.elapsed() >= Duration::from_secs(10) {
-                backoff = Duration::from_millis(100);
-            }
             state.status = Status::Restarting;
             container.write_state(&state)?;
             log.note(&format!(
                 "exited with {exit}; restarting in {} ({} policy)",
-                crate::spec::format_duration(backoff),
+                crate::spec::format_duration(pause),
                 container.config.restart
             ));
         }
         // Ended for good: no restart due, or a stop asked for during the back-off.
-        if !restart || !control.requested.sleep(backoff) {
+        if !restart || !control.requested.sleep(pause) {
             state.stopped_by_user |= restart;
             state.status = Status::Exited;
             control.finished.store(true, Ordering::SeqCst);
@@ -270,8 +269,51 @@ pub fn run(
                 error,
             });
         }
-        backoff = (backoff * 2).min(Duration::from_secs(60));
         state.restart_count += 1;
+    }
+}
+
+/// Whether a run that ended with `exit` is followed by another: only a detached
+/// container's, only when its guest could start (`started`), as its policy says given
+/// the restarts so far and whether a stop was asked for.
+fn restarts(
+    mode: Mode,
+    started: bool,
+    policy: super::RestartPolicy,
+    exit: i32,
+    state: &State,
+) -> bool {
+    mode == Mode::Detached
+        && started
+        && policy.restarts(exit, state.restart_count, state.stopped_by_user)
+}
+
+/// Docker's back-off between restarts: 100 ms, doubling, at most a minute, back to
+/// 100 ms after a run of 10 s or more.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(60);
+    const RESET_AFTER: Duration = Duration::from_secs(10);
+
+    /// The pause before the next run, after one that ran for `ran`.
+    fn after_run(&mut self, ran: Duration) -> Duration {
+        if ran >= Self::RESET_AFTER {
+            self.next = Self::FIRST;
+        }
+        let pause = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        pause
     }
 }
 
@@ -656,5 +698,76 @@ pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32,
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::RestartPolicy;
+
+    fn after(restart_count: u32, stopped_by_user: bool) -> State {
+        State {
+            restart_count,
+            stopped_by_user,
+            ..State::created()
+        }
+    }
+
+    #[test]
+    fn the_back_off_doubles_to_a_minute_and_resets_after_ten_seconds_of_running() {
+        let mut backoff = Backoff::default();
+        let quick = Duration::from_millis(5);
+        let pauses: Vec<u64> = (0..12)
+            .map(|_| backoff.after_run(quick).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            pauses,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000
+            ]
+        );
+        assert_eq!(
+            backoff.after_run(Duration::from_secs(10)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(backoff.after_run(quick), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn restarts_follow_the_policy_only_for_detached_containers_that_started() {
+        let on_failure = RestartPolicy::parse("on-failure:2").expect("a policy");
+        let always = RestartPolicy::parse("always").expect("a policy");
+        let unless = RestartPolicy::parse("unless-stopped").expect("a policy");
+        let no = RestartPolicy::parse("no").expect("a policy");
+        let detached = Mode::Detached;
+        assert!(restarts(detached, true, on_failure, 1, &after(0, false)));
+        assert!(restarts(detached, true, on_failure, 1, &after(1, false)));
+        assert!(
+            !restarts(detached, true, on_failure, 1, &after(2, false)),
+            "at most 2"
+        );
+        assert!(
+            !restarts(detached, true, on_failure, 0, &after(0, false)),
+            "success"
+        );
+        assert!(restarts(detached, true, always, 0, &after(50, false)));
+        assert!(
+            !restarts(detached, true, always, 0, &after(0, true)),
+            "stopped"
+        );
+        assert!(!restarts(detached, true, unless, 1, &after(0, true)));
+        assert!(!restarts(detached, true, no, 1, &after(0, false)));
+        assert!(!restarts(
+            Mode::Foreground,
+            true,
+            always,
+            1,
+            &after(0, false)
+        ));
+        assert!(
+            !restarts(detached, false, always, 1, &after(0, false)),
+            "never started"
+        );
     }
 }
