@@ -532,3 +532,94 @@ fn receive_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> 
 pub fn borrow(fd: &impl AsFd) -> BorrowedFd<'_> {
     fd.as_fd()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// An owner that answers every request with the number of descriptors it got.
+    fn listening(dir: &Path) -> Listening {
+        listen(dir, |mut incoming| {
+            let reply = Reply::ok(serde_json::json!({
+                "fds": incoming.fds.len(),
+                "op": format!("{:?}", incoming.request),
+            }));
+            let _ = incoming.reply(&reply);
+        })
+        .expect("listen")
+    }
+
+    fn raw(dir: &Path, line: &str) -> Reply {
+        let mut stream = crate::ambient::connect_unix(dir, SOCKET).expect("connect");
+        stream.write_all(line.as_bytes()).expect("send");
+        read_line(&mut io::BufReader::new(stream)).expect("a reply")
+    }
+
+    #[test]
+    fn requests_carry_descriptors_and_other_versions_or_ops_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let listening = listening(dir.path());
+        let (_read, write) = std::io::pipe().expect("pipe");
+        let answer = call(
+            dir.path(),
+            Request::Top,
+            &[write.as_fd(), write.as_fd()],
+            None,
+        )
+        .expect("call")
+        .expect("someone listens");
+        assert_eq!(answer.value["fds"], 2);
+        assert_eq!(answer.value["op"], "Top");
+
+        let reply = raw(dir.path(), "{\"v\":99,\"op\":\"top\"}\n");
+        assert!(!reply.ok);
+        assert!(reply.error.expect("why").contains("control version 1"));
+        let reply = raw(dir.path(), "{\"v\":1,\"op\":\"format-disk\"}\n");
+        assert!(reply.error.expect("why").starts_with("unknown request"));
+        let reply = raw(dir.path(), "not json\n");
+        assert!(reply.error.expect("why").contains("not JSON"));
+
+        // The socket is its owner's only, and goes with it.
+        use std::os::unix::fs::PermissionsExt;
+        let socket = dir.path().join(SOCKET);
+        let mode = std::fs::symlink_metadata(&socket)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(listening);
+        assert!(
+            call(dir.path(), Request::Top, &[], None)
+                .expect("no error")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_socket_path_too_long_for_sockaddr_un_is_reached_through_proc() {
+        let dir = tempfile::tempdir().expect("dir");
+        let deep = dir.path().join("d".repeat(120));
+        std::fs::create_dir(&deep).expect("a deep directory");
+        let _listening = listening(&deep);
+        let answer = call(&deep, Request::Stats, &[], None)
+            .expect("call")
+            .expect("someone listens");
+        assert_eq!(answer.value["op"], "Stats");
+    }
+
+    #[test]
+    fn chunks_carry_a_stream_and_its_end() {
+        let mut wire = Vec::new();
+        let mut writer = ChunkWriter::new(&mut wire);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        writer.write_all(&data).expect("write");
+        writer.finish().expect("finish");
+        let mut out = Vec::new();
+        let copied = copy_chunks(&mut &wire[..], &mut out).expect("read back");
+        assert_eq!((copied as usize, out), (data.len(), data));
+        // Broken off: an error, not a short copy taken for whole.
+        let mut short = Vec::new();
+        assert!(copy_chunks(&mut &wire[..wire.len() - 10], &mut short).is_err());
+    }
+}
