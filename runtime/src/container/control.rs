@@ -536,7 +536,6 @@ pub fn borrow(fd: &impl AsFd) -> BorrowedFd<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     /// An owner that answers every request with the number of descriptors it got.
     fn listening(dir: &Path) -> Listening {
