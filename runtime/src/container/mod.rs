@@ -6,7 +6,9 @@
 //! The process that runs a container — a foreground `capsule run`, or the detached
 //! container's own supervisor ([`supervisor`]) — holds `running.lock` for as long as it
 //! lives, and is the only writer of `state.json` while it does: a container whose state
-//! says `running` but whose lock is free lost its process, and reads as `dead`.
+//! says `running` but whose lock is free lost its process, and reads as `dead`. The
+//! lock is also held by `rm` and the prunes until the directory is gone (see
+//! [`lifecycle::remove`]).
 //! Every guest runs through the one [`runner`].
 
 pub mod command;
@@ -504,6 +506,11 @@ impl Container {
         &self.config.name
     }
 
+    /// Whether the container's directory is gone (removed, by this process or another).
+    pub fn is_removed(&self) -> bool {
+        !crate::ambient::is_dir(&self.dir)
+    }
+
     /// Removes the container and its writable layer.
     ///
     /// # Errors
@@ -582,24 +589,28 @@ impl Container {
             if config.name.is_empty() {
                 config.name = short_id(&config.id).to_owned();
             }
-            let container = Self {
+            let mut container = Self {
                 config,
                 dir: root.join(&name),
                 running: None,
             };
-            if container.config.rm && container.lock_is_free() {
-                let state = container.state();
-                if state.status != Status::Created {
-                    match remove_dir(&container.dir) {
-                        Ok(()) => {
-                            tracing::info!(container = %name, "removed a --rm container left by a killed run");
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
-                        }
+            // Removed holding its run lock: no process runs it, and none starts it
+            // while it goes.
+            if container.config.rm
+                && container.lock_is_free()
+                && container.state().status != Status::Created
+                && container.lock_running().unwrap_or(false)
+            {
+                match remove_dir(&container.dir) {
+                    Ok(()) => {
+                        tracing::info!(container = %name, "removed a --rm container left by a killed run");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
                     }
                 }
+                container.unlock_running();
             }
             out.push(container);
         }
@@ -655,9 +666,32 @@ fn remove_dir(dir: &std::path::Path) -> io::Result<()> {
     let parent_dir = crate::ambient::open_dir(parent)?;
     let removing = format!("{REMOVING}{}", name.to_string_lossy());
     match parent_dir.rename(name, &parent_dir, &removing) {
-        Ok(()) => crate::ambient::remove_dir_all(&parent.join(removing)),
+        Ok(()) => remove_dir_all_settled(&parent.join(removing)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(_) => crate::ambient::remove_dir_all(dir),
+        Err(_) => remove_dir_all_settled(dir),
+    }
+}
+
+/// How long [`remove_dir_all_settled`] tries.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Deletes a directory that a late writer may still add to: a process that reached the
+/// container's directory before it was renamed out of the list (a supervisor's log
+/// opened by path as `start` spawns it, a record written through a handle opened
+/// before, a `cp` into it) can create an entry after `remove_dir_all` listed the
+/// directory, which then fails with "directory not empty". Such a writer finds the
+/// directory gone on its next step, so trying again (for [`SETTLE`]) deletes it.
+fn remove_dir_all_settled(path: &std::path::Path) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match crate::ambient::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && start.elapsed() < SETTLE => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -781,9 +815,11 @@ pub fn prune_stopped(home: &Home) -> Vec<String> {
             removed.push(id);
         }
     }
-    for container in Container::list(home) {
+    for mut container in Container::list(home) {
         let state = container.state();
-        if state.is_active() || !container.lock_is_free() {
+        // Removed holding its run lock, as `rm` removes: a `start` meanwhile finds it
+        // taken.
+        if state.is_active() || !container.lock_running().unwrap_or(false) {
             continue;
         }
         let id = container.config.id.clone();
