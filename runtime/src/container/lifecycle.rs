@@ -15,15 +15,44 @@ use std::time::{Duration, Instant};
 /// run, or with the reason it could not start.
 ///
 /// # Errors
-/// [`ContainerError::State`] when it runs already (or is being removed), or why the
-/// supervisor or the guest could not start.
+/// [`ContainerError::State`] when it runs already (another `start` won a race with
+/// this one) or is still being created, or why the supervisor or the guest could not
+/// start.
 pub fn start(
     home: &Home,
     container: &Container,
     supervisor_exe: &Path,
 ) -> Result<(), ContainerError> {
     state::can_start(container.name(), &container.state())?;
-    supervisor::spawn_detached(home, container, supervisor_exe)
+    if container.config.spec.is_none() {
+        // `create` holds the run lock until it has recorded the spec; a record without
+        // one whose lock is free was left by another version.
+        return Err(if container.lock_is_free() {
+            ContainerError::Unrunnable {
+                id: container.config.id.clone(),
+            }
+        } else {
+            StateError::Creating(container.name().to_owned()).into()
+        });
+    }
+    match supervisor::spawn_detached(home, container, supervisor_exe) {
+        // Its supervisor found the run lock taken: another process started it since
+        // the state was read. Said as when the state shows it, not as a failure of
+        // this start ("could not start: container x is already running").
+        Err(ContainerError::Start { reason, .. }) if lost_to_another_start(&reason) => {
+            Err(StateError::AlreadyRunning(container.name().to_owned()).into())
+        }
+        other => other,
+    }
+}
+
+/// Whether a supervisor's reason for not starting is that another process runs the
+/// container ([`StateError::AlreadyRunning`], under whatever name it had then).
+fn lost_to_another_start(reason: &str) -> bool {
+    reason
+        .strip_prefix("container ")
+        .and_then(|rest| rest.strip_suffix(" is already running"))
+        .is_some_and(super::valid_name)
 }
 
 /// The grace period of a stop: `explicit`, else the container's `--stop-timeout`, else
@@ -132,8 +161,8 @@ const HOLD_LIMIT: Duration = Duration::from_secs(30);
 /// is gone ([`Container::remove`]): no process runs the container while its directory
 /// goes, and none can start it meanwhile (a supervisor that comes up finds the lock
 /// taken). A process that runs it is stopped first (`force`; without it, a container
-/// that was started since its state was read is refused as running); one that was
-/// started and is not yet running is waited for.
+/// that was started since its state was read is refused as running); one that is
+/// still being created, or started and not yet running, is waited for.
 ///
 /// # Errors
 /// [`ContainerError::NotFound`] when another process removed it first;
@@ -169,5 +198,20 @@ fn hold_for_removal(container: &mut Container, force: bool) -> Result<(), Contai
         } else {
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_lost_to_another_is_told_from_other_failures() {
+        assert!(lost_to_another_start("container web is already running"));
+        assert!(lost_to_another_start("container web-2 is already running"));
+        assert!(!lost_to_another_start("guest trapped: unreachable"));
+        assert!(!lost_to_another_start(
+            "container web could not start: container web is already running"
+        ));
     }
 }
