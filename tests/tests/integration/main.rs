@@ -27,6 +27,7 @@ mod limits;
 mod modules;
 mod plugins;
 mod ports;
+mod races;
 mod reactors;
 mod registry;
 mod run;
