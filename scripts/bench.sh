@@ -13,6 +13,7 @@
 #   scripts/bench.sh django     # examples/django-library (Django REST framework on CPython for WASI): first 200 after run -d, wrk vs native CPython
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
+#   scripts/bench.sh stress     # lifecycle races: stop, kill, rm -f, start, restart, rename, cp, run -d at once on 8 containers for 60 s, then the invariants (exit 1 on a violation)
 #   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1, as runwasi's stress test; ctr run --rm vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,11 @@ if [ "${1:-}" = containers ]; then
     shift
     guest=$(service_guest)
     exec python3 scripts/bench_containers.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
+fi
+if [ "${1:-}" = stress ]; then
+    shift
+    guest=$(service_guest)
+    exec python3 scripts/stress_lifecycle.py --capsule "$target_dir/release/capsule" --guest "$guest" "$@"
 fi
 if [ "${1:-}" = compose ]; then
     shift

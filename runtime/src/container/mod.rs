@@ -6,7 +6,9 @@
 //! The process that runs a container — a foreground `capsule run`, or the detached
 //! container's own supervisor ([`supervisor`]) — holds `running.lock` for as long as it
 //! lives, and is the only writer of `state.json` while it does: a container whose state
-//! says `running` but whose lock is free lost its process, and reads as `dead`.
+//! says `running` but whose lock is free lost its process, and reads as `dead`. The
+//! lock is also held by [`Container::create`] until the spec is recorded, and by `rm`
+//! and the prunes until the directory is gone (see [`lifecycle::remove`]).
 //! Every guest runs through the one [`runner`].
 
 pub mod command;
@@ -244,7 +246,11 @@ pub(crate) fn write_unsynced(dir: &std::path::Path, name: &str, bytes: &[u8]) ->
 /// Takes the names lock, held until dropped. It lives beside the containers'
 /// directory, which holds containers only.
 fn lock_names(home: &Home) -> Result<std::fs::File, ContainerError> {
-    let root = home.root();
+    lock_names_at(home.root())
+}
+
+/// [`lock_names`] of the home at `root`.
+fn lock_names_at(root: &std::path::Path) -> Result<std::fs::File, ContainerError> {
     let dir = crate::ambient::create_and_open_dir(root)
         .map_err(io_error(format!("cannot create {}", root.display())))?;
     let mut options = cap_std::fs::OpenOptions::new();
@@ -382,6 +388,13 @@ impl Container {
             .open_with(RUN_LOCK, &options)
             .map_err(io_error("cannot create the container's lock"))?
             .into_std();
+        // Held until the spec is recorded ([`Container::set_spec`]): a container being
+        // created is neither started (its supervisor finds the lock taken) nor removed
+        // or pruned under its creator (they wait for the lock), and `start` can tell it
+        // from a record without a spec left by another version.
+        running
+            .lock()
+            .map_err(io_error("cannot lock the container's lock"))?;
         let config = ContainerConfig {
             id,
             name,
@@ -404,29 +417,85 @@ impl Container {
         let container = Self {
             config,
             dir,
-            running: None,
+            running: Some(running),
         };
         container.write_state(&State::created())?;
         container.save_config()?;
-        drop(running);
         drop(names);
         Ok(container)
     }
 
-    /// Records the resolved run spec and program (see [`prepare`]).
+    /// Records the resolved run spec and program (see [`prepare`]), which ends the
+    /// container's creation: the run lock [`Container::create`] took is let go.
     ///
     /// # Errors
-    /// The host's error.
+    /// [`ContainerError::Removed`] when it was removed meanwhile (`rm -f` during `run
+    /// -d`'s start-up); the host's error.
     pub fn set_spec(
         &mut self,
         spec: RunSpec,
         program: GuestPath,
         cache_alias: Option<String>,
     ) -> Result<(), ContainerError> {
+        const WHEN: &str = "(capsule rm) while it was being created";
         self.config.spec = Some(spec);
         self.config.program = Some(program);
         self.config.cache_alias = cache_alias;
-        self.save_config()
+        {
+            let _names = self.lock_home_names()?;
+            // A rename since `create` is kept: the name is the one field of the record
+            // another process changes, and it does so under the names lock.
+            self.config.name = self.read_config(WHEN)?.name;
+            self.write_json("config.json", &self.config)
+                .map_err(|e| self.removed_or(e, WHEN))?;
+        }
+        self.unlock_running();
+        Ok(())
+    }
+
+    /// The names lock of this container's home (its directory is
+    /// `HOME/containers/ID`).
+    fn lock_home_names(&self) -> Result<std::fs::File, ContainerError> {
+        let root = self
+            .dir
+            .parent()
+            .and_then(std::path::Path::parent)
+            .ok_or_else(|| ContainerError::Io {
+                what: "cannot lock the container names".to_owned(),
+                source: io::Error::other(format!("{} is not in a home", self.dir.display())),
+            })?;
+        lock_names_at(root)
+    }
+
+    /// `config.json` as it is on disk now; [`ContainerError::Removed`] (saying
+    /// `when`) once the container is gone.
+    fn read_config(&self, when: &'static str) -> Result<ContainerConfig, ContainerError> {
+        let text = match crate::ambient::read_text(&self.dir.join("config.json")) {
+            Ok(text) => text,
+            Err(e) => return Err(self.removed_or(io_error("cannot read config.json")(e), when)),
+        };
+        serde_json::from_str(&text).map_err(|e| ContainerError::Io {
+            what: format!("config.json of container {} is damaged", self.config.name),
+            source: io::Error::other(e),
+        })
+    }
+
+    /// `error`, or [`ContainerError::Removed`] (saying `when`) when the container's
+    /// directory is gone: another process removed it, which is why this one failed.
+    fn removed_or(&self, error: ContainerError, when: &'static str) -> ContainerError {
+        if self.is_removed() {
+            ContainerError::Removed {
+                name: self.config.name.clone(),
+                when,
+            }
+        } else {
+            error
+        }
+    }
+
+    /// Whether the container's directory is gone (removed, by this process or another).
+    pub fn is_removed(&self) -> bool {
+        !crate::ambient::is_dir(&self.dir)
     }
 
     /// Writes `config.json`.
@@ -537,14 +606,20 @@ impl Container {
     /// # Errors
     /// [`ContainerError::NameTaken`], [`ContainerError::InvalidName`], the host's
     /// error.
+    ///
+    /// The record is read again under the names lock and only its name changed: what
+    /// another process recorded since this one read it (the spec `run -d` records
+    /// once the container is prepared, another rename) is kept.
     pub fn rename(&mut self, home: &Home, name: &str) -> Result<(), ContainerError> {
+        const WHEN: &str = "(capsule rm) while it was being renamed";
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_owned()));
         }
-        if name == self.config.name {
+        let _names = lock_names(home)?;
+        let mut config = self.read_config(WHEN)?;
+        if name == config.name {
             return Err(ContainerError::SameName(name.to_owned()));
         }
-        let _names = lock_names(home)?;
         if let Some(other) = Self::list(home)
             .into_iter()
             .find(|c| c.config.name == name && c.config.id != self.config.id)
@@ -554,8 +629,11 @@ impl Container {
                 id: short_id(&other.config.id).to_owned(),
             });
         }
-        self.config.name = name.to_owned();
-        self.save_config()
+        config.name = name.to_owned();
+        self.write_json("config.json", &config)
+            .map_err(|e| self.removed_or(e, WHEN))?;
+        self.config = config;
+        Ok(())
     }
 
     /// Finds a container by name, full ID or unique ID prefix.
@@ -598,24 +676,28 @@ impl Container {
             if config.name.is_empty() {
                 config.name = short_id(&config.id).to_owned();
             }
-            let container = Self {
+            let mut container = Self {
                 config,
                 dir: root.join(&name),
                 running: None,
             };
-            if container.config.rm && container.lock_is_free() {
-                let state = container.state();
-                if state.status != Status::Created {
-                    match remove_dir(&container.dir) {
-                        Ok(()) => {
-                            tracing::info!(container = %name, "removed a --rm container left by a killed run");
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
-                        }
+            // Removed holding its run lock: no process runs it, and none starts it
+            // while it goes.
+            if container.config.rm
+                && container.lock_is_free()
+                && container.state().status != Status::Created
+                && container.lock_running().unwrap_or(false)
+            {
+                match remove_dir(&container.dir) {
+                    Ok(()) => {
+                        tracing::info!(container = %name, "removed a --rm container left by a killed run");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %name, error = %e, "cannot remove a --rm container left by a killed run");
                     }
                 }
+                container.unlock_running();
             }
             out.push(container);
         }
@@ -671,9 +753,32 @@ fn remove_dir(dir: &std::path::Path) -> io::Result<()> {
     let parent_dir = crate::ambient::open_dir(parent)?;
     let removing = format!("{REMOVING}{}", name.to_string_lossy());
     match parent_dir.rename(name, &parent_dir, &removing) {
-        Ok(()) => crate::ambient::remove_dir_all(&parent.join(removing)),
+        Ok(()) => remove_dir_all_settled(&parent.join(removing)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(_) => crate::ambient::remove_dir_all(dir),
+        Err(_) => remove_dir_all_settled(dir),
+    }
+}
+
+/// How long [`remove_dir_all_settled`] tries.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Deletes a directory that a late writer may still add to: a process that reached the
+/// container's directory before it was renamed out of the list (a supervisor's log
+/// opened by path as `start` spawns it, a record written through a handle opened
+/// before, a `cp` into it) can create an entry after `remove_dir_all` listed the
+/// directory, which then fails with "directory not empty". Such a writer finds the
+/// directory gone on its next step, so trying again (for [`SETTLE`]) deletes it.
+fn remove_dir_all_settled(path: &std::path::Path) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match crate::ambient::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && start.elapsed() < SETTLE => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -797,9 +902,11 @@ pub fn prune_stopped(home: &Home) -> Vec<String> {
             removed.push(id);
         }
     }
-    for container in Container::list(home) {
+    for mut container in Container::list(home) {
         let state = container.state();
-        if state.is_active() || !container.lock_is_free() {
+        // Removed holding its run lock, as `rm` removes: a `start` meanwhile finds it
+        // taken, and a container still being created holds it.
+        if state.is_active() || !container.lock_running().unwrap_or(false) {
             continue;
         }
         let id = container.config.id.clone();

@@ -92,6 +92,10 @@ pub enum StateError {
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error(
+        "container {0} is still being created: start it once its capsule create or run has returned"
+    )]
+    Creating(String),
+    #[error(
         "container {0} is running: stop it first (capsule stop {0}), or remove it anyway with capsule rm -f {0}"
     )]
     RemoveRunning(String),

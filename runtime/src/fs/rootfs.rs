@@ -36,6 +36,9 @@ pub enum RootFsError {
     },
     #[error("cannot create the container's writable layer")]
     Upper(#[source] std::io::Error),
+    /// The container's directory (the writable layer's) is gone.
+    #[error("the container was removed (capsule rm) meanwhile")]
+    Removed,
     #[error("working directory {workdir} {}", workdir_problem(*errno))]
     Workdir { workdir: GuestPath, errno: Errno },
     #[error("cannot set up the guest's filesystem")]
@@ -252,8 +255,17 @@ fn root_backend(
             (dir.clone(), Some(Scratch(dir)))
         }
     };
-    // `upper/` and `work/` are made inside it on the first write.
-    let dir = crate::ambient::create_and_open_dir(&dir).map_err(RootFsError::Upper)?;
+    // `upper/` and `work/` are made inside it on the first write. The directory itself
+    // exists (the container's, or the scratch just made) and is opened, never made: a
+    // container removed meanwhile (`rm -f` racing `cp` or its supervisor's start) must
+    // not come back as a directory without its record.
+    let dir = crate::ambient::open_dir(&dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            RootFsError::Removed
+        } else {
+            RootFsError::Upper(e)
+        }
+    })?;
     let mut overlay = Overlay::in_dir(Arc::new(lower), dir, DEV_ROOT)?;
     if let Some(limit) = spec.limits.storage {
         overlay = overlay.with_quota(limit)?;

@@ -28,6 +28,7 @@ mod modules;
 mod owner;
 mod plugins;
 mod ports;
+mod races;
 mod reactors;
 mod registry;
 mod run;
