@@ -202,20 +202,5 @@ fn hold_for_removal(container: &mut Container, force: bool) -> Result<(), Contai
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_start_lost_to_another_is_told_from_other_failures() {
-        assert!(lost_to_another_start("container web is already running"));
-        assert!(lost_to_another_start("container web-2 is already running"));
-        assert!(!lost_to_another_start("guest trapped: unreachable"));
-        assert!(!lost_to_another_start(
-            "container web could not start: container web is already running"
-        ));
-    }
-}
-
-#[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;

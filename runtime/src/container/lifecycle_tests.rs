@@ -3,7 +3,7 @@
 //! supervisor would, for a child process (`sleep`) recorded as the container's pid, and
 //! lets go of it (recording how the run ended) when the child ends.
 
-use super::{grace, kill, remove, start, stop, wait};
+use super::{grace, kill, lost_to_another_start, remove, start, stop, wait};
 use crate::container::state::{State, StateError, Status};
 use crate::container::supervisor::DEFAULT_STOP_TIMEOUT;
 use crate::container::{Container, ContainerError, NewContainer};
@@ -342,4 +342,14 @@ mod running {
             other => panic!("expected Removed, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_start_lost_to_another_is_told_from_other_failures() {
+    assert!(lost_to_another_start("container web is already running"));
+    assert!(lost_to_another_start("container web-2 is already running"));
+    assert!(!lost_to_another_start("guest trapped: unreachable"));
+    assert!(!lost_to_another_start(
+        "container web could not start: container web is already running"
+    ));
 }
