@@ -18,8 +18,10 @@ fn home() -> (tempfile::TempDir, Home) {
     (dir, home)
 }
 
+/// A created container, its creation over (its creator lets go of the run lock once
+/// the spec is recorded; these have none, so it is let go here).
 fn create(home: &Home, name: &str, stop_timeout: Option<u64>) -> Container {
-    Container::create(
+    let mut container = Container::create(
         home,
         NewContainer {
             name: Some(name.to_owned()),
@@ -28,7 +30,9 @@ fn create(home: &Home, name: &str, stop_timeout: Option<u64>) -> Container {
             ..NewContainer::default()
         },
     )
-    .expect("create a container")
+    .expect("create a container");
+    container.unlock_running();
+    container
 }
 
 fn exited(container: &Container, code: i32) {
