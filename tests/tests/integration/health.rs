@@ -239,8 +239,8 @@ fn compose(c: &Containers, args: &[&str]) -> std::process::Command {
 }
 
 /// A compose project whose `api` waits for `db` to be healthy; `db`'s check looks for
-/// `PATH` every 200 ms.
-fn healthy_project(path: &str, retries: u32) -> Containers {
+/// `PATH`, with these timings.
+fn healthy_project(path: &str, timings: &str) -> Containers {
     let c = Containers::new(&[(guests::SERVICE, "svc")]);
     c.env.write(
         "demo/compose.toml",
@@ -249,7 +249,7 @@ fn healthy_project(path: &str, retries: u32) -> Containers {
 [services.db]
 image = "svc"
 command = "tick 0 200"
-healthcheck = {{ test = ["CMD", "/service.wasm", "exists", "{path}"], interval = "200ms", timeout = "1s", start_period = "0s", retries = {retries} }}
+healthcheck = {{ test = ["CMD", "/service.wasm", "exists", "{path}"], timeout = "1s", {timings} }}
 
 [services.api]
 image = "svc"
@@ -285,7 +285,12 @@ fn finish(mut child: std::process::Child, limit: Duration) -> Run {
 
 #[test]
 fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
-    let c = healthy_project("/ok", 50);
+    // Checked every 200 ms until it is first healthy (its start period), then every
+    // 30 s: its log's last result stays the first that passed.
+    let c = healthy_project(
+        "/ok",
+        r#"start_period = "60s", start_interval = "200ms", interval = "30s""#,
+    );
     let child = compose(&c, &["up", "-d"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -330,7 +335,7 @@ fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
     let passed = db["Health"]["Log"]
         .as_array()
         .and_then(|log| log.iter().find(|p| p["ExitCode"] == 0))
-        .unwrap_or_else(|| panic!("no passing check: {db}"))["Start"]
+        .unwrap_or_else(|| panic!("no passing check: {db}"))["End"]
         .as_str()
         .expect("a time")
         .to_owned();
@@ -362,7 +367,7 @@ fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
 
 #[test]
 fn compose_fails_on_an_unhealthy_dependency_and_on_one_without_a_check() {
-    let c = healthy_project("/never", 2);
+    let c = healthy_project("/never", r#"interval = "200ms", retries = 2"#);
     let up = finish(
         compose(&c, &["up", "-d"])
             .stdout(Stdio::piped())
