@@ -283,6 +283,7 @@ impl Executor<'_> {
             Kind::User(word) => StepPlan::config(self.user(stage, config, word, ins.pos)?),
             Kind::StopSignal(word) => StepPlan::config(self.stop_signal(stage, config, word)?),
             Kind::Shell(shell) => StepPlan::config(Self::shell(config, shell)),
+            Kind::Healthcheck(check) => StepPlan::config(Self::healthcheck(config, check)),
             Kind::Entrypoint(command) => {
                 StepPlan::config(self.entrypoint(stage, config, command, ins.pos)?)
             }

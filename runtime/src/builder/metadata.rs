@@ -1,6 +1,6 @@
 //! The instructions that change the config only (and leave an empty-layer history
 //! entry): ARG, ENV, LABEL, WORKDIR, EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL,
-//! ENTRYPOINT, CMD. Each returns the step's text; the argv of RUN, CMD and ENTRYPOINT is
+//! HEALTHCHECK, ENTRYPOINT, CMD. Each returns the step's text; the argv of RUN, CMD and ENTRYPOINT is
 //! made here too.
 
 use super::cache::ExecConfig;
@@ -8,7 +8,9 @@ use super::error::{BuildError, at, failed};
 use super::executor::{Executor, Stage};
 use super::image_config::json_list;
 use super::recipe::{Command, Pos, Word};
+use crate::container::health::{self, Healthcheck};
 use crate::spec::GuestPath;
+use std::time::Duration;
 
 impl Executor<'_> {
     /// ARG: a build argument, its default, or the global ARG of that name; in scope
@@ -68,6 +70,10 @@ impl Executor<'_> {
             // Capsule's own labels are checked here, not first when the image runs.
             crate::labels::RunLabels::from_labels([(k.as_str(), v.as_str())])
                 .map_err(|e| at(&self.file, pos, format!("LABEL: {e}")))?;
+            if k == health::LABEL {
+                Healthcheck::from_label(&v)
+                    .map_err(|e| at(&self.file, pos, format!("LABEL: {e} (write HEALTHCHECK)")))?;
+            }
             parts.push(format!("{k}={v:?}"));
             config.labels.insert(k, v);
         }
@@ -168,6 +174,16 @@ impl Executor<'_> {
         Ok(format!("STOPSIGNAL {signal}"))
     }
 
+    /// HEALTHCHECK: kept in the image's [`health::LABEL`] label (an OCI config has no
+    /// field for it), so the next stage or image built on this one inherits it, a later
+    /// HEALTHCHECK replaces it and `HEALTHCHECK NONE` turns it off.
+    pub(super) fn healthcheck(config: &mut ExecConfig, check: &Healthcheck) -> String {
+        config
+            .labels
+            .insert(health::LABEL.to_owned(), check.to_label());
+        describe_healthcheck(check)
+    }
+
     pub(super) fn shell(config: &mut ExecConfig, shell: &[String]) -> String {
         config.shell = Some(shell.to_vec());
         format!("SHELL {}", json_list(shell))
@@ -252,6 +268,54 @@ impl Executor<'_> {
     }
 }
 
+/// A HEALTHCHECK as a recipe would write it (the step's text: its cache key and history
+/// entry), every value given and exact: `HEALTHCHECK --interval=200ms --retries=2 CMD
+/// ["/check.wasm"]`, `HEALTHCHECK CMD curl -f http://x/`, `HEALTHCHECK NONE`.
+fn describe_healthcheck(check: &Healthcheck) -> String {
+    if check.is_none() {
+        return "HEALTHCHECK NONE".to_owned();
+    }
+    let mut text = "HEALTHCHECK".to_owned();
+    for (flag, nanos) in [
+        ("interval", check.interval),
+        ("timeout", check.timeout),
+        ("start-period", check.start_period),
+        ("start-interval", check.start_interval),
+    ] {
+        if nanos != 0 {
+            text.push_str(&format!(" --{flag}={}", exact_duration(nanos)));
+        }
+    }
+    if check.retries != 0 {
+        text.push_str(&format!(" --retries={}", check.retries));
+    }
+    match check.test.split_first() {
+        Some((kind, [line])) if kind == "CMD-SHELL" => text.push_str(&format!(" CMD {line}")),
+        Some((_, args)) => text.push_str(&format!(" CMD {}", json_list(args))),
+        None => {}
+    }
+    text
+}
+
+/// A duration in its largest exact unit (`1500ms`, `2s`, `2m`), so that two different
+/// durations never read alike.
+fn exact_duration(nanos: u64) -> String {
+    let d = Duration::from_nanos(nanos);
+    if d.subsec_nanos() == 0 {
+        match d.as_secs() {
+            s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+            s if s.is_multiple_of(60) => format!("{}m", s / 60),
+            s => format!("{s}s"),
+        }
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
 /// `8000-8002/tcp` → `8000/tcp`, `8001/tcp`, `8002/tcp` (a normalized entry).
 fn expand_port_range(port: &str) -> Vec<String> {
     let (num, proto) = port.split_once('/').unwrap_or((port, "tcp"));
@@ -278,4 +342,48 @@ fn normalize_port(port: &str) -> Option<String> {
         None => valid(num),
     };
     ok.then(|| format!("{num}/{proto}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_healthcheck_reads_as_written_and_exactly() {
+        let check = Healthcheck {
+            test: vec!["CMD".into(), "/check.wasm".into(), "-q".into()],
+            interval: 200_000_000,
+            timeout: 3_000_000_000,
+            start_period: 120_000_000_000,
+            start_interval: 1_500,
+            retries: 2,
+        };
+        assert_eq!(
+            describe_healthcheck(&check),
+            "HEALTHCHECK --interval=200ms --timeout=3s --start-period=2m --start-interval=1500ns \
+             --retries=2 CMD [\"/check.wasm\",\"-q\"]"
+        );
+        let shell = Healthcheck {
+            test: vec!["CMD-SHELL".into(), "curl -f http://x/ || exit 1".into()],
+            ..Healthcheck::default()
+        };
+        assert_eq!(
+            describe_healthcheck(&shell),
+            "HEALTHCHECK CMD curl -f http://x/ || exit 1"
+        );
+        let none = Healthcheck {
+            test: vec!["NONE".into()],
+            ..Healthcheck::default()
+        };
+        assert_eq!(describe_healthcheck(&none), "HEALTHCHECK NONE");
+        for (nanos, text) in [
+            (1_000_000, "1ms"),
+            (1_500_000_000, "1500ms"),
+            (7_200_000_000_000, "2h"),
+            (90_000_000_000, "90s"),
+            (2_000, "2us"),
+        ] {
+            assert_eq!(exact_duration(nanos), text);
+        }
+    }
 }

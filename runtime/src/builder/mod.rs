@@ -12,8 +12,8 @@
 //! The executor (`executor`) walks the stages and keys, caches and records each step;
 //! one file per instruction family says what a step does: `copy` (COPY/ADD), `run`
 //! (RUN, with `workdir` for its work directories), `metadata` (ARG, ENV, LABEL, WORKDIR,
-//! EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL, ENTRYPOINT, CMD); `image_config` turns an
-//! image's config into a stage's state and the last state into the image.
+//! EXPOSE, VOLUME, USER, STOPSIGNAL, SHELL, HEALTHCHECK, ENTRYPOINT, CMD); `image_config`
+//! turns an image's config into a stage's state and the last state into the image.
 
 pub mod cache;
 pub mod context;

@@ -279,7 +279,7 @@ impl reconcile::Events for Printer {
 fn up_failure(e: UpError) -> Failure {
     let code = match &e {
         UpError::NoImage { .. } => exit::NOT_FOUND,
-        UpError::Build { .. } | UpError::Dependency { .. } => 1,
+        UpError::Build { .. } | UpError::Dependency { .. } | UpError::Unhealthy { .. } => 1,
         UpError::Prepare(
             PrepareError::Platform { .. }
             | PrepareError::NoCommand(_)
@@ -569,7 +569,8 @@ fn run(home: &Home, project: &Project, args: &RunArgs) -> Result<u8, Failure> {
             },
         )?;
     }
-    reconcile::wait_for_dependencies(home, project, name).map_err(up_failure)?;
+    reconcile::wait_for_dependencies(home, project, name, &mut Printer::new())
+        .map_err(up_failure)?;
     let images = Images::open(home).map_err(usage)?;
     let suffix: String = {
         let mut bytes = [0u8; 4];

@@ -80,6 +80,82 @@ pub struct Service {
     pub storage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<String>,
+    /// `healthcheck = { test = ["CMD", "/app/check.wasm"], interval = "10s", ... }`:
+    /// Compose's keys, over the image's HEALTHCHECK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthcheckTable>,
+}
+
+/// A service's `healthcheck`, with Compose's keys; each value is checked when the file
+/// is loaded ([`super::model`]). Keys left out keep the image's HEALTHCHECK values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckTable {
+    /// `["CMD", program, args...]`, `["CMD-SHELL", "command"]`, `["NONE"]`, or a
+    /// command line for the image's `/bin/sh` (`CMD-SHELL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<HealthTest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Turns the image's check off (as `test = ["NONE"]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+}
+
+/// A `healthcheck.test`: a command line for the shell, or Docker's list form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HealthTest {
+    Shell(String),
+    List(Vec<String>),
+}
+
+impl HealthTest {
+    /// Docker's form: a command line is `["CMD-SHELL", line]`.
+    pub fn test(&self) -> Vec<String> {
+        match self {
+            HealthTest::Shell(line) => vec!["CMD-SHELL".to_owned(), line.clone()],
+            HealthTest::List(items) => items.clone(),
+        }
+    }
+}
+
+/// Read by hand, so that a wrong type says what a test is rather than "did not match
+/// any variant".
+impl<'de> Deserialize<'de> for HealthTest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HealthTest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a command line for the shell, or a list: [\"CMD\", program, args...], [\"CMD-SHELL\", command] or [\"NONE\"]",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HealthTest, E> {
+                Ok(HealthTest::Shell(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<HealthTest, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(HealthTest::List(items))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A list of words, or one string split at whitespace.
@@ -217,7 +293,9 @@ pub struct VolumeTable {
     pub read_only: bool,
 }
 
-/// `depends_on.NAME = { condition = "started" | "completed_successfully" }`.
+/// `depends_on.NAME = { condition = "started" | "completed_successfully" | "healthy" }`
+/// (or Compose's `service_started`, `service_completed_successfully`,
+/// `service_healthy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
@@ -270,6 +348,9 @@ pub enum Condition {
     /// Its container ran and exited 0 (`service_completed_successfully`).
     #[serde(alias = "service_completed_successfully")]
     CompletedSuccessfully,
+    /// Its container runs and its health check says `healthy` (`service_healthy`).
+    #[serde(alias = "service_healthy")]
+    Healthy,
 }
 
 /// An error in a compose file, where it is.
@@ -495,6 +576,33 @@ command = "load /data"
     }
 
     #[test]
+    fn healthcheck_keys_and_types_are_checked() {
+        let text = "[services.api]\nimage = \"x\"\nhealthcheck = { test = [\"CMD\", \"/c\"], retries = 2 }\n";
+        let file = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect("parses");
+        let check = file.services["api"].healthcheck.as_ref().expect("a check");
+        assert_eq!(
+            check.test.as_ref().map(HealthTest::test),
+            Some(vec!["CMD".to_owned(), "/c".to_owned()])
+        );
+        assert_eq!(check.retries, Some(2));
+        for (line, needle) in [
+            ("healthcheck = { tests = [\"CMD\", \"/c\"] }", "tests"),
+            (
+                "healthcheck = { test = 3 }",
+                "a command line for the shell, or a list",
+            ),
+            ("healthcheck = { test = [\"CMD\", 3] }", "string"),
+            ("healthcheck = { retries = -1 }", "u32"),
+            ("healthcheck = { interval = 10 }", "string"),
+        ] {
+            let text = format!("[services.api]\nimage = \"x\"\n{line}\n");
+            let e = parse(Path::new("c.toml"), &text, &BTreeMap::new()).expect_err(line);
+            assert_eq!(e.line, 3, "{line}: {e}");
+            assert!(e.message.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn depends_on_is_a_list_or_a_table() {
         let text = "[services.api]\nimage = \"x\"\ndepends_on = [\"db\", \"cache\"]\n";
         let file = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect("a list");
@@ -506,6 +614,12 @@ command = "load /data"
         let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("unknown key");
         assert!(e.message.contains("conditon"), "{e}");
         assert_eq!(e.line, 3, "{e}");
+        let text = "[services.api]\nimage = \"x\"\ndepends_on = { db = { condition = \"service_healthy\" } }\n";
+        let file = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect("service_healthy");
+        assert_eq!(
+            file.services["api"].depends_on["db"].condition,
+            Condition::Healthy
+        );
         let text = "[services.api]\nimage = \"x\"\ndepends_on = \"db\"\n";
         let e = parse(Path::new("c.toml"), text, &BTreeMap::new()).expect_err("a string");
         assert!(e.message.contains("a list of services"), "{e}");

@@ -187,6 +187,26 @@ impl Project {
             let spec = model::service_spec(at, name, service, &self.dir, &volume_name)?;
             out.insert(name.clone(), spec);
         }
+        // A dependency that must be healthy needs a check; whether its image has one is
+        // known when `up` finds the image, a file that turns it off is known now.
+        for (name, service) in &self.file.services {
+            for (dep, d) in &service.depends_on {
+                if d.condition == Condition::Healthy
+                    && out.get(dep).is_some_and(ServiceSpec::health_disabled)
+                {
+                    return Err(at
+                        .error(
+                            &["services", name, "depends_on", dep, "condition"],
+                            format!(
+                                "{dep} must be healthy first, but its healthcheck is turned off \
+                                 (disable = true or test = [\"NONE\"]), so it never will be: \
+                                 give {dep} a check, or use condition = \"service_started\""
+                            ),
+                        )
+                        .into());
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -485,6 +505,69 @@ mod tests {
     }
 
     #[test]
+    fn healthchecks_are_the_health_flags_and_service_healthy_needs_one() {
+        use crate::container::health::HealthOverrides;
+        use std::time::Duration;
+        let p = project(
+            "[services.db]\nimage = \"d\"\nhealthcheck = { test = [\"CMD\", \"/check.wasm\", \"-q\"], interval = \"200ms\", timeout = \"2s\", start_period = \"0s\", start_interval = \"1s\", retries = 3, disable = false }\n\
+             [services.sh]\nimage = \"d\"\nhealthcheck = { test = \"curl -f http://localhost/ || exit 1\" }\n\
+             [services.off]\nimage = \"d\"\nhealthcheck = { disable = true }\n\
+             [services.none]\nimage = \"d\"\nhealthcheck = { test = [\"NONE\"] }\n\
+             [services.tuned]\nimage = \"d\"\nhealthcheck = { retries = 5 }\n\
+             [services.api]\nimage = \"a\"\ndepends_on = { db = { condition = \"service_healthy\" }, tuned = { condition = \"healthy\" } }\n",
+        )
+        .expect("loads");
+        assert_eq!(
+            p.spec("db").expect("db").health,
+            HealthOverrides {
+                test: Some(vec!["CMD".into(), "/check.wasm".into(), "-q".into()]),
+                interval: Some(Duration::from_millis(200)),
+                timeout: Some(Duration::from_secs(2)),
+                start_period: Some(Duration::ZERO),
+                start_interval: Some(Duration::from_secs(1)),
+                retries: Some(3),
+                disable: false,
+            }
+        );
+        assert_eq!(
+            p.spec("sh").expect("sh").health.test,
+            Some(vec![
+                "CMD-SHELL".into(),
+                "curl -f http://localhost/ || exit 1".into()
+            ])
+        );
+        for name in ["off", "none"] {
+            let spec = p.spec(name).expect(name);
+            assert!(spec.health_disabled(), "{name}");
+            assert_eq!(spec.health.apply(None).expect("valid"), None, "{name}");
+        }
+        assert!(!p.spec("tuned").expect("tuned").health_disabled());
+        assert_eq!(
+            p.dependencies("api").into_iter().collect::<Vec<_>>(),
+            [
+                ("db".to_owned(), Condition::Healthy),
+                ("tuned".to_owned(), Condition::Healthy)
+            ]
+        );
+        // A dependency that can never be healthy is refused where the condition is.
+        for off in ["disable = true", "test = [\"NONE\"]"] {
+            let e = project(&format!(
+                "[services.api]\nimage = \"a\"\ndepends_on = {{ db = {{ condition = \"service_healthy\" }} }}\n\
+                 [services.db]\nimage = \"d\"\nhealthcheck = {{ {off} }}\n"
+            ))
+            .expect_err(off);
+            let text = e.to_string();
+            assert!(
+                text.starts_with(
+                    "compose.toml:3:35: services.api.depends_on.db.condition: db must be healthy \
+                     first, but its healthcheck is turned off"
+                ),
+                "{off}: {text}"
+            );
+        }
+    }
+
+    #[test]
     fn volumes_are_prefixed_and_paths_made_absolute() {
         use crate::spec::MountSource;
         let p = project(
@@ -586,6 +669,65 @@ mod tests {
             ),
         ];
         for (line, at, key, needle) in cases {
+            let e = project(&format!("[services.a]\nimage = \"x\"\n{line}\n")).expect_err(line);
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("compose.toml:{at}: {key}: ")),
+                "{line}: {text}"
+            );
+            assert!(text.contains(needle), "{line}: {text}");
+        }
+        let health = [
+            (
+                "healthcheck = { test = [\"CMD\"] }",
+                "3:24",
+                "services.a",
+                "healthcheck.test [\"CMD\"]: expected [\"CMD\", program, args...]",
+            ),
+            (
+                "healthcheck = { test = [\"CURL\", \"-f\"] }",
+                "3:24",
+                "services.a",
+                "healthcheck.test",
+            ),
+            (
+                "healthcheck = { test = \" \" }",
+                "3:24",
+                "services.a",
+                "healthcheck.test",
+            ),
+            (
+                "healthcheck = { test = [\"NONE\", \"x\"] }",
+                "3:24",
+                "services.a",
+                "healthcheck.test",
+            ),
+            (
+                "healthcheck = { interval = \"soon\" }",
+                "3:28",
+                "services.a",
+                "healthcheck.interval: invalid duration 'soon'",
+            ),
+            (
+                "healthcheck = { start_period = \"5ns\" }",
+                "3:32",
+                "services.a",
+                "healthcheck.start_period 5ns: at least 1ms (or 0 for the default)",
+            ),
+            (
+                "healthcheck = { retries = 0 }",
+                "3:27",
+                "services.a",
+                "healthcheck.retries 0: expected a number of failed checks in a row, at least 1",
+            ),
+            (
+                "healthcheck = { disable = true, interval = \"1s\" }",
+                "3:27",
+                "services.a",
+                "healthcheck.disable = true turns the check off",
+            ),
+        ];
+        for (line, at, key, needle) in health {
             let e = project(&format!("[services.a]\nimage = \"x\"\n{line}\n")).expect_err(line);
             let text = e.to_string();
             assert!(

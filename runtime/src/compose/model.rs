@@ -5,7 +5,8 @@
 //! [`ServiceSpec::overrides`] turns one into the same container options `capsule
 //! create` builds from its flags.
 
-use super::file::{FileError, Service, VolumeEntry};
+use super::file::{FileError, HealthcheckTable, Service, VolumeEntry};
+use crate::container::health::{HealthOverrides, Healthcheck};
 use crate::container::{Overrides, RestartPolicy};
 use crate::net::PortRequest;
 use crate::spec::{Env, GuestPath, Limits, MountRequest, Tmpfs, grammar};
@@ -36,7 +37,7 @@ pub struct ServiceSpec {
     /// `stop_grace_period`, in whole seconds.
     pub stop_timeout: Option<u64>,
     /// `healthcheck`, over the image's.
-    pub health: crate::container::health::HealthOverrides,
+    pub health: HealthOverrides,
 }
 
 /// What to make a service's container with, beyond the service itself.
@@ -257,7 +258,101 @@ pub fn service_spec(
             .map_err(|e| limit("stop_grace_period", e))?;
         spec.stop_timeout = Some(grace.as_secs());
     }
+    if let Some(table) = &service.healthcheck {
+        spec.health = health_overrides(at, name, table)?;
+    }
     Ok(spec)
+}
+
+/// The shortest duration Docker takes for a check's timing (0 means the default).
+const MIN_HEALTH_DURATION: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A service's `healthcheck` as the `--health-*` flags it stands for, each value checked
+/// by their rules.
+fn health_overrides(
+    at: &Locator<'_>,
+    name: &str,
+    table: &HealthcheckTable,
+) -> Result<HealthOverrides, FileError> {
+    let err = |key: &str, message: String| {
+        let mut error = at.error(&["services", name, "healthcheck", key], message);
+        // The message names the key: the path stops at the service.
+        error.key = format!("services.{name}");
+        error
+    };
+    let duration = |key: &str, text: &Option<String>| {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let flag = format!("healthcheck.{key}");
+        let d = grammar::duration(&flag, text).map_err(|e| err(key, e.to_string()))?;
+        if !d.is_zero() && d < MIN_HEALTH_DURATION {
+            return Err(err(
+                key,
+                format!("{flag} {text}: at least 1ms (or 0 for the default)"),
+            ));
+        }
+        Ok(Some(d))
+    };
+    let test = match &table.test {
+        Some(test) => {
+            let test = test.test();
+            let check = Healthcheck {
+                test: test.clone(),
+                ..Healthcheck::default()
+            };
+            let blank = !check.is_none() && test.iter().skip(1).all(|a| a.trim().is_empty());
+            if check.check().is_err() || blank {
+                return Err(err(
+                    "test",
+                    format!(
+                        "healthcheck.test {test:?}: expected [\"CMD\", program, args...], \
+                         [\"CMD-SHELL\", command], [\"NONE\"] or a command line for the shell"
+                    ),
+                ));
+            }
+            Some(test)
+        }
+        None => None,
+    };
+    if let Some(0) = table.retries {
+        return Err(err(
+            "retries",
+            "healthcheck.retries 0: expected a number of failed checks in a row, at least 1"
+                .to_owned(),
+        ));
+    }
+    let health = HealthOverrides {
+        test,
+        interval: duration("interval", &table.interval)?,
+        timeout: duration("timeout", &table.timeout)?,
+        start_period: duration("start_period", &table.start_period)?,
+        start_interval: duration("start_interval", &table.start_interval)?,
+        retries: table.retries,
+        disable: table.disable,
+    };
+    if health.disable && health.any_but_disable() {
+        return Err(err(
+            "disable",
+            "healthcheck.disable = true turns the check off: give it alone, or test and the \
+             timings without it"
+                .to_owned(),
+        ));
+    }
+    Ok(health)
+}
+
+impl ServiceSpec {
+    /// Whether the service's `healthcheck` turns every check off (`disable = true` or
+    /// `test = ["NONE"]`): it can never be healthy.
+    pub fn health_disabled(&self) -> bool {
+        self.health.disable
+            || self
+                .health
+                .test
+                .as_ref()
+                .is_some_and(|t| t.first().is_some_and(|k| k == "NONE"))
+    }
 }
 
 /// A service's volume in `-v`'s syntax, or a tmpfs path.

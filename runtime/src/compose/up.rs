@@ -1,6 +1,7 @@
 //! What `compose up`, `down`, `stop` and `start` do to a project's containers, for
 //! every front end (the `capsule` binary prints the [`Event`]s): build what must be
-//! built, then for each service in dependency order wait for what it depends on,
+//! built, then for each service in dependency order wait for what it depends on
+//! (started, completed successfully, or healthy: its check said so, within a bound),
 //! leave a container whose configuration hash is unchanged, recreate one whose hash
 //! changed, create a missing one, and start it.
 //!
@@ -13,13 +14,14 @@ use super::file::Condition;
 use super::model::Make;
 use super::{ComposeError, HASH_LABEL, PROJECT_LABEL, Project, SERVICE_LABEL};
 use crate::builder::{BuildError, BuildOptions, Observer};
+use crate::container::health::{self, Healthcheck};
 use crate::container::logs::Reader;
 use crate::container::{Container, ContainerError, PrepareError, lifecycle, supervisor};
 use crate::home::Home;
 use crate::image::reference::Reference;
 use crate::image::{Image, ImageError, Images};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What happened, for the front end to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,19 @@ pub enum UpError {
         dependency: String,
         container: String,
         code: i32,
+    },
+    #[error(
+        "service {service} waits for {dependency} to be healthy, but {dependency} has no health check: give it one (healthcheck = {{ test = [\"CMD\", \"/app/check.wasm\"] }}, or HEALTHCHECK in its image), or use condition = \"service_started\""
+    )]
+    NoHealthcheck { service: String, dependency: String },
+    #[error(
+        "dependency failed to start: container {container} {reason} (service {service} waits for {dependency} to be healthy)"
+    )]
+    Unhealthy {
+        service: String,
+        dependency: String,
+        container: String,
+        reason: String,
     },
     #[error("cannot remove {name}: {error}")]
     Remove { name: String, error: std::io::Error },
@@ -226,29 +241,174 @@ pub fn create(
     Ok(crate::container::prepare(home, images, &image, &name, overrides)?.container)
 }
 
-/// Waits for a service's dependencies to be ready as `depends_on` says.
+/// The health check a service's container runs: its image's HEALTHCHECK as the
+/// file's `healthcheck` changes it (`None`: it has none, or it is turned off).
 ///
 /// # Errors
-/// [`UpError::Dependency`] for one that had to complete successfully and did not.
-pub fn wait_for_dependencies(home: &Home, project: &Project, service: &str) -> Result<(), UpError> {
-    for (dep, condition) in project.dependencies(service) {
-        let Some(container) = container_of(home, project, &dep) else {
-            continue;
-        };
-        if condition == Condition::CompletedSuccessfully {
-            supervisor::wait_stopped(&container, None);
-            let state = container.state();
-            if state.exit_code != Some(0) {
-                return Err(UpError::Dependency {
-                    service: service.to_owned(),
+/// [`PrepareError::Health`] for an image whose label is not a check, and as [`image`].
+pub fn healthcheck_of(
+    images: &Images,
+    project: &Project,
+    service: &str,
+) -> Result<Option<Healthcheck>, UpError> {
+    let image = image(images, project, service)?;
+    let name = project.image_of(service);
+    let fail = |source| PrepareError::Health {
+        image: name.clone(),
+        source,
+    };
+    let image_check = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().as_ref())
+        .and_then(|labels| labels.get(health::LABEL))
+        .map(|text| Healthcheck::from_label(text))
+        .transpose()
+        .map_err(fail)?;
+    let overrides = project
+        .spec(service)
+        .map(|s| s.health.clone())
+        .unwrap_or_default();
+    Ok(overrides.apply(image_check).map_err(fail)?)
+}
+
+/// Refuses, before anything is started, a `service_healthy` dependency of one of
+/// `services` that will have no health check.
+///
+/// # Errors
+/// [`UpError::NoHealthcheck`], and as [`healthcheck_of`].
+pub fn check_healthy_dependencies(
+    images: &Images,
+    project: &Project,
+    services: &[String],
+) -> Result<(), UpError> {
+    for service in services {
+        for (dep, condition) in project.dependencies(service) {
+            if condition == Condition::Healthy && healthcheck_of(images, project, &dep)?.is_none() {
+                return Err(UpError::NoHealthcheck {
+                    service: service.clone(),
                     dependency: dep,
-                    container: container.name().to_owned(),
-                    code: state.exit_code.unwrap_or(-1),
                 });
             }
         }
     }
     Ok(())
+}
+
+/// The longest `up` waits for a dependency to be healthy: its start period, then
+/// `retries` checks that may each take `interval` and `timeout` (one more for the
+/// first), and a margin — past this its check would have said `unhealthy` already.
+pub fn health_wait_limit(check: &Healthcheck) -> Duration {
+    let round = check.interval().saturating_add(check.timeout());
+    check
+        .start_period()
+        .saturating_add(round.saturating_mul(check.retries().saturating_add(1)))
+        .saturating_add(Duration::from_secs(10))
+}
+
+/// Waits for a service's dependencies to be ready as `depends_on` says.
+///
+/// # Errors
+/// [`UpError::Dependency`] for one that had to complete successfully and did not;
+/// [`UpError::NoHealthcheck`] and [`UpError::Unhealthy`] for one that had to be healthy
+/// and has no check, is unhealthy, ended, or was not healthy in time
+/// ([`health_wait_limit`]).
+pub fn wait_for_dependencies(
+    home: &Home,
+    project: &Project,
+    service: &str,
+    events: &mut dyn Events,
+) -> Result<(), UpError> {
+    for (dep, condition) in project.dependencies(service) {
+        let Some(container) = container_of(home, project, &dep) else {
+            continue;
+        };
+        match condition {
+            Condition::Started => {}
+            Condition::CompletedSuccessfully => {
+                supervisor::wait_stopped(&container, None);
+                let state = container.state();
+                if state.exit_code != Some(0) {
+                    return Err(UpError::Dependency {
+                        service: service.to_owned(),
+                        dependency: dep,
+                        container: container.name().to_owned(),
+                        code: state.exit_code.unwrap_or(-1),
+                    });
+                }
+            }
+            Condition::Healthy => {
+                events.event(Event::Container {
+                    name: container.name(),
+                    what: "Waiting",
+                });
+                wait_healthy(&container, Instant::now()).map_err(|reason| UpError::Unhealthy {
+                    service: service.to_owned(),
+                    dependency: dep.clone(),
+                    container: container.name().to_owned(),
+                    reason,
+                })?;
+                events.event(Event::Container {
+                    name: container.name(),
+                    what: "Healthy",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `container`'s check says `healthy` in its current run; why not
+/// otherwise (`is unhealthy ...`, `exited with 1`, `has no health check`, `was not
+/// healthy after 12s`).
+fn wait_healthy(container: &Container, since: Instant) -> Result<(), String> {
+    let Some(check) = container.config.healthcheck.clone() else {
+        return Err("has no health check".to_owned());
+    };
+    let limit = health_wait_limit(&check);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let state = container.state();
+        if !state.is_active() {
+            return Err(match state.exit_code {
+                Some(code) => format!("exited with {code} before it was healthy"),
+                None => format!("is {} and was never healthy", state.status.as_str()),
+            });
+        }
+        // A verdict counts once a check of this run gave it: `health.json` still holds
+        // the last run's until the first check (both times are RFC 3339 with
+        // nanoseconds, so they compare as text).
+        let started = state.started_at.unwrap_or_default();
+        if let Some(h) = health::read(&container.dir)
+            && let Some(last) = h.log.last()
+            && last.start >= started
+        {
+            if h.status == health::HEALTHY {
+                return Ok(());
+            }
+            if h.status == health::UNHEALTHY {
+                let output = last.output.lines().next().unwrap_or("").trim();
+                let output: String = output.chars().take(120).collect();
+                return Err(if output.is_empty() {
+                    format!("is unhealthy (its last check exited {})", last.exit_code)
+                } else {
+                    format!(
+                        "is unhealthy (its last check exited {}: {output})",
+                        last.exit_code
+                    )
+                });
+            }
+        }
+        if since.elapsed() >= limit {
+            return Err(format!(
+                "was not healthy after {}",
+                crate::spec::format_duration(limit)
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// Brings the project's services up (see the module's documentation); the containers
@@ -278,10 +438,12 @@ pub fn up(
             built.insert(image);
         }
     }
-    // Every image is there before any container is stopped or removed.
+    // Every image is there before any container is stopped or removed, and every
+    // dependency that must be healthy will have a check.
     for name in &order {
         image(images, project, name)?;
     }
+    check_healthy_dependencies(images, project, &order)?;
     let mut out = Vec::new();
     let mut follow = |container: &Container| {
         let mut log = Reader::new(&container.dir);
@@ -297,7 +459,7 @@ pub fn up(
         });
     };
     for name in &order {
-        wait_for_dependencies(home, project, name)?;
+        wait_for_dependencies(home, project, name, events)?;
         let image = image(images, project, name)?;
         let hash = project.config_hash(name, &image.id().to_string());
         let container_name = project.container_name(name);

@@ -17,6 +17,7 @@ mod docs;
 mod escape;
 mod examples;
 mod guests;
+mod health;
 mod hello;
 mod hostcalls;
 mod images;

@@ -6,10 +6,6 @@ use super::lines::{Ch, string_of};
 /// The message for an unknown keyword, with a suggestion when one is close.
 pub(super) fn unknown_instruction(written: &str, upper: &str, rest: &[Ch]) -> String {
     match upper {
-        "HEALTHCHECK" => {
-            return "HEALTHCHECK is not supported by Capsule: Capsule has no health checks"
-                .to_owned();
-        }
         "ONBUILD" => {
             return "ONBUILD is not supported by Capsule: Capsule has no build triggers".to_owned();
         }
@@ -59,8 +55,8 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_instructions() {
-        let list = "expected one of ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, LABEL, \
-                    RUN, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR";
+        let list = "expected one of ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, \
+                    HEALTHCHECK, LABEL, RUN, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR";
         assert_eq!(
             one_err("COPPY a b"),
             format!("Capsulefile:2:1: unknown instruction 'COPPY': {list} (did you mean COPY?)")
@@ -90,8 +86,10 @@ mod tests {
             format!("Capsulefile:1:1: unknown instruction 'RUNN': {list} (did you mean RUN?)")
         );
         assert_eq!(
-            one_err("HEALTHCHECK CMD curl -f http://localhost/"),
-            "Capsulefile:2:1: HEALTHCHECK is not supported by Capsule: Capsule has no health checks"
+            one_err("HEALTHCHEK CMD x"),
+            format!(
+                "Capsulefile:2:1: unknown instruction 'HEALTHCHEK': {list} (did you mean HEALTHCHECK?)"
+            )
         );
         assert_eq!(
             one_err("onbuild RUN x"),

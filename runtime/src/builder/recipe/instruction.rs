@@ -66,6 +66,10 @@ pub enum Kind {
     User(Word),
     /// `STOPSIGNAL signal`: the rest of the line is one word.
     StopSignal(Word),
+    /// `HEALTHCHECK [--interval=D ...] CMD ...` (exec form `["CMD", prog, args...]`,
+    /// shell form `["CMD-SHELL", line]`) or `HEALTHCHECK NONE` (`["NONE"]`), checked
+    /// when parsed: its flags and command are literal, as in Docker.
+    Healthcheck(crate::container::health::Healthcheck),
 }
 
 /// A `COPY` or `ADD` instruction.

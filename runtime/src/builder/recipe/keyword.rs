@@ -13,6 +13,7 @@ pub(super) enum Keyword {
     Env,
     Expose,
     From,
+    Healthcheck,
     Label,
     Run,
     Shell,
@@ -33,6 +34,7 @@ impl Keyword {
             "ENV" => Self::Env,
             "EXPOSE" => Self::Expose,
             "FROM" => Self::From,
+            "HEALTHCHECK" => Self::Healthcheck,
             "LABEL" => Self::Label,
             "RUN" => Self::Run,
             "SHELL" => Self::Shell,
@@ -56,6 +58,16 @@ impl Keyword {
                 &["checksum", "keep-git-dir", "parents", "exclude", "unpack"],
             ),
             Self::Run => (&["mount"], &["network", "security", "device"]),
+            Self::Healthcheck => (
+                &[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ],
+                &[],
+            ),
             _ => (&[], &[]),
         }
     }

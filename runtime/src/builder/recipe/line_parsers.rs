@@ -69,6 +69,7 @@ impl Parser<'_> {
                 Kind::Expose(ports)
             }
             Keyword::Volume => Kind::Volume(self.volume(args, end)?),
+            Keyword::Healthcheck => Kind::Healthcheck(self.healthcheck(&flags, args, end)?),
         };
         let mut text = upper.clone();
         if !rest.is_empty() {

@@ -15,6 +15,7 @@
 
 mod directives;
 mod flags;
+mod healthcheck;
 mod hints;
 mod instruction;
 mod json;
@@ -132,7 +133,7 @@ pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
 }
 
 /// The instructions Capsule runs, in the order they are listed in messages.
-const SUPPORTED: [&str; 15] = [
+const SUPPORTED: [&str; 16] = [
     "ADD",
     "ARG",
     "CMD",
@@ -141,6 +142,7 @@ const SUPPORTED: [&str; 15] = [
     "ENV",
     "EXPOSE",
     "FROM",
+    "HEALTHCHECK",
     "LABEL",
     "RUN",
     "SHELL",
@@ -325,7 +327,8 @@ CMD [\"/app/run\", \"--port\", \"80\"]
         # comment\nLABEL \"k\"=v k2=x\nCOPY --from=build --chmod=755 [\"a b\", \"/c/\"]\n\
         ADD --link x${Y:+z} /d/\nRUN [ -f x ] && echo \"${Q:?need Q}\" \\\n\n  # inner\n  done\n\
         CMD [\"a\", \"\\u00e9\", \"\\ud83d\\ude00\"]\nWORKDIR /w x\nUSER u:g\nEXPOSE 80/tcp\n\
-        VOLUME [\"/v\"]\nSHELL [\"sh\", \"-c\"]\nSTOPSIGNAL SIGINT\nENTRYPOINT exec app\r\n";
+        VOLUME [\"/v\"]\nSHELL [\"sh\", \"-c\"]\nSTOPSIGNAL SIGINT\n\
+        HEALTHCHECK --interval=1s --retries=2 CMD [\"/c.wasm\", \"-q\"]\nENTRYPOINT exec app\r\n";
 
     /// Every outcome is fine but a panic; expanding what parsed must not panic either.
     fn no_panic(text: &str) {
@@ -342,7 +345,11 @@ CMD [\"/app/run\", \"--port\", \"80\"]
                     Kind::Arg(args) => args.iter().filter_map(|(_, v)| v.as_ref()).collect(),
                     Kind::Expose(words) | Kind::Volume(words) => words.iter().collect(),
                     Kind::Workdir(w) | Kind::User(w) | Kind::StopSignal(w) => vec![w],
-                    Kind::Run(_, _) | Kind::Cmd(_) | Kind::Entrypoint(_) | Kind::Shell(_) => vec![],
+                    Kind::Run(_, _)
+                    | Kind::Cmd(_)
+                    | Kind::Entrypoint(_)
+                    | Kind::Shell(_)
+                    | Kind::Healthcheck(_) => vec![],
                 };
                 for w in words {
                     let _ = w.expand(FILE, &lookup);
@@ -355,7 +362,7 @@ CMD [\"/app/run\", \"--port\", \"80\"]
     #[test]
     fn sample_parses() {
         let r = ok(SAMPLE);
-        assert_eq!(r.instructions.len(), 15);
+        assert_eq!(r.instructions.len(), 16);
         assert_eq!(r.syntax.as_deref(), Some("docker/dockerfile:1"));
     }
 
