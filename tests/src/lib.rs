@@ -212,16 +212,19 @@ impl TestEnv {
     }
 
     /// Runs `capsule ARGS` to completion (at most [`test_timeout`]).
+    #[track_caller]
     pub fn run(&self, args: &[&str]) -> Run {
         Run::of(self.capsule().args(args), None)
     }
 
     /// Runs `capsule ARGS` to completion, at most `limit`.
+    #[track_caller]
     pub fn run_within(&self, args: &[&str], limit: Duration) -> Run {
         Run::of_within(self.capsule().args(args), None, limit)
     }
 
     /// Runs `capsule ARGS` with bytes piped to its stdin.
+    #[track_caller]
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         Run::of(self.capsule().args(args), Some(stdin))
     }

@@ -22,6 +22,7 @@ pub struct ReferenceRun {
 ///
 /// # Panics
 /// When the reference itself cannot be set up: that is a broken test, not a result.
+#[track_caller]
 pub fn run(wasm: &str, args: &[&str], host_dir: &Path, guest_dir: &str) -> ReferenceRun {
     Reference::new(wasm).run(args, host_dir, guest_dir)
 }
@@ -49,11 +50,13 @@ impl Reference {
     ///
     /// # Panics
     /// As [`run`].
+    #[track_caller]
     pub fn run(&self, args: &[&str], host_dir: &Path, guest_dir: &str) -> ReferenceRun {
         run_module(&self.engine, &self.module, args, host_dir, guest_dir)
     }
 }
 
+#[track_caller]
 fn run_module(
     engine: &Engine,
     module: &Module,
