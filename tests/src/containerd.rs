@@ -108,7 +108,14 @@ impl Containerd {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("containerd exited ({status}):\n{}", self.log());
             }
-            if self.socket.exists() && self.ctr(&["version"]).status.success() {
+            let answers = || {
+                crate::process::try_output(
+                    &mut self.ctr_command(&["version"]),
+                    deadline.saturating_duration_since(Instant::now()),
+                )
+                .is_some_and(|out| out.status.success())
+            };
+            if self.socket.exists() && answers() {
                 return;
             }
             assert!(
@@ -143,9 +150,10 @@ impl Containerd {
         cmd
     }
 
-    /// Runs `ctr ARGS` to its end.
+    /// Runs `ctr ARGS` to its end (at most [`crate::test_timeout`]).
+    #[track_caller]
     pub fn ctr(&self, args: &[&str]) -> Output {
-        self.ctr_command(args).output().expect("run ctr")
+        crate::output(&mut self.ctr_command(args))
     }
 
     /// Runs `ctr ARGS`, asserts success, returns stdout.
@@ -188,22 +196,30 @@ impl Containerd {
         found
     }
 
-    /// Removes every task and container of the namespace (best effort).
+    /// Removes every task and container of the namespace (best effort, each `ctr` at
+    /// most a minute; nothing here panics: this runs while a test unwinds).
     fn clean(&self) {
+        let ctr = |args: &[&str]| {
+            crate::process::try_output(&mut self.ctr_command(args), Duration::from_secs(60))
+        };
         let listed = |args: &[&str]| {
-            String::from_utf8_lossy(&self.ctr(args).stdout)
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            ctr(args)
+                .map(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
         };
         for id in listed(&["task", "ls", "-q"]) {
-            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+            let _ = ctr(&["task", "kill", "-s", "SIGKILL", &id]);
         }
         for id in listed(&["task", "ls", "-q"]) {
-            let _ = self.ctr(&["task", "delete", "-f", &id]);
+            let _ = ctr(&["task", "delete", "-f", &id]);
         }
         for id in listed(&["containers", "ls", "-q"]) {
-            let _ = self.ctr(&["containers", "delete", &id]);
+            let _ = ctr(&["containers", "delete", &id]);
         }
     }
 }
@@ -230,11 +246,12 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir(hierarchy.path().join(&self.namespace));
         }
         // Snapshots containerd left mounted would keep the directory from going.
-        let _ = Command::new(crate::tool("umount"))
-            .arg("-R")
-            .arg(self.dir.path().join("root"))
-            .stderr(Stdio::null())
-            .status();
+        let _ = crate::process::try_output(
+            Command::new(crate::tool("umount"))
+                .arg("-R")
+                .arg(self.dir.path().join("root")),
+            Duration::from_secs(60),
+        );
     }
 }
 

@@ -4,16 +4,19 @@
 // Test set-up reaches the host directly (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub mod containerd;
+pub mod process;
 pub mod rawtar;
 pub mod reference;
 pub mod registry;
 pub mod tree;
+
+pub use process::{Proc, output, output_within, test_timeout, within};
 
 /// Paths of the guest programs (`guests/c/*.c`), built to wasm32-wasi by `build.rs`.
 pub mod guests {
@@ -65,10 +68,13 @@ pub fn capsule_bin() -> &'static Path {
                 build.args(["--profile", other]);
             }
         }
-        let status = build
-            .status()
-            .expect("run cargo build for the capsule binary");
-        assert!(status.success(), "cargo build --workspace --bins failed");
+        // A build from nothing compiles wasmtime: minutes on a small machine.
+        let out = output_within(&mut build, Duration::from_secs(60 * 60));
+        assert!(
+            out.status.success(),
+            "cargo build --workspace --bins failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bin = profile_dir.join(format!("capsule{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin
@@ -120,11 +126,13 @@ impl Drop for TestEnv {
         if !listed {
             return;
         }
-        let Ok(ps) = self.capsule().args(["ps", "-aq", "--no-trunc"]).output() else {
+        let limit = Duration::from_secs(60);
+        let Some(ps) = process::try_output(self.capsule().args(["ps", "-aq", "--no-trunc"]), limit)
+        else {
             return;
         };
         for id in String::from_utf8_lossy(&ps.stdout).lines() {
-            let _ = self.capsule().args(["rm", "-f", id]).output();
+            let _ = process::try_output(self.capsule().args(["rm", "-f", id]), limit);
         }
     }
 }
@@ -203,12 +211,20 @@ impl TestEnv {
         cmd
     }
 
-    /// Runs `capsule ARGS` to completion.
+    /// Runs `capsule ARGS` to completion (at most [`test_timeout`]).
+    #[track_caller]
     pub fn run(&self, args: &[&str]) -> Run {
         Run::of(self.capsule().args(args), None)
     }
 
+    /// Runs `capsule ARGS` to completion, at most `limit`.
+    #[track_caller]
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Run {
+        Run::of_within(self.capsule().args(args), None, limit)
+    }
+
     /// Runs `capsule ARGS` with bytes piped to its stdin.
+    #[track_caller]
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         Run::of(self.capsule().args(args), Some(stdin))
     }
@@ -223,36 +239,41 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
-    /// Runs a prepared command, feeding `stdin` if given.
-    pub fn of(cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if stdin.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        let mut child = cmd.spawn().expect("spawn capsule");
-        // stdin is written on a thread of its own while the output is read, so that a
-        // child writing much before it reads cannot deadlock the test; a child that
-        // exits without reading it all (a refused input) is an outcome, not a failure.
-        let writer = stdin.map(|bytes| {
-            let mut pipe = child.stdin.take().expect("stdin pipe");
-            let bytes = bytes.to_vec();
-            std::thread::spawn(move || match pipe.write_all(&bytes) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    panic!("write stdin: {e}")
-                }
-                _ => {}
-            })
-        });
-        let out = child.wait_with_output().expect("wait for capsule");
-        if let Some(writer) = writer {
-            writer.join().expect("the stdin writer");
-        }
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
         Self {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+}
+
+impl Run {
+    /// Runs a prepared command, feeding `stdin` if given (at most [`test_timeout`]).
+    ///
+    /// # Panics
+    /// As [`Run::of_within`].
+    #[track_caller]
+    pub fn of(cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
+        Self::of_within(cmd, stdin, test_timeout())
+    }
+
+    /// Runs a prepared command, feeding `stdin` if given, for at most `limit`: its
+    /// output is read while it runs, stdin is written on a thread of its own (a child
+    /// that writes much before it reads cannot deadlock the test; one that exits
+    /// without reading it all is an outcome, not a failure).
+    ///
+    /// # Panics
+    /// When the command cannot start or does not end within `limit`: it is killed and
+    /// the message has the command, how long it ran and what it printed so far.
+    #[track_caller]
+    pub fn of_within(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Self {
+        let proc = match stdin {
+            Some(bytes) => Proc::spawn_with_stdin(cmd, bytes),
+            None => Proc::spawn(cmd),
+        };
+        proc.wait_within(limit).into()
     }
 
     /// Asserts the exit code, showing both streams when it differs.
@@ -310,7 +331,6 @@ impl Run {
     }
 }
 
-/// A loopback port that was free a moment ago (bound and let go).
 /// The directories of `PATH`, in order.
 pub fn path_dirs() -> Vec<PathBuf> {
     std::env::var_os("PATH")
@@ -356,6 +376,11 @@ pub fn tool(name: &str) -> PathBuf {
         })
 }
 
+/// A loopback port that was free a moment ago (bound and let go): another process may
+/// take it before the test uses it. Only for a test that must name a host port before
+/// Capsule runs (a compose file's fixed port, a port given and then found bound); every
+/// other test publishes with `-p 127.0.0.1::GUEST_PORT` and reads the port Capsule
+/// picked back with [`Containers::host_port`]. Each use says why it needs one.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("its address").port()
@@ -386,6 +411,19 @@ impl Containers {
         let run = self.env.run(args);
         run.assert_code(0);
         run.stdout
+    }
+
+    /// The host port Capsule published the container's `guest_port` on (`capsule port
+    /// NAME GUEST_PORT`, which prints `IP:PORT`): how a test finds the port it left to
+    /// Capsule to pick (`-p 127.0.0.1::GUEST_PORT`, `-P`).
+    #[track_caller]
+    pub fn host_port(&self, name: &str, guest_port: u16) -> u16 {
+        let out = self.ok(&["port", name, &guest_port.to_string()]);
+        out.trim()
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .filter(|port| *port != 0)
+            .unwrap_or_else(|| panic!("capsule port {name} {guest_port} printed {out:?}"))
     }
 
     /// The `State` object of `capsule inspect NAME`.

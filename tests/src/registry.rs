@@ -45,8 +45,9 @@ impl Registry {
             .prefix("capsule-registry-")
             .tempdir()
             .expect("registry temp dir");
-        let port = crate::free_port();
-        let addr = format!("127.0.0.1:{port}");
+        // The registry listens on a port the kernel picks, and logs which; the test
+        // reads it back (no port is chosen here and let go for another to take).
+        let listen = "127.0.0.1:0";
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("storage dir");
         let mut extra = extra.to_owned();
@@ -54,10 +55,7 @@ impl Registry {
         if let Some((user, password)) = auth {
             let (cert, key, ca_cert) = make_certificates(dir.path());
             let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new(tool("htpasswd"))
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("run htpasswd");
+            let out = crate::output(Command::new(tool("htpasswd")).args(["-Bbn", user, password]));
             assert!(out.status.success(), "htpasswd failed");
             std::fs::write(&htpasswd, &out.stdout).expect("write htpasswd");
             extra = format!(
@@ -69,7 +67,7 @@ impl Registry {
             ca = Some(ca_cert);
         }
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  secret: capsule-test-secret\n{extra}",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {listen}\n  secret: capsule-test-secret\n{extra}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");
@@ -86,28 +84,40 @@ impl Registry {
         let mut me = Self {
             child,
             dir,
-            addr,
+            addr: String::new(),
             ca,
             keep: Vec::new(),
         };
-        me.wait_ready();
+        me.addr = me.wait_ready();
         me
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the registry says where it listens (`listening on 127.0.0.1:PORT`)
+    /// and answers there; returns that address.
+    fn wait_ready(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("docker-registry exited ({status}):\n{}", self.log());
             }
-            if TcpStream::connect(&self.addr).is_ok() {
-                return;
+            let log = self.log();
+            let listening = log.split("listening on ").nth(1).and_then(|rest| {
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                rest[..end]
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+                    .filter(|a| a.port() != 0)
+            });
+            if let Some(addr) = listening
+                && TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok()
+            {
+                return addr.to_string();
             }
             assert!(
                 Instant::now() < deadline,
-                "docker-registry did not listen on {} within 20 s:\n{}",
-                self.addr,
-                self.log()
+                "docker-registry did not listen within 20 s:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -150,11 +160,7 @@ impl Drop for Registry {
 fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let openssl = tool("openssl");
     let run = |args: &[&str]| {
-        let out = Command::new(&openssl)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
+        let out = crate::output(Command::new(&openssl).args(args).current_dir(dir));
         assert!(
             out.status.success(),
             "openssl {args:?}: {}",
@@ -294,35 +300,35 @@ impl Registry {
             .tempdir()
             .expect("token dir");
         let openssl = tool("openssl");
-        let out = Command::new(&openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "token.key",
-                "-out",
-                "token.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=capsule test token issuer",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .expect("openssl");
+        let out = crate::output(
+            Command::new(&openssl)
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "token.key",
+                    "-out",
+                    "token.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=capsule test token issuer",
+                ])
+                .current_dir(dir.path()),
+        );
         assert!(
             out.status.success(),
             "openssl: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let der = Command::new(&openssl)
-            .args(["x509", "-in", "token.crt", "-outform", "DER"])
-            .current_dir(dir.path())
-            .output()
-            .expect("openssl");
+        let der = crate::output(
+            Command::new(&openssl)
+                .args(["x509", "-in", "token.crt", "-outform", "DER"])
+                .current_dir(dir.path()),
+        );
         assert!(der.status.success());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
@@ -361,17 +367,16 @@ impl Registry {
             .expect("dir");
         // The registry needs the issuer's certificate in a file of its own.
         let cert = token_dir.path().join("token.crt");
-        let pem = Command::new(&openssl)
-            .args(["x509", "-inform", "DER"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().expect("stdin").write_all(&der.stdout)?;
-                child.wait_with_output()
-            })
-            .expect("openssl");
+        let pem = crate::Proc::spawn_with_stdin(
+            Command::new(&openssl).args(["x509", "-inform", "DER"]),
+            &der.stdout,
+        )
+        .wait();
+        assert!(
+            pem.status.success(),
+            "openssl x509 -inform DER: {}",
+            String::from_utf8_lossy(&pem.stderr)
+        );
         std::fs::write(&cert, &pem.stdout).expect("cert");
         let extra = format!(
             "auth:\n  token:\n    realm: http://{addr}/token\n    service: capsule-registry\n    issuer: capsule-token-issuer\n    rootcertbundle: {}\n",
@@ -392,6 +397,11 @@ fn serve_token(
     issued: &std::sync::atomic::AtomicUsize,
 ) {
     use std::io::{BufRead, BufReader, Write};
+    // A client that sends half a request (or never reads) cannot hold the service.
+    let limit = Some(Duration::from_secs(30));
+    if stream.set_read_timeout(limit).is_err() || stream.set_write_timeout(limit).is_err() {
+        return;
+    }
     let Ok(clone) = stream.try_clone() else {
         return;
     };
@@ -465,12 +475,12 @@ fn serve_token(
     );
     let input = key_dir.join(format!("input-{n}"));
     std::fs::write(&input, &signing_input).expect("write input");
-    let signature = Command::new(openssl)
-        .args(["dgst", "-sha256", "-binary", "-sign"])
-        .arg(key_dir.join("token.key"))
-        .arg(&input)
-        .output()
-        .expect("openssl dgst");
+    let signature = crate::output(
+        Command::new(openssl)
+            .args(["dgst", "-sha256", "-binary", "-sign"])
+            .arg(key_dir.join("token.key"))
+            .arg(&input),
+    );
     let token = format!("{signing_input}.{}", base64(&signature.stdout, true));
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 600});
     let body = body.to_string();

@@ -219,13 +219,13 @@ fn the_same_context_gives_the_same_digest_in_two_stores() {
     };
     assert_eq!(digest(&a, "app"), digest(&b, "app:v2"));
     // SOURCE_DATE_EPOCH changes timestamps, and so the digest.
-    let out = a
-        .capsule()
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["build", "-t", "dated", "ctx"])
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    capsule_tests::Run::of(
+        a.capsule()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "-t", "dated", "ctx"]),
+        None,
+    )
+    .assert_code(0);
     let dated = digest(&a, "dated");
     assert_ne!(dated, digest(&a, "app"));
     let inspect = a.run(&["inspect", "dated"]);
@@ -370,31 +370,13 @@ fn a_build_killed_mid_way_leaves_no_image_and_the_next_build_succeeds() {
         "ctx/Capsulefile",
         "FROM scratch\nCOPY big.bin /big.bin\nCOPY spin.wasm /spin.wasm\nRUN [\"/spin.wasm\"]\n",
     );
-    let mut child = env
-        .capsule()
-        .args(["build", "-t", "killed", "ctx"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    // Wait until the RUN step is under way, then SIGKILL.
-    let stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines() {
-            if line.expect("line").contains("RUN") {
-                return true;
-            }
-        }
-        false
-    });
-    assert!(
-        reader.join().expect("reader"),
-        "the build never reached RUN"
-    );
+    let mut child =
+        capsule_tests::Proc::spawn(env.capsule().args(["build", "-t", "killed", "ctx"]));
+    // Wait until the RUN step is under way (its endless program started), then SIGKILL.
+    child.wait_for_stderr("RUN");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    assert_eq!(child.try_wait(), None, "the endless step ended");
+    child.kill();
 
     assert_eq!(env.run(&["images", "-q", "killed"]).stdout.trim(), "");
     env.run(&["system", "check"]).assert_code(0);
@@ -430,34 +412,22 @@ fn concurrent_builds_and_prunes_share_one_store_safely() {
     }
     let mut children = Vec::new();
     for i in 0..4 {
-        children.push(
-            env.capsule()
-                .args([
-                    "build",
-                    "-t",
-                    &format!("app:{i}"),
-                    "-f",
-                    &format!("ctx/Capsulefile.{i}"),
-                    "ctx",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn build"),
-        );
+        children.push(capsule_tests::Proc::spawn(env.capsule().args([
+            "build",
+            "-t",
+            &format!("app:{i}"),
+            "-f",
+            &format!("ctx/Capsulefile.{i}"),
+            "ctx",
+        ])));
     }
     for _ in 0..3 {
-        children.push(
-            env.capsule()
-                .args(["image", "prune", "-f"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn prune"),
-        );
+        children.push(capsule_tests::Proc::spawn(
+            env.capsule().args(["image", "prune", "-f"]),
+        ));
     }
     for child in children {
-        let out = child.wait_with_output().expect("wait");
+        let out = child.wait();
         assert!(
             out.status.success(),
             "{}",

@@ -110,16 +110,11 @@ fn concurrent_first_runs_fill_the_cache_safely() {
     let env = TestEnv::new();
     let children: Vec<_> = (0..6)
         .map(|i| {
-            env.capsule()
-                .args(["run", guests::ARGS, &i.to_string()])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
+            capsule_tests::Proc::spawn(env.capsule().args(["run", guests::ARGS, &i.to_string()]))
         })
         .collect();
     for (i, child) in children.into_iter().enumerate() {
-        let out = child.wait_with_output().expect("wait");
+        let out = child.wait();
         assert!(
             out.status.success(),
             "run {i}: {}",

@@ -2,8 +2,7 @@
 //! as `capsule create` makes containers, dependencies, restarts, volumes, variables,
 //! recreation of changed services, errors in the file, Ctrl-C on a foreground `up`.
 
-use capsule_tests::{Containers, guests};
-use std::process::Stdio;
+use capsule_tests::{Containers, Proc, guests};
 use std::time::{Duration, Instant};
 
 /// A home with `svc` and a project directory `demo/` holding `compose.toml`.
@@ -267,34 +266,23 @@ fn depends_on_as_a_list_and_coloured_log_prefixes() {
 #[test]
 fn ctrl_c_stops_a_foreground_up_gracefully() {
     let c = project("[services.a]\nimage = \"svc\"\ncommand = \"tick 0 100\"\n");
-    let mut child = c
-        .env
-        .capsule()
-        .current_dir(c.env.work().join("demo"))
-        .args(["compose", "up"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    c.wait_for("demo-a-1", "running", |s| s["Status"] == "running");
-    std::thread::sleep(Duration::from_millis(300));
-    let sent = std::process::Command::new(capsule_tests::tool("kill"))
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "compose up did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("demo-a-1 | tick 1"), "{stdout}");
-    assert_eq!(status.code(), Some(130));
+    let mut child = Proc::spawn(
+        c.env
+            .capsule()
+            .current_dir(c.env.work().join("demo"))
+            .args(["compose", "up"]),
+    );
+    // The service's output reaches the foreground `up`: it follows the logs, and so has
+    // its Ctrl-C handler (installed before it follows them).
+    child.wait_for_stdout("demo-a-1 | tick 1");
+    child.signal(rustix::process::Signal::INT);
+    let out = child.wait_within(Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(c.state("demo-a-1")["Status"], "exited");
 }
 
@@ -327,6 +315,9 @@ fn id_of(c: &Containers, name: &str) -> String {
 /// the service's own container holds the port).
 #[test]
 fn compose_run_publishes_ports_only_with_service_ports() {
+    // A fixed host port, named in the file: the test is that a one-off run with
+    // --service-ports asks for the very port the service's container holds (a port
+    // left to Capsule to pick would be another one for each container).
     let port = capsule_tests::free_port();
     let c = project(&format!(
         "[services.web]\nimage = \"svc\"\ncommand = \"tick 0 100\"\nports = [\"{port}:80\"]\nrestart = \"always\"\n"
@@ -381,14 +372,12 @@ fn concurrent_ups_of_one_project_both_succeed() {
         let spawn = || {
             let mut cmd = c.env.capsule();
             cmd.current_dir(c.env.work().join("demo"))
-                .args(["compose", "up", "-d"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            cmd.spawn().expect("spawn")
+                .args(["compose", "up", "-d"]);
+            Proc::spawn(&mut cmd)
         };
         let (one, two) = (spawn(), spawn());
         for child in [one, two] {
-            let out = child.wait_with_output().expect("wait");
+            let out = child.wait();
             assert_eq!(
                 out.status.code(),
                 Some(0),

@@ -9,13 +9,12 @@
 //! (`bounded`, `Http`): a stuck build or server fails the test with what it printed,
 //! never hangs it.
 
-use capsule_tests::{Containers, Run, TestEnv, free_port};
+use capsule_tests::{Containers, Run, TestEnv};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `capsule build` of the base or the app (the app's `pip install` runs under WASI, and a
@@ -34,72 +33,12 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(120);
 const PROJECT: &str = "django-library";
 
 /// Runs `cmd` to completion within `limit`; past it, the process is killed and the test
-/// fails with what it printed so far. Output is read while it runs (no pipe can fill up),
-/// and a pipe that a process left behind keeps open cannot hold the test either.
-fn bounded(cmd: &mut Command, limit: Duration, what: &str) -> Run {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let drain = |pipe: Box<dyn Read + Send>| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let (sink, done) = std::sync::mpsc::channel::<()>();
-        let out = Arc::clone(&buf);
-        std::thread::spawn(move || {
-            let mut pipe = pipe;
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                out.lock()
-                    .expect("output buffer")
-                    .extend_from_slice(&chunk[..n]);
-            }
-            let _ = sink.send(());
-        });
-        (buf, done)
-    };
-    let (stdout, stdout_done) = drain(Box::new(child.stdout.take().expect("stdout pipe")));
-    let (stderr, stderr_done) = drain(Box::new(child.stderr.take().expect("stderr pipe")));
-    let text = |buf: &Arc<Mutex<Vec<u8>>>| {
-        String::from_utf8_lossy(&buf.lock().expect("output buffer")).into_owned()
-    };
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the command") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(200));
-            panic!(
-                "{what} did not finish within {limit:?}: killed\n--- stdout\n{}\n--- stderr\n{}",
-                text(&stdout),
-                text(&stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    // The command has exited; its output ends unless something it started kept the
-    // pipes (a detached supervisor must not): give the readers a few seconds.
-    for (done, name) in [(stdout_done, "stdout"), (stderr_done, "stderr")] {
-        assert!(
-            done.recv_timeout(Duration::from_secs(10)).is_ok(),
-            "{what} exited ({status}) but its {name} stayed open: a process it started holds \
-             the pipe\n--- stdout\n{}\n--- stderr\n{}",
-            text(&stdout),
-            text(&stderr)
-        );
-    }
-    Run {
-        code: status.code(),
-        stdout: text(&stdout),
-        stderr: text(&stderr),
-    }
+/// fails with what it printed so far (`capsule_tests::Run::of_within`: output read
+/// while it runs, so no pipe can fill up, and a pipe that a process left behind keeps
+/// open cannot hold the test either).
+fn bounded(cmd: &mut Command, limit: Duration) -> Run {
+    cmd.stdin(Stdio::null());
+    Run::of_within(cmd, None, limit)
 }
 
 /// A fresh home (sharing the compiled-module cache: CPython compiles once per machine)
@@ -134,11 +73,7 @@ impl Walkthrough {
         );
         // ./wheels.sh, as the README says: the pinned wheels into .wheels/ of the copy.
         let script = w.dir.join("wheels.sh");
-        let run = bounded(
-            Command::new(&script).current_dir(&w.dir),
-            COMMAND_LIMIT,
-            "wheels.sh",
-        );
+        let run = bounded(Command::new(&script).current_dir(&w.dir), COMMAND_LIMIT);
         assert_eq!(
             run.code,
             Some(0),
@@ -154,19 +89,20 @@ impl Walkthrough {
         w
     }
 
-    /// `capsule ARGS` in the example's directory, with `DJANGO_PORT` when given.
-    fn capsule(&self, args: &[&str], port: Option<u16>, limit: Duration) -> Run {
+    /// `capsule ARGS` in the example's directory. `DJANGO_PORT` is `127.0.0.1:`: the
+    /// file's `${DJANGO_PORT:-8000}:8000` becomes `127.0.0.1::8000`, a host port
+    /// Capsule picks ([`Walkthrough::web_port`] reads it back).
+    fn capsule(&self, args: &[&str], limit: Duration) -> Run {
         let mut cmd = self.c.env.capsule();
-        cmd.current_dir(&self.dir).args(args);
-        if let Some(port) = port {
-            cmd.env("DJANGO_PORT", port.to_string());
-        }
-        bounded(&mut cmd, limit, &format!("capsule {}", args.join(" ")))
+        cmd.current_dir(&self.dir)
+            .args(args)
+            .env("DJANGO_PORT", "127.0.0.1:");
+        bounded(&mut cmd, limit)
     }
 
     #[track_caller]
     fn capsule_ok(&self, args: &[&str], limit: Duration) -> Run {
-        let run = self.capsule(args, None, limit);
+        let run = self.capsule(args, limit);
         run.assert_code(0);
         run
     }
@@ -177,18 +113,20 @@ impl Walkthrough {
         self.capsule_ok(&["build", "-t", PROJECT, "."], BUILD_LIMIT)
     }
 
-    fn compose(&self, args: &[&str], port: u16, limit: Duration) -> Run {
+    fn compose(&self, args: &[&str], limit: Duration) -> Run {
         let args: Vec<&str> = ["compose"].iter().chain(args).copied().collect();
-        self.capsule(&args, Some(port), limit)
+        self.capsule(&args, limit)
+    }
+
+    /// The host port of the running web service's 8000.
+    #[track_caller]
+    fn web_port(&self) -> u16 {
+        self.c.host_port("django-library-web-1", 8000)
     }
 
     /// The `State` of a container, `null` when there is none.
     fn state(&self, name: &str) -> serde_json::Value {
-        let out = self.capsule(
-            &["inspect", "--type", "container", name],
-            None,
-            COMMAND_LIMIT,
-        );
+        let out = self.capsule(&["inspect", "--type", "container", name], COMMAND_LIMIT);
         if out.code != Some(0) {
             return serde_json::Value::Null;
         }
@@ -198,7 +136,7 @@ impl Walkthrough {
     }
 
     fn logs(&self, name: &str) -> String {
-        let logs = self.capsule(&["logs", name], None, COMMAND_LIMIT);
+        let logs = self.capsule(&["logs", name], COMMAND_LIMIT);
         format!("{}{}", logs.stdout, logs.stderr)
     }
 
@@ -244,7 +182,7 @@ impl Walkthrough {
 /// cannot, and never waits without end.
 pub(super) fn python_base_context() -> PathBuf {
     let script = super::examples::examples_dir().join("python/fetch.sh");
-    let run = bounded(&mut Command::new(&script), COMMAND_LIMIT, "fetch.sh");
+    let run = bounded(&mut Command::new(&script), COMMAND_LIMIT);
     assert_eq!(
         run.code,
         Some(0),
@@ -488,11 +426,10 @@ const SNOW_CRASH: &str =
 #[test]
 fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     let w = Walkthrough::new();
-    let port = free_port();
     w.build();
 
     // capsule compose up -d: `migrate` (manage.py setup) runs to completion first.
-    let up = w.compose(&["up", "-d"], port, UP_LIMIT);
+    let up = w.compose(&["up", "-d"], UP_LIMIT);
     up.assert_code(0);
     let migrated = up
         .stderr
@@ -512,6 +449,7 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     );
 
     // The API: Django REST framework on runserver, under CPython 3.15 for WASI.
+    let port = w.web_port();
     let list = w.wait_serving("django-library-web-1", port);
     assert!(
         list.header("server")
@@ -707,7 +645,7 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
     // compose down keeps the volume; up again migrates nothing, loads nothing, and
     // serves the same books, edits included.
     let before = http.call("GET", "/api/", None).expect(200);
-    w.compose(&["down"], port, COMMAND_LIMIT).assert_code(0);
+    w.compose(&["down"], COMMAND_LIMIT).assert_code(0);
     let ps = w.capsule_ok(&["ps", "-aq"], COMMAND_LIMIT);
     assert_eq!(ps.stdout.trim(), "", "down removed the containers");
     assert!(
@@ -717,7 +655,7 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
             .any(|l| l == volume),
         "down keeps {volume}"
     );
-    w.compose(&["up", "-d"], port, UP_LIMIT).assert_code(0);
+    w.compose(&["up", "-d"], UP_LIMIT).assert_code(0);
     let again = w.logs("django-library-migrate-1");
     assert!(
         again.contains("No migrations to apply.")
@@ -725,13 +663,12 @@ fn the_django_walkthrough_serves_the_api_the_admin_and_keeps_its_data() {
                 .contains("The library already has 6 book(s): the fixture is not loaded again."),
         "{again}"
     );
-    let after = w.wait_serving("django-library-web-1", port).json();
+    let after = w.wait_serving("django-library-web-1", w.web_port()).json();
     assert_eq!(after, before);
     assert_eq!(after[5], patched);
 
     // down -v removes the volume too.
-    w.compose(&["down", "-v"], port, COMMAND_LIMIT)
-        .assert_code(0);
+    w.compose(&["down", "-v"], COMMAND_LIMIT).assert_code(0);
     assert!(
         !w.capsule_ok(&["volume", "ls", "-q"], COMMAND_LIMIT)
             .stdout

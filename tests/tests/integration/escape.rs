@@ -467,6 +467,15 @@ fn symlink_swap_race() {
                     swaps.fetch_add(1, Ordering::Relaxed);
                 }
             });
+            // The swapper stops when this closure ends, by a panic too (a run that
+            // fails its deadline): the scope would otherwise wait for it for ever.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
             while swaps.load(Ordering::Relaxed) == 0 && !swapper.is_finished() {
                 std::thread::yield_now();
             }
@@ -551,34 +560,23 @@ fn cp_in_takes_the_kind_from_the_opened_entry_and_refuses_a_fifo() {
         .run(&["create", "--name", "box", "svc", "env", "X"])
         .assert_code(0);
     let fifo = t.env.work().join("fifo");
-    let made = std::process::Command::new(capsule_tests::tool("python3"))
-        .args(["-c", "import os, sys; os.mkfifo(sys.argv[1])", utf8(&fifo)])
-        .status()
-        .expect("run python3");
-    assert!(made.success(), "python3 could not make the FIFO");
-    let mut child = t
-        .env
-        .capsule()
-        .args(["cp", utf8(&fifo), "box:/fifo"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn capsule cp");
-    let start = std::time::Instant::now();
-    while child.try_wait().expect("wait for capsule cp").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("capsule cp of a FIFO was still waiting on it after 30 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("capsule cp output");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let made = capsule_tests::output(
+        std::process::Command::new(capsule_tests::tool("python3")).args([
+            "-c",
+            "import os, sys; os.mkfifo(sys.argv[1])",
+            utf8(&fifo),
+        ]),
+    );
+    assert!(
+        made.status.success(),
+        "python3 could not make the FIFO: {made:?}"
+    );
+    // Waiting on the FIFO for a writer would be the bug: 30 s is plenty otherwise.
+    let run = Run::of_within(
+        t.env.capsule().args(["cp", utf8(&fifo), "box:/fifo"]),
+        None,
+        std::time::Duration::from_secs(30),
+    );
     run.assert_error(
         1,
         &[utf8(&fifo), "not a regular file, a directory or a symlink"],

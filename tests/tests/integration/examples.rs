@@ -212,7 +212,13 @@ fn python_base_image_and_an_app_on_it() {
     // module cache (target/capsule-test-module-cache), so it is compiled once.
     let env = TestEnv::with_shared_module_cache();
     let context = super::django::python_base_context();
-    build(&env, "python:3.15", &context);
+    // Its RUN compiles CPython's module when the shared cache does not hold it yet:
+    // minutes on a small machine, so more than the default bound.
+    env.run_within(
+        &["build", "-t", "python:3.15", path_str(&context)],
+        std::time::Duration::from_secs(30 * 60),
+    )
+    .assert_code(0);
 
     // As Docker's python image: `python` found on the image's PATH (a #! bootstrap over
     // the reactor), no --unknown-imports, no -W flags: the image's labels say what
@@ -300,22 +306,23 @@ fn python_base_image_and_an_app_on_it() {
     // One file for stdout and stderr, as a terminal or `2>&1` gives.
     let merged_path = env.work().join("merged.txt");
     let merged = std::fs::File::create(&merged_path).expect("create merged.txt");
-    let status = env
-        .capsule()
-        .args([
-            "run",
-            "--rm",
-            "-e",
-            "PYTHONUNBUFFERED=1",
-            "python:3.15",
-            "python",
-            "-c",
-            order,
-        ])
-        .stdout(merged.try_clone().expect("clone"))
-        .stderr(merged)
-        .status()
-        .expect("run capsule");
+    let status = capsule_tests::Proc::spawn_with_own_stdio(
+        env.capsule()
+            .args([
+                "run",
+                "--rm",
+                "-e",
+                "PYTHONUNBUFFERED=1",
+                "python:3.15",
+                "python",
+                "-c",
+                order,
+            ])
+            .stdout(merged.try_clone().expect("clone"))
+            .stderr(merged),
+    )
+    .wait()
+    .status;
     assert!(status.success());
     assert_eq!(
         std::fs::read_to_string(&merged_path).expect("read merged.txt"),
@@ -402,11 +409,11 @@ fn python_base_image_and_an_app_on_it() {
 #[test]
 fn the_python_image_shell_passes_its_self_check() {
     let base = examples_dir().join("python/base");
-    let out = std::process::Command::new(capsule_tests::tool("python3"))
-        .arg(base.join("tests/sh_selfcheck.py"))
-        .arg(base.join("python3.15"))
-        .output()
-        .expect("run python3");
+    let out = capsule_tests::output(
+        std::process::Command::new(capsule_tests::tool("python3"))
+            .arg(base.join("tests/sh_selfcheck.py"))
+            .arg(base.join("python3.15")),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.ends_with("all passed\n"),

@@ -32,20 +32,14 @@ const INSTALL: &str =
 type Counts = BTreeMap<String, BTreeMap<String, usize>>;
 
 fn require_strace() {
-    match Command::new(capsule_tests::tool("strace"))
-        .arg("-V")
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "strace -V failed ({}): {}; {INSTALL}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => {
-            panic!("this test counts host calls with strace, which cannot run ({e}); {INSTALL}")
-        }
-    }
+    // `tool` has found it on PATH (or failed naming the install command).
+    let out = capsule_tests::output(Command::new(capsule_tests::tool("strace")).arg("-V"));
+    assert!(
+        out.status.success(),
+        "strace -V failed ({}): {}; {INSTALL}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Splits an `strace -f` log at the guest's phase markers and counts calls by name.

@@ -171,11 +171,11 @@ fn save_then_load_into_a_fresh_store_and_validate_with_skopeo_and_umoci() {
     out.assert_code(0);
     let archive = env.work().join("both.tar");
     // skopeo reads each image by its tag from the OCI archive.
-    let inspect = Command::new(&skopeo)
-        .arg("inspect")
-        .arg(format!("oci-archive:{}:1", archive.display()))
-        .output()
-        .expect("skopeo");
+    let inspect = capsule_tests::output(
+        Command::new(&skopeo)
+            .arg("inspect")
+            .arg(format!("oci-archive:{}:1", archive.display())),
+    );
     assert!(
         inspect.status.success(),
         "skopeo: {}",
@@ -187,31 +187,31 @@ fn save_then_load_into_a_fresh_store_and_validate_with_skopeo_and_umoci() {
     // umoci checks the layout and unpacks the layer.
     let layout = env.work().join("layout");
     std::fs::create_dir(&layout).expect("mkdir");
-    let untar = Command::new(capsule_tests::tool("tar"))
-        .arg("xf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&layout)
-        .status()
-        .expect("tar");
-    assert!(untar.success());
-    let stat = Command::new(&umoci)
-        .args(["stat", "--image"])
-        .arg(format!("{}:1", layout.display()))
-        .output()
-        .expect("umoci");
+    let untar = capsule_tests::output(
+        Command::new(capsule_tests::tool("tar"))
+            .arg("xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&layout),
+    );
+    assert!(untar.status.success(), "{untar:?}");
+    let stat = capsule_tests::output(
+        Command::new(&umoci)
+            .args(["stat", "--image"])
+            .arg(format!("{}:1", layout.display())),
+    );
     assert!(
         stat.status.success(),
         "umoci: {}",
         String::from_utf8_lossy(&stat.stderr)
     );
     let unpacked = env.work().join("bundle");
-    let unpack = Command::new(&umoci)
-        .args(["raw", "unpack", "--rootless", "--image"])
-        .arg(format!("{}:1", layout.display()))
-        .arg(&unpacked)
-        .output()
-        .expect("umoci");
+    let unpack = capsule_tests::output(
+        Command::new(&umoci)
+            .args(["raw", "unpack", "--rootless", "--image"])
+            .arg(format!("{}:1", layout.display()))
+            .arg(&unpacked),
+    );
     assert!(
         unpack.status.success(),
         "umoci: {}",

@@ -4,10 +4,10 @@
 //! mounts do not silently shadow each other, messages say what happened, and every
 //! command keeps to the exit codes `docs/cli.md` documents.
 
-use capsule_tests::{Run, TestEnv, guests};
+use capsule_tests::{Proc, Run, TestEnv, guests};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 fn import(env: &TestEnv, module: &str, name: &str) -> String {
     let file = format!("{name}.wasm").replace([':', '/'], "-");
@@ -338,37 +338,24 @@ fn a_damaged_cached_layer_is_rebuilt_and_reported() {
     env.run(&["system", "check"]).assert_code(0);
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = Command::new(capsule_tests::tool("kill"))
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("kill is missing ({e}): install procps or coreutils"));
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// Starts `capsule run --rm IMAGE` with stdin held open (the guest blocks reading it)
-/// and waits until its container exists.
-fn running_rm(env: &TestEnv, image: &str) -> std::process::Child {
-    let child = env
-        .capsule()
-        .args(["run", "--rm", "-i", image])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn capsule");
-    let containers = env.home().join("containers");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // The container exists once its config is written; the guest then blocks on stdin.
-    while !containers_in(&containers)
-        .iter()
-        .any(|c| containers.join(c).join("config.json").is_file())
-    {
-        assert!(Instant::now() < deadline, "the container never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child
+/// Starts `capsule run --rm -i IMAGE` (the `stdio` guest, which copies stdin to
+/// stdout) and waits until the guest runs: a block of input comes back on stdout (4096
+/// bytes, more than wasi-libc buffers, so it is written at once). The guest is then
+/// blocked reading the rest of its stdin, which is held open.
+fn running_rm(env: &TestEnv, image: &str) -> (Proc, std::process::ChildStdin) {
+    let mut child = Proc::spawn(
+        env.capsule()
+            .args(["run", "--rm", "-i", image])
+            .stdin(Stdio::piped()),
+    );
+    let mut stdin = child.stdin().expect("stdin");
+    std::io::Write::write_all(&mut stdin, &[b'x'; 4096]).expect("write stdin");
+    child.wait_for_output(
+        "the guest echoing its input",
+        Duration::from_secs(60),
+        |out, _| out.len() >= 4096,
+    );
+    (child, stdin)
 }
 
 // 5. `run --rm` removes its container on SIGINT, SIGTERM and SIGHUP; one killed
@@ -378,13 +365,17 @@ fn run_rm_cleans_up_on_signals_and_after_a_kill() {
     let env = TestEnv::new();
     import(&env, guests::STDIO, "stdio:1");
     let containers = env.home().join("containers");
-    for (name, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
-        let mut child = running_rm(&env, "stdio:1");
-        // Held open until the process is gone, so the guest is still blocked reading
-        // it when the signal arrives (not finished by end of input).
-        let stdin = child.stdin.take();
-        signal(child.id(), name);
-        let out = child.wait_with_output().expect("wait");
+    use rustix::process::Signal;
+    for (name, signal, code) in [
+        ("TERM", Signal::TERM, 143),
+        ("INT", Signal::INT, 130),
+        ("HUP", Signal::HUP, 129),
+    ] {
+        // stdin is held open until the process is gone, so the guest is still blocked
+        // reading it when the signal arrives (not finished by end of input).
+        let (mut child, stdin) = running_rm(&env, "stdio:1");
+        child.signal(signal);
+        let out = child.wait();
         drop(stdin);
         assert_eq!(out.status.code(), Some(code), "SIG{name}");
         assert_eq!(
@@ -393,9 +384,10 @@ fn run_rm_cleans_up_on_signals_and_after_a_kill() {
             "SIG{name} left it"
         );
     }
-    let child = running_rm(&env, "stdio:1");
-    signal(child.id(), "KILL");
-    let out = child.wait_with_output().expect("wait");
+    let (mut child, stdin) = running_rm(&env, "stdio:1");
+    child.signal(Signal::KILL);
+    let out = child.wait();
+    drop(stdin);
     assert_eq!(out.status.code(), None, "killed");
     assert_eq!(
         containers_in(&containers).len(),

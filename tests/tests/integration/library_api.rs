@@ -3,7 +3,7 @@
 //! module `build.rs` built from its source, run detached with a published port and a named
 //! volume as `examples/library-api/README.md` tells, and spoken to over TCP.
 
-use capsule_tests::{Containers, free_port, guests};
+use capsule_tests::{Containers, guests};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -56,23 +56,24 @@ impl Api {
         Self(containers)
     }
 
-    /// `run -d -p PORT:8000 -v VOLUME:/data --name NAME library-api`, then waits until it
-    /// answers.
-    fn start(&self, name: &str, port: u16, volume: &str) {
-        let publish = format!("{port}:8000");
+    /// `run -d -p 127.0.0.1::8000 -v VOLUME:/data --name NAME library-api`, then waits
+    /// until it answers; returns the host port Capsule picked.
+    fn start(&self, name: &str, volume: &str) -> u16 {
         let mount = format!("{volume}:/data");
         self.ok(&[
             "run",
             "-d",
             "-p",
-            &publish,
+            "127.0.0.1::8000",
             "-v",
             &mount,
             "--name",
             name,
             "library-api",
         ]);
+        let port = self.host_port(name, 8000);
         self.wait_serving(name, port);
+        port
     }
 
     /// Waits (at most 60 s: the first start compiles the module) until `GET /` answers.
@@ -135,6 +136,17 @@ impl Resp {
     }
 }
 
+/// A connection to 127.0.0.1:PORT whose connect, reads and writes each fail after 30 s
+/// instead of waiting for a server that stopped answering.
+fn connect(port: u16) -> std::io::Result<TcpStream> {
+    let limit = Duration::from_secs(30);
+    let stream =
+        TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    Ok(stream)
+}
+
 /// One request on a fresh connection; the server answers and closes (HTTP/1.1 with
 /// `Connection: close`), so the response is what arrives until the end of the stream.
 fn try_http(
@@ -144,8 +156,7 @@ fn try_http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<Resp> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut stream = connect(port)?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -203,8 +214,7 @@ const DUNE: &str =
 #[test]
 fn every_route_with_its_status_codes_and_json_errors() {
     let api = Api::new();
-    let port = free_port();
-    api.start("library", port, "library-data");
+    let port = api.start("library", "library-data");
 
     // The index: JSON for programs.
     let index = http(port, "GET", "/", None);
@@ -306,7 +316,7 @@ fn every_route_with_its_status_codes_and_json_errors() {
     assert_eq!(wrong.header("allow"), Some("GET, HEAD, POST"));
     http(port, "POST", &path, Some(DUNE)).error(405);
     // A request that is not HTTP gets a 400 and the server goes on.
-    let mut junk = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut junk = connect(port).expect("connect");
     junk.write_all(b"\x00\x01 nonsense\r\n\r\n").expect("write");
     let mut answer = String::new();
     let _ = junk.read_to_string(&mut answer);
@@ -326,8 +336,7 @@ fn every_route_with_its_status_codes_and_json_errors() {
 #[test]
 fn the_html_page_lists_the_books_escaped() {
     let api = Api::new();
-    let port = free_port();
-    api.start("library", port, "library-data");
+    let port = api.start("library", "library-data");
     let created = http(
         port,
         "POST",
@@ -363,8 +372,7 @@ fn the_html_page_lists_the_books_escaped() {
 #[test]
 fn data_survives_stop_start_and_a_new_container_on_the_volume() {
     let api = Api::new();
-    let port = free_port();
-    api.start("library", port, "library-data");
+    let port = api.start("library", "library-data");
     let book = http(port, "POST", "/books", Some(DUNE)).json();
     let path = format!("/books/{}", book["id"]);
 
@@ -374,13 +382,17 @@ fn data_survives_stop_start_and_a_new_container_on_the_volume() {
         "still served after stop"
     );
     api.ok(&["start", "library"]);
+    assert_eq!(
+        api.host_port("library", 8000),
+        port,
+        "start binds the same port"
+    );
     api.wait_serving("library", port);
     assert_eq!(http(port, "GET", &path, None).json(), book);
 
     api.ok(&["rm", "-f", "library"]);
     assert!(api.ok(&["volume", "ls"]).contains("library-data"));
-    let port2 = free_port();
-    api.start("library2", port2, "library-data");
+    let port2 = api.start("library2", "library-data");
     assert_eq!(http(port2, "GET", &path, None).json(), book);
     assert_eq!(
         http(port2, "GET", "/books", None).json(),
@@ -404,8 +416,7 @@ fn data_survives_stop_start_and_a_new_container_on_the_volume() {
 #[test]
 fn a_hundred_concurrent_clients_all_get_their_answers() {
     let api = Api::new();
-    let port = free_port();
-    api.start("library", port, "library-data");
+    let port = api.start("library", "library-data");
     let clients: Vec<_> = (0..100)
         .map(|i| {
             std::thread::spawn(move || {
@@ -490,11 +501,12 @@ fn publish_all_and_port_and_a_port_in_use() {
 fn the_compose_example_loads_books_before_the_api_starts() {
     let api = Api(Containers::new(&[]));
     let context = example_context(&api.env);
-    let port = free_port();
     let compose = |args: &[&str]| {
         let mut cmd = api.env.capsule();
+        // The file publishes `${LIBRARY_PORT:-8000}:8000`: `127.0.0.1:` makes it
+        // `127.0.0.1::8000`, a port Capsule picks (read back below).
         cmd.current_dir(&context)
-            .env("LIBRARY_PORT", port.to_string())
+            .env("LIBRARY_PORT", "127.0.0.1:")
             .args(["compose", "-p", "library"])
             .args(args);
         capsule_tests::Run::of(&mut cmd, None)
@@ -506,6 +518,7 @@ fn the_compose_example_loads_books_before_the_api_starts() {
     let loader = up.stderr.find("library-loader-1  Started").expect("loader");
     let started = up.stderr.find("library-api-1  Created").expect("api");
     assert!(loader < started, "{}", up.stderr);
+    let port = api.host_port("library-api-1", 8000);
     api.wait_serving("library-api-1", port);
     let books = http(port, "GET", "/books", None).json();
     let fixture: serde_json::Value = serde_json::from_slice(
@@ -534,6 +547,11 @@ fn the_compose_example_loads_books_before_the_api_starts() {
         201
     );
     compose(&["up", "-d"]).assert_code(0);
+    assert_eq!(
+        api.host_port("library-api-1", 8000),
+        port,
+        "the unchanged API keeps running on its port"
+    );
     let logs = compose(&["logs", "loader"]);
     assert!(
         logs.stdout.contains("loaded 5 of 5") && logs.stdout.contains("loaded 0 of 5"),

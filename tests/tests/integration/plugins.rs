@@ -518,10 +518,7 @@ fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
         guests::PLUGIN_ROGUE,
     ];
     for args in [own, given] {
-        let out = std::process::Command::new(&bin)
-            .args(args)
-            .output()
-            .expect("run the example");
+        let out = capsule_tests::output(std::process::Command::new(&bin).args(args));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -542,10 +539,7 @@ fn the_plugin_host_example_serves_three_plugins_and_contains_the_rogue() {
             );
         }
     }
-    let wrong = std::process::Command::new(&bin)
-        .arg("one.wasm")
-        .output()
-        .expect("run the example");
+    let wrong = capsule_tests::output(std::process::Command::new(&bin).arg("one.wasm"));
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).starts_with("usage: "));
 }

@@ -2,7 +2,7 @@
 //! the guest starts and hands it over as a socket (found through `LISTEN_FDS`); the
 //! guest (`guests/c/echo_server.c`) accepts and echoes over real loopback connections.
 
-use capsule_tests::{Containers, TestEnv, free_port, guests};
+use capsule_tests::{Containers, Proc, TestEnv, free_port, guests};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -48,12 +48,15 @@ impl Env {
     }
 }
 
+/// A connection to 127.0.0.1:PORT whose reads and writes fail after 20 s instead of
+/// waiting for a guest that stopped answering.
 fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("read timeout");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    for set in [TcpStream::set_read_timeout, TcpStream::set_write_timeout] {
+        set(&stream, Some(Duration::from_secs(20))).expect("socket timeout");
+    }
     stream
 }
 
@@ -69,14 +72,14 @@ fn echo(stream: &mut TcpStream, line: &str) {
     assert_eq!(got, format!("{line}\n"), "the guest echoes the line");
 }
 
-/// `-p HOST:CONTAINER`: a client on 127.0.0.1 reaches the guest's blocking accept
-/// loop; one connection after another, many lines each.
+/// `-p IP::CONTAINER` (Capsule picks the host port; `capsule port` tells it): a
+/// client on 127.0.0.1 reaches the guest's blocking accept loop; one connection after
+/// another, many lines each.
 #[test]
 pub fn echo_server() {
     let env = Env::new();
-    let port = free_port();
-    let publish = format!("{port}:8000");
-    env.ok(&["run", "-d", "--name", "e", "-p", &publish, "echo"]);
+    env.ok(&["run", "-d", "--name", "e", "-p", "127.0.0.1::8000", "echo"]);
+    let port = env.host_port("e", 8000);
     for round in 0..3 {
         let mut stream = connect(port);
         for i in 0..5 {
@@ -105,11 +108,10 @@ pub fn echo_server() {
 #[test]
 fn listener_descriptor() {
     let env = Env::new();
-    let (a, b) = (free_port(), free_port());
-    let (pa, pb) = (format!("{a}:8000"), format!("{b}:9000"));
+    let (pa, pb) = ("127.0.0.1::8000", "127.0.0.1::9000");
     let run = env
         .env
-        .run(&["run", "--rm", "-p", &pa, "-p", &pb, "echo", "probe"]);
+        .run(&["run", "--rm", "-p", pa, "-p", pb, "echo", "probe"]);
     run.assert_code(0);
     let out = run.stdout;
     // The image's workdir is /: one preopen (fd 3), so the listeners are 4 and 5.
@@ -136,7 +138,7 @@ fn listener_descriptor() {
     // moves up, and LISTEN_FDS_START says where.
     let run = env
         .env
-        .run(&["run", "--rm", "-w", "/tmp", "-p", &pa, "echo", "probe"]);
+        .run(&["run", "--rm", "-w", "/tmp", "-p", pa, "echo", "probe"]);
     run.assert_code(0);
     let out = run.stdout;
     let start: u32 = out
@@ -162,9 +164,17 @@ fn listener_descriptor() {
 #[test]
 fn many_clients_with_poll() {
     let env = Env::new();
-    let port = free_port();
-    let publish = format!("{port}:8000");
-    env.ok(&["run", "-d", "--name", "p", "-p", &publish, "echo", "poll"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "-p",
+        "127.0.0.1::8000",
+        "echo",
+        "poll",
+    ]);
+    let port = env.host_port("p", 8000);
     let log = env.wait_log("p", "polling on fd");
     assert!(
         log.contains("non-blocking accept with no client: EAGAIN"),
@@ -285,7 +295,9 @@ fn publish_all_port_ps_inspect() {
         inspect["HostConfig"]["PortBindings"]["8000/tcp"][0],
         serde_json::json!({"HostIp": "127.0.0.1", "HostPort": ""})
     );
-    // A fixed binding with an address: 0.0.0.0 must be asked for.
+    // A fixed binding with an address: 0.0.0.0 must be asked for. The one test of a
+    // host port named in advance (the rest let Capsule pick): that the port given is
+    // the one bound and recorded, so it needs a port number before the run.
     let port = free_port();
     let publish = format!("0.0.0.0:{port}:8000");
     env.ok(&["run", "-d", "--name", "wide", "-p", &publish, "echo"]);
@@ -302,13 +314,13 @@ fn publish_all_port_ps_inspect() {
 }
 
 /// The listener belongs to the container's run: gone after `stop`, bound again by
-/// `start` (the same host port, recorded in the container's config).
+/// `start` (the same host port, the one Capsule picked at create, recorded in the
+/// container's config).
 #[test]
 fn rebound_after_stop_start() {
     let env = Env::new();
-    let port = free_port();
-    let publish = format!("{port}:8000");
-    env.ok(&["run", "-d", "--name", "r", "-p", &publish, "echo"]);
+    env.ok(&["run", "-d", "--name", "r", "-p", "127.0.0.1::8000", "echo"]);
+    let port = env.host_port("r", 8000);
     echo(&mut connect(port), "first run");
     env.ok(&["stop", "-t", "0", "r"]);
     assert!(
@@ -319,6 +331,7 @@ fn rebound_after_stop_start() {
     let ps = env.ok(&["ps", "-a"]);
     assert!(!ps.contains("->8000/tcp"), "{ps}");
     env.ok(&["start", "r"]);
+    assert_eq!(env.host_port("r", 8000), port, "start binds the same port");
     echo(&mut connect(port), "second run");
     // Someone else takes the port while it is stopped: start says so.
     env.ok(&["stop", "-t", "0", "r"]);
@@ -370,10 +383,8 @@ fn no_other_network() {
         ours.stdout
     );
     // A published port under the same guest: the socket calls work.
-    let port = free_port();
-    let publish = format!("{port}:8000");
-    env.ok(&["run", "-d", "--name", "n", "-p", &publish, "echo"]);
-    let mut s = connect(port);
+    env.ok(&["run", "-d", "--name", "n", "-p", "127.0.0.1::8000", "echo"]);
+    let mut s = connect(env.host_port("n", 8000));
     echo(&mut s, "ok");
     s.shutdown(std::net::Shutdown::Write).expect("shutdown");
     let mut rest = Vec::new();
@@ -386,25 +397,29 @@ fn no_other_network() {
 #[test]
 fn poll_stdin_and_clock() {
     let env = TestEnv::new();
-    let mut child = env
-        .capsule()
-        .args(["run", guests::ECHO_SERVER, "pollstdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start capsule");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("a line");
-    assert_eq!(line, "clock\n", "no input yet: the clock fires");
+    let mut child = Proc::spawn(
+        env.capsule()
+            .args(["run", guests::ECHO_SERVER, "pollstdin"])
+            .stdin(std::process::Stdio::piped()),
+    );
+    let mut stdin = child.stdin().expect("stdin");
+    child.wait_for_stdout("\n");
+    assert!(
+        child.stdout().starts_with("clock\n"),
+        "no input yet: the clock fires: {:?}",
+        child.stdout()
+    );
     stdin.write_all(b"typed\n").expect("write stdin");
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).expect("the rest");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{rest}");
-    assert!(rest.ends_with("stdin: typed\n"), "{rest}");
+    let out = child.wait();
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{all}");
+    // A timeout each 300 ms until the line came, then the line.
+    let (clocks, last) = all
+        .trim_end()
+        .rsplit_once('\n')
+        .expect("two lines at least");
+    assert_eq!(last, "stdin: typed", "{all}");
+    assert!(clocks.lines().all(|l| l == "clock"), "{all}");
 }
 
 /// Issue 31: `EXPOSE 80 8000-8001` is one key per port in the image (as Docker's),
@@ -454,11 +469,11 @@ fn expose_ranges_publish_every_port_and_udp_is_reported() {
     let bad = env.env.run(&["build", "-t", "bad", "bad"]);
     assert_ne!(bad.code, Some(0));
     assert!(bad.stderr.contains("EXPOSE '8001-8000'"), "{}", bad.stderr);
-    // The same host port twice is one flag given twice, not a port in use.
-    let port = free_port();
-    let twice = format!("{port}:8000");
+    // The same host port twice is one flag given twice, not a port in use. A fixed
+    // number: nothing is bound, the flags are refused before any port is looked at.
+    let twice = "127.0.0.1:18000:8000";
     env.env
-        .run(&["run", "-d", "-p", &twice, "-p", &twice, "echo"])
-        .assert_error(125, &["published twice", &port.to_string()]);
+        .run(&["run", "-d", "-p", twice, "-p", twice, "echo"])
+        .assert_error(125, &["published twice", "18000"]);
     assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1, "only r exists");
 }

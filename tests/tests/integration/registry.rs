@@ -83,10 +83,11 @@ fn store_files(env: &TestEnv) -> Vec<String> {
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
+    let out = capsule_tests::output(cmd);
     assert!(
         out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
+        "{} failed:\n{}\n{}",
+        capsule_tests::process::command_line(cmd),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -705,7 +706,6 @@ fn bearer_token_authentication_for_login_push_and_pull() {
 /// Runs `capsule ARGS` on a pseudo-terminal (util-linux's `script`) with `typed` as
 /// what the user types; what the terminal showed.
 fn on_a_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
-    use std::io::Write;
     let template = env.capsule();
     let mut line = capsule_tests::capsule_bin().display().to_string();
     for arg in args {
@@ -716,24 +716,13 @@ fn on_a_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
     script
         .args(["-qec", &line, "/dev/null"])
         .env_clear()
-        .env("SHELL", "/bin/sh")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
+        .env("SHELL", "/bin/sh");
     for (key, value) in template.get_envs() {
         if let Some(value) = value {
             script.env(key, value);
         }
     }
-    let mut child = script.spawn().unwrap_or_else(|e| {
-        panic!("cannot run script(1) for a pseudo-terminal ({e}): apt-get install bsdutils")
-    });
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(typed.as_bytes())
-        .expect("type");
-    let out = child.wait_with_output().expect("script");
+    let out = capsule_tests::Proc::spawn_with_stdin(&mut script, typed.as_bytes()).wait();
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{shown}");
     shown

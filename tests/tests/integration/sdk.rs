@@ -366,7 +366,11 @@ fn containers_have_dockers_lifecycle_through_the_sdk() {
     found
         .stop(Some(std::time::Duration::from_millis(100)))
         .expect("stop");
-    assert_eq!(web.wait().expect("wait"), 137);
+    let waited = web.clone();
+    let code = capsule_tests::within(capsule_tests::test_timeout(), "web.wait()", move || {
+        waited.wait()
+    });
+    assert_eq!(code.expect("wait"), 137);
     let state = web.state().expect("state");
     assert!(!state.running && state.status == "exited", "{state:?}");
     let err = web.kill().expect_err("not running");
@@ -379,7 +383,11 @@ fn containers_have_dockers_lifecycle_through_the_sdk() {
         )
         .expect("create");
     job.start().expect("start");
-    assert_eq!(job.wait().expect("wait"), 5);
+    let waited = job.clone();
+    let code = capsule_tests::within(capsule_tests::test_timeout(), "job.wait()", move || {
+        waited.wait()
+    });
+    assert_eq!(code.expect("wait"), 5);
     job.remove(false).expect("remove");
     // A running container is removed only with force.
     web.start().expect("start again");

@@ -6,9 +6,8 @@
 //! deletes.
 
 use capsule_tests::containerd::Containerd;
-use capsule_tests::{TestEnv, guests};
-use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use capsule_tests::{Proc, TestEnv, guests};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.capsule.v1";
@@ -324,45 +323,34 @@ fn containerd_runs_a_saved_capsule_image_through_the_shim() {
     assert_nothing_left(&containerd);
 }
 
-/// Starts `ctr run --rm` of a guest that runs until stopped, waits for its first line
-/// of output, and returns the `ctr` process.
+/// Starts `ctr run --rm` of a guest that runs until stopped, waits (at most 60 s) for
+/// its first line of output, and returns the `ctr` process.
 fn start_forever(
     containerd: &Containerd,
     image: &str,
     id: &str,
     args: &[&str],
     first_line: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+) -> Proc {
     let mut all = vec!["run", "--rm", "--runtime", RUNTIME, image, id];
     all.extend_from_slice(args);
-    let mut child = containerd
-        .ctr_command(&all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctr run");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("read the guest's output");
-    assert_eq!(line, first_line, "{id} did not start");
-    (child, stdout)
+    let mut child = Proc::spawn(&mut containerd.ctr_command(&all));
+    child.wait_for_output(
+        &format!("{id}'s first line"),
+        Duration::from_secs(60),
+        |out, _| out.contains('\n'),
+    );
+    let stdout = child.stdout();
+    assert!(
+        stdout.starts_with(first_line),
+        "{id} did not start: {stdout:?}"
+    );
+    child
 }
 
 /// Waits for `ctr run` to end (at most 20 s) and returns its exit code.
-fn wait_exit(child: &mut std::process::Child, id: &str) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for ctr run") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{id} did not stop within 20 s of ctr task kill");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_exit(child: Proc) -> Option<i32> {
+    child.wait_within(Duration::from_secs(20)).status.code()
 }
 
 #[test]
@@ -371,7 +359,7 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
     let image = import_image(&containerd);
 
     // A guest asleep between ticks: SIGTERM interrupts it; the task exits 128 + 15.
-    let (mut ticking, _out) = start_forever(
+    let ticking = start_forever(
         &containerd,
         &image,
         "ticking",
@@ -401,25 +389,20 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
         );
     }
     containerd.ctr_ok(&["task", "kill", "ticking"]);
-    assert_eq!(wait_exit(&mut ticking, "ticking"), Some(143));
+    assert_eq!(wait_exit(ticking), Some(143));
 
     // A guest spinning without calling the host (it prints nothing: wait for its
     // task to run): interrupted at its next loop back-edge.
-    let mut spin = containerd
-        .ctr_command(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            &image,
-            "spin",
-            "/bin/service.wasm",
-            "spin",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctr run");
+    let mut spin = Proc::spawn(&mut containerd.ctr_command(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        &image,
+        "spin",
+        "/bin/service.wasm",
+        "spin",
+    ]));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let tasks = containerd.ctr_ok(&["task", "ls"]);
@@ -439,7 +422,7 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
     let code = loop {
         let _ = containerd.ctr(&["task", "kill", "--signal", "SIGINT", "spin"]);
         std::thread::sleep(Duration::from_millis(300));
-        if let Some(status) = spin.try_wait().expect("wait for ctr run") {
+        if let Some(status) = spin.try_wait() {
             break status.code();
         }
         assert!(Instant::now() < deadline, "spin did not stop on SIGINT");
@@ -447,7 +430,7 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
     assert_eq!(code, Some(130));
 
     // SIGKILL needs no help from the shim.
-    let (mut killed, _out) = start_forever(
+    let killed = start_forever(
         &containerd,
         &image,
         "killed",
@@ -455,7 +438,7 @@ fn ctr_task_kill_stops_a_running_guest_and_delete_leaves_nothing() {
         "tick 1\n",
     );
     containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "killed"]);
-    assert_eq!(wait_exit(&mut killed, "killed"), Some(137));
+    assert_eq!(wait_exit(killed), Some(137));
 
     // A detached task, stopped and deleted by hand: `ctr task delete` and
     // `ctr container delete` leave nothing behind.
@@ -531,21 +514,21 @@ fn tasks_of_one_sandbox_share_one_shim() {
     std::fs::write(&spec, info["Spec"].to_string()).expect("spec file");
 
     let stress = capsule_tests::containerd::shim_bin().with_file_name("capsule-shim-stress");
-    let out = std::process::Command::new(&stress)
-        .args([
-            "--address",
-            containerd.socket.to_str().expect("utf-8 socket"),
-        ])
-        .args(["--namespace", &containerd.namespace, "--image", &image])
-        .args([
-            "--runtime",
-            RUNTIME,
-            "--spec",
-            spec.to_str().expect("utf-8"),
-        ])
-        .args(["--count", "8", "--parallel", "2", "--expect", "tick 2\n"])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", stress.display()));
+    let out = capsule_tests::output(
+        std::process::Command::new(&stress)
+            .args([
+                "--address",
+                containerd.socket.to_str().expect("utf-8 socket"),
+            ])
+            .args(["--namespace", &containerd.namespace, "--image", &image])
+            .args([
+                "--runtime",
+                RUNTIME,
+                "--spec",
+                spec.to_str().expect("utf-8"),
+            ])
+            .args(["--count", "8", "--parallel", "2", "--expect", "tick 2\n"]),
+    );
     assert!(
         out.status.success(),
         "capsule-shim-stress failed:\n{}{}",

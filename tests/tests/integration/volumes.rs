@@ -163,16 +163,19 @@ fn containers_racing_to_create_one_volume_fill_it_once() {
     let env = seeded_env();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            env.capsule()
-                .args(["run", "--rm", "-v", "race:/data", "seeded", "ls", "/data"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn capsule")
+            capsule_tests::Proc::spawn(env.capsule().args([
+                "run",
+                "--rm",
+                "-v",
+                "race:/data",
+                "seeded",
+                "ls",
+                "/data",
+            ]))
         })
         .collect();
     for child in children {
-        let out = child.wait_with_output().expect("wait");
+        let out = child.wait();
         assert!(
             out.status.success(),
             "{}",
@@ -665,17 +668,11 @@ fn volume_rm_racing_a_new_container_never_takes_its_volume() {
         let name = format!("race{round}");
         let volume = format!("{name}:/data");
         ok(&env, &["volume", "create", &name]);
-        let run = env
-            .capsule()
-            .args([
-                "run", "--name", &name, "-v", &volume, "seeded", "write", "/data/f", "y",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn run");
+        let run = capsule_tests::Proc::spawn(env.capsule().args([
+            "run", "--name", &name, "-v", &volume, "seeded", "write", "/data/f", "y",
+        ]));
         let rm = env.run(&["volume", "rm", &name]);
-        let out = run.wait_with_output().expect("wait");
+        let out = run.wait();
         assert!(
             out.status.success(),
             "round {round}: {}",
