@@ -6,9 +6,8 @@
 //! files as one error line. The check is the `service` guest's `exists PATH` (exit 0
 //! when PATH exists); `capsule exec` makes and removes the file. Every wait is bounded.
 
-use capsule_tests::{Containers, Run, guests};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use capsule_tests::{Containers, Proc, Run, guests};
+use std::time::Duration;
 
 /// The check every test uses: healthy while `/ok` exists in the container.
 const CHECK: &str = r#"["/service.wasm", "exists", "/ok"]"#;
@@ -261,21 +260,10 @@ depends_on = {{ db = {{ condition = "service_healthy" }} }}
     c
 }
 
-/// Waits for a child, killing it after `limit`.
-fn finish(mut child: std::process::Child, limit: Duration) -> Run {
-    let start = Instant::now();
-    while child.try_wait().expect("poll the child").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("its output");
-            panic!(
-                "still running after {limit:?}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("its output");
+/// Waits for a child, killing it after `limit` (failing the test with what it
+/// printed).
+fn finish(child: Proc, limit: Duration) -> Run {
+    let out = child.wait_within(limit);
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -291,11 +279,7 @@ fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
         "/ok",
         r#"start_period = "60s", start_interval = "200ms", interval = "30s""#,
     );
-    let child = compose(&c, &["up", "-d"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("compose up");
+    let child = Proc::spawn(&mut compose(&c, &["up", "-d"]));
     // db runs and is checked (and fails), and api is not made while it waits.
     c.wait_for("demo-db-1", "checked twice", |s| {
         s["Status"] == "running" && s["Health"]["Log"].as_array().is_some_and(|l| l.len() >= 2)
@@ -350,11 +334,7 @@ fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
     );
     // An up with everything healthy goes straight through.
     let again = finish(
-        compose(&c, &["up", "-d"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("compose up"),
+        Proc::spawn(&mut compose(&c, &["up", "-d"])),
         Duration::from_secs(60),
     );
     again.assert_code(0);
@@ -369,11 +349,7 @@ fn compose_starts_a_dependent_only_once_its_dependency_is_healthy() {
 fn compose_fails_on_an_unhealthy_dependency_and_on_one_without_a_check() {
     let c = healthy_project("/never", r#"interval = "200ms", retries = 2"#);
     let up = finish(
-        compose(&c, &["up", "-d"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("compose up"),
+        Proc::spawn(&mut compose(&c, &["up", "-d"])),
         Duration::from_secs(60),
     );
     up.assert_code(1);

@@ -2,8 +2,7 @@
 //! of a file being written, `exec`, `top`, `stats`, health checks from `run`'s flags,
 //! and `stop` as a message — through the real binary, over the `service` guest.
 
-use capsule_tests::{Containers, guests};
-use std::process::Stdio;
+use capsule_tests::{Containers, Proc, guests};
 use std::time::{Duration, Instant};
 
 fn env() -> Containers {
@@ -142,12 +141,7 @@ fn a_tar_copied_out_of_a_running_container_is_whole() {
         "16",
     ]);
     wait_for_log(&env, "writer", "appending");
-    let out = env
-        .env
-        .capsule()
-        .args(["cp", "writer:/data.bin", "-"])
-        .output()
-        .expect("cp");
+    let out = capsule_tests::output(env.env.capsule().args(["cp", "writer:/data.bin", "-"]));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -274,14 +268,11 @@ fn exec_ends_with_the_container_and_with_its_client() {
     let env = env();
     env.ok(&["run", "-d", "--name", "host", "svc", "tick", "0", "100"]);
     env.wait_for("host", "running", |s| s["Status"] == "running");
-    let mut child = env
-        .env
-        .capsule()
-        .args(["exec", "host", "/service.wasm", "spin"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exec");
+    let mut child = Proc::spawn(
+        env.env
+            .capsule()
+            .args(["exec", "host", "/service.wasm", "spin"]),
+    );
     let programs = || env.ok(&["top", "host"]).lines().count() - 1;
     let start = Instant::now();
     while programs() < 2 {
@@ -292,8 +283,7 @@ fn exec_ends_with_the_container_and_with_its_client() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Its client killed (as Ctrl-C would): the program is stopped.
-    child.kill().expect("kill the client");
-    let _ = child.wait();
+    child.kill();
     let start = Instant::now();
     while programs() > 1 {
         assert!(
@@ -303,14 +293,11 @@ fn exec_ends_with_the_container_and_with_its_client() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // A container that stops ends what runs in it: exec exits 137 with the reason.
-    let mut child = env
-        .env
-        .capsule()
-        .args(["exec", "host", "/service.wasm", "spin"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exec");
+    let mut child = Proc::spawn(
+        env.env
+            .capsule()
+            .args(["exec", "host", "/service.wasm", "spin"]),
+    );
     let start = Instant::now();
     while programs() < 2 {
         assert!(
@@ -322,7 +309,7 @@ fn exec_ends_with_the_container_and_with_its_client() {
     env.ok(&["kill", "host"]);
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.try_wait() {
             break status;
         }
         assert!(
@@ -405,31 +392,18 @@ fn the_programs_of_a_container_share_its_memory_limit() {
         "run", "-d", "--name", "roomy", "--memory", "8m", "svc", "tick", "0", "100",
     ]);
     env.wait_for("roomy", "running", |s| s["Status"] == "running");
-    let mut child = env
-        .env
-        .capsule()
-        .args([
-            "exec",
-            "roomy",
-            "/service.wasm",
-            "append",
-            "/tmp/b",
-            "4096",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exec");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("its first line");
-    assert_eq!(line, "appending\n");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut child = Proc::spawn(env.env.capsule().args([
+        "exec",
+        "roomy",
+        "/service.wasm",
+        "append",
+        "/tmp/b",
+        "4096",
+        "1",
+    ]));
+    // It got its 4 MiB: it says so before it starts writing.
+    child.wait_for_stdout("appending\n");
+    child.kill();
 }
 
 #[test]

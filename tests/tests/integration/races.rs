@@ -6,10 +6,10 @@
 //! container directories, every record parses, and `system check` is clean.
 //! `scripts/stress_lifecycle.py` is the long-running version of this test.
 
-use capsule_tests::{TestEnv, guests};
+use capsule_tests::{Proc, TestEnv, guests};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// How many containers the workers share, how many workers, and how many commands each
@@ -39,24 +39,10 @@ impl Rng {
     }
 }
 
-/// Waits for `child` at most [`COMMAND_LIMIT`]; kills it and reports a hang.
-fn finish(mut child: Child) -> Result<Output, String> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().map_err(|e| e.to_string()),
-            Ok(None) if start.elapsed() > COMMAND_LIMIT => {
-                let _ = child.kill();
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "did not return within {COMMAND_LIMIT:?}; stderr: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+/// Waits for `child` at most [`COMMAND_LIMIT`]; kills it and reports a hang with
+/// what it printed.
+fn finish(child: Proc) -> Result<Output, String> {
+    child.finish(COMMAND_LIMIT).map_err(|stuck| stuck.0)
 }
 
 /// How the commands of a worker ended, and what was wrong with them.
@@ -83,13 +69,7 @@ impl Outcomes {
 /// Runs `capsule ARGS` to its end, at most [`COMMAND_LIMIT`] (a hang fails the test).
 #[track_caller]
 fn run(env: &TestEnv, args: &[&str]) -> Output {
-    let child = env
-        .capsule()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn capsule");
+    let child = Proc::spawn(env.capsule().args(args));
     finish(child).unwrap_or_else(|e| panic!("capsule {args:?}: {e}"))
 }
 
@@ -129,14 +109,7 @@ fn judge(argv: &[String], out: &Output) -> Option<String> {
 fn worker(env: &TestEnv, seed: u64, payload: &Path, out_dir: &Path) -> Outcomes {
     let mut rng = Rng(seed);
     let mut outcomes = Outcomes::default();
-    let spawn = |argv: &[String]| {
-        env.capsule()
-            .args(argv)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())
-    };
+    let spawn = |argv: &[String]| Ok::<_, String>(Proc::spawn(env.capsule().args(argv)));
     let payload = payload.to_str().expect("a UTF-8 path").to_owned();
     for i in 0..COMMANDS {
         let slot = rng.below(CONTAINERS);
