@@ -639,11 +639,17 @@ fn run_image(
     )?;
     if args.detach {
         let exe = ambient::current_exe().map_err(usage)?;
-        if let Err(e) = supervisor::spawn_detached(&home, &container, &exe) {
-            if args.rm {
-                let _ = container.remove();
+        match supervisor::spawn_detached(&home, &container, &exe) {
+            // A `start` from elsewhere got in first: the container runs, as asked.
+            Err(capsule_runtime::container::ContainerError::Start { reason, .. })
+                if capsule_runtime::container::lifecycle::lost_to_another_start(&reason) => {}
+            Ok(()) => {}
+            Err(e) => {
+                if args.rm {
+                    let _ = container.remove();
+                }
+                return Err(Failure::new(exit::CANNOT_RUN, e));
             }
-            return Err(Failure::new(exit::CANNOT_RUN, e));
         }
         println!("{}", container.config.id);
         return Ok(0);

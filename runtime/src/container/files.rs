@@ -52,11 +52,36 @@ pub enum FilesError {
 
 fn spec_of(container: &Container) -> Result<&crate::spec::RunSpec, FilesError> {
     container.config.spec.as_ref().ok_or_else(|| {
-        ContainerError::Unrunnable {
-            id: container.config.id.clone(),
+        // Its creator holds the run lock until the spec is recorded.
+        if container.lock_is_free() {
+            ContainerError::Unrunnable {
+                id: container.config.id.clone(),
+            }
+        } else {
+            super::StateError::Creating(container.name().to_owned()).into()
         }
         .into()
     })
+}
+
+/// A copy that failed because `rm` took the container away meanwhile says so, not
+/// which of its files went missing.
+fn unless_removed<T>(
+    container: &Container,
+    result: Result<T, FilesError>,
+) -> Result<T, FilesError> {
+    match result {
+        Err(FilesError::Guest { .. } | FilesError::Upper(_) | FilesError::Refused(_))
+            if container.is_removed() =>
+        {
+            Err(ContainerError::Removed {
+                name: container.name().to_owned(),
+                when: "(capsule rm) while it was being copied",
+            }
+            .into())
+        }
+        other => other,
+    }
 }
 
 /// The container's changes against its image, sorted by path.
@@ -347,7 +372,7 @@ pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u
         Err(to) => to,
     };
     let root = RootFs::assemble(spec_of(container)?)?;
-    copy_out_vfs(root.vfs(), guest, to)
+    unless_removed(container, copy_out_vfs(root.vfs(), guest, to))
 }
 
 /// That `guest` is there to copy out.
@@ -696,7 +721,7 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
         Err(from) => from,
     };
     let root = RootFs::assemble(spec_of(container)?)?;
-    copy_in_vfs(root.vfs(), from, guest)
+    unless_removed(container, copy_in_vfs(root.vfs(), from, guest))
 }
 
 /// The name a host entry copied in takes.

@@ -276,6 +276,11 @@ pub fn read(dir: &Path) -> Option<Health> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Forgets the health recorded in `dir` (a new run starts).
+pub fn clear(dir: &Path) {
+    let _ = crate::ambient::remove_file(&dir.join(FILE));
+}
+
 /// Records `health` in the container directory `dir` (renamed into place).
 pub fn write(dir: &Path, health: &Health) {
     if let Ok(json) = serde_json::to_vec_pretty(health) {

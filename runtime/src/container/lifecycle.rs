@@ -48,7 +48,7 @@ pub fn start(
 
 /// Whether a supervisor's reason for not starting is that another process runs the
 /// container ([`StateError::AlreadyRunning`], under whatever name it had then).
-fn lost_to_another_start(reason: &str) -> bool {
+pub fn lost_to_another_start(reason: &str) -> bool {
     reason
         .strip_prefix("container ")
         .and_then(|rest| rest.strip_suffix(" is already running"))

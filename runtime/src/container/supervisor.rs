@@ -169,6 +169,8 @@ pub fn run(
         }
     };
 
+    // The last run's health is not this one's: `ps` says `starting` until a check.
+    super::health::clear(&container.dir);
     let mut state = container.state();
     state.stopped_by_user = false;
     let mut backoff = Backoff::default();
