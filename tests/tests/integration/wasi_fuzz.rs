@@ -181,28 +181,6 @@ const KNOWN: &[Known] = &[
         rare: false,
     },
     Known {
-        name: "rename of . or ..",
-        why: "path_rename where either path ends in `.` or `..` (an alias of a directory: the \
-              scratch directory, a mount point in Capsule, among them): Capsule answers EBUSY at \
-              once, Linux's answer for such a name; the reference looks the paths up and \
-              answers what it meets first (ENOENT, ENOTDIR) or refuses `..` (EPERM). Capsule \
-              answers before it looks at the parent directories, where Linux walks them first: \
-              `l2/e/..` with `l2` a file is ENOTDIR in Linux and the reference, EBUSY in \
-              Capsule (seed 34, step 171), an order this rule accepts until the runtime walks \
-              the parents first",
-        backends: ALL,
-        accepts: |call, reference, capsule, _| {
-            call.starts_with("path_rename(")
-                && paths_of(call)
-                    .iter()
-                    .any(|p| matches!(last_component(p), "." | ".."))
-                && capsule == "EBUSY"
-                && matches!(reference, "ENOENT" | "ENOTDIR" | "EPERM")
-        },
-        ends_comparison: |_| false,
-        rare: false,
-    },
-    Known {
         name: "rmdir of the scratch directory",
         why: "rmdir of a path naming the scratch directory itself: in Capsule it is a mount \
               point (EBUSY, as Linux), in the reference the preopen itself (EINVAL); the \
@@ -842,13 +820,6 @@ fn each_known_difference_accepts_only_its_documented_pair() {
             "path_filestat_get(scratch, follow=1, \"../d\") [escape]",
             "EPERM",
             "ENOENT",
-        ),
-        (
-            "rename of . or ..",
-            HostDir,
-            "path_rename(scratch, \"l1/b/d\", scratch, \".\")",
-            "ENOENT",
-            "EBUSY",
         ),
         (
             "rmdir of the scratch directory",

@@ -1270,15 +1270,16 @@ impl WasiP1 {
         self.require(new_fd, rights::PATH_RENAME_TARGET)?;
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
+        // Both paths' directories resolve first (as Linux and the reference), then the
+        // names: `.` or `..` last is EBUSY, Linux's answer, once the parents are found.
+        self.parent_dir(fd, &old, false)?;
+        self.parent_dir(new_fd, &new, false)?;
         if [&old, &new]
             .iter()
             .any(|p| matches!(last_component(p), "." | ".."))
         {
             return Err(Errno::Busy);
         }
-        // Both paths' directories resolve first (as the reference), then the names.
-        self.parent_dir(fd, &old, false)?;
-        self.parent_dir(new_fd, &new, false)?;
         // rename never follows a symlink in either last place, trailing slash or not;
         // a trailing slash only says both ends must be directories (POSIX).
         let (old_name, new_name) = (strip_slashes(&old), strip_slashes(&new));
