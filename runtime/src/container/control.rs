@@ -136,6 +136,10 @@ pub struct Reply {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub value: serde_json::Value,
+    /// The owner runs no guest now (between restarts, or stopping): the container's
+    /// files are its directory's, as a stopped container's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_running: bool,
 }
 
 impl Reply {
@@ -144,6 +148,7 @@ impl Reply {
             ok: true,
             error: None,
             value,
+            not_running: false,
         }
     }
 
@@ -152,6 +157,15 @@ impl Reply {
             ok: false,
             error: Some(text.into()),
             value: serde_json::Value::Null,
+            not_running: false,
+        }
+    }
+
+    /// The owner runs no guest now.
+    pub fn not_running(text: impl Into<String>) -> Self {
+        Self {
+            not_running: true,
+            ..Self::error(text)
         }
     }
 }
@@ -166,7 +180,32 @@ pub enum ControlError {
     Refused(String),
     #[error("the process that runs the container answered what this Capsule cannot read: {0}")]
     Garbled(String),
+    /// It runs no guest now, or went away while answering (it stopped).
+    #[error("{0}")]
+    NotRunning(String),
 }
+
+impl ControlError {
+    /// Whether the owner runs no guest (any more): the caller may work on the
+    /// container's directory, as for a stopped container.
+    pub fn is_not_running(&self) -> bool {
+        match self {
+            Self::NotRunning(_) => true,
+            Self::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            Self::Garbled(text) => text.starts_with(CLOSED),
+            Self::Refused(_) => false,
+        }
+    }
+}
+
+/// How [`read_line`] says the other side went away.
+const CLOSED: &str = "it closed the connection";
 
 /// A connection to a container's owner, after its first answer.
 #[derive(Debug)]
@@ -252,6 +291,9 @@ impl Connection {
         }
         let mut stream = io::BufReader::new(stream);
         let reply: Reply = read_line(&mut stream)?;
+        if !reply.ok && reply.not_running {
+            return Err(ControlError::NotRunning(reply.error.unwrap_or_default()));
+        }
         if !reply.ok {
             return Err(ControlError::Refused(
                 reply
@@ -279,9 +321,9 @@ pub fn read_line<T: serde::de::DeserializeOwned>(
         .take(MAX_REQUEST as u64)
         .read_until(b'\n', &mut line)?;
     if line.is_empty() {
-        return Err(ControlError::Garbled(
-            "it closed the connection (it ended, or was stopped)".to_owned(),
-        ));
+        return Err(ControlError::Garbled(format!(
+            "{CLOSED} (it ended, or was stopped)"
+        )));
     }
     serde_json::from_slice(&line).map_err(|e| ControlError::Garbled(e.to_string()))
 }

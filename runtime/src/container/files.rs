@@ -71,15 +71,16 @@ fn unless_removed<T>(
     result: Result<T, FilesError>,
 ) -> Result<T, FilesError> {
     match result {
-        Err(FilesError::Guest { .. } | FilesError::Upper(_) | FilesError::Refused(_))
-            if container.is_removed() =>
-        {
-            Err(ContainerError::Removed {
-                name: container.name().to_owned(),
-                when: "(capsule rm) while it was being copied",
-            }
-            .into())
+        Err(
+            FilesError::Guest { .. }
+            | FilesError::Upper(_)
+            | FilesError::Refused(_)
+            | FilesError::RootFs(_),
+        ) if container.is_removed() => Err(ContainerError::Removed {
+            name: container.name().to_owned(),
+            when: "(capsule rm) while it was being copied",
         }
+        .into()),
         other => other,
     }
 }
@@ -172,8 +173,10 @@ pub fn commit(
 /// does) holds its filesystem still: no guest call that changes a file runs.
 #[cfg(unix)]
 fn hold_still(container: &Container) -> Result<Option<super::control::Answer>, FilesError> {
-    super::control::call(&container.dir, super::control::Request::Freeze, &[], None)
-        .map_err(owner_err)
+    match super::control::call(&container.dir, super::control::Request::Freeze, &[], None) {
+        Err(e) if e.is_not_running() => Ok(None),
+        other => other.map_err(owner_err),
+    }
 }
 
 #[cfg(not(unix))]
@@ -221,13 +224,27 @@ fn copy_out_running<'a>(
         guest: guest.to_owned(),
         host,
     };
-    let Some(mut answer) = call(&container.dir, request, &[], None).map_err(owner_err)? else {
-        return Ok(Err(to));
+    let mut answer = match call(&container.dir, request, &[], None) {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Ok(Err(to)),
+        // No guest runs (any more): its files are its directory's.
+        Err(e) if e.is_not_running() => return Ok(Err(to)),
+        Err(e) => return Err(owner_err(e)),
     };
     match to {
         CopyOut::Path(_) => Ok(Ok(answer.value.as_u64().unwrap_or(0))),
         CopyOut::Tar(out) => {
-            copy_chunks(&mut answer.stream, out).map_err(host_err(Path::new("-")))?;
+            copy_chunks(&mut answer.stream, out).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    FilesError::Refused(format!(
+                        "container {} stopped while the archive was copied out: what was \
+                         written is not whole; copy it again",
+                        container.name()
+                    ))
+                } else {
+                    host_err(Path::new("-"))(e)
+                }
+            })?;
             out.flush().map_err(host_err(Path::new("-")))?;
             let status: Reply = read_line(&mut answer.stream).map_err(owner_err)?;
             match status.error {
@@ -250,19 +267,31 @@ fn copy_in_running<'a>(
     let Some(connection) = connect(&container.dir).map_err(owner_err)? else {
         return Ok(Err(from));
     };
-    let (host, body) = match from {
+    let (host, body, from_path) = match from {
         CopyIn::Path(host) => {
             plain_host_name(host)?;
-            (Some(for_owner(host)?), None)
+            (Some(for_owner(host)?), None, Some(host))
         }
-        CopyIn::Tar(input) => (None, Some(input)),
+        CopyIn::Tar(input) => (None, Some(input), None),
     };
     let request = Request::CopyIn {
         guest: guest.to_owned(),
         host,
     };
-    let answer = connection.send(request, &[], body).map_err(owner_err)?;
-    Ok(Ok(answer.value.as_u64().unwrap_or(0)))
+    match connection.send(request, &[], body) {
+        Ok(answer) => Ok(Ok(answer.value.as_u64().unwrap_or(0))),
+        // No guest runs (any more): a path is copied into its directory instead; a tar
+        // stream has been read, and is not there to copy again.
+        Err(e) if e.is_not_running() => match from_path {
+            Some(host) => Ok(Err(CopyIn::Path(host))),
+            None => Err(FilesError::Refused(format!(
+                "container {} stopped while the archive was copied in: nothing of it was \
+                 kept; copy it again",
+                container.name()
+            ))),
+        },
+        Err(e) => Err(owner_err(e)),
+    }
 }
 
 fn guest_err(path: &str) -> impl Fn(crate::fs::FsError) -> FilesError + '_ {

@@ -86,10 +86,7 @@ impl Owner {
     }
 
     fn not_running(&self) -> Reply {
-        Reply::error(format!(
-            "container {} is not running (it is restarting)",
-            self.name
-        ))
+        Reply::not_running(format!("container {} is not running", self.name))
     }
 
     fn copy_in(

@@ -24,6 +24,7 @@ fn not_running(container: &Container) -> ContainerError {
 fn owner_error(e: ControlError) -> ContainerError {
     match e {
         ControlError::Refused(reason) => ContainerError::Owner(reason),
+        ControlError::NotRunning(text) => ContainerError::Owner(text),
         ControlError::Io(source) => ContainerError::Io {
             what: "cannot talk to the process that runs the container".to_owned(),
             source,
@@ -42,9 +43,12 @@ fn ask(
     if !container.state().is_active() {
         return Err(not_running(container));
     }
-    control::call(&container.dir, request, fds, None)
-        .map_err(owner_error)?
-        .ok_or_else(|| not_running(container))
+    match control::call(&container.dir, request, fds, None) {
+        Ok(Some(answer)) => Ok(answer),
+        Ok(None) => Err(not_running(container)),
+        Err(e) if e.is_not_running() => Err(not_running(container)),
+        Err(e) => Err(owner_error(e)),
+    }
 }
 
 /// Runs `request`'s program in the running `container` with `streams`, until it
