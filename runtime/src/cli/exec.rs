@@ -165,22 +165,7 @@ fn clock(d: Duration) -> String {
 
 /// Docker's sizes in `stats`: binary units (`1.5MiB / 4GiB`).
 fn binary_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        return format!("{bytes}B");
-    }
-    let text = format!("{value:.2}");
-    format!(
-        "{}{}",
-        text.trim_end_matches('0').trim_end_matches('.'),
-        UNITS[unit]
-    )
+    super::progress::binary_size(bytes, 2, "")
 }
 
 #[derive(Debug, clap::Args)]

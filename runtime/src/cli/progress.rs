@@ -140,6 +140,28 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// A byte count in binary units: `1.5MiB` with `decimals` 2 and no `separator`, as
+/// Docker's `stats` prints it; `1.5 MiB` with 1 and `" "`, as `info` does.
+pub fn binary_size(bytes: u64, decimals: usize, separator: &str) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{bytes}{separator}B");
+    }
+    let text = format!("{value:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{separator}{}", UNITS[unit])
+}
+
 /// Docker's "CREATED" column: `3 seconds ago`, `2 hours ago`, `56 years ago`.
 pub fn human_age(created: Option<i64>, now: i64) -> String {
     let Some(created) = created else {

@@ -668,15 +668,6 @@ mod tests {
                 "both mount /d",
             ),
         ];
-        for (line, at, key, needle) in cases {
-            let e = project(&format!("[services.a]\nimage = \"x\"\n{line}\n")).expect_err(line);
-            let text = e.to_string();
-            assert!(
-                text.starts_with(&format!("compose.toml:{at}: {key}: ")),
-                "{line}: {text}"
-            );
-            assert!(text.contains(needle), "{line}: {text}");
-        }
         let health = [
             (
                 "healthcheck = { test = [\"CMD\"] }",
@@ -727,7 +718,7 @@ mod tests {
                 "healthcheck.disable = true turns the check off",
             ),
         ];
-        for (line, at, key, needle) in health {
+        for (line, at, key, needle) in cases.into_iter().chain(health) {
             let e = project(&format!("[services.a]\nimage = \"x\"\n{line}\n")).expect_err(line);
             let text = e.to_string();
             assert!(
