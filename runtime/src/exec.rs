@@ -339,8 +339,12 @@ pub fn run_in(
     gauges: Option<&Gauges>,
 ) -> Result<RunOutput, RunError> {
     let mut linker: Linker<StoreData> = Linker::new(engine.wasmtime());
-    wasi::add_to_linker(&mut linker, |d: &mut StoreData| &mut d.wasi)
-        .map_err(|e| RunError::Link(format!("{e:#}")))?;
+    wasi::add_to_linker(
+        &mut linker,
+        |d: &mut StoreData| &mut d.wasi,
+        gauges.map(|g| g.freeze.clone()),
+    )
+    .map_err(|e| RunError::Link(format!("{e:#}")))?;
     let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
     let memory = match gauges {
         Some(gauges) => {

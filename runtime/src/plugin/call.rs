@@ -184,7 +184,7 @@ impl Plugin {
         };
         let engine = host.engine().wasmtime();
         let mut linker: Linker<CallState> = Linker::new(engine);
-        crate::wasi::p1::add_to_linker(&mut linker, |s: &mut CallState| &mut s.wasi)
+        crate::wasi::p1::add_to_linker(&mut linker, |s: &mut CallState| &mut s.wasi, None)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let host_type = FuncType::new(engine, [ValType::I32, ValType::I32], [ValType::I64]);
         for import in module.imports() {

@@ -99,10 +99,8 @@ impl WasiState {
         self.ctx.vfs()
     }
 
-    /// Makes the guest's changes to files pass the container's freeze gate, and counts
-    /// its open descriptors in `gauges`.
+    /// Counts the guest's open descriptors in `gauges`.
     pub fn share(&mut self, gauges: &crate::exec::Gauges) {
-        self.ctx.set_freeze(gauges.freeze.clone());
         self.ctx.count_open_in(gauges.fds.clone());
     }
 
@@ -301,13 +299,15 @@ fn streams(stdio: &Stdio) -> std::io::Result<(Input, Output, Output, Option<Capt
     })
 }
 
-/// Adds `wasi_snapshot_preview1` to a linker whose store data holds a [`WasiState`].
+/// Adds `wasi_snapshot_preview1` to a linker whose store data holds a [`WasiState`];
+/// with `freeze`, the guest's changes to files pass that gate (its container's).
 ///
 /// # Errors
 /// wasmtime's error if the definitions clash with ones already in the linker.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::Linker<T>,
     state: impl Fn(&mut T) -> &mut WasiState + Copy + Send + Sync + 'static,
+    freeze: Option<Arc<freeze::Freeze>>,
 ) -> wasmtime::Result<()> {
-    p1::add_to_linker(linker, move |t| &mut state(t).ctx)
+    p1::add_to_linker(linker, move |t| &mut state(t).ctx, freeze)
 }

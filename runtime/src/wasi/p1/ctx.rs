@@ -96,8 +96,6 @@ pub struct WasiP1 {
     started: Instant,
     /// Wakes a sleeping guest when it is stopped.
     interrupt: crate::engine::Interrupt,
-    /// The container's freeze gate (its own when the program runs alone).
-    freeze: Arc<crate::wasi::freeze::Freeze>,
     /// Descriptors open, for `capsule stats` (shared with whoever watches).
     open: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -212,16 +210,6 @@ impl WasiP1 {
         &self.vfs
     }
 
-    /// The freeze gate the guest's changes to files pass.
-    pub fn freeze(&self) -> &Arc<crate::wasi::freeze::Freeze> {
-        &self.freeze
-    }
-
-    /// Makes the guest's changes pass `freeze` (its container's).
-    pub fn set_freeze(&mut self, freeze: Arc<crate::wasi::freeze::Freeze>) {
-        self.freeze = freeze;
-    }
-
     /// Keeps the number of open descriptors in `open` from now on.
     pub fn count_open_in(&mut self, open: Arc<std::sync::atomic::AtomicUsize>) {
         open.store(
@@ -283,7 +271,6 @@ impl WasiP1 {
             stderr,
             started: Instant::now(),
             interrupt: crate::engine::Interrupt::default(),
-            freeze: Arc::default(),
             open,
         })
     }
