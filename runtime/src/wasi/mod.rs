@@ -11,6 +11,7 @@
 //! resolve from the root. (A path to a top-level name created later, written
 //! absolutely, lands in the workdir: a preview1 limit, documented in `docs/wasi.md`.)
 
+pub mod core;
 pub mod freeze;
 pub mod p1;
 
