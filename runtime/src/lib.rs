@@ -39,6 +39,7 @@
 pub mod ambient;
 pub mod builder;
 pub mod builtin;
+pub mod component;
 pub mod compose;
 pub mod container;
 mod ending;

@@ -5,12 +5,14 @@
 //! content), and run it ([`exec::run_in`]) under the spec's limits.
 
 use crate::engine::Interrupt;
+use crate::engine::cache::Artifact;
 use crate::engine::{CacheOutcome, Engine, EngineError, EngineOptions, FeatureSet, ModuleCache};
 use crate::exec::{self, Gauges, RunError, RunOutput};
 use crate::fs::Vfs;
 use crate::fs::rootfs::RootFs;
+use crate::module::WasmKind;
 use crate::spec::{GuestPath, RunSpec};
-use crate::wasi::{Stdio, WasiState};
+use crate::wasi::{ComponentState, Stdio, WasiState};
 
 /// Which module a run executes.
 #[derive(Debug, Clone)]
@@ -139,24 +141,35 @@ impl Runner {
     }
 
     fn compile_core(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
+        self.compile_artifact(name, wasm)
+    }
+
+    /// Compiles a module or a component, through the cache when there is one.
+    fn compile_artifact<A: Artifact>(&self, name: &str, wasm: &[u8]) -> Result<A, RunError> {
         let compile_error = |e: &dyn std::fmt::Display| RunError::Compile {
             name: name.to_owned(),
             reason: e.to_string(),
         };
         match &self.cache {
             Some(cache) => {
-                let (module, outcome) = cache
+                let (artifact, outcome) = cache
                     .load_or_compile(&self.engine, wasm)
                     .map_err(|e| compile_error(&e))?;
                 if let CacheOutcome::Rebuilt(reason) = outcome {
                     tracing::info!(%reason, "rebuilt a module cache entry");
                 }
-                Ok(module)
+                Ok(artifact)
             }
-            None => {
-                crate::engine::cache::compile(&self.engine, wasm).map_err(|e| compile_error(&e))
-            }
+            None => A::compile(&self.engine, wasm).map_err(|e| compile_error(&e)),
         }
+    }
+
+    /// Compiles wasm that may be a module (binary or text) or a component.
+    fn compile_any(&self, name: &str, wasm: &[u8]) -> Result<Loaded, RunError> {
+        Ok(match crate::module::wasm_bytes(name, wasm)? {
+            (wasm, WasmKind::Module) => Loaded::Module(self.compile_artifact(name, &wasm)?),
+            (wasm, WasmKind::Component) => Loaded::Component(self.compile_artifact(name, &wasm)?),
+        })
     }
 
     /// Runs `program` in the world `spec` describes, its standard streams as `stdio`
@@ -222,9 +235,9 @@ impl Runner {
             None => Root::Own(RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?),
         };
         let mut found_spec = None;
-        let module = match program {
-            Program::Bytes { name, wasm } => self.compile(name, wasm)?,
-            Program::Compiled(module) => module.clone(),
+        let loaded = match program {
+            Program::Bytes { name, wasm } => self.compile_any(name, wasm)?,
+            Program::Compiled(module) => Loaded::Module(module.clone()),
             Program::InRoot { path, alias } => {
                 // The program through PATH and `#!` lines, in the container's own files.
                 let found = super::command::find(root.vfs(), spec, path)?;
@@ -240,11 +253,14 @@ impl Runner {
                 }
                 let path = &found.path;
                 let cached = match (&self.cache, &alias) {
-                    (Some(cache), Some(alias)) => cache.load_alias(&self.engine, alias),
+                    (Some(cache), Some(alias)) => cache
+                        .load_alias(&self.engine, alias)
+                        .map(Loaded::Module)
+                        .or_else(|| cache.load_alias(&self.engine, alias).map(Loaded::Component)),
                     _ => None,
                 };
                 match cached {
-                    Some(module) => module,
+                    Some(loaded) => loaded,
                     None => {
                         let wasm =
                             crate::fs::rootfs::read_file(root.vfs(), path).map_err(|source| {
@@ -253,17 +269,31 @@ impl Runner {
                                     source,
                                 }
                             })?;
-                        let wasm = crate::module::core_module_bytes(path.as_str(), &wasm)?;
-                        let module = self.compile_core(path.as_str(), &wasm)?;
+                        let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
+                        let loaded = match kind {
+                            WasmKind::Module => {
+                                Loaded::Module(self.compile_artifact(path.as_str(), &wasm)?)
+                            }
+                            WasmKind::Component => {
+                                Loaded::Component(self.compile_artifact(path.as_str(), &wasm)?)
+                            }
+                        };
                         if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
                             cache.set_alias(alias, &wasm);
                         }
-                        module
+                        loaded
                     }
                 }
             }
         };
         let spec = found_spec.as_ref().unwrap_or(spec);
+        let module = match loaded {
+            Loaded::Module(module) => module,
+            Loaded::Component(component) => {
+                return self
+                    .run_component(spec, &component, root, stdio, interrupt, place, on_start);
+            }
+        };
         let (world, captured) = match root {
             Root::Own(root) => {
                 // Published ports are bound here, after the module is ready and just
@@ -285,6 +315,50 @@ impl Runner {
             place.gauges.as_ref(),
         )
     }
+}
+
+impl Runner {
+    /// The rest of [`Runner::run_observed`] for a component.
+    #[allow(clippy::too_many_arguments, reason = "run_observed's own, passed on")]
+    fn run_component(
+        &self,
+        spec: &RunSpec,
+        component: &wasmtime::component::Component,
+        root: Root,
+        stdio: &Stdio,
+        interrupt: &Interrupt,
+        place: &Place,
+        on_start: &mut dyn FnMut(&std::sync::Arc<Vfs>),
+    ) -> Result<RunOutput, RunError> {
+        if !spec.ports.is_empty() {
+            return Err(RunError::Link(
+                "published ports (-p) are handed to WASI preview1 programs as listening \
+                 sockets; a wasi:cli/command component cannot take them (serving HTTP \
+                 components is not supported yet)"
+                    .to_owned(),
+            ));
+        }
+        let (world, captured) = match root {
+            Root::Own(root) => ComponentState::new(root, spec, stdio)?,
+            Root::Beside(vfs) => ComponentState::beside(vfs, spec, stdio)?,
+        };
+        on_start(world.vfs());
+        exec::run_component_in(
+            &self.engine,
+            component,
+            spec,
+            world,
+            captured,
+            interrupt,
+            place.gauges.as_ref(),
+        )
+    }
+}
+
+/// What a run executes, compiled.
+enum Loaded {
+    Module(wasmtime::Module),
+    Component(wasmtime::component::Component),
 }
 
 /// The filesystem a run assembled, or the one of the container it joins.
