@@ -28,7 +28,7 @@ fn imported_interfaces(engine: &Engine, component: &Component) -> Vec<String> {
 /// unknown imports with traps).
 ///
 /// # Errors
-/// [`RunError::UnknownImports`], [`RunError::Link`] for WASI 0.3.
+/// [`RunError::UnknownImports`], [`RunError::Unsupported`] for WASI 0.3.
 pub fn check_imports<T: 'static>(
     engine: &Engine,
     linker: &mut Linker<T>,
@@ -41,7 +41,7 @@ pub fn check_imports<T: 'static>(
         .filter(|name| name.starts_with("wasi:") && name.contains("@0.3."))
         .collect();
     if !preview3.is_empty() {
-        return Err(RunError::Link(format!(
+        return Err(RunError::Unsupported(format!(
             "the component imports WASI 0.3 (async) interfaces, which Capsule does not support \
              yet: {}; build it for WASI 0.2 (for Rust: --target wasm32-wasip2)",
             preview3
@@ -79,7 +79,7 @@ pub fn check_imports<T: 'static>(
 /// saying what it is instead.
 ///
 /// # Errors
-/// [`RunError::Link`] naming what the component exports.
+/// [`RunError::Unsupported`] naming what the component exports.
 pub fn check_command(engine: &Engine, component: &Component) -> Result<(), RunError> {
     let exports: Vec<String> = component
         .component_type()
@@ -96,14 +96,14 @@ pub fn check_command(engine: &Engine, component: &Component) -> Result<(), RunEr
         .iter()
         .any(|name| name.starts_with("wasi:http/incoming-handler@"))
     {
-        return Err(RunError::Link(
+        return Err(RunError::Unsupported(
             "the component is a wasi:http/proxy service (it exports wasi:http/incoming-handler, \
              not wasi:cli/run); Capsule runs wasi:cli/command components, and serving HTTP \
              components is not supported yet"
                 .to_owned(),
         ));
     }
-    Err(RunError::Link(format!(
+    Err(RunError::Unsupported(format!(
         "the component is not a wasi:cli/command (it exports no wasi:cli/run; its exports: {})",
         if exports.is_empty() {
             "none".to_owned()

@@ -151,6 +151,10 @@ pub enum RunError {
     Instantiate(String),
     #[error("cannot set up the WASI host: {0}")]
     Link(String),
+    /// A program Capsule cannot run as it is (a component of a kind or WASI version it
+    /// does not run), with what to do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn plural(n: usize, word: &str) -> String {

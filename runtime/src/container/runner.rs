@@ -28,8 +28,9 @@ pub enum Program {
         path: GuestPath,
         alias: Option<String>,
     },
-    /// A module already compiled by this runner's engine (the SDK's modules).
-    Compiled(wasmtime::Module),
+    /// A module or component already compiled by this runner's engine (the SDK's
+    /// modules).
+    Compiled(Compiled),
 }
 
 /// Where a run happens: alone (the default: a root filesystem of its own, assembled
@@ -164,11 +165,15 @@ impl Runner {
         }
     }
 
-    /// Compiles wasm that may be a module (binary or text) or a component.
-    fn compile_any(&self, name: &str, wasm: &[u8]) -> Result<Loaded, RunError> {
+    /// Compiles wasm that may be a module (binary or text) or a component, through the
+    /// cache when there is one.
+    ///
+    /// # Errors
+    /// As [`Runner::compile`], components accepted.
+    pub fn compile_any(&self, name: &str, wasm: &[u8]) -> Result<Compiled, RunError> {
         Ok(match crate::module::wasm_bytes(name, wasm)? {
-            (wasm, WasmKind::Module) => Loaded::Module(self.compile_artifact(name, &wasm)?),
-            (wasm, WasmKind::Component) => Loaded::Component(self.compile_artifact(name, &wasm)?),
+            (wasm, WasmKind::Module) => Compiled::Module(self.compile_artifact(name, &wasm)?),
+            (wasm, WasmKind::Component) => Compiled::Component(self.compile_artifact(name, &wasm)?),
         })
     }
 
@@ -237,7 +242,7 @@ impl Runner {
         let mut found_spec = None;
         let loaded = match program {
             Program::Bytes { name, wasm } => self.compile_any(name, wasm)?,
-            Program::Compiled(module) => Loaded::Module(module.clone()),
+            Program::Compiled(compiled) => compiled.clone(),
             Program::InRoot { path, alias } => {
                 // The program through PATH and `#!` lines, in the container's own files.
                 let found = super::command::find(root.vfs(), spec, path)?;
@@ -255,8 +260,12 @@ impl Runner {
                 let cached = match (&self.cache, &alias) {
                     (Some(cache), Some(alias)) => cache
                         .load_alias(&self.engine, alias)
-                        .map(Loaded::Module)
-                        .or_else(|| cache.load_alias(&self.engine, alias).map(Loaded::Component)),
+                        .map(Compiled::Module)
+                        .or_else(|| {
+                            cache
+                                .load_alias(&self.engine, alias)
+                                .map(Compiled::Component)
+                        }),
                     _ => None,
                 };
                 match cached {
@@ -272,10 +281,10 @@ impl Runner {
                         let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
                         let loaded = match kind {
                             WasmKind::Module => {
-                                Loaded::Module(self.compile_artifact(path.as_str(), &wasm)?)
+                                Compiled::Module(self.compile_artifact(path.as_str(), &wasm)?)
                             }
                             WasmKind::Component => {
-                                Loaded::Component(self.compile_artifact(path.as_str(), &wasm)?)
+                                Compiled::Component(self.compile_artifact(path.as_str(), &wasm)?)
                             }
                         };
                         if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
@@ -288,8 +297,8 @@ impl Runner {
         };
         let spec = found_spec.as_ref().unwrap_or(spec);
         let module = match loaded {
-            Loaded::Module(module) => module,
-            Loaded::Component(component) => {
+            Compiled::Module(module) => module,
+            Compiled::Component(component) => {
                 return self
                     .run_component(spec, &component, root, stdio, interrupt, place, on_start);
             }
@@ -331,7 +340,7 @@ impl Runner {
         on_start: &mut dyn FnMut(&std::sync::Arc<Vfs>),
     ) -> Result<RunOutput, RunError> {
         if !spec.ports.is_empty() {
-            return Err(RunError::Link(
+            return Err(RunError::Unsupported(
                 "published ports (-p) are handed to WASI preview1 programs as listening \
                  sockets; a wasi:cli/command component cannot take them (serving HTTP \
                  components is not supported yet)"
@@ -355,10 +364,22 @@ impl Runner {
     }
 }
 
-/// What a run executes, compiled.
-enum Loaded {
+/// What a run executes, compiled: a core module (WASI preview1) or a component
+/// (WASI 0.2).
+#[derive(Debug, Clone)]
+pub enum Compiled {
     Module(wasmtime::Module),
     Component(wasmtime::component::Component),
+}
+
+impl Compiled {
+    /// The engine it was compiled by.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Compiled::Module(m) => m.engine(),
+            Compiled::Component(c) => c.engine(),
+        }
+    }
 }
 
 /// The filesystem a run assembled, or the one of the container it joins.
