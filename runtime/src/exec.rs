@@ -425,6 +425,19 @@ fn arm<T: 'static>(
     spec: &RunSpec,
     interrupt: &Interrupt,
 ) -> Result<(), RunError> {
+    interrupt.attach(engine.wasmtime());
+    let watched = interrupt.clone();
+    arm_with(store, engine, spec, move |_| watched.reason())
+}
+
+/// As [`arm`], with the guest ended when `reason` gives one (checked at each epoch
+/// tick; the interrupts that can fire must have the engine attached).
+pub(crate) fn arm_with<T: 'static>(
+    store: &mut Store<T>,
+    engine: &Engine,
+    spec: &RunSpec,
+    reason: impl Fn(&T) -> Option<Interruption> + Send + Sync + 'static,
+) -> Result<(), RunError> {
     match (spec.limits.fuel, engine.fuel()) {
         (Some(fuel), true) => store
             .set_fuel(fuel)
@@ -437,10 +450,8 @@ fn arm<T: 'static>(
             ));
         }
     }
-    interrupt.attach(engine.wasmtime());
     store.set_epoch_deadline(1);
-    let watched = interrupt.clone();
-    store.epoch_deadline_callback(move |_| match watched.reason() {
+    store.epoch_deadline_callback(move |store| match reason(store.data()) {
         Some(why) => Err(wasmtime::Error::new(Interrupted(why))),
         None => Ok(wasmtime::UpdateDeadline::Continue(1)),
     });

@@ -55,6 +55,7 @@ pub mod module;
 pub mod net;
 pub mod plugin;
 pub mod registry;
+pub mod serve;
 pub mod signal;
 pub mod spec;
 pub mod store;

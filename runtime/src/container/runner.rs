@@ -43,6 +43,10 @@ pub struct Place {
     pub gauges: Option<Gauges>,
     /// The filesystem of the running container this program joins.
     pub beside: Option<std::sync::Arc<Vfs>>,
+    /// Fires when a stop is asked for, before the grace period ends (the run's own
+    /// interrupt fires after it): a program that can end cleanly (an HTTP service:
+    /// no new requests, those in flight finish) does so then.
+    pub stopping: Option<Interrupt>,
 }
 
 /// An engine and the compiled-module cache, shared by every run of a process.
@@ -339,11 +343,30 @@ impl Runner {
         place: &Place,
         on_start: &mut dyn FnMut(&std::sync::Arc<Vfs>),
     ) -> Result<RunOutput, RunError> {
+        if crate::serve::is_service(&self.engine, component) {
+            let (vfs, _scratch) = match root {
+                Root::Own(root) => {
+                    let (vfs, scratch) = root.into_parts();
+                    (std::sync::Arc::new(vfs), scratch)
+                }
+                Root::Beside(vfs) => (vfs, None),
+            };
+            on_start(&vfs);
+            return crate::serve::serve(
+                &self.engine,
+                component,
+                spec,
+                vfs,
+                stdio,
+                interrupt,
+                place,
+            );
+        }
         if !spec.ports.is_empty() {
             return Err(RunError::Unsupported(
                 "published ports (-p) are handed to WASI preview1 programs as listening \
-                 sockets; a wasi:cli/command component cannot take them (serving HTTP \
-                 components is not supported yet)"
+                 sockets and to wasi:http/proxy components as their server; a \
+                 wasi:cli/command component cannot take them"
                     .to_owned(),
             ));
         }

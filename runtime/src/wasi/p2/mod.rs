@@ -93,6 +93,11 @@ impl WasiP2 {
         self.core.count_open_in(open, now);
     }
 
+    /// The resource table (shared with `wasi:http`).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// Makes the guest's changes to files pass `freeze`.
     pub fn set_freeze(&mut self, freeze: Option<Arc<Freeze>>) {
         self.freeze = freeze;
