@@ -1,4 +1,5 @@
-//! `hello`: a WASI 0.2 command component, std only, with small deterministic output.
+//! `hello`: a WASI 0.2 command component (std, plus `wasip2` for its exit status), with small
+//! deterministic output.
 //!
 //! ```text
 //! hello [ARGS...]                 prints "hello from a component" and each argument
@@ -13,10 +14,10 @@
 //! combined and run in order; every other argument is only echoed. An error (a missing
 //! directory, a read-only filesystem, bad usage) is one line on stderr and exit status 1.
 //!
-//! WASI 0.2's stable `wasi:cli/exit.exit` takes only ok or err: Rust's std (through
-//! wasi-libc) calls it with ok for status 0 and err for any other, which hosts report as
-//! exit status 1. So `--exit 3` exits 1 under wasmtime 49 as under any 0.2 host; only the
-//! unstable `exit-with-code` could carry the 3, and std does not import it.
+//! Rust's std exits through WASI 0.2's `wasi:cli/exit.exit`, which takes only ok or err
+//! (hosts report 0 or 1). `--exit N` calls `exit-with-code`, stable since WASI 0.2.12
+//! (wasmtime 48 and later link it), so the host sees N itself. A host whose
+//! `wasi:cli/exit` lacks it cannot link this component at all.
 
 #![allow(
     clippy::disallowed_methods,
@@ -33,9 +34,14 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match run(&args, &mut out) {
+        Ok(0) => {
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
         Ok(code) => {
             let _ = out.flush();
-            ExitCode::from(code)
+            wasip2::cli::exit::exit_with_code(code);
+            unreachable!("exit-with-code returned")
         }
         Err(Failure { code, message }) => {
             let _ = out.flush();
