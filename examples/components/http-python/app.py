@@ -84,7 +84,7 @@ def respond(out: ResponseOutparam, status: int, body: bytes, headers: list[tuple
 
 
 def json_reply(out: ResponseOutparam, status: int, value, extra=()) -> None:
-    body = (json.dumps(value) + "\n").encode()
+    body = (json.dumps(value, separators=(",", ":")) + "\n").encode()
     respond(out, status, body, [("content-type", b"application/json"), *extra])
 
 

@@ -5,7 +5,7 @@
 //! hello [ARGS...]                 prints "hello from a component" and each argument
 //! hello --ls DIR                  lists DIR: one "name/" (directory) or "name SIZE" line, sorted
 //! hello --write PATH TEXT         writes TEXT to PATH, reads it back, prints "wrote PATH: TEXT"
-//! hello --cat PATH                 prints the file at PATH after a "cat PATH: N bytes" line
+//! hello --cat PATH               prints the file at PATH after a "cat PATH: N bytes" line
 //! hello --exit N                  exits with status N (after the lines above)
 //! hello --trap                    traps (wasm `unreachable`), as a crashing program does
 //! ```
