@@ -209,7 +209,54 @@ fn main() {
         library_api.display().to_string()
     ));
     consts.push_str("}\n");
+    consts.push_str(&build_components(&manifest, &out));
     fs::write(out.join("guests.rs"), consts).expect("write guests.rs");
+}
+
+/// The example WASI 0.2 components (`examples/components`), built by the project's own
+/// `scripts/build-components.sh` (which installs what it needs: the wasm32-wasip2
+/// target, componentize-py from PyPI, componentize-js from npm) into `OUT/components`.
+/// Returns the `components` module of their paths.
+fn build_components(manifest: &Path, out: &Path) -> String {
+    let root = manifest.join("..");
+    let script = root.join("scripts/build-components.sh");
+    let dir = out.join("components");
+    println!("cargo:rerun-if-changed={}", script.display());
+    for example in ["hello", "http-rust", "http-python", "http-js", "wit"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join("examples/components").join(example).display()
+        );
+    }
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .env("COMPONENTS_TARGET_DIR", out.join("components-target"))
+        .output()
+        .unwrap_or_else(|e| panic!("\n\nCannot run {}: {e}\n\n", script.display()));
+    if !output.status.success() {
+        panic!(
+            "\n\nBuilding the example components failed ({}):\n{}\nTo fix: run scripts/build-components.sh by hand and follow the line it ends with.\n\n",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut consts = String::from(
+        "\n/// The example components (`examples/components`), WASI 0.2.\npub mod components {\n",
+    );
+    for (name, file) in [
+        ("HELLO", "hello.wasm"),
+        ("HTTP_RUST", "http-rust.wasm"),
+        ("HTTP_PYTHON", "http-python.wasm"),
+        ("HTTP_JS", "http-js.wasm"),
+    ] {
+        consts.push_str(&format!(
+            "    /// `examples/components`' {file}.\n    pub const {name}: &str = {:?};\n",
+            dir.join(file).display().to_string()
+        ));
+    }
+    consts.push_str("}\n");
+    consts
 }
 
 /// Builds one binary of the Rust guest crate for wasm32-wasip1, in a target directory of

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub mod containerd;
+pub mod http;
 pub mod process;
 pub mod rawtar;
 pub mod reference;

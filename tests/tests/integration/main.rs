@@ -8,6 +8,7 @@ mod bad_input;
 mod build;
 mod cache;
 mod commands;
+mod components;
 mod compose;
 mod conformance;
 mod containers;

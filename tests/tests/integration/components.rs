@@ -1,0 +1,347 @@
+//! WASI 0.2 components through the real binary: the example components of
+//! `examples/components` (built from their registries by `scripts/build-components.sh`),
+//! as `wasi:cli/command` programs on a layered image with a volume and a read-only
+//! root, and as `wasi:http/proxy` services on published ports; in compose and through
+//! the SDK.
+
+use capsule_tests::http::{Resp, try_http};
+use capsule_tests::{Containers, guests};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A home with the images `hello` and `http-rust` built from the examples' own
+/// Capsulefiles (the build context is the directory holding the built components).
+fn images() -> Containers {
+    let containers = Containers::new(&[]);
+    let context = Path::new(guests::components::HELLO)
+        .parent()
+        .expect("the components' directory");
+    let context = context.to_str().expect("UTF-8 path");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/components");
+    for name in ["hello", "http-rust"] {
+        let recipe = examples.join(name).join("Capsulefile");
+        containers.ok(&[
+            "build",
+            "-t",
+            name,
+            "-f",
+            recipe.to_str().expect("UTF-8 path"),
+            context,
+        ]);
+    }
+    containers
+}
+
+#[test]
+fn a_command_component_runs_on_a_layered_image_with_a_volume_and_a_read_only_root() {
+    let c = images();
+    let run = c
+        .env
+        .run(&["run", "--rm", "-e", "GREETING=hi", "hello", "a", "b c"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("hello from a component")
+            && run.stdout.contains("arg 0: a")
+            && run.stdout.contains("arg 1: b c")
+            && run.stdout.contains("GREETING=hi"),
+        "{}",
+        run.stdout
+    );
+    // The image's own files, read from its layer.
+    let ls = c.ok(&["run", "--rm", "hello", "--ls", "/"]);
+    assert!(ls.contains("hello.wasm"), "{ls}");
+    // A file written on a named volume is there for the next container.
+    c.ok(&["volume", "create", "notes"]);
+    let wrote = c.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "notes:/data",
+        "hello",
+        "--write",
+        "/data/n.txt",
+        "kept",
+    ]);
+    assert!(wrote.contains("wrote /data/n.txt: kept"), "{wrote}");
+    let cat = c.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "notes:/data",
+        "hello",
+        "--cat",
+        "/data/n.txt",
+    ]);
+    assert!(cat.contains("kept"), "{cat}");
+    // The read-only root refuses a write; the volume beside it took one above.
+    let refused = c.env.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "hello",
+        "--write",
+        "/etc.txt",
+        "x",
+    ]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("Read-only file system"),
+        "{refused:?}"
+    );
+    // The writable layer keeps what a container wrote: `diff` shows it.
+    c.ok(&["run", "--name", "w", "hello", "--write", "/made.txt", "x"]);
+    let diff = c.ok(&["diff", "w"]);
+    assert!(diff.contains("A /made.txt"), "{diff}");
+}
+
+#[test]
+fn exit_codes_traps_and_limits_of_a_command_component() {
+    let c = images();
+    c.env
+        .run(&["run", "--rm", "hello", "--exit", "3"])
+        .assert_code(3);
+    let trap = c.env.run(&["run", "--rm", "hello", "--trap"]);
+    trap.assert_code(134);
+    assert!(trap.stderr.contains("unreachable"), "{}", trap.stderr);
+    let memory = c.env.run(&["run", "--rm", "--memory", "1m", "hello"]);
+    memory.assert_code(137);
+    assert!(memory.stderr.contains("out of memory"), "{}", memory.stderr);
+    let fuel = c.env.run(&["run", "--rm", "--fuel", "1000", "hello"]);
+    assert_ne!(fuel.code, Some(0));
+    assert!(fuel.stderr.contains("ran out of fuel"), "{}", fuel.stderr);
+    // `--ulimit nofile`: stdio and the preopens count; one more open is refused.
+    let nofile = c.env.run(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1",
+        "hello",
+        "--cat",
+        "/hello.wasm",
+    ]);
+    assert_ne!(nofile.code, Some(0), "{nofile:?}");
+    // Run detached, its output is in the log.
+    c.ok(&["run", "-d", "--name", "d", "hello", "detached"]);
+    c.wait_for("d", "exited", |s| s["Status"] == "exited");
+    let logs = c.ok(&["logs", "d"]);
+    assert!(logs.contains("arg 0: detached"), "{logs}");
+}
+
+/// Waits (at most 60 s: the first start compiles the component) until `GET path`
+/// answers on `port`.
+#[track_caller]
+fn wait_serving(c: &Containers, name: &str, port: u16, path: &str) -> Resp {
+    let start = Instant::now();
+    loop {
+        if let Ok(resp) = try_http(port, "GET", path, &[], None) {
+            return resp;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let logs = c.env.run(&["logs", name]);
+            panic!(
+                "{name} never answered on port {port}; logs:\n{}{}",
+                logs.stdout, logs.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_http_component_serves_concurrent_clients_keeps_data_and_stops_cleanly() {
+    let c = images();
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        "books:/data",
+        "http-rust",
+    ]);
+    let port = c.host_port("api", 8080);
+    let health = wait_serving(&c, "api", port, "/health");
+    assert_eq!(health.status, 200, "{health:?}");
+    // Eight clients at once, each adding five books: a fresh instance serves every
+    // request, the data is in the volume.
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            std::thread::spawn(move || {
+                for n in 0..5 {
+                    let body = format!(
+                        r#"{{"title":"Book {client}-{n}","author":"A","isbn":"97804410135{client}{n}"}}"#
+                    );
+                    let resp = try_http(
+                        port,
+                        "POST",
+                        "/books",
+                        &[("Content-Type", "application/json")],
+                        Some(&body),
+                    )
+                    .expect("POST /books");
+                    assert_eq!(resp.status, 201, "{resp:?}");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+    let books = try_http(port, "GET", "/books", &[], None).expect("GET /books");
+    assert_eq!(books.status, 200, "{books:?}");
+    let listed = books.json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(40),
+        "every book of every client: {listed}"
+    );
+    // Each request is one line of the log.
+    let logs = c.ok(&["logs", "api"]);
+    assert_eq!(logs.matches("POST /books 201").count(), 40, "{logs}");
+    // A stop: no new requests, none in flight, exit 0 well inside the grace period.
+    let began = Instant::now();
+    c.ok(&["stop", "api"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        began.elapsed()
+    );
+    let state = c.state("api");
+    assert_eq!(state["ExitCode"], 0, "{state}");
+    // The data outlives the container.
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api2",
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        "books:/data",
+        "http-rust",
+    ]);
+    let port = c.host_port("api2", 8080);
+    wait_serving(&c, "api2", port, "/health");
+    let again = try_http(port, "GET", "/books", &[], None).expect("GET /books");
+    assert_eq!(again.json().as_array().map(Vec::len), Some(40));
+}
+
+#[test]
+fn limits_apply_to_each_request_of_an_http_component() {
+    let c = images();
+    // Too little fuel for any request: each fails alone with a 500 and says why in the
+    // log; the service goes on answering.
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "starved",
+        "--fuel",
+        "1000",
+        "-p",
+        "127.0.0.1::8080",
+        "http-rust",
+    ]);
+    let port = c.host_port("starved", 8080);
+    for _ in 0..2 {
+        let resp = wait_serving(&c, "starved", port, "/health");
+        assert_eq!(resp.status, 500, "{resp:?}");
+    }
+    let logs = c.ok(&["logs", "starved"]);
+    assert!(logs.contains("ran out of fuel"), "{logs}");
+    assert_eq!(logs.matches("GET /health 500").count(), 2, "{logs}");
+}
+
+#[test]
+fn python_and_javascript_http_components_answer_their_routes() {
+    let c = Containers::new(&[
+        (guests::components::HTTP_PYTHON, "http-python"),
+        (guests::components::HTTP_JS, "http-js"),
+    ]);
+    for (image, language) in [("http-python", "python"), ("http-js", "javascript")] {
+        c.ok(&["run", "-d", "--name", image, "-p", "127.0.0.1::8080", image]);
+        let port = c.host_port(image, 8080);
+        let hello = wait_serving(&c, image, port, "/");
+        assert_eq!(hello.status, 200, "{hello:?}");
+        assert_eq!(hello.json()["language"], language, "{hello:?}");
+        let books = try_http(port, "GET", "/books", &[], None).expect("GET /books");
+        assert_eq!(books.json().as_array().map(Vec::len), Some(3), "{books:?}");
+        let echo = try_http(port, "POST", "/echo", &[], Some("round trip")).expect("POST /echo");
+        assert_eq!(
+            (echo.status, echo.body.as_str()),
+            (200, "round trip"),
+            "{echo:?}"
+        );
+        c.ok(&["stop", image]);
+    }
+}
+
+#[test]
+fn a_compose_project_runs_a_component_service() {
+    let c = images();
+    c.env.write(
+        "project/compose.toml",
+        r#"
+[services.api]
+image = "http-rust"
+ports = ["127.0.0.1::8080"]
+volumes = ["data:/data"]
+
+[volumes.data]
+"#,
+    );
+    let compose = |args: &[&str]| {
+        let mut cmd = c.env.capsule();
+        cmd.current_dir(c.env.work().join("project"))
+            .arg("compose")
+            .args(args);
+        let run = capsule_tests::Run::of(&mut cmd, None);
+        run.assert_code(0);
+        run.stdout
+    };
+    compose(&["up", "-d"]);
+    let ps = compose(&["ps", "-q"]);
+    let id = ps
+        .lines()
+        .next()
+        .expect("the api container")
+        .trim()
+        .to_owned();
+    let port = c.host_port(&id, 8080);
+    let health = wait_serving(&c, &id, port, "/health");
+    assert_eq!(health.status, 200, "{health:?}");
+    compose(&["down"]);
+    assert_eq!(compose(&["ps", "-a", "-q"]), "", "down removed the service");
+}
+
+#[test]
+fn the_sdk_runs_a_component() {
+    let capsule = capsule_sdk::Capsule::in_memory().expect("an in-memory Capsule");
+    let hello = capsule
+        .module_from_file(guests::components::HELLO)
+        .expect("the hello component compiles");
+    let out = capsule
+        .run(
+            &hello,
+            capsule_sdk::RunOptions::new()
+                .arg("from the sdk")
+                .env("GREETING", "sdk"),
+        )
+        .expect("the component runs");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("arg 0: from the sdk") && stdout.contains("GREETING=sdk"),
+        "{stdout}"
+    );
+    let exit = capsule
+        .run(
+            &hello,
+            capsule_sdk::RunOptions::new().arg("--exit").arg("5"),
+        )
+        .expect("the component runs");
+    assert_eq!(exit.status.code(), Some(5), "{exit:?}");
+}
