@@ -18,7 +18,20 @@ enum Format {
     Json,
 }
 
-const WASI: &str = "preview1 (wasi_snapshot_preview1)";
+const WASI: &str = "preview1 (wasi_snapshot_preview1) and 0.2 (components: 0.2.0 to 0.2.12)";
+
+/// The worlds Capsule runs, with what it does with each.
+const WORLDS: [(&str, &str); 3] = [
+    (
+        "wasi_snapshot_preview1",
+        "core modules: commands and reactors",
+    ),
+    ("wasi:cli/command", "components: run as commands"),
+    (
+        "wasi:http/proxy",
+        "components: served on their published ports (outgoing requests refused)",
+    ),
+];
 
 fn os_arch() -> String {
     format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH)
@@ -36,11 +49,18 @@ struct Info {
     version: &'static str,
     wasmtime_version: &'static str,
     wasi: &'static str,
+    worlds: Vec<WorldInfo>,
     os_arch: String,
     cpus: usize,
     home: String,
     module_cache: CacheInfo,
     wasm_features: Vec<FeatureInfo>,
+}
+
+#[derive(serde::Serialize)]
+struct WorldInfo {
+    name: &'static str,
+    runs: &'static str,
 }
 
 #[derive(serde::Serialize)]
@@ -69,6 +89,10 @@ pub fn info(args: &InfoArgs) -> Result<(), Failure> {
         version: VERSION,
         wasmtime_version: WASMTIME_VERSION,
         wasi: WASI,
+        worlds: WORLDS
+            .iter()
+            .map(|(name, runs)| WorldInfo { name, runs })
+            .collect(),
         os_arch: os_arch(),
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         home: home.root().display().to_string(),
@@ -114,6 +138,10 @@ fn print_text(info: &Info) {
     println!(" Version:          {}", info.version);
     println!(" Wasmtime:         {}", info.wasmtime_version);
     println!(" WASI:             {}", info.wasi);
+    for (i, world) in info.worlds.iter().enumerate() {
+        let label = if i == 0 { "Worlds:" } else { "" };
+        println!(" {label:<17} {:<23} {}", world.name, world.runs);
+    }
     println!(" OS/Arch:          {}", info.os_arch);
     println!(" CPUs:             {}", info.cpus);
     println!("Store:");

@@ -440,3 +440,24 @@ fn command_line_mistakes_are_one_line_naming_the_verb() {
     help.assert_code(0);
     assert!(help.stdout.lines().count() > 10, "{}", help.stdout);
 }
+
+#[test]
+fn a_closed_stdout_ends_capsule_quietly_as_sigpipe_would() {
+    // `capsule info | head -1`, with the reader gone before Capsule writes.
+    let env = TestEnv::new();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut cmd = env.capsule();
+    cmd.arg("info")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = capsule_tests::within(capsule_tests::test_timeout(), "capsule info", move || {
+        cmd.output().expect("run capsule info")
+    });
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no panic, no message"
+    );
+}

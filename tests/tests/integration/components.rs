@@ -50,6 +50,17 @@ fn a_command_component_runs_on_a_layered_image_with_a_volume_and_a_read_only_roo
     // The image's own files, read from its layer.
     let ls = c.ok(&["run", "--rm", "hello", "--ls", "/"]);
     assert!(ls.contains("hello.wasm"), "{ls}");
+    // Compiled once: the component is in the compiled-module cache, and runs after the
+    // first add nothing to it.
+    let cached = || {
+        let info: serde_json::Value =
+            serde_json::from_str(&c.ok(&["info", "--format", "json"])).expect("info is JSON");
+        info["module_cache"]["entries"].as_u64().expect("a count")
+    };
+    let before = cached();
+    assert!(before >= 1, "the component's compiled form is cached");
+    c.ok(&["run", "--rm", "hello", "--ls", "/"]);
+    assert_eq!(cached(), before, "a second run compiles nothing");
     // A file written on a named volume is there for the next container.
     c.ok(&["volume", "create", "notes"]);
     let wrote = c.ok(&[
@@ -344,4 +355,67 @@ fn the_sdk_runs_a_component() {
         )
         .expect("the component runs");
     assert_eq!(exit.status.code(), Some(5), "{exit:?}");
+}
+
+#[test]
+fn exec_runs_a_component_beside_a_running_service_in_its_files() {
+    let c = images();
+    let recipe = c.env.write(
+        "both/Capsulefile",
+        "FROM http-rust\nCOPY hello.wasm /bin/hello.wasm\n",
+    );
+    let context = Path::new(guests::components::HELLO)
+        .parent()
+        .expect("the components' directory");
+    c.ok(&[
+        "build",
+        "-t",
+        "both",
+        "-f",
+        recipe.to_str().expect("UTF-8"),
+        context.to_str().expect("UTF-8"),
+    ]);
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "-p",
+        "127.0.0.1::8080",
+        "both",
+    ]);
+    let port = c.host_port("svc", 8080);
+    wait_serving(&c, "svc", port, "/health");
+    let created = try_http(
+        port,
+        "POST",
+        "/books",
+        &[("Content-Type", "application/json")],
+        Some(r#"{"title":"Seen from exec","author":"A","isbn":"1"}"#),
+    )
+    .expect("POST /books");
+    assert_eq!(created.status, 201, "{created:?}");
+    // The exec'd command component sees the service's own files: what a request wrote.
+    let ls = c.ok(&["exec", "svc", "/bin/hello.wasm", "--ls", "/data"]);
+    assert!(ls.contains("library.json"), "{ls}");
+    let cat = c.ok(&[
+        "exec",
+        "svc",
+        "/bin/hello.wasm",
+        "--cat",
+        "/data/library.json",
+    ]);
+    assert!(cat.contains("Seen from exec"), "{cat}");
+    // And what it writes, a request reads.
+    c.ok(&[
+        "exec",
+        "svc",
+        "hello.wasm",
+        "--write",
+        "/data/note.txt",
+        "from exec",
+    ]);
+    let note = c.ok(&["exec", "svc", "/bin/hello.wasm", "--cat", "/data/note.txt"]);
+    assert!(note.contains("from exec"), "{note}");
+    c.ok(&["stop", "svc"]);
 }
