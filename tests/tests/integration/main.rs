@@ -10,6 +10,7 @@ mod cache;
 mod commands;
 mod compose;
 mod conformance;
+mod conformance_p2;
 mod containers;
 mod crash;
 mod django;
