@@ -37,6 +37,10 @@ pub(crate) fn classify(error: &wasmtime::Error) -> Ending<'_> {
     if let Some(ProcExit(status)) = error.downcast_ref::<ProcExit>() {
         return Ending::Exit(*status);
     }
+    // A component's `wasi:cli/exit`.
+    if let Some(wasmtime_wasi::I32Exit(status)) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Ending::Exit(*status as u32);
+    }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => Ending::OutOfFuel,
         Some(wasmtime::Trap::Interrupt) => Ending::Interrupt,

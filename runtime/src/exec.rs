@@ -151,6 +151,10 @@ pub enum RunError {
     Instantiate(String),
     #[error("cannot set up the WASI host: {0}")]
     Link(String),
+    /// A program Capsule cannot run as it is (a component of a kind or WASI version it
+    /// does not run), with what to do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -355,25 +359,7 @@ pub fn run_in(
     };
     let mut store = Store::new(engine.wasmtime(), StoreData { wasi, memory });
     store.limiter(|d: &mut StoreData| &mut d.memory);
-    match (spec.limits.fuel, engine.fuel()) {
-        (Some(fuel), true) => store
-            .set_fuel(fuel)
-            .map_err(|e| RunError::Link(format!("{e:#}")))?,
-        (None, false) => {}
-        (Some(_), false) | (None, true) => {
-            return Err(RunError::Link(
-                "the engine meters fuel exactly when --fuel is given; this run and its engine disagree"
-                    .to_owned(),
-            ));
-        }
-    }
-    interrupt.attach(engine.wasmtime());
-    store.set_epoch_deadline(1);
-    let watched = interrupt.clone();
-    store.epoch_deadline_callback(move |_| match watched.reason() {
-        Some(why) => Err(wasmtime::Error::new(Interrupted(why))),
-        None => Ok(wasmtime::UpdateDeadline::Continue(1)),
-    });
+    arm(&mut store, engine, spec, interrupt)?;
     store.data_mut().wasi.set_interrupt(interrupt.clone());
 
     check_imports(&mut linker, &mut store, module, spec.unknown_imports)?;
@@ -395,6 +381,24 @@ pub fn run_in(
         }
         Err(Outcome::Error(e)) => return Err(e),
     };
+    Ok(finish(
+        spec,
+        status,
+        results,
+        store.data().memory.refused,
+        captured,
+    ))
+}
+
+/// What a run ended with, as reported: the fuel it had, whether `--memory` was why.
+fn finish(
+    spec: &RunSpec,
+    status: ExitStatus,
+    results: Vec<String>,
+    memory_refused: bool,
+    captured: Option<wasi::Captured>,
+) -> RunOutput {
+    let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
     let status = match status {
         // The trap does not know how much fuel the run had.
         ExitStatus::Interrupted(Interruption::OutOfFuel(_)) => {
@@ -402,18 +406,122 @@ pub fn run_in(
         }
         status => status,
     };
-    let out_of_memory = (store.data().memory.refused && !status.success()).then_some(memory_limit);
+    let out_of_memory = (memory_refused && !status.success()).then_some(memory_limit);
     let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
-    Ok(RunOutput {
+    RunOutput {
         status,
         results,
         stdout,
         stderr,
         out_of_memory,
-    })
+    }
 }
 
-enum Outcome {
+/// The limits every run's store has: `--fuel`, and the epoch callback that ends the
+/// guest when `interrupt` fires (a stop, `--timeout`).
+fn arm<T: 'static>(
+    store: &mut Store<T>,
+    engine: &Engine,
+    spec: &RunSpec,
+    interrupt: &Interrupt,
+) -> Result<(), RunError> {
+    interrupt.attach(engine.wasmtime());
+    let watched = interrupt.clone();
+    arm_with(store, engine, spec, move |_| watched.reason())
+}
+
+/// As [`arm`], with the guest ended when `reason` gives one (checked at each epoch
+/// tick; the interrupts that can fire must have the engine attached).
+pub(crate) fn arm_with<T: 'static>(
+    store: &mut Store<T>,
+    engine: &Engine,
+    spec: &RunSpec,
+    reason: impl Fn(&T) -> Option<Interruption> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    match (spec.limits.fuel, engine.fuel()) {
+        (Some(fuel), true) => store
+            .set_fuel(fuel)
+            .map_err(|e| RunError::Link(format!("{e:#}")))?,
+        (None, false) => {}
+        (Some(_), false) | (None, true) => {
+            return Err(RunError::Link(
+                "the engine meters fuel exactly when --fuel is given; this run and its engine disagree"
+                    .to_owned(),
+            ));
+        }
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |store| match reason(store.data()) {
+        Some(why) => Err(wasmtime::Error::new(Interrupted(why))),
+        None => Ok(wasmtime::UpdateDeadline::Continue(1)),
+    });
+    Ok(())
+}
+
+/// A component's store data: its WASI 0.2 world and its share of `--memory`.
+struct ComponentData {
+    wasi: wasi::ComponentState,
+    memory: MemoryLimiter,
+}
+
+impl wasi::p2::HasWasiP2 for ComponentData {
+    fn p2(&mut self) -> &mut wasi::p2::WasiP2 {
+        self.wasi.ctx()
+    }
+}
+
+/// Runs a `wasi:cli/command` component as [`run_in`] runs a module: the same limits,
+/// the same statuses (`wasi:cli/exit`'s code, or 1 when `run` returns an error).
+///
+/// # Errors
+/// As [`run_in`]; a component that is not a command, or imports what Capsule does not
+/// provide, is refused before it starts.
+pub fn run_component_in(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    spec: &RunSpec,
+    mut wasi: wasi::ComponentState,
+    captured: Option<wasi::Captured>,
+    interrupt: &Interrupt,
+    gauges: Option<&Gauges>,
+) -> Result<RunOutput, RunError> {
+    use wasmtime::component::Linker;
+    let mut linker: Linker<ComponentData> = Linker::new(engine.wasmtime());
+    wasi::p2::add_to_linker(&mut linker).map_err(|e| RunError::Link(format!("{e:#}")))?;
+    let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
+    let memory = match gauges {
+        Some(gauges) => {
+            wasi.share(gauges);
+            MemoryLimiter::shared(memory_limit, gauges.clone())
+        }
+        None => MemoryLimiter::new(memory_limit),
+    };
+    crate::component::check_command(engine, component)?;
+    crate::component::check_imports(engine, &mut linker, component, spec.unknown_imports)?;
+    let mut store = Store::new(engine.wasmtime(), ComponentData { wasi, memory });
+    store.limiter(|d: &mut ComponentData| &mut d.memory);
+    arm(&mut store, engine, spec, interrupt)?;
+    let _deadline = spec
+        .limits
+        .timeout
+        .map(|timeout| Deadline::start(interrupt, timeout));
+    let status = match crate::component::run_command(&linker, &mut store, component) {
+        Ok(status) => status,
+        Err(error) => match guest_failure(error, false) {
+            Outcome::Status(status) => status,
+            Outcome::Error(e) => return Err(e),
+        },
+    };
+    Ok(finish(
+        spec,
+        status,
+        Vec::new(),
+        store.data().memory.refused,
+        captured,
+    ))
+}
+
+pub(crate) enum Outcome {
     Status(ExitStatus),
     Error(RunError),
 }
@@ -508,7 +616,7 @@ struct Interrupted(Interruption);
 
 /// What an error from instantiating or calling guest code means for a run (see
 /// [`crate::ending`] for how this differs from a plugin call).
-fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
+pub(crate) fn guest_failure(error: wasmtime::Error, instantiating: bool) -> Outcome {
     if let Some(Interrupted(why)) = error.downcast_ref::<Interrupted>() {
         return Outcome::Status(ExitStatus::Interrupted(*why));
     }

@@ -39,6 +39,7 @@
 pub mod ambient;
 pub mod builder;
 pub mod builtin;
+pub mod component;
 pub mod compose;
 pub mod container;
 mod ending;
@@ -54,6 +55,7 @@ pub mod module;
 pub mod net;
 pub mod plugin;
 pub mod registry;
+pub mod serve;
 pub mod signal;
 pub mod spec;
 pub mod store;

@@ -70,6 +70,23 @@ pub fn kind_of(bytes: &[u8]) -> Option<Result<WasmKind, u32>> {
 /// # Errors
 /// [`ModuleError`] for garbage, components, unknown versions and bad text.
 pub fn core_module_bytes<'a>(name: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, ModuleError> {
+    match wasm_bytes(name, bytes)? {
+        (binary, WasmKind::Module) => Ok(binary),
+        (_, WasmKind::Component) => Err(ModuleError::Component {
+            name: name.to_owned(),
+        }),
+    }
+}
+
+/// Turns bytes that should hold a core module (binary or text) or a component into
+/// binary wasm, and says which it is.
+///
+/// # Errors
+/// [`ModuleError`] for garbage, unknown versions and bad text.
+pub fn wasm_bytes<'a>(
+    name: &str,
+    bytes: &'a [u8],
+) -> Result<(Cow<'a, [u8]>, WasmKind), ModuleError> {
     let binary: Cow<'a, [u8]> = match kind_of(bytes) {
         Some(_) => Cow::Borrowed(bytes),
         None if looks_like_text(bytes) => match wat::parse_bytes(bytes) {
@@ -94,10 +111,7 @@ pub fn core_module_bytes<'a>(name: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]
         }
     };
     match kind_of(&binary) {
-        Some(Ok(WasmKind::Module)) => Ok(binary),
-        Some(Ok(WasmKind::Component)) => Err(ModuleError::Component {
-            name: name.to_owned(),
-        }),
+        Some(Ok(kind)) => Ok((binary, kind)),
         Some(Err(version)) => Err(ModuleError::UnknownVersion {
             name: name.to_owned(),
             version,

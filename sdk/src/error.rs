@@ -107,12 +107,6 @@ pub(crate) mod map {
         Error::from_source(kind, e)
     }
 
-    pub fn compile(name: &str, e: &capsule_runtime::engine::CacheError) -> Error {
-        let mut error = Error::from_source(ErrorKind::Compile, e);
-        error.message = format!("{name}: does not compile: {}", error.message);
-        error
-    }
-
     pub fn spec(e: &capsule_runtime::spec::SpecError) -> Error {
         Error::from_source(ErrorKind::InvalidInput, e)
     }
@@ -124,6 +118,12 @@ pub(crate) mod map {
     pub fn run(e: &capsule_runtime::exec::RunError) -> Error {
         use capsule_runtime::exec::RunError;
         let kind = match e {
+            RunError::Compile { name, reason } => {
+                let mut error = Error::from_source(ErrorKind::Compile, e);
+                error.message = format!("{name}: does not compile: {reason}");
+                return error;
+            }
+            RunError::Module(e) => return module(e),
             RunError::Program { .. }
             | RunError::Command(capsule_runtime::container::command::CommandError::NotFound {
                 ..

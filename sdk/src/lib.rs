@@ -64,7 +64,7 @@ pub use error::{Error, ErrorKind};
 pub use plugin::{Plugin, PluginError, PluginHost, PluginManifest};
 pub use run::{ExitStatus, Frame, Interruption, Output, RunOptions, Trap};
 
-use capsule_runtime::container::{Program, Runner};
+use capsule_runtime::container::{Compiled, Program, Runner};
 use capsule_runtime::engine::{Engine, EngineOptions, FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::Images;
@@ -169,12 +169,12 @@ impl Capsule {
         Images::open(self.need_home()?).map_err(|e| map::image(&e))
     }
 
-    /// Loads and compiles a module file (binary `.wasm` or text `.wat`); with a home,
-    /// through its compiled-module cache.
+    /// Loads and compiles a module file (binary `.wasm` or text `.wat`) or a WASI 0.2
+    /// component (a `wasi:cli/command`); with a home, through its compiled-module cache.
     ///
     /// # Errors
-    /// [`ErrorKind::NotFound`] for a missing file, [`ErrorKind::InvalidModule`] for a
-    /// component or garbage, [`ErrorKind::Compile`] when it does not validate.
+    /// [`ErrorKind::NotFound`] for a missing file, [`ErrorKind::InvalidModule`] for
+    /// garbage, [`ErrorKind::Compile`] when it does not validate.
     pub fn module_from_file(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
         let path = path.as_ref();
         let bytes = capsule_runtime::module::read_file(path).map_err(|e| map::module(&e))?;
@@ -187,8 +187,8 @@ impl Capsule {
     /// # Errors
     /// As [`Capsule::module_from_file`].
     pub fn module_from_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
-        let wasm =
-            capsule_runtime::module::core_module_bytes(name, bytes).map_err(|e| map::module(&e))?;
+        let (wasm, _) =
+            capsule_runtime::module::wasm_bytes(name, bytes).map_err(|e| map::module(&e))?;
         let inner = self.compile(&self.runner, name, &wasm)?;
         Ok(Module {
             name: name.to_owned(),
@@ -198,17 +198,8 @@ impl Capsule {
         })
     }
 
-    fn compile(
-        &self,
-        runner: &Runner,
-        name: &str,
-        wasm: &[u8],
-    ) -> Result<capsule_runtime::wasmtime::Module, Error> {
-        let compiled = match runner.cache() {
-            Some(cache) => cache.load_or_compile(runner.engine(), wasm).map(|(m, _)| m),
-            None => capsule_runtime::engine::cache::compile(runner.engine(), wasm),
-        };
-        compiled.map_err(|e| map::compile(name, &e))
+    fn compile(&self, runner: &Runner, name: &str, wasm: &[u8]) -> Result<Compiled, Error> {
+        runner.compile_any(name, wasm).map_err(|e| map::run(&e))
     }
 
     /// The built-in hello-world module.
@@ -259,7 +250,7 @@ impl Capsule {
         // Fuel metering changes the compiled code: the module is compiled again once
         // (and cached apart) with the metering engine.
         let runner = self.metered_runner()?;
-        let same_engine = |m: &capsule_runtime::wasmtime::Module| {
+        let same_engine = |m: &Compiled| {
             capsule_runtime::wasmtime::Engine::same(m.engine(), runner.engine().wasmtime())
         };
         let program = match module.metered.get().filter(|m| same_engine(m)) {
@@ -389,7 +380,7 @@ impl Capsule {
         let reference = capsule_runtime::image::reference::Reference::parse(tag)
             .map_err(|e| Error::from_source(ErrorKind::InvalidInput, &e))?;
         let bytes = capsule_runtime::module::read_file(path).map_err(|e| map::module(&e))?;
-        let wasm = capsule_runtime::module::core_module_bytes(&path.display().to_string(), &bytes)
+        let (wasm, _) = capsule_runtime::module::wasm_bytes(&path.display().to_string(), &bytes)
             .map_err(|e| map::module(&e))?;
         let images = self.images()?;
         let inner = capsule_runtime::image::archive::import_file(
@@ -648,11 +639,11 @@ impl Image {
 #[derive(Debug, Clone)]
 pub struct Module {
     name: String,
-    inner: capsule_runtime::wasmtime::Module,
+    inner: Compiled,
     /// Its bytes, to compile again for fuel metering.
     wasm: Arc<[u8]>,
     /// Its fuel-metered compilation, made on the first run with fuel and kept.
-    metered: Arc<std::sync::OnceLock<capsule_runtime::wasmtime::Module>>,
+    metered: Arc<std::sync::OnceLock<Compiled>>,
 }
 
 impl Module {

@@ -453,7 +453,7 @@ pub fn import(args: &ImportArgs) -> Result<u8, Failure> {
         };
         Failure::new(code, e)
     })?;
-    let wasm = capsule_runtime::module::core_module_bytes(&display, &bytes)
+    let (wasm, _) = capsule_runtime::module::wasm_bytes(&display, &bytes)
         .map_err(|e| Failure::new(exit::CANNOT_RUN, e))?;
     let image = archive::import_file(
         &images,

@@ -30,7 +30,7 @@ pub mod supervisor;
 pub mod volumes;
 
 pub use prepare::{Overrides, PrepareError, Prepared, check_rm_restart, prepare};
-pub use runner::{Program, Runner};
+pub use runner::{Compiled, Program, Runner};
 pub use state::{State, StateError, Status};
 
 use crate::engine::FeatureSet;

@@ -249,6 +249,7 @@ impl Owner {
         let place = Place {
             gauges: Some(program.gauges.clone()),
             beside: Some(fs),
+            stopping: None,
         };
         let result = self.runner.run_observed(
             &spec,

@@ -5,12 +5,14 @@
 //! content), and run it ([`exec::run_in`]) under the spec's limits.
 
 use crate::engine::Interrupt;
+use crate::engine::cache::Artifact;
 use crate::engine::{CacheOutcome, Engine, EngineError, EngineOptions, FeatureSet, ModuleCache};
 use crate::exec::{self, Gauges, RunError, RunOutput};
 use crate::fs::Vfs;
 use crate::fs::rootfs::RootFs;
+use crate::module::WasmKind;
 use crate::spec::{GuestPath, RunSpec};
-use crate::wasi::{Stdio, WasiState};
+use crate::wasi::{ComponentState, Stdio, WasiState};
 
 /// Which module a run executes.
 #[derive(Debug, Clone)]
@@ -26,8 +28,9 @@ pub enum Program {
         path: GuestPath,
         alias: Option<String>,
     },
-    /// A module already compiled by this runner's engine (the SDK's modules).
-    Compiled(wasmtime::Module),
+    /// A module or component already compiled by this runner's engine (the SDK's
+    /// modules).
+    Compiled(Compiled),
 }
 
 /// Where a run happens: alone (the default: a root filesystem of its own, assembled
@@ -40,6 +43,10 @@ pub struct Place {
     pub gauges: Option<Gauges>,
     /// The filesystem of the running container this program joins.
     pub beside: Option<std::sync::Arc<Vfs>>,
+    /// Fires when a stop is asked for, before the grace period ends (the run's own
+    /// interrupt fires after it): a program that can end cleanly (an HTTP service:
+    /// no new requests, those in flight finish) does so then.
+    pub stopping: Option<Interrupt>,
 }
 
 /// An engine and the compiled-module cache, shared by every run of a process.
@@ -139,24 +146,39 @@ impl Runner {
     }
 
     fn compile_core(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
+        self.compile_artifact(name, wasm)
+    }
+
+    /// Compiles a module or a component, through the cache when there is one.
+    fn compile_artifact<A: Artifact>(&self, name: &str, wasm: &[u8]) -> Result<A, RunError> {
         let compile_error = |e: &dyn std::fmt::Display| RunError::Compile {
             name: name.to_owned(),
             reason: e.to_string(),
         };
         match &self.cache {
             Some(cache) => {
-                let (module, outcome) = cache
+                let (artifact, outcome) = cache
                     .load_or_compile(&self.engine, wasm)
                     .map_err(|e| compile_error(&e))?;
                 if let CacheOutcome::Rebuilt(reason) = outcome {
                     tracing::info!(%reason, "rebuilt a module cache entry");
                 }
-                Ok(module)
+                Ok(artifact)
             }
-            None => {
-                crate::engine::cache::compile(&self.engine, wasm).map_err(|e| compile_error(&e))
-            }
+            None => A::compile(&self.engine, wasm).map_err(|e| compile_error(&e)),
         }
+    }
+
+    /// Compiles wasm that may be a module (binary or text) or a component, through the
+    /// cache when there is one.
+    ///
+    /// # Errors
+    /// As [`Runner::compile`], components accepted.
+    pub fn compile_any(&self, name: &str, wasm: &[u8]) -> Result<Compiled, RunError> {
+        Ok(match crate::module::wasm_bytes(name, wasm)? {
+            (wasm, WasmKind::Module) => Compiled::Module(self.compile_artifact(name, &wasm)?),
+            (wasm, WasmKind::Component) => Compiled::Component(self.compile_artifact(name, &wasm)?),
+        })
     }
 
     /// Runs `program` in the world `spec` describes, its standard streams as `stdio`
@@ -222,9 +244,9 @@ impl Runner {
             None => Root::Own(RootFs::assemble(spec).map_err(crate::wasi::WasiError::from)?),
         };
         let mut found_spec = None;
-        let module = match program {
-            Program::Bytes { name, wasm } => self.compile(name, wasm)?,
-            Program::Compiled(module) => module.clone(),
+        let loaded = match program {
+            Program::Bytes { name, wasm } => self.compile_any(name, wasm)?,
+            Program::Compiled(compiled) => compiled.clone(),
             Program::InRoot { path, alias } => {
                 // The program through PATH and `#!` lines, in the container's own files.
                 let found = super::command::find(root.vfs(), spec, path)?;
@@ -240,11 +262,18 @@ impl Runner {
                 }
                 let path = &found.path;
                 let cached = match (&self.cache, &alias) {
-                    (Some(cache), Some(alias)) => cache.load_alias(&self.engine, alias),
+                    (Some(cache), Some(alias)) => cache
+                        .load_alias(&self.engine, alias)
+                        .map(Compiled::Module)
+                        .or_else(|| {
+                            cache
+                                .load_alias(&self.engine, alias)
+                                .map(Compiled::Component)
+                        }),
                     _ => None,
                 };
                 match cached {
-                    Some(module) => module,
+                    Some(loaded) => loaded,
                     None => {
                         let wasm =
                             crate::fs::rootfs::read_file(root.vfs(), path).map_err(|source| {
@@ -253,17 +282,31 @@ impl Runner {
                                     source,
                                 }
                             })?;
-                        let wasm = crate::module::core_module_bytes(path.as_str(), &wasm)?;
-                        let module = self.compile_core(path.as_str(), &wasm)?;
+                        let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
+                        let loaded = match kind {
+                            WasmKind::Module => {
+                                Compiled::Module(self.compile_artifact(path.as_str(), &wasm)?)
+                            }
+                            WasmKind::Component => {
+                                Compiled::Component(self.compile_artifact(path.as_str(), &wasm)?)
+                            }
+                        };
                         if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
                             cache.set_alias(alias, &wasm);
                         }
-                        module
+                        loaded
                     }
                 }
             }
         };
         let spec = found_spec.as_ref().unwrap_or(spec);
+        let module = match loaded {
+            Compiled::Module(module) => module,
+            Compiled::Component(component) => {
+                return self
+                    .run_component(spec, &component, root, stdio, interrupt, place, on_start);
+            }
+        };
         let (world, captured) = match root {
             Root::Own(root) => {
                 // Published ports are bound here, after the module is ready and just
@@ -284,6 +327,81 @@ impl Runner {
             interrupt,
             place.gauges.as_ref(),
         )
+    }
+}
+
+impl Runner {
+    /// The rest of [`Runner::run_observed`] for a component.
+    #[allow(clippy::too_many_arguments, reason = "run_observed's own, passed on")]
+    fn run_component(
+        &self,
+        spec: &RunSpec,
+        component: &wasmtime::component::Component,
+        root: Root,
+        stdio: &Stdio,
+        interrupt: &Interrupt,
+        place: &Place,
+        on_start: &mut dyn FnMut(&std::sync::Arc<Vfs>),
+    ) -> Result<RunOutput, RunError> {
+        if crate::serve::is_service(&self.engine, component) {
+            let (vfs, _scratch) = match root {
+                Root::Own(root) => {
+                    let (vfs, scratch) = root.into_parts();
+                    (std::sync::Arc::new(vfs), scratch)
+                }
+                Root::Beside(vfs) => (vfs, None),
+            };
+            on_start(&vfs);
+            return crate::serve::serve(
+                &self.engine,
+                component,
+                spec,
+                vfs,
+                stdio,
+                interrupt,
+                place,
+            );
+        }
+        if !spec.ports.is_empty() {
+            return Err(RunError::Unsupported(
+                "published ports (-p) are handed to WASI preview1 programs as listening \
+                 sockets and to wasi:http/proxy components as their server; a \
+                 wasi:cli/command component cannot take them"
+                    .to_owned(),
+            ));
+        }
+        let (world, captured) = match root {
+            Root::Own(root) => ComponentState::new(root, spec, stdio)?,
+            Root::Beside(vfs) => ComponentState::beside(vfs, spec, stdio)?,
+        };
+        on_start(world.vfs());
+        exec::run_component_in(
+            &self.engine,
+            component,
+            spec,
+            world,
+            captured,
+            interrupt,
+            place.gauges.as_ref(),
+        )
+    }
+}
+
+/// What a run executes, compiled: a core module (WASI preview1) or a component
+/// (WASI 0.2).
+#[derive(Debug, Clone)]
+pub enum Compiled {
+    Module(wasmtime::Module),
+    Component(wasmtime::component::Component),
+}
+
+impl Compiled {
+    /// The engine it was compiled by.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Compiled::Module(m) => m.engine(),
+            Compiled::Component(c) => c.engine(),
+        }
     }
 }
 

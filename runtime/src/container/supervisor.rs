@@ -189,6 +189,7 @@ pub fn run(
         let place = super::runner::Place {
             gauges: Some(main.program.gauges.clone()),
             beside: None,
+            stopping: Some(control.requested.clone()),
         };
         let result =
             runner.run_observed(&spec, &program, &stdio, &control.kill, &place, &mut |fs| {

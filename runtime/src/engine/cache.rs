@@ -101,17 +101,17 @@ impl ModuleCache {
     /// # Errors
     /// [`CacheError::Compile`] when the module does not compile. Cache trouble is not an
     /// error: it is logged and the module is compiled anyway.
-    pub fn load_or_compile(
+    pub fn load_or_compile<A: Artifact>(
         &self,
         engine: &Engine,
         wasm: &[u8],
-    ) -> Result<(wasmtime::Module, CacheOutcome), CacheError> {
+    ) -> Result<(A, CacheOutcome), CacheError> {
         let name = Self::entry_name(engine, wasm);
         let outcome = match self.load(engine, &name) {
             Ok(module) => return Ok((module, CacheOutcome::Hit)),
             Err(outcome) => outcome,
         };
-        let module = compile(engine, wasm)?;
+        let module = A::compile(engine, wasm)?;
         match module.serialize() {
             Ok(payload) => {
                 if let Err(e) = self.store(&name, payload) {
@@ -126,10 +126,18 @@ impl ModuleCache {
     /// The module an alias names, when the alias and its entry under `engine` are both
     /// present and sound; `None` otherwise (then read the module and call
     /// [`ModuleCache::load_or_compile`] and [`ModuleCache::set_alias`]).
-    pub fn load_alias(&self, engine: &Engine, alias: &str) -> Option<wasmtime::Module> {
+    pub fn load_alias<A: Artifact>(&self, engine: &Engine, alias: &str) -> Option<A> {
         let file = alias_file(alias);
         let text = self.dir.read_to_string(&file).ok()?;
-        let digest = text.trim();
+        // `DIGEST` names a module, `DIGEST component` a component.
+        let (digest, component) = match text.trim().split_once(' ') {
+            Some((digest, "component")) => (digest, true),
+            Some(_) => return None,
+            None => (text.trim(), false),
+        };
+        if component != A::COMPONENT {
+            return None;
+        }
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             tracing::warn!(alias = %file, "module cache alias unusable; ignoring it");
             return None;
@@ -146,14 +154,17 @@ impl ModuleCache {
     /// renamed; a failure is logged, never an error).
     pub fn set_alias(&self, alias: &str, wasm: &[u8]) {
         let file = alias_file(alias);
-        let digest = hex(&Sha256::digest(wasm));
+        let mut digest = hex(&Sha256::digest(wasm));
+        if crate::module::kind_of(wasm) == Some(Ok(crate::module::WasmKind::Component)) {
+            digest.push_str(" component");
+        }
         if let Err(e) = self.write_atomically(&file, digest.as_bytes()) {
             tracing::warn!(alias = %file, error = %e, "could not write module cache alias");
         }
     }
 
     /// Loads an entry; on failure, what the cache will report after rebuilding it.
-    fn load(&self, engine: &Engine, name: &str) -> Result<wasmtime::Module, CacheOutcome> {
+    fn load<A: Artifact>(&self, engine: &Engine, name: &str) -> Result<A, CacheOutcome> {
         match self.dir.open(name) {
             Ok(file) => match self.load_entry(engine, name, file.into_std()) {
                 Ok(module) => {
@@ -181,12 +192,12 @@ impl ModuleCache {
     /// of a start-up (CPython's is 245 MB), so a check is remembered in
     /// `<entry>.verified` as the file's identity (device, inode, size, modification and
     /// change times): a file rewritten in place or replaced is checked again.
-    fn load_entry(
+    fn load_entry<A: Artifact>(
         &self,
         engine: &Engine,
         name: &str,
         file: std::fs::File,
-    ) -> Result<wasmtime::Module, String> {
+    ) -> Result<A, String> {
         let meta = file.metadata().map_err(|e| format!("unreadable: {e}"))?;
         let identity = file_identity(&meta);
         let stamp = format!("{name}.{VERIFIED_EXTENSION}");
@@ -280,8 +291,88 @@ impl ModuleCache {
 /// # Errors
 /// [`CacheError::Compile`] with wasmtime's reason.
 pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<wasmtime::Module, CacheError> {
-    wasmtime::Module::new(engine.wasmtime(), wasm)
-        .map_err(|e| CacheError::Compile(format!("{e:#}")))
+    <wasmtime::Module as Artifact>::compile(engine, wasm)
+}
+
+/// What the cache holds compiled: a core module or a component. Both serialize to
+/// wasmtime's own format; an entry's name is the digest of the wasm it came from, so
+/// the two kinds never share one.
+pub trait Artifact: Sized {
+    /// Whether this is the component kind.
+    const COMPONENT: bool;
+
+    /// Compiles `wasm`.
+    ///
+    /// # Errors
+    /// [`CacheError::Compile`] with wasmtime's reason.
+    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, CacheError>;
+
+    /// wasmtime's serialized form.
+    ///
+    /// # Errors
+    /// wasmtime's error.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+
+    /// Loads a serialized artifact from `file` (the payload, then a trailer wasmtime's
+    /// reader does not look at).
+    ///
+    /// # Safety
+    /// As `wasmtime::Module::deserialize_open_file`: the file must be wasmtime's own
+    /// output and stay unchanged while the artifact lives.
+    ///
+    /// # Errors
+    /// wasmtime's error for a file of another version or settings.
+    unsafe fn deserialize_open_file(engine: &Engine, file: std::fs::File)
+    -> wasmtime::Result<Self>;
+}
+
+impl Artifact for wasmtime::Module {
+    const COMPONENT: bool = false;
+
+    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, CacheError> {
+        wasmtime::Module::new(engine.wasmtime(), wasm)
+            .map_err(|e| CacheError::Compile(format!("{e:#}")))
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::Module::serialize(self)
+    }
+
+    unsafe fn deserialize_open_file(
+        engine: &Engine,
+        file: std::fs::File,
+    ) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise, as this function's.
+        unsafe { wasmtime::Module::deserialize_open_file(engine.wasmtime(), file) }
+    }
+}
+
+impl Artifact for wasmtime::component::Component {
+    const COMPONENT: bool = true;
+
+    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, CacheError> {
+        wasmtime::component::Component::new(engine.wasmtime(), wasm)
+            .map_err(|e| CacheError::Compile(format!("{e:#}")))
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::component::Component::serialize(self)
+    }
+
+    unsafe fn deserialize_open_file(
+        engine: &Engine,
+        mut file: std::fs::File,
+    ) -> wasmtime::Result<Self> {
+        // wasmtime maps components only from a path; read the entry instead (a copy
+        // in memory, of what is at most a few tens of megabytes).
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        file.rewind()?;
+        file.read_to_end(&mut bytes)?;
+        // SAFETY: the caller's promise, as this function's; the bytes are a copy, so
+        // they cannot change while the component lives.
+        unsafe { wasmtime::component::Component::deserialize(engine.wasmtime(), &bytes) }
+    }
 }
 
 /// Compares the sha256 of the first `payload_len` bytes with `digest`, through a small
@@ -367,12 +458,12 @@ fn check_entry(mut file: std::fs::File) -> Result<(), String> {
 
 /// Checks an entry's trailer and, if `check_digest`, its digest, then hands the file to
 /// wasmtime.
-fn load_entry(
+fn load_entry<A: Artifact>(
     engine: &Engine,
     mut file: std::fs::File,
     len: u64,
     check_digest: bool,
-) -> Result<wasmtime::Module, String> {
+) -> Result<A, String> {
     let (payload_len, digest) = read_trailer(&mut file, len)?;
     if check_digest {
         check_payload(&mut file, payload_len, &digest)?;
@@ -385,8 +476,7 @@ fn load_entry(
     // same inode, size and times); entries are only ever replaced by renaming a new file over the
     // name, never rewritten in place, so the mapped file does not change. wasmtime checks
     // that it was produced by this wasmtime version with compatible settings.
-    unsafe { wasmtime::Module::deserialize_open_file(engine.wasmtime(), file) }
-        .map_err(|e| format!("incompatible: {e:#}"))
+    unsafe { A::deserialize_open_file(engine, file) }.map_err(|e| format!("incompatible: {e:#}"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -11,8 +11,10 @@
 //! resolve from the root. (A path to a top-level name created later, written
 //! absolutely, lands in the workdir: a preview1 limit, documented in `docs/wasi.md`.)
 
+pub mod core;
 pub mod freeze;
 pub mod p1;
+pub mod p2;
 
 use crate::fs::FsError;
 use crate::fs::layer::Kind;
@@ -152,19 +154,7 @@ impl WasiState {
         stdio: &Stdio,
         listeners: Vec<crate::net::Listener>,
     ) -> Result<(Self, Option<Captured>), WasiError> {
-        let mut preopens = vec![("/".to_owned(), String::new())];
-        if !spec.workdir.is_root() {
-            let root = vfs.resolve("", "/", true)?;
-            for entry in vfs.list(&root)? {
-                if entry.kind == Kind::Dir {
-                    preopens.push((format!("/{}", entry.name), entry.name));
-                }
-            }
-            preopens.push((
-                ".".to_owned(),
-                spec.workdir.as_str().trim_start_matches('/').to_owned(),
-            ));
-        }
+        let preopens = preopens(&vfs, spec)?;
         let (stdin, stdout, stderr, captured) = streams(stdio).map_err(WasiError::Stdio)?;
         let mut env: Vec<String> = spec
             .env
@@ -209,6 +199,101 @@ impl WasiState {
             },
             captured,
         ))
+    }
+}
+
+/// The directories a guest gets preopened, as (guest name, canonical guest path)
+/// pairs, in order: `/`, and when the workdir is not `/`, each top-level directory and
+/// the workdir as `.` (see the module's documentation).
+fn preopens(vfs: &crate::fs::Vfs, spec: &RunSpec) -> Result<Vec<(String, String)>, WasiError> {
+    let mut preopens = vec![("/".to_owned(), String::new())];
+    if !spec.workdir.is_root() {
+        let root = vfs.resolve("", "/", true)?;
+        for entry in vfs.list(&root)? {
+            if entry.kind == Kind::Dir {
+                preopens.push((format!("/{}", entry.name), entry.name));
+            }
+        }
+        preopens.push((
+            ".".to_owned(),
+            spec.workdir.as_str().trim_start_matches('/').to_owned(),
+        ));
+    }
+    Ok(preopens)
+}
+
+/// A component's WASI 0.2 world ([`p2`]), kept in its store, and what must live as
+/// long.
+#[derive(Debug)]
+pub struct ComponentState {
+    ctx: p2::WasiP2,
+    _scratch: Option<Scratch>,
+}
+
+impl ComponentState {
+    /// As [`WasiState::new`], for a component (published ports are not handed to
+    /// components: they bind their own sockets).
+    ///
+    /// # Errors
+    /// As [`WasiState::new`].
+    pub fn new(
+        root: RootFs,
+        spec: &RunSpec,
+        stdio: &Stdio,
+    ) -> Result<(Self, Option<Captured>), WasiError> {
+        let (vfs, scratch) = root.into_parts();
+        Self::with_vfs(Arc::new(vfs), scratch, spec, stdio)
+    }
+
+    /// As [`WasiState::beside`], for a component.
+    ///
+    /// # Errors
+    /// As [`WasiState::new`].
+    pub fn beside(
+        vfs: Arc<crate::fs::Vfs>,
+        spec: &RunSpec,
+        stdio: &Stdio,
+    ) -> Result<(Self, Option<Captured>), WasiError> {
+        Self::with_vfs(vfs, None, spec, stdio)
+    }
+
+    fn with_vfs(
+        vfs: Arc<crate::fs::Vfs>,
+        scratch: Option<Scratch>,
+        spec: &RunSpec,
+        stdio: &Stdio,
+    ) -> Result<(Self, Option<Captured>), WasiError> {
+        let preopens = preopens(&vfs, spec)?;
+        let (stdin, stdout, stderr, captured) = streams(stdio).map_err(WasiError::Stdio)?;
+        let streams = (stdin, stdout, stderr);
+        let mut ctx = p2::WasiP2::new(&spec.args, spec.env.vars(), vfs, &preopens, streams)?;
+        if let Some(nofile) = spec.limits.nofile {
+            ctx.set_max_fds(nofile as usize);
+        }
+        Ok((
+            Self {
+                ctx,
+                _scratch: scratch,
+            },
+            captured,
+        ))
+    }
+
+    /// The filesystem the guest sees.
+    pub fn vfs(&self) -> &Arc<crate::fs::Vfs> {
+        self.ctx.vfs()
+    }
+
+    /// Counts the guest's open descriptors in `gauges` and makes its changes to files
+    /// pass the container's freeze gate.
+    pub fn share(&mut self, gauges: &crate::exec::Gauges) {
+        self.ctx.count_open_in(gauges.fds.clone());
+        self.ctx.set_freeze(Some(gauges.freeze.clone()));
+    }
+
+    /// The WASI 0.2 world itself.
+    pub fn ctx(&mut self) -> &mut p2::WasiP2 {
+        &mut self.ctx
     }
 }
 

@@ -33,11 +33,82 @@ fn file_that_is_not_wasm() {
 }
 
 #[test]
-fn component_where_a_module_is_expected() {
+fn component_that_is_not_a_command_is_refused_naming_its_exports() {
     let env = TestEnv::new();
     let component = env.wat("component.wasm", "(component)");
     env.run(&["run", component.to_str().expect("utf-8")])
-        .assert_error(126, &["component", "not supported yet"]);
+        .assert_error(
+            126,
+            &[
+                "component",
+                "not a wasi:cli/command",
+                "exports no wasi:cli/run",
+            ],
+        );
+}
+
+/// A `wasi:cli/command` component (its `run` returns `ok`) that also imports `import`.
+fn command_importing(import: &str) -> String {
+    format!(
+        r#"(component
+  (import "{import}" (instance (export "f" (func))))
+  (core module $m (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $r (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $r)))"#
+    )
+}
+
+#[test]
+fn component_importing_an_unknown_interface_is_refused_naming_it_or_stubbed() {
+    let env = TestEnv::new();
+    let component = env.wat("acme.wasm", &command_importing("acme:thing/api@1.0.0"));
+    let path = component.to_str().expect("utf-8");
+    env.run(&["run", path]).assert_error(
+        126,
+        &[
+            "acme:thing/api@1.0.0",
+            "Capsule does not provide",
+            "--unknown-imports trap",
+        ],
+    );
+    // As for modules: stubs that trap when called, so a component that never calls
+    // them runs.
+    env.run(&["run", "--unknown-imports", "trap", path])
+        .assert_clean_success();
+}
+
+#[test]
+fn wasi_0_3_component_gets_one_clear_line() {
+    let env = TestEnv::new();
+    let component = env.wat("p3.wasm", &command_importing("wasi:cli/environment@0.3.0"));
+    env.run(&["run", component.to_str().expect("utf-8")])
+        .assert_error(
+            126,
+            &[
+                "WASI 0.3 (async)",
+                "not support",
+                "wasi:cli/environment@0.3.0",
+            ],
+        );
+}
+
+#[test]
+fn malformed_component_gets_one_clear_error_and_leaves_nothing() {
+    let env = TestEnv::new();
+    // A component's header (layer 1), then garbage.
+    let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+    bytes.extend_from_slice(b"\x07garbage that is no section");
+    let path = env.write("broken.wasm", &bytes);
+    env.run(&["run", path.to_str().expect("utf-8")])
+        .assert_error(126, &["broken.wasm"]);
+    let ps = env.run(&["ps", "-a", "-q"]);
+    ps.assert_clean_success();
+    assert_eq!(
+        ps.stdout, "",
+        "a run that could not start leaves no container"
+    );
 }
 
 #[test]

@@ -110,13 +110,13 @@ fn bad_input_is_an_error_not_a_panic() {
         kind(capsule.module_from_bytes("junk", b"junk").map(drop)),
         Err(ErrorKind::InvalidModule)
     );
+    // A component that is no command compiles, and is refused when it would run.
+    let component = capsule
+        .module_from_bytes("component", b"(component)")
+        .expect("an empty component compiles");
     assert_eq!(
-        kind(
-            capsule
-                .module_from_bytes("component", b"(component)")
-                .map(drop)
-        ),
-        Err(ErrorKind::InvalidModule)
+        kind(capsule.run(&component, RunOptions::new()).map(drop)),
+        Err(ErrorKind::CannotRun)
     );
     assert_eq!(
         kind(RunOptions::new().volume("/no/such/dir:/x").map(drop)),

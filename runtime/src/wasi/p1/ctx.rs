@@ -1,10 +1,10 @@
-//! The state of one guest's WASI preview1 world and the implementation of each call.
+//! The preview1 adapter: one guest's descriptor table, rights and streams, and each
+//! call marshalled between guest memory and the world-neutral core
+//! ([`crate::wasi::core`]), which does what the call means.
 //!
 //! Descriptors name nodes: a file descriptor holds an open file (which survives renames
-//! and unlinks of its path); a directory descriptor holds the directory's canonical
-//! guest path, against which `path_*` calls resolve. Every path goes through
-//! [`Vfs::resolve`], so `..`, symlinks and mounts behave the same whichever descriptor
-//! a call starts from.
+//! and unlinks of its path); a directory descriptor holds a core [`Dir`], which follows
+//! renames.
 
 use super::abi::{
     self, MAX_IO, Mem, R, clock, event, fdflags, filetype, fstflags, oflags, rights, whence,
@@ -12,9 +12,10 @@ use super::abi::{
 use super::sockets::{self, Socket};
 use super::stdio::{Input, Output};
 use crate::fs::layer::Kind;
-use crate::fs::{Errno, FsError, Loc, OpenFile, OpenOptions, SetTime, Stat, Vfs};
+use crate::fs::{Errno, FsError, SetTime, Stat, Vfs};
+use crate::wasi::core::{self, Clock, Core, Dir, File, Open, Opened};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Most descriptors a guest may hold open at once (`EMFILE` past it) unless
 /// `--ulimit nofile=N` says otherwise: Linux's default soft `RLIMIT_NOFILE`. As there,
@@ -22,10 +23,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const MAX_FDS: usize = 1024;
 /// Largest `random_get` request.
 pub const MAX_RANDOM: u32 = 16 << 20;
-
-fn errno(e: FsError) -> Errno {
-    e.errno()
-}
 
 /// Rights, as the reference has them: a descriptor reports what its kind and open mode
 /// allow ([`rights::opened`]; a fixed set for preopens), and a request for rights is
@@ -35,28 +32,25 @@ fn errno(e: FsError) -> Errno {
 /// until it narrows them.
 #[derive(Debug)]
 struct FileDesc {
-    file: Arc<dyn OpenFile>,
+    /// The file and its open mode: what the host file allows, whatever the rights say.
+    file: File,
     pos: u64,
-    /// The open mode: what the host file allows, whatever the rights say.
-    read: bool,
-    write: bool,
     flags: u16,
     rights_base: u64,
     rights_inheriting: u64,
-    dev: u64,
 }
 
 impl FileDesc {
     /// The rights this descriptor reports: (base, inheriting).
     fn rights(&self) -> (u64, u64) {
-        let opened = rights::opened(false, self.read, self.write);
+        let opened = rights::opened(false, self.file.read, self.file.write);
         (opened & self.rights_base, opened & self.rights_inheriting)
     }
 }
 
 #[derive(Debug)]
 struct DirDesc {
-    loc: Loc,
+    dir: Dir,
     preopen: Option<String>,
     /// What the guest has left of the rights (see [`FileDesc`]); for a preopen, the
     /// reference's fixed set.
@@ -66,8 +60,7 @@ struct DirDesc {
     /// it then get at most its inheriting rights.
     narrowed: bool,
     /// The listing `fd_readdir` is serving, taken when it is asked for cookie 0.
-    snapshot: Option<Vec<(String, u64, u8)>>,
-    dev: u64,
+    snapshot: Option<Vec<core::Entry>>,
 }
 
 #[derive(Debug)]
@@ -86,18 +79,15 @@ enum Desc {
 pub struct WasiP1 {
     args: Vec<String>,
     env: Vec<String>,
-    vfs: Arc<Vfs>,
+    core: Core,
     fds: Vec<Option<Desc>>,
     /// Most descriptors open at once ([`MAX_FDS`] by default).
     max_fds: usize,
     stdin: Input,
     stdout: Output,
     stderr: Output,
-    started: Instant,
     /// Wakes a sleeping guest when it is stopped.
     interrupt: crate::engine::Interrupt,
-    /// Descriptors open, for `capsule stats` (shared with whoever watches).
-    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn file_type(kind: Kind) -> u8 {
@@ -153,28 +143,6 @@ fn ptr_add(base: u32, offset: u64) -> R<u32> {
     u32::try_from(u64::from(base) + offset).map_err(|_| Errno::Fault)
 }
 
-/// The directory part of a path (ignoring trailing slashes): `.` for a single name.
-fn parent_of(path: &str) -> &str {
-    match path.trim_end_matches('/').rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((parent, _)) => parent,
-        None => ".",
-    }
-}
-
-/// A path without its trailing slashes (unless it is nothing but slashes).
-fn strip_slashes(path: &str) -> &str {
-    match path.trim_end_matches('/') {
-        "" => path,
-        trimmed => trimmed,
-    }
-}
-
-/// The last component of a path, ignoring trailing slashes.
-fn last_component(path: &str) -> &str {
-    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
 fn set_time(flags: u16, value: u64, set: u16, now: u16) -> R<SetTime> {
     match (flags & set != 0, flags & now != 0) {
         (true, true) => Err(Errno::Inval),
@@ -207,24 +175,21 @@ impl DirDesc {
 impl WasiP1 {
     /// The filesystem the guest sees.
     pub fn vfs(&self) -> &Arc<Vfs> {
-        &self.vfs
+        self.core.vfs()
     }
 
     /// Keeps the number of open descriptors in `open` from now on.
     pub fn count_open_in(&mut self, open: Arc<std::sync::atomic::AtomicUsize>) {
-        open.store(
-            self.fds.iter().flatten().count(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self.open = open;
+        let now = self.fds.iter().flatten().count();
+        self.core.count_open_in(open, now);
     }
 
     fn opened(&self) {
-        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.core.opened();
     }
 
     fn closed(&self) {
-        self.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.core.closed();
     }
 
     /// A world with `args`, `env`, the namespace `vfs` and these streams. `preopens` are
@@ -242,36 +207,30 @@ impl WasiP1 {
         stdout: Output,
         stderr: Output,
     ) -> Result<Self, FsError> {
+        let mut core = Core::new(vfs);
         let mut fds = vec![Some(Desc::Stdin), Some(Desc::Stdout), Some(Desc::Stderr)];
         for (name, path) in preopens {
-            let loc = vfs.resolve("", &format!("/{path}"), true)?;
-            if vfs.stat(&loc)?.kind != Kind::Dir {
-                return Err(Errno::Notdir.into());
-            }
-            let dev = vfs.device(&loc);
             fds.push(Some(Desc::Dir(DirDesc {
-                loc,
+                dir: core.open_root(&format!("/{path}"))?,
                 preopen: Some(name.clone()),
                 rights_base: rights::PREOPEN_BASE,
                 rights_inheriting: rights::PREOPEN_INHERITING,
                 narrowed: false,
                 snapshot: None,
-                dev,
             })));
         }
-        let open = Arc::new(std::sync::atomic::AtomicUsize::new(fds.len()));
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        core.count_open_in(open, fds.len());
         Ok(Self {
             args,
             env,
-            vfs,
+            core,
             fds,
             max_fds: MAX_FDS,
             stdin,
             stdout,
             stderr,
-            started: Instant::now(),
             interrupt: crate::engine::Interrupt::default(),
-            open,
         })
     }
 
@@ -366,38 +325,10 @@ impl WasiP1 {
             .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })
     }
 
-    /// Checks that the directory a path's last component would live in exists (the
-    /// errors of resolving it: ENOENT, ENOTDIR, ELOOP...). With `whole_if_slash`, a
-    /// path ending in `/` must itself be a directory (as the reference resolves a
-    /// link's source).
-    fn parent_dir(&mut self, fd: u32, path: &str, whole_if_slash: bool) -> R<()> {
-        if path.is_empty() {
-            // The empty path names nothing, before anything else is looked at.
-            return Err(Errno::Noent);
-        }
-        let parent = if whole_if_slash && path.ends_with('/') {
-            path.to_owned()
-        } else {
-            format!("{}/", parent_of(path))
-        };
-        let loc = self.at(fd, &parent, true)?;
-        self.vfs.stat(&loc).map_err(errno)?;
-        Ok(())
-    }
-
-    /// Resolves a guest path relative to a directory descriptor. A path that starts
-    /// with `/` names no file below the descriptor: `EPERM`, as WASI's path resolution
-    /// says and wasmtime answers (wasi-libc never passes one: it resolves `/x`
-    /// against the preopens itself, so only raw callers see this).
-    fn at(&mut self, fd: u32, path: &str, follow: bool) -> R<Loc> {
-        let base = self.dir_fd(fd)?.loc.path.clone();
-        if path.contains('\0') {
-            return Err(Errno::Inval);
-        }
-        if path.starts_with('/') {
-            return Err(Errno::Perm);
-        }
-        self.vfs.resolve(&base, path, follow).map_err(errno)
+    /// The directory handle of a `path_*` call's descriptor (`EBADF` for anything
+    /// else).
+    fn base(&mut self, fd: u32) -> R<Dir> {
+        Ok(self.dir_fd(fd)?.dir.clone())
     }
 
     // ---- args, environment, clocks, random, scheduling ----------------------------------
@@ -445,15 +376,8 @@ impl WasiP1 {
 
     fn now(&self, id: u32) -> R<u64> {
         match id {
-            clock::REALTIME => {
-                let d = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_err(|_| Errno::Overflow)?;
-                u64::try_from(d.as_nanos()).map_err(|_| Errno::Overflow)
-            }
-            clock::MONOTONIC => {
-                u64::try_from(self.started.elapsed().as_nanos()).map_err(|_| Errno::Overflow)
-            }
+            clock::REALTIME => self.core.now(Clock::Realtime),
+            clock::MONOTONIC => self.core.now(Clock::Monotonic),
             clock::PROCESS_CPUTIME | clock::THREAD_CPUTIME => Err(Errno::Badf),
             _ => Err(Errno::Inval),
         }
@@ -525,7 +449,7 @@ impl WasiP1 {
 
     pub fn fd_sync(&mut self, fd: u32) -> R<()> {
         match self.desc(fd)? {
-            Desc::File(f) => f.file.sync().map_err(errno),
+            Desc::File(f) => f.file.sync(),
             Desc::Dir(_) => Ok(()),
             _ => Err(Errno::Badf),
         }
@@ -622,11 +546,10 @@ impl WasiP1 {
 
     pub fn fd_filestat_get(&mut self, mem: &mut Mem, fd: u32, out: u32) -> R<()> {
         let (dev, stat) = match self.desc(fd)? {
-            Desc::File(f) => (f.dev, f.file.stat().map_err(errno)?),
+            Desc::File(f) => (f.file.dev, f.file.stat()?),
             Desc::Dir(d) => {
-                let loc = d.loc.clone();
-                let dev = d.dev;
-                (dev, self.vfs.stat(&loc).map_err(errno)?)
+                let dir = d.dir.clone();
+                (dir.dev(), self.core.stat_dir(&dir)?)
             }
             Desc::Socket(s) => {
                 // As wasi-common: zeros, but the type.
@@ -656,30 +579,24 @@ impl WasiP1 {
         let file = self
             .file(fd)
             .map_err(|e| if e == Errno::Isdir { Errno::Badf } else { e })?;
-        if !file.write {
+        if !file.file.write {
             // As the reference and Linux: EINVAL for a descriptor not open for writing.
             return Err(Errno::Inval);
         }
         if rights::FD_FILESTAT_SET_SIZE & file.rights_base == 0 {
             return Err(Errno::Notcapable);
         }
-        file.file.set_len(size).map_err(errno)
+        file.file.set_len(size)
     }
 
     pub fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u16) -> R<()> {
         let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
         let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
         match self.desc(fd)? {
-            Desc::File(f) => {
-                let file = f.file.clone();
-                match file.set_times(atime, mtime) {
-                    Err(e) if e.errno() == Errno::Badf => Err(Errno::Badf),
-                    other => other.map_err(errno),
-                }
-            }
+            Desc::File(f) => f.file.set_times(atime, mtime),
             Desc::Dir(d) => {
-                let loc = d.loc.clone();
-                self.vfs.set_times(&loc, atime, mtime).map_err(errno)
+                let dir = d.dir.clone();
+                self.core.set_dir_times(&dir, atime, mtime)
             }
             _ => Err(Errno::Badf),
         }
@@ -717,7 +634,7 @@ impl WasiP1 {
                 Ok(total)
             }
             Desc::File(f) => {
-                if !f.read {
+                if !f.file.read {
                     return Err(Errno::Badf);
                 }
                 if f.rights_base & rights::FD_READ == 0 {
@@ -729,7 +646,7 @@ impl WasiP1 {
                     // read, as POSIX allows).
                     let len = len.min(MAX_IO as u32 - total);
                     let dst = mem.slice_mut(buf, len)?;
-                    let n = f.file.read_at(dst, pos).map_err(errno)?;
+                    let n = f.file.read_at(dst, pos)?;
                     total += n as u32;
                     pos += n as u64;
                     if n < len as usize || total as usize >= MAX_IO {
@@ -765,7 +682,7 @@ impl WasiP1 {
             Desc::Stdout => Some(1),
             Desc::Stderr => Some(2),
             Desc::File(f) => {
-                if !f.write {
+                if !f.file.write {
                     return Err(Errno::Badf);
                 }
                 if f.rights_base & rights::FD_WRITE == 0 {
@@ -775,16 +692,16 @@ impl WasiP1 {
                 // (Linux's rule, and the reference's); pwrite leaves the offset alone.
                 let append = f.flags & fdflags::APPEND != 0;
                 let mut pos = match offset {
-                    _ if append => f.file.stat().map_err(errno)?.size,
+                    _ if append => f.file.size()?,
                     Some(o) => o,
                     None => f.pos,
                 };
                 for (buf, len) in iovs.iter().copied() {
                     // At most MAX_IO bytes per call (a short write, as POSIX allows).
                     let src = mem.slice(buf, len.min(MAX_IO as u32 - total))?;
-                    let n = f.file.write_at(src, pos).map_err(errno)?;
+                    let (n, after) = f.file.write_at(src, pos, false)?;
                     total += n as u32;
-                    pos += n as u64;
+                    pos = after;
                     if total as usize >= MAX_IO {
                         break;
                     }
@@ -793,7 +710,7 @@ impl WasiP1 {
                     f.pos = pos;
                 }
                 if f.flags & (fdflags::SYNC | fdflags::DSYNC) != 0 {
-                    f.file.sync().map_err(errno)?;
+                    f.file.sync()?;
                 }
                 None
             }
@@ -865,7 +782,7 @@ impl WasiP1 {
         let base = match how {
             whence::SET => 0i128,
             whence::CUR => i128::from(file.pos),
-            whence::END => i128::from(file.file.stat().map_err(errno)?.size),
+            whence::END => i128::from(file.file.size()?),
             _ => return Err(Errno::Inval),
         };
         let new = base + i128::from(offset);
@@ -923,47 +840,30 @@ impl WasiP1 {
         cookie: u64,
         out: u32,
     ) -> R<()> {
-        let vfs = self.vfs.clone();
-        let dir = self
+        let handle = self
             .dir(fd)
-            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?;
-        if cookie == 0 || dir.snapshot.is_none() {
-            dir.snapshot = Some(match vfs.stat(&dir.loc) {
-                Ok(stat) => {
-                    let parent_ino = {
-                        let parent = dir.loc.path.rsplit_once('/').map_or("", |(p, _)| p);
-                        vfs.resolve("", &format!("/{parent}"), true)
-                            .and_then(|l| vfs.stat(&l))
-                            .map_or(stat.ino, |s| s.ino)
-                    };
-                    let mut listing = vec![
-                        (".".to_owned(), stat.ino, filetype::DIRECTORY),
-                        ("..".to_owned(), parent_ino, filetype::DIRECTORY),
-                    ];
-                    for entry in vfs.list(&dir.loc).map_err(errno)? {
-                        listing.push((entry.name, entry.ino, file_type(entry.kind)));
-                    }
-                    listing
-                }
-                // A directory removed while open lists nothing more (Linux); the
-                // reference still shows `.` and `..`.
-                Err(e) if e.errno() == Errno::Noent => vec![
-                    (".".to_owned(), 0, filetype::DIRECTORY),
-                    ("..".to_owned(), 0, filetype::DIRECTORY),
-                ],
-                Err(e) => return Err(e.errno()),
-            });
+            .map_err(|e| if e == Errno::Notdir { Errno::Badf } else { e })?
+            .dir
+            .clone();
+        let fresh = if cookie == 0 || self.dir(fd)?.snapshot.is_none() {
+            Some(self.core.list(&handle)?)
+        } else {
+            None
+        };
+        let dir = self.dir(fd)?;
+        if let Some(listing) = fresh {
+            dir.snapshot = Some(listing);
         }
         let listing = dir.snapshot.as_deref().unwrap_or_default();
         let start = usize::try_from(cookie).map_err(|_| Errno::Overflow)?;
         let dst = mem.slice_mut(buf, len)?;
         let mut used = 0usize;
-        for (index, (name, ino, ft)) in listing.iter().enumerate().skip(start) {
+        for (index, core::Entry { name, ino, kind }) in listing.iter().enumerate().skip(start) {
             let mut entry = Vec::with_capacity(abi::DIRENT_SIZE + name.len());
             entry.extend_from_slice(&(index as u64 + 1).to_le_bytes());
             entry.extend_from_slice(&ino.to_le_bytes());
             entry.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            entry.push(*ft);
+            entry.push(file_type(*kind));
             entry.extend_from_slice(&[0, 0, 0]);
             entry.extend_from_slice(name.as_bytes());
             let room = dst.len() - used;
@@ -996,7 +896,6 @@ impl WasiP1 {
         out: u32,
     ) -> R<()> {
         let path = mem.str(path, path_len)?;
-        let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
         // What a new descriptor may keep: everything, unless the guest narrowed the
         // directory's inheriting rights.
         let child_rights = match self.desc(dirfd)? {
@@ -1006,95 +905,46 @@ impl WasiP1 {
         };
         self.require(dirfd, open_rights(oflags))?;
         let creat = oflags & oflags::CREAT != 0;
-        let excl = oflags & oflags::EXCL != 0;
         let trunc = oflags & oflags::TRUNC != 0;
-        let directory = oflags & oflags::DIRECTORY != 0;
-        if directory && (creat || excl || trunc) {
-            // As the reference, before looking at the path.
-            return Err(Errno::Inval);
-        }
         // The open mode, as the reference decides it: rights are a request, trimmed to
         // what the file allows, never a reason to refuse. Creating or truncating writes;
         // a descriptor that does not ask to write reads (so no rights at all reads).
-        let write = base & rights::FD_WRITE != 0 || creat || trunc;
-        let read = base & rights::FD_READ != 0 || base & rights::FD_WRITE == 0;
+        let how = Open {
+            follow: lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0,
+            create: creat,
+            exclusive: oflags & oflags::EXCL != 0,
+            truncate: trunc,
+            directory: oflags & oflags::DIRECTORY != 0,
+            write: base & rights::FD_WRITE != 0 || creat || trunc,
+            read: base & rights::FD_READ != 0 || base & rights::FD_WRITE == 0,
+        };
+        self.core.check_open(&how)?;
         // Room for the descriptor before any side effect: at the limit, EMFILE and
         // nothing created or truncated.
         self.check_room()?;
-        if creat && path.ends_with('/') && !matches!(last_component(&path), "." | "..") {
-            // O_CREAT with `name/` is EISDIR whatever `name` is (Linux, the
-            // reference), once its directory resolved.
-            self.parent_dir(dirfd, &path, false)?;
-            return Err(Errno::Isdir);
-        }
-        // O_CREAT|O_EXCL never follows a symlink in the last component: the link
-        // itself exists (POSIX: EEXIST).
-        let loc = self.at(dirfd, &path, follow && !(creat && excl))?;
-        let stat = match self.vfs.stat(&loc) {
-            Ok(stat) => Some(stat),
-            Err(e) if e.errno() == Errno::Noent => None,
-            Err(e) if creat && loc.trailing_slash && e.errno() == Errno::Notdir => None,
-            Err(e) => return Err(e.errno()),
+        let dir = self.base(dirfd)?;
+        let desc = match self.core.open(&dir, &path, how)? {
+            Opened::Dir(dir) => Desc::Dir(DirDesc {
+                dir,
+                preopen: None,
+                rights_base: child_rights,
+                rights_inheriting: child_rights,
+                narrowed: false,
+                snapshot: None,
+            }),
+            Opened::File(file) => Desc::File(FileDesc {
+                file,
+                pos: 0,
+                flags: fdflags
+                    & (fdflags::APPEND
+                        | fdflags::NONBLOCK
+                        | fdflags::DSYNC
+                        | fdflags::RSYNC
+                        | fdflags::SYNC),
+                rights_base: child_rights,
+                rights_inheriting: child_rights,
+            }),
         };
-        // With O_EXCL, an existing `./` or `../` is EEXIST before it is EISDIR.
-        if stat.is_some() && creat && excl {
-            return Err(Errno::Exist);
-        }
-        if creat && loc.trailing_slash {
-            return Err(Errno::Isdir);
-        }
-        if let Some(stat) = &stat {
-            match stat.kind {
-                // Not following a symlink in the last component: ELOOP, as POSIX's
-                // O_NOFOLLOW (and the reference) say, with or without O_DIRECTORY.
-                Kind::Symlink => return Err(Errno::Loop),
-                Kind::Dir => {
-                    if write {
-                        return Err(Errno::Isdir);
-                    }
-                    let dev = self.vfs.device(&loc);
-                    let desc = Desc::Dir(DirDesc {
-                        loc,
-                        preopen: None,
-                        rights_base: child_rights,
-                        rights_inheriting: child_rights,
-                        narrowed: false,
-                        snapshot: None,
-                        dev,
-                    });
-                    let fd = self.insert(desc)?;
-                    return mem.put_u32(out, fd);
-                }
-                Kind::File if directory => return Err(Errno::Notdir),
-                Kind::File => {}
-            }
-        } else if !creat {
-            return Err(Errno::Noent);
-        }
-        let options = OpenOptions {
-            read,
-            write,
-            create: creat,
-            exclusive: excl,
-            truncate: trunc,
-        };
-        let file = self.vfs.open(&loc, options, 0o644).map_err(errno)?;
-        let dev = self.vfs.device(&loc);
-        let desc = Desc::File(FileDesc {
-            file,
-            pos: 0,
-            read,
-            write,
-            flags: fdflags
-                & (fdflags::APPEND
-                    | fdflags::NONBLOCK
-                    | fdflags::DSYNC
-                    | fdflags::RSYNC
-                    | fdflags::SYNC),
-            rights_base: child_rights,
-            rights_inheriting: child_rights,
-            dev,
-        });
         let fd = self.insert(desc)?;
         mem.put_u32(out, fd)
     }
@@ -1102,11 +952,8 @@ impl WasiP1 {
     pub fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         self.require(fd, rights::PATH_CREATE_DIRECTORY)?;
         let path = mem.str(path, len)?;
-        // mkdir never follows its last component, trailing slash or not: `link/` where
-        // `link` is a symlink (even a dangling one) is EEXIST, as on Linux.
-        let path = strip_slashes(&path);
-        let loc = self.at(fd, path, false)?;
-        self.vfs.mkdir(&loc, 0o755).map_err(errno)
+        let dir = self.base(fd)?;
+        self.core.mkdir(&dir, &path)
     }
 
     pub fn path_filestat_get(
@@ -1120,9 +967,9 @@ impl WasiP1 {
     ) -> R<()> {
         self.require(fd, rights::PATH_FILESTAT_GET)?;
         let path = mem.str(path, len)?;
-        let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
-        let stat = self.vfs.stat(&loc).map_err(errno)?;
-        let dev = self.vfs.device(&loc);
+        let dir = self.base(fd)?;
+        let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
+        let (dev, stat) = self.core.stat_at(&dir, &path, follow)?;
         write_filestat(mem, out, dev, &stat)
     }
 
@@ -1143,9 +990,9 @@ impl WasiP1 {
         let atime = set_time(flags, atim, fstflags::ATIM, fstflags::ATIM_NOW)?;
         let mtime = set_time(flags, mtim, fstflags::MTIM, fstflags::MTIM_NOW)?;
         self.require(fd, rights::PATH_FILESTAT_SET_TIMES)?;
-        let loc = self.at(fd, &path, lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0)?;
-        self.vfs.stat(&loc).map_err(errno)?;
-        self.vfs.set_times(&loc, atime, mtime).map_err(errno)
+        let dir = self.base(fd)?;
+        let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
+        self.core.set_times_at(&dir, &path, follow, atime, mtime)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1164,43 +1011,10 @@ impl WasiP1 {
         self.require(new_fd, rights::PATH_LINK_TARGET)?;
         let old_path = mem.str(old_path, old_len)?;
         let new_path = mem.str(new_path, new_len)?;
-        // Both paths' directories resolve first, then the names are looked at.
-        self.parent_dir(old_fd, &old_path, true)?;
-        self.parent_dir(new_fd, &new_path, false)?;
+        let (old_dir, new_dir) = (self.base(old_fd)?, self.base(new_fd)?);
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
-        if new_path.ends_with('/') {
-            // A new name with a trailing slash never gets a link: an existing directory
-            // is EEXIST and a file ENOTDIR, before the source is looked at (as the
-            // reference); a missing one is ENOENT once the source is found.
-            let to = self.at(new_fd, &new_path, false)?;
-            // The descriptor's own directory (`./`): the reference looks at the source
-            // first there (ENOENT for a missing one), then answers EEXIST.
-            if to.path == self.dir_fd(new_fd)?.loc.path {
-                let from = self.at(old_fd, &old_path, follow)?;
-                self.vfs.stat(&from).map_err(errno)?;
-                return Err(Errno::Exist);
-            }
-            return Err(match self.vfs.stat(&to) {
-                Ok(_) => Errno::Exist,
-                Err(e) if e.errno() == Errno::Notdir => Errno::Notdir,
-                Err(_) => {
-                    let from = self.at(old_fd, &old_path, follow)?;
-                    self.vfs.stat(&from).map_err(errno)?;
-                    Errno::Noent
-                }
-            });
-        }
-        let from = self.at(old_fd, &old_path, follow)?;
-        let source = self.vfs.stat(&from).map_err(errno)?;
-        let to = self.at(new_fd, &new_path, false)?;
-        // Linux's order: an existing new name is EEXIST, then a directory source EPERM.
-        if self.vfs.stat(&to).is_ok() || self.vfs.is_mount_point(&to.path) {
-            return Err(Errno::Exist);
-        }
-        if source.kind == Kind::Dir {
-            return Err(Errno::Perm);
-        }
-        self.vfs.link(&from, &to).map_err(errno)
+        self.core
+            .link(&old_dir, &old_path, follow, &new_dir, &new_path)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1216,13 +1030,8 @@ impl WasiP1 {
     ) -> R<()> {
         self.require(fd, rights::PATH_READLINK)?;
         let path = mem.str(path, len)?;
-        let loc = self.at(fd, &path, false)?;
-        if loc.trailing_slash {
-            // `name/` must be a directory, and a directory is not a symlink.
-            self.vfs.stat(&loc).map_err(errno)?;
-            return Err(Errno::Inval);
-        }
-        let target = self.vfs.readlink(&loc).map_err(errno)?;
+        let dir = self.base(fd)?;
+        let target = self.core.readlink(&dir, &path)?;
         let n = target.len().min(buf_len as usize);
         mem.write(buf, &target.as_bytes()[..n])?;
         mem.put_u32(out, n as u32)
@@ -1231,15 +1040,8 @@ impl WasiP1 {
     pub fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         self.require(fd, rights::PATH_REMOVE_DIRECTORY)?;
         let path = mem.str(path, len)?;
-        // `d/.` must resolve before it is refused: ENOENT when `d` is missing.
-        let loc = self.at(fd, &path, false)?;
-        match last_component(&path) {
-            "." => return Err(Errno::Inval),
-            // The parent holds at least the directory the path came from (Linux).
-            ".." => return Err(Errno::Notempty),
-            _ => {}
-        }
-        self.vfs.rmdir(&loc).map_err(errno)
+        let dir = self.base(fd)?;
+        self.core.rmdir(&dir, &path)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1257,62 +1059,8 @@ impl WasiP1 {
         self.require(new_fd, rights::PATH_RENAME_TARGET)?;
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
-        // Both paths' directories resolve first (as Linux and the reference), then the
-        // names: `.` or `..` last is EBUSY, Linux's answer, once the parents are found.
-        self.parent_dir(fd, &old, false)?;
-        self.parent_dir(new_fd, &new, false)?;
-        if [&old, &new]
-            .iter()
-            .any(|p| matches!(last_component(p), "." | ".."))
-        {
-            return Err(Errno::Busy);
-        }
-        // rename never follows a symlink in either last place, trailing slash or not;
-        // a trailing slash only says both ends must be directories (POSIX).
-        let (old_name, new_name) = (strip_slashes(&old), strip_slashes(&new));
-        let slash = old_name.len() < old.len() || new_name.len() < new.len();
-        let from = self.at(fd, old_name, false)?;
-        let source = self.vfs.stat(&from).map_err(errno)?;
-        if slash && source.kind != Kind::Dir {
-            return Err(Errno::Notdir);
-        }
-        let to = self.at(new_fd, new_name, false)?;
-        if from.path.starts_with(&format!("{}/", to.path))
-            || (to.path.is_empty() && !from.path.is_empty())
-        {
-            // The new name is an ancestor of the old one (Linux: ENOTEMPTY).
-            return Err(Errno::Notempty);
-        }
-        self.vfs.rename(&from, &to).map_err(errno)?;
-        self.renamed(&from.path, &to.path);
-        Ok(())
-    }
-
-    /// Directory descriptors name directories, not paths: after a rename, those at or
-    /// below the old path follow it to the new one.
-    fn renamed(&mut self, from: &str, to: &str) {
-        if from.is_empty() {
-            return;
-        }
-        let vfs = self.vfs.clone();
-        for desc in self.fds.iter_mut().flatten() {
-            let Desc::Dir(dir) = desc else { continue };
-            let moved = if dir.loc.path == from {
-                to.to_owned()
-            } else if let Some(rest) = dir
-                .loc
-                .path
-                .strip_prefix(from)
-                .and_then(|r| r.strip_prefix('/'))
-            {
-                format!("{to}/{rest}")
-            } else {
-                continue;
-            };
-            if let Ok(loc) = vfs.resolve("", &format!("/{moved}"), false) {
-                dir.loc = loc;
-            }
-        }
+        let (old_dir, new_dir) = (self.base(fd)?, self.base(new_fd)?);
+        self.core.rename(&old_dir, &old, &new_dir, &new)
     }
 
     pub fn path_symlink(
@@ -1327,31 +1075,15 @@ impl WasiP1 {
         self.require(fd, rights::PATH_SYMLINK)?;
         let target = mem.str(old, old_len)?;
         let path = mem.str(new, new_len)?;
-        if target.contains('\0') {
-            return Err(Errno::Inval);
-        }
-        if target.starts_with('/') {
-            // An absolute target: WASI's filesystem refuses to make one (a link that
-            // points outside any directory a descriptor grants), as wasmtime does.
-            // Links an image already holds are still followed inside the container.
-            // Refused before the new name is looked at, as the reference refuses it.
-            return Err(Errno::Perm);
-        }
-        if target.is_empty() {
-            // An empty target names nothing: ENOENT once the new name's directory
-            // resolved (as Linux's symlinkat, which looks at the name only after).
-            self.parent_dir(fd, &path, true)?;
-            return Err(Errno::Noent);
-        }
-        let loc = self.at(fd, &path, false)?;
-        self.vfs.symlink(&target, &loc).map_err(errno)
+        let dir = self.base(fd)?;
+        self.core.symlink(&target, &dir, &path)
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         self.require(fd, rights::PATH_UNLINK_FILE)?;
         let path = mem.str(path, len)?;
-        let loc = self.at(fd, &path, false)?;
-        self.vfs.unlink(&loc).map_err(errno)
+        let dir = self.base(fd)?;
+        self.core.unlink(&dir, &path)
     }
 
     // ---- polling ----------------------------------------------------------------------------
