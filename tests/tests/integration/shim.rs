@@ -542,3 +542,33 @@ fn tasks_of_one_sandbox_share_one_shim() {
     );
     assert_nothing_left(&containerd);
 }
+
+#[test]
+fn containerd_runs_a_component_image_through_the_shim() {
+    let containerd = Containerd::start();
+    let env = TestEnv::new();
+    env.write(
+        "ctx/hello.wasm",
+        std::fs::read(guests::components::HELLO).expect("hello component"),
+    );
+    env.write(
+        "ctx/Capsulefile",
+        "FROM scratch\nCOPY hello.wasm /hello.wasm\nENTRYPOINT [\"/hello.wasm\"]\n",
+    );
+    let image = build_and_import(&containerd, &env, "shimcomponent:1");
+    // A WASI 0.2 command: its output reaches ctr, its exit code is ctr's.
+    let out = run(
+        &containerd,
+        &[],
+        &image,
+        "component",
+        &["/hello.wasm", "--ls", "/", "--exit", "4"],
+    );
+    assert_exit(&out, 4);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("hello from a component") && stdout.contains("hello.wasm"),
+        "{stdout}"
+    );
+    assert_nothing_left(&containerd);
+}
