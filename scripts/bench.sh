@@ -14,6 +14,7 @@
 #   scripts/bench.sh api        # examples/library-api under wrk: capsule -p vs wasmtime (wasip2) vs native
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
 #   scripts/bench.sh stress     # lifecycle races: stop, kill, rm -f, start, restart, rename, cp, run -d at once on 8 containers for 60 s, then the invariants (exit 1 on a violation)
+#   scripts/bench.sh components # WASI 0.2: warm run of a command component, HTTP components under wrk; vs wasmtime run / serve
 #   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1, as runwasi's stress test; ctr run --rm vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,6 +113,16 @@ if [ "${1:-}" = plugins ]; then
         --manifest-path examples/plugin-host/plugins/rust/Cargo.toml --target-dir "$target_dir/bench-guests/plugin" >&2
     cargo build --release --locked -p capsule-example-plugin-host --bin capsule-plugin-bench >&2
     exec "$target_dir/release/capsule-plugin-bench" "$target_dir/bench-guests/plugin/wasm32-wasip1/release/rust_plugin.wasm" "$@"
+fi
+if [ "${1:-}" = components ]; then
+    shift
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "bench: installing wrk (apt-get install -y wrk)" >&2
+        apt-get install -y -qq wrk >/dev/null || { echo "bench: run: apt-get install -y wrk" >&2; exit 1; }
+    fi
+    scripts/build-components.sh examples/components/out >/dev/null
+    exec python3 scripts/bench_components.py --capsule "$target_dir/release/capsule" \
+        --components examples/components/out "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

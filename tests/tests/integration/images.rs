@@ -319,35 +319,63 @@ fn hostile_and_broken_archives_are_refused_without_naming_anything() {
     assert_eq!(env.run(&["images", "-q"]).stdout.trim(), "");
 }
 
-#[test]
-fn a_cncf_wasm_artifact_loads_and_runs() {
-    let env = TestEnv::new();
-    let module = std::fs::read(guests::examples::SHOW).expect("guest");
-    let config = br#"{"created":"2024-01-01T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
+/// A CNCF wasm artifact (`application/vnd.wasm.config.v0+json` config, one
+/// `application/wasm` layer) holding `wasm`, as an OCI layout tar naming it `name`.
+fn wasm_artifact_tar(wasm: &[u8], os: &str, name: &str) -> Vec<u8> {
+    let config = format!(
+        r#"{{"created":"2024-01-01T00:00:00Z","architecture":"wasm","os":"{os}","layerDigests":[]}}"#
+    )
+    .into_bytes();
     let manifest = format!(
         "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.wasm.config.v0+json\",\"digest\":\"sha256:{}\",\"size\":{}}},\"layers\":[{{\"mediaType\":\"application/wasm\",\"digest\":\"sha256:{}\",\"size\":{}}}]}}",
         sha(&config),
         config.len(),
-        sha(&module),
-        module.len()
+        sha(wasm),
+        wasm.len()
     );
     let index = format!(
-        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":{},\"annotations\":{{\"io.containerd.image.name\":\"docker.io/library/artifact:1\"}}}}]}}",
+        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":{},\"annotations\":{{\"io.containerd.image.name\":\"docker.io/library/{name}\"}}}}]}}",
         sha(manifest.as_bytes()),
         manifest.len()
     );
     let names = [
         format!("blobs/sha256/{}", sha(&config)),
-        format!("blobs/sha256/{}", sha(&module)),
+        format!("blobs/sha256/{}", sha(wasm)),
         format!("blobs/sha256/{}", sha(manifest.as_bytes())),
     ];
-    let archive = tar_with(&[
+    tar_with(&[
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
         (&names[0], &config),
-        (&names[1], &module),
+        (&names[1], wasm),
         (&names[2], manifest.as_bytes()),
         ("index.json", index.as_bytes()),
-    ]);
+    ])
+}
+
+#[test]
+fn a_cncf_wasm_artifact_of_a_component_loads_and_runs() {
+    let env = TestEnv::new();
+    let component = std::fs::read(guests::components::HELLO).expect("hello component");
+    env.write(
+        "artifact.tar",
+        wasm_artifact_tar(&component, "wasip2", "component:1"),
+    );
+    let load = env.run(&["load", "-i", "artifact.tar"]);
+    load.assert_code(0);
+    let out = env.run(&["run", "--rm", "component:1", "--exit", "6"]);
+    out.assert_code(6);
+    assert!(
+        out.stdout.contains("hello from a component"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_cncf_wasm_artifact_loads_and_runs() {
+    let env = TestEnv::new();
+    let module = std::fs::read(guests::examples::SHOW).expect("guest");
+    let archive = wasm_artifact_tar(&module, "wasip1", "artifact:1");
     env.write("artifact.tar", archive);
     let load = env.run(&["load", "-i", "artifact.tar"]);
     load.assert_code(0);
