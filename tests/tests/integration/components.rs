@@ -121,6 +121,22 @@ fn exit_codes_traps_and_limits_of_a_command_component() {
     let fuel = c.env.run(&["run", "--rm", "--fuel", "1000", "hello"]);
     assert_ne!(fuel.code, Some(0));
     assert!(fuel.stderr.contains("ran out of fuel"), "{}", fuel.stderr);
+    // `--storage-opt size`: the writable layer holds no more. (The guest's libc reports
+    // a failed write through a file stream as EIO: wasi-libc's preview2 build does not
+    // ask `filesystem-error-code` for writes.)
+    let big = "x".repeat(8192);
+    let full = c.env.run(&[
+        "run",
+        "--rm",
+        "--storage-opt",
+        "size=4k",
+        "hello",
+        "--write",
+        "/big.txt",
+        &big,
+    ]);
+    assert_eq!(full.code, Some(1), "{full:?}");
+    assert!(full.stderr.contains("cannot write /big.txt"), "{full:?}");
     // `--ulimit nofile`: stdio and the preopens count; one more open is refused.
     let nofile = c.env.run(&[
         "run",
