@@ -294,6 +294,22 @@ pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<wasmtime::Module, CacheEr
     <wasmtime::Module as Artifact>::compile(engine, wasm)
 }
 
+/// `component`, compiled by another engine, loaded into `engine` (one that differs only
+/// in how it allocates instances, say), without compiling it again.
+///
+/// # Errors
+/// wasmtime's reason when the engines' compiled code is not compatible.
+pub fn transfer_component(
+    component: &wasmtime::component::Component,
+    engine: &Engine,
+) -> Result<wasmtime::component::Component, String> {
+    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+    // SAFETY: the bytes are wasmtime's own serialization of a component this process
+    // compiled and holds; wasmtime checks that they fit `engine`.
+    unsafe { wasmtime::component::Component::deserialize(engine.wasmtime(), &bytes) }
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// What the cache holds compiled: a core module or a component. Both serialize to
 /// wasmtime's own format; an entry's name is the digest of the wasm it came from, so
 /// the two kinds never share one.
