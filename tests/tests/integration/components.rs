@@ -280,6 +280,23 @@ fn limits_apply_to_each_request_of_an_http_component() {
     let logs = c.ok(&["logs", "starved"]);
     assert!(logs.contains("ran out of fuel"), "{logs}");
     assert_eq!(logs.matches("GET /health 500").count(), 2, "{logs}");
+    // Too little memory for an instance: the same, with the reason.
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "small",
+        "--memory",
+        "1m",
+        "-p",
+        "127.0.0.1::8080",
+        "http-rust",
+    ]);
+    let port = c.host_port("small", 8080);
+    let resp = wait_serving(&c, "small", port, "/health");
+    assert_eq!(resp.status, 500, "{resp:?}");
+    let logs = c.ok(&["logs", "small"]);
+    assert!(logs.contains("exceeds memory limits"), "{logs}");
 }
 
 #[test]
