@@ -244,6 +244,13 @@ fn main() {
     fs::write(out.join("guests.rs"), consts).expect("write guests.rs");
 }
 
+/// A program the build runs from the machine: listed in `scripts/test-tools.txt`, which
+/// `scripts/install-test-deps.sh` installs from (the `tools::` test holds every name
+/// passed here to the list).
+fn tool(name: &str) -> &str {
+    name
+}
+
 /// The example WASI 0.2 components (`examples/components`), built by the project's own
 /// `scripts/build-components.sh` (which installs what it needs: the wasm32-wasip2
 /// target, componentize-py from PyPI, componentize-js from npm) into `OUT/components`.
@@ -259,7 +266,7 @@ fn build_components(manifest: &Path, out: &Path) -> String {
             root.join("examples/components").join(example).display()
         );
     }
-    let output = Command::new("bash")
+    let output = Command::new(tool("bash"))
         .arg(&script)
         .arg(&dir)
         .env("COMPONENTS_TARGET_DIR", out.join("components-target"))
