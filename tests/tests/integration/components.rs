@@ -452,3 +452,16 @@ fn exec_runs_a_component_beside_a_running_service_in_its_files() {
     assert!(note.contains("from exec"), "{note}");
     c.ok(&["stop", "svc"]);
 }
+
+#[test]
+fn a_recipe_runs_a_component_in_a_build_step() {
+    let c = images();
+    let recipe = c.env.write(
+        "step/Capsulefile",
+        "FROM hello\nRUN [\"/hello.wasm\", \"--write\", \"/made-at-build.txt\", \"by RUN\"]\n",
+    );
+    let context = recipe.parent().expect("context").to_str().expect("UTF-8");
+    c.ok(&["build", "-t", "stepped", context]);
+    let cat = c.ok(&["run", "--rm", "stepped", "--cat", "/made-at-build.txt"]);
+    assert!(cat.contains("by RUN"), "{cat}");
+}
