@@ -262,8 +262,14 @@ fn access_log(stdio: &Stdio) -> Box<dyn Fn(&str) + Send + Sync> {
 
 async fn accept_loop(listener: tokio::net::TcpListener, service: Arc<Service>) {
     loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait a moment rather than spin.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         // A response goes out as headers, then body chunks: without this, Nagle's
         // algorithm holds the last small write until the client's delayed ACK (40 ms).
