@@ -8,6 +8,8 @@
 //! reachable from this machine only, unless the user names another address
 //! (`0.0.0.0` exposes it to every network the host is on).
 
+pub mod allow;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
 /// The address a port is published on when `-p` names none.
