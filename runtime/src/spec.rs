@@ -288,6 +288,14 @@ pub struct Limits {
     pub nofile: Option<u32>,
     /// `--storage-opt size=N`: bytes the writable layer may hold.
     pub storage: Option<u64>,
+    /// `--allow-outbound RULE`: where the guest may connect (`SCHEME://HOST:PORT`,
+    /// [`crate::net::allow`]); empty: nowhere. Checked rules only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound: Vec<String>,
+    /// `--network host`: every outbound connection and name lookup allowed (the
+    /// documented escape hatch); `none`, the default, is `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network_host: bool,
 }
 
 /// A tmpfs mount: `--tmpfs /tmp[:size=64m]`.

@@ -113,6 +113,14 @@ pub struct CreateArgs {
     /// Interrupt the guest after this much wall-clock time (e.g. 30s, 5m); exit 124
     #[arg(long = "timeout", value_name = "DURATION")]
     timeout: Option<String>,
+    /// Let the guest connect to SCHEME://HOST:PORT (repeatable; * for any host, port
+    /// or scheme, *.example.com, CIDRs, port ranges A..B); WASI 0.2 components only
+    #[arg(long = "allow-outbound", value_name = "SCHEME://HOST:PORT")]
+    allow_outbound: Vec<String>,
+    /// none (the default: no outbound connections but those --allow-outbound names) or
+    /// host (every connection and name lookup: an escape hatch)
+    #[arg(long = "network", value_name = "none|host")]
+    network: Option<String>,
     /// Publish a container port on the host: the host listens on IP:HOST_PORT
     /// (default IP 127.0.0.1, this machine only; 0.0.0.0 is every network the host is
     /// on) and hands the socket to the guest; CONTAINER_PORT alone picks a free host
@@ -318,6 +326,18 @@ fn resolve_limits(args: &CreateArgs, limits: &mut Limits) -> Result<(), Failure>
     for option in &args.storage_opt {
         limits.storage = Some(grammar::storage_opt("--storage-opt", option).map_err(usage)?);
     }
+    capsule_runtime::net::allow::AllowList::parse(&args.allow_outbound).map_err(usage)?;
+    limits.outbound.clone_from(&args.allow_outbound);
+    limits.network_host = match args.network.as_deref() {
+        None | Some("none") => false,
+        Some("host") => true,
+        Some(other) => {
+            return Err(usage(anyhow::anyhow!(
+                "--network {other:?}: Capsule has the networks none (the default) and host; \
+                 user-defined networks are not supported yet"
+            )));
+        }
+    };
     Ok(())
 }
 

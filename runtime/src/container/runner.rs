@@ -301,6 +301,14 @@ impl Runner {
         };
         let spec = found_spec.as_ref().unwrap_or(spec);
         let module = match loaded {
+            Compiled::Module(_) if spec.limits.network_host || !spec.limits.outbound.is_empty() => {
+                return Err(RunError::Unsupported(
+                    "--allow-outbound and --network host are for WASI 0.2 components: a WASI \
+                     preview1 program has no call that opens a connection (it is handed its \
+                     published ports, -p)"
+                        .to_owned(),
+                ));
+            }
             Compiled::Module(module) => module,
             Compiled::Component(component) => {
                 return self

@@ -491,6 +491,7 @@ mod tests {
             nofile: Some(MAX_NOFILE),
             storage: Some(1),
             timeout: Some(MAX_DURATION),
+            ..Limits::default()
         };
         assert_eq!(fine.check(), Ok(()));
     }

@@ -28,6 +28,7 @@ mod layers;
 mod library_api;
 mod limits;
 mod modules;
+mod outbound;
 mod owner;
 mod plugins;
 mod ports;

@@ -8,6 +8,7 @@
 //! hello --cat PATH               prints the file at PATH after a "cat PATH: N bytes" line
 //! hello --exit N                  exits with status N (after the lines above)
 //! hello --trap                    traps (wasm `unreachable`), as a crashing program does
+//! hello --connect ADDR            connects to ADDR (IP:PORT) over TCP, sends "hello\n", prints "connected ADDR"
 //! ```
 //!
 //! With `GREETING` set, it prints `GREETING=...` after the hello line. Options may be
@@ -101,6 +102,16 @@ fn run(args: &[String], out: &mut impl Write) -> Result<u8, Failure> {
                     .map_err(|e| failed(format!("cannot write to stdout: {e}")))?;
                 // `abort` is the `unreachable` instruction on wasm: the instance traps.
                 std::process::abort();
+            }
+            "--connect" => {
+                let addr = rest.next().ok_or_else(|| failed("--connect needs IP:PORT"))?;
+                let mut stream = std::net::TcpStream::connect(addr.as_str())
+                    .map_err(|e| failed(format!("cannot connect to {addr}: {e}")))?;
+                stream
+                    .write_all(b"hello\n")
+                    .map_err(|e| failed(format!("cannot send to {addr}: {e}")))?;
+                writeln!(out, "connected {addr}")
+                    .map_err(|e| failed(format!("cannot write to stdout: {e}")))?;
             }
             "--exit" => {
                 let n = rest.next().ok_or_else(|| failed("--exit needs a number"))?;

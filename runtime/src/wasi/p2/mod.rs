@@ -7,6 +7,7 @@
 //! reaches no network until the networking issue's allow-list exists.
 
 pub mod filesystem;
+pub mod network;
 pub mod stdio;
 
 use crate::fs::FsError;
@@ -51,6 +52,7 @@ impl WasiP2 {
         vfs: Arc<crate::fs::Vfs>,
         preopens: &[(String, String)],
         streams: (Input, Output, Output),
+        limits: &crate::spec::Limits,
     ) -> Result<Self, FsError> {
         let core = Core::new(vfs);
         let preopens = preopens
@@ -58,15 +60,23 @@ impl WasiP2 {
             .map(|(name, path)| Ok((core.open_root(&format!("/{path}"))?, name.clone())))
             .collect::<Result<Vec<_>, FsError>>()?;
         let (stdin, stdout, stderr) = streams;
+        let stderr = stdio::SharedOutput::new(stderr);
         let mut builder = WasiCtx::builder();
         builder
             .args(args)
             .envs(env)
             .stdin(stdio::SharedInput::new(stdin))
             .stdout(stdio::SharedOutput::new(stdout))
-            .stderr(stdio::SharedOutput::new(stderr))
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(limits.network_host)
+            // Sockets exist; what they may reach is the gate's decision.
+            .allow_tcp(true)
+            .allow_udp(true);
+        let gate = network::Gate::new(limits, stderr);
+        builder.socket_addr_check(move |addr, usage| {
+            let allowed = gate.allows(addr, usage);
+            Box::pin(async move { allowed })
+        });
         Ok(Self {
             core,
             table: ResourceTable::new(),
