@@ -204,6 +204,26 @@ impl RunOptions {
         self
     }
 
+    /// Lets a WASI 0.2 component connect where `rule` says (`--allow-outbound`:
+    /// `SCHEME://HOST:PORT` in Spin's syntax, e.g. `tcp://db:5432`,
+    /// `tcp://10.0.0.0/8:*`); repeatable. Without any, a component connects nowhere.
+    /// A preview1 module given one is refused when it runs.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for a rule that does not parse, saying why.
+    pub fn allow_outbound(mut self, rule: &str) -> Result<Self, Error> {
+        capsule_runtime::net::allow::AllowList::parse(&[rule])
+            .map_err(|e| Error::from_source(crate::ErrorKind::InvalidInput, &e))?;
+        self.limits.outbound.push(rule.to_owned());
+        Ok(self)
+    }
+
+    /// Every connection and name lookup allowed (`--network host`): an escape hatch.
+    pub fn network_host(mut self) -> Self {
+        self.limits.network_host = true;
+        self
+    }
+
     pub(crate) fn streamed(&self) -> bool {
         self.stdout.is_some() || self.stderr.is_some()
     }

@@ -167,3 +167,28 @@ fn bad_rules_and_preview1_programs_get_one_clear_line() {
     env.run(&["run", "--allow-outbound", "tcp://*:*", "hello-world"])
         .assert_error(126, &["WASI 0.2 components", "preview1"]);
 }
+
+#[test]
+fn the_sdk_runs_a_component_with_an_allow_list() {
+    use capsule_sdk::{Capsule, ErrorKind, RunOptions};
+    let capsule = Capsule::in_memory().expect("an in-memory Capsule");
+    let hello = capsule
+        .module_from_file(guests::components::HELLO)
+        .expect("the hello component compiles");
+    let server = Listener::start();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let run = |options: RunOptions| {
+        capsule
+            .run(&hello, options.arg("--connect").arg(&addr))
+            .expect("the component runs")
+    };
+    let denied = run(RunOptions::new());
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    let allowed = run(RunOptions::new()
+        .allow_outbound(&format!("tcp://{addr}"))
+        .expect("a good rule"));
+    assert_eq!(allowed.status.code(), Some(0), "{allowed:?}");
+    assert_eq!(server.received(1), vec!["hello\n".to_owned()]);
+    let bad = RunOptions::new().allow_outbound("tcp://db").map(drop);
+    assert_eq!(bad.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
+}
