@@ -249,6 +249,16 @@ impl MemoryLimiter {
         }
     }
 
+    /// The spec's `--memory` (default [`DEFAULT_MEMORY_LIMIT`]), for this program alone
+    /// or, with `gauges`, for all the programs of its container together.
+    pub(crate) fn for_run(spec: &RunSpec, gauges: Option<&Gauges>) -> Self {
+        let limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
+        match gauges {
+            Some(gauges) => Self::shared(limit, gauges.clone()),
+            None => Self::new(limit),
+        }
+    }
+
     fn grow(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> bool {
         if maximum.is_some_and(|max| desired > max) {
             // Past the memory's own maximum: wasmtime refuses it anyway, not our limit.
@@ -349,14 +359,10 @@ pub fn run_in(
         gauges.map(|g| g.freeze.clone()),
     )
     .map_err(|e| RunError::Link(format!("{e:#}")))?;
-    let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
-    let memory = match gauges {
-        Some(gauges) => {
-            wasi.share(gauges);
-            MemoryLimiter::shared(memory_limit, gauges.clone())
-        }
-        None => MemoryLimiter::new(memory_limit),
-    };
+    if let Some(gauges) = gauges {
+        wasi.share(gauges);
+    }
+    let memory = MemoryLimiter::for_run(spec, gauges);
     let mut store = Store::new(engine.wasmtime(), StoreData { wasi, memory });
     store.limiter(|d: &mut StoreData| &mut d.memory);
     arm(&mut store, engine, spec, interrupt)?;
@@ -488,14 +494,10 @@ pub fn run_component_in(
     use wasmtime::component::Linker;
     let mut linker: Linker<ComponentData> = Linker::new(engine.wasmtime());
     wasi::p2::add_to_linker(&mut linker).map_err(|e| RunError::Link(format!("{e:#}")))?;
-    let memory_limit = spec.limits.memory.unwrap_or(DEFAULT_MEMORY_LIMIT);
-    let memory = match gauges {
-        Some(gauges) => {
-            wasi.share(gauges);
-            MemoryLimiter::shared(memory_limit, gauges.clone())
-        }
-        None => MemoryLimiter::new(memory_limit),
-    };
+    if let Some(gauges) = gauges {
+        wasi.share(gauges);
+    }
+    let memory = MemoryLimiter::for_run(spec, gauges);
     crate::component::check_command(engine, component)?;
     crate::component::check_imports(engine, &mut linker, component, spec.unknown_imports)?;
     let mut store = Store::new(engine.wasmtime(), ComponentData { wasi, memory });

@@ -352,15 +352,7 @@ impl Service {
     ) -> Result<(), String> {
         let (wasi, _) = ComponentState::beside(self.vfs.clone(), &self.spec, &self.stdio)
             .map_err(|e| e.to_string())?;
-        let limit = self
-            .spec
-            .limits
-            .memory
-            .unwrap_or(exec::DEFAULT_MEMORY_LIMIT);
-        let memory = match &self.gauges {
-            Some(gauges) => MemoryLimiter::shared(limit, gauges.clone()),
-            None => MemoryLimiter::new(limit),
-        };
+        let memory = MemoryLimiter::for_run(&self.spec, self.gauges.as_ref());
         let mut store = Store::new(
             self.engine.wasmtime(),
             RequestData {
