@@ -266,7 +266,7 @@ impl ComponentState {
         let preopens = preopens(&vfs, spec)?;
         let (stdin, stdout, stderr, captured) = streams(stdio).map_err(WasiError::Stdio)?;
         let streams = (stdin, stdout, stderr);
-        let mut ctx = p2::WasiP2::new(
+        let ctx = p2::WasiP2::new(
             &spec.args,
             spec.env.vars(),
             vfs,
@@ -274,9 +274,6 @@ impl ComponentState {
             streams,
             &spec.limits,
         )?;
-        if let Some(nofile) = spec.limits.nofile {
-            ctx.set_max_fds(nofile as usize);
-        }
         Ok((
             Self {
                 ctx,

@@ -42,7 +42,8 @@ impl std::fmt::Debug for WasiP2 {
 
 impl WasiP2 {
     /// A world with `args`, `env`, the namespace `vfs`, `preopens` as (guest name,
-    /// canonical guest path) pairs and these streams.
+    /// canonical guest path) pairs and these streams, within `limits` (`--ulimit
+    /// nofile`, the network policy).
     ///
     /// # Errors
     /// The filesystem's error when a preopen does not resolve to a directory.
@@ -82,7 +83,9 @@ impl WasiP2 {
             table: ResourceTable::new(),
             ctx: builder.build(),
             preopens,
-            max_fds: crate::wasi::p1::MAX_FDS,
+            max_fds: limits
+                .nofile
+                .map_or(crate::wasi::p1::MAX_FDS, |nofile| nofile as usize),
             freeze: None,
         })
     }
@@ -90,11 +93,6 @@ impl WasiP2 {
     /// The filesystem the guest sees.
     pub fn vfs(&self) -> &Arc<crate::fs::Vfs> {
         self.core.vfs()
-    }
-
-    /// Sets the most descriptors the guest may hold open at once.
-    pub fn set_max_fds(&mut self, max: usize) {
-        self.max_fds = max;
     }
 
     /// Counts the guest's open descriptors in `open`.
