@@ -183,6 +183,18 @@ impl WasiP2 {
         self.freeze.as_deref().map(Freeze::enter)
     }
 
+    /// A call on one directory that changes what is below it (mkdir, rmdir, symlink,
+    /// unlink): `change` runs in the core with the container's freeze gate passed.
+    fn change_at(
+        &self,
+        fd: &Resource<Descriptor>,
+        change: impl FnOnce(&core::Core, &Dir) -> core::R<()>,
+    ) -> FsResult<()> {
+        let dir = self.dir(fd)?;
+        let _pass = self.pass();
+        fs(change(&self.core, &dir))
+    }
+
     fn push(&mut self, desc: Descriptor) -> FsResult<Resource<Descriptor>> {
         let fd = table(self.table.push(desc))?;
         self.core.opened();
@@ -364,9 +376,7 @@ impl types::HostDescriptor for WasiP2 {
     }
 
     fn create_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        let dir = self.dir(&fd)?;
-        let _pass = self.pass();
-        fs(self.core.mkdir(&dir, &path))
+        self.change_at(&fd, |core, dir| core.mkdir(dir, &path))
     }
 
     fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
@@ -473,9 +483,7 @@ impl types::HostDescriptor for WasiP2 {
     }
 
     fn remove_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        let dir = self.dir(&fd)?;
-        let _pass = self.pass();
-        fs(self.core.rmdir(&dir, &path))
+        self.change_at(&fd, |core, dir| core.rmdir(dir, &path))
     }
 
     fn rename_at(
@@ -497,15 +505,11 @@ impl types::HostDescriptor for WasiP2 {
         old_path: String,
         new_path: String,
     ) -> FsResult<()> {
-        let dir = self.dir(&fd)?;
-        let _pass = self.pass();
-        fs(self.core.symlink(&old_path, &dir, &new_path))
+        self.change_at(&fd, |core, dir| core.symlink(&old_path, dir, &new_path))
     }
 
     fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        let dir = self.dir(&fd)?;
-        let _pass = self.pass();
-        fs(self.core.unlink(&dir, &path))
+        self.change_at(&fd, |core, dir| core.unlink(dir, &path))
     }
 
     fn is_same_object(
