@@ -427,6 +427,27 @@ impl Containers {
             .unwrap_or_else(|| panic!("capsule port {name} {guest_port} printed {out:?}"))
     }
 
+    /// The first answer of container `name` to `GET path` on the host port `port`,
+    /// waiting for it to serve (at most 60 s: its first start may compile the
+    /// program); a panic with the container's log if it never answers.
+    #[track_caller]
+    pub fn wait_http(&self, name: &str, port: u16, path: &str) -> http::Resp {
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(resp) = http::try_http(port, "GET", path, &[], None) {
+                return resp;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let logs = self.env.run(&["logs", name]);
+                panic!(
+                    "{name} never answered on 127.0.0.1:{port}; logs:\n{}{}",
+                    logs.stdout, logs.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The `State` object of `capsule inspect NAME`.
     #[track_caller]
     pub fn state(&self, name: &str) -> serde_json::Value {

@@ -155,42 +155,22 @@ fn exit_codes_traps_and_limits_of_a_command_component() {
     assert!(logs.contains("arg 0: detached"), "{logs}");
 }
 
-/// Waits (at most 60 s: the first start compiles the component) until `GET path`
-/// answers on `port`.
+/// `run -d --name NAME FLAGS -p 127.0.0.1::8080 IMAGE`, then the first answer to
+/// `GET path` (the first start compiles the component): the host port and that answer.
 #[track_caller]
-fn wait_serving(c: &Containers, name: &str, port: u16, path: &str) -> Resp {
-    let start = Instant::now();
-    loop {
-        if let Ok(resp) = try_http(port, "GET", path, &[], None) {
-            return resp;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let logs = c.env.run(&["logs", name]);
-            panic!(
-                "{name} never answered on port {port}; logs:\n{}{}",
-                logs.stdout, logs.stderr
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn serve(c: &Containers, name: &str, flags: &[&str], image: &str, path: &str) -> (u16, Resp) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["-p", "127.0.0.1::8080", image]);
+    c.ok(&args);
+    let port = c.host_port(name, 8080);
+    (port, c.wait_http(name, port, path))
 }
 
 #[test]
 fn an_http_component_serves_concurrent_clients_keeps_data_and_stops_cleanly() {
     let c = images();
-    c.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "api",
-        "-p",
-        "127.0.0.1::8080",
-        "-v",
-        "books:/data",
-        "http-rust",
-    ]);
-    let port = c.host_port("api", 8080);
-    let health = wait_serving(&c, "api", port, "/health");
+    let (port, health) = serve(&c, "api", &["-v", "books:/data"], "http-rust", "/health");
     assert_eq!(health.status, 200, "{health:?}");
     // Eight clients at once, each adding five books: a fresh instance serves every
     // request, the data is in the volume.
@@ -239,19 +219,7 @@ fn an_http_component_serves_concurrent_clients_keeps_data_and_stops_cleanly() {
     let state = c.state("api");
     assert_eq!(state["ExitCode"], 0, "{state}");
     // The data outlives the container.
-    c.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "api2",
-        "-p",
-        "127.0.0.1::8080",
-        "-v",
-        "books:/data",
-        "http-rust",
-    ]);
-    let port = c.host_port("api2", 8080);
-    wait_serving(&c, "api2", port, "/health");
+    let (port, _) = serve(&c, "api2", &["-v", "books:/data"], "http-rust", "/health");
     let again = try_http(port, "GET", "/books", &[], None).expect("GET /books");
     assert_eq!(again.json().as_array().map(Vec::len), Some(40));
 }
@@ -261,39 +229,16 @@ fn limits_apply_to_each_request_of_an_http_component() {
     let c = images();
     // Too little fuel for any request: each fails alone with a 500 and says why in the
     // log; the service goes on answering.
-    c.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "starved",
-        "--fuel",
-        "1000",
-        "-p",
-        "127.0.0.1::8080",
-        "http-rust",
-    ]);
-    let port = c.host_port("starved", 8080);
-    for _ in 0..2 {
-        let resp = wait_serving(&c, "starved", port, "/health");
+    let (port, first) = serve(&c, "starved", &["--fuel", "1000"], "http-rust", "/health");
+    let second = c.wait_http("starved", port, "/health");
+    for resp in [first, second] {
         assert_eq!(resp.status, 500, "{resp:?}");
     }
     let logs = c.ok(&["logs", "starved"]);
     assert!(logs.contains("ran out of fuel"), "{logs}");
     assert_eq!(logs.matches("GET /health 500").count(), 2, "{logs}");
     // Too little memory for an instance: the same, with the reason.
-    c.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "small",
-        "--memory",
-        "1m",
-        "-p",
-        "127.0.0.1::8080",
-        "http-rust",
-    ]);
-    let port = c.host_port("small", 8080);
-    let resp = wait_serving(&c, "small", port, "/health");
+    let (_, resp) = serve(&c, "small", &["--memory", "1m"], "http-rust", "/health");
     assert_eq!(resp.status, 500, "{resp:?}");
     let logs = c.ok(&["logs", "small"]);
     assert!(logs.contains("exceeds memory limits"), "{logs}");
@@ -306,9 +251,7 @@ fn python_and_javascript_http_components_answer_their_routes() {
         (guests::components::HTTP_JS, "http-js"),
     ]);
     for (image, language) in [("http-python", "python"), ("http-js", "javascript")] {
-        c.ok(&["run", "-d", "--name", image, "-p", "127.0.0.1::8080", image]);
-        let port = c.host_port(image, 8080);
-        let hello = wait_serving(&c, image, port, "/");
+        let (port, hello) = serve(&c, image, &[], image, "/");
         assert_eq!(hello.status, 200, "{hello:?}");
         assert_eq!(hello.json()["language"], language, "{hello:?}");
         let books = try_http(port, "GET", "/books", &[], None).expect("GET /books");
@@ -355,7 +298,7 @@ volumes = ["data:/data"]
         .trim()
         .to_owned();
     let port = c.host_port(&id, 8080);
-    let health = wait_serving(&c, &id, port, "/health");
+    let health = c.wait_http(&id, port, "/health");
     assert_eq!(health.status, 200, "{health:?}");
     compose(&["down"]);
     assert_eq!(compose(&["ps", "-a", "-q"]), "", "down removed the service");
@@ -408,17 +351,7 @@ fn exec_runs_a_component_beside_a_running_service_in_its_files() {
         recipe.to_str().expect("UTF-8"),
         context.to_str().expect("UTF-8"),
     ]);
-    c.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "svc",
-        "-p",
-        "127.0.0.1::8080",
-        "both",
-    ]);
-    let port = c.host_port("svc", 8080);
-    wait_serving(&c, "svc", port, "/health");
+    let (port, _) = serve(&c, "svc", &[], "both", "/health");
     let created = try_http(
         port,
         "POST",

@@ -9,7 +9,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// A home with the `library-api` image; every container is removed when the test ends,
 /// pass or fail.
@@ -77,24 +76,12 @@ impl Api {
         port
     }
 
-    /// Waits (at most 60 s: the first start compiles the module) until `GET /` answers.
+    /// Waits (at most 60 s: the first start compiles the module) until `GET /` answers,
+    /// and checks that it answers 200.
     #[track_caller]
     fn wait_serving(&self, name: &str, port: u16) {
-        let start = Instant::now();
-        loop {
-            if let Ok(resp) = try_http(port, "GET", "/", &[], None) {
-                assert_eq!(resp.status, 200, "GET /: {resp:?}");
-                return;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                let logs = self.env.run(&["logs", name]);
-                panic!(
-                    "{name} never answered on 127.0.0.1:{port}; logs:\n{}{}",
-                    logs.stdout, logs.stderr
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let resp = self.wait_http(name, port, "/");
+        assert_eq!(resp.status, 200, "GET /: {resp:?}");
     }
 }
 
