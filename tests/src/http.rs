@@ -33,6 +33,18 @@ impl Resp {
             .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {self:?}"))
     }
 
+    /// Asserts the status and returns the JSON body (`Null` for a 204, whose body must
+    /// be empty).
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status, status, "{self:?}");
+        if status == 204 {
+            assert_eq!(self.body, "", "{self:?}");
+            return serde_json::Value::Null;
+        }
+        self.json()
+    }
+
     /// A JSON error with this status: `{"error": "..."}`.
     #[track_caller]
     pub fn error(&self, status: u16) -> String {
@@ -80,6 +92,16 @@ pub fn try_http(
     stream.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
+    parse_response(raw)
+}
+
+/// A whole HTTP/1.1 response as it arrived (the server closed the connection after
+/// it): its status, headers and body (a chunked body decoded); a `Content-Length` that
+/// does not match the body fails the test.
+///
+/// # Errors
+/// A response that is not UTF-8 or not HTTP/1.1.
+pub fn parse_response(raw: Vec<u8>) -> std::io::Result<Resp> {
     let text = String::from_utf8(raw).map_err(|e| std::io::Error::other(e.to_string()))?;
     let (head, body) = text
         .split_once("\r\n\r\n")

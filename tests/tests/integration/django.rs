@@ -9,6 +9,7 @@
 //! (`bounded`, `Http`): a stuck build or server fails the test with what it printed,
 //! never hangs it.
 
+use capsule_tests::http::Resp;
 use capsule_tests::{Containers, Run, TestEnv};
 use std::fs;
 use std::io::{Read, Write};
@@ -197,46 +198,6 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 temp path")
 }
 
-/// One HTTP response.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON, which Django REST framework says it is.
-    #[track_caller]
-    fn json(&self) -> serde_json::Value {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{self:?}"
-        );
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {self:?}"))
-    }
-
-    /// Asserts the status and returns the JSON body.
-    #[track_caller]
-    fn expect(&self, status: u16) -> serde_json::Value {
-        assert_eq!(self.status, status, "{self:?}");
-        if status == 204 {
-            assert_eq!(self.body, "", "{self:?}");
-            return serde_json::Value::Null;
-        }
-        self.json()
-    }
-}
-
 /// An HTTP/1.1 client for one request per connection (`Connection: close`, which
 /// `runserver --nothreading` does anyway), bounded as a whole by `timeout`.
 struct Http {
@@ -329,34 +290,7 @@ impl Http {
                 n => raw.extend_from_slice(&chunk[..n]),
             }
         }
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other(format!("no end of head in {text:?}")))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let status = status_line
-            .strip_prefix("HTTP/1.")
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let resp = Resp {
-            status,
-            headers,
-            body: body.to_owned(),
-        };
-        if let Some(len) = resp.header("content-length") {
-            assert_eq!(
-                len.parse::<usize>().ok(),
-                Some(resp.body.len()),
-                "Content-Length does not match the body: {resp:?}"
-            );
-        }
-        Ok(resp)
+        capsule_tests::http::parse_response(raw)
     }
 }
 
