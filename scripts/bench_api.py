@@ -38,18 +38,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_serving(port, proc=None, timeout=120):
+def wait_serving(port, proc=None, timeout=120, path="/"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 if r.status == 200:
                     return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout} s")
+    raise RuntimeError(f"nothing answered on 127.0.0.1:{port}{path} within {timeout} s")
 
 
 def seed(port, n=10):

@@ -18,33 +18,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_serving(port, path, proc=None, timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on 127.0.0.1:{port}{path} within {timeout} s")
+# The helpers the library API's benchmark measures with (this directory is on sys.path).
+from bench_api import free_port, wait_serving
 
 
 def hyperfine(commands, runs, env):
@@ -121,7 +101,7 @@ def main():
         cid = subprocess.run([capsule, "run", "-d", "-p", f"127.0.0.1:{port}:8080", f"bench-{name}"],
                              env=env, check=True, capture_output=True, text=True).stdout.strip()
         try:
-            wait_serving(port, path)
+            wait_serving(port, path=path)
             rps, p99, errors = wrk(port, path, args.seconds)
         finally:
             subprocess.run([capsule, "rm", "-f", cid], env=env, stdout=subprocess.DEVNULL)
@@ -134,7 +114,7 @@ def main():
             proc = subprocess.Popen([wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}", wasm],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                wait_serving(port, path, proc)
+                wait_serving(port, proc, path=path)
                 wrps, wp99, werrors = wrk(port, path, args.seconds)
             finally:
                 proc.terminate()
