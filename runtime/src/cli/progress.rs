@@ -106,15 +106,22 @@ impl Step {
     }
 }
 
+/// `bytes` in the largest of `units` units it reaches, each `base` times the one
+/// before: the value and the unit's index.
+fn scaled(bytes: u64, base: f64, units: usize) -> (f64, usize) {
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= base && unit < units - 1 {
+        value /= base;
+        unit += 1;
+    }
+    (value, unit)
+}
+
 /// Docker's human sizes: decimal units, three significant digits (`1.23MB`).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
+    let (value, unit) = scaled(bytes, 1000.0, UNITS.len());
     if unit == 0 {
         format!("{bytes}B")
     } else {
@@ -144,12 +151,7 @@ pub fn human_size(bytes: u64) -> String {
 /// Docker's `stats` prints it; `1.5 MiB` with 1 and `" "`, as `info` does.
 pub fn binary_size(bytes: u64, decimals: usize, separator: &str) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
+    let (value, unit) = scaled(bytes, 1024.0, UNITS.len());
     if unit == 0 {
         return format!("{bytes}{separator}B");
     }
