@@ -199,7 +199,7 @@ impl Capsule {
     }
 
     fn compile(&self, runner: &Runner, name: &str, wasm: &[u8]) -> Result<Compiled, Error> {
-        runner.compile_any(name, wasm).map_err(|e| map::run(&e))
+        runner.compile(name, wasm).map_err(|e| map::run(&e))
     }
 
     /// The built-in hello-world module.

@@ -134,21 +134,6 @@ impl Runner {
         self.cache.as_ref()
     }
 
-    /// Compiles a module's bytes (a component or text is turned into a core module, or
-    /// refused), through the cache when there is one.
-    ///
-    /// # Errors
-    /// [`RunError::Module`] for bytes that are not a module, [`RunError::Compile`] when
-    /// wasmtime refuses it.
-    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
-        let wasm = crate::module::core_module_bytes(name, wasm)?;
-        self.compile_core(name, &wasm)
-    }
-
-    fn compile_core(&self, name: &str, wasm: &[u8]) -> Result<wasmtime::Module, RunError> {
-        self.compile_artifact(name, wasm)
-    }
-
     /// Compiles a module or a component, through the cache when there is one.
     fn compile_artifact<A: Artifact>(&self, name: &str, wasm: &[u8]) -> Result<A, RunError> {
         let compile_error = |e: &dyn std::fmt::Display| RunError::Compile {
@@ -173,11 +158,23 @@ impl Runner {
     /// cache when there is one.
     ///
     /// # Errors
-    /// As [`Runner::compile`], components accepted.
-    pub fn compile_any(&self, name: &str, wasm: &[u8]) -> Result<Compiled, RunError> {
-        Ok(match crate::module::wasm_bytes(name, wasm)? {
-            (wasm, WasmKind::Module) => Compiled::Module(self.compile_artifact(name, &wasm)?),
-            (wasm, WasmKind::Component) => Compiled::Component(self.compile_artifact(name, &wasm)?),
+    /// [`RunError::Module`] for bytes that are neither, [`RunError::Compile`] when
+    /// wasmtime refuses them.
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Compiled, RunError> {
+        let (wasm, kind) = crate::module::wasm_bytes(name, wasm)?;
+        self.compile_binary(name, &wasm, kind)
+    }
+
+    /// Compiles binary wasm of a known kind.
+    fn compile_binary(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        kind: WasmKind,
+    ) -> Result<Compiled, RunError> {
+        Ok(match kind {
+            WasmKind::Module => Compiled::Module(self.compile_artifact(name, wasm)?),
+            WasmKind::Component => Compiled::Component(self.compile_artifact(name, wasm)?),
         })
     }
 
@@ -245,7 +242,7 @@ impl Runner {
         };
         let mut found_spec = None;
         let loaded = match program {
-            Program::Bytes { name, wasm } => self.compile_any(name, wasm)?,
+            Program::Bytes { name, wasm } => self.compile(name, wasm)?,
             Program::Compiled(compiled) => compiled.clone(),
             Program::InRoot { path, alias } => {
                 // The program through PATH and `#!` lines, in the container's own files.
@@ -283,14 +280,7 @@ impl Runner {
                                 }
                             })?;
                         let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
-                        let loaded = match kind {
-                            WasmKind::Module => {
-                                Compiled::Module(self.compile_artifact(path.as_str(), &wasm)?)
-                            }
-                            WasmKind::Component => {
-                                Compiled::Component(self.compile_artifact(path.as_str(), &wasm)?)
-                            }
-                        };
+                        let loaded = self.compile_binary(path.as_str(), &wasm, kind)?;
                         if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
                             cache.set_alias(alias, &wasm);
                         }
