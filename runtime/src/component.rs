@@ -10,9 +10,6 @@ use wasmtime::component::{Component, Linker};
 /// The WASI versions whose interfaces Capsule provides to components.
 pub const WASI_VERSIONS: &str = "0.2.0 to 0.2.12";
 
-/// The worlds a component may target.
-pub const WORLDS: &[&str] = &["wasi:cli/command"];
-
 /// The names of the instances (interfaces) a component imports.
 fn imported_interfaces(engine: &Engine, component: &Component) -> Vec<String> {
     component

@@ -18,7 +18,13 @@ enum Format {
     Json,
 }
 
-const WASI: &str = "preview1 (wasi_snapshot_preview1) and 0.2 (components: 0.2.0 to 0.2.12)";
+/// The WASI versions Capsule runs.
+fn wasi() -> String {
+    format!(
+        "preview1 (wasi_snapshot_preview1) and 0.2 (components: {})",
+        capsule_runtime::component::WASI_VERSIONS
+    )
+}
 
 /// The worlds Capsule runs, with what it does with each.
 const WORLDS: [(&str, &str); 3] = [
@@ -40,7 +46,7 @@ fn os_arch() -> String {
 pub fn print_version() {
     println!("Capsule version {VERSION}");
     println!(" Wasmtime:  {WASMTIME_VERSION}");
-    println!(" WASI:      {WASI}");
+    println!(" WASI:      {}", wasi());
     println!(" OS/Arch:   {}", os_arch());
 }
 
@@ -48,7 +54,7 @@ pub fn print_version() {
 struct Info {
     version: &'static str,
     wasmtime_version: &'static str,
-    wasi: &'static str,
+    wasi: String,
     worlds: Vec<WorldInfo>,
     os_arch: String,
     cpus: usize,
@@ -88,7 +94,7 @@ pub fn info(args: &InfoArgs) -> Result<(), Failure> {
     let info = Info {
         version: VERSION,
         wasmtime_version: WASMTIME_VERSION,
-        wasi: WASI,
+        wasi: wasi(),
         worlds: WORLDS
             .iter()
             .map(|(name, runs)| WorldInfo { name, runs })
