@@ -122,10 +122,10 @@ pub fn serve(
 ) -> Result<RunOutput, RunError> {
     let gauges = place.gauges.as_ref();
     let stopping = place.stopping.clone().unwrap_or_default();
-    if spec.ports.is_empty() {
+    if spec.ports.is_empty() && spec.networks.is_empty() {
         return Err(RunError::Unsupported(
             "the component is a wasi:http/proxy service: publish the port it serves on \
-             (capsule run -p 8080:8080 ...)"
+             (capsule run -p 8080:8080 ...), or join a network (--network NAME)"
                 .to_owned(),
         ));
     }
@@ -139,7 +139,12 @@ pub fn serve(
         .instantiate_pre(component)
         .and_then(ProxyPre::new)
         .map_err(|e| RunError::Instantiate(crate::ending::first_line(&format!("{e:#}"))))?;
-    let listeners = crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;
+    let mut listeners: Vec<(std::net::TcpListener, u16)> = crate::net::bind(&spec.ports)
+        .map_err(crate::wasi::WasiError::from)?
+        .into_iter()
+        .map(|l| (l.socket, l.binding.container_port))
+        .collect();
+    listeners.extend(network_listeners(spec)?);
     interrupt.attach(engine.wasmtime());
     let service = Arc::new(Service {
         engine: engine.clone(),
@@ -161,20 +166,18 @@ pub fn serve(
         .enable_time()
         .build()
         .map_err(|e| RunError::Link(format!("cannot start the HTTP server: {e}")))?;
-    for listener in &listeners {
+    for (socket, container_port) in &listeners {
         (service.access)(&format!(
-            "serving wasi:http on {} (container port {})",
-            listener
-                .socket
+            "serving wasi:http on {} (container port {container_port})",
+            socket
                 .local_addr()
                 .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
-            listener.binding.container_port
         ));
     }
     let why = runtime.block_on(async {
         let mut accepting = Vec::new();
-        for listener in listeners {
-            let socket = tokio::net::TcpListener::from_std(listener.socket)
+        for (socket, _) in listeners {
+            let socket = tokio::net::TcpListener::from_std(socket)
                 .map_err(|e| RunError::Link(format!("cannot serve the published port: {e}")))?;
             accepting.push(tokio::spawn(accept_loop(socket, service.clone())));
         }
@@ -206,6 +209,38 @@ pub fn serve(
         stderr: Vec::new(),
         out_of_memory: None,
     })
+}
+
+/// The port a service serves on its networks when no port is published: wasmtime
+/// serve's.
+const DEFAULT_SERVICE_PORT: u16 = 8080;
+
+/// The listeners of a service on its networks: each container port it publishes (or
+/// 8080), on its address on each network, where peers reach it by name.
+fn network_listeners(spec: &RunSpec) -> Result<Vec<(std::net::TcpListener, u16)>, RunError> {
+    let mut ports: Vec<u16> = spec.ports.iter().map(|p| p.container_port).collect();
+    if ports.is_empty() {
+        ports.push(DEFAULT_SERVICE_PORT);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let mut listeners = Vec::new();
+    for attachment in &spec.networks {
+        for port in &ports {
+            let addr = std::net::SocketAddr::from((attachment.address, *port));
+            let socket = std::net::TcpListener::bind(addr).map_err(|e| {
+                RunError::Unsupported(format!(
+                    "cannot listen on {addr} on network {}: {e}",
+                    attachment.network
+                ))
+            })?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| RunError::Link(format!("cannot serve on {addr}: {e}")))?;
+            listeners.push((socket, *port));
+        }
+    }
+    Ok(listeners)
 }
 
 /// Most requests served at once: the pooling allocator's slots.

@@ -272,6 +272,13 @@ pub struct RunSpec {
     /// guest as a listening socket (the only network a guest has).
     #[serde(default)]
     pub ports: Vec<crate::net::PortBinding>,
+    /// `--network NAME`: the container's addresses on its networks (listeners are bound
+    /// there; peers on the same network are reachable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::net::network::Attachment>,
+    /// The home whose containers the names on `networks` are looked up among.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
 }
 
 /// What a run may use of the host; each is enforced by the runtime, and `None` means
@@ -329,6 +336,8 @@ impl RunSpec {
             limits: Limits::default(),
             read_only: false,
             ports: Vec::new(),
+            networks: Vec::new(),
+            home: None,
         }
     }
 }

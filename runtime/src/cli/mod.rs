@@ -7,6 +7,7 @@ mod container;
 mod exec;
 mod images;
 mod info;
+mod network;
 mod output;
 mod progress;
 mod registry;
@@ -156,6 +157,25 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Create a network (a loopback subnet whose containers reach each other by name)
+    Create(network::CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(network::LsArgs),
+    /// Show networks as JSON, with the containers on them
+    Inspect(network::InspectArgs),
+    /// Remove networks (never one a container is on)
+    #[command(alias = "remove")]
+    Rm(network::RmArgs),
+    /// Remove the networks no container is on
+    Prune(network::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +385,11 @@ pub fn main() -> ExitCode {
         Command::Volume(VolumeCommand::Inspect(args)) => volume::inspect(&args),
         Command::Volume(VolumeCommand::Rm(args)) => volume::rm(&args),
         Command::Volume(VolumeCommand::Prune(args)) => volume::prune(&args),
+        Command::Network(NetworkCommand::Create(args)) => network::create(&args),
+        Command::Network(NetworkCommand::Ls(args)) => network::ls(&args),
+        Command::Network(NetworkCommand::Inspect(args)) => network::inspect(&args),
+        Command::Network(NetworkCommand::Rm(args)) => network::rm(&args),
+        Command::Network(NetworkCommand::Prune(args)) => network::prune(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -10,6 +10,7 @@ use capsule_runtime::engine::{FeatureSet, Interrupt, ModuleCache};
 use capsule_runtime::exec::{self, ExitStatus};
 use capsule_runtime::home::Home;
 use capsule_runtime::image::{ImageError, Images};
+use capsule_runtime::net::network::NetworkRequest;
 use capsule_runtime::spec::grammar;
 use capsule_runtime::spec::{
     Entry, Env, GuestPath, Limits, MountFlag, MountRequest, MountSource, RunSpec, Tmpfs,
@@ -117,10 +118,14 @@ pub struct CreateArgs {
     /// or scheme, *.example.com, CIDRs, port ranges A..B); WASI 0.2 components only
     #[arg(long = "allow-outbound", value_name = "SCHEME://HOST:PORT")]
     allow_outbound: Vec<String>,
-    /// none (the default: no outbound connections but those --allow-outbound names) or
-    /// host (every connection and name lookup: an escape hatch)
-    #[arg(long = "network", value_name = "none|host")]
-    network: Option<String>,
+    /// A network to join (repeatable): NAME (capsule network create; containers on it
+    /// reach each other by name), none (the default: no outbound connections but those
+    /// --allow-outbound names) or host (every connection and name lookup: an escape hatch)
+    #[arg(long = "network", alias = "net", value_name = "NAME|none|host")]
+    network: Vec<String>,
+    /// Another name the container is reached by on its networks (repeatable)
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
+    network_alias: Vec<String>,
     /// Publish a container port on the host: the host listens on IP:HOST_PORT
     /// (default IP 127.0.0.1, this machine only; 0.0.0.0 is every network the host is
     /// on) and hands the socket to the guest; CONTAINER_PORT alone picks a free host
@@ -194,6 +199,7 @@ pub(super) struct Resolved {
     unknown_imports: Option<UnknownImports>,
     ports: Vec<capsule_runtime::net::PortRequest>,
     health: HealthOverrides,
+    networks: Vec<NetworkRequest>,
 }
 
 /// The `--health-*` flags.
@@ -294,7 +300,9 @@ pub(super) fn resolve(args: &CreateArgs) -> Result<Resolved, Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
     let health = resolve_health(args)?;
+    let networks = resolve_networks(args)?;
     Ok(Resolved {
+        networks,
         health,
         ports,
         env,
@@ -328,17 +336,47 @@ fn resolve_limits(args: &CreateArgs, limits: &mut Limits) -> Result<(), Failure>
     }
     capsule_runtime::net::allow::AllowList::parse(&args.allow_outbound).map_err(usage)?;
     limits.outbound.clone_from(&args.allow_outbound);
-    limits.network_host = match args.network.as_deref() {
-        None | Some("none") => false,
-        Some("host") => true,
-        Some(other) => {
+    limits.network_host = args.network.iter().any(|n| n == "host");
+    Ok(())
+}
+
+/// `--network` and `--network-alias`: the user-defined networks to join; `none` and
+/// `host` stand alone.
+fn resolve_networks(args: &CreateArgs) -> Result<Vec<NetworkRequest>, Failure> {
+    use capsule_runtime::net::network::{PREDEFINED, valid_name};
+    let predefined: Vec<&String> = args
+        .network
+        .iter()
+        .filter(|n| PREDEFINED.contains(&n.as_str()))
+        .collect();
+    if let Some(first) = predefined.first()
+        && args.network.len() > 1
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--network {first} cannot be combined with other networks: give it alone"
+        )));
+    }
+    for alias in &args.network_alias {
+        if !valid_name(alias) {
             return Err(usage(anyhow::anyhow!(
-                "--network {other:?}: Capsule has the networks none (the default) and host; \
-                 user-defined networks are not supported yet"
+                "invalid --network-alias {alias:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
             )));
         }
-    };
-    Ok(())
+    }
+    if !args.network_alias.is_empty() && (args.network.is_empty() || !predefined.is_empty()) {
+        return Err(usage(anyhow::anyhow!(
+            "--network-alias needs a user-defined network: add --network NAME (capsule network create NAME makes one)"
+        )));
+    }
+    Ok(args
+        .network
+        .iter()
+        .filter(|n| !PREDEFINED.contains(&n.as_str()))
+        .map(|name| NetworkRequest {
+            name: name.clone(),
+            aliases: args.network_alias.clone(),
+        })
+        .collect())
 }
 
 /// The target (image or module) and the guest's arguments.
@@ -401,6 +439,13 @@ fn run_module(
     entry: Entry,
     guest_args: &[OsString],
 ) -> Result<u8, Failure> {
+    if let Some(network) = resolved.networks.first() {
+        return Err(usage(anyhow::anyhow!(
+            "--network {}: containers join networks, and a module file runs without one; make it an image first (capsule image import {name} -t NAME, then capsule run --network {} NAME)",
+            network.name,
+            network.name
+        )));
+    }
     let mut features = FeatureSet::default();
     for setting in &args.wasm {
         features.apply_setting(setting).map_err(usage)?;
@@ -573,6 +618,7 @@ pub(super) fn create_container(
         ports: resolved.ports,
         publish_all: args.publish_all,
         health: resolved.health,
+        networks: resolved.networks,
     };
     prepare_container(home, images, target, overrides)
 }

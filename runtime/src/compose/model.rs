@@ -97,6 +97,7 @@ impl ServiceSpec {
             },
             publish_all: false,
             health: self.health.clone(),
+            networks: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod logs;
 #[cfg(unix)]
+pub mod networks;
 pub mod owner;
 pub mod prepare;
 #[cfg(unix)]

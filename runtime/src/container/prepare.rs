@@ -46,6 +46,8 @@ pub struct Overrides {
     pub publish_all: bool,
     /// `--health-*`, `--no-healthcheck`, over the image's HEALTHCHECK.
     pub health: super::health::HealthOverrides,
+    /// `--network NAME` (with `--network-alias`): the user-defined networks it joins.
+    pub networks: Vec<crate::net::network::NetworkRequest>,
 }
 
 /// Why a container could not be prepared.
@@ -93,6 +95,8 @@ pub enum PrepareError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Ports(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Network(#[from] crate::net::network::NetworkError),
 }
 
 /// Docker's rule: a container removed when it ends cannot also restart.
@@ -318,6 +322,20 @@ pub fn prepare(
         spec.unknown_imports = policy;
     }
     spec.limits = overrides.limits;
+    // Addresses are given, and recorded in the container's config, under the networks'
+    // lock (held by `_networks` until the config is written).
+    let (attachments, _networks) = match super::networks::attach(home, &overrides.networks) {
+        Ok(attached) => attached,
+        Err(e) => {
+            let _ = container.remove();
+            attached.undo();
+            return Err(e.into());
+        }
+    };
+    if !attachments.is_empty() {
+        spec.home = Some(home.root().to_path_buf());
+    }
+    spec.networks = attachments;
     // An image's layers never change, and a new container's writable layer is empty:
     // without mounts, the program at a path of an image is always the same module, so
     // the cache finds it by that name without reading and hashing it (CPython's module

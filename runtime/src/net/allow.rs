@@ -254,9 +254,12 @@ impl Rule {
 
     /// Whether the rule allows `scheme` to `host` (a name or an address) on `port`.
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if !self.scheme_matches(scheme) || !self.port_matches(port) {
-            return false;
-        }
+        self.scheme_matches(scheme) && self.port_matches(port) && self.host_matches(host)
+    }
+
+    /// Whether the rule's host is `host` (a name or an address), whatever the scheme
+    /// and port.
+    fn host_matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let addr = host
             .strip_prefix('[')
@@ -306,6 +309,14 @@ impl AllowList {
     /// Whether any rule allows it.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
         self.allowing(scheme, host, port).is_some()
+    }
+
+    /// Whether some rule names the host `name` (or a pattern it matches), on any
+    /// scheme and port: the names a guest may look up.
+    pub fn names(&self, name: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.host_matches(name) && !matches!(r.host, Host::Cidr(..)))
     }
 }
 

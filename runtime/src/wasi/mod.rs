@@ -266,14 +266,7 @@ impl ComponentState {
         let preopens = preopens(&vfs, spec)?;
         let (stdin, stdout, stderr, captured) = streams(stdio).map_err(WasiError::Stdio)?;
         let streams = (stdin, stdout, stderr);
-        let ctx = p2::WasiP2::new(
-            &spec.args,
-            spec.env.vars(),
-            vfs,
-            &preopens,
-            streams,
-            &spec.limits,
-        )?;
+        let ctx = p2::WasiP2::new(&spec.args, spec.env.vars(), vfs, &preopens, streams, spec)?;
         Ok((
             Self {
                 ctx,

@@ -3,11 +3,15 @@
 //! ([`crate::wasi::core`]) and so over the same layers, writable layer, volumes, tmpfs
 //! and quotas; io, clocks, random, cli and sockets are wasmtime-wasi's.
 //!
-//! Sockets are linked with every address refused and name lookups off: a component
-//! reaches no network until the networking issue's allow-list exists.
+//! Sockets are wasmtime-wasi's, with three calls of Capsule's own in front of them —
+//! `tcp-socket.start-bind`, `udp-socket.start-bind` (a listener is bound on the
+//! container's network address) and `ip-name-lookup` (names resolve from the
+//! container's networks and allow-list) — and every address they use passes
+//! [`network::Gate`].
 
 pub mod filesystem;
 pub mod network;
+mod sockets_gate;
 pub mod stdio;
 
 use crate::fs::FsError;
@@ -29,6 +33,11 @@ pub struct WasiP2 {
     max_fds: usize,
     /// The container's freeze gate, passed by every call that changes files.
     freeze: Option<Arc<Freeze>>,
+    /// The container's network policy.
+    gate: Arc<network::Gate>,
+    /// The addresses Capsule resolved for each open `resolve-address-stream` (by
+    /// resource index), handed out by `resolve-next-address`.
+    lookups: std::collections::HashMap<u32, std::collections::VecDeque<std::net::IpAddr>>,
 }
 
 impl std::fmt::Debug for WasiP2 {
@@ -42,8 +51,8 @@ impl std::fmt::Debug for WasiP2 {
 
 impl WasiP2 {
     /// A world with `args`, `env`, the namespace `vfs`, `preopens` as (guest name,
-    /// canonical guest path) pairs and these streams, within `limits` (`--ulimit
-    /// nofile`, the network policy).
+    /// canonical guest path) pairs and these streams, within `spec`'s limits (`--ulimit
+    /// nofile`) and network policy (its networks, `--allow-outbound`, `--network host`).
     ///
     /// # Errors
     /// The filesystem's error when a preopen does not resolve to a directory.
@@ -53,8 +62,9 @@ impl WasiP2 {
         vfs: Arc<crate::fs::Vfs>,
         preopens: &[(String, String)],
         streams: (Input, Output, Output),
-        limits: &crate::spec::Limits,
+        spec: &crate::spec::RunSpec,
     ) -> Result<Self, FsError> {
+        let limits = &spec.limits;
         let core = Core::new(vfs);
         let preopens = preopens
             .iter()
@@ -69,13 +79,15 @@ impl WasiP2 {
             .stdin(stdio::SharedInput::new(stdin))
             .stdout(stdio::SharedOutput::new(stdout))
             .stderr(stderr.clone())
-            .allow_ip_name_lookup(limits.network_host)
-            // Sockets exist; what they may reach is the gate's decision.
+            // Sockets and lookups exist; what they may reach is the gate's decision
+            // (Capsule's `resolve-addresses` asks it before wasmtime-wasi's runs).
+            .allow_ip_name_lookup(true)
             .allow_tcp(true)
             .allow_udp(true);
-        let gate = network::Gate::new(limits, stderr);
+        let gate = Arc::new(network::Gate::new(spec, stderr));
+        let check = gate.clone();
         builder.socket_addr_check(move |addr, usage| {
-            let allowed = gate.allows(addr, usage);
+            let allowed = check.allows(addr, usage);
             Box::pin(async move { allowed })
         });
         Ok(Self {
@@ -87,6 +99,8 @@ impl WasiP2 {
                 .nofile
                 .map_or(crate::wasi::p1::MAX_FDS, |nofile| nofile as usize),
             freeze: None,
+            gate,
+            lookups: std::collections::HashMap::new(),
         })
     }
 
@@ -104,6 +118,11 @@ impl WasiP2 {
     /// The resource table (shared with `wasi:http`).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// The container's network policy (outgoing HTTP asks it too).
+    pub fn gate(&self) -> &Arc<network::Gate> {
+        &self.gate
     }
 
     /// Makes the guest's changes to files pass `freeze`.
@@ -171,6 +190,7 @@ pub fn add_to_linker<T: HasWasiP2>(linker: &mut Linker<T>) -> wasmtime::Result<(
     sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, with!(sockets))?;
     sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, with!(sockets))?;
     sync::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, with!(sockets))?;
+    sockets_gate::add_to_linker(l)?;
     // The filesystem: Capsule's own.
     filesystem::bindings::wasi::filesystem::types::add_to_linker::<T, HasSelf<WasiP2>>(l, |t| {
         t.p2()

@@ -1,32 +1,96 @@
-//! The one gate a component's sockets pass: every address wasmtime-wasi's sockets are
-//! about to use is checked here against the container's network (`--network`,
-//! `--allow-outbound`, [`crate::net::allow`]). Deny by default: a refused use is
-//! `access-denied` in the guest and one line on its stderr (the container's log)
-//! naming the address and the flag that would allow it.
+//! The one gate a component's network passes: every address wasmtime-wasi's sockets
+//! are about to use, every address a listener is bound on, and every name the guest
+//! looks up is decided here from the container's networks (`--network NAME`, each an
+//! address on a loopback subnet), `--allow-outbound` ([`crate::net::allow`]) and
+//! `--network host`. Deny by default: a refused use is `access-denied` in the guest and
+//! one line on its stderr (the container's log) naming the address and the flag that
+//! would allow it.
+//!
+//! - Connects and datagrams: to a peer's address on one of the container's networks,
+//!   to an address the allow-list grants, or to an address a granted name resolved to.
+//! - Listeners: a bind to the unspecified address (`0.0.0.0:PORT`, what servers do) is
+//!   bound on the container's first network address instead ([`Gate::bind_address`]);
+//!   explicit binds to other addresses are refused. Without a network a container
+//!   listens only on its published ports.
+//! - Names: containers on the container's networks by name, alias or ID
+//!   ([`crate::container::networks::resolve`]); names the allow-list grants through the
+//!   host's resolver; with `--network host`, every name.
 
 use super::stdio::SharedOutput;
 use crate::net::allow::AllowList;
-use std::net::SocketAddr;
+use crate::net::network::Attachment;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-/// A container's outbound network policy.
-#[derive(Debug, Clone)]
+/// A container's network policy.
+#[derive(Debug)]
 pub struct Gate {
     host: bool,
     allow: AllowList,
     log: SharedOutput,
+    networks: Vec<Attachment>,
+    /// The home whose containers the network names are looked up among.
+    home: Option<PathBuf>,
+    /// Addresses that names the allow-list grants resolved to, and the names.
+    learned: Mutex<HashMap<IpAddr, String>>,
+}
+
+/// What a name lookup gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The addresses, in order.
+    Found(Vec<IpAddr>),
+    /// Not a name on the container's networks, though it has some.
+    Unknown,
+    /// Nothing allows looking it up.
+    Refused,
 }
 
 impl Gate {
-    /// The policy `limits` give, logging refusals to `log`.
-    pub fn new(limits: &crate::spec::Limits, log: SharedOutput) -> Self {
+    /// The policy `spec` gives, logging refusals to `log`.
+    pub fn new(spec: &crate::spec::RunSpec, log: SharedOutput) -> Self {
         // The rules were checked when the container was made; one that no longer
         // parses (a hand-edited config) allows nothing.
-        let allow = AllowList::parse(&limits.outbound).unwrap_or_default();
+        let allow = AllowList::parse(&spec.limits.outbound).unwrap_or_default();
         Self {
-            host: limits.network_host,
+            host: spec.limits.network_host,
             allow,
             log,
+            networks: spec.networks.clone(),
+            home: spec.home.clone(),
+            learned: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the guest may use everything (`--network host`).
+    pub fn is_host(&self) -> bool {
+        self.host
+    }
+
+    fn on_my_networks(&self, ip: IpAddr) -> bool {
+        self.networks.iter().any(|a| a.subnet.contains(ip))
+    }
+
+    fn is_mine(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.networks.iter().any(|a| IpAddr::V4(a.address) == ip)
+    }
+
+    /// The address a guest's bind of `requested` is made on: the unspecified IPv4
+    /// address becomes the container's first network address (its listeners live
+    /// there); anything else is bound as asked, and checked.
+    pub fn bind_address(&self, requested: SocketAddr) -> SocketAddr {
+        match (requested, self.networks.first()) {
+            (SocketAddr::V4(v4), Some(first)) if !self.host && v4.ip().is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(first.address), v4.port())
+            }
+            _ => requested,
         }
     }
 
@@ -38,7 +102,9 @@ impl Gate {
         let (scheme, what) = match usage {
             SocketAddrUse::TcpConnect => ("tcp", "connect to"),
             SocketAddrUse::UdpSend => ("udp", "send to"),
-            SocketAddrUse::UdpReceive => ("udp", "receive from"),
+            // A datagram from an address the container may not reach is dropped
+            // silently (one line each would let a peer flood the log).
+            SocketAddrUse::UdpReceive => return self.reaches("udp", addr),
             // The implicit bind before a connect or a send (an unspecified address,
             // port 0): the connect or send itself is checked.
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind
@@ -46,21 +112,30 @@ impl Gate {
             {
                 return true;
             }
-            // Listening on the host's addresses is inbound: published ports do that.
-            SocketAddrUse::TcpBind
-            | SocketAddrUse::UdpBind
-            | SocketAddrUse::TcpListen
-            | SocketAddrUse::TcpAccept => {
-                self.refused(&format!(
-                    "capsule: refused to bind {addr}: a container listens only on its published ports (-p), or with --network host"
-                ));
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind | SocketAddrUse::TcpListen => {
+                if self.is_mine(addr.ip()) {
+                    return true;
+                }
+                self.refused(&if self.networks.is_empty() {
+                    format!(
+                        "capsule: refused to listen on {addr}: a container without a network listens only on its published ports (-p); join one with --network NAME, or use --network host"
+                    )
+                } else {
+                    format!(
+                        "capsule: refused to listen on {addr}: a container listens on its network address ({}) or on 0.0.0.0, which is bound there",
+                        self.networks[0].address
+                    )
+                });
                 return false;
             }
+            // The listener is on the container's own address: who may connect there is
+            // each client's gate's question.
+            SocketAddrUse::TcpAccept => return true,
         };
-        let host = addr.ip().to_string();
-        if self.allow.allows(scheme, &host, addr.port()) {
+        if self.reaches(scheme, addr) {
             return true;
         }
+        let host = addr.ip().to_string();
         let rule = match addr {
             SocketAddr::V4(_) => format!("{scheme}://{host}:{}", addr.port()),
             SocketAddr::V6(_) => format!("{scheme}://[{host}]:{}", addr.port()),
@@ -69,6 +144,103 @@ impl Gate {
             "capsule: refused to {what} {addr}: allow it with --allow-outbound {rule}"
         ));
         false
+    }
+
+    /// Whether the container reaches `addr` by `scheme`: on its networks, or granted.
+    fn reaches(&self, scheme: &str, addr: SocketAddr) -> bool {
+        if self.on_my_networks(addr.ip()) {
+            return true;
+        }
+        if self
+            .allow
+            .allows(scheme, &addr.ip().to_string(), addr.port())
+        {
+            return true;
+        }
+        let learned = self
+            .learned
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&addr.ip()).cloned());
+        learned.is_some_and(|name| self.allow.allows(scheme, &name, addr.port()))
+    }
+
+    /// Whether an outgoing HTTP request to `scheme://host:port` is allowed; a refusal
+    /// is logged.
+    pub fn allows_request(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if self.host || self.allow.allows(scheme, host, port) {
+            return true;
+        }
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            && self.on_my_networks(ip)
+        {
+            return true;
+        }
+        if !self.networks.is_empty()
+            && matches!(self.lookup_on_networks(host), Some(found) if !found.is_empty())
+        {
+            return true;
+        }
+        self.refused(&format!(
+            "capsule: refused the request to {scheme}://{host}:{port}: allow it with --allow-outbound {scheme}://{host}:{port}"
+        ));
+        false
+    }
+
+    fn lookup_on_networks(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let home = self.home.as_ref()?;
+        let home = crate::home::Home::at(home.clone());
+        Some(crate::container::networks::resolve(
+            &home,
+            &self.networks,
+            name,
+        ))
+    }
+
+    /// What the guest's lookup of `name` gives. An address literal is the caller's to
+    /// parse; names of the container's networks come first, then names the allow-list
+    /// grants (through the host's resolver, whose answers are remembered so that a
+    /// connect to them is allowed), then, with `--network host`, any name.
+    pub fn lookup(&self, name: &str) -> Lookup {
+        let name = name.trim_end_matches('.');
+        if let Some(found) = self.lookup_on_networks(name)
+            && !found.is_empty()
+        {
+            return Lookup::Found(found);
+        }
+        if self.host || self.allow.names(name) {
+            use std::net::ToSocketAddrs;
+            let found: Vec<IpAddr> = match (name, 0).to_socket_addrs() {
+                Ok(addrs) => addrs.map(|a| a.ip().to_canonical()).collect(),
+                Err(_) => Vec::new(),
+            };
+            if let Ok(mut learned) = self.learned.lock() {
+                for ip in &found {
+                    learned.insert(*ip, name.to_ascii_lowercase());
+                }
+            }
+            return if found.is_empty() {
+                Lookup::Unknown
+            } else {
+                Lookup::Found(found)
+            };
+        }
+        if self.networks.is_empty() {
+            self.refused(&format!(
+                "capsule: refused to look up {name}: allow it with --allow-outbound tcp://{name}:PORT, or join its network with --network NAME"
+            ));
+            Lookup::Refused
+        } else {
+            let on: Vec<&str> = self.networks.iter().map(|a| a.network.as_str()).collect();
+            self.refused(&format!(
+                "capsule: cannot resolve {name}: no container of that name or alias on network {}",
+                on.join(", ")
+            ));
+            Lookup::Unknown
+        }
     }
 
     fn refused(&self, line: &str) {
