@@ -267,6 +267,7 @@ impl reconcile::Events for Printer {
             }
             Event::Container { name, what } => eprintln!(" Container {name}  {what}"),
             Event::VolumeRemoved(name) => eprintln!(" Volume {name}  Removed"),
+            Event::Network { name, what } => eprintln!(" Network {name}  {what}"),
         }
     }
 

@@ -18,6 +18,37 @@ pub struct ComposeFile {
     pub services: BTreeMap<String, Service>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, VolumeDef>,
+    /// `[networks.NAME]`: the project's networks (named `PROJECT_NAME` on disk); every
+    /// project has `default`, which services without `networks` join.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, NetworkDef>,
+}
+
+/// A `[networks.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDef {
+    /// Use a network made outside the project (`capsule network create`), under
+    /// exactly this name (or `name`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// The name on disk instead of `PROJECT_NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only `loopback` (or `bridge`, its Docker name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A service's place on one of the project's networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNetwork {
+    /// Other names it is reached by there (the service's name always is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A `[volumes.NAME]` table (named `PROJECT_NAME` on disk, as Compose does).
@@ -84,6 +115,20 @@ pub struct Service {
     /// Compose's keys, over the image's HEALTHCHECK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthcheckTable>,
+    /// `networks = ["front", "back"]` or `networks = { back = { aliases = ["db"] } }`
+    /// (default: the project's `default` network).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "service_networks"
+    )]
+    pub networks: Option<BTreeMap<String, ServiceNetwork>>,
+    /// `network_mode = "none"` (no network at all) or `"host"` (the escape hatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// `allow_outbound = ["tcp://db.example.com:5432"]`: `--allow-outbound`'s rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_outbound: Vec<String>,
 }
 
 /// A service's `healthcheck`, with Compose's keys; each value is checked when the file
@@ -335,6 +380,35 @@ where
         }
     }
     deserializer.deserialize_any(Visitor)
+}
+
+fn service_networks<'de, D>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, ServiceNetwork>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, ServiceNetwork>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of networks or a table of network = { aliases = [...] }")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                out.insert(name, ServiceNetwork::default());
+            }
+            Ok(out)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_any(Visitor).map(Some)
 }
 
 /// When a dependency counts as ready.

@@ -13,7 +13,7 @@ pub mod interpolate;
 pub mod model;
 pub mod up;
 
-use file::{ComposeFile, Condition, FileError, Service};
+use file::{ComposeFile, Condition, FileError, NetworkDef, Service};
 use model::ServiceSpec;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +57,12 @@ pub enum ComposeError {
         "{file}: volume {name} is external but there is no volume {name}: create it first (capsule volume create {name}), or drop external = true to let compose create it"
     )]
     ExternalMissing { file: String, name: String },
+    #[error(
+        "{file}: network {name} is external but there is no network {name}: create it first (capsule network create {name}), or drop external = true to let compose create it"
+    )]
+    ExternalNetworkMissing { file: String, name: String },
+    #[error(transparent)]
+    Network(#[from] crate::net::network::NetworkError),
     // The causes are part of the one line (not `#[source]`, which would print them
     // twice).
     #[error("{file}: services.{service}: {error}")]
@@ -182,9 +188,37 @@ impl Project {
                 .contains_key(name)
                 .then(|| self.volume_name(name))
         };
+        for (name, def) in &self.file.networks {
+            let on_disk = self.network_name(name);
+            if !crate::net::network::valid_name(&on_disk)
+                || crate::net::network::PREDEFINED.contains(&on_disk.as_str())
+            {
+                return Err(at
+                    .error(
+                        &["networks", name],
+                        format!("network name {on_disk:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit (none and host are Docker's modes: network_mode = \"none\")"),
+                    )
+                    .into());
+            }
+            if let Some(driver) = &def.driver
+                && !matches!(driver.as_str(), "loopback" | "bridge")
+            {
+                return Err(at
+                    .error(
+                        &["networks", name, "driver"],
+                        format!("driver {driver:?}: Capsule's networks use the loopback driver (bridge is accepted as its name)"),
+                    )
+                    .into());
+            }
+        }
+        let network_name = |name: &str| {
+            (name == "default" || self.file.networks.contains_key(name))
+                .then(|| self.network_name(name))
+        };
         let mut out = BTreeMap::new();
         for (name, service) in &self.file.services {
-            let spec = model::service_spec(at, name, service, &self.dir, &volume_name)?;
+            let spec =
+                model::service_spec(at, name, service, &self.dir, &volume_name, &network_name)?;
             out.insert(name.clone(), spec);
         }
         // A dependency that must be healthy needs a check; whether its image has one is
@@ -342,6 +376,38 @@ impl Project {
         }
     }
 
+    /// A network of the file as it is named on disk: `name`, or the name itself when
+    /// external, else `PROJECT_NAME` (`PROJECT_default` for the default network).
+    pub fn network_name(&self, name: &str) -> String {
+        match self.file.networks.get(name) {
+            Some(NetworkDef {
+                name: Some(named), ..
+            }) => named.clone(),
+            Some(def) if def.external => name.to_owned(),
+            _ => format!("{}_{name}", self.name),
+        }
+    }
+
+    /// The networks the project makes (`up`) and removes (`down`): those its services
+    /// join that are not external, by name on disk.
+    pub fn own_networks(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for spec in self.services.values() {
+            for request in &spec.networks {
+                let external = self
+                    .file
+                    .networks
+                    .iter()
+                    .any(|(name, def)| def.external && self.network_name(name) == request.name);
+                if !external && !out.contains(&request.name) {
+                    out.push(request.name.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// What `services` (and what they depend on; every service when empty) need of
     /// the host before anything is created or removed: each external volume exists,
     /// each bind mount's host directory is one.
@@ -382,6 +448,31 @@ impl Project {
                     });
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        let external: Vec<String> = self
+            .file
+            .networks
+            .iter()
+            .filter(|(_, def)| def.external)
+            .map(|(name, _)| self.network_name(name))
+            .filter(|on_disk| {
+                order
+                    .iter()
+                    .filter_map(|s| self.spec(s))
+                    .any(|s| s.networks.iter().any(|n| &n.name == on_disk))
+            })
+            .collect();
+        if !external.is_empty() {
+            let networks = crate::net::network::Networks::open(home)?;
+            for name in external {
+                match networks.get(&name) {
+                    Ok(_) => {}
+                    Err(crate::net::network::NetworkError::NotFound(_)) => {
+                        return Err(ComposeError::ExternalNetworkMissing { file, name });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         for service in &order {
@@ -426,6 +517,11 @@ impl Project {
         let mut hasher = Sha256::new();
         if let Some(s) = self.file.services.get(service) {
             hasher.update(serde_json::to_vec(s).unwrap_or_default());
+        }
+        // The networks it joins (the default one is not in the file).
+        for network in self.spec(service).iter().flat_map(|s| &s.networks) {
+            hasher.update(b"network ");
+            hasher.update(network.name.as_bytes());
         }
         hasher.update(image_id.as_bytes());
         hasher.update(self.name.as_bytes());

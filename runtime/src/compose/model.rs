@@ -38,6 +38,9 @@ pub struct ServiceSpec {
     pub stop_timeout: Option<u64>,
     /// `healthcheck`, over the image's.
     pub health: HealthOverrides,
+    /// The networks it joins, named as on disk, with the service's name among the
+    /// aliases of each (`network_mode` none or host: none).
+    pub networks: Vec<crate::net::network::NetworkRequest>,
 }
 
 /// What to make a service's container with, beyond the service itself.
@@ -97,7 +100,7 @@ impl ServiceSpec {
             },
             publish_all: false,
             health: self.health.clone(),
-            networks: Vec::new(),
+            networks: self.networks.clone(),
         }
     }
 }
@@ -177,6 +180,7 @@ pub fn service_spec(
     service: &Service,
     dir: &Path,
     volume_name: &dyn Fn(&str) -> Option<String>,
+    network_name: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServiceSpec, FileError> {
     let err = |key: &str, message: String| at.error(&["services", name, key], message);
     // A limit's message names its key already: the path stops at the service, the
@@ -262,7 +266,68 @@ pub fn service_spec(
     if let Some(table) = &service.healthcheck {
         spec.health = health_overrides(at, name, table)?;
     }
+    service_networks(at, name, service, network_name, &mut spec)?;
     Ok(spec)
+}
+
+/// `networks`, `network_mode` and `allow_outbound`: the networks the service joins
+/// (the project's `default` unless it names others), or none, or the host's.
+fn service_networks(
+    at: &Locator<'_>,
+    name: &str,
+    service: &Service,
+    network_name: &dyn Fn(&str) -> Option<String>,
+    spec: &mut ServiceSpec,
+) -> Result<(), FileError> {
+    crate::net::allow::AllowList::parse(&service.allow_outbound)
+        .map_err(|e| at.error(&["services", name, "allow_outbound"], e.to_string()))?;
+    spec.limits.outbound.clone_from(&service.allow_outbound);
+    match service.network_mode.as_deref() {
+        None => {}
+        Some(mode @ ("none" | "host")) => {
+            if service.networks.is_some() {
+                return Err(at.error(
+                    &["services", name, "network_mode"],
+                    format!("network_mode = \"{mode}\" cannot be combined with networks: give one or the other"),
+                ));
+            }
+            spec.limits.network_host = mode == "host";
+            return Ok(());
+        }
+        Some(other) => {
+            return Err(at.error(
+                &["services", name, "network_mode"],
+                format!("network_mode {other:?}: expected \"none\" or \"host\" (to join networks, use networks = [...])"),
+            ));
+        }
+    }
+    let default = BTreeMap::from([("default".to_owned(), Default::default())]);
+    let joined = service.networks.as_ref().unwrap_or(&default);
+    for (network, entry) in joined {
+        let Some(on_disk) = network_name(network) else {
+            return Err(at.error(
+                &["services", name, "networks", network],
+                format!("network {network:?} is not declared: add a [networks.{network}] table"),
+            ));
+        };
+        let mut aliases = vec![name.to_owned()];
+        for alias in &entry.aliases {
+            if !crate::net::network::valid_name(alias) {
+                return Err(at.error(
+                    &["services", name, "networks", network, "aliases"],
+                    format!("invalid alias {alias:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"),
+                ));
+            }
+            if !aliases.contains(alias) {
+                aliases.push(alias.clone());
+            }
+        }
+        spec.networks.push(crate::net::network::NetworkRequest {
+            name: on_disk,
+            aliases,
+        });
+    }
+    Ok(())
 }
 
 /// The shortest duration Docker takes for a check's timing (0 means the default).

@@ -33,6 +33,8 @@ pub enum Event<'a> {
     Container { name: &'a str, what: &'a str },
     /// `down --volumes` removed one of the file's volumes.
     VolumeRemoved(&'a str),
+    /// One of the project's networks was `Created` (by `up`) or `Removed` (by `down`).
+    Network { name: &'a str, what: &'a str },
 }
 
 /// What a front end is told, and how it watches a build.
@@ -236,6 +238,8 @@ pub fn create(
         (SERVICE_LABEL.to_owned(), service.to_owned()),
         (HASH_LABEL.to_owned(), hash),
     ]);
+    // `compose run` before any `up` finds the project's networks too.
+    create_networks(home, project)?;
     let overrides = spec.overrides(make);
     let name = project.image_of(service);
     Ok(crate::container::prepare(home, images, &image, &name, overrides)?.container)
@@ -444,6 +448,12 @@ pub fn up(
         image(images, project, name)?;
     }
     check_healthy_dependencies(images, project, &order)?;
+    for name in create_networks(home, project)? {
+        events.event(Event::Network {
+            name: &name,
+            what: "Created",
+        });
+    }
     let mut out = Vec::new();
     let mut follow = |container: &Container| {
         let mut log = Reader::new(&container.dir);
@@ -502,6 +512,40 @@ pub fn up(
         say(events, &container, "Started");
     }
     Ok(out)
+}
+
+/// Creates the project's networks that do not exist yet (labelled with the project,
+/// as Compose labels them, so that `down` and `network prune --filter` find them);
+/// returns their names.
+fn create_networks(home: &Home, project: &Project) -> Result<Vec<String>, UpError> {
+    let own = project.own_networks();
+    let mut created = Vec::new();
+    if own.is_empty() {
+        return Ok(created);
+    }
+    let networks = crate::net::network::Networks::open(home).map_err(ComposeError::from)?;
+    let lock = networks.lock().map_err(ComposeError::from)?;
+    for name in own {
+        if networks.get(&name).is_ok() {
+            continue;
+        }
+        let key = name
+            .strip_prefix(&format!("{}_", project.name))
+            .unwrap_or(&name)
+            .to_owned();
+        let mut labels = std::collections::BTreeMap::from([
+            (PROJECT_LABEL.to_owned(), project.name.clone()),
+            ("com.docker.compose.network".to_owned(), key.clone()),
+        ]);
+        if let Some(def) = project.file.networks.get(&key) {
+            labels.extend(def.labels.clone());
+        }
+        networks
+            .create(&lock, &name, labels)
+            .map_err(ComposeError::from)?;
+        created.push(name);
+    }
+    Ok(created)
 }
 
 /// Replaces `old` with the container `make` creates: `old` is stopped (freeing its
@@ -630,6 +674,21 @@ pub fn down(
         });
         if volumes {
             let _ = crate::container::volumes::remove_anonymous(home, &used);
+        }
+    }
+    // The project's networks, once no container of it is on them (a container of
+    // another project, or one run by hand, keeps a network: it is left, and said).
+    let store = crate::net::network::Networks::open(home).map_err(ComposeError::from)?;
+    for network in store.list() {
+        if network.labels.get(PROJECT_LABEL) != Some(&project.name) {
+            continue;
+        }
+        match crate::container::networks::remove(home, &store, &network.name) {
+            Ok(name) => events.event(Event::Network {
+                name: &name,
+                what: "Removed",
+            }),
+            Err(e) => tracing::warn!(network = %network.name, error = %e, "network left"),
         }
     }
     if volumes {
