@@ -2,7 +2,10 @@
 //! need not know it: `io.capsule.unknown-imports=trap` (imports Capsule does not provide
 //! are linked to stubs that trap if called, as `--unknown-imports trap`) and
 //! `io.capsule.wasm-features=exceptions,tail-call=n` (wasm features set on top of the
-//! defaults, as `-W` settings). The flags of `capsule run` still win over them.
+//! defaults, as `-W` settings) and `io.capsule.allow-outbound=tcp://db:5432
+//! https://api.example.com` (the connections the program needs, as `--allow-outbound`
+//! rules, applied with a warning that names them). The flags of `capsule run` still win
+//! over them.
 //!
 //! Labels come from images, so they are hostile input: a value must be one of the
 //! spellings below and short, or the run stops with an error naming the label.
@@ -14,6 +17,11 @@ use crate::spec::UnknownImports;
 pub const UNKNOWN_IMPORTS: &str = "io.capsule.unknown-imports";
 /// A comma-separated list of `-W` settings (`exceptions`, `gc=y`, `simd=n`).
 pub const WASM_FEATURES: &str = "io.capsule.wasm-features";
+/// `--allow-outbound` rules, separated by spaces or commas.
+pub const ALLOW_OUTBOUND: &str = "io.capsule.allow-outbound";
+
+/// The longest value of the outbound label.
+const MAX_OUTBOUND_LEN: usize = 2048;
 
 /// The longest value of a feature label, and the most settings in it.
 const MAX_FEATURES_LEN: usize = 512;
@@ -36,6 +44,8 @@ pub struct RunLabels {
     pub unknown_imports: Option<UnknownImports>,
     /// From [`WASM_FEATURES`], checked: each setting is valid for [`FeatureSet::apply_setting`].
     pub wasm_features: Vec<String>,
+    /// From [`ALLOW_OUTBOUND`], checked: each rule parses.
+    pub allow_outbound: Vec<String>,
 }
 
 fn quoted(value: &str) -> String {
@@ -72,6 +82,7 @@ impl RunLabels {
                     });
                 }
                 WASM_FEATURES => out.wasm_features = check_features(value)?,
+                ALLOW_OUTBOUND => out.allow_outbound = check_outbound(value)?,
                 _ => {}
             }
         }
@@ -85,6 +96,24 @@ impl RunLabels {
             let _ = features.apply_setting(setting);
         }
     }
+}
+
+fn check_outbound(value: &str) -> Result<Vec<String>, LabelError> {
+    let bad = |reason: String| LabelError {
+        label: ALLOW_OUTBOUND,
+        value: quoted(value),
+        reason,
+    };
+    if value.len() > MAX_OUTBOUND_LEN {
+        return Err(bad(format!("longer than {MAX_OUTBOUND_LEN} bytes")));
+    }
+    let rules: Vec<String> = value
+        .split([',', ' ', '\t', '\n'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    crate::net::allow::AllowList::parse(&rules).map_err(|e| bad(e.to_string()))?;
+    Ok(rules)
 }
 
 fn check_features(value: &str) -> Result<Vec<String>, LabelError> {
@@ -118,6 +147,28 @@ fn check_features(value: &str) -> Result<Vec<String>, LabelError> {
 mod tests {
     use super::*;
     use crate::engine::WasmFeature;
+
+    #[test]
+    fn the_outbound_label_is_a_list_of_checked_rules() {
+        let labels = RunLabels::from_labels([(
+            ALLOW_OUTBOUND,
+            "tcp://db:5432, https://*.example.com\ttcp://10.0.0.0/8:*",
+        )])
+        .expect("valid");
+        assert_eq!(
+            labels.allow_outbound,
+            [
+                "tcp://db:5432",
+                "https://*.example.com",
+                "tcp://10.0.0.0/8:*"
+            ]
+        );
+        let e = RunLabels::from_labels([(ALLOW_OUTBOUND, "db:5432")]).expect_err("no scheme");
+        assert!(e.to_string().contains("no scheme"), "{e}");
+        let long = "tcp://a:1 ".repeat(300);
+        let e = RunLabels::from_labels([(ALLOW_OUTBOUND, long.as_str())]).expect_err("long");
+        assert!(e.to_string().contains("longer than"), "{e}");
+    }
 
     #[test]
     fn reads_capsule_labels_and_ignores_others() {

@@ -619,6 +619,8 @@ pub(super) fn create_container(
         publish_all: args.publish_all,
         health: resolved.health,
         networks: resolved.networks,
+        image_outbound: args.allow_outbound.is_empty()
+            && !args.network.iter().any(|n| n == "none" || n == "host"),
     };
     prepare_container(home, images, target, overrides)
 }
@@ -642,7 +644,7 @@ pub(super) fn prepare_container(
         };
         Failure::new(code, e)
     })?;
-    for why in &prepared.unpublished {
+    for why in &prepared.warnings {
         eprintln!("capsule: warning: {why}");
     }
     Ok(prepared)

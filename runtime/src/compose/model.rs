@@ -41,6 +41,9 @@ pub struct ServiceSpec {
     /// The networks it joins, named as on disk, with the service's name among the
     /// aliases of each (`network_mode` none or host: none).
     pub networks: Vec<crate::net::network::NetworkRequest>,
+    /// Whether the image's outbound label applies (no `allow_outbound`, no
+    /// `network_mode`).
+    pub image_outbound: bool,
 }
 
 /// What to make a service's container with, beyond the service itself.
@@ -101,6 +104,7 @@ impl ServiceSpec {
             publish_all: false,
             health: self.health.clone(),
             networks: self.networks.clone(),
+            image_outbound: self.image_outbound,
         }
     }
 }
@@ -282,6 +286,7 @@ fn service_networks(
     crate::net::allow::AllowList::parse(&service.allow_outbound)
         .map_err(|e| at.error(&["services", name, "allow_outbound"], e.to_string()))?;
     spec.limits.outbound.clone_from(&service.allow_outbound);
+    spec.image_outbound = service.allow_outbound.is_empty() && service.network_mode.is_none();
     match service.network_mode.as_deref() {
         None => {}
         Some(mode @ ("none" | "host")) => {

@@ -48,6 +48,9 @@ pub struct Overrides {
     pub health: super::health::HealthOverrides,
     /// `--network NAME` (with `--network-alias`): the user-defined networks it joins.
     pub networks: Vec<crate::net::network::NetworkRequest>,
+    /// Whether the image's `io.capsule.allow-outbound` label applies: the user gave
+    /// neither `--allow-outbound` nor `--network none|host`.
+    pub image_outbound: bool,
 }
 
 /// Why a container could not be prepared.
@@ -122,8 +125,9 @@ pub struct Prepared {
     pub features: FeatureSet,
     /// The module cache's name for the program, when it is always the same module.
     pub cache_alias: Option<String>,
-    /// Why `-P` left out some of what the image exposes (a UDP port), to tell the user.
-    pub unpublished: Vec<String>,
+    /// What to tell the user: what `-P` left out of what the image exposes (a UDP port),
+    /// the outbound connections the image's label allows.
+    pub warnings: Vec<String>,
 }
 
 /// Creates a container for `image` (named `name` by the user) with Docker's rules:
@@ -243,12 +247,12 @@ pub fn prepare(
     // Published ports are checked (and ephemeral ones chosen) before anything is
     // created: a port in use leaves nothing behind.
     let mut exposed: Vec<u16> = Vec::new();
-    let mut unpublished = Vec::new();
+    let mut warnings = Vec::new();
     if overrides.publish_all {
         for entry in config.exposed_ports().iter().flatten() {
             match crate::net::exposed_ports(entry) {
                 Ok(ports) => exposed.extend(ports),
-                Err(why) => unpublished.push(why),
+                Err(why) => warnings.push(why),
             }
         }
         exposed.sort_unstable();
@@ -322,6 +326,14 @@ pub fn prepare(
         spec.unknown_imports = policy;
     }
     spec.limits = overrides.limits;
+    if overrides.image_outbound && !labels.allow_outbound.is_empty() {
+        warnings.push(format!(
+            "the image allows outbound connections to {} (its label {}); --allow-outbound replaces them, --network none drops them",
+            labels.allow_outbound.join(" "),
+            crate::labels::ALLOW_OUTBOUND
+        ));
+        spec.limits.outbound.clone_from(&labels.allow_outbound);
+    }
     // Addresses are given, and recorded in the container's config, under the networks'
     // lock (held by `_networks` until the config is written).
     let (attachments, _networks) = match super::networks::attach(home, &overrides.networks) {
@@ -354,6 +366,6 @@ pub fn prepare(
         program: program_path,
         features,
         cache_alias,
-        unpublished,
+        warnings,
     })
 }

@@ -336,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn names_a_guest_may_look_up_are_the_rules_hosts() {
+        let l = list(&["tcp://db:5432", "https://*.example.com", "tcp://10.0.0.0/8:*"]);
+        assert!(l.names("db"));
+        assert!(l.names("DB."));
+        assert!(l.names("api.example.com"));
+        assert!(!l.names("example.com"));
+        assert!(!l.names("other"));
+        assert!(!AllowList::default().names("db"));
+        assert!(list(&["*://*:*"]).names("anything"));
+    }
+
+    #[test]
     fn hosts_ports_and_schemes_each_allowed_and_refused() {
         let l = list(&["tcp://db:5432"]);
         assert!(l.allows("tcp", "db", 5432));

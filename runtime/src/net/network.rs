@@ -183,9 +183,13 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> NetworkError {
     move |source| NetworkError::Io { what, source }
 }
 
-/// Whether `name` may name a network (Docker's rule for names, as for volumes).
+/// Whether `name` may name a network or be an alias on one: letters, digits, `_`, `.`
+/// and `-`, starting with a letter or digit, at most 128 characters (Docker's rule).
 pub fn valid_name(name: &str) -> bool {
-    crate::spec::valid_volume_name(name)
+    let mut bytes = name.bytes();
+    name.len() <= 128
+        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The networks of a home.
@@ -376,6 +380,16 @@ pub fn free_address(network: &Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_follow_docker() {
+        for good in ["a", "db", "shop_default", "x.y-z", "A1"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "-a", ".a", "../x", "a/b", "a b", &"a".repeat(129)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn subnets_are_loopback_24s() {

@@ -28,6 +28,7 @@ mod layers;
 mod library_api;
 mod limits;
 mod modules;
+mod networks;
 mod outbound;
 mod owner;
 mod plugins;
