@@ -154,7 +154,7 @@ struct Store {
     map: BTreeMap<String, String>,
     log: File,
     path: PathBuf,
-    /// How many changes the file held at start.
+    /// How many changes were replayed from the file at start.
     replayed: usize,
 }
 
@@ -172,8 +172,8 @@ impl Store {
                 dir.display()
             ));
         }
-        // Opened for appending, then read on its own: a WASI 0.2 file opened to append
-        // reads nothing (wasi-libc starts its stream at the end).
+        // Opened to append, and read on its own: opened to read and append at once, the
+        // file read nothing under wasmtime 48 (its read stream starts at the end).
         let mut log = OpenOptions::new()
             .append(true)
             .create(true)
