@@ -15,6 +15,7 @@
 #   scripts/bench.sh plugins    # plugin calls through the pool (1 and 8 threads) vs instantiate per call; 1,000 live instances
 #   scripts/bench.sh stress     # lifecycle races: stop, kill, rm -f, start, restart, rename, cp, run -d at once on 8 containers for 60 s, then the invariants (exit 1 on a violation)
 #   scripts/bench.sh components # WASI 0.2: warm run of a command component, HTTP components under wrk; vs wasmtime run / serve
+#   scripts/bench.sh network    # TCP round trips/s between two components (kv bench -> kv serve): capsule network by container name vs wasmtime run -S inherit-network
 #   scripts/bench.sh shim       # containerd tasks/s of hello-world through containerd-shim-capsule-v1, as runwasi's stress test; ctr run --rm vs capsule run (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,6 +124,12 @@ if [ "${1:-}" = components ]; then
     scripts/build-components.sh examples/components/out >/dev/null
     exec python3 scripts/bench_components.py --capsule "$target_dir/release/capsule" \
         --components examples/components/out "$@"
+fi
+if [ "${1:-}" = network ]; then
+    shift
+    scripts/build-components.sh examples/components/out kv >/dev/null
+    exec python3 scripts/bench_network.py --capsule "$target_dir/release/capsule" \
+        --kv examples/components/out/kv.wasm "$@"
 fi
 if [ "${1:-}" = build ]; then
     shift

@@ -4,10 +4,12 @@
 #   scripts/build-components.sh [OUT_DIR] [NAME...]
 #
 #   OUT_DIR  where the components go (default: examples/components/out)
-#   NAME     hello, http-rust, http-python, http-js (default: all four)
+#   NAME     hello, http-rust, kv, notes-api, http-python, http-js (default: all six)
 #
 #   hello.wasm        Rust, wasm32-wasip2 (cargo; the target is added with rustup)
 #   http-rust.wasm    Rust, wasm32-wasip2, wstd (cargo)
+#   kv.wasm           Rust, wasm32-wasip2, std only: a key-value server and client over TCP (cargo)
+#   notes-api.wasm    Rust, wasm32-wasip2, wstd: a wasi:http notes API that keeps its data in kv (cargo)
 #   http-python.wasm  Python, componentize-py from PyPI (a venv in the tools directory)
 #   http-js.wasm      JavaScript, componentize-js from npm (npm ci in examples/components/http-js)
 #
@@ -31,7 +33,7 @@ comps="$root/examples/components"
 out=${1:-$comps/out}
 [ $# -gt 0 ] && shift
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(hello http-rust http-python http-js)
+[ ${#names[@]} -gt 0 ] || names=(hello http-rust kv notes-api http-python http-js)
 
 tools=${CAPSULE_TOOLS_DIR:-$HOME/.cache/capsule-tools}
 target_dir=${COMPONENTS_TARGET_DIR:-$comps/target}
@@ -100,15 +102,15 @@ cached() { # cached NAME KEY COMMAND... (COMMAND writes $out/NAME.wasm)
 
 for name in "${names[@]}"; do
     case "$name" in
-        hello | http-rust | http-python | http-js) ;;
-        *) die "unknown component $name" "name some of: hello http-rust http-python http-js" ;;
+        hello | http-rust | kv | notes-api | http-python | http-js) ;;
+        *) die "unknown component $name" "name some of: hello http-rust kv notes-api http-python http-js" ;;
     esac
 done
 mkdir -p "$out" || die "cannot create $out"
 out=$(cd "$out" && pwd)
 wants() { printf '%s\n' "${names[@]}" | grep -qx "$1"; }
 
-# --- Rust: hello, http-rust --------------------------------------------------------------
+# --- Rust: hello, http-rust, kv, notes-api -----------------------------------------------
 rust_target=wasm32-wasip2
 build_rust() { # build_rust NAME ARTIFACT
     local name=$1 artifact=$2 built start
@@ -125,7 +127,7 @@ build_rust() { # build_rust NAME ARTIFACT
     cmp -s "$built" "$out/$name.wasm" || cp "$built" "$out/$name.wasm"
     say "$name: $(wc -c <"$out/$name.wasm" | tr -d ' ') bytes, $(took "$start")"
 }
-if wants hello || wants http-rust; then
+if wants hello || wants http-rust || wants kv || wants notes-api; then
     need cargo "install Rust 1.95 or later with rustup (https://rustup.rs)"
     if ! rustc --print target-list 2>/dev/null | grep -qx "$rust_target"; then
         die "this Rust ($(rustc --version)) has no $rust_target target" "rustup update stable"
@@ -139,6 +141,8 @@ if wants hello || wants http-rust; then
     fi
     wants hello && build_rust hello hello.wasm
     wants http-rust && build_rust http-rust http_rust.wasm
+    wants kv && build_rust kv kv.wasm
+    wants notes-api && build_rust notes-api notes_api.wasm
 fi
 
 # --- Python: http-python -----------------------------------------------------------------

@@ -260,7 +260,15 @@ fn build_components(manifest: &Path, out: &Path) -> String {
     let script = root.join("scripts/build-components.sh");
     let dir = out.join("components");
     println!("cargo:rerun-if-changed={}", script.display());
-    for example in ["hello", "http-rust", "http-python", "http-js", "wit"] {
+    for example in [
+        "hello",
+        "http-rust",
+        "kv",
+        "notes-api",
+        "http-python",
+        "http-js",
+        "wit",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             root.join("examples/components").join(example).display()
@@ -285,6 +293,8 @@ fn build_components(manifest: &Path, out: &Path) -> String {
     for (name, file) in [
         ("HELLO", "hello.wasm"),
         ("HTTP_RUST", "http-rust.wasm"),
+        ("KV", "kv.wasm"),
+        ("NOTES_API", "notes-api.wasm"),
         ("HTTP_PYTHON", "http-python.wasm"),
         ("HTTP_JS", "http-js.wasm"),
     ] {
