@@ -337,7 +337,11 @@ mod tests {
 
     #[test]
     fn names_a_guest_may_look_up_are_the_rules_hosts() {
-        let l = list(&["tcp://db:5432", "https://*.example.com", "tcp://10.0.0.0/8:*"]);
+        let l = list(&[
+            "tcp://db:5432",
+            "https://*.example.com",
+            "tcp://10.0.0.0/8:*",
+        ]);
         assert!(l.names("db"));
         assert!(l.names("DB."));
         assert!(l.names("api.example.com"));

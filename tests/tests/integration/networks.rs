@@ -396,3 +396,98 @@ fn an_image_declares_its_outbound_needs_in_a_label_and_the_flags_win() {
             &["label io.capsule.allow-outbound=\"db:5432\"", "no scheme"],
         );
 }
+
+/// An answer of the notes API on the host port, waiting up to 60 s for `want` (the
+/// services start, the database restarts); the last answer fails the test.
+#[track_caller]
+fn notes_until(
+    c: &Containers,
+    port: u16,
+    (method, path, body): (&str, &str, Option<&str>),
+    want: impl Fn(&capsule_tests::http::Resp) -> bool,
+) -> capsule_tests::http::Resp {
+    let start = Instant::now();
+    loop {
+        let answer = capsule_tests::http::try_http(port, method, path, &[], body);
+        if let Ok(resp) = &answer
+            && want(resp)
+        {
+            return answer.expect("an answer");
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let logs = c.env.run(&["logs", "notes-api-1"]);
+            panic!("{method} {path}: last answer {answer:?}; api logs: {logs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_notes_example_keeps_its_data_in_a_database_beside_it_and_survives_its_restart() {
+    // The example as a user has it: its compose file, its Capsulefiles, the components
+    // scripts/build-components.sh wrote (here, the tests' build of them).
+    let c = Containers::new(&[]);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/components");
+    let root = c.env.work().join("components");
+    for dir in ["notes", "kv", "notes-api", "out"] {
+        std::fs::create_dir_all(root.join(dir)).expect("dir");
+    }
+    std::fs::copy(
+        examples.join("notes/compose.toml"),
+        root.join("notes/compose.toml"),
+    )
+    .expect("compose file");
+    for image in ["kv", "notes-api"] {
+        std::fs::copy(
+            examples.join(image).join("Capsulefile"),
+            root.join(image).join("Capsulefile"),
+        )
+        .expect("Capsulefile");
+    }
+    std::fs::copy(guests::components::KV, root.join("out/kv.wasm")).expect("kv");
+    std::fs::copy(
+        guests::components::NOTES_API,
+        root.join("out/notes-api.wasm"),
+    )
+    .expect("api");
+    let port = capsule_tests::free_port();
+    let compose = |args: &[&str]| {
+        let mut cmd = c.env.capsule();
+        cmd.current_dir(root.join("notes"))
+            .env("NOTES_PORT", port.to_string())
+            .arg("compose")
+            .args(args);
+        capsule_tests::Run::of(&mut cmd, None)
+    };
+    compose(&["up", "-d"]).assert_code(0);
+    let put = ("PUT", "/notes/first", Some("kept in kv"));
+    notes_until(&c, port, put, |r| r.status == 201);
+    let get = ("GET", "/notes/first", None);
+    let got = notes_until(&c, port, get, |r| r.status == 200);
+    assert_eq!(got.body, "kept in kv");
+    // The database stops: the API says so, and answers again once it is back, with the
+    // data it keeps on its volume.
+    c.ok(&["stop", "notes-db-1"]);
+    let down = notes_until(&c, port, get, |r| r.status == 503);
+    assert!(down.body.contains("database unavailable"), "{down:?}");
+    c.ok(&["start", "notes-db-1"]);
+    let back = notes_until(&c, port, get, |r| r.status == 200);
+    assert_eq!(back.body, "kept in kv");
+    c.ok(&["restart", "notes-db-1"]);
+    notes_until(&c, port, ("PUT", "/notes/second", Some("after")), |r| {
+        r.status == 201
+    });
+    // A one-off client on the project's network reads the database by name.
+    let keys = compose(&["run", "--rm", "db", "keys", "db:6379"]);
+    keys.assert_code(0);
+    assert!(
+        keys.stdout.contains("first") && keys.stdout.contains("second"),
+        "{keys:?}"
+    );
+    let down = compose(&["down", "-v"]);
+    down.assert_code(0);
+    assert!(
+        down.stderr.contains("Network notes_default  Removed"),
+        "{down:?}"
+    );
+}
