@@ -249,3 +249,121 @@ impl Gate {
         let _ = log.write(bytes::Bytes::from(format!("{line}\n")));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::network::Subnet;
+    use crate::wasi::p1::stdio::{Capture, Output};
+    use std::net::Ipv4Addr;
+
+    fn gate(networks: &[(&str, &str, [u8; 4])], outbound: &[&str]) -> (Gate, Capture) {
+        let mut spec = crate::spec::RunSpec::new("t");
+        spec.limits.outbound = outbound.iter().map(|r| (*r).to_owned()).collect();
+        spec.networks = networks
+            .iter()
+            .map(|(name, subnet, ip)| Attachment {
+                network: (*name).to_owned(),
+                subnet: subnet.parse::<Subnet>().expect("subnet"),
+                address: Ipv4Addr::from(*ip),
+                aliases: Vec::new(),
+            })
+            .collect();
+        let buf = Capture::default();
+        let log = SharedOutput::new(Output::Capture {
+            buf: buf.clone(),
+            limit: 1 << 20,
+        });
+        (Gate::new(&spec, log), buf)
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("a socket address")
+    }
+
+    fn log(buf: &Capture) -> String {
+        String::from_utf8(buf.contents()).expect("utf-8")
+    }
+
+    #[test]
+    fn a_container_listens_only_on_its_own_network_address() {
+        let (g, buf) = gate(&[("app", "127.70.1.0/24", [127, 70, 1, 5])], &[]);
+        // 0.0.0.0:P is bound on its address; that, and only that, is allowed.
+        let bound = g.bind_address(addr("0.0.0.0:5432"));
+        assert_eq!(bound, addr("127.70.1.5:5432"));
+        assert!(g.allows(bound, SocketAddrUse::TcpBind));
+        assert!(g.allows(bound, SocketAddrUse::TcpListen));
+        assert!(g.allows(addr("127.70.1.5:53"), SocketAddrUse::UdpBind));
+        // A peer's address, the host's loopback, another network: refused and logged.
+        for other in [
+            "127.70.1.6:5432",
+            "127.0.0.1:5432",
+            "127.71.1.5:5432",
+            "[::1]:5432",
+        ] {
+            assert_eq!(g.bind_address(addr(other)), addr(other), "left as asked");
+            assert!(!g.allows(addr(other), SocketAddrUse::TcpBind), "{other}");
+        }
+        assert!(!g.allows(addr("0.0.0.0:0"), SocketAddrUse::TcpListen));
+        assert!(log(&buf).contains("capsule: refused to listen on 127.0.0.1:5432"));
+        // The implicit bind before a connect is the connect's question.
+        assert!(g.allows(addr("0.0.0.0:0"), SocketAddrUse::TcpBind));
+        // Without a network, nothing is bound anywhere.
+        let (none, buf) = gate(&[], &[]);
+        assert_eq!(none.bind_address(addr("0.0.0.0:80")), addr("0.0.0.0:80"));
+        assert!(!none.allows(addr("0.0.0.0:80"), SocketAddrUse::TcpBind));
+        assert!(log(&buf).contains("listens only on its published ports"));
+    }
+
+    #[test]
+    fn connects_reach_the_networks_and_the_allow_list_only() {
+        let (g, buf) = gate(
+            &[("app", "127.70.1.0/24", [127, 70, 1, 5])],
+            &["tcp://10.0.0.0/8:443", "udp://127.0.0.53:53"],
+        );
+        assert!(g.allows(addr("127.70.1.9:80"), SocketAddrUse::TcpConnect));
+        assert!(g.allows(addr("[::ffff:127.70.1.9]:80"), SocketAddrUse::TcpConnect));
+        assert!(g.allows(addr("10.1.2.3:443"), SocketAddrUse::TcpConnect));
+        assert!(!g.allows(addr("10.1.2.3:80"), SocketAddrUse::TcpConnect));
+        assert!(g.allows(addr("127.0.0.53:53"), SocketAddrUse::UdpSend));
+        assert!(!g.allows(addr("127.0.0.53:53"), SocketAddrUse::TcpConnect));
+        assert!(!g.allows(addr("127.70.2.9:80"), SocketAddrUse::TcpConnect));
+        assert!(!g.allows(addr("127.0.0.1:80"), SocketAddrUse::UdpReceive));
+        let log = log(&buf);
+        assert!(log.contains(
+            "capsule: refused to connect to 127.70.2.9:80: allow it with --allow-outbound tcp://127.70.2.9:80"
+        ));
+        // A dropped datagram is not logged (a peer could flood the log).
+        assert!(!log.contains("receive"), "{log}");
+    }
+
+    #[test]
+    fn names_resolve_from_the_allow_list_and_connects_to_them_follow_the_rule() {
+        let (g, buf) = gate(&[], &["tcp://localhost:8000"]);
+        let Lookup::Found(found) = g.lookup("localhost") else {
+            panic!("localhost is granted");
+        };
+        let v4 = found
+            .iter()
+            .find(|ip| ip.is_ipv4())
+            .expect("an IPv4 address");
+        assert!(g.allows(SocketAddr::new(*v4, 8000), SocketAddrUse::TcpConnect));
+        assert!(!g.allows(SocketAddr::new(*v4, 8001), SocketAddrUse::TcpConnect));
+        assert_eq!(g.lookup("example.invalid"), Lookup::Refused);
+        assert!(log(&buf).contains(
+            "capsule: refused to look up example.invalid: allow it with --allow-outbound tcp://example.invalid:PORT"
+        ));
+        // With --network host, everything (no lookups here: the answer is the host's).
+        let mut spec = crate::spec::RunSpec::new("t");
+        spec.limits.network_host = true;
+        let host = Gate::new(
+            &spec,
+            SharedOutput::new(Output::Capture {
+                buf: Capture::default(),
+                limit: 0,
+            }),
+        );
+        assert!(host.allows(addr("127.0.0.1:22"), SocketAddrUse::TcpBind));
+        assert_eq!(host.bind_address(addr("0.0.0.0:80")), addr("0.0.0.0:80"));
+    }
+}
