@@ -360,14 +360,27 @@ impl Runner {
                 place,
             );
         }
-        if !spec.ports.is_empty() {
-            return Err(RunError::Unsupported(
-                "published ports (-p) are handed to WASI preview1 programs as listening \
-                 sockets and to wasi:http/proxy components as their server; a \
-                 wasi:cli/command component cannot take them"
-                    .to_owned(),
-            ));
-        }
+        // A command component listens itself, on its network address: a published port
+        // is proxied there (Docker's user-space proxy).
+        let _forwards = match (spec.ports.is_empty(), spec.networks.first()) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(RunError::Unsupported(
+                    "a wasi:cli/command component listens on its network address: join a \
+                     network to publish its ports (capsule network create NET, then \
+                     capsule run --network NET -p ...)"
+                        .to_owned(),
+                ));
+            }
+            (false, Some(network)) => {
+                let listeners =
+                    crate::net::bind(&spec.ports).map_err(crate::wasi::WasiError::from)?;
+                Some(
+                    crate::net::forward::Forwards::start(listeners, network.address.into())
+                        .map_err(|e| RunError::Link(format!("cannot publish the ports: {e}")))?,
+                )
+            }
+        };
         let (world, captured) = match root {
             Root::Own(root) => ComponentState::new(root, spec, stdio)?,
             Root::Beside(vfs) => ComponentState::beside(vfs, spec, stdio)?,

@@ -9,6 +9,7 @@
 //! (`0.0.0.0` exposes it to every network the host is on).
 
 pub mod allow;
+pub mod forward;
 pub mod network;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};

@@ -467,13 +467,13 @@ fn the_notes_example_keeps_its_data_in_a_database_beside_it_and_survives_its_res
     assert_eq!(got.body, "kept in kv");
     // The database stops: the API says so, and answers again once it is back, with the
     // data it keeps on its volume.
-    c.ok(&["stop", "notes-db-1"]);
+    c.ok(&["stop", "-t", "1", "notes-db-1"]);
     let down = notes_until(&c, port, get, |r| r.status == 503);
     assert!(down.body.contains("database unavailable"), "{down:?}");
     c.ok(&["start", "notes-db-1"]);
     let back = notes_until(&c, port, get, |r| r.status == 200);
     assert_eq!(back.body, "kept in kv");
-    c.ok(&["restart", "notes-db-1"]);
+    c.ok(&["restart", "-t", "1", "notes-db-1"]);
     notes_until(&c, port, ("PUT", "/notes/second", Some("after")), |r| {
         r.status == 201
     });
@@ -490,4 +490,58 @@ fn the_notes_example_keeps_its_data_in_a_database_beside_it_and_survives_its_res
         down.stderr.contains("Network notes_default  Removed"),
         "{down:?}"
     );
+}
+
+#[test]
+fn a_command_component_that_listens_is_published_through_a_proxy_to_its_network_address() {
+    let c = Containers::new(&[(guests::components::KV, "kv")]);
+    c.ok(&["network", "create", "data"]);
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "data",
+        "-p",
+        "127.0.0.1::6379",
+        "-v",
+        "kv:/data",
+        "kv",
+        "serve",
+    ]);
+    let port = c.host_port("db", 6379);
+    // The server binds once it has started: until then the proxy closes connections.
+    let start = Instant::now();
+    let answer = loop {
+        let mut text = String::new();
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let _ = stream.write_all(b"SET colour blue\nGET colour\nPING\n");
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.read_to_string(&mut text);
+        }
+        if !text.is_empty() {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "db never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer, "OK\nVALUE blue\nPONG\n");
+    let logs = c.ok(&["logs", "db"]);
+    let ip = address(&c, "data", "db");
+    assert!(
+        logs.contains(&format!("kv: listening on {ip}:6379")),
+        "{logs}"
+    );
+    // Without a network a command component has nowhere to listen: -p is refused.
+    c.env
+        .run(&["run", "--rm", "-p", "127.0.0.1::6379", "kv", "serve"])
+        .assert_error(126, &["join a network to publish its ports"]);
+    c.ok(&["rm", "-f", "db"]);
 }
