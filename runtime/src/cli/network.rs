@@ -51,17 +51,7 @@ pub fn create(args: &CreateArgs) -> Result<u8, Failure> {
             ),
         ));
     }
-    let mut labels = BTreeMap::new();
-    for label in &args.label {
-        let (k, v) = label.split_once('=').unwrap_or((label, ""));
-        if k.is_empty() {
-            return Err(Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("invalid label '{label}': expected KEY=VALUE"),
-            ));
-        }
-        labels.insert(k.to_owned(), v.to_owned());
-    }
+    let labels = super::output::labels(&args.label)?;
     let (_, networks) = open()?;
     let lock = networks.lock().map_err(failure)?;
     let network = networks
@@ -206,52 +196,38 @@ pub struct InspectArgs {
 /// `network inspect`: Docker's fields, with the containers on each network.
 pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
     let (home, networks) = open()?;
-    let mut shown = Vec::new();
-    let mut failed = false;
-    for name in &args.networks {
-        match networks.get(name) {
-            Ok(network) => {
-                let containers: serde_json::Map<String, serde_json::Value> =
-                    container_networks::containers_on(&home, &network.name)
-                        .into_iter()
-                        .map(|(container, a)| {
-                            (
-                                container.clone(),
-                                serde_json::json!({
-                                    "Name": container,
-                                    "IPv4Address": format!("{}/24", a.address),
-                                    "Aliases": a.aliases,
-                                }),
-                            )
-                        })
-                        .collect();
-                shown.push(serde_json::json!({
-                    "Name": network.name,
-                    "Id": network.id,
-                    "Created": network.created,
-                    "Scope": "local",
-                    "Driver": Network::DRIVER,
-                    "IPAM": {
-                        "Driver": "default",
-                        "Config": [{
-                            "Subnet": network.subnet.to_string(),
-                            "Gateway": network.subnet.gateway().to_string(),
-                        }],
-                    },
-                    "Internal": true,
-                    "Containers": containers,
-                    "Labels": network.labels,
-                }));
-            }
-            Err(e) => {
-                eprintln!("capsule: {e}");
-                failed = true;
-            }
-        }
-    }
-    let text = serde_json::to_string_pretty(&shown).map_err(|e| Failure::new(exit::USAGE, e))?;
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
-    Ok(u8::from(failed))
+    super::output::inspect_each(&args.networks, |name| {
+        let network = networks.get(name)?;
+        let containers: serde_json::Map<String, serde_json::Value> =
+            container_networks::containers_on(&home, &network.name)
+                .into_iter()
+                .map(|(container, a)| {
+                    let value = serde_json::json!({
+                        "Name": container,
+                        "IPv4Address": format!("{}/24", a.address),
+                        "Aliases": a.aliases,
+                    });
+                    (container, value)
+                })
+                .collect();
+        Ok::<_, NetworkError>(serde_json::json!({
+            "Name": network.name,
+            "Id": network.id,
+            "Created": network.created,
+            "Scope": "local",
+            "Driver": Network::DRIVER,
+            "IPAM": {
+                "Driver": "default",
+                "Config": [{
+                    "Subnet": network.subnet.to_string(),
+                    "Gateway": network.subnet.gateway().to_string(),
+                }],
+            },
+            "Internal": true,
+            "Containers": containers,
+            "Labels": network.labels,
+        }))
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,18 +243,12 @@ pub struct RmArgs {
 /// `network rm`: refused, naming a container, while any container is on the network.
 pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
     let (home, networks) = open()?;
-    let mut failed = false;
-    for name in &args.networks {
-        match container_networks::remove(&home, &networks, name) {
-            Ok(_) => println!("{name}"),
-            Err(NetworkError::NotFound(_)) if args.force => {}
-            Err(e) => {
-                eprintln!("capsule: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(u8::from(failed))
+    Ok(super::output::remove_each(
+        &args.networks,
+        args.force,
+        |name| container_networks::remove(&home, &networks, name).map(drop),
+        |e| matches!(e, NetworkError::NotFound(_)),
+    ))
 }
 
 #[derive(Debug, clap::Args)]

@@ -75,3 +75,57 @@ pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, value:
         None => labels.contains_key(value),
     }
 }
+
+/// `--label KEY=VALUE` flags as a map (`KEY` alone is an empty value).
+pub fn labels(flags: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    flags
+        .iter()
+        .map(|l| capsule_runtime::spec::grammar::label(l))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::new(exit::USAGE, e))
+}
+
+/// The `rm` of volumes and networks: removes each of `names`, printing the name of
+/// each removed and a line for each that was not (`force`: none for one that is not
+/// there, as Docker); 1 when any was not removed.
+pub fn remove_each<E: std::fmt::Display>(
+    names: &[String],
+    force: bool,
+    remove: impl Fn(&str) -> Result<(), E>,
+    not_found: impl Fn(&E) -> bool,
+) -> u8 {
+    let mut failed = false;
+    for name in names {
+        match remove(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) if force && not_found(&e) => {}
+            Err(e) => {
+                eprintln!("capsule: {e}");
+                failed = true;
+            }
+        }
+    }
+    u8::from(failed)
+}
+
+/// The `inspect` of volumes and networks: a JSON array of what `show` gives for each of
+/// `names`, a line for each it cannot show; 1 when any was not shown.
+pub fn inspect_each<E: std::fmt::Display>(
+    names: &[String],
+    show: impl Fn(&str) -> Result<serde_json::Value, E>,
+) -> Result<u8, Failure> {
+    let mut shown = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match show(name) {
+            Ok(value) => shown.push(value),
+            Err(e) => {
+                eprintln!("capsule: {e}");
+                failed = true;
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&shown).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(u8::from(failed))
+}

@@ -4,7 +4,6 @@ use super::{Failure, exit};
 use capsule_runtime::container::volumes::{self as container_volumes, VolumesInUse};
 use capsule_runtime::home::Home;
 use capsule_runtime::volume::{Volume, VolumeError, Volumes};
-use std::collections::BTreeMap;
 use std::io::Write;
 
 fn open() -> Result<(Home, Volumes), Failure> {
@@ -55,17 +54,7 @@ pub fn create(args: &CreateArgs) -> Result<u8, Failure> {
     {
         return Err(failure(VolumeError::InvalidName(name.clone())));
     }
-    let mut labels = BTreeMap::new();
-    for label in &args.label {
-        let (k, v) = label.split_once('=').unwrap_or((label, ""));
-        if k.is_empty() {
-            return Err(Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("invalid label '{label}': expected KEY=VALUE"),
-            ));
-        }
-        labels.insert(k.to_owned(), v.to_owned());
-    }
+    let labels = super::output::labels(&args.label)?;
     let (_, volumes) = open()?;
     let lock = volumes.lock().map_err(failure)?;
     let (volume, _) = volumes
@@ -177,30 +166,20 @@ pub struct InspectArgs {
 pub fn inspect(args: &InspectArgs) -> Result<u8, Failure> {
     let (home, volumes) = open()?;
     let in_use = VolumesInUse::of(&home);
-    let mut shown = Vec::new();
-    let mut failed = false;
-    for name in &args.volumes {
-        match volumes.get(name) {
-            Ok(volume) => shown.push(serde_json::json!({
-                "CreatedAt": volume.meta.created,
-                "Driver": "local",
-                "Labels": volume.meta.labels,
-                "Mountpoint": volume.mountpoint,
-                "Name": volume.name(),
-                "Options": {},
-                "Scope": "local",
-                "Anonymous": volume.meta.anonymous,
-                "UsedBy": in_use.users(volume.name()),
-            })),
-            Err(e) => {
-                eprintln!("capsule: {e}");
-                failed = true;
-            }
-        }
-    }
-    let text = serde_json::to_string_pretty(&shown).map_err(|e| Failure::new(exit::USAGE, e))?;
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
-    Ok(u8::from(failed))
+    super::output::inspect_each(&args.volumes, |name| {
+        let volume = volumes.get(name)?;
+        Ok::<_, VolumeError>(serde_json::json!({
+            "CreatedAt": volume.meta.created,
+            "Driver": "local",
+            "Labels": volume.meta.labels,
+            "Mountpoint": volume.mountpoint,
+            "Name": volume.name(),
+            "Options": {},
+            "Scope": "local",
+            "Anonymous": volume.meta.anonymous,
+            "UsedBy": in_use.users(volume.name()),
+        }))
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -216,19 +195,12 @@ pub struct RmArgs {
 /// `volume rm`: refused, naming a container, while any container uses the volume.
 pub fn rm(args: &RmArgs) -> Result<u8, Failure> {
     let (home, volumes) = open()?;
-    let mut failed = false;
-    for name in &args.volumes {
-        match container_volumes::remove(&home, &volumes, name) {
-            Ok(()) => println!("{name}"),
-            // `-f` does not complain about a volume that is not there, as Docker.
-            Err(VolumeError::NotFound(_)) if args.force => {}
-            Err(e) => {
-                eprintln!("capsule: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(u8::from(failed))
+    Ok(super::output::remove_each(
+        &args.volumes,
+        args.force,
+        |name| container_volumes::remove(&home, &volumes, name),
+        |e| matches!(e, VolumeError::NotFound(_)),
+    ))
 }
 
 #[derive(Debug, clap::Args)]

@@ -341,7 +341,7 @@ pub struct VolumeTable {
 /// `depends_on.NAME = { condition = "started" | "completed_successfully" | "healthy" }`
 /// (or Compose's `service_started`, `service_completed_successfully`,
 /// `service_healthy`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
     #[serde(default)]
@@ -354,32 +354,10 @@ fn depends_on<'de, D>(deserializer: D) -> Result<BTreeMap<String, Dependency>, D
 where
     D: serde::Deserializer<'de>,
 {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = BTreeMap<String, Dependency>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of services or a table of service = { condition = \"...\" }")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some(name) = seq.next_element::<String>()? {
-                out.insert(
-                    name,
-                    Dependency {
-                        condition: Condition::Started,
-                    },
-                );
-            }
-            Ok(out)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
-    }
-    deserializer.deserialize_any(Visitor)
+    list_or_table(
+        deserializer,
+        "a list of services or a table of service = { condition = \"...\" }",
+    )
 }
 
 fn service_networks<'de, D>(
@@ -388,11 +366,28 @@ fn service_networks<'de, D>(
 where
     D: serde::Deserializer<'de>,
 {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = BTreeMap<String, ServiceNetwork>;
+    list_or_table(
+        deserializer,
+        "a list of networks or a table of network = { aliases = [...] }",
+    )
+    .map(Some)
+}
+
+/// Compose's two ways of writing a set of names with options: a list of names (each
+/// with the default options) or a table of name = { options }.
+fn list_or_table<'de, D, T>(
+    deserializer: D,
+    expected: &'static str,
+) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    struct Visitor<T>(&'static str, std::marker::PhantomData<T>);
+    impl<'de, T: Default + Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+        type Value = BTreeMap<String, T>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of networks or a table of network = { aliases = [...] }")
+            f.write_str(self.0)
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
@@ -400,7 +395,7 @@ where
         ) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
             while let Some(name) = seq.next_element::<String>()? {
-                out.insert(name, ServiceNetwork::default());
+                out.insert(name, T::default());
             }
             Ok(out)
         }
@@ -408,7 +403,7 @@ where
             Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
         }
     }
-    deserializer.deserialize_any(Visitor).map(Some)
+    deserializer.deserialize_any(Visitor(expected, std::marker::PhantomData))
 }
 
 /// When a dependency counts as ready.
