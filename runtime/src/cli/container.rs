@@ -850,9 +850,22 @@ pub fn inspect_json(container: &Container) -> serde_json::Value {
             "Limits": spec.map(|s| &s.limits),
             "PortBindings": ports_json(spec.map_or(&[], |s| s.ports.as_slice()), true),
             "PublishAllPorts": spec.is_some_and(|s| s.ports.iter().any(|p| p.ephemeral)),
+            "NetworkMode": spec.map(|s| match (s.limits.network_host, s.networks.first()) {
+                (true, _) => "host".to_owned(),
+                (false, Some(a)) => a.network.clone(),
+                (false, None) => "none".to_owned(),
+            }),
         },
         "NetworkSettings": {
             "Ports": ports_json(live_ports(container, &state), false),
+            "Networks": spec.map(|s| s.networks.iter().map(|a| {
+                (a.network.clone(), serde_json::json!({
+                    "IPAddress": a.address.to_string(),
+                    "IPPrefixLen": 24,
+                    "Gateway": a.subnet.gateway().to_string(),
+                    "Aliases": a.aliases,
+                }))
+            }).collect::<serde_json::Map<_, _>>()),
         },
         "Mounts": spec.map(|s| s.mounts.iter().map(|m| {
             match c.volumes.iter().find(|v| v.destination == m.guest) {

@@ -100,6 +100,13 @@ fn containers_on_a_network_talk_by_name_and_others_reach_neither_names_nor_addre
         "api",
     ]);
     let ip = address(&c, "app", "books");
+    // `inspect` says so, as Docker's does.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&c.ok(&["inspect", "books"])).expect("JSON");
+    assert_eq!(inspect[0]["HostConfig"]["NetworkMode"], "app");
+    let on_app = &inspect[0]["NetworkSettings"]["Networks"]["app"];
+    assert_eq!(on_app["IPAddress"], ip.to_string());
+    assert_eq!(on_app["Aliases"][0], "library");
     let subnet: Vec<u8> = ip.octets()[..3].to_vec();
     assert_eq!(subnet[0], 127, "a loopback address: {ip}");
     assert_ne!(ip, Ipv4Addr::LOCALHOST);
