@@ -221,18 +221,29 @@ fn to_address(uri: &http::Uri, addr: SocketAddr) -> Result<http::Uri, Error> {
 impl WasiHttpHooks for Outgoing {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Sending {
+        // From here on, a body the request lets go of early is drained (the guest may
+        // still be writing it).
+        let mut request = request.map(|body| DrainOnDrop(Some(body)).boxed_unsync());
         let (scheme, host, port) = match destination(request.uri()) {
             Ok(destination) => destination,
-            Err(e) => return Box::new(async move { Err(e) }),
+            Err(e) => {
+                return Box::new(async move {
+                    drop(request);
+                    Err(e)
+                });
+            }
         };
         // Before anything leaves (a name lookup included).
         if !self.gate.allows_request(&scheme, &host, port) {
             tracing::info!(uri = %request.uri(), "outgoing HTTP request refused by the network gate");
-            return Box::new(async { Err(Error::HttpRequestDenied) });
+            return Box::new(async move {
+                drop(request);
+                Err(Error::HttpRequestDenied)
+            });
         }
         tracing::debug!(uri = %request.uri(), "outgoing HTTP request");
         let gate = self.gate.clone();
@@ -267,7 +278,6 @@ impl WasiHttpHooks for Outgoing {
                     Lookup::Refused => return Err(Error::HttpRequestDenied),
                 }
             }
-            let request = request.map(|body| DrainOnDrop(Some(body)).boxed_unsync());
             wasmtime_wasi_http::default_send_request(request, options).await
         };
         Box::new(async move {
