@@ -355,3 +355,55 @@ fn outgoing_http_requests_of_a_service_pass_the_allow_list() {
     // Only the granted request arrived.
     assert_eq!(upstream.requests().len(), 1, "{:?}", upstream.requests());
 }
+
+#[test]
+fn a_service_fetches_from_a_peer_on_its_network_by_name() {
+    use capsule_tests::http::try_http;
+    let c = Containers::new(&[(guests::components::HTTP_RUST, "http-rust")]);
+    c.ok(&["network", "create", "apps"]);
+    // The peer serves on its network address only (port 8080, no -p).
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "apps",
+        "http-rust",
+    ]);
+    let port = serve_http_rust(&c, "front", &["--network", "apps"]);
+    let fetch = |url: &str| {
+        try_http(port, "GET", &format!("/fetch?url={url}"), &[], None).expect("GET /fetch")
+    };
+    // The peer answers by its name (it may still be compiling: retry for a while).
+    let start = Instant::now();
+    let reached = loop {
+        let resp = fetch("http://api:8080/health");
+        if resp.status == 200 || start.elapsed() > Duration::from_secs(60) {
+            break resp;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(reached.status, 200, "{reached:?}");
+    assert_eq!(
+        reached.body, "upstream 200\n{\"status\":\"ok\"}\n",
+        "{reached:?}"
+    );
+    let logs = log_with(&c, "api", "GET /health 200");
+    assert!(logs.contains("GET /health 200"), "{logs}");
+    // A name that is on no network, and the host's loopback, are not peers.
+    for (url, rule) in [
+        ("http://nosuch:8080/health", "http://nosuch:8080"),
+        ("http://127.0.0.1:9/", "http://127.0.0.1:9"),
+    ] {
+        let refused = fetch(url);
+        assert_eq!(refused.status, 502, "{url}: {refused:?}");
+        assert!(
+            refused.body.contains("HttpRequestDenied"),
+            "{url}: {refused:?}"
+        );
+        let line = format!("refused the request to {rule}: allow it with --allow-outbound {rule}");
+        let logs = log_with(&c, "front", &line);
+        assert!(logs.contains(&line), "{url}: {logs}");
+    }
+}
