@@ -407,3 +407,69 @@ fn a_service_fetches_from_a_peer_on_its_network_by_name() {
         assert!(logs.contains(&line), "{url}: {logs}");
     }
 }
+
+#[test]
+fn a_command_component_fetches_only_where_allowed_and_stops_at_its_timeout() {
+    let env = TestEnv::new();
+    let hello = guests::components::HELLO;
+    let upstream = Upstream::start();
+    let target = format!("http://127.0.0.1:{}", upstream.port);
+    let url = format!("{target}/file");
+    let denied = env.run(&["run", "--rm", hello, "--fetch", &url]);
+    assert_eq!(denied.code, Some(1), "{denied:?}");
+    assert!(
+        denied
+            .stderr
+            .contains(&format!("cannot fetch {url}: ErrorCode::HttpRequestDenied")),
+        "{denied:?}"
+    );
+    assert!(
+        denied.stderr.contains(&format!(
+            "capsule: refused the request to {target}: allow it with --allow-outbound {target}"
+        )),
+        "{denied:?}"
+    );
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+    let allowed = env.run(&[
+        "run",
+        "--rm",
+        "--allow-outbound",
+        &target,
+        hello,
+        "--fetch",
+        &url,
+    ]);
+    allowed.assert_code(0);
+    assert!(
+        allowed
+            .stdout
+            .contains(&format!("fetched {url}: 200\n{}", upstream.body)),
+        "{allowed:?}"
+    );
+    let got = upstream.requests();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("GET /file HTTP/1.1\r\n"), "{got:?}");
+    // A server that never answers (this listener closes after 5 s): the run's --timeout
+    // ends the wait, and the run, well before.
+    let silent = Listener::start();
+    let hang = format!("http://127.0.0.1:{}", silent.port);
+    let began = Instant::now();
+    let stopped = env.run(&[
+        "run",
+        "--rm",
+        "--timeout",
+        "1s",
+        "--allow-outbound",
+        &hang,
+        hello,
+        "--fetch",
+        &format!("{hang}/"),
+    ]);
+    assert_eq!(stopped.code, Some(124), "{stopped:?}");
+    assert!(stopped.stderr.contains("--timeout"), "{stopped:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}: {stopped:?}",
+        began.elapsed()
+    );
+}
