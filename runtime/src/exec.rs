@@ -464,15 +464,28 @@ pub(crate) fn arm_with<T: 'static>(
     Ok(())
 }
 
-/// A component's store data: its WASI 0.2 world and its share of `--memory`.
+/// A component's store data: its WASI 0.2 world, its share of `--memory`, and its
+/// outgoing `wasi:http` requests (through the container's network gate).
 struct ComponentData {
     wasi: wasi::ComponentState,
     memory: MemoryLimiter,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    hooks: wasi::p2::http_out::Outgoing,
 }
 
 impl wasi::p2::HasWasiP2 for ComponentData {
     fn p2(&mut self) -> &mut wasi::p2::WasiP2 {
         self.wasi.ctx()
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for ComponentData {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: self.wasi.ctx().table(),
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -494,13 +507,27 @@ pub fn run_component_in(
     use wasmtime::component::Linker;
     let mut linker: Linker<ComponentData> = Linker::new(engine.wasmtime());
     wasi::p2::add_to_linker(&mut linker).map_err(|e| RunError::Link(format!("{e:#}")))?;
+    // `wasi:http` as `wasmtime run -S http` links it: outgoing requests, gated.
+    wasi::p2::http_out::add_to_linker(&mut linker).map_err(|e| RunError::Link(format!("{e:#}")))?;
     if let Some(gauges) = gauges {
         wasi.share(gauges);
     }
     let memory = MemoryLimiter::for_run(spec, gauges);
     crate::component::check_command(engine, component)?;
     crate::component::check_imports(engine, &mut linker, component, spec.unknown_imports)?;
-    let mut store = Store::new(engine.wasmtime(), ComponentData { wasi, memory });
+    let stopping = {
+        let interrupt = interrupt.clone();
+        std::sync::Arc::new(move || interrupt.reason().is_some())
+    };
+    let hooks = wasi::p2::http_out::Outgoing::new(wasi.ctx().gate().clone(), &spec.networks)
+        .until(stopping);
+    let data = ComponentData {
+        wasi,
+        memory,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        hooks,
+    };
+    let mut store = Store::new(engine.wasmtime(), data);
     store.limiter(|d: &mut ComponentData| &mut d.memory);
     arm(&mut store, engine, spec, interrupt)?;
     let _deadline = spec

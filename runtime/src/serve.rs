@@ -5,8 +5,9 @@
 //! `--fuel` and `--timeout` (per request), its own WASI world over the container's one
 //! filesystem, and one access line in the container's log.
 //!
-//! Outgoing `wasi:http` requests are refused until the container's network allows a
-//! host (the networking issue's allow-list): the guest sees `HTTP-request-denied`.
+//! Outgoing `wasi:http` requests pass the container's network gate
+//! ([`crate::wasi::p2::http_out`]): refused (`HTTP-request-denied`, one line in the log)
+//! unless `--allow-outbound`, `--network host` or the container's networks allow them.
 
 use crate::engine::{Deadline, Engine, Interrupt, Interruption};
 use crate::exec::{self, ExitStatus, Gauges, MemoryLimiter, RunError, RunOutput};
@@ -22,7 +23,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Whether a component is a `wasi:http/proxy` service (it exports the incoming
 /// handler).
@@ -37,7 +38,8 @@ pub fn is_service(engine: &Engine, component: &Component) -> bool {
 struct RequestData {
     wasi: ComponentState,
     http: WasiHttpCtx,
-    hooks: DenyOutgoing,
+    /// Outgoing requests, through the container's network gate.
+    hooks: crate::wasi::p2::http_out::Outgoing,
     memory: MemoryLimiter,
 }
 
@@ -60,28 +62,6 @@ impl WasiHttpView for RequestData {
             table: self.wasi.ctx().table(),
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outgoing requests: refused, until the networking allow-list exists.
-struct DenyOutgoing;
-
-impl WasiHttpHooks for DenyOutgoing {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        tracing::info!(uri = %request.uri(), "outgoing HTTP request refused: the container allows no outbound hosts");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
@@ -132,7 +112,7 @@ pub fn serve(
     let (engine, component) = &pooled(engine, component);
     let mut linker: Linker<RequestData> = Linker::new(engine.wasmtime());
     crate::wasi::p2::add_to_linker(&mut linker).map_err(|e| RunError::Link(format!("{e:#}")))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+    crate::wasi::p2::http_out::add_to_linker(&mut linker)
         .map_err(|e| RunError::Link(format!("{e:#}")))?;
     crate::component::check_imports(engine, &mut linker, component, spec.unknown_imports)?;
     let pre = linker
@@ -385,28 +365,37 @@ impl Service {
         req: hyper::Request<hyper::body::Incoming>,
         sender: tokio::sync::oneshot::Sender<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>>,
     ) -> Result<(), String> {
-        let (wasi, _) = ComponentState::beside(self.vfs.clone(), &self.spec, &self.stdio)
+        let (mut wasi, _) = ComponentState::beside(self.vfs.clone(), &self.spec, &self.stdio)
             .map_err(|e| e.to_string())?;
         let memory = MemoryLimiter::for_run(&self.spec, self.gauges.as_ref());
+        // This request's own deadline (`--timeout`), or the container's end.
+        let own = Interrupt::new();
+        let container = self.interrupt.clone();
+        let stopping = {
+            let (own, container) = (own.clone(), container.clone());
+            Arc::new(move || own.reason().is_some() || container.reason().is_some())
+        };
+        let hooks = crate::wasi::p2::http_out::Outgoing::new(
+            wasi.ctx().gate().clone(),
+            &self.spec.networks,
+        )
+        .until(stopping);
         let mut store = Store::new(
             self.engine.wasmtime(),
             RequestData {
                 wasi,
                 http: WasiHttpCtx::new(),
-                hooks: DenyOutgoing,
+                hooks,
                 memory,
             },
         );
         store.limiter(|d: &mut RequestData| &mut d.memory);
-        // This request's own deadline (`--timeout`), or the container's end.
-        let own = Interrupt::new();
         let _deadline = self
             .spec
             .limits
             .timeout
             .map(|timeout| Deadline::start(&own, timeout));
         own.attach(self.engine.wasmtime());
-        let container = self.interrupt.clone();
         exec::arm_with(&mut store, &self.engine, &self.spec, move |_| {
             own.reason().or_else(|| container.reason())
         })

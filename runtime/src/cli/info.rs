@@ -32,10 +32,13 @@ const WORLDS: [(&str, &str); 3] = [
         "wasi_snapshot_preview1",
         "core modules: commands and reactors",
     ),
-    ("wasi:cli/command", "components: run as commands"),
+    (
+        "wasi:cli/command",
+        "components: run as commands (with outgoing wasi:http, as --allow-outbound allows)",
+    ),
     (
         "wasi:http/proxy",
-        "components: served on their published ports (outgoing requests refused)",
+        "components: served on their published ports (outgoing requests as --allow-outbound allows)",
     ),
 ];
 

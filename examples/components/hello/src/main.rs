@@ -9,6 +9,7 @@
 //! hello --exit N                  exits with status N (after the lines above)
 //! hello --trap                    traps (wasm `unreachable`), as a crashing program does
 //! hello --connect ADDR            connects to ADDR (IP:PORT) over TCP, sends "hello\n", prints "connected ADDR"
+//! hello --fetch URL               GETs URL (`wasi:http/outgoing-handler`), prints "fetched URL: STATUS" and the body
 //! ```
 //!
 //! With `GREETING` set, it prints `GREETING=...` after the hello line. Options may be
@@ -113,6 +114,14 @@ fn run(args: &[String], out: &mut impl Write) -> Result<u8, Failure> {
                 writeln!(out, "connected {addr}")
                     .map_err(|e| failed(format!("cannot write to stdout: {e}")))?;
             }
+            "--fetch" => {
+                let url = rest.next().ok_or_else(|| failed("--fetch needs a URL"))?;
+                let (status, body) =
+                    fetch(url).map_err(|e| failed(format!("cannot fetch {url}: {e}")))?;
+                writeln!(out, "fetched {url}: {status}")
+                    .and_then(|()| out.write_all(&body))
+                    .map_err(|e| failed(format!("cannot write to stdout: {e}")))?;
+            }
             "--exit" => {
                 let n = rest.next().ok_or_else(|| failed("--exit needs a number"))?;
                 exit = n
@@ -164,4 +173,54 @@ fn write_and_read(path: &str, text: &str, out: &mut impl Write) -> Result<(), Fa
     }
     writeln!(out, "wrote {path}: {back}")
         .map_err(|e| failed(format!("cannot write to stdout: {e}")))
+}
+
+/// GETs `url` (`http://` or `https://`) through `wasi:http/outgoing-handler`, without a
+/// body: the status and the body's bytes, or the host's error code.
+fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, IncomingBody, OutgoingRequest, Scheme};
+    use wasip2::io::streams::StreamError;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "not a URL (SCHEME://HOST/PATH)".to_owned())?;
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_owned()),
+    };
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&scheme))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(path)))
+        .map_err(|()| "the host refused the URL's parts".to_owned())?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or_else(|| "no response after the wait".to_owned())?
+        .map_err(|()| "the response was taken twice".to_owned())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|()| "the body was taken twice".to_owned())?;
+    let stream = body
+        .stream()
+        .map_err(|()| "the body's stream was taken twice".to_owned())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(format!("reading the body: {}", e.to_debug_string()));
+            }
+        }
+    }
+    drop(stream);
+    drop(IncomingBody::finish(body));
+    Ok((status, bytes))
 }

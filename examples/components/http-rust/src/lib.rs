@@ -91,6 +91,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
                 .header("content-type", "application/json")
                 .body(Body::from(body))?);
         }
+        ("GET", "/fetch") => return fetch(parts.uri.query().unwrap_or("")).await,
         ("POST", "/echo") => {
             let mut response = Response::builder().status(200);
             if let Some(ct) = &content_type {
@@ -114,6 +115,66 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         Err(message) => Reply::error(if changes { 503 } else { 500 }, message),
     };
     respond(reply, &method)
+}
+
+/// `GET /fetch?url=URL`: an outgoing request to URL (wstd's client, `wasi:http`'s
+/// outgoing handler), answered 200 with `upstream STATUS` and the upstream body, or 502
+/// with `fetch failed: ` and the error (a host that refuses the request says
+/// `HttpRequestDenied` there).
+async fn fetch(query: &str) -> Result<Response<Body>, Error> {
+    let text = |status: u16, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Body::from(body))
+    };
+    let Some(url) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("url="))
+        .and_then(percent_decode)
+        .filter(|url| !url.is_empty())
+    else {
+        return Ok(text(
+            400,
+            "fetch: give the URL to fetch: /fetch?url=URL\n".to_owned(),
+        )?);
+    };
+    Ok(match get(&url).await {
+        Ok((status, body)) => text(200, format!("upstream {status}\n{body}"))?,
+        Err(e) => text(502, format!("fetch failed: {e:#}\n"))?,
+    })
+}
+
+/// GET `url`: its status and body (as text, lossily).
+async fn get(url: &str) -> Result<(u16, String), Error> {
+    let request = Request::get(url).body(Body::empty())?;
+    let response = wstd::http::Client::new().send(request).await?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body().into_boxed_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| wstd::http::Error::msg(format!("reading the upstream body: {e}")))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A query value with its `%XX` escapes (and `+` for a space) decoded; `None` when an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                let hex = std::str::from_utf8(&hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Opens the store, under the lock when the request may change it, and answers.

@@ -10,6 +10,7 @@
 //! [`network::Gate`].
 
 pub mod filesystem;
+pub mod http_out;
 pub mod network;
 mod sockets_gate;
 pub mod stdio;
