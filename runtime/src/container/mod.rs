@@ -665,6 +665,21 @@ impl Container {
         }
     }
 
+    /// The configs of a home's containers, read and nothing else (no clean-up, no
+    /// locks): for a guest's name lookups, which must not change the store.
+    pub fn configs(home: &Home) -> Vec<ContainerConfig> {
+        records(&home.containers_dir())
+            .into_iter()
+            .filter_map(|(_, record)| record.ok())
+            .map(|mut config| {
+                if config.name.is_empty() {
+                    config.name = short_id(&config.id).to_owned();
+                }
+                config
+            })
+            .collect()
+    }
+
     /// The containers of a home, oldest first, after removing the `--rm` containers
     /// whose run was killed before it could remove them (their lock is free).
     pub fn list(home: &Home) -> Vec<Self> {

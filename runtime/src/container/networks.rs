@@ -125,16 +125,15 @@ pub fn attach(
     Ok((attachments, Some(lock)))
 }
 
-/// What `name` resolves to for a guest on the networks `on` (container `me` excluded
-/// from nothing: a container reaches itself by its own name too): the addresses of
-/// the containers on those networks named `name` (their name, an alias, or a prefix of
-/// their ID of at least 12 digits), in the order of `on`.
+/// What `name` resolves to for a guest on the networks `on` (a container reaches
+/// itself by its own name too): the addresses of the containers on those networks named
+/// `name` (their name, an alias, or a prefix of their ID of at least 12 digits), in the
+/// order of `on`. Reads the containers' configs only: a lookup changes nothing.
 pub fn resolve(home: &Home, on: &[Attachment], name: &str) -> Vec<IpAddr> {
     let mut found = Vec::new();
-    let containers = super::Container::list(home);
+    let configs = super::Container::configs(home);
     for mine in on {
-        for container in &containers {
-            let config = &container.config;
+        for config in &configs {
             let Some(spec) = &config.spec else { continue };
             for theirs in spec.networks.iter().filter(|a| a.network == mine.network) {
                 let id_match = name.len() >= 12 && config.id.starts_with(name);
