@@ -19,8 +19,8 @@ pub mod health;
 pub mod lifecycle;
 pub mod live;
 pub mod logs;
-#[cfg(unix)]
 pub mod networks;
+#[cfg(unix)]
 pub mod owner;
 pub mod prepare;
 #[cfg(unix)]
