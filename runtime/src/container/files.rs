@@ -646,13 +646,15 @@ fn copy_out_entry(
         Kind::Symlink => {
             let target = vfs.readlink(&loc).map_err(guest_err(guest))?;
             // As it is in the container: an absolute target stays absolute.
-            #[cfg(unix)]
-            dir.symlink_contents(&target, name)
-                .map_err(host_err(dest))?;
-            #[cfg(not(unix))]
-            return Err(FilesError::Refused(format!(
-                "{guest} is a symlink to {target}; this host cannot make symlinks"
-            )));
+            crate::fs::sys::symlink(dir, &target, name).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::Unsupported {
+                    FilesError::Refused(format!(
+                        "{guest} is a symlink to {target}; this host cannot make symlinks"
+                    ))
+                } else {
+                    host_err(dest)(e)
+                }
+            })?;
             created.add((Rc::clone(dir), name.to_owned()), false);
         }
         Kind::File => {

@@ -536,7 +536,7 @@ impl Overlay {
             match entry.node.kind {
                 Kind::Symlink => {
                     let target = entry.node.link_target.clone().unwrap_or_default();
-                    self.work()?.symlink_contents(&target, &tmp)?;
+                    super::sys::symlink(self.work()?, &target, &tmp)?;
                 }
                 _ => {
                     let mut out = self.work()?.create(&tmp)?;
@@ -1166,7 +1166,7 @@ impl Backend for Overlay {
         let mut st = self.state();
         self.prepare_create(&mut st, path)?;
         let (dir, name) = self.entry(&mut st, path)?;
-        dir.symlink_contents(target, name)?;
+        super::sys::symlink(&dir, target, name)?;
         st.present.insert(path.to_owned(), Kind::Symlink);
         Ok(())
     }

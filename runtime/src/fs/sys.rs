@@ -105,7 +105,7 @@ pub fn set_permission_bits(_dir: &Dir, _path: &str, _mode: u32) -> io::Result<()
 /// # Errors
 /// The host's error.
 #[cfg(unix)]
-pub fn symlink(dir: &Dir, target: &str, path: &str) -> io::Result<()> {
+pub fn symlink(dir: &Dir, target: &str, path: impl AsRef<std::path::Path>) -> io::Result<()> {
     dir.symlink_contents(target, path)
 }
 
@@ -115,7 +115,7 @@ pub fn symlink(dir: &Dir, target: &str, path: &str) -> io::Result<()> {
 /// # Errors
 /// The host's error.
 #[cfg(not(unix))]
-pub fn symlink(_dir: &Dir, _target: &str, _path: &str) -> io::Result<()> {
+pub fn symlink(_dir: &Dir, _target: &str, _path: impl AsRef<std::path::Path>) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "symlinks are not supported on this host",
