@@ -484,6 +484,7 @@ fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
 /// guest is interrupted after `grace` (unless it ends by itself first), and if it is
 /// still blocked in the host a second later, the state is written and the process
 /// exits.
+#[cfg(unix)]
 fn begin_stop(control: &Arc<Control>, grace: Duration, dir: &std::path::Path, rm: bool) {
     control.requested.interrupt(Interruption::Killed);
     let control = control.clone();
