@@ -89,13 +89,15 @@ if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
     # The Rust conformance guest as a WASI 0.2 component (the preview2 harness).
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-    # The cross-platform check of test.sh (issue 29): the library, the CLI and the SDK
-    # compile for Windows (its C dependencies with mingw-w64, from test-tools.txt).
-    rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+    # scripts/check-targets.sh: the library, the CLI and the SDK compile for Windows
+    # (their C with mingw-w64, from test-tools.txt) and macOS (their C with clang).
+    for target in x86_64-pc-windows-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+        rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    done
     rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 else
-    echo "install-test-deps: rustup not found; install the wasm32-wasip1, wasm32-wasip2 and x86_64-pc-windows-gnu targets, rustfmt and clippy for your toolchain" >&2
+    echo "install-test-deps: rustup not found; install the wasm32-wasip1, wasm32-wasip2, x86_64-pc-windows-gnu, x86_64-apple-darwin and aarch64-apple-darwin targets, rustfmt and clippy for your toolchain" >&2
     exit 1
 fi
 

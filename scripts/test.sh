@@ -15,9 +15,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The tests' binary has the crash points (runtime/src/failpoint.rs) compiled in.
 cargo clippy --workspace --all-targets --locked --features capsule-runtime/failpoints -- -D warnings
 
-echo "== cargo check --target x86_64-pc-windows-gnu (the library, the CLI, the SDK)" >&2
-CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-D warnings" \
-    cargo check --locked -p capsule-runtime -p capsule-sdk --lib --bins --target x86_64-pc-windows-gnu
+# Windows and macOS: the library, the CLI and the SDK compile (warnings are errors).
+scripts/check-targets.sh
 
 echo "== cargo test" >&2
 cargo test --workspace --locked

@@ -554,16 +554,26 @@ fn receive_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> 
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut buf = vec![0u8; 64 * 1024];
+    // Received close-on-exec: atomically where the host can (Linux), else set at once
+    // after (macOS has no MSG_CMSG_CLOEXEC).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = RecvFlags::CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = RecvFlags::empty();
     let received = recvmsg(
         stream,
         &mut [io::IoSliceMut::new(&mut buf)],
         &mut control,
-        RecvFlags::CMSG_CLOEXEC,
+        flags,
     )?;
     let mut fds = Vec::new();
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
+            for fd in received {
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+                fds.push(fd);
+            }
         }
     }
     buf.truncate(received.bytes);
