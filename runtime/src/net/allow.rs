@@ -135,20 +135,23 @@ fn split_host_port(rest: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// `host` as an address when it is an address literal: `10.0.0.1`, `::1` or `[::1]` (as
+/// a URI or a rule writes an IPv6 address).
+pub fn address_literal(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
+}
+
 fn parse_host(host: &str) -> Result<Host, String> {
     if host == "*" {
         return Ok(Host::Any);
     }
-    let unbracket = |s: &str| {
-        s.strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .map(str::to_owned)
-            .unwrap_or_else(|| s.to_owned())
-    };
     if let Some((addr, bits)) = host.split_once('/') {
-        let addr: IpAddr = unbracket(addr)
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let addr: IpAddr =
+            address_literal(addr).ok_or_else(|| format!("{addr:?} is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let bits: u8 = bits
             .parse()
@@ -157,7 +160,7 @@ fn parse_host(host: &str) -> Result<Host, String> {
             .ok_or_else(|| format!("/{bits} is not a prefix length of 0 to {max}"))?;
         return Ok(Host::Cidr(addr, bits));
     }
-    if let Ok(addr) = unbracket(host).parse::<IpAddr>() {
+    if let Some(addr) = address_literal(host) {
         let bits = if addr.is_ipv4() { 32 } else { 128 };
         return Ok(Host::Cidr(addr, bits));
     }
@@ -261,16 +264,11 @@ impl Rule {
     /// and port.
     fn host_matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let addr = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&host)
-            .parse::<IpAddr>();
-        match (&self.host, addr) {
+        match (&self.host, address_literal(&host)) {
             (Host::Any, _) => true,
-            (Host::Cidr(net, bits), Ok(addr)) => in_cidr(addr, *net, *bits),
-            (Host::Name(name), Err(_)) => *name == host,
-            (Host::Subdomains(suffix), Err(_)) => host.ends_with(suffix.as_str()),
+            (Host::Cidr(net, bits), Some(addr)) => in_cidr(addr, *net, *bits),
+            (Host::Name(name), None) => *name == host,
+            (Host::Subdomains(suffix), None) => host.ends_with(suffix.as_str()),
             _ => false,
         }
     }
@@ -326,6 +324,21 @@ mod tests {
 
     fn list(rules: &[&str]) -> AllowList {
         AllowList::parse(rules).expect("the rules parse")
+    }
+
+    #[test]
+    fn address_literals_are_bare_or_bracketed() {
+        assert_eq!(
+            address_literal("[::1]"),
+            Some(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
+        );
+        assert_eq!(address_literal("::1"), address_literal("[::1]"));
+        assert_eq!(
+            address_literal("10.0.0.1"),
+            Some(IpAddr::from([10, 0, 0, 1]))
+        );
+        assert_eq!(address_literal("db"), None);
+        assert_eq!(address_literal("[db]"), None);
     }
 
     #[test]

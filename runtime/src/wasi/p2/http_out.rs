@@ -19,7 +19,7 @@ use super::HasWasiP2;
 use super::network::{Gate, Lookup};
 use crate::net::network::Attachment;
 use http_body_util::BodyExt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
@@ -198,15 +198,6 @@ fn destination(uri: &http::Uri) -> Result<(String, String, u16), Error> {
     Ok((scheme.to_ascii_lowercase(), host.to_owned(), port))
 }
 
-/// `host` as an address, if it is an address literal (`10.0.0.1`, `[::1]`).
-fn literal(host: &str) -> Option<IpAddr> {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .parse()
-        .ok()
-}
-
 /// `uri` with its authority replaced by `addr` (the path and query kept).
 fn to_address(uri: &http::Uri, addr: SocketAddr) -> Result<http::Uri, Error> {
     let mut parts = uri.clone().into_parts();
@@ -248,7 +239,8 @@ impl WasiHttpHooks for Outgoing {
         tracing::debug!(uri = %request.uri(), "outgoing HTTP request");
         let gate = self.gate.clone();
         // Only a container on a network has peers to find by name.
-        let peers = !self.networks.is_empty() && literal(&host).is_none();
+        let peers =
+            !self.networks.is_empty() && crate::net::allow::address_literal(&host).is_none();
         let networks = self.networks.clone();
         let stop = self.stop.clone();
         let send = async move {
@@ -430,10 +422,5 @@ mod tests {
         assert_eq!(to.to_string(), "http://10.89.0.3:8080/a?b=c");
         let v6 = to_address(&uri, "[fd00::1]:80".parse().expect("an address")).expect("v6");
         assert_eq!(v6.to_string(), "http://[fd00::1]:80/a?b=c");
-        assert_eq!(
-            literal("[::1]"),
-            Some(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
-        );
-        assert_eq!(literal("db"), None);
     }
 }

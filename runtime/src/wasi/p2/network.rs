@@ -171,10 +171,7 @@ impl Gate {
         if self.host || self.allow.allows(scheme, host, port) {
             return true;
         }
-        if let Ok(ip) = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
+        if let Some(ip) = crate::net::allow::address_literal(host)
             && self.on_my_networks(ip)
         {
             return true;

@@ -84,11 +84,7 @@ fn link<T: HasWasiP2>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "resolve-addresses",
         |mut store: StoreContextMut<'_, T>, (network, name): (Resource<Network>, String)| {
             let p2 = store.data_mut().p2();
-            let literal = name.parse::<IpAddr>().is_ok()
-                || name
-                    .strip_prefix('[')
-                    .and_then(|n| n.strip_suffix(']'))
-                    .is_some_and(|n| n.parse::<IpAddr>().is_ok());
+            let literal = crate::net::allow::address_literal(&name).is_some();
             let answer = if literal {
                 None
             } else {
