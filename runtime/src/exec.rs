@@ -519,8 +519,7 @@ pub fn run_component_in(
         let interrupt = interrupt.clone();
         std::sync::Arc::new(move || interrupt.reason().is_some())
     };
-    let hooks = wasi::p2::http_out::Outgoing::new(wasi.ctx().gate().clone(), &spec.networks)
-        .until(stopping);
+    let hooks = wasi::p2::http_out::Outgoing::new(wasi.ctx().gate().clone()).until(stopping);
     let data = ComponentData {
         wasi,
         memory,

@@ -375,11 +375,8 @@ impl Service {
             let (own, container) = (own.clone(), container.clone());
             Arc::new(move || own.reason().is_some() || container.reason().is_some())
         };
-        let hooks = crate::wasi::p2::http_out::Outgoing::new(
-            wasi.ctx().gate().clone(),
-            &self.spec.networks,
-        )
-        .until(stopping);
+        let hooks =
+            crate::wasi::p2::http_out::Outgoing::new(wasi.ctx().gate().clone()).until(stopping);
         let mut store = Store::new(
             self.engine.wasmtime(),
             RequestData {

@@ -11,13 +11,12 @@
 //!   by rustls with webpki-roots' certificate authorities), which honours the guest's
 //!   `request-options` timeouts (connect, first byte, between bytes).
 //! - Where it connects: a host that names a container on the container's networks
-//!   connects to that container's address ([`Gate::lookup`]; the `Host` header keeps
-//!   the name); an address literal is used as written; any other (allowed) name is
-//!   resolved by the host's resolver.
+//!   connects to that container's address ([`Gate::route_request`], the same decision;
+//!   the `Host` header keeps the name); an address literal is used as written; any
+//!   other (allowed) name is resolved by the host's resolver.
 
 use super::HasWasiP2;
-use super::network::{Gate, Lookup};
-use crate::net::network::Attachment;
+use super::network::Gate;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,8 +120,6 @@ const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// The `wasi:http` hooks of one store: outgoing requests through the gate.
 pub struct Outgoing {
     gate: Arc<Gate>,
-    /// The container's networks: a name whose addresses are on them is a peer.
-    networks: Vec<Attachment>,
     stop: Option<Stop>,
 }
 
@@ -130,19 +127,14 @@ impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outgoing")
             .field("gate", &self.gate)
-            .field("networks", &self.networks)
             .finish_non_exhaustive()
     }
 }
 
 impl Outgoing {
-    /// Requests decided by `gate`; `networks` are the container's (the spec's).
-    pub fn new(gate: Arc<Gate>, networks: &[Attachment]) -> Self {
-        Self {
-            gate,
-            networks: networks.to_vec(),
-            stop: None,
-        }
+    /// Requests decided, and peers found, by the container's `gate`.
+    pub fn new(gate: Arc<Gate>) -> Self {
+        Self { gate, stop: None }
     }
 
     /// Ends each request in flight (its connect, its wait for the response, its
@@ -209,6 +201,15 @@ fn to_address(uri: &http::Uri, addr: SocketAddr) -> Result<http::Uri, Error> {
     http::Uri::from_parts(parts).map_err(|_| Error::HttpRequestUriInvalid)
 }
 
+/// A request that ends before it is sent: the guest gets `error`, and the body, let go
+/// of in the future the guest waits on, is drained there.
+fn fail<B: Send + 'static>(request: http::Request<B>, error: Error) -> Sending {
+    Box::new(async move {
+        drop(request);
+        Err(error)
+    })
+}
+
 impl WasiHttpHooks for Outgoing {
     fn send_request(
         &mut self,
@@ -221,57 +222,24 @@ impl WasiHttpHooks for Outgoing {
         let mut request = request.map(|body| DrainOnDrop(Some(body)).boxed_unsync());
         let (scheme, host, port) = match destination(request.uri()) {
             Ok(destination) => destination,
-            Err(e) => {
-                return Box::new(async move {
-                    drop(request);
-                    Err(e)
-                });
-            }
+            Err(e) => return fail(request, e),
         };
-        // Before anything leaves (a name lookup included).
-        if !self.gate.allows_request(&scheme, &host, port) {
+        // Before anything leaves. A host that names peers on the container's networks
+        // is reached at a peer's address (the `Host` header keeps the name); any other
+        // allowed host is connected to as written.
+        let Some(peers) = self.gate.route_request(&scheme, &host, port) else {
             tracing::info!(uri = %request.uri(), "outgoing HTTP request refused by the network gate");
-            return Box::new(async move {
-                drop(request);
-                Err(Error::HttpRequestDenied)
-            });
+            return fail(request, Error::HttpRequestDenied);
+        };
+        if let Some(ip) = peers.first() {
+            match to_address(request.uri(), SocketAddr::new(*ip, port)) {
+                Ok(uri) => *request.uri_mut() = uri,
+                Err(e) => return fail(request, e),
+            }
         }
         tracing::debug!(uri = %request.uri(), "outgoing HTTP request");
-        let gate = self.gate.clone();
-        // Only a container on a network has peers to find by name.
-        let peers =
-            !self.networks.is_empty() && crate::net::allow::address_literal(&host).is_none();
-        let networks = self.networks.clone();
         let stop = self.stop.clone();
-        let send = async move {
-            if peers {
-                let name = host.clone();
-                let found = tokio::task::spawn_blocking(move || gate.lookup(&name))
-                    .await
-                    .map_err(|e| Error::InternalError(Some(format!("name lookup: {e}"))))?;
-                match found {
-                    Lookup::Found(addrs) => {
-                        // A peer: its address on the network (the `Host` header keeps
-                        // the name). Names from the host's resolver stay names.
-                        let peer = addrs
-                            .iter()
-                            .find(|ip| networks.iter().any(|a| a.subnet.contains(**ip)));
-                        if let Some(ip) = peer {
-                            let uri = to_address(request.uri(), SocketAddr::new(*ip, port))?;
-                            *request.uri_mut() = uri;
-                        }
-                    }
-                    Lookup::Unknown => {
-                        return Err(Error::DnsError {
-                            rcode: Some("name unresolvable".to_owned()),
-                            info_code: None,
-                        });
-                    }
-                    Lookup::Refused => return Err(Error::HttpRequestDenied),
-                }
-            }
-            wasmtime_wasi_http::default_send_request(request, options).await
-        };
+        let send = wasmtime_wasi_http::default_send_request(request, options);
         Box::new(async move {
             let (response, io) = unless_stopped(stop.clone(), send).await?;
             let response = match &stop {

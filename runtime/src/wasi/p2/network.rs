@@ -168,23 +168,32 @@ impl Gate {
     /// Whether an outgoing HTTP request to `scheme://host:port` is allowed; a refusal
     /// is logged.
     pub fn allows_request(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if self.host || self.allow.allows(scheme, host, port) {
-            return true;
-        }
-        if let Some(ip) = crate::net::allow::address_literal(host)
-            && self.on_my_networks(ip)
+        self.route_request(scheme, host, port).is_some()
+    }
+
+    /// Where an outgoing HTTP request to `scheme://host:port` may go: `None` when it is
+    /// refused (and logged); else the addresses of the peers on the container's
+    /// networks that `host` names (empty: connect to `host` as written — an address,
+    /// or a name the host's resolver answers).
+    pub fn route_request(&self, scheme: &str, host: &str, port: u16) -> Option<Vec<IpAddr>> {
+        let literal = crate::net::allow::address_literal(host);
+        if literal.is_none()
+            && !self.networks.is_empty()
+            && let Some(peers) = self.lookup_on_networks(host)
+            && !peers.is_empty()
         {
-            return true;
+            return Some(peers);
         }
-        if !self.networks.is_empty()
-            && matches!(self.lookup_on_networks(host), Some(found) if !found.is_empty())
+        if self.host
+            || self.allow.allows(scheme, host, port)
+            || literal.is_some_and(|ip| self.on_my_networks(ip))
         {
-            return true;
+            return Some(Vec::new());
         }
         self.refused(&format!(
             "capsule: refused the request to {scheme}://{host}:{port}: allow it with --allow-outbound {scheme}://{host}:{port}"
         ));
-        false
+        None
     }
 
     fn lookup_on_networks(&self, name: &str) -> Option<Vec<IpAddr>> {
