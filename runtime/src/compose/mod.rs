@@ -501,14 +501,9 @@ impl Project {
         };
         let dir =
             crate::ambient::create_and_open_dir(&home.root().join("compose")).map_err(fail)?;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = dir
-            .open_with(format!("{}.lock", self.name), &options)
-            .map_err(fail)?
-            .into_std();
-        file.lock().map_err(fail)?;
-        Ok(ProjectLock(file))
+        crate::store::lock_exclusive(&dir, format!("{}.lock", self.name))
+            .map(ProjectLock)
+            .map_err(fail)
     }
 
     /// A hash of everything that makes a service's container: its configuration and

@@ -254,16 +254,8 @@ fn lock_names(home: &Home) -> Result<std::fs::File, ContainerError> {
 fn lock_names_at(root: &std::path::Path) -> Result<std::fs::File, ContainerError> {
     let dir = crate::ambient::create_and_open_dir(root)
         .map_err(io_error(format!("cannot create {}", root.display())))?;
-    let mut options = cap_std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    let names = dir
-        .open_with(NAMES_LOCK, &options)
-        .map_err(io_error("cannot lock the container names"))?
-        .into_std();
-    names
-        .lock()
-        .map_err(io_error("cannot lock the container names"))?;
-    Ok(names)
+    crate::store::lock_exclusive(&dir, NAMES_LOCK)
+        .map_err(io_error("cannot lock the container names"))
 }
 
 fn random_id() -> io::Result<String> {
@@ -383,12 +375,8 @@ impl Container {
         let dir = root.join(&id);
         let handle = crate::ambient::create_and_open_dir(&dir)
             .map_err(io_error("cannot create the container's directory"))?;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let running = handle
-            .open_with(RUN_LOCK, &options)
-            .map_err(io_error("cannot create the container's lock"))?
-            .into_std();
+        let running = crate::store::open_lock_file(&handle, RUN_LOCK)
+            .map_err(io_error("cannot create the container's lock"))?;
         // Held until the spec is recorded ([`Container::set_spec`]): a container being
         // created is neither started (its supervisor finds the lock taken) nor removed
         // or pruned under its creator (they wait for the lock), and `start` can tell it

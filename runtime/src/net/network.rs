@@ -225,15 +225,9 @@ impl Networks {
     /// # Errors
     /// The host's error.
     pub fn lock(&self) -> Result<NetworksLock, NetworkError> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = self
-            .dir
-            .open_with(LOCK, &options)
-            .map_err(io_error("cannot lock the networks"))?
-            .into_std();
-        file.lock().map_err(io_error("cannot lock the networks"))?;
-        Ok(NetworksLock(file))
+        crate::store::lock_exclusive(&self.dir, LOCK)
+            .map(NetworksLock)
+            .map_err(io_error("cannot lock the networks"))
     }
 
     /// The network named `name`, or whose ID starts with `name`.

@@ -32,6 +32,28 @@ use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// Opens (creating) the lock file `name` in `dir`, for reading and writing.
+///
+/// # Errors
+/// The host's error.
+pub fn open_lock_file(dir: &Dir, name: impl AsRef<Path>) -> io::Result<std::fs::File> {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    dir.open_with(name, &options)
+        .map(cap_std::fs::File::into_std)
+}
+
+/// Opens (creating) the lock file `name` in `dir` and takes it exclusively, waiting for
+/// it; held until the file is closed.
+///
+/// # Errors
+/// The host's error.
+pub fn lock_exclusive(dir: &Dir, name: impl AsRef<Path>) -> io::Result<std::fs::File> {
+    let file = open_lock_file(dir, name)?;
+    file.lock()?;
+    Ok(file)
+}
+
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 const INDEX: &str = "index.json";
@@ -487,16 +509,11 @@ impl Store {
 
     /// Opens (creating) a lock file of the store.
     fn open_lock(&self, name: &str) -> Result<std::fs::File, StoreError> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        self.dir
-            .open_with(name, &options)
-            .map(cap_std::fs::File::into_std)
-            .map_err(|source| StoreError::Io {
-                path: self.root.join(name),
-                what: "cannot open a lock file",
-                source,
-            })
+        open_lock_file(&self.dir, name).map_err(|source| StoreError::Io {
+            path: self.root.join(name),
+            what: "cannot open a lock file",
+            source,
+        })
     }
 
     fn read_index(&self) -> Result<ImageIndex, StoreError> {

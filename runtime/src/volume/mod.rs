@@ -152,15 +152,9 @@ impl Volumes {
     /// # Errors
     /// The host's error.
     pub fn lock(&self) -> Result<VolumesLock, VolumeError> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = self
-            .dir
-            .open_with(LOCK, &options)
-            .map_err(io_error("cannot lock the volumes"))?
-            .into_std();
-        file.lock().map_err(io_error("cannot lock the volumes"))?;
-        Ok(VolumesLock(file))
+        crate::store::lock_exclusive(&self.dir, LOCK)
+            .map(VolumesLock)
+            .map_err(io_error("cannot lock the volumes"))
     }
 
     /// The volume named `name`.
