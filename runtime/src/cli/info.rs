@@ -2,7 +2,6 @@
 
 use super::{Failure, exit};
 use capsule_runtime::engine::{CacheStats, Engine, EngineOptions, ModuleCache, WasmFeature};
-use capsule_runtime::home::Home;
 use capsule_runtime::{VERSION, WASMTIME_VERSION};
 
 #[derive(Debug, clap::Args)]
@@ -86,7 +85,7 @@ struct FeatureInfo {
 }
 
 pub fn info(args: &InfoArgs) -> Result<(), Failure> {
-    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let home = super::container::home()?;
     let engine =
         Engine::new(&EngineOptions::default()).map_err(|e| Failure::new(exit::USAGE, e))?;
     let cache_dir = home.module_cache_dir();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 fn open() -> Result<(Home, Networks), Failure> {
-    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let home = super::container::home()?;
     let networks = Networks::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
     Ok((home, networks))
 }

@@ -7,7 +7,7 @@ use capsule_runtime::volume::{Volume, VolumeError, Volumes};
 use std::io::Write;
 
 fn open() -> Result<(Home, Volumes), Failure> {
-    let home = Home::from_env().map_err(|e| Failure::new(exit::USAGE, e))?;
+    let home = super::container::home()?;
     let volumes = Volumes::open(&home).map_err(|e| Failure::new(exit::USAGE, e))?;
     Ok((home, volumes))
 }
