@@ -388,23 +388,28 @@ impl Project {
         }
     }
 
-    /// The networks the project makes (`up`) and removes (`down`): those its services
-    /// join that are not external, by name on disk.
-    pub fn own_networks(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for spec in self.services.values() {
-            for request in &spec.networks {
-                let external = self
-                    .file
-                    .networks
-                    .iter()
-                    .any(|(name, def)| def.external && self.network_name(name) == request.name);
-                if !external && !out.contains(&request.name) {
-                    out.push(request.name.clone());
-                }
+    /// The networks the project makes (`up`): those of the file (`default` among them)
+    /// that are not external and that a service joins, each as (its key in the file,
+    /// its name on disk).
+    pub fn own_networks(&self) -> Vec<(String, String)> {
+        let keys = std::iter::once("default").chain(
+            self.file
+                .networks
+                .iter()
+                .filter(|(_, def)| !def.external)
+                .map(|(key, _)| key.as_str()),
+        );
+        let mut out: Vec<(String, String)> = Vec::new();
+        for key in keys {
+            let on_disk = self.network_name(key);
+            let joined = self
+                .services
+                .values()
+                .any(|spec| spec.networks.iter().any(|n| n.name == on_disk));
+            if joined && !out.iter().any(|(_, name)| *name == on_disk) {
+                out.push((key.to_owned(), on_disk));
             }
         }
-        out.sort();
         out
     }
 
@@ -656,6 +661,31 @@ mod tests {
                 "{off}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_project_makes_the_networks_its_services_join_but_not_external_ones() {
+        let p = project(
+            "[services.a]\nimage = \"x\"\n[services.b]\nimage = \"x\"\nnetworks = [\"back\", \"shared\", \"idle\"]\n\
+             [networks.back]\nname = \"custom\"\n[networks.shared]\nexternal = true\n[networks.idle]\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            p.own_networks(),
+            [
+                ("default".to_owned(), "demo_default".to_owned()),
+                ("back".to_owned(), "custom".to_owned()),
+                ("idle".to_owned(), "demo_idle".to_owned()),
+            ]
+        );
+        let b: Vec<&str> = p
+            .spec("b")
+            .expect("b")
+            .networks
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(b, ["custom", "demo_idle", "shared"]);
     }
 
     #[test]

@@ -525,14 +525,10 @@ fn create_networks(home: &Home, project: &Project) -> Result<Vec<String>, UpErro
     }
     let networks = crate::net::network::Networks::open(home).map_err(ComposeError::from)?;
     let lock = networks.lock().map_err(ComposeError::from)?;
-    for name in own {
+    for (key, name) in own {
         if networks.get(&name).is_ok() {
             continue;
         }
-        let key = name
-            .strip_prefix(&format!("{}_", project.name))
-            .unwrap_or(&name)
-            .to_owned();
         let mut labels = std::collections::BTreeMap::from([
             (PROJECT_LABEL.to_owned(), project.name.clone()),
             ("com.docker.compose.network".to_owned(), key.clone()),
