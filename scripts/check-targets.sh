@@ -3,7 +3,9 @@
 # promises, warnings as errors (called by scripts/test.sh; the containerd shim is
 # Linux-only and not checked):
 #
-#   x86_64-pc-windows-gnu   cargo check; ring's C with mingw-w64 (x86_64-w64-mingw32-gcc)
+#   x86_64-pc-windows-gnu   cargo build (linked with mingw-w64, x86_64-w64-mingw32-gcc):
+#                           the integration tests `windows` run this capsule.exe under
+#                           Wine (their build of it is this command, so a no-op after it)
 #   x86_64-apple-darwin     cargo check; ring's and wasmtime's C with this machine's
 #   aarch64-apple-darwin    clang, against the few Apple SDK headers they include, stood
 #                           in for by scripts/cross/macos-include (declarations only:
@@ -25,7 +27,9 @@ for arch in x86_64 aarch64; do
     export "CFLAGS_${target}=--target=${arch}-apple-darwin -ffreestanding -nostdinc -isystem $resource -I$include"
 done
 
-for target in x86_64-pc-windows-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+echo "== cargo build --target x86_64-pc-windows-gnu (the library, the CLI, the SDK)" >&2
+cargo build --locked -p capsule-runtime -p capsule-sdk --lib --bins --target x86_64-pc-windows-gnu
+for target in x86_64-apple-darwin aarch64-apple-darwin; do
     echo "== cargo check --target $target (the library, the CLI, the SDK)" >&2
     cargo check --locked -p capsule-runtime -p capsule-sdk --lib --bins --target "$target"
 done

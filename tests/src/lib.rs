@@ -16,6 +16,7 @@ pub mod rawtar;
 pub mod reference;
 pub mod registry;
 pub mod tree;
+pub mod wine;
 
 pub use process::{Proc, output, output_within, test_timeout, within};
 

@@ -23,6 +23,7 @@ pub mod networks;
 #[cfg(unix)]
 pub mod owner;
 pub mod prepare;
+pub mod process;
 #[cfg(unix)]
 pub mod remote;
 pub mod runner;
@@ -854,7 +855,7 @@ impl Damaged {
                 .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
                 .and_then(|state| state.pid);
             if let Some(pid) = pid {
-                supervisor::signal_kill(pid);
+                process::kill(pid);
             }
             let start = std::time::Instant::now();
             while self.is_running() {

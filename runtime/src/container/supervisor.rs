@@ -355,7 +355,7 @@ pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, Cont
         what: "cannot ask the container to stop".to_owned(),
         source,
     })?;
-    signal_terminate(pid);
+    super::process::terminate(pid);
     Ok(true)
 }
 
@@ -396,7 +396,7 @@ pub fn wait_stopped(container: &Container, timeout: Option<Duration>) -> bool {
 pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
     let mut state = container.state();
     if let Some(pid) = state.pid {
-        signal_kill(pid);
+        super::process::kill(pid);
     }
     if wait_stopped(container, Some(Duration::from_secs(5))) && container.lock_running()? {
         state.status = Status::Exited;
@@ -409,34 +409,6 @@ pub fn force_kill(container: &mut Container) -> Result<(), ContainerError> {
     }
     Ok(())
 }
-
-/// Sends `signal` to the process `pid` (Unix); without signals the request file is
-/// read by the process's polling thread, and a kill is left to the host.
-#[cfg(unix)]
-fn send(pid: u32, signal: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-}
-
-#[cfg(unix)]
-fn signal_terminate(pid: u32) {
-    send(pid, rustix::process::Signal::TERM);
-}
-
-#[cfg(unix)]
-pub(crate) fn signal_kill(pid: u32) {
-    send(pid, rustix::process::Signal::KILL);
-}
-
-#[cfg(not(unix))]
-fn signal_terminate(_pid: u32) {}
-
-#[cfg(not(unix))]
-pub(crate) fn signal_kill(_pid: u32) {}
 
 /// The grace period a stop request asks for.
 fn read_request(dir: &std::path::Path) -> Option<Duration> {
@@ -484,7 +456,6 @@ fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
 /// guest is interrupted after `grace` (unless it ends by itself first), and if it is
 /// still blocked in the host a second later, the state is written and the process
 /// exits.
-#[cfg(unix)]
 fn begin_stop(control: &Arc<Control>, grace: Duration, dir: &std::path::Path, rm: bool) {
     control.requested.interrupt(Interruption::Killed);
     let control = control.clone();
@@ -505,22 +476,26 @@ fn begin_stop(control: &Arc<Control>, grace: Duration, dir: &std::path::Path, rm
     });
 }
 
+/// Without signals (Windows): a thread polls for the request file `stop`/`kill`
+/// leave (with its grace period) and, in the foreground, the console's Ctrl-C,
+/// Ctrl-Break or close (at once, recorded as 130 as a shell reports Ctrl-C).
 #[cfg(not(unix))]
-fn watch_signals(container: &Container, _mode: Mode, control: &Arc<Control>) {
-    // No signals: poll for the request file.
+fn watch_signals(container: &Container, mode: Mode, control: &Arc<Control>) {
+    if mode == Mode::Foreground {
+        super::process::hear_console();
+    }
     let control = control.clone();
     let dir = container.dir.clone();
     let rm = container.config.rm;
     std::thread::spawn(move || {
-        loop {
+        while !control.finished.load(Ordering::SeqCst) {
             if let Some(grace) = read_request(&dir) {
-                control.requested.interrupt(Interruption::Killed);
-                std::thread::sleep(grace);
-                control.kill.interrupt(Interruption::Killed);
-                std::thread::sleep(Duration::from_secs(1));
-                if !control.finished.load(Ordering::SeqCst) {
-                    watchdog_exit(&dir, rm, &control);
-                }
+                begin_stop(&control, grace, &dir, rm);
+                return;
+            }
+            if mode == Mode::Foreground && super::process::console_interrupted() {
+                control.code_override.store(130, Ordering::SeqCst);
+                begin_stop(&control, Duration::ZERO, &dir, rm);
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -614,6 +589,7 @@ pub fn spawn_detached(
         Err(e) => return Err(io("cannot open the supervisor's log")(e)),
     };
     let mut command = std::process::Command::new(exe);
+    super::process::detach(&mut command);
     command
         .arg(SUPERVISE_COMMAND)
         .arg(&container.config.id)
@@ -664,10 +640,7 @@ pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32,
     use std::io::Write;
     // A session of its own: no controlling terminal, so closing the terminal or
     // Ctrl-C there never reaches a detached container.
-    #[cfg(unix)]
-    if let Err(e) = rustix::process::setsid() {
-        tracing::warn!(error = %e, "cannot start a session of its own");
-    }
+    super::process::leave_session();
     let mut container = Container::find(home, id)?;
     let mut said = false;
     let say = |text: &str| {

@@ -1091,6 +1091,9 @@ impl Backend for Overlay {
                 inside.remove_file(entry?.file_name())?;
             }
             drop(inside);
+            // No handle of ours stays open on it: Windows removes a directory only
+            // once every handle to it is closed.
+            st.dirs.forget(path);
             let (dir, name) = self.entry(&mut st, path)?;
             dir.remove_dir(name)?;
             Self::forget_subtree(&mut st, path);
@@ -1147,6 +1150,9 @@ impl Backend for Overlay {
             st.present.remove(to);
             Self::forget_subtree(&mut st, to);
         }
+        // No handle of ours stays open in what moves (Windows refuses to move a
+        // directory with handles open below it).
+        st.dirs.forget(from);
         let (from_dir, from_name) = self.entry(&mut st, from)?;
         let (to_dir, to_name) = self.entry(&mut st, to)?;
         from_dir.rename(from_name, &to_dir, to_name)?;

@@ -99,8 +99,7 @@ pub fn set_permission_bits(_dir: &Dir, _path: &str, _mode: u32) -> io::Result<()
     Ok(())
 }
 
-/// Creates a symlink `path` in `dir` whose text is `target`. Elsewhere:
-/// [`io::ErrorKind::Unsupported`] (ENOTSUP to a guest).
+/// Creates a symlink `path` in `dir` whose text is `target`.
 ///
 /// # Errors
 /// The host's error.
@@ -109,12 +108,52 @@ pub fn symlink(dir: &Dir, target: &str, path: impl AsRef<std::path::Path>) -> io
     dir.symlink_contents(target, path)
 }
 
-/// Creates a symlink `path` in `dir` whose text is `target`. Elsewhere:
-/// [`io::ErrorKind::Unsupported`] (ENOTSUP to a guest).
+/// Creates a symlink `path` in `dir` whose text is `target`. Windows: always a file
+/// symlink (Capsule resolves a guest's symlinks itself and never lets the host follow
+/// one, so the kind Windows asks for does not matter to it); creating one needs
+/// Developer Mode or the "Create symbolic links" privilege: without it the guest gets
+/// `ENOTSUP` (as where symlinks do not exist) and Capsule says once what to enable.
 ///
 /// # Errors
-/// The host's error.
-#[cfg(not(unix))]
+/// The host's error; `Unsupported` without the privilege.
+#[cfg(windows)]
+pub fn symlink(dir: &Dir, target: &str, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+    /// ERROR_PRIVILEGE_NOT_HELD.
+    const NO_PRIVILEGE: i32 = 1314;
+    let path = path.as_ref();
+    dir.symlink_file(target, path).map_err(|e| {
+        if e.raw_os_error() == Some(NO_PRIVILEGE) {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "this Windows account may not create symlinks: a guest's symlink() gets ENOTSUP \
+                     (turn on Developer Mode, or grant the \"Create symbolic links\" privilege)"
+                );
+            });
+            io::Error::new(io::ErrorKind::Unsupported, e)
+        } else {
+            e
+        }
+    })?;
+    // A host that says it made one and did not (Wine 8's CreateSymbolicLinkW is a stub
+    // that reports success): the guest must not be told it has a symlink.
+    if !dir
+        .symlink_metadata(path)
+        .is_ok_and(|meta| meta.file_type().is_symlink())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the host reported a symlink made, but none is there",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a symlink. Elsewhere: [`io::ErrorKind::Unsupported`] (ENOTSUP to a guest).
+///
+/// # Errors
+/// Always.
+#[cfg(not(any(unix, windows)))]
 pub fn symlink(_dir: &Dir, _target: &str, _path: impl AsRef<std::path::Path>) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,

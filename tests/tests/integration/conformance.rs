@@ -616,7 +616,11 @@ pub fn differential(world: &World, name: &str, wasm: &str) {
 /// The program's starting files (`PROG /work seed`, run by Capsule into a host
 /// directory): that directory as a layer (with them under `work/`), and the same as an
 /// uncompressed tar layer.
-fn seed_layer(env: &TestEnv, name: &str, wasm: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn seed_layer(
+    env: &TestEnv,
+    name: &str,
+    wasm: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = env.work().join("seed");
     std::fs::create_dir_all(dir.join("work")).expect("mkdir seed/work");
     let volume = format!("{}:/work", dir.join("work").display());

@@ -42,3 +42,4 @@ mod shim;
 mod tools;
 mod volumes;
 mod wasi_fuzz;
+mod windows;

@@ -1,0 +1,123 @@
+//! The host's process calls a container's supervisor needs, in their one place per
+//! system: starting a detached supervisor that outlives the command that started it,
+//! asking it to stop, ending it outright, and hearing Ctrl-C in the foreground.
+//!
+//! | | Unix | Windows |
+//! |---|---|---|
+//! | detach | `setsid` in the supervisor: no terminal, no process group of the shell's | `DETACHED_PROCESS` and a process group of its own: no console, no Ctrl-C of the shell's |
+//! | stop | the request file, then `SIGTERM` to wake the supervisor | the request file, read by the supervisor's polling thread (50 ms) |
+//! | kill | `SIGKILL` | `TerminateProcess` |
+//! | Ctrl-C | `SIGINT`/`SIGHUP` (signal-hook) | console control events (`SetConsoleCtrlHandler`) |
+//!
+//! Both also reach a running container through its control channel where there is
+//! one (`control`, Unix only: Unix sockets with descriptors passed).
+
+/// Makes `command` start a supervisor detached from this process's terminal or
+/// console (its own session is taken by the supervisor itself on Unix: see
+/// [`leave_session`]).
+pub fn detach(command: &mut std::process::Command) {
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS};
+        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    }
+    #[cfg(not(windows))]
+    let _ = command;
+}
+
+/// The supervisor's first act on Unix: a session of its own, so closing the terminal
+/// or Ctrl-C there never reaches a detached container (on Windows [`detach`] did it).
+pub fn leave_session() {
+    #[cfg(unix)]
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "cannot start a session of its own");
+    }
+}
+
+/// Wakes the process `pid` to read its stop request (Unix: `SIGTERM`). On Windows
+/// its polling thread finds the request by itself.
+pub fn terminate(pid: u32) {
+    #[cfg(unix)]
+    send(pid, rustix::process::Signal::TERM);
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
+/// Ends the process `pid` outright (`SIGKILL`, `TerminateProcess`).
+pub fn kill(pid: u32) {
+    #[cfg(unix)]
+    send(pid, rustix::process::Signal::KILL);
+    #[cfg(windows)]
+    terminate_process(pid);
+    #[cfg(not(any(unix, windows)))]
+    let _ = pid;
+}
+
+#[cfg(unix)]
+fn send(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+#[cfg(windows)]
+#[allow(
+    unsafe_code,
+    reason = "Win32 calls: a handle checked, then closed once"
+)]
+fn terminate_process(pid: u32) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
+    // SAFETY: OpenProcess returns a handle or null; a non-null one is used once and
+    // closed once.
+    unsafe {
+        let handle = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        if !handle.is_null() {
+            TerminateProcess(handle, u32::from(crate::exit::KILLED));
+            CloseHandle(handle);
+        }
+    }
+}
+
+/// Windows: the console's Ctrl-C, Ctrl-Break and close events, counted (the
+/// supervisor of a foreground container polls [`console_interrupted`]).
+#[cfg(windows)]
+static CONSOLE_EVENTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Starts hearing the console's Ctrl-C, Ctrl-Break and close events (Windows; a no-op
+/// elsewhere, where signals do this).
+pub fn hear_console() {
+    #[cfg(windows)]
+    #[allow(
+        unsafe_code,
+        reason = "registers a handler that only touches an atomic"
+    )]
+    {
+        use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+        unsafe extern "system" fn handler(_event: u32) -> windows_sys::core::BOOL {
+            CONSOLE_EVENTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            1
+        }
+        // SAFETY: the handler is a plain function that only touches an atomic.
+        if unsafe { SetConsoleCtrlHandler(Some(handler), 1) } == 0 {
+            tracing::warn!("cannot hear Ctrl-C: it will end the process at once");
+        }
+    }
+}
+
+/// Whether the console has sent Ctrl-C, Ctrl-Break or a close since
+/// [`hear_console`] (always `false` but on Windows).
+pub fn console_interrupted() -> bool {
+    #[cfg(windows)]
+    {
+        CONSOLE_EVENTS.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+    #[cfg(not(windows))]
+    {
+        false
+    }
+}

@@ -1,0 +1,317 @@
+//! The Windows build of `capsule` (`x86_64-pc-windows-gnu`) run under Wine: the same
+//! commands as on Linux must print the same, from `capsule run hello-world` to the
+//! layered-filesystem conformance programs on the container's layered root and on a
+//! tmpfs, with the writable layer and volumes on the host's disk through Wine's
+//! Windows file API (NTFS semantics as Wine gives them).
+//!
+//! What Wine cannot do that the Windows build needs is Wine's gap, listed in
+//! `capsule_tests::wine::GAPS` with how the tests meet it, and checked here to still
+//! occur. A difference between the Windows and the Linux binary that is Capsule's is
+//! in [`WINDOWS_DIFFERENCES`], with the reason; any other fails.
+
+use crate::conformance::seed_layer;
+use capsule_tests::wine::{GAPS, Lines, Wine, windows_path};
+use capsule_tests::{Run, TestEnv};
+use std::path::Path;
+
+/// Capsule's own deliberate differences on Windows (its, not Wine's: Wine's are in
+/// `capsule_tests::wine::GAPS`): the lines, and why. Each must occur.
+const WINDOWS_DIFFERENCES: &[(Lines, &str)] = &[(
+    (
+        "fs_rename",
+        "layered",
+        &[
+            "fstat after unlink",
+            "nlink h1 after link",
+            "nlink h2 after link",
+        ],
+    ),
+    "Rust's std has no stable link count on Windows: Capsule reports one link for a file \
+     of the writable layer (the hard link itself works)",
+)];
+
+/// `capsule ARGS` of the Windows binary under Wine, with `env`'s home, run from its
+/// work directory.
+#[track_caller]
+fn wine(env: &TestEnv, args: &[&str]) -> Run {
+    Wine::run(
+        Wine::get().capsule(env.home(), env.work()).args(args),
+        env.work(),
+    )
+}
+
+/// Both runs ended alike: exit code, stdout, stderr.
+#[track_caller]
+fn assert_same(what: &str, linux: &Run, windows: &Run) {
+    assert_eq!(
+        (linux.code, &linux.stdout, &linux.stderr),
+        (windows.code, &windows.stdout, &windows.stderr),
+        "{what}: the Windows binary under Wine (right) differs from Linux (left)"
+    );
+}
+
+#[test]
+fn wine_gaps_are_as_listed() {
+    // The DLL: without the stand-in (Wine's builtin only), the binary does not load.
+    // (The symlink gap is checked by the conformance programs it is listed for.)
+    assert_eq!(GAPS.len(), 2, "each gap has its check");
+    let env = TestEnv::new();
+    let wine = Wine::get();
+    let mut cmd = wine.capsule(env.home(), env.work());
+    cmd.env("WINEDLLOVERRIDES", "mscoree,mshtml=;bcryptprimitives=b")
+        .env("WINEDEBUG", "err+module")
+        .arg("--version");
+    let run = Wine::run(&mut cmd, env.work());
+    assert!(
+        run.code != Some(0)
+            && run.stderr.contains("bcryptprimitives.dll")
+            && run.stderr.contains("c0000135"),
+        "Wine now loads the binary without the stand-in bcryptprimitives.dll: remove the \
+         gap from capsule_tests::wine::GAPS ({}): {run:?}",
+        GAPS[0].what
+    );
+    // With it, the binary loads.
+    wine_run_ok(&env, &["--version"]);
+}
+
+#[track_caller]
+fn wine_run_ok(env: &TestEnv, args: &[&str]) -> Run {
+    let run = wine(env, args);
+    run.assert_code(0);
+    run
+}
+
+#[test]
+fn hello_world_prints_the_same_under_wine() {
+    let (linux, windows) = (TestEnv::new(), TestEnv::new());
+    let expected = linux.run(&["run", "hello-world"]);
+    expected.assert_clean_success();
+    assert_same(
+        "capsule run hello-world",
+        &expected,
+        &wine(&windows, &["run", "hello-world"]),
+    );
+    // Twice: the second run is served by the module cache the first filled.
+    assert_same(
+        "capsule run hello-world (cached)",
+        &expected,
+        &wine(&windows, &["run", "hello-world"]),
+    );
+}
+
+/// `capsule build` of a small image from a Windows path, then `run` with a volume on
+/// `Z:\...` (a host directory) and on `C:\...` (the prefix's drive), and a named
+/// volume kept across runs; what the guest wrote is on the host's disk.
+#[test]
+fn build_and_run_an_image_with_volumes_under_wine() {
+    let env = TestEnv::new();
+    let ctx = env.work().join("ctx");
+    std::fs::create_dir_all(ctx.join("etc")).expect("mkdir ctx");
+    std::fs::copy(capsule_tests::guests::FILES, ctx.join("files.wasm")).expect("copy guest");
+    std::fs::write(ctx.join("etc/motd"), "built on Windows\n").expect("write motd");
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        "FROM scratch\nCOPY files.wasm /bin/files.wasm\nCOPY etc /etc/\n\
+         ENTRYPOINT [\"/bin/files.wasm\"]\n",
+    )
+    .expect("write the Capsulefile");
+    let build = wine_run_ok(&env, &["build", "-t", "wapp", &windows_path(&ctx)]);
+    assert!(
+        build.stderr.contains("Named wapp:latest"),
+        "build names its image: {build:?}"
+    );
+    let read = wine_run_ok(&env, &["run", "--rm", "wapp", "read", "/etc/motd"]);
+    assert_eq!(read.stdout, "built on Windows\n");
+
+    // A host directory as Z:\...
+    let data = env.work().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let volume = format!("{}:/data", windows_path(&data));
+    wine_run_ok(
+        &env,
+        &[
+            "run", "--rm", "-v", &volume, "wapp", "write", "/data/a", "from z",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("a")).expect("read a"),
+        "from z"
+    );
+    // The prefix's C: drive, as a Windows user types it.
+    let drive = Wine::get().drive_c().join(format!(
+        "capsule-test-{}",
+        env.home()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+    ));
+    std::fs::create_dir_all(&drive).expect("mkdir on C:");
+    let c_volume = format!(
+        "C:\\{}:/data",
+        drive.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    );
+    wine_run_ok(
+        &env,
+        &[
+            "run", "--rm", "-v", &c_volume, "wapp", "write", "/data/b", "from c",
+        ],
+    );
+    let written = std::fs::read_to_string(drive.join("b"));
+    let _ = std::fs::remove_dir_all(&drive);
+    assert_eq!(written.expect("read b on C:"), "from c");
+    // A read-only volume refuses writes as on Linux.
+    let ro = format!("{}:/data:ro", windows_path(&data));
+    let refused = wine(
+        &env,
+        &["run", "--rm", "-v", &ro, "wapp", "write", "/data/c", "no"],
+    );
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stdout.contains("EROFS") || refused.stdout.contains("EACCES"),
+        "{refused:?}"
+    );
+    assert!(!data.join("c").exists());
+    // A named volume keeps its data from one container to the next.
+    wine_run_ok(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/data",
+            "wapp",
+            "write",
+            "/data/k",
+            "kept",
+        ],
+    );
+    let kept = wine_run_ok(
+        &env,
+        &["run", "--rm", "-v", "keep:/data", "wapp", "read", "/data/k"],
+    );
+    assert_eq!(kept.stdout, "kept");
+    let listed = wine_run_ok(&env, &["volume", "ls", "-q"]);
+    assert_eq!(listed.stdout, "keep\n");
+}
+
+/// One conformance program on the layered root (over a tar layer) and on a tmpfs, by
+/// the Linux binary and the Windows binary under Wine: the same exit code, stdout
+/// (its transcript and the tree it lists) and stderr, but for [`WINDOWS_DIFFERENCES`].
+fn conformance_under_wine(name: &str, wasm: &str) {
+    let linux = TestEnv::new();
+    let (_, seed_tar) = seed_layer(&linux, name, wasm);
+    let windows = TestEnv::new();
+    let mut problems = Vec::new();
+    for backend in ["layered", "tmpfs"] {
+        // The same command line, with host paths as each system spells them.
+        let args = |path: &dyn Fn(&Path) -> String| -> Vec<String> {
+            let wasm = path(Path::new(wasm));
+            let list: Vec<String> = match backend {
+                "layered" => vec!["--layer".into(), path(&seed_tar), wasm, "/work".into()],
+                _ => vec![
+                    "--tmpfs".into(),
+                    "/work".into(),
+                    wasm,
+                    "/work".into(),
+                    "seeded".into(),
+                ],
+            };
+            std::iter::once("run".to_owned()).chain(list).collect()
+        };
+        let (l, w) = (
+            args(&|p| p.display().to_string()),
+            args(&|p| windows_path(p)),
+        );
+        let expected = linux.run(&l.iter().map(String::as_str).collect::<Vec<_>>());
+        let got = wine(&windows, &w.iter().map(String::as_str).collect::<Vec<_>>());
+        let excused: Vec<(&[&str], String)> = GAPS
+            .iter()
+            .flat_map(|gap| {
+                gap.differs
+                    .iter()
+                    .map(move |l| (l, format!("Wine's gap: {}", gap.what)))
+            })
+            .chain(
+                WINDOWS_DIFFERENCES
+                    .iter()
+                    .map(|(l, why)| (l, format!("Capsule on Windows: {why}"))),
+            )
+            .filter(|((program, b, _), _)| *program == name && *b == backend)
+            .map(|((_, _, labels), why)| (*labels, why))
+            .collect();
+        let labels: Vec<&str> = excused
+            .iter()
+            .flat_map(|(l, _)| l.iter().copied())
+            .collect();
+        let whole = labels.contains(&"*");
+        let (kept_l, left_l) = partition(&expected.stdout, &labels);
+        let (kept_w, left_w) = partition(&got.stdout, &labels);
+        if !excused.is_empty()
+            && (left_l == left_w && !whole || whole && expected.stdout == got.stdout)
+        {
+            problems.push(format!(
+                "{backend}: the listed difference ({}) did not occur: remove it",
+                excused
+                    .iter()
+                    .map(|(_, why)| why.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        if whole {
+            continue;
+        }
+        if expected.code != got.code {
+            problems.push(format!(
+                "{backend}: exit code {:?} on Linux, {:?} under Wine",
+                expected.code, got.code
+            ));
+        }
+        if expected.stderr != got.stderr {
+            problems.push(format!(
+                "{backend}: stderr differs:\n--- Linux\n{}--- Wine\n{}",
+                expected.stderr, got.stderr
+            ));
+        }
+        for i in 0..kept_l.len().max(kept_w.len()) {
+            let (l, w) = (
+                kept_l.get(i).copied().unwrap_or("<none>"),
+                kept_w.get(i).copied().unwrap_or("<none>"),
+            );
+            if l != w {
+                problems.push(format!("{backend}: Linux {l:?}, Wine {w:?}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{name}: the Windows binary under Wine differs from Linux:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// `stdout`'s lines split into those whose label is not in `labels` and those that
+/// are (a line's label: its text up to the first `:`, or `TREE\tPATH`).
+fn partition<'a>(stdout: &'a str, labels: &[&str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    stdout.lines().partition(|line| {
+        let label = match line.strip_prefix("TREE\t") {
+            Some(rest) => &line[..5 + rest.find('\t').unwrap_or(rest.len())],
+            None => line.split(':').next().unwrap_or(line),
+        };
+        !labels.contains(&label)
+    })
+}
+
+macro_rules! under_wine {
+    ($name:ident, $path:expr) => {
+        #[test]
+        fn $name() {
+            conformance_under_wine(stringify!($name), $path);
+        }
+    };
+}
+
+mod conformance {
+    use super::conformance_under_wine;
+    capsule_tests::foreach_conformance!(under_wine);
+}
