@@ -584,11 +584,9 @@ impl Container {
     /// # Errors
     /// The host's error.
     pub fn remove(mut self) -> io::Result<()> {
-        // Unlocked only once the directory is gone (or not), as the file closes.
-        let running = self.running.take();
-        let result = remove_dir(&self.dir);
-        drop(running);
-        result
+        // Unlocked only once the directory is out of the list (or gone), as the
+        // file closes: nothing can start it meanwhile.
+        remove_dir_unlocking(&self.dir, self.running.take())
     }
 
     /// Renames the container.
@@ -673,6 +671,9 @@ impl Container {
     /// whose run was killed before it could remove them (their lock is free).
     pub fn list(home: &Home) -> Vec<Self> {
         let root = home.containers_dir();
+        if cfg!(windows) {
+            sweep_removing(&root);
+        }
         let mut out = Vec::new();
         for (name, record) in records(&root) {
             let Ok(mut config) = record else {
@@ -693,7 +694,7 @@ impl Container {
                 && container.state().status != Status::Created
                 && container.lock_running().unwrap_or(false)
             {
-                match remove_dir(&container.dir) {
+                match remove_dir_unlocking(&container.dir, container.running.take()) {
                     Ok(()) => {
                         tracing::info!(container = %name, "removed a --rm container left by a killed run");
                         continue;
@@ -752,15 +753,53 @@ const REMOVING: &str = ".removing-";
 /// it half removed, without its `config.json`), then deleted. A directory left by an
 /// interrupted removal is deleted by the next prune ([`prune_stopped`]).
 fn remove_dir(dir: &std::path::Path) -> io::Result<()> {
+    remove_dir_unlocking(dir, None)
+}
+
+/// [`remove_dir`] of a container whose run lock (`lock`, a file inside it) this
+/// process holds: let go once the directory is out of the list, before it is deleted
+/// (Windows deletes an open file only when it closes, so the directory would not be
+/// empty), or, when it cannot be renamed, after it is deleted — but on Windows, where
+/// it must close first.
+fn remove_dir_unlocking(dir: &std::path::Path, lock: Option<std::fs::File>) -> io::Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        drop(lock);
         return crate::ambient::remove_dir_all(dir);
     };
     let parent_dir = crate::ambient::open_dir(parent)?;
     let removing = format!("{REMOVING}{}", name.to_string_lossy());
     match parent_dir.rename(name, &parent_dir, &removing) {
-        Ok(()) => remove_dir_all_settled(&parent.join(removing)),
+        Ok(()) => {
+            drop(lock);
+            remove_dir_all_settled(&parent.join(removing))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(_) => remove_dir_all_settled(dir),
+        Err(_) if cfg!(windows) => {
+            drop(lock);
+            remove_dir_all_settled(dir)
+        }
+        Err(_) => {
+            let result = remove_dir_all_settled(dir);
+            drop(lock);
+            result
+        }
+    }
+}
+
+/// Deletes what removals left in `root` (`.removing-*`): one interrupted, or, on
+/// Windows, one whose directory a process still held a file of (the supervisor of a
+/// `--rm` container removing itself holds its own log until it exits), which
+/// [`Container::list`] deletes there once that process has gone.
+fn sweep_removing(root: &std::path::Path) {
+    if let Ok(dir) = crate::ambient::open_dir(root)
+        && let Ok(entries) = dir.entries()
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(REMOVING) {
+                let _ = crate::ambient::remove_dir_all(&root.join(name));
+            }
+        }
     }
 }
 
@@ -891,16 +930,7 @@ pub fn run_lock_is_free(file: &std::fs::File) -> bool {
 /// returns the IDs removed.
 pub fn prune_stopped(home: &Home) -> Vec<String> {
     let mut removed = Vec::new();
-    if let Ok(dir) = crate::ambient::open_dir(&home.containers_dir())
-        && let Ok(entries) = dir.entries()
-    {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with(REMOVING) {
-                let _ = crate::ambient::remove_dir_all(&home.containers_dir().join(name));
-            }
-        }
-    }
+    sweep_removing(&home.containers_dir());
     for damaged in Damaged::list(home) {
         let id = damaged.id.clone();
         if !damaged.is_running() && damaged.remove(false).is_ok() {

@@ -4,7 +4,7 @@
 //!
 //! | | Unix | Windows |
 //! |---|---|---|
-//! | detach | `setsid` in the supervisor: no terminal, no process group of the shell's | `DETACHED_PROCESS` and a process group of its own: no console, no Ctrl-C of the shell's |
+//! | detach | `setsid` in the supervisor: no terminal, no process group of the shell's | `CREATE_NO_WINDOW` and a process group of its own: a hidden console of its own, so no Ctrl-C or close of the shell's |
 //! | stop | the request file, then `SIGTERM` to wake the supervisor | the request file, read by the supervisor's polling thread (50 ms) |
 //! | kill | `SIGKILL` | `TerminateProcess` |
 //! | Ctrl-C | `SIGINT`/`SIGHUP` (signal-hook) | console control events (`SetConsoleCtrlHandler`) |
@@ -19,8 +19,8 @@ pub fn detach(command: &mut std::process::Command) {
     #[cfg(windows)]
     {
         use std::os::windows::process::CommandExt;
-        use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS};
-        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+        use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW};
+        command.creation_flags(CREATE_NO_WINDOW | CREATE_NEW_PROCESS_GROUP);
     }
     #[cfg(not(windows))]
     let _ = command;

@@ -315,3 +315,97 @@ mod conformance {
     use super::conformance_under_wine;
     capsule_tests::foreach_conformance!(under_wine);
 }
+
+/// The State of `inspect NAME` under Wine.
+#[track_caller]
+fn wine_state(env: &TestEnv, name: &str) -> serde_json::Value {
+    let out = wine_run_ok(env, &["inspect", name]);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect is JSON");
+    value[0]["State"].clone()
+}
+
+/// Waits (at most 30 s) until `check` holds on what `capsule ARGS` prints.
+#[track_caller]
+fn wine_wait(env: &TestEnv, args: &[&str], what: &str, check: impl Fn(&Run) -> bool) -> Run {
+    let start = std::time::Instant::now();
+    loop {
+        let run = wine(env, args);
+        if check(&run) {
+            return run;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{what}: not within 30 s; last `capsule {}`: {run:?}",
+            args.join(" ")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Detached containers on Windows: the supervisor is a process of its own (no fork,
+/// no setsid: a hidden console and a process group of its own), `stop` reaches it
+/// through its request file, `rm -f` ends it with TerminateProcess, `--rm` removes
+/// it when it ends, and the store is left clean.
+#[test]
+fn detached_containers_under_wine() {
+    let env = TestEnv::new();
+    let ctx = env.work().join("svc");
+    std::fs::create_dir_all(&ctx).expect("mkdir ctx");
+    std::fs::copy(capsule_tests::guests::SERVICE, ctx.join("svc.wasm")).expect("copy guest");
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        "FROM scratch\nCOPY svc.wasm /svc.wasm\nENTRYPOINT [\"/svc.wasm\"]\n",
+    )
+    .expect("write the Capsulefile");
+    wine_run_ok(&env, &["build", "-q", "-t", "svc", &windows_path(&ctx)]);
+
+    let started = wine_run_ok(
+        &env,
+        &["run", "-d", "--name", "ticker", "svc", "tick", "0", "100"],
+    );
+    let id = started.stdout.trim();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "run -d prints the full ID: {started:?}"
+    );
+    // It runs on after the command that started it ended, and logs as on Linux.
+    wine_wait(&env, &["logs", "ticker"], "three ticks logged", |run| {
+        run.stdout.contains("tick 3\n")
+    });
+    let ps = wine_run_ok(&env, &["ps"]);
+    assert!(
+        ps.stdout.contains("ticker") && ps.stdout.contains("Up "),
+        "{ps:?}"
+    );
+    assert_eq!(wine_state(&env, "ticker")["Status"], "running");
+
+    // stop: the guest does not end by itself, so it is ended after the grace period.
+    let stop = wine_run_ok(&env, &["stop", "-t", "1", "ticker"]);
+    assert_eq!(stop.stdout, "ticker\n");
+    let state = wine_state(&env, "ticker");
+    assert_eq!(state["Status"], "exited", "{state}");
+    assert_eq!(state["ExitCode"], 137, "{state}");
+
+    // start again, then rm -f of the running container ends its supervisor outright.
+    wine_run_ok(&env, &["start", "ticker"]);
+    assert_eq!(wine_state(&env, "ticker")["Status"], "running");
+    wine_run_ok(&env, &["rm", "-f", "ticker"]);
+    let left = wine_run_ok(&env, &["ps", "-a", "-q"]);
+    assert_eq!(left.stdout, "", "rm -f left a container");
+
+    // --rm: removed once it has ended by itself.
+    // Its supervisor removes it, but cannot delete its own log while it holds it: the
+    // next listing, once that process has gone, deletes what was left.
+    wine_run_ok(&env, &["run", "-d", "--rm", "svc", "tick", "2", "50"]);
+    let store = env.home().join("containers");
+    wine_wait(
+        &env,
+        &["ps", "-a", "-q"],
+        "the --rm container removed",
+        |run| {
+            run.code == Some(0)
+                && run.stdout.is_empty()
+                && std::fs::read_dir(&store).is_ok_and(|mut d| d.next().is_none())
+        },
+    );
+}
