@@ -179,9 +179,31 @@ fn hold_still(container: &Container) -> Result<Option<super::control::Answer>, F
     }
 }
 
+/// Without the control channel (Windows) nothing can hold a running container's
+/// filesystem still: refused, never read torn.
 #[cfg(not(unix))]
-fn hold_still(_container: &Container) -> Result<Option<()>, FilesError> {
-    Ok(None)
+fn hold_still(container: &Container) -> Result<Option<()>, FilesError> {
+    if container.lock_is_free() {
+        Ok(None)
+    } else {
+        Err(not_on_this_system(
+            container,
+            "be held still while it runs",
+            ", or commit with --pause=false",
+        ))
+    }
+}
+
+/// Refused on a system without the control channel (Windows): the running
+/// container's owner is the only writer of its filesystem, and nothing can reach it.
+#[cfg(not(unix))]
+fn not_on_this_system(container: &Container, what: &str, or: &str) -> FilesError {
+    FilesError::Refused(format!(
+        "{} is running and cannot {what} on this system (its control channel is Unix-only): \
+         stop it first (capsule stop {}){or}",
+        container.name(),
+        container.name()
+    ))
 }
 
 #[cfg(unix)]
@@ -751,6 +773,10 @@ pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u
         Ok(count) => return Ok(count),
         Err(from) => from,
     };
+    #[cfg(not(unix))]
+    if !container.lock_is_free() {
+        return Err(not_on_this_system(container, "be copied into", ""));
+    }
     let root = RootFs::assemble(spec_of(container)?)?;
     unless_removed(container, copy_in_vfs(root.vfs(), from, guest))
 }

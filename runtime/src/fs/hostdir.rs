@@ -302,7 +302,7 @@ impl Backend for HostDir {
     }
 
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
-        Ok(self.dir.rename(from, &self.dir, to)?)
+        Ok(sys::rename(&self.dir, from, to)?)
     }
 
     fn symlink(&self, target: &str, path: &str) -> FsResult<()> {

@@ -160,3 +160,42 @@ pub fn symlink(_dir: &Dir, _target: &str, _path: impl AsRef<std::path::Path>) ->
         "symlinks are not supported on this host",
     ))
 }
+
+/// Renames `from` to `to` in `dir` (both plain relative paths) as POSIX `rename` does.
+///
+/// # Errors
+/// The host's error.
+#[cfg(not(windows))]
+pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    dir.rename(from, dir, to)
+}
+
+/// Renames `from` to `to` in `dir` (both plain relative paths) as POSIX `rename` does,
+/// where Windows' own rename differs: a directory never replaces a file (`ENOTDIR`) nor
+/// a file a directory (`EISDIR`), a directory replaces only an empty one (removed
+/// first: two steps, where POSIX has one), and a directory never moves into itself
+/// (`EINVAL`).
+///
+/// # Errors
+/// The host's error, or the POSIX one above.
+#[cfg(windows)]
+pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    let from_is_dir = dir.symlink_metadata(from)?.is_dir();
+    if from == to {
+        return Ok(());
+    }
+    if from_is_dir && to.starts_with(&format!("{from}/")) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    match dir.symlink_metadata(to) {
+        Ok(meta) => match (from_is_dir, meta.is_dir()) {
+            (true, false) => return Err(io::Error::from(io::ErrorKind::NotADirectory)),
+            (false, true) => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
+            (true, true) => dir.remove_dir(to)?,
+            (false, false) => {}
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    dir.rename(from, dir, to)
+}
