@@ -1056,8 +1056,12 @@ pub struct CpArgs {
 }
 
 /// `CONTAINER:PATH` → (container, absolute guest path); a host path (with a `/`
-/// before any `:`, or no `:`) → `None`.
+/// before any `:`, or no `:`, or on Windows an absolute path such as `C:\data`, as
+/// Docker reads it there) → `None`.
 fn container_path(text: &str) -> Option<(&str, String)> {
+    if cfg!(windows) && std::path::Path::new(text).is_absolute() {
+        return None;
+    }
     let (name, path) = text.split_once(':')?;
     if name.is_empty() || name.contains('/') || name.contains('\\') {
         return None;

@@ -1,7 +1,5 @@
 //! `exec`, `top` and `stats`: what a running container's owner answers about it.
 
-#[cfg(not(unix))]
-use super::Failure;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -58,51 +56,19 @@ pub struct StatsArgs {
     containers: Vec<String>,
 }
 
-#[cfg(unix)]
-pub use unix::{exec, stats, top};
+pub use verbs::{exec, stats, top};
 
-/// What `exec`, `top` and `stats` need: the container's control socket, which the
-/// detached supervisor serves on Unix hosts only for now.
-#[cfg(not(unix))]
-fn unsupported(verb: &str) -> Failure {
-    Failure::new(
-        super::exit::USAGE,
-        anyhow::anyhow!(
-            "capsule {verb} talks to a detached container's supervisor, which this host does not run yet (Unix only)"
-        ),
-    )
-}
-
-/// `capsule exec` (Unix only for now).
-#[cfg(not(unix))]
-pub fn exec(_args: &ExecArgs) -> Result<u8, Failure> {
-    Err(unsupported("exec"))
-}
-
-/// `capsule top` (Unix only for now).
-#[cfg(not(unix))]
-pub fn top(_args: &TopArgs) -> Result<u8, Failure> {
-    Err(unsupported("top"))
-}
-
-/// `capsule stats` (Unix only for now).
-#[cfg(not(unix))]
-pub fn stats(_args: &StatsArgs) -> Result<u8, Failure> {
-    Err(unsupported("stats"))
-}
-
-/// The verbs themselves: the container's control socket (Unix).
-#[cfg(unix)]
-mod unix {
+/// The verbs themselves: through the container's control channel.
+mod verbs {
     use super::super::container::{find, home};
     use super::super::output::{print_table, wants_json};
     use super::super::{Failure, exit};
     use super::{ExecArgs, StatsArgs, TopArgs};
-    use capsule_runtime::container::control::{ExecRequest, ProgramInfo, Usage};
+    use capsule_runtime::container::control::{ProgramInfo, Usage};
     use capsule_runtime::container::{Container, ContainerError, remote};
-    use capsule_runtime::spec::Env;
+    #[cfg(unix)]
+    use capsule_runtime::{container::control::ExecRequest, spec::Env};
     use std::io::Write;
-    use std::os::fd::AsFd;
     use std::time::{Duration, Instant};
 
     fn usage(e: impl Into<anyhow::Error>) -> Failure {
@@ -121,8 +87,20 @@ mod unix {
         Failure::new(code, e)
     }
 
+    /// `capsule exec` (Unix only for now: the program gets this command's own
+    /// descriptors, which Windows cannot pass to another process).
+    #[cfg(not(unix))]
+    pub fn exec(_args: &ExecArgs) -> Result<u8, Failure> {
+        Err(usage(anyhow::anyhow!(
+            "capsule exec is Unix-only for now: it hands this terminal to the container's \
+             process, which this system cannot pass (top, stats, cp, stop and logs work)"
+        )))
+    }
+
     /// `capsule exec`: exits with the program's exit code.
+    #[cfg(unix)]
     pub fn exec(args: &ExecArgs) -> Result<u8, Failure> {
+        use std::os::fd::AsFd;
         if let Some(user) = &args.user {
             return Err(usage(anyhow::anyhow!(
                 "-u {user}: WASI programs have no user ids; every program of a container runs \

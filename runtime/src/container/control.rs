@@ -10,13 +10,27 @@
 //! request (a tar stream in chunks for `cp` out, the raw tar for `cp` in, the exit code
 //! of an `exec`). No socket, or nobody listening on it, means no process runs the
 //! container: callers then work on its directory, as on any stopped container.
+//!
+//! Windows has no descriptors to pass over a Unix socket: there the channel is a TCP
+//! connection to 127.0.0.1 on a port the owner picks, which it writes with a random
+//! token to `control.port` in the container's directory (the user's own); a client
+//! sends the token first. Everything after is the same, but for `exec`, which needs
+//! the caller's descriptors (refused there with one line).
 
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+#[cfg(windows)]
+use std::net::TcpStream as Stream;
+#[cfg(unix)]
+use std::os::fd::AsFd;
+#[cfg(unix)]
+pub use std::os::fd::{BorrowedFd, OwnedFd};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as Stream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+#[cfg(windows)]
+pub use windows::{BorrowedFd, OwnedFd};
 
 /// The version of the messages; a supervisor answers only its own.
 pub const VERSION: u32 = 1;
@@ -212,12 +226,12 @@ const CLOSED: &str = "it closed the connection";
 pub struct Answer {
     pub value: serde_json::Value,
     /// What follows the answer (a stream, an exit line).
-    pub stream: io::BufReader<UnixStream>,
+    pub stream: io::BufReader<Stream>,
 }
 
 /// A connection to the process that runs a container, before its request.
 #[derive(Debug)]
-pub struct Connection(UnixStream);
+pub struct Connection(Stream);
 
 /// Connects to the process that runs the container in `dir`; `None` when no process
 /// listens there (it is not running, or runs under a Capsule without the channel).
@@ -225,7 +239,11 @@ pub struct Connection(UnixStream);
 /// # Errors
 /// The host's error.
 pub fn connect(dir: &Path) -> Result<Option<Connection>, ControlError> {
-    match crate::ambient::connect_unix(dir, SOCKET) {
+    #[cfg(unix)]
+    let connected = crate::ambient::connect_unix(dir, SOCKET);
+    #[cfg(windows)]
+    let connected = windows::connect(dir);
+    match connected {
         Ok(stream) => Ok(Some(Connection(stream))),
         Err(e)
             if matches!(
@@ -339,7 +357,14 @@ pub fn write_line(mut stream: impl Write, value: &impl Serialize) -> io::Result<
     stream.flush()
 }
 
-fn send_with_fds(stream: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+#[cfg(windows)]
+fn send_with_fds(stream: &Stream, bytes: &[u8], _fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut writer = stream;
+    writer.write_all(bytes)
+}
+
+#[cfg(unix)]
+fn send_with_fds(stream: &Stream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = SendAncillaryBuffer::new(&mut space);
@@ -430,7 +455,7 @@ pub struct Incoming {
     pub fds: Vec<OwnedFd>,
     /// The rest of the connection: a body to read, the answer to write.
     pub reader: Box<dyn BufRead + Send>,
-    pub writer: UnixStream,
+    pub writer: Stream,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -460,7 +485,10 @@ pub struct Listening {
 
 impl Drop for Listening {
     fn drop(&mut self) {
+        #[cfg(unix)]
         let _ = crate::ambient::remove_file(&self.dir.join(SOCKET));
+        #[cfg(windows)]
+        let _ = crate::ambient::remove_file(&self.dir.join(windows::PORT));
     }
 }
 
@@ -473,7 +501,10 @@ pub fn listen(
     dir: &Path,
     handle: impl Fn(Incoming) + Send + Sync + 'static,
 ) -> io::Result<Listening> {
+    #[cfg(unix)]
     let listener = crate::ambient::bind_unix(dir, SOCKET)?;
+    #[cfg(windows)]
+    let (listener, token) = windows::bind(dir)?;
     let handle = std::sync::Arc::new(handle);
     std::thread::Builder::new()
         .name("control".to_owned())
@@ -481,9 +512,15 @@ pub fn listen(
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let handle = handle.clone();
+                #[cfg(windows)]
+                let token = token.clone();
                 let _ = std::thread::Builder::new()
                     .name("control-request".to_owned())
                     .spawn(move || {
+                        #[cfg(windows)]
+                        if !windows::admit(&stream, &token) {
+                            return;
+                        }
                         if let Some(incoming) = receive(stream) {
                             handle(incoming);
                         }
@@ -497,7 +534,7 @@ pub fn listen(
 
 /// Reads one request (answering a malformed one with an error); `None` when there is
 /// nothing to handle.
-fn receive(stream: UnixStream) -> Option<Incoming> {
+fn receive(stream: Stream) -> Option<Incoming> {
     #[cfg(target_os = "linux")]
     {
         // Only the owner: the socket's mode says so already; this says it twice.
@@ -549,7 +586,17 @@ fn receive(stream: UnixStream) -> Option<Incoming> {
     })
 }
 
-fn receive_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+#[cfg(windows)]
+fn receive_with_fds(stream: &Stream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reader = stream;
+    let read = reader.read(&mut buf)?;
+    buf.truncate(read);
+    Ok((buf, Vec::new()))
+}
+
+#[cfg(unix)]
+fn receive_with_fds(stream: &Stream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -581,11 +628,85 @@ fn receive_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> 
 }
 
 /// A descriptor as a borrowed handle (for [`call`]).
+#[cfg(unix)]
 pub fn borrow(fd: &impl AsFd) -> BorrowedFd<'_> {
     fd.as_fd()
 }
 
-#[cfg(test)]
+/// The channel on Windows: loopback TCP, a port and a token in the container's
+/// directory, no descriptors.
+#[cfg(windows)]
+mod windows {
+    use std::io::{self, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+
+    /// The file with the owner's port and token.
+    pub const PORT: &str = "control.port";
+
+    /// No descriptors pass between processes here: a type with no values.
+    #[derive(Debug, Clone, Copy)]
+    pub struct BorrowedFd<'a>(std::convert::Infallible, std::marker::PhantomData<&'a ()>);
+
+    /// No descriptors pass between processes here: a type with no values.
+    #[derive(Debug)]
+    pub struct OwnedFd(std::convert::Infallible);
+
+    /// Listens on a loopback port of the system's choosing and says it, with a new
+    /// random token, in the container's directory (written whole, then renamed).
+    pub fn bind(dir: &Path) -> io::Result<(TcpListener, std::sync::Arc<String>)> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).map_err(io::Error::other)?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        super::super::write_unsynced(dir, PORT, format!("{port} {token}\n").as_bytes())?;
+        Ok((listener, std::sync::Arc::new(token)))
+    }
+
+    /// Connects to the owner named in `dir`, and gives the token first.
+    pub fn connect(dir: &Path) -> io::Result<TcpStream> {
+        let text = crate::ambient::read_text(&dir.join(PORT))?;
+        let (port, token) = text
+            .trim()
+            .split_once(' ')
+            .and_then(|(p, t)| Some((p.parse::<u16>().ok()?, t.to_owned())))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no control port"))?;
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.write_all(format!("{token}\n").as_bytes())?;
+        Ok(stream)
+    }
+
+    /// Whether the connection's first line is the token (read a byte at a time, so
+    /// nothing of the request behind it is taken).
+    pub fn admit(stream: &TcpStream, token: &str) -> bool {
+        if stream
+            .set_read_timeout(Some(super::REQUEST_TIMEOUT))
+            .is_err()
+        {
+            return false;
+        }
+        let mut line = Vec::with_capacity(token.len() + 1);
+        let mut byte = [0u8; 1];
+        let mut reader = stream;
+        while line.len() <= token.len() {
+            match reader.read(&mut byte) {
+                Ok(1) if byte[0] == b'\n' => break,
+                Ok(1) => line.push(byte[0]),
+                _ => return false,
+            }
+        }
+        // Compared whole, whatever differs first.
+        line.len() == token.len()
+            && line
+                .iter()
+                .zip(token.as_bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -171,7 +171,6 @@ pub fn commit(
 
 /// While the returned connection is open, the process that runs `container` (if one
 /// does) holds its filesystem still: no guest call that changes a file runs.
-#[cfg(unix)]
 fn hold_still(container: &Container) -> Result<Option<super::control::Answer>, FilesError> {
     match super::control::call(&container.dir, super::control::Request::Freeze, &[], None) {
         Err(e) if e.is_not_running() => Ok(None),
@@ -179,34 +178,6 @@ fn hold_still(container: &Container) -> Result<Option<super::control::Answer>, F
     }
 }
 
-/// Without the control channel (Windows) nothing can hold a running container's
-/// filesystem still: refused, never read torn.
-#[cfg(not(unix))]
-fn hold_still(container: &Container) -> Result<Option<()>, FilesError> {
-    if container.lock_is_free() {
-        Ok(None)
-    } else {
-        Err(not_on_this_system(
-            container,
-            "be held still while it runs",
-            ", or commit with --pause=false",
-        ))
-    }
-}
-
-/// Refused on a system without the control channel (Windows): the running
-/// container's owner is the only writer of its filesystem, and nothing can reach it.
-#[cfg(not(unix))]
-fn not_on_this_system(container: &Container, what: &str, or: &str) -> FilesError {
-    FilesError::Refused(format!(
-        "{} is running and cannot {what} on this system (its control channel is Unix-only): \
-         stop it first (capsule stop {}){or}",
-        container.name(),
-        container.name()
-    ))
-}
-
-#[cfg(unix)]
 fn owner_err(e: super::control::ControlError) -> FilesError {
     match e {
         super::control::ControlError::Refused(text) => FilesError::Refused(text),
@@ -217,10 +188,12 @@ fn owner_err(e: super::control::ControlError) -> FilesError {
 /// A host path as the process that runs the container (whose current directory is
 /// not ours) finds the same entry: absolute, ending in `/` when it names a directory
 /// as such (`.`, `..`, `dir/`), as [`open_destination`] reads it.
-#[cfg(unix)]
 fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
     let absolute = crate::ambient::absolute(host).map_err(host_err(host))?;
-    let as_dir = host.file_name().is_none() || host.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let text = host.as_os_str().as_encoded_bytes();
+    let as_dir = host.file_name().is_none()
+        || text.ends_with(b"/")
+        || (cfg!(windows) && text.ends_with(b"\\"));
     if as_dir && !absolute.as_os_str().as_encoded_bytes().ends_with(b"/") {
         let mut text = absolute.into_os_string();
         text.push("/");
@@ -231,7 +204,6 @@ fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
 
 /// `cp` out of a running container, through its owner; `to` given back when no
 /// process runs it.
-#[cfg(unix)]
 fn copy_out_running<'a>(
     container: &Container,
     guest: &str,
@@ -279,7 +251,6 @@ fn copy_out_running<'a>(
 
 /// `cp` into a running container, through its owner; `from` given back when no
 /// process runs it.
-#[cfg(unix)]
 fn copy_in_running<'a>(
     container: &Container,
     from: CopyIn<'a>,
@@ -417,7 +388,6 @@ impl std::fmt::Debug for CopyIn<'_> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
-    #[cfg(unix)]
     let to = match copy_out_running(container, guest, to)? {
         Ok(count) => return Ok(count),
         Err(to) => to,
@@ -768,15 +738,10 @@ fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
-    #[cfg(unix)]
     let from = match copy_in_running(container, from, guest)? {
         Ok(count) => return Ok(count),
         Err(from) => from,
     };
-    #[cfg(not(unix))]
-    if !container.lock_is_free() {
-        return Err(not_on_this_system(container, "be copied into", ""));
-    }
     let root = RootFs::assemble(spec_of(container)?)?;
     unless_removed(container, copy_in_vfs(root.vfs(), from, guest))
 }

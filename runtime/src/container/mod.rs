@@ -12,7 +12,6 @@
 //! Every guest runs through the one [`runner`].
 
 pub mod command;
-#[cfg(unix)]
 pub mod control;
 pub mod files;
 pub mod health;
@@ -20,11 +19,9 @@ pub mod lifecycle;
 pub mod live;
 pub mod logs;
 pub mod networks;
-#[cfg(unix)]
 pub mod owner;
 pub mod prepare;
 pub mod process;
-#[cfg(unix)]
 pub mod remote;
 pub mod runner;
 pub mod state;

@@ -115,6 +115,15 @@ pub fn attach(
             .map(|(_, a)| a.address)
             .collect();
         let address = free_address(&network, &used)?;
+        // The host must have the address: every 127/8 address is loopback on Linux
+        // and Windows; macOS has only 127.0.0.1 unless an alias is added.
+        if let Err(e) = std::net::TcpListener::bind((address, 0)) {
+            return Err(NetworkError::NoAddress {
+                network: network.name.clone(),
+                address,
+                reason: e.to_string(),
+            });
+        }
         attachments.push(Attachment {
             network: network.name.clone(),
             subnet: network.subnet,

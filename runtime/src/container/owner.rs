@@ -4,7 +4,7 @@
 //! in is seen at once, and one copied out is read between two of the guest's writes),
 //! `exec` runs another program beside the main one, `top` and `stats` read the gauges.
 
-use super::control::{self, ExecEnd, ExecRequest, Incoming, ProgramInfo, Reply, Request, Usage};
+use super::control::{self, ExecRequest, Incoming, ProgramInfo, Reply, Request, Usage};
 use super::files::{self, CopyIn, CopyOut};
 use super::live::{self, Live};
 use super::runner::{Place, Program, Runner};
@@ -161,9 +161,20 @@ impl Owner {
         while matches!(incoming.reader.read(&mut byte), Ok(n) if n > 0) {}
     }
 
+    /// `capsule exec` where no descriptors pass between processes (Windows): refused.
+    #[cfg(not(unix))]
+    fn exec(&self, mut incoming: Incoming, _request: ExecRequest) {
+        let _ = incoming.reply(&Reply::error(
+            "exec is Unix-only for now: it hands the caller's terminal to the container's \
+             process, which this system cannot pass"
+                .to_owned(),
+        ));
+    }
+
     /// `capsule exec`: the program runs on this thread with the client's streams; the
     /// client's going away (Ctrl-C) stops it. The answer is `{"pid":N}`, then
     /// `{"exit":CODE}` once it ends.
+    #[cfg(unix)]
     fn exec(&self, mut incoming: Incoming, request: ExecRequest) {
         let wanted = if request.interactive { 3 } else { 2 };
         if incoming.fds.len() != wanted {
@@ -211,7 +222,7 @@ impl Owner {
         drop(registered);
         let _ = control::write_line(
             &incoming.writer,
-            &ExecEnd {
+            &control::ExecEnd {
                 exit: ran.exit_code,
                 error: ran.error,
             },

@@ -3,9 +3,10 @@
 //! (`top`), read its usage (`stats`). Each is refused with Docker's words when the
 //! container does not run.
 
-use super::control::{self, ControlError, ExecEnd, ExecRequest, ProgramInfo, Request, Usage};
+use super::control::{
+    self, BorrowedFd, ControlError, ExecEnd, ExecRequest, ProgramInfo, Request, Usage,
+};
 use super::{Container, ContainerError, StateError};
-use std::os::fd::BorrowedFd;
 
 /// The standard streams an `exec`'d program gets: the caller's own descriptors
 /// (a terminal, pipes, files), passed to the owner.

@@ -143,7 +143,6 @@ pub fn run(
     }
     // The one owner of the running container: other commands reach it here.
     let live = super::live::Live::new();
-    #[cfg(unix)]
     let _listening = {
         let (stop_control, dir, rm) = (control.clone(), container.dir.clone(), container.config.rm);
         let owner = Arc::new(super::owner::Owner {
@@ -337,7 +336,6 @@ pub fn request_stop(container: &Container, grace: Duration) -> Result<bool, Cont
     };
     // Asked of the owner first; the request file and a signal are for one that does
     // not answer (started by a Capsule without the control channel).
-    #[cfg(unix)]
     {
         let request = super::control::Request::Stop {
             grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),

@@ -170,6 +170,15 @@ pub enum NetworkError {
         "network {0} is damaged (its file is unreadable): remove {0}.json from the networks directory"
     )]
     Damaged(String),
+    /// The host has no such loopback address (macOS has only 127.0.0.1 unless told).
+    #[error(
+        "this host has no loopback address {address} for network {network} ({reason}): add it (macOS: sudo ifconfig lo0 alias {address} up), or publish ports instead (-p)"
+    )]
+    NoAddress {
+        network: String,
+        address: std::net::Ipv4Addr,
+        reason: String,
+    },
     #[error("{what}")]
     Io {
         what: String,

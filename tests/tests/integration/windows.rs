@@ -393,6 +393,30 @@ fn detached_containers_under_wine() {
     );
     assert_eq!(wine_state(&env, "ticker")["Status"], "running");
 
+    // Its owner answers through the control channel (loopback TCP and a token here).
+    let top = wine_run_ok(&env, &["top", "ticker"]);
+    assert!(top.stdout.contains("/svc.wasm tick 0 100"), "{top:?}");
+    let stats = wine_run_ok(&env, &["stats", "--no-stream", "ticker"]);
+    assert!(stats.stdout.contains("ticker"), "{stats:?}");
+    // cp into and out of the running container, a Windows path on the host side.
+    let file = env.write("in.txt", "copied in\n");
+    wine_run_ok(&env, &["cp", &windows_path(&file), "ticker:/in.txt"]);
+    let out = env.work().join("out.txt");
+    wine_run_ok(&env, &["cp", "ticker:/in.txt", &windows_path(&out)]);
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("read out.txt"),
+        "copied in\n"
+    );
+    let diff = wine_run_ok(&env, &["diff", "ticker"]);
+    assert_eq!(diff.stdout, "A /in.txt\n");
+    // exec needs descriptors passed between processes: one line, nothing run.
+    let exec = wine(&env, &["exec", "ticker", "/svc.wasm", "write", "/x", "no"]);
+    assert_eq!(exec.code, Some(125), "{exec:?}");
+    assert!(
+        exec.stderr.contains("Unix-only") && exec.stderr.lines().count() == 1,
+        "{exec:?}"
+    );
+
     // stop: the guest does not end by itself, so it is ended after the grace period.
     let stop = wine_run_ok(&env, &["stop", "-t", "1", "ticker"]);
     assert_eq!(stop.stdout, "ticker\n");
@@ -408,6 +432,31 @@ fn detached_containers_under_wine() {
     assert_eq!(left.stdout, "", "rm -f left a container");
 
     // --rm: removed once it has ended by itself.
+    // A health check runs in the container, beside its program.
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        "FROM scratch\nCOPY svc.wasm /svc.wasm\nENTRYPOINT [\"/svc.wasm\"]\n\
+         HEALTHCHECK --interval=200ms --start-interval=200ms --retries=2 \
+         CMD [\"/svc.wasm\", \"exists\", \"/ok\"]\n",
+    )
+    .expect("write the Capsulefile");
+    wine_run_ok(&env, &["build", "-q", "-t", "checked", &windows_path(&ctx)]);
+    wine_run_ok(
+        &env,
+        &["run", "-d", "--name", "doc", "checked", "tick", "0", "100"],
+    );
+    let health = |want: &'static str| {
+        move |run: &Run| {
+            serde_json::from_str::<serde_json::Value>(&run.stdout)
+                .is_ok_and(|v| v[0]["State"]["Health"]["Status"] == want)
+        }
+    };
+    wine_wait(&env, &["inspect", "doc"], "unhealthy", health("unhealthy"));
+    let ok = env.write("ok", "");
+    wine_run_ok(&env, &["cp", &windows_path(&ok), "doc:/ok"]);
+    wine_wait(&env, &["inspect", "doc"], "healthy", health("healthy"));
+    wine_run_ok(&env, &["rm", "-f", "doc"]);
+
     // Its supervisor removes it, but cannot delete its own log while it holds it: the
     // next listing, once that process has gone, deletes what was left.
     wine_run_ok(&env, &["run", "-d", "--rm", "svc", "tick", "2", "50"]);
