@@ -375,6 +375,7 @@ impl Container {
                 .collect(),
             workdir: None,
             interactive: true,
+            streamed: false,
         };
         let streams = capsule_runtime::container::remote::Streams {
             stdin: Some(in_read.as_fd()),

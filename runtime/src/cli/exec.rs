@@ -66,7 +66,6 @@ mod verbs {
     use super::{ExecArgs, StatsArgs, TopArgs};
     use capsule_runtime::container::control::{ProgramInfo, Usage};
     use capsule_runtime::container::{Container, ContainerError, remote};
-    #[cfg(unix)]
     use capsule_runtime::{container::control::ExecRequest, spec::Env};
     use std::io::Write;
     use std::time::{Duration, Instant};
@@ -87,20 +86,11 @@ mod verbs {
         Failure::new(code, e)
     }
 
-    /// `capsule exec` (Unix only for now: the program gets this command's own
-    /// descriptors, which Windows cannot pass to another process).
-    #[cfg(not(unix))]
-    pub fn exec(_args: &ExecArgs) -> Result<u8, Failure> {
-        Err(usage(anyhow::anyhow!(
-            "capsule exec is Unix-only for now: it hands this terminal to the container's \
-             process, which this system cannot pass (top, stats, cp, stop and logs work)"
-        )))
-    }
-
-    /// `capsule exec`: exits with the program's exit code.
-    #[cfg(unix)]
+    /// `capsule exec`: exits with the program's exit code. On Unix the program gets
+    /// this command's own stdin, stdout and stderr; where descriptors cannot pass to
+    /// another process (Windows) its output comes back over the connection, and `-i`
+    /// is refused.
     pub fn exec(args: &ExecArgs) -> Result<u8, Failure> {
-        use std::os::fd::AsFd;
         if let Some(user) = &args.user {
             return Err(usage(anyhow::anyhow!(
                 "-u {user}: WASI programs have no user ids; every program of a container runs \
@@ -127,23 +117,43 @@ mod verbs {
                 })
             })
             .collect::<Result<_, _>>()?;
+        #[cfg(not(unix))]
+        if args.interactive {
+            return Err(usage(anyhow::anyhow!(
+                "exec -i is Unix-only for now: the program would need this command's stdin, \
+                 which this system cannot pass to another process (leave -i out)"
+            )));
+        }
         let home = home()?;
         let container = find(&home, &args.container)?;
-        let stdin = std::io::stdin();
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let streams = remote::Streams {
-            stdin: args.interactive.then(|| stdin.as_fd()),
-            stdout: stdout.as_fd(),
-            stderr: stderr.as_fd(),
-        };
         let request = ExecRequest {
             args: command,
             env: env.vars().to_vec(),
             workdir: args.workdir.clone(),
             interactive: args.interactive,
+            streamed: false,
         };
-        let end = remote::exec(&container, request, streams).map_err(container_failure)?;
+        #[cfg(unix)]
+        let end = {
+            use std::os::fd::AsFd;
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let streams = remote::Streams {
+                stdin: args.interactive.then(|| stdin.as_fd()),
+                stdout: stdout.as_fd(),
+                stderr: stderr.as_fd(),
+            };
+            remote::exec(&container, request, streams)
+        };
+        #[cfg(not(unix))]
+        let end = remote::exec_streamed(
+            &container,
+            request,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        let end = end.map_err(container_failure)?;
         if let Some(error) = end.error {
             let _ = writeln!(std::io::stderr(), "capsule: {error}");
         }

@@ -91,6 +91,99 @@ pub struct ExecRequest {
     /// `-i`: the client's stdin is the first descriptor passed.
     #[serde(default)]
     pub interactive: bool,
+    /// No descriptors ride along (Windows): the program's stdout and stderr come back
+    /// over the connection as frames ([`FrameSink`], [`read_frames`]), ended by an
+    /// empty one, before the exit line; it has no stdin.
+    #[serde(default)]
+    pub streamed: bool,
+}
+
+/// Where a streamed `exec`'s program writes: frames on the connection, each the
+/// stream (1 stdout, 2 stderr; 0 ends), its length (`u32`, big-endian), the bytes.
+#[derive(Debug)]
+pub struct FrameSink<W: Write + Send + std::fmt::Debug> {
+    writer: std::sync::Mutex<W>,
+}
+
+impl<W: Write + Send + std::fmt::Debug> FrameSink<W> {
+    /// Frames written to `writer`.
+    pub fn new(writer: W) -> Self {
+        Self {
+            writer: std::sync::Mutex::new(writer),
+        }
+    }
+
+    fn frame(&self, tag: u8, data: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(data.len()).map_err(io::Error::other)?;
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut head = [0u8; 5];
+        head[0] = tag;
+        head[1..].copy_from_slice(&len.to_be_bytes());
+        writer.write_all(&head)?;
+        writer.write_all(data)?;
+        writer.flush()
+    }
+
+    /// The last frame: the program has ended.
+    ///
+    /// # Errors
+    /// The host's error (the client went away).
+    pub fn end(&self) -> io::Result<()> {
+        self.frame(0, &[])
+    }
+}
+
+impl<W: Write + Send + std::fmt::Debug> crate::wasi::LogSink for FrameSink<W> {
+    fn write(&self, stream: crate::wasi::Stream, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let tag = match stream {
+            crate::wasi::Stream::Stdout => 1,
+            crate::wasi::Stream::Stderr => 2,
+        };
+        self.frame(tag, data)
+    }
+}
+
+/// Copies a streamed `exec`'s frames ([`FrameSink`]) to `stdout` and `stderr` until
+/// the last one.
+///
+/// # Errors
+/// The host's error; `UnexpectedEof` when the connection ends before the last frame
+/// (the container stopped).
+pub fn read_frames(
+    stream: &mut impl Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> io::Result<()> {
+    let mut head = [0u8; 5];
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        stream.read_exact(&mut head)?;
+        let mut left = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let out: &mut dyn Write = match head[0] {
+            0 => return Ok(()),
+            1 => &mut *stdout,
+            2 => &mut *stderr,
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unknown stream {other} in an exec's output"),
+                ));
+            }
+        };
+        while left > 0 {
+            let n = left.min(buf.len());
+            stream.read_exact(&mut buf[..n])?;
+            out.write_all(&buf[..n])?;
+            left -= n;
+        }
+        out.flush()?;
+    }
 }
 
 /// One program running in a container, as `top` reports it.

@@ -40,6 +40,19 @@ impl std::fmt::Debug for Owner {
     }
 }
 
+/// The client's end of stream means it went away (Ctrl-C): `program` is stopped.
+fn watch_client(incoming: &Incoming, program: &live::Program) {
+    if let Ok(watch) = incoming.writer.try_clone() {
+        let interrupt = program.interrupt.clone();
+        std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            let mut watch = watch;
+            while matches!(watch.read(&mut byte), Ok(n) if n > 0) {}
+            interrupt.interrupt(crate::engine::Interruption::Killed);
+        });
+    }
+}
+
 /// An error and its causes on one line, as the CLI prints errors.
 pub fn line_of(error: &dyn std::error::Error) -> String {
     let mut line = String::new();
@@ -161,12 +174,56 @@ impl Owner {
         while matches!(incoming.reader.read(&mut byte), Ok(n) if n > 0) {}
     }
 
-    /// `capsule exec` where no descriptors pass between processes (Windows): refused.
+    /// `capsule exec` where no descriptors pass between processes (Windows): the
+    /// program's output comes back as frames on the connection, then `{"exit":CODE}`;
+    /// no stdin. The client's going away stops it.
+    fn exec_streamed(&self, mut incoming: Incoming, request: ExecRequest) {
+        if request.interactive {
+            let _ = incoming.reply(&Reply::error(
+                "exec -i needs the caller's stdin passed to the container's process, which \
+                 this system cannot do yet (Unix only): leave -i out"
+                    .to_owned(),
+            ));
+            return;
+        }
+        let Ok(frames) = incoming.writer.try_clone() else {
+            return;
+        };
+        let sink = Arc::new(control::FrameSink::new(frames));
+        let stdio = Stdio::Streamed {
+            stdin: Vec::new(),
+            sink: sink.clone(),
+        };
+        let registered = self.live.register(request.args.clone(), true);
+        let program = registered.program.clone();
+        if incoming
+            .reply(&Reply::ok(json!({ "pid": program.pid })))
+            .is_err()
+        {
+            return;
+        }
+        watch_client(&incoming, &program);
+        let ran = self.run_program(&request, &stdio, &program);
+        drop(registered);
+        let _ = sink.end();
+        let _ = control::write_line(
+            &incoming.writer,
+            &control::ExecEnd {
+                exit: ran.exit_code,
+                error: ran.error,
+            },
+        );
+        let _ = incoming.writer.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// `capsule exec` without a streamed request where descriptors cannot pass.
     #[cfg(not(unix))]
-    fn exec(&self, mut incoming: Incoming, _request: ExecRequest) {
+    fn exec(&self, mut incoming: Incoming, request: ExecRequest) {
+        if request.streamed {
+            return self.exec_streamed(incoming, request);
+        }
         let _ = incoming.reply(&Reply::error(
-            "exec is Unix-only for now: it hands the caller's terminal to the container's \
-             process, which this system cannot pass"
+            "exec with descriptors is Unix-only: this client must ask for a streamed exec"
                 .to_owned(),
         ));
     }
@@ -176,6 +233,9 @@ impl Owner {
     /// `{"exit":CODE}` once it ends.
     #[cfg(unix)]
     fn exec(&self, mut incoming: Incoming, request: ExecRequest) {
+        if request.streamed {
+            return self.exec_streamed(incoming, request);
+        }
         let wanted = if request.interactive { 3 } else { 2 };
         if incoming.fds.len() != wanted {
             let _ = incoming.reply(&Reply::error(format!(
@@ -208,16 +268,7 @@ impl Owner {
         {
             return;
         }
-        // The client's end of stream means it went away: the program is stopped.
-        if let Ok(watch) = incoming.writer.try_clone() {
-            let interrupt = program.interrupt.clone();
-            std::thread::spawn(move || {
-                let mut byte = [0u8; 1];
-                let mut watch = watch;
-                while matches!(watch.read(&mut byte), Ok(n) if n > 0) {}
-                interrupt.interrupt(crate::engine::Interruption::Killed);
-            });
-        }
+        watch_client(&incoming, &program);
         let ran = self.run_program(&request, &stdio, &program);
         drop(registered);
         let _ = control::write_line(
@@ -381,6 +432,7 @@ impl Owner {
             env: Vec::new(),
             workdir: None,
             interactive: false,
+            streamed: false,
         };
         std::thread::spawn(move || {
             let mut run = 0;

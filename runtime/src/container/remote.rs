@@ -90,6 +90,51 @@ pub fn exec(
     }
 }
 
+/// Runs `request`'s program in the running `container`, its stdout and stderr
+/// written to `stdout` and `stderr` as they come back over the connection (no stdin):
+/// `exec` where descriptors cannot pass to another process (Windows).
+///
+/// # Errors
+/// As [`exec`].
+pub fn exec_streamed(
+    container: &Container,
+    request: ExecRequest,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> Result<ExecEnd, ContainerError> {
+    let mut answer = ask(
+        container,
+        Request::Exec(ExecRequest {
+            interactive: false,
+            streamed: true,
+            ..request
+        }),
+        &[],
+    )?;
+    let stopped = || ExecEnd {
+        exit: i32::from(crate::exit::KILLED),
+        error: Some(format!(
+            "container {} stopped while the program ran",
+            container.name()
+        )),
+    };
+    match control::read_frames(&mut answer.stream, stdout, stderr) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(stopped()),
+        Err(source) => {
+            return Err(ContainerError::Io {
+                what: "cannot read the program's output".to_owned(),
+                source,
+            });
+        }
+    }
+    match control::read_line::<ExecEnd>(&mut answer.stream) {
+        Ok(end) => Ok(end),
+        Err(ControlError::Garbled(_)) => Ok(stopped()),
+        Err(e) => Err(owner_error(e)),
+    }
+}
+
 /// The programs running in `container`, its own first.
 ///
 /// # Errors

@@ -357,9 +357,10 @@ fn wine_wait(env: &TestEnv, args: &[&str], what: &str, check: impl Fn(&Run) -> b
 }
 
 /// Detached containers on Windows: the supervisor is a process of its own (no fork,
-/// no setsid: a hidden console and a process group of its own), `stop` reaches it
-/// through its request file, `rm -f` ends it with TerminateProcess, `--rm` removes
-/// it when it ends, and the store is left clean.
+/// no setsid: a hidden console and a process group of its own); `top`, `stats`,
+/// `cp`, `diff`, `exec` and health checks reach its owner through the control channel
+/// (loopback TCP and a token there); `stop` through its request file; `rm -f` ends it
+/// with TerminateProcess; `--rm` removes it when it ends; the store is left clean.
 #[test]
 fn detached_containers_under_wine() {
     let env = TestEnv::new();
@@ -409,8 +410,29 @@ fn detached_containers_under_wine() {
     );
     let diff = wine_run_ok(&env, &["diff", "ticker"]);
     assert_eq!(diff.stdout, "A /in.txt\n");
-    // exec needs descriptors passed between processes: one line, nothing run.
-    let exec = wine(&env, &["exec", "ticker", "/svc.wasm", "write", "/x", "no"]);
+    // exec: the program's output comes back over the channel, its exit code is ours.
+    let exec = wine(
+        &env,
+        &["exec", "ticker", "/svc.wasm", "tick", "2", "1", "7"],
+    );
+    assert_eq!(exec.code, Some(7), "{exec:?}");
+    assert_eq!(exec.stdout, "tick 1\ntick 2\n");
+    assert_eq!(exec.stderr, "started\n");
+    let exec = wine_run_ok(
+        &env,
+        &[
+            "exec",
+            "-e",
+            "WHO=exec",
+            "ticker",
+            "/svc.wasm",
+            "env",
+            "WHO",
+        ],
+    );
+    assert_eq!(exec.stdout, "exec\n");
+    // -i needs this command's stdin passed to another process: one line, nothing run.
+    let exec = wine(&env, &["exec", "-i", "ticker", "/svc.wasm", "cat"]);
     assert_eq!(exec.code, Some(125), "{exec:?}");
     assert!(
         exec.stderr.contains("Unix-only") && exec.stderr.lines().count() == 1,
