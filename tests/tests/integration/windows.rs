@@ -494,3 +494,69 @@ fn detached_containers_under_wine() {
         },
     );
 }
+
+/// Published ports on Windows: a preview1 echo server behind `-p 127.0.0.1::8000`, in
+/// its blocking mode and in its `poll()` mode over several clients at once (the
+/// host's sockets waited on with `WSAPoll` there).
+#[test]
+fn published_ports_under_wine() {
+    use std::io::{BufRead, BufReader, Write};
+    let env = TestEnv::new();
+    let ctx = env.work().join("echo");
+    std::fs::create_dir_all(&ctx).expect("mkdir ctx");
+    std::fs::copy(capsule_tests::guests::ECHO_SERVER, ctx.join("e.wasm")).expect("copy guest");
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        "FROM scratch\nCOPY e.wasm /e.wasm\nENTRYPOINT [\"/e.wasm\"]\n",
+    )
+    .expect("write the Capsulefile");
+    wine_run_ok(&env, &["build", "-q", "-t", "echo", &windows_path(&ctx)]);
+    for mode in ["block", "poll"] {
+        let name = format!("echo-{mode}");
+        wine_run_ok(
+            &env,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "-p",
+                "127.0.0.1::8000",
+                "echo",
+                mode,
+            ],
+        );
+        let port = wine_run_ok(&env, &["port", &name, "8000"]);
+        let port: u16 = port
+            .stdout
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("capsule port: {port:?}"));
+        let clients = if mode == "poll" { 3 } else { 1 };
+        let mut streams: Vec<std::net::TcpStream> = (0..clients)
+            .map(|_| {
+                let stream = std::net::TcpStream::connect(("127.0.0.1", port))
+                    .unwrap_or_else(|e| panic!("{mode}: connect to {port}: {e}"));
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .expect("timeout");
+                stream
+            })
+            .collect();
+        for round in 0..20 {
+            for (i, stream) in streams.iter_mut().enumerate() {
+                let line = format!("{mode} client {i} line {round}\n");
+                stream.write_all(line.as_bytes()).expect("send");
+                let mut got = String::new();
+                BufReader::new(stream.try_clone().expect("clone"))
+                    .read_line(&mut got)
+                    .expect("read the echo");
+                assert_eq!(got, line, "{mode}: the guest echoes the line");
+            }
+        }
+        drop(streams);
+        wine_run_ok(&env, &["rm", "-f", &name]);
+    }
+}

@@ -1239,8 +1239,48 @@ impl WasiP1 {
         sockets::wait_fds(&fds, Some(timeout))
     }
 
+    /// Windows: one `WSAPoll` over the sockets of `waits`, for at most `timeout`; stdin
+    /// (which `WSAPoll` cannot wait on) is reported ready at once.
+    #[cfg(windows)]
+    fn wait_descriptors(
+        &self,
+        waits: &[(u64, u8, u32)],
+        timeout: Duration,
+    ) -> R<Vec<Option<sockets::Ready>>> {
+        let mut ready = vec![None; waits.len()];
+        let (mut polled, mut at) = (Vec::new(), Vec::new());
+        for (i, (_, kind, fd)) in waits.iter().enumerate() {
+            let interest = if *kind == event::FD_READ {
+                sockets::Interest::Read
+            } else {
+                sockets::Interest::Write
+            };
+            match self.fds.get(*fd as usize).and_then(Option::as_ref) {
+                Some(Desc::Socket(s)) => {
+                    polled.push((s.as_raw_socket(), interest));
+                    at.push(i);
+                }
+                _ => ready[i] = Some(sockets::Ready { hangup: false }),
+            }
+        }
+        if !polled.is_empty() {
+            let wait = if ready.iter().any(Option::is_some) {
+                Duration::ZERO
+            } else {
+                timeout
+            };
+            for (i, r) in at
+                .into_iter()
+                .zip(sockets::wait_sockets(&polled, Some(wait))?)
+            {
+                ready[i] = r;
+            }
+        }
+        Ok(ready)
+    }
+
     /// Without `poll(2)`, every descriptor is reported ready.
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     fn wait_descriptors(
         &self,
         waits: &[(u64, u8, u32)],

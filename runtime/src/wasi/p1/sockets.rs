@@ -106,6 +106,16 @@ impl Socket {
         }
     }
 
+    /// The host socket `WSAPoll` waits on.
+    #[cfg(windows)]
+    pub fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        use std::os::windows::io::AsRawSocket;
+        match &self.kind {
+            Kind::Listener(l) => l.as_raw_socket(),
+            Kind::Stream(s) => s.as_raw_socket(),
+        }
+    }
+
     /// Bytes ready to read, as a read event's `nbytes` (1 for a listener with a
     /// connection waiting, as wasi-common).
     pub fn ready_bytes(&self) -> u64 {
@@ -154,7 +164,16 @@ impl Socket {
                     return Ok(());
                 }
             }
-            #[cfg(not(unix))]
+            #[cfg(windows)]
+            {
+                if wait_sockets(&[(self.as_raw_socket(), interest)], Some(WAIT_SLICE))?
+                    .iter()
+                    .any(|r| r.is_some())
+                {
+                    return Ok(());
+                }
+            }
+            #[cfg(not(any(unix, windows)))]
             {
                 let _ = interest;
                 std::thread::sleep(Duration::from_millis(5));
@@ -331,6 +350,47 @@ pub fn wait_fds(
             let hangup = r.intersects(PollFlags::HUP | PollFlags::ERR);
             (r.intersects(PollFlags::IN | PollFlags::OUT) || hangup || r.contains(PollFlags::NVAL))
                 .then_some(Ready { hangup })
+        })
+        .collect())
+}
+
+/// Windows' `poll(2)`: one `WSAPoll` over host sockets, for at most `timeout`
+/// (`None`: until one is ready). Returns, for each, whether it is ready.
+///
+/// # Errors
+/// `EIO` when the host's poll fails.
+#[cfg(windows)]
+#[allow(unsafe_code, reason = "WSAPoll over a slice this function owns")]
+pub fn wait_sockets(
+    sockets: &[(std::os::windows::io::RawSocket, Interest)],
+    timeout: Option<Duration>,
+) -> R<Vec<Option<Ready>>> {
+    use windows_sys::Win32::Networking::WinSock::{
+        POLLERR, POLLHUP, POLLNVAL, POLLRDNORM, POLLWRNORM, SOCKET, WSAPOLLFD, WSAPoll,
+    };
+    let mut polls: Vec<WSAPOLLFD> = sockets
+        .iter()
+        .map(|(socket, interest)| WSAPOLLFD {
+            fd: *socket as SOCKET,
+            events: match interest {
+                Interest::Read => POLLRDNORM,
+                Interest::Write => POLLWRNORM,
+            },
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.map_or(-1, |t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX));
+    let count = u32::try_from(polls.len()).map_err(|_| Errno::Inval)?;
+    // SAFETY: `polls` is a live, exclusively borrowed array of `count` entries.
+    if unsafe { WSAPoll(polls.as_mut_ptr(), count, ms) } < 0 {
+        return Err(Errno::Io);
+    }
+    Ok(polls
+        .iter()
+        .map(|p| {
+            let r = p.revents;
+            let hangup = r & (POLLHUP | POLLERR) != 0;
+            (r & (POLLRDNORM | POLLWRNORM | POLLNVAL) != 0 || hangup).then_some(Ready { hangup })
         })
         .collect())
 }
