@@ -337,6 +337,19 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, interrupted.clone());
     }
+    // Windows: the console's Ctrl-C, Ctrl-Break or close.
+    #[cfg(not(unix))]
+    {
+        use capsule_runtime::container::process;
+        process::hear_console();
+        let flag = interrupted.clone();
+        std::thread::spawn(move || {
+            while !process::console_interrupted() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+    }
     let colours = colours(project, &containers, args.colour);
     follow_all(&containers, &mut readers, &interrupted, &colours)?;
     if interrupted.load(Ordering::SeqCst) {

@@ -192,7 +192,11 @@ pub fn process_cpu_nanos() -> u64 {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
         u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        super::process::cpu_nanos()
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         0
     }

@@ -399,6 +399,16 @@ fn detached_containers_under_wine() {
     assert!(top.stdout.contains("/svc.wasm tick 0 100"), "{top:?}");
     let stats = wine_run_ok(&env, &["stats", "--no-stream", "ticker"]);
     assert!(stats.stdout.contains("ticker"), "{stats:?}");
+    // The process's CPU time (GetProcessTimes): it compiled and ran the guest.
+    let stats = wine_run_ok(
+        &env,
+        &["stats", "--no-stream", "--format", "{{json .}}", "ticker"],
+    );
+    let usage: serde_json::Value = serde_json::from_str(stats.stdout.trim()).expect("JSON");
+    assert!(
+        usage["Usage"]["cpu_ns"].as_u64().is_some_and(|n| n > 0),
+        "{usage}"
+    );
     // cp into and out of the running container, a Windows path on the host side.
     let file = env.write("in.txt", "copied in\n");
     wine_run_ok(&env, &["cp", &windows_path(&file), "ticker:/in.txt"]);
