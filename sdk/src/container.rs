@@ -376,6 +376,7 @@ impl Container {
             workdir: None,
             interactive: true,
             streamed: false,
+            input: None,
         };
         let streams = capsule_runtime::container::remote::Streams {
             stdin: Some(in_read.as_fd()),
@@ -392,6 +393,52 @@ impl Container {
             error: ended.error,
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
+        })
+    }
+
+    /// Runs another program in it while it runs (`capsule exec`): found through its
+    /// `PATH` as its own program is, in its filesystem, with its environment (`env`
+    /// over it), reading `stdin`; its memory counts against the container's limit.
+    /// Returns once the program ends, with what it wrote. (Windows: `stdin` at most
+    /// 768 KiB, sent with the request.)
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] when the container is not running; the host's error.
+    #[cfg(not(unix))]
+    pub fn exec(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<ExecOutput, Error> {
+        let c = self.load()?;
+        let request = capsule_runtime::container::control::ExecRequest {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            workdir: None,
+            interactive: false,
+            streamed: true,
+            input: None,
+        };
+        // No descriptors pass between processes here: its output comes back over the
+        // control channel, its stdin (at most 768 KiB) goes with the request.
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let ended = capsule_runtime::container::remote::exec_streamed(
+            &c,
+            request,
+            stdin,
+            &mut stdout,
+            &mut stderr,
+        )
+        .map_err(|e| map::container(&e))?;
+        Ok(ExecOutput {
+            exit_code: ended.exit,
+            error: ended.error,
+            stdout,
+            stderr,
         })
     }
 

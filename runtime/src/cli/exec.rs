@@ -132,6 +132,7 @@ mod verbs {
             workdir: args.workdir.clone(),
             interactive: args.interactive,
             streamed: false,
+            input: None,
         };
         #[cfg(unix)]
         let end = {
@@ -150,6 +151,7 @@ mod verbs {
         let end = remote::exec_streamed(
             &container,
             request,
+            &[],
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         );

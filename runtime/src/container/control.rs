@@ -93,9 +93,13 @@ pub struct ExecRequest {
     pub interactive: bool,
     /// No descriptors ride along (Windows): the program's stdout and stderr come back
     /// over the connection as frames ([`FrameSink`], [`read_frames`]), ended by an
-    /// empty one, before the exit line; it has no stdin.
+    /// empty one, before the exit line; its stdin is `input`.
     #[serde(default)]
     pub streamed: bool,
+    /// A streamed program's whole stdin, base64 (it has no stream of its own; the
+    /// request line's limit bounds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// Where a streamed `exec`'s program writes: frames on the connection, each the

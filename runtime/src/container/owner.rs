@@ -176,22 +176,26 @@ impl Owner {
 
     /// `capsule exec` where no descriptors pass between processes (Windows): the
     /// program's output comes back as frames on the connection, then `{"exit":CODE}`;
-    /// no stdin. The client's going away stops it.
+    /// its stdin is the request's `input`. The client's going away stops it.
     fn exec_streamed(&self, mut incoming: Incoming, request: ExecRequest) {
-        if request.interactive {
-            let _ = incoming.reply(&Reply::error(
-                "exec -i needs the caller's stdin passed to the container's process, which \
-                 this system cannot do yet (Unix only): leave -i out"
-                    .to_owned(),
-            ));
-            return;
-        }
+        use base64::Engine as _;
+        let stdin = match &request.input {
+            None => Vec::new(),
+            Some(text) => match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ =
+                        incoming.reply(&Reply::error(format!("exec's input is not base64: {e}")));
+                    return;
+                }
+            },
+        };
         let Ok(frames) = incoming.writer.try_clone() else {
             return;
         };
         let sink = Arc::new(control::FrameSink::new(frames));
         let stdio = Stdio::Streamed {
-            stdin: Vec::new(),
+            stdin,
             sink: sink.clone(),
         };
         let registered = self.live.register(request.args.clone(), true);
@@ -433,6 +437,7 @@ impl Owner {
             workdir: None,
             interactive: false,
             streamed: false,
+            input: None,
         };
         std::thread::spawn(move || {
             let mut run = 0;

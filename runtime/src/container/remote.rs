@@ -90,23 +90,29 @@ pub fn exec(
     }
 }
 
-/// Runs `request`'s program in the running `container`, its stdout and stderr
-/// written to `stdout` and `stderr` as they come back over the connection (no stdin):
-/// `exec` where descriptors cannot pass to another process (Windows).
+/// Runs `request`'s program in the running `container` with `stdin` as its whole
+/// input, its stdout and stderr written to `stdout` and `stderr` as they come back
+/// over the connection: `exec` where descriptors cannot pass to another process
+/// (Windows), and the SDK's captured `exec` everywhere.
 ///
 /// # Errors
 /// As [`exec`].
 pub fn exec_streamed(
     container: &Container,
     request: ExecRequest,
+    stdin: &[u8],
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> Result<ExecEnd, ContainerError> {
+    use base64::Engine as _;
+    let input =
+        (!stdin.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(stdin));
     let mut answer = ask(
         container,
         Request::Exec(ExecRequest {
             interactive: false,
             streamed: true,
+            input,
             ..request
         }),
         &[],
