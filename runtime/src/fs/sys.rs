@@ -89,14 +89,21 @@ pub fn set_permission_bits(dir: &Dir, path: &str, mode: u32) -> io::Result<()> {
     dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
-/// Sets the permission bits of `path` in `dir`. Elsewhere: nothing (the host keeps
-/// its own).
+/// Sets the permission bits of `path` in `dir`. Elsewhere (Windows): a file without
+/// any write bit becomes read-only (the one bit the host keeps; [`permission_bits`]
+/// reads it back as 0444), one with a write bit writable; a directory keeps its own.
 ///
 /// # Errors
 /// The host's error.
 #[cfg(not(unix))]
-pub fn set_permission_bits(_dir: &Dir, _path: &str, _mode: u32) -> io::Result<()> {
-    Ok(())
+pub fn set_permission_bits(dir: &Dir, path: &str, mode: u32) -> io::Result<()> {
+    let meta = dir.symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let mut permissions = meta.permissions();
+    permissions.set_readonly(mode & 0o222 == 0);
+    dir.set_permissions(path, permissions)
 }
 
 /// Creates a symlink `path` in `dir` whose text is `target`.
