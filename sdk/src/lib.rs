@@ -47,6 +47,28 @@
 //! Errors are one [`Error`] type with an [`ErrorKind`] to match on and the message the
 //! `capsule` binary would print; a guest that fails is not an error but an
 //! [`ExitStatus`].
+//!
+//! # Platforms
+//!
+//! The SDK builds for Linux, macOS and Windows, and promises the same behaviour on each
+//! but for the following (every place is listed in the repository's
+//! `docs/platforms.md`):
+//!
+//! | | Linux | macOS | Windows |
+//! |---|---|---|---|
+//! | modules, images, plugins, volumes, limits (`memory`, `fuel`, descriptors) | yes | yes | yes |
+//! | detached containers ([`Container::start`]: a supervisor process, the `capsule` binary) | yes | yes | yes (a process of its own, no console) |
+//! | [`Container::exec`] | yes | yes | yes, `stdin` at most 768 KiB |
+//! | [`Container::stop`], [`Container::kill`] | signals | signals | a request file; `TerminateProcess` |
+//! | symlinks a guest makes in a writable layer or a volume | yes | yes | with Developer Mode, else the guest gets `ENOTSUP` |
+//! | a host file's link count and inode as a guest sees them | the host's | the host's | 1 and 0 |
+//! | network addresses for containers (127.64–127.127) | yes | each needs a loopback alias | yes |
+//! | the containerd shim (a separate binary) | yes | no | no |
+//!
+//! Verified: Linux natively by every test; Windows by running the `capsule` binary the
+//! SDK drives under Wine (the SDK itself is compiled for Windows, not run); macOS
+//! compiled. A hosted-CI workflow for native runs exists and is not run by the
+//! project's own CI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Test code may reach the host directly (see clippy.toml).
