@@ -335,38 +335,18 @@ impl Container {
     /// Runs another program in it while it runs (`capsule exec`): found through its
     /// `PATH` as its own program is, in its filesystem, with its environment (`env`
     /// over it), reading `stdin`; its memory counts against the container's limit.
-    /// Returns once the program ends, with what it wrote.
+    /// Returns once the program ends, with what it wrote. (Windows: `stdin` at most
+    /// 768 KiB, sent with the request.)
     ///
     /// # Errors
     /// [`ErrorKind::Conflict`] when the container is not running; the host's error.
-    #[cfg(unix)]
     pub fn exec(
         &self,
         args: &[&str],
         env: &[(&str, &str)],
         stdin: &[u8],
     ) -> Result<ExecOutput, Error> {
-        use std::io::{Read, Write};
-        use std::os::fd::AsFd;
         let c = self.load()?;
-        let pipe = || std::io::pipe().map_err(|e| map::io("cannot make a pipe", &e));
-        let (in_read, mut in_write) = pipe()?;
-        let (out_read, out_write) = pipe()?;
-        let (err_read, err_write) = pipe()?;
-        let input = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = in_write.write_all(&input);
-        });
-        // Read while it runs: a program that writes more than a pipe holds must not
-        // wait for a reader.
-        let reader = |mut pipe: std::io::PipeReader| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                bytes
-            })
-        };
-        let (stdout, stderr) = (reader(out_read), reader(err_read));
         let request = capsule_runtime::container::control::ExecRequest {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env: env
@@ -378,68 +358,7 @@ impl Container {
             streamed: false,
             input: None,
         };
-        let streams = capsule_runtime::container::remote::Streams {
-            stdin: Some(in_read.as_fd()),
-            stdout: out_write.as_fd(),
-            stderr: err_write.as_fd(),
-        };
-        let ended = capsule_runtime::container::remote::exec(&c, request, streams);
-        // The owner's copies are closed with the program: ours now, so the readers end.
-        drop((in_read, out_write, err_write));
-        let _ = writer.join();
-        let ended = ended.map_err(|e| map::container(&e))?;
-        Ok(ExecOutput {
-            exit_code: ended.exit,
-            error: ended.error,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-        })
-    }
-
-    /// Runs another program in it while it runs (`capsule exec`): found through its
-    /// `PATH` as its own program is, in its filesystem, with its environment (`env`
-    /// over it), reading `stdin`; its memory counts against the container's limit.
-    /// Returns once the program ends, with what it wrote. (Windows: `stdin` at most
-    /// 768 KiB, sent with the request.)
-    ///
-    /// # Errors
-    /// [`ErrorKind::Conflict`] when the container is not running; the host's error.
-    #[cfg(not(unix))]
-    pub fn exec(
-        &self,
-        args: &[&str],
-        env: &[(&str, &str)],
-        stdin: &[u8],
-    ) -> Result<ExecOutput, Error> {
-        let c = self.load()?;
-        let request = capsule_runtime::container::control::ExecRequest {
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            workdir: None,
-            interactive: false,
-            streamed: true,
-            input: None,
-        };
-        // No descriptors pass between processes here: its output comes back over the
-        // control channel, its stdin (at most 768 KiB) goes with the request.
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let ended = capsule_runtime::container::remote::exec_streamed(
-            &c,
-            request,
-            stdin,
-            &mut stdout,
-            &mut stderr,
-        )
-        .map_err(|e| map::container(&e))?;
-        Ok(ExecOutput {
-            exit_code: ended.exit,
-            error: ended.error,
-            stdout,
-            stderr,
-        })
+        exec_with(&c, request, stdin)
     }
 
     /// Its log so far: every line its guest wrote, in order.
@@ -471,4 +390,75 @@ impl Container {
         lifecycle::remove(&self.home, c, force, true).map_err(|e| map::container(&e))?;
         Ok(())
     }
+}
+
+/// [`Container::exec`] on Unix: the program's stdin, stdout and stderr are pipes of
+/// this process, passed to the container's owner.
+#[cfg(unix)]
+fn exec_with(
+    c: &rt::Container,
+    request: capsule_runtime::container::control::ExecRequest,
+    stdin: &[u8],
+) -> Result<ExecOutput, Error> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let pipe = || std::io::pipe().map_err(|e| map::io("cannot make a pipe", &e));
+    let (in_read, mut in_write) = pipe()?;
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = in_write.write_all(&input);
+    });
+    // Read while it runs: a program that writes more than a pipe holds must not wait
+    // for a reader.
+    let reader = |mut pipe: std::io::PipeReader| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let (stdout, stderr) = (reader(out_read), reader(err_read));
+    let streams = capsule_runtime::container::remote::Streams {
+        stdin: Some(in_read.as_fd()),
+        stdout: out_write.as_fd(),
+        stderr: err_write.as_fd(),
+    };
+    let ended = capsule_runtime::container::remote::exec(c, request, streams);
+    // The owner's copies are closed with the program: ours now, so the readers end.
+    drop((in_read, out_write, err_write));
+    let _ = writer.join();
+    let ended = ended.map_err(|e| map::container(&e))?;
+    Ok(ExecOutput {
+        exit_code: ended.exit,
+        error: ended.error,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// [`Container::exec`] where no descriptors pass between processes (Windows): its
+/// output comes back over the control channel, its stdin goes with the request.
+#[cfg(not(unix))]
+fn exec_with(
+    c: &rt::Container,
+    request: capsule_runtime::container::control::ExecRequest,
+    stdin: &[u8],
+) -> Result<ExecOutput, Error> {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let ended = capsule_runtime::container::remote::exec_streamed(
+        c,
+        request,
+        stdin,
+        &mut stdout,
+        &mut stderr,
+    )
+    .map_err(|e| map::container(&e))?;
+    Ok(ExecOutput {
+        exit_code: ended.exit,
+        error: ended.error,
+        stdout,
+        stderr,
+    })
 }

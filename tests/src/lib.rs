@@ -33,17 +33,8 @@ pub fn capsule_bin() -> &'static Path {
         if let Some(bin) = std::env::var_os("CAPSULE_BIN") {
             return PathBuf::from(bin);
         }
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> -> target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
+        let (target, profile) = target_dir();
+        let profile_dir = target.join(&profile);
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
@@ -83,6 +74,23 @@ pub fn capsule_bin() -> &'static Path {
     })
 }
 
+/// The workspace's target directory (`target/<profile>/deps/<test>` → `target`) and
+/// the tests' profile.
+pub fn target_dir() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let target = profile_dir.parent().expect("target dir").to_path_buf();
+    (target, profile)
+}
+
 /// A binary of an example of the workspace (`examples/*`, built with the `capsule`
 /// binary by [`capsule_bin`]), for example `capsule-example-plugin-host`.
 pub fn example_bin(name: &str) -> PathBuf {
@@ -98,13 +106,7 @@ pub fn example_bin(name: &str) -> PathBuf {
 /// (`target/capsule-test-module-cache`): a module that takes minutes to compile
 /// (CPython) is compiled once per machine, not once per test.
 pub fn shared_module_cache() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target
-    exe.parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .join("capsule-test-module-cache")
+    target_dir().0.join("capsule-test-module-cache")
 }
 
 /// A scratch world for one test: its own Capsule home and a work directory.

@@ -121,30 +121,13 @@ pub fn windows_path(path: &Path) -> String {
     format!("Z:{}", text.replace('/', "\\"))
 }
 
-/// The workspace's target directory (`target/<profile>/deps/<test>` → `target`) and the
-/// tests' profile.
-fn target_dir() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_owned();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    (target, profile)
-}
-
 /// The Windows `capsule.exe`, built first (once per test process) so that a test never
 /// runs a stale one. The command, flags and environment are `scripts/check-targets.sh`'s,
 /// so that after the test command's check this builds nothing.
 pub fn windows_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let (target, profile) = target_dir();
+        let (target, profile) = crate::target_dir();
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
@@ -197,7 +180,7 @@ impl Wine {
         static WINE: OnceLock<Wine> = OnceLock::new();
         WINE.get_or_init(|| {
             let exe = windows_bin().to_path_buf();
-            let (target, _) = target_dir();
+            let (target, _) = crate::target_dir();
             let prefix = target.join("capsule-test-wine/prefix");
             if !prefix.join("system.reg").is_file() {
                 make_prefix(&prefix);
@@ -320,23 +303,44 @@ pub fn make_prefix(prefix: &Path) {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
+    // What an interrupted run left (not one another test process is making now).
+    let stem = format!(
+        "{}.tmp-",
+        prefix
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("prefix")
+    );
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if entry.file_name().to_string_lossy().starts_with(&stem)
+            && old.is_some_and(|age| age > Duration::from_secs(600))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let mut boot = Command::new(crate::tool("wineboot"));
     Wine::env(&mut boot, &tmp);
     boot.arg("-i").stdin(Stdio::null());
     let out = Wine::run(&mut boot, parent);
+    // The registry (system.reg) is written as the Wine server exits: wait for it
+    // (it exits a few seconds after its last client).
+    let mut wait = Command::new(crate::tool("wineserver"));
+    Wine::env(&mut wait, &tmp);
+    wait.arg("-w").stdin(Stdio::null());
+    let waited = Wine::run(&mut wait, parent);
     assert!(
-        out.code == Some(0) && tmp.join("system.reg").is_file(),
-        "wineboot -i failed ({:?}):\n{}",
+        out.code == Some(0) && waited.code == Some(0) && tmp.join("system.reg").is_file(),
+        "wineboot -i failed ({:?}, then wineserver -w {:?}):\n{}{}",
         out.code,
-        out.stderr
+        waited.code,
+        out.stderr,
+        waited.stderr
     );
-    let mut stop = Command::new(crate::tool("wineserver"));
-    Wine::env(&mut stop, &tmp);
-    stop.arg("-k")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _ = crate::process::try_output(&mut stop, Duration::from_secs(60));
     if std::fs::rename(&tmp, prefix).is_err() {
         // Another test process made it first.
         let _ = std::fs::remove_dir_all(&tmp);

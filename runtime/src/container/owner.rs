@@ -198,6 +198,21 @@ impl Owner {
             stdin,
             sink: sink.clone(),
         };
+        self.run_exec(&mut incoming, &request, &stdio, || {
+            let _ = sink.end();
+        });
+    }
+
+    /// An `exec`'s program once its stdio is ready: answers `{"pid":N}`, runs it
+    /// (stopped if the client goes away), calls `ended`, then answers
+    /// `{"exit":CODE}`.
+    fn run_exec(
+        &self,
+        incoming: &mut Incoming,
+        request: &ExecRequest,
+        stdio: &Stdio,
+        ended: impl FnOnce(),
+    ) {
         let registered = self.live.register(request.args.clone(), true);
         let program = registered.program.clone();
         if incoming
@@ -206,10 +221,10 @@ impl Owner {
         {
             return;
         }
-        watch_client(&incoming, &program);
-        let ran = self.run_program(&request, &stdio, &program);
+        watch_client(incoming, &program);
+        let ran = self.run_program(request, stdio, &program);
         drop(registered);
-        let _ = sink.end();
+        ended();
         let _ = control::write_line(
             &incoming.writer,
             &control::ExecEnd {
@@ -264,25 +279,7 @@ impl Owner {
             stdout: Arc::new(stdout),
             stderr: Arc::new(stderr),
         };
-        let registered = self.live.register(request.args.clone(), true);
-        let program = registered.program.clone();
-        if incoming
-            .reply(&Reply::ok(json!({ "pid": program.pid })))
-            .is_err()
-        {
-            return;
-        }
-        watch_client(&incoming, &program);
-        let ran = self.run_program(&request, &stdio, &program);
-        drop(registered);
-        let _ = control::write_line(
-            &incoming.writer,
-            &control::ExecEnd {
-                exit: ran.exit_code,
-                error: ran.error,
-            },
-        );
-        let _ = incoming.writer.shutdown(std::net::Shutdown::Both);
+        self.run_exec(&mut incoming, &request, &stdio, || {});
     }
 
     /// Runs a program beside the main one, in its filesystem, with the container's
