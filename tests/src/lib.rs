@@ -52,15 +52,7 @@ pub fn capsule_bin() -> &'static Path {
             "--features",
             "capsule-runtime/failpoints",
         ]);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
-        }
+        build.args(profile_args(&profile));
         // A build from nothing compiles wasmtime: minutes on a small machine.
         let out = output_within(&mut build, Duration::from_secs(60 * 60));
         assert!(
@@ -89,6 +81,15 @@ pub fn target_dir() -> (PathBuf, String) {
         .to_owned();
     let target = profile_dir.parent().expect("target dir").to_path_buf();
     (target, profile)
+}
+
+/// The `cargo build` arguments that select `profile` (the tests' own).
+pub fn profile_args(profile: &str) -> Vec<String> {
+    match profile {
+        "debug" => Vec::new(),
+        "release" => vec!["--release".to_owned()],
+        other => vec!["--profile".to_owned(), other.to_owned()],
+    }
 }
 
 /// A binary of an example of the workspace (`examples/*`, built with the `capsule`

@@ -152,15 +152,7 @@ pub fn windows_bin() -> &'static Path {
                 "--target",
                 TARGET,
             ]);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
-        }
+        build.args(crate::profile_args(&profile));
         let out = crate::output_within(&mut build, Duration::from_secs(60 * 60));
         assert!(
             out.status.success(),

@@ -356,6 +356,22 @@ fn wine_wait(env: &TestEnv, args: &[&str], what: &str, check: impl Fn(&Run) -> b
     }
 }
 
+/// Builds, under Wine, image `tag` of the one guest `wasm` as `/TAG.wasm` (its
+/// entrypoint); the build context's directory.
+#[track_caller]
+fn wine_image(env: &TestEnv, wasm: &str, tag: &str) -> std::path::PathBuf {
+    let ctx = env.work().join(tag);
+    std::fs::create_dir_all(&ctx).expect("mkdir ctx");
+    std::fs::copy(wasm, ctx.join(format!("{tag}.wasm"))).expect("copy guest");
+    std::fs::write(
+        ctx.join("Capsulefile"),
+        format!("FROM scratch\nCOPY {tag}.wasm /{tag}.wasm\nENTRYPOINT [\"/{tag}.wasm\"]\n"),
+    )
+    .expect("write the Capsulefile");
+    wine_run_ok(env, &["build", "-q", "-t", tag, &windows_path(&ctx)]);
+    ctx
+}
+
 /// Detached containers on Windows: the supervisor is a process of its own (no fork,
 /// no setsid: a hidden console and a process group of its own); `top`, `stats`,
 /// `cp`, `diff`, `exec` and health checks reach its owner through the control channel
@@ -364,15 +380,7 @@ fn wine_wait(env: &TestEnv, args: &[&str], what: &str, check: impl Fn(&Run) -> b
 #[test]
 fn detached_containers_under_wine() {
     let env = TestEnv::new();
-    let ctx = env.work().join("svc");
-    std::fs::create_dir_all(&ctx).expect("mkdir ctx");
-    std::fs::copy(capsule_tests::guests::SERVICE, ctx.join("svc.wasm")).expect("copy guest");
-    std::fs::write(
-        ctx.join("Capsulefile"),
-        "FROM scratch\nCOPY svc.wasm /svc.wasm\nENTRYPOINT [\"/svc.wasm\"]\n",
-    )
-    .expect("write the Capsulefile");
-    wine_run_ok(&env, &["build", "-q", "-t", "svc", &windows_path(&ctx)]);
+    let ctx = wine_image(&env, capsule_tests::guests::SERVICE, "svc");
 
     let started = wine_run_ok(
         &env,
@@ -512,15 +520,7 @@ fn detached_containers_under_wine() {
 fn published_ports_under_wine() {
     use std::io::{BufRead, BufReader, Write};
     let env = TestEnv::new();
-    let ctx = env.work().join("echo");
-    std::fs::create_dir_all(&ctx).expect("mkdir ctx");
-    std::fs::copy(capsule_tests::guests::ECHO_SERVER, ctx.join("e.wasm")).expect("copy guest");
-    std::fs::write(
-        ctx.join("Capsulefile"),
-        "FROM scratch\nCOPY e.wasm /e.wasm\nENTRYPOINT [\"/e.wasm\"]\n",
-    )
-    .expect("write the Capsulefile");
-    wine_run_ok(&env, &["build", "-q", "-t", "echo", &windows_path(&ctx)]);
+    wine_image(&env, capsule_tests::guests::ECHO_SERVER, "echo");
     for mode in ["block", "poll"] {
         let name = format!("echo-{mode}");
         wine_run_ok(
