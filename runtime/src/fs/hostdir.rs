@@ -31,6 +31,29 @@ impl HostDir {
     }
 }
 
+/// Whether the host can hold every component of `path` ([`sys::host_can_name`]).
+fn host_can_name_all(path: &str) -> bool {
+    !cfg!(windows) || path.split('/').all(sys::host_can_name)
+}
+
+/// `ENOENT` for a path the host cannot hold as the guest means it: it was never made.
+fn findable(path: &str) -> FsResult<()> {
+    if host_can_name_all(path) {
+        Ok(())
+    } else {
+        Err(Errno::Noent.into())
+    }
+}
+
+/// `EINVAL` for a path the host cannot hold as the guest means it.
+fn creatable(path: &str) -> FsResult<()> {
+    if host_can_name_all(path) {
+        Ok(())
+    } else {
+        Err(Errno::Inval.into())
+    }
+}
+
 /// The kind of a host file type (anything not a directory or symlink counts as a file).
 pub(crate) fn kind_of(ft: cap_std::fs::FileType) -> Kind {
     if ft.is_dir() {
@@ -261,12 +284,14 @@ pub(crate) fn set_mode(dir: &Dir, path: &str, mode: u32) -> FsResult<()> {
 
 impl Backend for HostDir {
     fn stat(&self, path: &str) -> FsResult<Stat> {
+        findable(path)?;
         let mut stat = stat_of(&self.dir.symlink_metadata(Self::p(path))?);
         stat.ino = stat.ino.max(1);
         Ok(stat)
     }
 
     fn readlink(&self, path: &str) -> FsResult<String> {
+        findable(path)?;
         let target = self.dir.read_link_contents(Self::p(path))?;
         target
             .into_os_string()
@@ -275,19 +300,30 @@ impl Backend for HostDir {
     }
 
     fn list(&self, path: &str) -> FsResult<Vec<DirEntry>> {
+        findable(path)?;
         list_dir(&self.dir, path, |_| false)
     }
 
     fn open(&self, path: &str, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
+        if !host_can_name_all(path) {
+            return Err(if options.create {
+                Errno::Inval
+            } else {
+                Errno::Noent
+            }
+            .into());
+        }
         open_file(&self.dir, Self::p(path), options, mode)
     }
 
     fn mkdir(&self, path: &str, mode: u32) -> FsResult<()> {
+        creatable(path)?;
         self.dir.create_dir(path)?;
         set_mode(&self.dir, path, mode)
     }
 
     fn unlink(&self, path: &str) -> FsResult<()> {
+        findable(path)?;
         if self.dir.symlink_metadata(path)?.is_dir() {
             return Err(Errno::Isdir.into());
         }
@@ -295,6 +331,7 @@ impl Backend for HostDir {
     }
 
     fn rmdir(&self, path: &str) -> FsResult<()> {
+        findable(path)?;
         if !self.dir.symlink_metadata(path)?.is_dir() {
             return Err(Errno::Notdir.into());
         }
@@ -302,14 +339,19 @@ impl Backend for HostDir {
     }
 
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
+        findable(from)?;
+        creatable(to)?;
         Ok(sys::rename(&self.dir, from, to)?)
     }
 
     fn symlink(&self, target: &str, path: &str) -> FsResult<()> {
+        creatable(path)?;
         Ok(sys::symlink(&self.dir, target, path)?)
     }
 
     fn link(&self, from: &str, to: &str) -> FsResult<()> {
+        findable(from)?;
+        creatable(to)?;
         if self.dir.symlink_metadata(from)?.is_dir() {
             return Err(Errno::Perm.into());
         }
@@ -317,6 +359,7 @@ impl Backend for HostDir {
     }
 
     fn set_times(&self, path: &str, atime: SetTime, mtime: SetTime) -> FsResult<()> {
+        findable(path)?;
         Ok(self
             .dir
             .set_symlink_times(Self::p(path), spec(atime), spec(mtime))?)

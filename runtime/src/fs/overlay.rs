@@ -416,6 +416,10 @@ impl Overlay {
         if matches!(name, "" | "." | "..") {
             return Err(Errno::Inval.into());
         }
+        // A name the host cannot hold was never made (check_name): nothing is there.
+        if !super::sys::host_can_name(name) {
+            return Err(Errno::Noent.into());
+        }
         Ok((self.dir_handle(st, parent)?, name))
     }
 
@@ -477,7 +481,8 @@ impl Overlay {
     }
 
     fn check_name(path: &str) -> FsResult<()> {
-        if split(path).1.starts_with(WHITEOUT_PREFIX) {
+        let name = split(path).1;
+        if name.starts_with(WHITEOUT_PREFIX) || !super::sys::host_can_name(name) {
             return Err(Errno::Inval.into());
         }
         Ok(())

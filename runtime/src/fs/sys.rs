@@ -206,3 +206,39 @@ pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
     }
     dir.rename(from, dir, to)
 }
+
+/// Whether the host can hold `name` (one path component) as the guest means it. Unix:
+/// any name. Windows: not one with `\\`, `:` (an alternate data stream), `* ? " < > |`
+/// or a control character, ending in a dot or a space, or a DOS device name (`CON`,
+/// `PRN`, `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, with any extension): such a name
+/// would name something else there, so a guest gets `EINVAL` making one.
+#[cfg(not(windows))]
+pub fn host_can_name(_name: &str) -> bool {
+    true
+}
+
+/// Whether the host can hold `name` (one path component) as the guest means it (see
+/// the Unix version).
+#[cfg(windows)]
+pub fn host_can_name(name: &str) -> bool {
+    const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL"];
+    if name
+        .chars()
+        .any(|c| c.is_control() || "\\:*?\"<>|".contains(c))
+        || name.ends_with('.') && name != "." && name != ".."
+        || name.ends_with(' ')
+    {
+        return false;
+    }
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or(name)
+        .trim_end()
+        .to_ascii_uppercase();
+    let numbered = stem.len() == 4
+        && (stem.starts_with("COM") || stem.starts_with("LPT"))
+        && stem.as_bytes()[3].is_ascii_digit()
+        && stem.as_bytes()[3] != b'0';
+    !(DEVICES.contains(&stem.as_str()) || numbered)
+}

@@ -570,3 +570,38 @@ fn published_ports_under_wine() {
         wine_run_ok(&env, &["rm", "-f", &name]);
     }
 }
+
+/// Names Windows cannot hold as the guest means them (an alternate data stream after
+/// `:`, `\` a separator there, DOS device names, a trailing dot) are refused with
+/// `EINVAL` when a guest makes one, on a volume and in the writable layer, and nothing
+/// appears on the host; ordinary names next to them are made.
+#[test]
+fn names_windows_cannot_hold_are_refused_under_wine() {
+    let env = TestEnv::new();
+    wine_image(&env, capsule_tests::guests::FILES, "files");
+    let data = env.work().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let volume = format!("{}:/data", windows_path(&data));
+    // A volume, and the root of the writable layer.
+    for dir in ["/data", ""] {
+        for name in ["a:b", "a\\b", "con", "NUL.txt", "com1", "trail.", "q?"] {
+            let path = format!("{dir}/{name}");
+            let run = wine(
+                &env,
+                &["run", "--rm", "-v", &volume, "files", "write", &path, "x"],
+            );
+            assert_eq!(run.code, Some(1), "{path}: {run:?}");
+            assert!(run.stdout.contains("(EINVAL)"), "{path}: {run:?}");
+        }
+        let ok = format!("{dir}/plain.txt");
+        wine_run_ok(
+            &env,
+            &["run", "--rm", "-v", &volume, "files", "write", &ok, "x"],
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(&data)
+        .expect("read data")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(made, ["plain.txt"], "only the ordinary name was made");
+}
