@@ -207,20 +207,19 @@ pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
     dir.rename(from, dir, to)
 }
 
-/// Whether the host can hold `name` (one path component) as the guest means it. Unix:
-/// any name. Windows: not one with `\\`, `:` (an alternate data stream), `* ? " < > |`
-/// or a control character, ending in a dot or a space, or a DOS device name (`CON`,
-/// `PRN`, `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, with any extension): such a name
-/// would name something else there, so a guest gets `EINVAL` making one.
-#[cfg(not(windows))]
-pub fn host_can_name(_name: &str) -> bool {
-    true
+/// Whether the host can hold `name` (one path component) as the guest means it: any
+/// name on Unix; on Windows, [`windows_can_name`].
+pub fn host_can_name(name: &str) -> bool {
+    !cfg!(windows) || windows_can_name(name)
 }
 
-/// Whether the host can hold `name` (one path component) as the guest means it (see
-/// the Unix version).
-#[cfg(windows)]
-pub fn host_can_name(name: &str) -> bool {
+/// Whether Windows holds `name` (one path component) as itself: not a name with `\\`
+/// (a separator there), `:` (an alternate data stream), `* ? " < > |` or a control
+/// character, ending in a dot or a space, or a DOS device name (`CON`, `PRN`, `AUX`,
+/// `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, with any extension): such a name would name
+/// something else there, so a guest gets `EINVAL` making one. (Checked on every system
+/// by the unit tests; applied on Windows.)
+pub fn windows_can_name(name: &str) -> bool {
     const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL"];
     if name
         .chars()
@@ -241,4 +240,54 @@ pub fn host_can_name(name: &str) -> bool {
         && stem.as_bytes()[3].is_ascii_digit()
         && stem.as_bytes()[3] != b'0';
     !(DEVICES.contains(&stem.as_str()) || numbered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::windows_can_name;
+
+    #[test]
+    fn names_windows_would_read_as_something_else_are_told_apart() {
+        for name in [
+            "a:b",
+            "a\\b",
+            "con",
+            "CON",
+            "con.txt",
+            "Nul.tar.gz",
+            "aux",
+            "prn",
+            "com1",
+            "LPT9.log",
+            "trail.",
+            "space ",
+            "q?",
+            "star*",
+            "pipe|",
+            "lt<",
+            "gt>",
+            "quote\"",
+            "tab\t",
+            "nul ",
+        ] {
+            assert!(!windows_can_name(name), "{name:?} must be refused");
+        }
+        for name in [
+            ".",
+            "..",
+            ".hidden",
+            "console",
+            "conx",
+            "com0",
+            "com10",
+            "lpt",
+            "a.b",
+            "file.txt",
+            "naïve",
+            "with space inside",
+            "UPPER",
+        ] {
+            assert!(windows_can_name(name), "{name:?} must be allowed");
+        }
+    }
 }
