@@ -333,23 +333,7 @@ fn up(home: &Home, project: &Project, args: &UpArgs) -> Result<u8, Failure> {
     // In the foreground: every service's output until they all end; Ctrl-C stops
     // them gracefully.
     let interrupted = Arc::new(AtomicBool::new(false));
-    #[cfg(unix)]
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, interrupted.clone());
-    }
-    // Windows: the console's Ctrl-C, Ctrl-Break or close.
-    #[cfg(not(unix))]
-    {
-        use capsule_runtime::container::process;
-        process::hear_console();
-        let flag = interrupted.clone();
-        std::thread::spawn(move || {
-            while !process::console_interrupted() {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            flag.store(true, Ordering::SeqCst);
-        });
-    }
+    capsule_runtime::container::process::flag_interrupts(&interrupted);
     let colours = colours(project, &containers, args.colour);
     follow_all(&containers, &mut readers, &interrupted, &colours)?;
     if interrupted.load(Ordering::SeqCst) {

@@ -109,6 +109,27 @@ pub fn hear_console() {
     }
 }
 
+/// Sets `flag` when this process is interrupted: `SIGINT` or `SIGTERM` on Unix, the
+/// console's Ctrl-C, Ctrl-Break or close on Windows (for a command that stops what
+/// it started, as `compose up` in the foreground).
+pub fn flag_interrupts(flag: &std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    #[cfg(unix)]
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, flag.clone());
+    }
+    #[cfg(not(unix))]
+    {
+        hear_console();
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            while !console_interrupted() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+}
+
 /// Whether the console has sent Ctrl-C, Ctrl-Break or a close since
 /// [`hear_console`] (always `false` but on Windows).
 pub fn console_interrupted() -> bool {

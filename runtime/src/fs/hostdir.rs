@@ -305,13 +305,10 @@ impl Backend for HostDir {
     }
 
     fn open(&self, path: &str, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
-        if !host_can_name_all(path) {
-            return Err(if options.create {
-                Errno::Inval
-            } else {
-                Errno::Noent
-            }
-            .into());
+        if options.create {
+            creatable(path)?;
+        } else {
+            findable(path)?;
         }
         open_file(&self.dir, Self::p(path), options, mode)
     }

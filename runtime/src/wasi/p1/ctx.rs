@@ -172,6 +172,15 @@ impl DirDesc {
     }
 }
 
+/// What a subscription of `kind` (`FD_READ` or `FD_WRITE`) waits for on a socket.
+fn interest_of(kind: u8) -> sockets::Interest {
+    if kind == event::FD_READ {
+        sockets::Interest::Read
+    } else {
+        sockets::Interest::Write
+    }
+}
+
 impl WasiP1 {
     /// The filesystem the guest sees.
     pub fn vfs(&self) -> &Arc<Vfs> {
@@ -1221,11 +1230,7 @@ impl WasiP1 {
         let stdin = std::io::stdin();
         let mut fds = Vec::with_capacity(waits.len());
         for (_, kind, fd) in waits {
-            let interest = if *kind == event::FD_READ {
-                sockets::Interest::Read
-            } else {
-                sockets::Interest::Write
-            };
+            let interest = interest_of(*kind);
             let host = match (
                 self.fds.get(*fd as usize).and_then(Option::as_ref),
                 &self.stdin,
@@ -1250,11 +1255,7 @@ impl WasiP1 {
         let mut ready = vec![None; waits.len()];
         let (mut polled, mut at) = (Vec::new(), Vec::new());
         for (i, (_, kind, fd)) in waits.iter().enumerate() {
-            let interest = if *kind == event::FD_READ {
-                sockets::Interest::Read
-            } else {
-                sockets::Interest::Write
-            };
+            let interest = interest_of(*kind);
             match self.fds.get(*fd as usize).and_then(Option::as_ref) {
                 Some(Desc::Socket(s)) => {
                     polled.push((s.as_raw_socket(), interest));
