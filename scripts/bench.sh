@@ -7,6 +7,7 @@
 #   scripts/bench.sh fs         # layered filesystem: set-up vs layer size, file-heavy guest
 #   scripts/bench.sh build      # images: no-op rebuild, 100 MB context, run start-up by image size
 #   scripts/bench.sh python     # CPython -c pass from the python:3.15 image vs wasmtime run --invoke
+#   scripts/bench.sh first-run  # python:3.15 arriving by build, load and pull into an empty home: the verb, then its end to run's first line
 #   scripts/bench.sh containers # run -d to guest running; memory of 100 idle containers vs wasmtime
 #   scripts/bench.sh registry   # push and pull of a 100 MB image on loopback vs skopeo copy
 #   scripts/bench.sh compose    # compose up -d of ten services to all running, and down
@@ -59,6 +60,12 @@ if [ "${1:-}" = python ]; then
     # The tests' shared module cache: CPython is compiled once per machine.
     exec python3 scripts/bench_python.py --capsule "$target_dir/release/capsule" --context "$context" \
         --module-cache "$target_dir/capsule-test-module-cache" "$@"
+fi
+if [ "${1:-}" = first-run ]; then
+    shift
+    scripts/install-test-deps.sh >&2
+    context=$(examples/python/fetch.sh)
+    exec python3 scripts/bench_first_run.py --capsule "$target_dir/release/capsule" --context "$context" "$@"
 fi
 if [ "${1:-}" = django ]; then
     shift

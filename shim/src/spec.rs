@@ -67,7 +67,7 @@ pub fn run_spec(spec: &Spec, bundle: &Path) -> Result<(RunSpec, Program), String
     };
     let program = Program::InRoot {
         path: GuestPath::parse(&full).map_err(|e| format!("the module {full}: {e}"))?,
-        alias: None,
+        image: None,
     };
     run.workdir = workdir;
 

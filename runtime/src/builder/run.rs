@@ -148,7 +148,7 @@ impl Executor<'_> {
             .ok_or_else(|| fail("no engine".to_owned()))?;
         let to_run = crate::container::Program::InRoot {
             path: program_path,
-            alias: None,
+            image: None,
         };
         let mut outcome = None;
         self.observer.guest_output(&mut || {

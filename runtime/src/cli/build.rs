@@ -175,5 +175,9 @@ pub fn build(args: &BuildArgs) -> Result<u8, Failure> {
             let _ = writeln!(err, "Named {}", tag.name().unwrap_or_default());
         }
     }
+    let name = tags
+        .first()
+        .map_or_else(|| built.image.id().to_string(), ToString::to_string);
+    super::warm::compile_ahead(&home, &images, &built.image, &name, args.quiet);
     Ok(0)
 }

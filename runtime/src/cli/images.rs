@@ -438,7 +438,7 @@ pub struct ImportArgs {
 }
 
 pub fn import(args: &ImportArgs) -> Result<u8, Failure> {
-    let (_, images) = open()?;
+    let (home, images) = open()?;
     let name = args.tag.as_ref().or(args.reference.as_ref());
     let reference = name
         .map(|n| Reference::parse(n))
@@ -464,6 +464,8 @@ pub fn import(args: &ImportArgs) -> Result<u8, Failure> {
     )
     .map_err(fail)?;
     println!("{}", image.id());
+    let name = name.map_or_else(|| image.id().to_string(), ToOwned::to_owned);
+    super::warm::compile_ahead(&home, &images, &image, &name, false);
     Ok(0)
 }
 
@@ -551,7 +553,7 @@ pub struct LoadArgs {
 }
 
 pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
-    let (_, images) = open()?;
+    let (home, images) = open()?;
     let loaded = match &args.input {
         Some(path) => {
             if capsule_runtime::ambient::is_dir(path) {
@@ -595,6 +597,13 @@ pub fn load(args: &LoadArgs) -> Result<u8, Failure> {
         for name in names {
             let _ = writeln!(out, "Loaded image: {name}");
         }
+    }
+    drop(out);
+    for (image, names) in &loaded.images {
+        let name = names
+            .first()
+            .map_or_else(|| image.id().to_string(), ToString::to_string);
+        super::warm::compile_ahead(&home, &images, image, &name, args.quiet);
     }
     Ok(0)
 }

@@ -15,6 +15,7 @@ mod run;
 mod system;
 mod usage;
 mod volume;
+mod warm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -99,10 +99,15 @@ impl Step {
     }
 
     pub fn finish(self, line: &str) {
+        self.clear();
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+
+    /// Ends the step without a line (the caller says what happened).
+    pub fn clear(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
-        let _ = writeln!(std::io::stderr(), "{line}");
     }
 }
 

@@ -81,6 +81,8 @@ pub fn pull(args: &PullArgs) -> Result<u8, Failure> {
     );
     if args.quiet {
         let _ = writeln!(out, "{shown}");
+        drop(out);
+        super::warm::compile_ahead(&home, &images, &pulled.image, &shown, true);
         return Ok(0);
     }
     let _ = writeln!(
@@ -108,6 +110,8 @@ pub fn pull(args: &PullArgs) -> Result<u8, Failure> {
     };
     let _ = writeln!(out, "Status: {status}");
     let _ = writeln!(out, "{shown}");
+    drop(out);
+    super::warm::compile_ahead(&home, &images, &pulled.image, &shown, false);
     Ok(0)
 }
 

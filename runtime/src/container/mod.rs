@@ -27,6 +27,7 @@ pub mod runner;
 pub mod state;
 pub mod supervisor;
 pub mod volumes;
+pub mod warm;
 
 pub use prepare::{Overrides, PrepareError, Prepared, check_rm_restart, prepare};
 pub use runner::{Compiled, Program, Runner};
@@ -69,9 +70,10 @@ pub struct ContainerConfig {
     /// The wasm features its engine enables (the image's labels and `-W`).
     #[serde(default)]
     pub features: FeatureSet,
-    /// The module cache's name for the program when it is always the same module.
+    /// The image's ID when its layers alone are the root (no mounts), so that the
+    /// program at a path is always the same module and the cache finds it by name.
     #[serde(default)]
-    pub cache_alias: Option<String>,
+    pub cache_image: Option<String>,
     #[serde(default)]
     pub restart: RestartPolicy,
     /// Seconds `stop` waits before interrupting the guest (`--stop-timeout`; 10).
@@ -393,7 +395,7 @@ impl Container {
             spec: None,
             program: None,
             features: new.features,
-            cache_alias: None,
+            cache_image: None,
             restart: new.restart,
             stop_timeout: new.stop_timeout,
             labels: new.labels,
@@ -422,12 +424,12 @@ impl Container {
         &mut self,
         spec: RunSpec,
         program: GuestPath,
-        cache_alias: Option<String>,
+        cache_image: Option<String>,
     ) -> Result<(), ContainerError> {
         const WHEN: &str = "(capsule rm) while it was being created";
         self.config.spec = Some(spec);
         self.config.program = Some(program);
-        self.config.cache_alias = cache_alias;
+        self.config.cache_image = cache_image;
         {
             let _names = self.lock_home_names()?;
             // A rename since `create` is kept: the name is the one field of the record

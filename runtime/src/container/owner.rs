@@ -316,7 +316,7 @@ impl Owner {
         };
         let result = self.runner.run_observed(
             &spec,
-            &Program::InRoot { path, alias: None },
+            &Program::InRoot { path, image: None },
             stdio,
             &program.interrupt,
             &place,

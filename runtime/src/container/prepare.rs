@@ -123,11 +123,133 @@ pub struct Prepared {
     pub program: GuestPath,
     /// The wasm features its engine needs (defaults, the image's labels, `-W`).
     pub features: FeatureSet,
-    /// The module cache's name for the program, when it is always the same module.
-    pub cache_alias: Option<String>,
+    /// The image's ID when the program is always the same module (no mounts): the
+    /// cache finds it by the image and its path.
+    pub cache_image: Option<String>,
     /// What to tell the user: what `-P` left out of what the image exposes (a UDP port),
     /// the outbound connections the image's label allows.
     pub warnings: Vec<String>,
+}
+
+/// What a container of an image runs, by Docker's rules, before any container exists:
+/// ENTRYPOINT + CMD (arguments replace CMD, `--entrypoint` replaces both), WORKDIR
+/// unless overridden, the engine's features from the image's labels and `-W`.
+#[derive(Debug, Clone)]
+pub struct ImageCommand {
+    /// The image's config (ENV, labels, volumes, ports).
+    pub config: oci_spec::image::Config,
+    /// The image's run labels.
+    pub labels: crate::labels::RunLabels,
+    /// The command line; `argv[0]` is the program as written.
+    pub argv: Vec<String>,
+    /// `argv[0]` without a `#EXPORT` suffix.
+    pub program: String,
+    /// The export a `PATH#EXPORT` program names.
+    pub export: Option<String>,
+    /// The program's path in the image (relative names start at the working directory).
+    pub program_path: GuestPath,
+    pub workdir: GuestPath,
+    pub features: FeatureSet,
+}
+
+impl ImageCommand {
+    /// The command of `image` (named `name` by the user) under `overrides`' entrypoint,
+    /// arguments, working directory and `-W` settings.
+    ///
+    /// # Errors
+    /// [`PrepareError`] for an image of another platform, without a command, with bad
+    /// labels or paths.
+    pub fn of(
+        image: &crate::image::Image,
+        name: &str,
+        overrides: &Overrides,
+    ) -> Result<Self, PrepareError> {
+        let arch = image.config.architecture().to_string();
+        let os = image.config.os().to_string();
+        if arch != "wasm" && !os.starts_with("wasi") {
+            return Err(PrepareError::Platform {
+                image: name.to_owned(),
+                platform: format!("{os}/{arch}"),
+            });
+        }
+        let config = image.config.config().clone().unwrap_or_default();
+        let labels = crate::labels::RunLabels::from_labels(
+            config
+                .labels()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|source| PrepareError::Label {
+            image: name.to_owned(),
+            source,
+        })?;
+        let mut argv: Vec<String> = match &overrides.entrypoint {
+            Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+            Some(entrypoint) => vec![entrypoint.clone()],
+            None => config.entrypoint().clone().unwrap_or_default(),
+        };
+        if !overrides.args.is_empty() {
+            argv.extend(overrides.args.iter().cloned());
+        } else if overrides.entrypoint.is_none() {
+            argv.extend(config.cmd().clone().unwrap_or_default());
+        }
+        let Some(first) = argv.first() else {
+            return Err(PrepareError::NoCommand(name.to_owned()));
+        };
+        let path_err = |source| PrepareError::Path {
+            image: name.to_owned(),
+            source,
+        };
+        let workdir = match (&overrides.workdir, config.working_dir()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(path_err)?,
+            _ => GuestPath::root(),
+        };
+        // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
+        let (program, export) = match crate::spec::split_program(first) {
+            (path, Some(export)) => (path.to_owned(), Some(export.to_owned())),
+            (path, None) => (path.to_owned(), None),
+        };
+        let program_path = if program.starts_with('/') {
+            GuestPath::parse(&program)
+        } else {
+            GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
+        }
+        .map_err(path_err)?;
+        let mut features = FeatureSet::default();
+        labels.apply_features(&mut features);
+        for setting in &overrides.wasm {
+            features.apply_setting(setting)?;
+        }
+        Ok(Self {
+            config,
+            labels,
+            argv,
+            program,
+            export,
+            program_path,
+            workdir,
+            features,
+        })
+    }
+
+    /// The run spec of this command: the program and its arguments, the export, the
+    /// image's ENV, the working directory (no layers, mounts or limits yet).
+    pub fn spec(&self) -> RunSpec {
+        let mut spec = RunSpec::new(self.program.clone());
+        spec.args.extend(self.argv.iter().skip(1).cloned());
+        if let Some(export) = &self.export {
+            spec.entry = crate::spec::Entry::Program(export.clone());
+        }
+        for var in self.config.env().iter().flatten() {
+            if let Some((k, v)) = var.split_once('=') {
+                spec.env.set(k, v);
+            }
+        }
+        spec.workdir = self.workdir.clone();
+        spec
+    }
 }
 
 /// Creates a container for `image` (named `name` by the user) with Docker's rules:
@@ -150,26 +272,9 @@ pub fn prepare(
     if let Some(secs) = overrides.stop_timeout {
         crate::spec::grammar::seconds("stop timeout", &secs.to_string())?;
     }
-    let arch = image.config.architecture().to_string();
-    let os = image.config.os().to_string();
-    if arch != "wasm" && !os.starts_with("wasi") {
-        return Err(PrepareError::Platform {
-            image: name.to_owned(),
-            platform: format!("{os}/{arch}"),
-        });
-    }
-    let config = image.config.config().clone().unwrap_or_default();
-    let labels = crate::labels::RunLabels::from_labels(
-        config
-            .labels()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|source| PrepareError::Label {
-        image: name.to_owned(),
-        source,
-    })?;
+    let command = ImageCommand::of(image, name, &overrides)?;
+    let (config, labels, features) = (&command.config, &command.labels, command.features);
+    let program_path = command.program_path.clone();
     let image_check = config
         .labels()
         .as_ref()
@@ -188,45 +293,6 @@ pub fn prepare(
                 image: name.to_owned(),
                 source,
             })?;
-    let mut argv: Vec<String> = match &overrides.entrypoint {
-        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
-        Some(entrypoint) => vec![entrypoint.clone()],
-        None => config.entrypoint().clone().unwrap_or_default(),
-    };
-    if !overrides.args.is_empty() {
-        argv.extend(overrides.args);
-    } else if overrides.entrypoint.is_none() {
-        argv.extend(config.cmd().clone().unwrap_or_default());
-    }
-    let Some(program) = argv.first().cloned() else {
-        return Err(PrepareError::NoCommand(name.to_owned()));
-    };
-    let path_err = |source| PrepareError::Path {
-        image: name.to_owned(),
-        source,
-    };
-    let workdir = match (overrides.workdir, config.working_dir()) {
-        (Some(dir), _) => dir,
-        (None, Some(dir)) if !dir.is_empty() => GuestPath::parse(dir).map_err(path_err)?,
-        _ => GuestPath::root(),
-    };
-    // `PATH#EXPORT` names an export of a reactor; argv[0] is the path.
-    let (program, export) = match crate::spec::split_program(&program) {
-        (path, Some(export)) => (path.to_owned(), Some(export.to_owned())),
-        (path, None) => (path.to_owned(), None),
-    };
-    let program_path = if program.starts_with('/') {
-        GuestPath::parse(&program)
-    } else {
-        GuestPath::parse(&format!("{}/{program}", workdir.as_str()))
-    }
-    .map_err(path_err)?;
-
-    let mut features = FeatureSet::default();
-    labels.apply_features(&mut features);
-    for setting in &overrides.wasm {
-        features.apply_setting(setting)?;
-    }
 
     // Host directories are checked before anything is created.
     // An image brings its root: only a module run mounts a host directory at `/`.
@@ -243,7 +309,10 @@ pub fn prepare(
         .flatten()
         .map(|path| GuestPath::parse(path))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(path_err)?;
+        .map_err(|source| PrepareError::Path {
+            image: name.to_owned(),
+            source,
+        })?;
     // Published ports are checked (and ephemeral ones chosen) before anything is
     // created: a port in use leaves nothing behind.
     let mut exposed: Vec<u16> = Vec::new();
@@ -266,7 +335,7 @@ pub fn prepare(
             name: overrides.name,
             image: name.to_owned(),
             image_id: image.id().to_string(),
-            command: argv.clone(),
+            command: command.argv.clone(),
             rm: overrides.rm,
             features,
             restart: overrides.restart,
@@ -276,20 +345,10 @@ pub fn prepare(
             healthcheck,
         },
     )?;
-    let mut spec = RunSpec::new(program);
-    spec.args.extend(argv.into_iter().skip(1));
-    if let Some(export) = export {
-        spec.entry = crate::spec::Entry::Program(export);
-    }
-    for var in config.env().iter().flatten() {
-        if let Some((k, v)) = var.split_once('=') {
-            spec.env.set(k, v);
-        }
-    }
+    let mut spec = command.spec();
     for (k, v) in overrides.env {
         spec.env.set(k, v);
     }
-    spec.workdir = workdir;
     spec.tmpfs = overrides.tmpfs;
     spec.layers = layers;
     spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
@@ -352,9 +411,9 @@ pub fn prepare(
     // without mounts, the program at a path of an image is always the same module, so
     // the cache finds it by that name without reading and hashing it (CPython's module
     // is 95 MB).
-    let cache_alias = (spec.mounts.is_empty() && spec.tmpfs.is_empty())
-        .then(|| format!("image {} program {program_path}", image.id()));
-    if let Err(e) = container.set_spec(spec.clone(), program_path.clone(), cache_alias.clone()) {
+    let cache_image =
+        (spec.mounts.is_empty() && spec.tmpfs.is_empty()).then(|| image.id().to_string());
+    if let Err(e) = container.set_spec(spec.clone(), program_path.clone(), cache_image.clone()) {
         let _ = container.remove();
         attached.undo();
         return Err(e.into());
@@ -365,7 +424,7 @@ pub fn prepare(
         spec,
         program: program_path,
         features,
-        cache_alias,
+        cache_image,
         warnings,
     })
 }

@@ -21,12 +21,12 @@ pub enum Program {
     /// errors and the compiled-module cache call it.
     Bytes { name: String, wasm: Vec<u8> },
     /// A module read from the container's root filesystem (an image's ENTRYPOINT).
-    /// `alias`, when set, names this exact module in the cache so that it is found
-    /// without reading and hashing it (an image's layers never change, so the program
-    /// at a path of an image without mounts is always the same module).
+    /// `image`, when set, is the ID of an image whose layers alone are the root (no
+    /// mounts): the cache then finds the program by the image and its path, without
+    /// reading and hashing it (see [`Runner::load_in_root`]).
     InRoot {
         path: GuestPath,
-        alias: Option<String>,
+        image: Option<String>,
     },
     /// A module or component already compiled by this runner's engine (the SDK's
     /// modules).
@@ -47,6 +47,16 @@ pub struct Place {
     /// interrupt fires after it): a program that can end cleanly (an HTTP service:
     /// no new requests, those in flight finish) does so then.
     pub stopping: Option<Interrupt>,
+}
+
+/// A program found and loaded in a root filesystem ([`Runner::load_in_root`]).
+#[derive(Debug)]
+pub struct Loaded {
+    pub compiled: Compiled,
+    /// Where it was found (through PATH and `#!` lines).
+    pub path: GuestPath,
+    /// The spec to run it with, when PATH or a `#!` line changed the command.
+    pub spec: Option<RunSpec>,
 }
 
 /// An engine and the compiled-module cache, shared by every run of a process.
@@ -135,7 +145,12 @@ impl Runner {
     }
 
     /// Compiles a module or a component, through the cache when there is one.
-    fn compile_artifact<A: Artifact>(&self, name: &str, wasm: &[u8]) -> Result<A, RunError> {
+    fn compile_artifact<A: Artifact>(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        before_compile: &mut dyn FnMut(),
+    ) -> Result<A, RunError> {
         let compile_error = |e: &dyn std::fmt::Display| RunError::Compile {
             name: name.to_owned(),
             reason: e.to_string(),
@@ -143,14 +158,17 @@ impl Runner {
         match &self.cache {
             Some(cache) => {
                 let (artifact, outcome) = cache
-                    .load_or_compile(&self.engine, wasm)
+                    .load_or_compile_told(&self.engine, wasm, before_compile)
                     .map_err(|e| compile_error(&e))?;
                 if let CacheOutcome::Rebuilt(reason) = outcome {
                     tracing::info!(%reason, "rebuilt a module cache entry");
                 }
                 Ok(artifact)
             }
-            None => A::compile(&self.engine, wasm).map_err(|e| compile_error(&e)),
+            None => {
+                before_compile();
+                A::compile(&self.engine, wasm).map_err(|e| compile_error(&e))
+            }
         }
     }
 
@@ -162,7 +180,7 @@ impl Runner {
     /// wasmtime refuses them.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Compiled, RunError> {
         let (wasm, kind) = crate::module::wasm_bytes(name, wasm)?;
-        self.compile_binary(name, &wasm, kind)
+        self.compile_binary(name, &wasm, kind, &mut || {})
     }
 
     /// Compiles binary wasm of a known kind.
@@ -171,10 +189,73 @@ impl Runner {
         name: &str,
         wasm: &[u8],
         kind: WasmKind,
+        before_compile: &mut dyn FnMut(),
     ) -> Result<Compiled, RunError> {
         Ok(match kind {
-            WasmKind::Module => Compiled::Module(self.compile_artifact(name, wasm)?),
-            WasmKind::Component => Compiled::Component(self.compile_artifact(name, wasm)?),
+            WasmKind::Module => {
+                Compiled::Module(self.compile_artifact(name, wasm, before_compile)?)
+            }
+            WasmKind::Component => {
+                Compiled::Component(self.compile_artifact(name, wasm, before_compile)?)
+            }
+        })
+    }
+
+    /// Finds the program at `path` in `vfs` as a run would (through PATH and `#!`
+    /// lines) and loads it: by `image`'s alias in the cache when there is one (an
+    /// image's layers never change, so the program at a path of an image without mounts
+    /// is always the same module), else read, then compiled or found by its content.
+    /// `before_compile` is told the program and its size just before a compile that
+    /// the cache cannot spare.
+    ///
+    /// # Errors
+    /// As [`Runner::run`] for a program that is not there or does not compile.
+    pub fn load_in_root(
+        &self,
+        vfs: &Vfs,
+        spec: &RunSpec,
+        path: &GuestPath,
+        image: Option<&str>,
+        before_compile: &mut dyn FnMut(&GuestPath, u64),
+    ) -> Result<Loaded, RunError> {
+        let found = super::command::find(vfs, spec, path)?;
+        let found_spec = (found.args != spec.args || found.export.is_some())
+            .then(|| super::command::apply(spec, &found));
+        let path = &found.path;
+        let alias = image.map(|image| format!("image {image} program {path}"));
+        if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
+            let cached = cache
+                .load_alias(&self.engine, alias)
+                .map(Compiled::Module)
+                .or_else(|| {
+                    cache
+                        .load_alias(&self.engine, alias)
+                        .map(Compiled::Component)
+                });
+            if let Some(compiled) = cached {
+                return Ok(Loaded {
+                    compiled,
+                    path: found.path,
+                    spec: found_spec,
+                });
+            }
+        }
+        let wasm = crate::fs::rootfs::read_file(vfs, path).map_err(|source| RunError::Program {
+            path: path.clone(),
+            source,
+        })?;
+        let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
+        let size = wasm.len() as u64;
+        let compiled = self.compile_binary(path.as_str(), &wasm, kind, &mut || {
+            before_compile(path, size);
+        })?;
+        if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
+            cache.set_alias(alias, &wasm);
+        }
+        Ok(Loaded {
+            compiled,
+            path: found.path,
+            spec: found_spec,
         })
     }
 
@@ -244,49 +325,11 @@ impl Runner {
         let loaded = match program {
             Program::Bytes { name, wasm } => self.compile(name, wasm)?,
             Program::Compiled(compiled) => compiled.clone(),
-            Program::InRoot { path, alias } => {
-                // The program through PATH and `#!` lines, in the container's own files.
-                let found = super::command::find(root.vfs(), spec, path)?;
-                let alias = alias.as_ref().map(|alias| {
-                    if found.path == *path && found.args == spec.args {
-                        alias.clone()
-                    } else {
-                        format!("{alias} found at {}", found.path)
-                    }
-                });
-                if found.args != spec.args || found.export.is_some() {
-                    found_spec = Some(super::command::apply(spec, &found));
-                }
-                let path = &found.path;
-                let cached = match (&self.cache, &alias) {
-                    (Some(cache), Some(alias)) => cache
-                        .load_alias(&self.engine, alias)
-                        .map(Compiled::Module)
-                        .or_else(|| {
-                            cache
-                                .load_alias(&self.engine, alias)
-                                .map(Compiled::Component)
-                        }),
-                    _ => None,
-                };
-                match cached {
-                    Some(loaded) => loaded,
-                    None => {
-                        let wasm =
-                            crate::fs::rootfs::read_file(root.vfs(), path).map_err(|source| {
-                                RunError::Program {
-                                    path: path.clone(),
-                                    source,
-                                }
-                            })?;
-                        let (wasm, kind) = crate::module::wasm_bytes(path.as_str(), &wasm)?;
-                        let loaded = self.compile_binary(path.as_str(), &wasm, kind)?;
-                        if let (Some(cache), Some(alias)) = (&self.cache, &alias) {
-                            cache.set_alias(alias, &wasm);
-                        }
-                        loaded
-                    }
-                }
+            Program::InRoot { path, image } => {
+                let loaded =
+                    self.load_in_root(root.vfs(), spec, path, image.as_deref(), &mut |_, _| {})?;
+                found_spec = loaded.spec;
+                loaded.compiled
             }
         };
         let spec = found_spec.as_ref().unwrap_or(spec);

@@ -122,7 +122,7 @@ pub fn run(
         })?;
     let program = Program::InRoot {
         path,
-        alias: container.config.cache_alias.clone(),
+        image: container.config.cache_image.clone(),
     };
     let log = Arc::new(
         JsonLog::open(&container.dir, mode == Mode::Foreground).map_err(|source| {

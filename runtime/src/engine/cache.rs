@@ -106,11 +106,26 @@ impl ModuleCache {
         engine: &Engine,
         wasm: &[u8],
     ) -> Result<(A, CacheOutcome), CacheError> {
+        self.load_or_compile_told(engine, wasm, &mut || {})
+    }
+
+    /// As [`ModuleCache::load_or_compile`], calling `before_compile` when the cache has
+    /// no usable entry and the module is about to be compiled (for progress).
+    ///
+    /// # Errors
+    /// As [`ModuleCache::load_or_compile`].
+    pub fn load_or_compile_told<A: Artifact>(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        before_compile: &mut dyn FnMut(),
+    ) -> Result<(A, CacheOutcome), CacheError> {
         let name = Self::entry_name(engine, wasm);
         let outcome = match self.load(engine, &name) {
             Ok(module) => return Ok((module, CacheOutcome::Hit)),
             Err(outcome) => outcome,
         };
+        before_compile();
         let module = A::compile(engine, wasm)?;
         match module.serialize() {
             Ok(payload) => {
@@ -214,11 +229,26 @@ impl ModuleCache {
         Ok(module)
     }
 
+    /// Writes an entry, and the record of its check: the bytes were just made here, so
+    /// the first load need not hash them again (CPython's entry is 245 MB).
     fn store(&self, name: &str, mut payload: Vec<u8>) -> io::Result<()> {
         let digest = Sha256::digest(&payload);
         payload.extend_from_slice(&digest);
         payload.extend_from_slice(MAGIC);
-        self.write_atomically(name, &payload)
+        self.write_atomically(name, &payload)?;
+        let identity = self
+            .dir
+            .open(name)
+            .and_then(|file| file.into_std().metadata())
+            .ok()
+            .and_then(|meta| file_identity(&meta));
+        if let Some(id) = identity
+            && let Err(e) =
+                self.write_atomically(&format!("{name}.{VERIFIED_EXTENSION}"), id.as_bytes())
+        {
+            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+        }
+        Ok(())
     }
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> io::Result<()> {

@@ -142,6 +142,20 @@ fn push_then_pull_into_a_fresh_home_sends_nothing_twice_and_mounts_across_reposi
     );
     assert_eq!(digests(&fresh, &name), (id.clone(), manifest.clone()));
     assert_eq!(layer_digests(&fresh, &name), layer_digests(&env, &name));
+    // The pull compiled the image's program: its first run finds it in the cache.
+    let first = capsule_tests::Run::of(
+        fresh
+            .capsule()
+            .env("CAPSULE_LOG", "capsule_runtime=debug")
+            .args(["run", "--rm", &name, "y"]),
+        None,
+    );
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("module cache hit") && !first.stderr.contains("module cache miss"),
+        "{}",
+        first.stderr
+    );
     let run = run_image(&fresh, &name, &["x"]);
     run.assert_code(0);
     assert_eq!(run.stdout, "argc=2\nargv[0]=/args.wasm\nargv[1]=x\n");
