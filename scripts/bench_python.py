@@ -81,13 +81,13 @@ def main():
 
     print("bench: building python:3.15 and compiling CPython once (minutes)", file=sys.stderr)
     run([a.capsule, "build", "-t", "python:3.15", a.context], env, "capsule build")
-    capsule = [a.capsule, "run", "--rm", "python:3.15", "-c", "pass"]
+    capsule = [a.capsule, "run", "--rm", "python:3.15", "python3", "-c", "pass"]
     run(capsule, env, "the first capsule run")
     wasmtime = [a.wasmtime, "run", "-W", "exceptions=y,unknown-imports-trap=y", "--invoke", "run",
                 "--dir", f"{root}::/", module, "-c", "pass"]
     print("bench: warming wasmtime's cache (minutes the first time)", file=sys.stderr)
     run(wasmtime, env, "the first wasmtime run")
-    answer = run([a.capsule, "run", "--rm", "python:3.15", "-c", "print(6*7)"], env, "print(6*7)")
+    answer = run([a.capsule, "run", "--rm", "python:3.15", "python3", "-c", "print(6*7)"], env, "print(6*7)")
     if answer != "42\n":
         sys.exit(f"bench: capsule run python:3.15 -c 'print(6*7)' printed {answer!r}")
 
