@@ -287,9 +287,26 @@ enum SystemCommand {
 }
 
 pub fn main() -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
     init_logging();
-    let args = split_short_equals(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(&args) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A detached container's supervisor (`capsule __supervise ID`, started by `run -d`
+    // and `start`) skips the command line's parser: it is on the path `run -d` waits
+    // for, and building clap's tree of every command costs more than the rest of the
+    // supervisor's start.
+    if let [_, command, id] = args.as_slice()
+        && command == capsule_runtime::container::supervisor::SUPERVISE_COMMAND
+        && let Some(id) = id.to_str()
+    {
+        return finish(container::supervise(id));
+    }
+    // The tree of every command and flag is built once, for both readings.
+    let command = Cli::command();
+    let args = split_short_equals(&command, args);
+    let parsed = command
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -392,6 +409,11 @@ pub fn main() -> ExitCode {
         Command::Network(NetworkCommand::Rm(args)) => network::rm(&args),
         Command::Network(NetworkCommand::Prune(args)) => network::prune(&args),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result, its failure's line printed first.
+fn finish(result: Result<u8, Failure>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -405,9 +427,11 @@ pub fn main() -> ExitCode {
 /// argument takes values that look like flags (the guest's arguments of `run`), clap
 /// would take `-p=…` for that argument. Only the flags before the first positional
 /// argument are looked at; everything after it is the guest's.
-fn split_short_equals(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    use clap::CommandFactory;
-    let mut command = Cli::command();
+fn split_short_equals(
+    command: &clap::Command,
+    args: Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut command = command;
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut args = args.into_iter().peekable();
     out.extend(args.next());
@@ -416,7 +440,7 @@ fn split_short_equals(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     while let Some(sub) = args
         .peek()
         .and_then(|a| a.to_str())
-        .and_then(|name| command.find_subcommand(name).cloned())
+        .and_then(|name| command.find_subcommand(name))
     {
         out.extend(args.next());
         command = sub;

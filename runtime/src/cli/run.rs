@@ -400,6 +400,19 @@ pub(super) fn split_command(command: &[OsString]) -> Result<(&str, &[OsString]),
 }
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    // `run -d` on Linux: this process forks before it opens anything; the child does
+    // all of the rest and becomes the container's supervisor, the parent waits for
+    // its word (see `process::fork_supervisor`).
+    let mut forked = false;
+    if args.detach {
+        use capsule_runtime::container::process::{Forked, fork_supervisor};
+        match fork_supervisor() {
+            Ok(Forked::Parent(child)) => return Ok(await_forked(child)),
+            Ok(Forked::Child) => forked = true,
+            Ok(Forked::Unavailable) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot fork: starting the supervisor instead"),
+        }
+    }
     let (target, guest_args) = split_command(&args.command)?;
     let resolved = resolve(&args.create)?;
     capsule_runtime::container::check_rm_restart(args.rm, resolved.restart).map_err(usage)?;
@@ -418,9 +431,30 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                     "--layer stacks layers under a module file; an image brings its own layers"
                 )));
             }
-            run_image(&args, resolved, target, guest_args)
+            run_image(&args, resolved, target, guest_args, forked)
         }
     }
+}
+
+/// The parent of a forked `run -d`: the child's `started ID` is the container's ID to
+/// print (its `error REASON` is for `spawn_detached`'s reader, and any other line it
+/// wrote to stdout is passed on); the end of its stdout without it means the child is
+/// exiting with the command's failure, which it printed itself: its exit status is
+/// this command's.
+fn await_forked(child: capsule_runtime::container::process::ForkedChild) -> u8 {
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(&child.lines).lines() {
+        let Ok(line) = line else { break };
+        match line.strip_prefix("started ") {
+            Some(id) => {
+                println!("{id}");
+                return 0;
+            }
+            None if line.starts_with("error ") => {}
+            None => println!("{line}"),
+        }
+    }
+    u8::try_from(child.wait()).unwrap_or(exit::CANNOT_RUN)
 }
 
 /// The runner for a module file: its own engine for the `-W` settings, the home's
@@ -672,6 +706,7 @@ fn run_image(
     resolved: Resolved,
     target: &str,
     guest_args: &[OsString],
+    forked: bool,
 ) -> Result<u8, Failure> {
     let home = Home::from_env().map_err(usage)?;
     let images = match Images::open(&home) {
@@ -705,6 +740,27 @@ fn run_image(
         target,
         guest_args,
     )?;
+    #[cfg(target_os = "linux")]
+    if forked {
+        let id = container.config.id.clone();
+        // The runner `capsule __supervise` makes (see `container::supervise`).
+        let became = supervisor::become_supervisor(&home, container, || {
+            Runner::with_features(FeatureSet::default(), module_cache()).map_err(|e| e.to_string())
+        });
+        return match became {
+            Ok(never) => match never {},
+            // A `start` from elsewhere got in first: the container runs, as asked.
+            Err(capsule_runtime::container::ContainerError::Start { reason, .. })
+                if capsule_runtime::container::lifecycle::lost_to_another_start(&reason) =>
+            {
+                println!("started {id}");
+                Ok(0)
+            }
+            Err(e) => Err(Failure::new(exit::CANNOT_RUN, e)),
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = forked;
     if args.detach {
         let exe = ambient::current_exe().map_err(usage)?;
         match supervisor::spawn_detached(&home, &container, &exe) {

@@ -26,6 +26,154 @@ pub fn detach(command: &mut std::process::Command) {
     let _ = command;
 }
 
+/// What [`fork_supervisor`] made of this process.
+#[derive(Debug)]
+pub enum Forked {
+    /// This process cannot fork (it has other threads, or the system is not Linux):
+    /// start the supervisor as a program of its own.
+    Unavailable,
+    /// The command's side: the child's lines arrive here; it exits when it could not
+    /// become a supervisor.
+    Parent(ForkedChild),
+    /// The child's side, with stdout the pipe to the parent: it goes on to prepare the
+    /// container and become its supervisor.
+    Child,
+}
+
+/// The child of [`fork_supervisor`], seen from the parent.
+#[derive(Debug)]
+pub struct ForkedChild {
+    pub lines: std::io::PipeReader,
+    pid: i32,
+}
+
+impl ForkedChild {
+    /// Waits for the child to exit: its exit status (128 + the signal that ended it).
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code, reason = "waitpid: see SAFETY below")]
+    pub fn wait(self) -> i32 {
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child, writing only to `status`.
+            let waited = unsafe { libc::waitpid(self.pid, &raw mut status, 0) };
+            if waited == self.pid {
+                break;
+            }
+            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return 125;
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn wait(self) -> i32 {
+        let _ = self.pid;
+        125
+    }
+}
+
+/// `run -d` on Linux: forks this process, before it has opened anything, into the
+/// child that prepares the container and becomes its supervisor, without starting the
+/// binary a second time (that start cost about 2 ms of `run -d`'s 7: the loader's
+/// relocations and page faults of a 40 MB binary, the command line's parser). The
+/// parent only waits for the child's word. A process with more than one thread cannot
+/// fork safely (the child would inherit locks held by threads it does not have):
+/// [`Forked::Unavailable`] then, as on every other system.
+///
+/// The fork happens before the command opens its home or anything else: no descriptor
+/// and no library's cached handle (rustix caches `/proc/self` by the pid that opened
+/// it) is shared between the two.
+///
+/// # Errors
+/// The host's error making the pipe or the process.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "fork and dup2: see SAFETY below")]
+pub fn fork_supervisor() -> std::io::Result<Forked> {
+    use std::os::fd::AsRawFd;
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        });
+    if threads != Some(1) {
+        return Ok(Forked::Unavailable);
+    }
+    let (lines, writer) = std::io::pipe()?;
+    // Anything buffered is written once, by the parent.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: this process has one thread (checked above), so the child is a whole
+    // copy of it, with no lock held by a thread it does not have.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: descriptor calls on descriptors this process owns.
+        if unsafe { libc::dup2(writer.as_raw_fd(), 1) } < 0 {
+            std::process::exit(125);
+        }
+        drop((lines, writer));
+        return Ok(Forked::Child);
+    }
+    drop(writer);
+    Ok(Forked::Parent(ForkedChild { lines, pid }))
+}
+
+/// Elsewhere: [`Forked::Unavailable`].
+///
+/// # Errors
+/// None.
+#[cfg(not(target_os = "linux"))]
+pub fn fork_supervisor() -> std::io::Result<Forked> {
+    Ok(Forked::Unavailable)
+}
+
+/// The forked child becoming a detached supervisor (see [`fork_supervisor`]): stdin
+/// from `/dev/null`, stderr to `log`. Returns the terminal's stderr, to put back with
+/// [`restore_stderr`] if the guest never starts (the error is then the command's to
+/// print).
+///
+/// # Errors
+/// The host's error.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "dup and dup2: see SAFETY below")]
+pub fn redirect_for_supervisor(log: &std::fs::File) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: duplicates descriptor 2, which this process owns; the copy is owned by
+    // the returned value alone.
+    let terminal = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+    if terminal < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `terminal` is a new descriptor nothing else owns.
+    let terminal = unsafe { std::os::fd::OwnedFd::from_raw_fd(terminal) };
+    // SAFETY: descriptor calls on descriptors this process owns.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0
+        || unsafe { libc::dup2(log.as_raw_fd(), 2) } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(terminal)
+}
+
+/// Puts the terminal's stderr back (see [`redirect_for_supervisor`]).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "dup2: see SAFETY below")]
+pub fn restore_stderr(terminal: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: descriptor calls on descriptors this process owns.
+    let _ = unsafe { libc::dup2(terminal.as_raw_fd(), 2) };
+}
+
 /// The supervisor's first act on Unix: a session of its own, so closing the terminal
 /// or Ctrl-C there never reaches a detached container (on Windows [`detach`] did it).
 pub fn leave_session() {

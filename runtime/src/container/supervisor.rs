@@ -567,25 +567,7 @@ pub fn spawn_detached(
     exe: &std::path::Path,
 ) -> Result<(), ContainerError> {
     use std::io::BufRead;
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |source| ContainerError::Io { what, source }
-    };
-    // Gone (`rm -f` won a race, or `--rm` removed it when it stopped): say so, not
-    // which file could not be opened in it.
-    let removed = || ContainerError::Removed {
-        name: container.name().to_owned(),
-        when: if container.config.rm {
-            "when it stopped, as --rm asks: nothing is left to start (run the image again with capsule run)"
-        } else {
-            "(capsule rm) while it was starting"
-        },
-    };
-    let stderr = match crate::ambient::open_append(&container.dir.join("supervisor.log")) {
-        Ok(file) => file,
-        Err(_) if !crate::ambient::is_dir(&container.dir) => return Err(removed()),
-        Err(e) => return Err(io("cannot open the supervisor's log")(e)),
-    };
+    let stderr = open_supervisor_log(container)?;
     let mut command = std::process::Command::new(exe);
     super::process::detach(&mut command);
     command
@@ -599,21 +581,21 @@ pub fn spawn_detached(
     // group leader may not call.
     let mut child = command
         .spawn()
-        .map_err(io("cannot start the container's supervisor"))?;
+        .map_err(io_error("cannot start the container's supervisor"))?;
     let Some(stdout) = child.stdout.take() else {
-        return Err(io("cannot talk to the container's supervisor")(
+        return Err(io_error("cannot talk to the container's supervisor")(
             std::io::Error::other("no pipe"),
         ));
     };
     let mut line = String::new();
     std::io::BufReader::new(stdout)
         .read_line(&mut line)
-        .map_err(io("cannot talk to the container's supervisor"))?;
+        .map_err(io_error("cannot talk to the container's supervisor"))?;
     // The supervisor outlives this process; its exit status is not ours to collect.
     drop(child);
     match line.trim_end().split_once(' ') {
         _ if line.trim_end() == "started" => Ok(()),
-        _ if !crate::ambient::is_dir(&container.dir) => Err(removed()),
+        _ if !crate::ambient::is_dir(&container.dir) => Err(removed(container)),
         Some(("error", reason)) => Err(ContainerError::Start {
             name: container.name().to_owned(),
             reason: reason.to_owned(),
@@ -628,6 +610,33 @@ pub fn spawn_detached(
     }
 }
 
+fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.to_owned();
+    move |source| ContainerError::Io { what, source }
+}
+
+/// The supervisor's log (its stderr), opened for appending.
+fn open_supervisor_log(container: &Container) -> Result<std::fs::File, ContainerError> {
+    match crate::ambient::open_append(&container.dir.join("supervisor.log")) {
+        Ok(file) => Ok(file),
+        Err(_) if !crate::ambient::is_dir(&container.dir) => Err(removed(container)),
+        Err(e) => Err(io_error("cannot open the supervisor's log")(e)),
+    }
+}
+
+/// Gone (`rm -f` won a race, or `--rm` removed it when it stopped): say so, not which
+/// file could not be opened in it.
+fn removed(container: &Container) -> ContainerError {
+    ContainerError::Removed {
+        name: container.name().to_owned(),
+        when: if container.config.rm {
+            "when it stopped, as --rm asks: nothing is left to start (run the image again with capsule run)"
+        } else {
+            "(capsule rm) while it was starting"
+        },
+    }
+}
+
 /// The supervisor's side: a session of its own, then [`run`] in [`Mode::Detached`],
 /// saying on stdout when the guest starts (`started`) or why it could not
 /// (`error REASON`).
@@ -635,43 +644,118 @@ pub fn spawn_detached(
 /// # Errors
 /// [`ContainerError`] when the container cannot be found or run.
 pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32, ContainerError> {
-    use std::io::Write;
     // A session of its own: no controlling terminal, so closing the terminal or
     // Ctrl-C there never reaches a detached container.
     super::process::leave_session();
     let mut container = Container::find(home, id)?;
-    let mut said = false;
-    let say = |text: &str| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+    let (result, said) = supervise(&mut container, runner, "started", &mut |_| {});
+    match &result {
+        Ok(_) => remove_if_rm(home, container),
+        Err(e) if said.is_none() => say(&format!("error {e}")),
+        Err(_) => {}
+    }
+    result
+}
+
+/// The forked child of `run -d` (see [`super::process::fork_supervisor`]) becoming
+/// the supervisor of `container`, which it has just created: stdin from `/dev/null`,
+/// stderr to the supervisor's log, a session of its own, then [`run`] in
+/// [`Mode::Detached`], saying `started ID` on stdout (the pipe to the parent) when the
+/// guest starts. Once it has started this never returns: the process exits with the
+/// container's exit code when it ends. If the guest never starts, the terminal's
+/// stderr is put back, the container removed if `--rm` asks (unless another `start`
+/// won the race to run it), and the error returned,
+/// for the command to print and exit with.
+///
+/// # Errors
+/// [`ContainerError::Start`] with the reason the guest did not start (as
+/// [`spawn_detached`] reports it), or the host's error redirecting the streams.
+#[cfg(target_os = "linux")]
+pub fn become_supervisor(
+    home: &crate::home::Home,
+    mut container: Container,
+    runner: impl FnOnce() -> Result<Runner, String>,
+) -> Result<std::convert::Infallible, ContainerError> {
+    let log = open_supervisor_log(&container)?;
+    // Kept only until the guest starts: a detached supervisor holding the terminal
+    // (or the pipe of whoever ran `run -d`) open would keep it from seeing the end.
+    let mut terminal = Some(
+        super::process::redirect_for_supervisor(&log)
+            .map_err(io_error("cannot start the container's supervisor"))?,
+    );
+    super::process::leave_session();
+    let reason = match runner() {
+        Ok(runner) => {
+            let started = format!("started {}", container.config.id);
+            let (result, said) = supervise(&mut container, &runner, &started, &mut |outcome| {
+                if outcome.is_ok() {
+                    terminal = None;
+                }
+            });
+            match (said, result) {
+                (Some(Ok(())), Ok(code)) => {
+                    remove_if_rm(home, container);
+                    std::process::exit(code);
+                }
+                (Some(Ok(())), Err(_)) => std::process::exit(i32::from(crate::exit::CANNOT_RUN)),
+                (Some(Err(reason)), _) => reason,
+                (None, Err(e)) => e.to_string(),
+                (None, Ok(_)) => "the guest ended before it started".to_owned(),
+            }
+        }
+        Err(reason) => reason,
     };
-    let result = run(&mut container, runner, Mode::Detached, |outcome| {
-        said = true;
+    if let Some(terminal) = &terminal {
+        super::process::restore_stderr(terminal);
+    }
+    let name = container.name().to_owned();
+    // Lost to a `start` from elsewhere: it runs under that supervisor, and stays.
+    if container.config.rm && !super::lifecycle::lost_to_another_start(&reason) {
+        let _ = container.remove();
+    }
+    Err(ContainerError::Start { name, reason })
+}
+
+/// A line to the process that started the supervisor (its stdout).
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// A detached container's run: [`run`] in [`Mode::Detached`], saying `started` (the
+/// `started` line given) or `error REASON` when the guest starts or cannot, then
+/// telling `after_saying`. Returns the exit code and what was said (`None`: nothing,
+/// the run failed before the guest's turn).
+fn supervise(
+    container: &mut Container,
+    runner: &Runner,
+    started: &str,
+    after_saying: &mut dyn FnMut(&Result<(), String>),
+) -> (Result<i32, ContainerError>, Option<Result<(), String>>) {
+    let mut said = None;
+    let result = run(container, runner, Mode::Detached, |outcome| {
         match outcome {
-            Ok(()) => say("started"),
+            Ok(()) => say(started),
             Err(reason) => say(&format!("error {}", reason.replace('\n', " "))),
         }
+        let outcome = outcome.map_err(|reason| reason.replace('\n', " "));
+        after_saying(&outcome);
+        said = Some(outcome);
     });
-    match result {
-        Ok(ended) => {
-            // `run -d --rm`: removed once it has ended for good, with its anonymous
-            // volumes.
-            if container.config.rm {
-                let volumes = container.config.volumes.clone();
-                if let Err(e) = container.remove() {
-                    tracing::warn!(error = %e, "cannot remove the --rm container");
-                } else if let Err(e) = super::volumes::remove_anonymous(home, &volumes) {
-                    tracing::warn!(error = %e, "cannot remove the container's anonymous volumes");
-                }
-            }
-            Ok(ended.exit_code)
-        }
-        Err(e) => {
-            if !said {
-                say(&format!("error {e}"));
-            }
-            Err(e)
+    (result.map(|ended| ended.exit_code), said)
+}
+
+/// `run -d --rm`: the container removed once it has ended for good, with its anonymous
+/// volumes.
+fn remove_if_rm(home: &crate::home::Home, container: Container) {
+    if container.config.rm {
+        let volumes = container.config.volumes.clone();
+        if let Err(e) = container.remove() {
+            tracing::warn!(error = %e, "cannot remove the --rm container");
+        } else if let Err(e) = super::volumes::remove_anonymous(home, &volumes) {
+            tracing::warn!(error = %e, "cannot remove the container's anonymous volumes");
         }
     }
 }

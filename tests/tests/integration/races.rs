@@ -155,7 +155,9 @@ fn worker(env: &TestEnv, seed: u64, payload: &Path, out_dir: &Path) -> Outcomes 
     outcomes
 }
 
-/// `{pid: container ID}` of the supervisors (`capsule __supervise ID`) of `home`.
+/// `{pid: container ID}` of the supervisors of `home`: `capsule __supervise ID` (from
+/// `start`), and on Linux the `capsule run -d ...` child that became one (it holds its
+/// container's `running.lock`).
 fn supervisors(home: &Path) -> BTreeMap<u32, String> {
     let mut found = BTreeMap::new();
     let want = format!("CAPSULE_HOME={}", home.display());
@@ -174,9 +176,19 @@ fn supervisors(home: &Path) -> BTreeMap<u32, String> {
             continue;
         };
         let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if argv.len() < 3 || argv[1] != b"__supervise" {
+        let id = if argv.len() >= 3 && argv[1] == b"__supervise" {
+            String::from_utf8_lossy(argv[2]).into_owned()
+        } else if argv.len() >= 3
+            && argv[1] == b"run"
+            && argv.iter().any(|a| *a == b"-d" || *a == b"--detach")
+        {
+            let Some(id) = locked_container(&entry.path(), home) else {
+                continue;
+            };
+            id
+        } else {
             continue;
-        }
+        };
         // A zombie (ended, not yet reaped) runs nothing.
         let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
             stat.rsplit_once(')')
@@ -185,10 +197,26 @@ fn supervisors(home: &Path) -> BTreeMap<u32, String> {
         let ours = std::fs::read(entry.path().join("environ"))
             .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()));
         if ours && !zombie {
-            found.insert(pid, String::from_utf8_lossy(argv[2]).into_owned());
+            found.insert(pid, id);
         }
     }
     found
+}
+
+/// The ID of the container of `home` whose `running.lock` the process at `proc_entry`
+/// holds open.
+fn locked_container(proc_entry: &Path, home: &Path) -> Option<String> {
+    let containers = home.join("containers");
+    std::fs::read_dir(proc_entry.join("fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .find_map(|target| {
+            let dir = target.parent()?;
+            (target.file_name()? == "running.lock" && dir.parent()? == containers)
+                .then(|| dir.file_name()?.to_str().map(str::to_owned))
+                .flatten()
+        })
 }
 
 /// What is wrong with the home now (empty: every invariant holds).
