@@ -52,7 +52,9 @@ if [ "${1:-}" = fs ]; then
     mkdir -p "$(dirname "$guest")"
     scripts/install-test-deps.sh
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug tests/guests/bench/fileheavy.c -o "$guest"
-    exec python3 scripts/bench_fs.py --capsule "$target_dir/release/capsule" --fileheavy "$guest" "$@"
+    native="$target_dir/bench-guests/fileheavy-native"
+    clang -O2 tests/guests/bench/fileheavy.c -o "$native"
+    exec python3 scripts/bench_fs.py --capsule "$target_dir/release/capsule" --fileheavy "$guest" --native "$native" "$@"
 fi
 if [ "${1:-}" = python ]; then
     shift

@@ -4,7 +4,9 @@
 (a) container set-up: `capsule run --layer IMAGE.tar` of a module that exits at once,
     over a 1 MB / 10-file layer and over a 500 MB / 20,000-file layer;
 (b) a file-heavy guest (tests/guests/bench/fileheavy.c): Capsule over the tree as a
-    layer vs `wasmtime run --dir` over the same tree unpacked.
+    layer vs `wasmtime run --dir` over the same tree unpacked, and vs the same C
+    program built for the host (--native), run over the unpacked tree and writing in a
+    directory of the same filesystem as Capsule's writable layer.
 Medians from hyperfine; ratios from one run. `--phases write` runs only the write
 phase of (b) (create, write, stat and delete 1,000 files in the writable layer) against
 wasmtime; `--phases setup,read,list,write,all` is the default.
@@ -64,6 +66,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--capsule", required=True)
     p.add_argument("--fileheavy", required=True)
+    p.add_argument("--native", help="fileheavy.c built for the host")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--phases", default="setup,read,list,write,all", help="comma-separated: setup, read, list, write, all")
     a = p.parse_args()
@@ -107,7 +110,13 @@ def main():
         ref = subprocess.run([wasmtime, "run", "--dir", f"{tree}::/tree", "--dir", f"{wt_work}::/work", a.fileheavy, "/tree", "/work"], capture_output=True, text=True, check=True).stdout
         if ref != check:
             sys.exit(f"bench: results differ: capsule {check!r} vs wasmtime {ref!r}")
+    native_work = os.path.join(work, "native-work")
+    if a.native:
+        ref = subprocess.run([a.native, tree, native_work], capture_output=True, text=True, check=True).stdout
+        if ref != check:
+            sys.exit(f"bench: results differ: capsule {check!r} vs native {ref!r}")
     phases = {}
+    natives = {}
     for phase, label in [("read", "stat+open+read 10,000 files"), ("list", "list a 5,000-entry directory 20 times"), ("write", "create+write, then stat+delete 1,000 files"), ("all", "all three")]:
         if phase not in wanted:
             continue
@@ -117,6 +126,12 @@ def main():
             runs = 3 if phase in ("list", "all") else a.runs
             theirs = hyperfine([f"{wasmtime} run -C cache=y --dir {tree}::/tree --dir {wt_work}::/work {a.fileheavy} /tree /work {phase}"], runs, warmup=1)[0]
         phases[phase] = (label, ours, theirs)
+        if a.native:
+            # A new directory each run, as Capsule's writable layer is: ext4 allocates
+            # a new file's inode near its directory's, slowly where many were freed
+            # lately, so reusing one directory would measure the allocator's history.
+            natives[phase] = hyperfine([f"{a.native} {tree} {native_work} {phase}"], a.runs,
+                                       prepare=f"rm -rf {native_work}")[0]
     if not wasmtime:
         print("bench: no wasmtime on PATH; install it for the comparison: cargo install wasmtime-cli --version 48.0.8 --locked", file=sys.stderr)
 
@@ -140,6 +155,13 @@ def main():
         print(f"Set-up, 500 MB/20,000-file layer vs 1 MB/10-file layer: {setup[2] / setup[1]:.2f}x (goal: flat)")
     if "all" in phases and phases["all"][2]:
         print(f"File-heavy guest, capsule/wasmtime: {phases['all'][1] / phases['all'][2]:.2f}x (goal: <= 0.7x)")
+    if natives:
+        print()
+        print("| file-heavy phase | capsule | native (same program, same filesystem) | capsule / native |")
+        print("| --- | ---: | ---: | ---: |")
+        for phase, native in natives.items():
+            label, ours, _ = phases[phase]
+            print(f"| {label} | {ours * 1000:.1f} ms | {native * 1000:.1f} ms | {ours / native:.2f}x |")
     if "write" in phases and phases["write"][2]:
         print(f"Write phase in the writable layer, capsule/wasmtime: {phases['write'][1] / phases['write'][2]:.2f}x (goal: <= 0.5x)")
     shutil.rmtree(work, ignore_errors=True)

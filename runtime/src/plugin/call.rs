@@ -461,16 +461,8 @@ impl Plugin {
     ) -> wasmtime::Result<Vec<u8>> {
         let inner = &*self.0;
         let instance = inner.pre.instantiate(&mut *store)?;
-        let func = |store: &mut Store<CallState>, index: &ModuleExport| {
-            instance
-                .get_module_export(&mut *store, index)
-                .and_then(Extern::into_func)
-                .ok_or_else(|| wasmtime::Error::new(AbiViolation("an export is missing".into())))
-        };
         if let Some(init) = &inner.initialize {
-            func(store, init)?
-                .typed::<(), ()>(&*store)?
-                .call(&mut *store, ())?;
+            typed::<(), ()>(store, &instance, init)?.call(&mut *store, ())?;
         }
         let memory = instance
             .get_module_export(&mut *store, &inner.memory)
@@ -485,7 +477,7 @@ impl Plugin {
         let ptr = if input.is_empty() {
             0
         } else {
-            let alloc = func(store, &inner.alloc)?.typed::<i32, i32>(&*store)?;
+            let alloc = typed::<i32, i32>(store, &instance, &inner.alloc)?;
             let ptr = alloc.call(&mut *store, len)?;
             memory
                 .write(&mut *store, ptr.cast_unsigned() as usize, input)
@@ -496,9 +488,8 @@ impl Plugin {
                 })?;
             ptr
         };
-        let packed = func(store, export)?
-            .typed::<(i32, i32), i64>(&*store)?
-            .call(&mut *store, (ptr, len))?;
+        let packed =
+            typed::<(i32, i32), i64>(store, &instance, export)?.call(&mut *store, (ptr, len))?;
         let (out_ptr, out_len, is_error) = unpack(packed.cast_unsigned());
         let bytes = memory
             .data(&*store)
@@ -752,4 +743,28 @@ fn describe(ty: &ExternType) -> String {
         ExternType::Global(_) => "a global".to_owned(),
         ExternType::Tag(_) => "a tag".to_owned(),
     }
+}
+
+/// The function `index` names in `instance`, typed without checking its type again: a
+/// plugin's exports are checked once, when it is loaded ([`Plugin`]'s `functions`
+/// take (i32, i32) and return i64, `capsule_alloc` takes and returns i32,
+/// `_initialize` takes and returns nothing), and a check per call cost a tenth of a
+/// pooled call.
+#[allow(
+    unsafe_code,
+    reason = "TypedFunc::new_unchecked: the export's type was checked when the plugin was loaded"
+)]
+fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    store: &mut Store<CallState>,
+    instance: &wasmtime::Instance,
+    index: &ModuleExport,
+) -> wasmtime::Result<wasmtime::TypedFunc<P, R>> {
+    let func = instance
+        .get_module_export(&mut *store, index)
+        .and_then(Extern::into_func)
+        .ok_or_else(|| wasmtime::Error::new(AbiViolation("an export is missing".into())))?;
+    debug_assert!(func.typed::<P, R>(&*store).is_ok(), "checked at load");
+    // SAFETY: `index` is an export of the module `instance` was made from, whose type
+    // was checked against `P -> R` when the plugin was loaded (see above).
+    Ok(unsafe { wasmtime::TypedFunc::new_unchecked(&*store, func) })
 }
