@@ -135,6 +135,7 @@ def bench_capsule(args, work):
     os.makedirs(context)
     for f in ["Capsulefile", ".capsuleignore"]:
         shutil.copy(os.path.join(args.example, f), context)
+    shutil.copytree(os.path.join(args.example, "fixtures"), os.path.join(context, "fixtures"))
     shutil.copy(args.wasip1, os.path.join(context, "library-api.wasm"))
     r = capsule("build", "-t", "library-api", context)
     if r.returncode != 0:

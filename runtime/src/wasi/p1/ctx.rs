@@ -88,6 +88,9 @@ pub struct WasiP1 {
     stderr: Output,
     /// Wakes a sleeping guest when it is stopped.
     interrupt: crate::engine::Interrupt,
+    /// The guest's exported `memory`, once an import has looked it up: a store holds
+    /// one instance that calls these imports, and its export never changes.
+    pub(super) memory: Option<wasmtime::Memory>,
 }
 
 fn file_type(kind: Kind) -> u8 {
@@ -240,6 +243,7 @@ impl WasiP1 {
             stdout,
             stderr,
             interrupt: crate::engine::Interrupt::default(),
+            memory: None,
         })
     }
 

@@ -38,7 +38,16 @@ macro_rules! func {
     ($linker:ident, $state:ident, $freeze:ident, $name:literal, |$ctx:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
         let gate = $freeze.clone().filter(|_| CHANGES_FILES.contains(&$name));
         $linker.func_wrap(MODULE, $name, move |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-            let memory = memory(&mut caller)?;
+            // Looked up by name once per store (the lookup, a hash and a string
+            // compare, was a third of the host's own time in a file-heavy guest).
+            let memory = match $state(caller.data_mut()).memory {
+                Some(memory) => memory,
+                None => {
+                    let memory = memory(&mut caller)?;
+                    $state(caller.data_mut()).memory = Some(memory);
+                    memory
+                }
+            };
             let (bytes, data) = memory.data_and_store_mut(&mut caller);
             #[allow(unused_variables, reason = "some calls touch no memory")]
             let $mem = &mut Mem(bytes);
