@@ -95,13 +95,17 @@ impl ForkedChild {
 #[allow(unsafe_code, reason = "fork and dup2: see SAFETY below")]
 pub fn fork_supervisor() -> std::io::Result<Forked> {
     use std::os::fd::AsRawFd;
-    let threads = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-        });
+    let status = crate::ambient::open_file(std::path::Path::new("/proc/self/status")).and_then(
+        |mut file| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
+        },
+    );
+    let threads = status.ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+    });
     if threads != Some(1) {
         return Ok(Forked::Unavailable);
     }
@@ -147,7 +151,7 @@ pub fn fork_supervisor() -> std::io::Result<Forked> {
 #[allow(unsafe_code, reason = "dup and dup2: see SAFETY below")]
 pub fn redirect_for_supervisor(log: &std::fs::File) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
-    let null = std::fs::File::open("/dev/null")?;
+    let null = crate::ambient::open_file(std::path::Path::new("/dev/null"))?;
     // SAFETY: duplicates descriptor 2, which this process owns; the copy is owned by
     // the returned value alone.
     let terminal = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
