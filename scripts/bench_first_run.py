@@ -17,23 +17,18 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from bench_registry import start_registry
+
 
 def load_average():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(cmd, env, what):
@@ -98,22 +93,8 @@ def main():
         timed([capsule, "save", "-o", archive, "python:3.15"], source, "capsule save")
         pull_name = None
         if not a.no_pull:
-            storage = os.path.join(work, "storage")
-            port = free_port()
-            config = os.path.join(work, "registry.yml")
-            with open(config, "w") as f:
-                f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-                        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                        f"http:\n  addr: 127.0.0.1:{port}\n  secret: bench\n")
-            log = open(os.path.join(work, "registry.log"), "w")
-            registry = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log)
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            pull_name = f"127.0.0.1:{port}/bench/python:3.15"
+            registry, addr = start_registry(os.path.join(work, "registry"))
+            pull_name = f"{addr}/bench/python:3.15"
             timed([capsule, "tag", "python:3.15", pull_name], source, "capsule tag")
             timed([capsule, "push", "-q", pull_name], source, "capsule push")
 

@@ -36,6 +36,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_registry(work):
+    """Debian's docker-registry on a free loopback port, storing under WORK/storage;
+    returns the process and its address once it accepts connections."""
+    storage = os.path.join(work, "storage")
+    os.makedirs(storage, exist_ok=True)
+    port = free_port()
+    addr = f"127.0.0.1:{port}"
+    config = os.path.join(work, "config.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                f"  maintenance:\n    uploadpurging:\n      enabled: false\n"
+                f"http:\n  addr: {addr}\n  secret: bench\n")
+    log = open(os.path.join(work, "registry.log"), "w")
+    registry = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return registry, addr
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--capsule", required=True)
@@ -47,24 +71,8 @@ def main():
     capsule = os.path.abspath(args.capsule)
     work = tempfile.mkdtemp(prefix="capsule-bench-registry-")
     storage = os.path.join(work, "storage")
-    os.makedirs(storage)
-    port = free_port()
-    addr = f"127.0.0.1:{port}"
-    config = os.path.join(work, "config.yml")
-    with open(config, "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-                f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                f"  maintenance:\n    uploadpurging:\n      enabled: false\n"
-                f"http:\n  addr: {addr}\n  secret: bench\n")
-    log = open(os.path.join(work, "registry.log"), "w")
-    registry = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log)
+    registry, addr = start_registry(work)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         home = os.path.join(work, "home")
         env = dict(os.environ, CAPSULE_HOME=home, CAPSULE_PROGRESS="plain")
 
