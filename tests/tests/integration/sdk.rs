@@ -313,6 +313,12 @@ fn images_import_build_save_and_load_through_the_sdk() {
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].id(), built.id());
     assert_eq!(loaded[0].name(), "svc:built");
+    // The loaded image's program compiled ahead, once: the other home's cache had none.
+    assert!(
+        other.compile_image(&loaded[0]).expect("compile"),
+        "nothing was compiled"
+    );
+    assert!(!other.compile_image(&loaded[0]).expect("compile again"));
     let err = other
         .load(home.path().join("Capsulefile-missing.tar"))
         .expect_err("no archive");
