@@ -23,7 +23,16 @@ use std::sync::Arc;
 pub struct LowerStack {
     sources: Vec<Source>,
     index: FlatIndex,
+    /// Directories the layers do not have, learned by lookups: nothing below one is in
+    /// the layers (every entry's parent is a directory of the index), so a path there
+    /// is answered without searching the index: a container's own files, under
+    /// directories of its own, are looked up several times per call. The layers never
+    /// change, so what it learns stays true.
+    absent: std::sync::Mutex<std::collections::HashSet<String, foldhash::fast::RandomState>>,
 }
+
+/// Most directories [`LowerStack`] remembers as absent.
+const ABSENT_DIRS: usize = 4096;
 
 /// The merge in progress (maps), before it is flattened.
 struct Merge {
@@ -45,6 +54,7 @@ impl LowerStack {
         Self {
             sources: layers.iter().map(|l| l.source().clone()).collect(),
             index,
+            absent: std::sync::Mutex::default(),
         }
     }
 
@@ -54,7 +64,11 @@ impl LowerStack {
     /// [`IndexError`] when the saved bytes are damaged or name a layer that is missing.
     pub fn from_saved(bytes: Buffer, sources: Vec<Source>) -> Result<Self, IndexError> {
         let index = FlatIndex::from_buffer(bytes, sources.len())?;
-        Ok(Self { sources, index })
+        Ok(Self {
+            sources,
+            index,
+            absent: std::sync::Mutex::default(),
+        })
     }
 
     /// The flat index, to save.
@@ -64,7 +78,21 @@ impl LowerStack {
 
     /// The entry at a path relative to the root (`""` is the root).
     pub fn get(&self, path: &str) -> Option<LowerEntry> {
-        self.index.get(path)
+        let (parent, _) = split(path);
+        if path.is_empty() || parent.is_empty() {
+            return self.index.get(path);
+        }
+        let Ok(mut absent) = self.absent.lock() else {
+            return self.index.get(path);
+        };
+        if absent.contains(parent) {
+            return None;
+        }
+        let found = self.index.get(path);
+        if found.is_none() && absent.len() < ABSENT_DIRS && self.index.get(parent).is_none() {
+            absent.insert(parent.to_owned());
+        }
+        found
     }
 
     /// A directory's entries as (name, kind, inode), sorted.

@@ -126,6 +126,24 @@ fn files_from_lower_layers_are_visible_and_higher_layers_override() {
 }
 
 #[test]
+fn a_directory_the_layers_lack_is_remembered_and_changes_no_answer() {
+    let base = layer("base", &[E::File("a/b/c", b"c"), E::File("a/d", b"d")]);
+    let stack = LowerStack::new(vec![base]);
+    // Twice each: the second answers come from what the first lookups learned.
+    for _ in 0..2 {
+        assert!(stack.get("work/new0001").is_none());
+        assert!(stack.get("work/deeper/x").is_none());
+        assert!(stack.get("a/missing/x").is_none());
+        assert!(stack.get("a/missing").is_none());
+        assert_eq!(stack.get("a/b/c").map(|e| e.node.kind), Some(Kind::File));
+        assert_eq!(stack.get("a/b").map(|e| e.node.kind), Some(Kind::Dir));
+        assert_eq!(stack.get("a/d").map(|e| e.node.kind), Some(Kind::File));
+        assert!(stack.get("a/d/under-a-file").is_none());
+        assert_eq!(stack.get("").map(|e| e.node.kind), Some(Kind::Dir));
+    }
+}
+
+#[test]
 fn whiteouts_hide_entries_and_subtrees() {
     let base = layer(
         "base",
