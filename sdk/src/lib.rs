@@ -461,6 +461,7 @@ impl Capsule {
             Ok(warmed) => Ok(warmed.is_some_and(|w| w.compiled.is_some())),
             Err(WarmError::Command(e)) => Err(map::prepare(&e)),
             Err(WarmError::Program(e)) => Err(map::run(&e)),
+            Err(WarmError::Engine(e)) => Err(map::engine(&e)),
             Err(e @ (WarmError::Layers(_) | WarmError::Cache { .. })) => {
                 Err(Error::from_source(ErrorKind::Io, &e))
             }

@@ -234,9 +234,19 @@ impl ImageCommand {
         })
     }
 
-    /// The run spec of this command: the program and its arguments, the export, the
-    /// image's ENV, the working directory (no layers, mounts or limits yet).
-    pub fn spec(&self) -> RunSpec {
+    /// The run spec of this command over `image`'s layers (made ready in `images`, their
+    /// index cached in `home`): the program and its arguments, the export, the image's
+    /// ENV, the working directory (no mounts or limits yet).
+    ///
+    /// # Errors
+    /// [`crate::image::ImageError`] when a layer cannot be made ready.
+    pub fn spec(
+        &self,
+        home: &Home,
+        images: &crate::image::Images,
+        image: &crate::image::Image,
+    ) -> Result<RunSpec, crate::image::ImageError> {
+        let (layers, chain_id) = images.rootfs(image)?;
         let mut spec = RunSpec::new(self.program.clone());
         spec.args.extend(self.argv.iter().skip(1).cloned());
         if let Some(export) = &self.export {
@@ -248,7 +258,10 @@ impl ImageCommand {
             }
         }
         spec.workdir = self.workdir.clone();
-        spec
+        spec.layers = layers;
+        spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
+        spec.layer_index_cache = Some(home.layer_index_dir());
+        Ok(spec)
     }
 }
 
@@ -328,7 +341,7 @@ pub fn prepare(
         exposed.dedup();
     }
     let ports = crate::net::allocate(&overrides.ports, &exposed)?;
-    let (layers, chain_id) = images.rootfs(image)?;
+    let mut spec = command.spec(home, images, image)?;
     let mut container = Container::create(
         home,
         NewContainer {
@@ -345,14 +358,10 @@ pub fn prepare(
             healthcheck,
         },
     )?;
-    let mut spec = command.spec();
     for (k, v) in overrides.env {
         spec.env.set(k, v);
     }
     spec.tmpfs = overrides.tmpfs;
-    spec.layers = layers;
-    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
-    spec.layer_index_cache = Some(home.layer_index_dir());
     spec.read_only = overrides.read_only;
     spec.ports = ports;
     // Volumes are attached, and recorded in the container's config, under the

@@ -664,8 +664,8 @@ pub fn serve(home: &crate::home::Home, id: &str, runner: &Runner) -> Result<i32,
 /// guest starts. Once it has started this never returns: the process exits with the
 /// container's exit code when it ends. If the guest never starts, the terminal's
 /// stderr is put back, the container removed if `--rm` asks (unless another `start`
-/// won the race to run it), and the error returned,
-/// for the command to print and exit with.
+/// won the race to run it), and the error returned for the command to print and exit
+/// with.
 ///
 /// # Errors
 /// [`ContainerError::Start`] with the reason the guest did not start (as
@@ -736,11 +736,11 @@ fn supervise(
 ) -> (Result<i32, ContainerError>, Option<Result<(), String>>) {
     let mut said = None;
     let result = run(container, runner, Mode::Detached, |outcome| {
-        match outcome {
-            Ok(()) => say(started),
-            Err(reason) => say(&format!("error {}", reason.replace('\n', " "))),
-        }
         let outcome = outcome.map_err(|reason| reason.replace('\n', " "));
+        match &outcome {
+            Ok(()) => say(started),
+            Err(reason) => say(&format!("error {reason}")),
+        }
         after_saying(&outcome);
         said = Some(outcome);
     });

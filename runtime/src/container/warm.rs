@@ -45,6 +45,8 @@ pub enum WarmError {
     Layers(String),
     #[error("{0}")]
     Program(#[from] crate::exec::RunError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     #[error("the module cache {path} cannot be opened: {source}")]
     Cache {
         path: String,
@@ -72,21 +74,16 @@ pub fn warm(
         Err(PrepareError::NoCommand(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut spec = command.spec();
-    let (layers, chain_id) = images
-        .rootfs(image)
+    let spec = command
+        .spec(home, images, image)
         .map_err(|e| WarmError::Layers(e.to_string()))?;
-    spec.layers = layers;
-    spec.layer_chain_id = chain_id.map(|c| c.hex().to_owned());
-    spec.layer_index_cache = Some(home.layer_index_dir());
     let root = RootFs::of_image(&spec).map_err(|e| WarmError::Layers(e.to_string()))?;
     let cache_dir = home.module_cache_dir();
     let cache = ModuleCache::open(&cache_dir).map_err(|source| WarmError::Cache {
         path: cache_dir.display().to_string(),
         source,
     })?;
-    let runner = Runner::with_features(command.features, Some(cache))
-        .map_err(|e| WarmError::Program(crate::exec::RunError::Link(e.to_string())))?;
+    let runner = Runner::with_features(command.features, Some(cache))?;
     let mut started = None;
     let loaded = runner.load_in_root(
         root.vfs(),

@@ -215,16 +215,12 @@ impl ModuleCache {
     ) -> Result<A, String> {
         let meta = file.metadata().map_err(|e| format!("unreadable: {e}"))?;
         let identity = file_identity(&meta);
-        let stamp = format!("{name}.{VERIFIED_EXTENSION}");
-        let verified = identity
-            .as_ref()
-            .is_some_and(|id| self.dir.read_to_string(&stamp).ok().as_ref() == Some(id));
+        let verified = identity.as_ref().is_some_and(|id| {
+            self.dir.read_to_string(check_record(name)).ok().as_ref() == Some(id)
+        });
         let module = load_entry(engine, file, meta.len(), !verified)?;
-        if !verified
-            && let Some(id) = identity
-            && let Err(e) = self.write_atomically(&stamp, id.as_bytes())
-        {
-            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+        if !verified && let Some(id) = identity {
+            self.record_check(name, &id);
         }
         Ok(module)
     }
@@ -242,13 +238,18 @@ impl ModuleCache {
             .and_then(|file| file.into_std().metadata())
             .ok()
             .and_then(|meta| file_identity(&meta));
-        if let Some(id) = identity
-            && let Err(e) =
-                self.write_atomically(&format!("{name}.{VERIFIED_EXTENSION}"), id.as_bytes())
-        {
-            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+        if let Some(id) = identity {
+            self.record_check(name, &id);
         }
         Ok(())
+    }
+
+    /// Remembers that the entry `name`, the file of identity `id`, was checked (a
+    /// failure is logged: the next load checks it again).
+    fn record_check(&self, name: &str, id: &str) {
+        if let Err(e) = self.write_atomically(&check_record(name), id.as_bytes()) {
+            tracing::debug!(entry = %name, error = %e, "could not record the entry's check");
+        }
     }
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -441,6 +442,11 @@ fn check_payload(file: &mut std::fs::File, payload_len: u64, digest: &[u8]) -> R
         return Err("corrupt (digest mismatch)".to_owned());
     }
     Ok(())
+}
+
+/// The file that remembers the check of the entry `name`.
+fn check_record(name: &str) -> String {
+    format!("{name}.{VERIFIED_EXTENSION}")
 }
 
 fn alias_file(alias: &str) -> String {

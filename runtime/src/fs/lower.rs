@@ -79,7 +79,7 @@ impl LowerStack {
     /// The entry at a path relative to the root (`""` is the root).
     pub fn get(&self, path: &str) -> Option<LowerEntry> {
         let (parent, _) = split(path);
-        if path.is_empty() || parent.is_empty() {
+        if parent.is_empty() {
             return self.index.get(path);
         }
         let Ok(mut absent) = self.absent.lock() else {
