@@ -28,7 +28,7 @@ pub struct LowerStack {
     /// is answered without searching the index: a container's own files, under
     /// directories of its own, are looked up several times per call. The layers never
     /// change, so what it learns stays true.
-    absent: std::sync::Mutex<std::collections::HashSet<String, foldhash::fast::RandomState>>,
+    absent: std::sync::Mutex<super::paths::PathSet>,
 }
 
 /// Most directories [`LowerStack`] remembers as absent.

@@ -8,6 +8,7 @@
 //! - [`vfs`]: the namespace: mounts and path resolution (`..`, symlinks, limits).
 //! - [`rootfs`]: a container's root assembled from a run spec (layers, upper, mounts).
 //! - [`changes`]: the writable layer read back: its entries, and `A`/`C`/`D` changes.
+//! - `paths`: maps and sets keyed by guest paths, compared inline.
 //! - [`node`]: the [`Backend`] trait every filesystem implements, and its values.
 //! - [`errno`]: errors as errno values, with the host cause kept.
 //! - `sys`: the one place for Unix/other differences; `mapped`: read-only file maps.
@@ -24,6 +25,7 @@ pub mod lower;
 mod mapped;
 pub mod node;
 pub mod overlay;
+pub(crate) mod paths;
 pub mod rootfs;
 pub(crate) mod sys;
 pub mod tmpfs;

@@ -18,10 +18,11 @@
 //!   `statx` and an `unlink` one `unlinkat`, not a walk from the upper's root each time.
 
 use super::errno::{Errno, FsResult};
-use super::hostdir::{create_file, kind_of, open_known_file, set_mode, spec, stat_of};
+use super::hostdir::{create_file, kind_of, open_known_file, spec, stat_of};
 use super::layer::{Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::lower::{FIRST_DYNAMIC_INO, LowerEntry, LowerStack, join, split};
 use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
+use super::paths::{PathMap, PathSet};
 use cap_fs_ext::DirExt;
 use cap_std::fs::Dir;
 use std::io::Write;
@@ -29,10 +30,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-/// Maps and sets keyed by the guest's paths, looked up several times per file call:
-/// foldhash (seeded per map from address-space randomisation, so a guest cannot choose
-/// colliding paths ahead) instead of SipHash, which was the second largest cost of the
-/// host's own in a file-heavy guest.
+/// Maps of names and of open files: foldhash, as [`PathMap`] (the guest chooses the keys).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
@@ -46,10 +44,10 @@ const DIR_HANDLES: usize = 256;
 /// The upper's contents, mirrored.
 #[derive(Debug, Default)]
 struct UpperState {
-    present: HashMap<String, Kind>,
-    whiteouts: HashSet<String>,
-    opaque: HashSet<String>,
-    inos: HashMap<String, u64>,
+    present: PathMap<Kind>,
+    whiteouts: PathSet,
+    opaque: PathSet,
+    inos: PathMap<u64>,
     dirs: DirHandles,
     /// Lower files open read-only, by path: when one is copied up, they read the
     /// upper copy from then on (one file, as POSIX sees it; overlayfs before 4.19 kept
@@ -70,7 +68,7 @@ type Redirect = OnceLock<Arc<dyn OpenFile>>;
 /// opened without following symlinks.
 #[derive(Debug, Default)]
 struct DirHandles {
-    map: HashMap<String, (Arc<Dir>, u64)>,
+    map: PathMap<(Arc<Dir>, u64)>,
     clock: u64,
 }
 
@@ -297,7 +295,7 @@ impl Overlay {
         let mut used = 0u64;
         if let Some(upper) = self.upper.get() {
             let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-            for (path, kind) in &st.present {
+            for (path, kind) in st.present.iter() {
                 if *kind == Kind::File {
                     let stat = stat_of(&upper.symlink_metadata(path)?);
                     // Each name of a file with several counts its share.
@@ -512,7 +510,7 @@ impl Overlay {
         };
         let (parent, name) = self.entry(st, dir)?;
         parent.create_dir(name)?;
-        set_mode(&parent, name, mode)?;
+        super::sys::set_dir_permission_bits(&parent, name, mode)?;
         parent.set_symlink_times(name, None, spec(SetTime::At(mtime)))?;
         st.present.insert(dir.to_owned(), Kind::Dir);
         st.inos.insert(dir.to_owned(), ino);
@@ -561,8 +559,10 @@ impl Overlay {
                         out.write_all(&buf[..n])?;
                         pos += n as u64;
                     }
+                    // By its descriptor (`fchmod`), not by path (see
+                    // `sys::set_dir_permission_bits`).
+                    super::sys::set_open_file_permission_bits(&out, entry.node.mode)?;
                     drop(out);
-                    set_mode(self.work()?, &tmp, entry.node.mode)?;
                     self.work()?
                         .set_times(&tmp, None, spec(SetTime::At(entry.node.mtime)))?;
                 }
@@ -740,7 +740,7 @@ impl Overlay {
 }
 
 /// Renames the keys `rename` maps, keeping their values.
-fn rekey_map<V>(map: &mut HashMap<String, V>, rename: &impl Fn(&str) -> Option<String>) {
+fn rekey_map<V>(map: &mut PathMap<V>, rename: &impl Fn(&str) -> Option<String>) {
     let moved: Vec<(String, String)> = map
         .keys()
         .filter_map(|k| rename(k).map(|n| (k.clone(), n)))
@@ -753,7 +753,7 @@ fn rekey_map<V>(map: &mut HashMap<String, V>, rename: &impl Fn(&str) -> Option<S
 }
 
 /// Renames the members `rename` maps.
-fn rekey_set(set: &mut HashSet<String>, rename: &impl Fn(&str) -> Option<String>) {
+fn rekey_set(set: &mut PathSet, rename: &impl Fn(&str) -> Option<String>) {
     let moved: Vec<(String, String)> = set
         .iter()
         .filter_map(|k| rename(k).map(|n| (k.clone(), n)))
@@ -1052,7 +1052,7 @@ impl Backend for Overlay {
         let hides_lower = self.prepare_create(&mut st, path)?;
         let (dir, name) = self.entry(&mut st, path)?;
         dir.create_dir(name)?;
-        set_mode(&dir, name, mode)?;
+        super::sys::set_dir_permission_bits(&dir, name, mode)?;
         st.present.insert(path.to_owned(), Kind::Dir);
         if hides_lower {
             self.make_opaque(&mut st, path)?;

@@ -89,6 +89,56 @@ pub fn set_permission_bits(dir: &Dir, path: &str, mode: u32) -> io::Result<()> {
     dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
+/// Sets the permission bits of the directory `name` Capsule has just made in `dir`:
+/// through a descriptor of it (`fchmod`), not by path, which on Linux goes through
+/// `/proc/self/fd` (and whose first use in a process lists `/proc`, a tenth of a short
+/// container's start). Not following a symlink; by path if it cannot be opened.
+/// Elsewhere: nothing (a directory keeps its own).
+///
+/// # Errors
+/// The host's error.
+#[cfg(unix)]
+pub fn set_dir_permission_bits(dir: &Dir, name: &str, mode: u32) -> io::Result<()> {
+    use cap_std::fs::{OpenOptionsExt, PermissionsExt};
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECTORY.bits().cast_signed());
+    cap_fs_ext::OpenOptionsFollowExt::follow(&mut options, cap_fs_ext::FollowSymlinks::No);
+    match dir.open_with(name, &options) {
+        Ok(opened) => opened.set_permissions(cap_std::fs::Permissions::from_mode(mode & 0o7777)),
+        Err(_) => set_permission_bits(dir, name, mode),
+    }
+}
+
+/// Elsewhere: nothing (a directory keeps its own, as [`set_permission_bits`] says).
+///
+/// # Errors
+/// None.
+#[cfg(not(unix))]
+pub fn set_dir_permission_bits(_dir: &Dir, _name: &str, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Sets the permission bits of an open file (`fchmod`). Elsewhere (Windows): a file
+/// without any write bit becomes read-only, as [`set_permission_bits`] does.
+///
+/// # Errors
+/// The host's error.
+pub fn set_open_file_permission_bits(file: &cap_std::fs::File, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::PermissionsExt;
+        file.set_permissions(cap_std::fs::Permissions::from_mode(mode & 0o7777))
+    }
+    #[cfg(not(unix))]
+    {
+        let mut permissions = file.metadata()?.permissions();
+        permissions.set_readonly(mode & 0o222 == 0);
+        file.set_permissions(permissions)
+    }
+}
+
 /// Sets the permission bits of `path` in `dir`. Elsewhere (Windows): a file without
 /// any write bit becomes read-only (the one bit the host keeps; [`permission_bits`]
 /// reads it back as 0444), one with a write bit writable; a directory keeps its own.

@@ -13,7 +13,7 @@
 use super::errno::{Errno, FsResult};
 use super::layer::Kind;
 use super::node::{Backend, DirEntry, OpenFile, OpenOptions, SetTime, Stat};
-use std::collections::VecDeque;
+use super::paths::{after_prefix, same};
 use std::sync::Arc;
 
 /// Most symlinks followed in one resolution (Linux's limit).
@@ -35,12 +35,19 @@ struct MountPoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loc {
     mount: usize,
-    /// Path relative to the mount's root.
-    pub rel: String,
+    /// Where the path inside the mount starts in `path` (see [`Loc::rel`]).
+    rel_start: usize,
     /// Canonical guest path without the leading `/`.
     pub path: String,
     /// The path ended with `/` (the entry must be a directory).
     pub trailing_slash: bool,
+}
+
+impl Loc {
+    /// The path relative to its mount's root.
+    pub fn rel(&self) -> &str {
+        self.path.get(self.rel_start..).unwrap_or("")
+    }
 }
 
 /// The namespace.
@@ -49,12 +56,12 @@ pub struct Vfs {
     mounts: Vec<MountPoint>,
 }
 
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
+/// Appends one component to a canonical path.
+fn push_component(path: &mut String, part: &str) {
+    if !path.is_empty() {
+        path.push('/');
     }
+    path.push_str(part);
 }
 
 impl Vfs {
@@ -88,29 +95,31 @@ impl Vfs {
     }
 
     /// The mount holding a canonical path, and the path inside it.
-    fn mount_of(&self, path: &str) -> (usize, String) {
+    /// The mount a canonical path lies in and the path inside it (a slice of `path`).
+    fn mount_of<'p>(&self, path: &'p str) -> (usize, &'p str) {
         for (index, mount) in self.mounts.iter().enumerate() {
             if mount.path.is_empty() {
-                return (index, path.to_owned());
+                return (index, path);
             }
-            if path == mount.path {
-                return (index, String::new());
-            }
-            if let Some(rest) = path
-                .strip_prefix(&mount.path)
-                .and_then(|r| r.strip_prefix('/'))
-            {
-                return (index, rest.to_owned());
+            if let Some(rest) = after_prefix(path, &mount.path) {
+                if rest.is_empty() {
+                    return (index, "");
+                }
+                if let Some(rest) = rest.strip_prefix('/') {
+                    return (index, rest);
+                }
             }
         }
-        (self.mounts.len() - 1, path.to_owned())
+        (self.mounts.len() - 1, path)
     }
 
     fn loc(&self, path: String, trailing_slash: bool) -> Loc {
         let (mount, rel) = self.mount_of(&path);
+        // `rel` is the end of `path` (mount_of slices it).
+        let rel_start = path.len() - rel.len();
         Loc {
             mount,
-            rel,
+            rel_start,
             path,
             trailing_slash,
         }
@@ -129,7 +138,7 @@ impl Vfs {
     }
 
     pub fn is_mount_point(&self, path: &str) -> bool {
-        self.mounts.iter().any(|m| m.path == path)
+        self.mounts.iter().any(|m| same(&m.path, path))
     }
 
     /// Resolves `path` (absolute, or relative to the canonical directory `base`).
@@ -145,29 +154,40 @@ impl Vfs {
         if path.len() > MAX_PATH {
             return Err(Errno::Nametoolong.into());
         }
+        if path
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .any(|part| part.len() > MAX_NAME)
+        {
+            return Err(Errno::Nametoolong.into());
+        }
         let mut trailing_slash = path.ends_with('/');
         let mut follow = follow || trailing_slash;
-        let mut stack: Vec<String> = if path.starts_with('/') {
-            Vec::new()
-        } else {
-            base.split('/')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        let mut queue: VecDeque<String> = VecDeque::new();
-        for part in path.split('/') {
-            if part.len() > MAX_NAME {
-                return Err(Errno::Nametoolong.into());
+        // The walk keeps one string: the canonical path reached so far (components
+        // joined by `/`, no leading `/`), and what is left to walk. Only a symlink
+        // makes a new "left to walk" (its target, then the rest).
+        let mut reached = String::with_capacity(base.len() + path.len() + 1);
+        if !path.starts_with('/') {
+            for part in base.split('/').filter(|c| !c.is_empty()) {
+                push_component(&mut reached, part);
             }
-            queue.push_back(part.to_owned());
         }
+        let mut left: std::borrow::Cow<'_, str> = std::borrow::Cow::Borrowed(path);
+        let mut at = 0;
         let mut links = 0;
-        while let Some(part) = queue.pop_front() {
-            match part.as_str() {
+        while at < left.len() {
+            let end = left[at..]
+                .bytes()
+                .position(|b| b == b'/')
+                .map_or(left.len(), |i| at + i);
+            let part_range = at..end;
+            at = end + 1;
+            let part = &left[part_range.clone()];
+            match part {
                 "" | "." => continue,
                 ".." => {
-                    stack.pop();
+                    let parent = reached.bytes().rposition(|b| b == b'/').unwrap_or(0);
+                    reached.truncate(parent);
                     continue;
                 }
                 _ => {}
@@ -175,33 +195,34 @@ impl Vfs {
             // Only trailing slashes may follow the last component: `a/.` names `a`'s
             // own directory entry `.`, so `a` must exist and be a directory (POSIX),
             // and a symlink at `a` is followed.
-            let last = queue.iter().all(String::is_empty);
-            let candidate = join(&stack.join("/"), &part);
+            let last = left
+                .get(at..)
+                .is_none_or(|rest| rest.bytes().all(|b| b == b'/'));
+            let before = reached.len();
+            push_component(&mut reached, part);
             if last && !follow {
-                stack.push(part);
                 break;
             }
-            let loc = self.loc(candidate, false);
-            let kind = match self.backend(&loc).kind(&loc.rel) {
+            let (mount, rel) = self.mount_of(&reached);
+            let backend = self.mounts[mount].backend.as_ref();
+            let kind = match backend.kind(rel) {
                 Ok(kind) => kind,
-                Err(e) if e.errno() == Errno::Noent && last => {
-                    stack.push(part);
-                    break;
-                }
+                Err(e) if e.errno() == Errno::Noent && last => break,
                 Err(e) => return Err(e),
             };
             match kind {
-                Kind::Symlink if !self.is_mount_point(&loc.path) => {
+                Kind::Symlink if !self.is_mount_point(&reached) => {
                     links += 1;
                     if links > MAX_SYMLINKS {
                         return Err(Errno::Loop.into());
                     }
-                    let target = self.backend(&loc).readlink(&loc.rel)?;
+                    let target = backend.readlink(rel)?;
                     if target.is_empty() {
                         return Err(Errno::Noent.into());
                     }
+                    reached.truncate(before);
                     if target.starts_with('/') {
-                        stack.clear();
+                        reached.clear();
                     }
                     // A link in the last place whose target ends with `/` names a
                     // directory: `open(link, O_CREAT)` must not create a file there.
@@ -209,16 +230,16 @@ impl Vfs {
                         trailing_slash = true;
                         follow = true;
                     }
-                    for (i, piece) in target.split('/').enumerate() {
-                        queue.insert(i, piece.to_owned());
-                    }
+                    let rest = left.get(at..).unwrap_or("");
+                    left = std::borrow::Cow::Owned(format!("{target}/{rest}"));
+                    at = 0;
                 }
-                Kind::Dir => stack.push(part),
+                Kind::Dir => {}
                 _ if !last => return Err(Errno::Notdir.into()),
-                _ => stack.push(part),
+                _ => {}
             }
         }
-        Ok(self.loc(stack.join("/"), trailing_slash))
+        Ok(self.loc(reached, trailing_slash))
     }
 
     /// Metadata of a resolved location (a symlink itself if it was not followed).
@@ -226,7 +247,7 @@ impl Vfs {
     /// # Errors
     /// The backend's error; `ENOTDIR` for a non-directory named with a trailing `/`.
     pub fn stat(&self, loc: &Loc) -> FsResult<Stat> {
-        let stat = self.backend(loc).stat(&loc.rel)?;
+        let stat = self.backend(loc).stat(loc.rel())?;
         if loc.trailing_slash && stat.kind != Kind::Dir {
             return Err(Errno::Notdir.into());
         }
@@ -239,7 +260,7 @@ impl Vfs {
     /// # Errors
     /// As [`Vfs::stat`].
     pub fn kind(&self, loc: &Loc) -> FsResult<Kind> {
-        let kind = self.backend(loc).kind(&loc.rel)?;
+        let kind = self.backend(loc).kind(loc.rel())?;
         if loc.trailing_slash && kind != Kind::Dir {
             return Err(Errno::Notdir.into());
         }
@@ -256,7 +277,7 @@ impl Vfs {
     /// # Errors
     /// `EINVAL` when not a symlink.
     pub fn readlink(&self, loc: &Loc) -> FsResult<String> {
-        self.backend(loc).readlink(&loc.rel)
+        self.backend(loc).readlink(loc.rel())
     }
 
     /// A directory's entries, with mount points below it shown as directories.
@@ -264,7 +285,7 @@ impl Vfs {
     /// # Errors
     /// `ENOTDIR`, `ENOENT`.
     pub fn list(&self, loc: &Loc) -> FsResult<Vec<DirEntry>> {
-        let mut entries = self.backend(loc).list(&loc.rel)?;
+        let mut entries = self.backend(loc).list(loc.rel())?;
         for mount in &self.mounts {
             let Some((parent, name)) = mount
                 .path
@@ -299,7 +320,7 @@ impl Vfs {
     /// `EROFS` for a mutation on a read-only mount, `EISDIR`, `ENOENT`, `EEXIST`.
     pub fn open(&self, loc: &Loc, options: OpenOptions, mode: u32) -> FsResult<Arc<dyn OpenFile>> {
         if loc.trailing_slash {
-            return Err(match self.backend(loc).kind(&loc.rel) {
+            return Err(match self.backend(loc).kind(loc.rel()) {
                 Ok(Kind::Dir) => Errno::Isdir,
                 Ok(_) => Errno::Notdir,
                 Err(_) if options.create => Errno::Isdir,
@@ -312,7 +333,7 @@ impl Vfs {
         } else {
             self.backend(loc)
         };
-        backend.open(&loc.rel, options, mode)
+        backend.open(loc.rel(), options, mode)
     }
 
     /// Creates a directory.
@@ -323,7 +344,7 @@ impl Vfs {
         if self.is_mount_point(&loc.path) || loc.path.is_empty() {
             return Err(Errno::Exist.into());
         }
-        self.writable(loc)?.mkdir(&loc.rel, mode)
+        self.writable(loc)?.mkdir(loc.rel(), mode)
     }
 
     /// Removes a non-directory.
@@ -336,14 +357,14 @@ impl Vfs {
         }
         let backend = self.writable(loc)?;
         if loc.trailing_slash {
-            return Err(if backend.kind(&loc.rel)? == Kind::Dir {
+            return Err(if backend.kind(loc.rel())? == Kind::Dir {
                 Errno::Isdir
             } else {
                 Errno::Notdir
             }
             .into());
         }
-        backend.unlink(&loc.rel)
+        backend.unlink(loc.rel())
     }
 
     /// Removes an empty directory.
@@ -361,7 +382,7 @@ impl Vfs {
         {
             return Err(Errno::Notempty.into());
         }
-        self.writable(loc)?.rmdir(&loc.rel)
+        self.writable(loc)?.rmdir(loc.rel())
     }
 
     /// Renames within one mount.
@@ -380,10 +401,10 @@ impl Vfs {
             return Err(Errno::Xdev.into());
         }
         let backend = self.writable(from)?;
-        if (from.trailing_slash || to.trailing_slash) && backend.kind(&from.rel)? != Kind::Dir {
+        if (from.trailing_slash || to.trailing_slash) && backend.kind(from.rel())? != Kind::Dir {
             return Err(Errno::Notdir.into());
         }
-        backend.rename(&from.rel, &to.rel)
+        backend.rename(from.rel(), to.rel())
     }
 
     /// Creates a symlink holding `target` (stored as given; resolved only when used).
@@ -401,14 +422,14 @@ impl Vfs {
         if loc.trailing_slash {
             // `name/` must be a directory: an existing one is EEXIST, an existing
             // non-directory ENOTDIR, a missing one ENOENT (as Linux answers).
-            return Err(match self.backend(loc).stat(&loc.rel) {
+            return Err(match self.backend(loc).stat(loc.rel()) {
                 Ok(s) if s.kind == Kind::Dir => Errno::Exist,
                 Ok(_) => Errno::Notdir,
                 Err(e) => e.errno(),
             }
             .into());
         }
-        self.writable(loc)?.symlink(target, &loc.rel)
+        self.writable(loc)?.symlink(target, loc.rel())
     }
 
     /// Creates a hardlink within one mount.
@@ -422,7 +443,7 @@ impl Vfs {
         if self.is_mount_point(&to.path) || to.path.is_empty() {
             return Err(Errno::Exist.into());
         }
-        self.writable(from)?.link(&from.rel, &to.rel)
+        self.writable(from)?.link(from.rel(), to.rel())
     }
 
     /// Sets times on an entry.
@@ -430,7 +451,7 @@ impl Vfs {
     /// # Errors
     /// `EROFS`, the backend's error.
     pub fn set_times(&self, loc: &Loc, atime: SetTime, mtime: SetTime) -> FsResult<()> {
-        self.writable(loc)?.set_times(&loc.rel, atime, mtime)
+        self.writable(loc)?.set_times(loc.rel(), atime, mtime)
     }
 
     /// Whether a location lies in a mounted host directory.

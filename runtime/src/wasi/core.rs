@@ -44,7 +44,15 @@ impl Dir {
 
     /// Its canonical guest path now, without the leading `/`.
     pub fn path(&self) -> String {
-        self.loc().path
+        self.with_path(str::to_owned)
+    }
+
+    /// Calls `f` with its canonical guest path now, without copying it.
+    pub fn with_path<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        match self.0.loc.read() {
+            Ok(loc) => f(&loc.path),
+            Err(e) => f(&e.into_inner().path),
+        }
     }
 
     /// The device it lives on.
@@ -288,8 +296,8 @@ impl Core {
         if path.starts_with('/') {
             return Err(Errno::Perm);
         }
-        let base = dir.path();
-        self.vfs.resolve(&base, path, follow).map_err(errno)
+        dir.with_path(|base| self.vfs.resolve(base, path, follow))
+            .map_err(errno)
     }
 
     /// Checks that the directory a path's last component would live in exists (the
@@ -388,21 +396,23 @@ impl Core {
         // O_CREAT|O_EXCL never follows a symlink in the last component: the link
         // itself exists (POSIX: EEXIST).
         let loc = self.resolve(dir, path, follow && !(create && exclusive))?;
-        let stat = match self.vfs.stat(&loc) {
-            Ok(stat) => Some(stat),
+        // The kind is all this needs: from memory where the backend keeps it (the
+        // overlay), not a host `stat` before the host `open`.
+        let kind = match self.vfs.kind(&loc) {
+            Ok(kind) => Some(kind),
             Err(e) if e.errno() == Errno::Noent => None,
             Err(e) if create && loc.trailing_slash && e.errno() == Errno::Notdir => None,
             Err(e) => return Err(e.errno()),
         };
         // With O_EXCL, an existing `./` or `../` is EEXIST before it is EISDIR.
-        if stat.is_some() && create && exclusive {
+        if kind.is_some() && create && exclusive {
             return Err(Errno::Exist);
         }
         if create && loc.trailing_slash {
             return Err(Errno::Isdir);
         }
-        if let Some(stat) = &stat {
-            match stat.kind {
+        if let Some(kind) = kind {
+            match kind {
                 // Not following a symlink in the last component: ELOOP, as POSIX's
                 // O_NOFOLLOW (and the reference) say, with or without O_DIRECTORY.
                 Kind::Symlink => return Err(Errno::Loop),

@@ -246,11 +246,11 @@ impl Mem<'_> {
     }
 
     /// A guest string (UTF-8 required, as wasi-libc passes paths).
-    pub fn str(&self, ptr: u32, len: u32) -> R<String> {
+    /// A string in guest memory, borrowed (the memory is this call's alone while it
+    /// lasts).
+    pub fn str(&self, ptr: u32, len: u32) -> R<&str> {
         let bytes = self.slice(ptr, len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| Errno::Ilseq)
+        std::str::from_utf8(bytes).map_err(|_| Errno::Ilseq)
     }
 
     /// An array of `(buf, len)` iovecs; more than [`IOV_MAX`] is `EINVAL`, as POSIX's

@@ -936,7 +936,7 @@ impl WasiP1 {
         // nothing created or truncated.
         self.check_room()?;
         let dir = self.base(dirfd)?;
-        let desc = match self.core.open(&dir, &path, how)? {
+        let desc = match self.core.open(&dir, path, how)? {
             Opened::Dir(dir) => Desc::Dir(DirDesc {
                 dir,
                 preopen: None,
@@ -966,7 +966,7 @@ impl WasiP1 {
         self.require(fd, rights::PATH_CREATE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         let dir = self.base(fd)?;
-        self.core.mkdir(&dir, &path)
+        self.core.mkdir(&dir, path)
     }
 
     pub fn path_filestat_get(
@@ -982,7 +982,7 @@ impl WasiP1 {
         let path = mem.str(path, len)?;
         let dir = self.base(fd)?;
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
-        let (dev, stat) = self.core.stat_at(&dir, &path, follow)?;
+        let (dev, stat) = self.core.stat_at(&dir, path, follow)?;
         write_filestat(mem, out, dev, &stat)
     }
 
@@ -1005,7 +1005,7 @@ impl WasiP1 {
         self.require(fd, rights::PATH_FILESTAT_SET_TIMES)?;
         let dir = self.base(fd)?;
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
-        self.core.set_times_at(&dir, &path, follow, atime, mtime)
+        self.core.set_times_at(&dir, path, follow, atime, mtime)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1027,7 +1027,7 @@ impl WasiP1 {
         let (old_dir, new_dir) = (self.base(old_fd)?, self.base(new_fd)?);
         let follow = lookup & abi::LOOKUP_SYMLINK_FOLLOW != 0;
         self.core
-            .link(&old_dir, &old_path, follow, &new_dir, &new_path)
+            .link(&old_dir, old_path, follow, &new_dir, new_path)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1044,7 +1044,7 @@ impl WasiP1 {
         self.require(fd, rights::PATH_READLINK)?;
         let path = mem.str(path, len)?;
         let dir = self.base(fd)?;
-        let target = self.core.readlink(&dir, &path)?;
+        let target = self.core.readlink(&dir, path)?;
         let n = target.len().min(buf_len as usize);
         mem.write(buf, &target.as_bytes()[..n])?;
         mem.put_u32(out, n as u32)
@@ -1054,7 +1054,7 @@ impl WasiP1 {
         self.require(fd, rights::PATH_REMOVE_DIRECTORY)?;
         let path = mem.str(path, len)?;
         let dir = self.base(fd)?;
-        self.core.rmdir(&dir, &path)
+        self.core.rmdir(&dir, path)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the WASI signature")]
@@ -1073,7 +1073,7 @@ impl WasiP1 {
         let old = mem.str(old, old_len)?;
         let new = mem.str(new, new_len)?;
         let (old_dir, new_dir) = (self.base(fd)?, self.base(new_fd)?);
-        self.core.rename(&old_dir, &old, &new_dir, &new)
+        self.core.rename(&old_dir, old, &new_dir, new)
     }
 
     pub fn path_symlink(
@@ -1089,14 +1089,14 @@ impl WasiP1 {
         let target = mem.str(old, old_len)?;
         let path = mem.str(new, new_len)?;
         let dir = self.base(fd)?;
-        self.core.symlink(&target, &dir, &path)
+        self.core.symlink(target, &dir, path)
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         self.require(fd, rights::PATH_UNLINK_FILE)?;
         let path = mem.str(path, len)?;
         let dir = self.base(fd)?;
-        self.core.unlink(&dir, &path)
+        self.core.unlink(&dir, path)
     }
 
     // ---- polling ----------------------------------------------------------------------------
