@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -29,6 +30,21 @@ def hyperfine(cmds, runs, prepare=None, warmup=2):
             args += ["--prepare", prepare]
         subprocess.run(args + cmds, check=True, stdout=subprocess.DEVNULL)
         return [r["median"] for r in json.load(open(out.name))["results"]]
+
+
+def loop_times(cmds, runs, prepares):
+    """Median loop time in ms of each command: the `loop-ms PHASE=MS ...` line
+    fileheavy.c prints on stderr (its loops timed inside the program, without its start
+    and exit). The commands take turns, run after run, so both see the same machine."""
+    times = [[] for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            if prepares[i]:
+                subprocess.run(prepares[i], shell=True, check=True)
+            err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+            line = next(l for l in err.splitlines() if l.startswith("loop-ms "))
+            times[i].append(sum(float(kv.split("=")[1]) for kv in line.split()[1:]))
+    return [statistics.median(t) for t in times]
 
 
 def add_file(tar, name, data):
@@ -117,6 +133,7 @@ def main():
             sys.exit(f"bench: results differ: capsule {check!r} vs native {ref!r}")
     phases = {}
     natives = {}
+    loops = {}
     for phase, label in [("read", "stat+open+read 10,000 files"), ("list", "list a 5,000-entry directory 20 times"), ("write", "create+write, then stat+delete 1,000 files"), ("all", "all three")]:
         if phase not in wanted:
             continue
@@ -132,6 +149,11 @@ def main():
             # lately, so reusing one directory would measure the allocator's history.
             natives[phase] = hyperfine([f"{a.native} {tree} {native_work} {phase}"], a.runs,
                                        prepare=f"rm -rf {native_work}")[0]
+            if phase != "all":
+                loops[phase] = loop_times(
+                    [[a.capsule, "run", "--layer", tree_tar, a.fileheavy, "/tree", "/work", phase],
+                     [a.native, tree, native_work, phase]],
+                    a.runs, [None, f"rm -rf {native_work}"])
     if not wasmtime:
         print("bench: no wasmtime on PATH; install it for the comparison: cargo install wasmtime-cli --version 48.0.8 --locked", file=sys.stderr)
 
@@ -162,6 +184,12 @@ def main():
         for phase, native in natives.items():
             label, ours, _ = phases[phase]
             print(f"| {label} | {ours * 1000:.1f} ms | {native * 1000:.1f} ms | {ours / native:.2f}x |")
+    if loops:
+        print()
+        print("| file-heavy phase, its loop alone (timed inside the program) | capsule | native | capsule / native |")
+        print("| --- | ---: | ---: | ---: |")
+        for phase, (ours, native) in loops.items():
+            print(f"| {phases[phase][0]} | {ours:.1f} ms | {native:.1f} ms | {ours / native:.2f}x |")
     if "write" in phases and phases["write"][2]:
         print(f"Write phase in the writable layer, capsule/wasmtime: {phases['write'][1] / phases['write'][2]:.2f}x (goal: <= 0.5x)")
     shutil.rmtree(work, ignore_errors=True)
