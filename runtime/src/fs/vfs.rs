@@ -94,8 +94,7 @@ impl Vfs {
         });
     }
 
-    /// The mount holding a canonical path, and the path inside it.
-    /// The mount a canonical path lies in and the path inside it (a slice of `path`).
+    /// The mount holding a canonical path, and the path inside it (a slice of `path`).
     fn mount_of<'p>(&self, path: &'p str) -> (usize, &'p str) {
         for (index, mount) in self.mounts.iter().enumerate() {
             if mount.path.is_empty() {
@@ -180,9 +179,8 @@ impl Vfs {
                 .bytes()
                 .position(|b| b == b'/')
                 .map_or(left.len(), |i| at + i);
-            let part_range = at..end;
+            let part = &left[at..end];
             at = end + 1;
-            let part = &left[part_range.clone()];
             match part {
                 "" | "." => continue,
                 ".." => {
