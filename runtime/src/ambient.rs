@@ -299,22 +299,66 @@ fn socket_path(dir: &Path, name: &str, handle: &Dir) -> PathBuf {
 /// The host's error.
 #[cfg(unix)]
 pub fn bind_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
     let handle = open_dir(dir)?;
     let temp = format!(".{name}.{}", std::process::id());
     let _ = handle.remove_file(&temp);
     let listener = std::os::unix::net::UnixListener::bind(socket_path(dir, &temp, &handle))?;
-    let done = handle
-        .set_permissions(
-            &temp,
-            cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(0o600)),
-        )
-        .and_then(|()| handle.rename(&temp, &handle, name));
+    let done =
+        set_mode_nofollow(&handle, &temp, 0o600).and_then(|()| handle.rename(&temp, &handle, name));
     if let Err(e) = done {
         let _ = handle.remove_file(&temp);
         return Err(e);
     }
     Ok(listener)
+}
+
+/// Sets the permission bits of `name` in `dir` without following a symlink there (a
+/// socket cannot be opened to `fchmod` it): one `fchmodat2` where the kernel has it
+/// (Linux 6.6), else cap-std's way, through `/proc/self/fd`, whose first use in a
+/// process lists `/proc` to check it (a cost per detached container that grows with
+/// the host's processes).
+///
+/// # Errors
+/// The host's error.
+#[cfg(unix)]
+fn set_mode_nofollow(dir: &Dir, name: &str, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    #[cfg(target_os = "linux")]
+    if fchmodat2_nofollow(dir, name, mode) {
+        return Ok(());
+    }
+    dir.set_permissions(
+        name,
+        cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode)),
+    )
+}
+
+/// `fchmodat2(dir, name, mode, AT_SYMLINK_NOFOLLOW)`; false when it did not succeed
+/// (an older kernel, a seccomp filter that refuses it, a symlink, any error): the
+/// caller then takes the path that reports the host's error.
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "a raw system call libc has no wrapper for: see SAFETY"
+)]
+fn fchmodat2_nofollow(dir: &Dir, name: &str, mode: u32) -> bool {
+    use std::os::fd::{AsFd, AsRawFd};
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: the arguments are a descriptor this process holds open (`dir`), a
+    // NUL-terminated path it owns for the call's length, and two integers; the call
+    // writes no memory.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            dir.as_fd().as_raw_fd(),
+            name.as_ptr(),
+            mode & 0o7777,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    result == 0
 }
 
 /// Connects to the Unix socket `name` in `dir`.
@@ -325,4 +369,29 @@ pub fn bind_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixL
 pub fn connect_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixStream> {
     let handle = open_dir(dir)?;
     std::os::unix::net::UnixStream::connect(socket_path(dir, name, &handle))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_socket_is_its_owners_only_and_answers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = bind_unix(dir.path(), "control.sock").expect("bind");
+        let mode = std::fs::symlink_metadata(dir.path().join("control.sock"))
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers, ["control.sock"]);
+        let _client = std::os::unix::net::UnixStream::connect(dir.path().join("control.sock"))
+            .expect("connect");
+        listener.accept().expect("accept");
+    }
 }
