@@ -303,62 +303,15 @@ pub fn bind_unix(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixL
     let temp = format!(".{name}.{}", std::process::id());
     let _ = handle.remove_file(&temp);
     let listener = std::os::unix::net::UnixListener::bind(socket_path(dir, &temp, &handle))?;
-    let done =
-        set_mode_nofollow(&handle, &temp, 0o600).and_then(|()| handle.rename(&temp, &handle, name));
+    // By name, without following a symlink there: a socket cannot be opened to be
+    // `fchmod`ed.
+    let done = crate::fs::sys::set_permission_bits(&handle, &temp, 0o600)
+        .and_then(|()| handle.rename(&temp, &handle, name));
     if let Err(e) = done {
         let _ = handle.remove_file(&temp);
         return Err(e);
     }
     Ok(listener)
-}
-
-/// Sets the permission bits of `name` in `dir` without following a symlink there (a
-/// socket cannot be opened to `fchmod` it): one `fchmodat2` where the kernel has it
-/// (Linux 6.6), else cap-std's way, through `/proc/self/fd`, whose first use in a
-/// process lists `/proc` to check it (a cost per detached container that grows with
-/// the host's processes).
-///
-/// # Errors
-/// The host's error.
-#[cfg(unix)]
-fn set_mode_nofollow(dir: &Dir, name: &str, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    #[cfg(target_os = "linux")]
-    if fchmodat2_nofollow(dir, name, mode) {
-        return Ok(());
-    }
-    dir.set_permissions(
-        name,
-        cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode)),
-    )
-}
-
-/// `fchmodat2(dir, name, mode, AT_SYMLINK_NOFOLLOW)`; false when it did not succeed
-/// (an older kernel, a seccomp filter that refuses it, a symlink, any error): the
-/// caller then takes the path that reports the host's error.
-#[cfg(target_os = "linux")]
-#[allow(
-    unsafe_code,
-    reason = "a raw system call libc has no wrapper for: see SAFETY"
-)]
-fn fchmodat2_nofollow(dir: &Dir, name: &str, mode: u32) -> bool {
-    use std::os::fd::{AsFd, AsRawFd};
-    let Ok(name) = std::ffi::CString::new(name) else {
-        return false;
-    };
-    // SAFETY: the arguments are a descriptor this process holds open (`dir`), a
-    // NUL-terminated path it owns for the call's length, and two integers; the call
-    // writes no memory.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_fchmodat2,
-            dir.as_fd().as_raw_fd(),
-            name.as_ptr(),
-            mode & 0o7777,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    result == 0
 }
 
 /// Connects to the Unix socket `name` in `dir`.

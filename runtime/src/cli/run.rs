@@ -745,7 +745,7 @@ fn run_image(
         let id = container.config.id.clone();
         // The runner `capsule __supervise` makes (see `container::supervise`).
         let became = supervisor::become_supervisor(&home, container, || {
-            Runner::with_features(FeatureSet::default(), module_cache()).map_err(|e| e.to_string())
+            container_runner(false).map_err(|failure| failure.error.to_string())
         });
         return match became {
             Ok(never) => match never {},

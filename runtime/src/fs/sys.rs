@@ -78,22 +78,63 @@ pub fn set_create_mode(options: &mut OpenOptions, mode: u32) {
 #[cfg(not(unix))]
 pub fn set_create_mode(_options: &mut OpenOptions, _mode: u32) {}
 
-/// Sets the permission bits of `path` in `dir`. Elsewhere: nothing (the host keeps
-/// its own).
+/// Sets the permission bits of `path` in `dir`, not following a symlink there: on
+/// Linux one `fchmodat2(..., AT_SYMLINK_NOFOLLOW)` where the kernel has it (6.6), else
+/// cap-std's way, through `/proc/self/fd`, whose first use in a process lists `/proc` to
+/// check it (a cost that grows with the host's processes). Elsewhere: nothing (the host
+/// keeps its own).
 ///
 /// # Errors
 /// The host's error.
 #[cfg(unix)]
 pub fn set_permission_bits(dir: &Dir, path: &str, mode: u32) -> io::Result<()> {
     use cap_std::fs::PermissionsExt;
+    #[cfg(target_os = "linux")]
+    if fchmodat2_nofollow(dir, path, mode & 0o7777) {
+        return Ok(());
+    }
     dir.set_permissions(path, cap_std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
+/// `fchmodat2(dir, path, mode, AT_SYMLINK_NOFOLLOW)` for a `path` that is one plain name
+/// (a longer path would be walked by the kernel, following symlinks and `..` out of
+/// `dir`: cap-std's way keeps such a walk beneath it); false when it was not tried or
+/// did not succeed (an older kernel, a seccomp filter that refuses it, a symlink, any
+/// error): the caller then takes the way that reports the host's error.
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "a raw system call libc has no wrapper for: see SAFETY"
+)]
+fn fchmodat2_nofollow(dir: &Dir, path: &str, mode: u32) -> bool {
+    use std::os::fd::{AsFd, AsRawFd};
+    if path.is_empty() || path.contains('/') || path == "." || path == ".." {
+        return false;
+    }
+    let Ok(path) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: the arguments are a descriptor this process holds open (`dir`), a
+    // NUL-terminated path it owns for the call's length, and two integers; the call
+    // writes no memory.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            dir.as_fd().as_raw_fd(),
+            path.as_ptr(),
+            mode,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    result == 0
+}
+
 /// Sets the permission bits of the directory `name` Capsule has just made in `dir`:
-/// through a descriptor of it (`fchmod`), not by path, which on Linux goes through
-/// `/proc/self/fd` (and whose first use in a process lists `/proc`, a tenth of a short
-/// container's start). Not following a symlink; by path if it cannot be opened.
-/// Elsewhere: nothing (a directory keeps its own).
+/// through a descriptor of it (`fchmod`), which needs no `/proc` on any kernel (by path,
+/// [`set_permission_bits`] needs it where `fchmodat2` is missing: the first use in a
+/// process lists `/proc`, a tenth of a short container's start). Not following a
+/// symlink; by path if it cannot be opened. Elsewhere: nothing (a directory keeps its
+/// own).
 ///
 /// # Errors
 /// The host's error.
@@ -295,6 +336,43 @@ pub fn windows_can_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::windows_can_name;
+
+    /// By name, a mode change reaches the entry in `dir` and nothing outside it: not
+    /// through `..`, a symlinked directory on the way, or a symlink in the last place.
+    #[cfg(unix)]
+    #[test]
+    fn permission_bits_are_set_beneath_the_directory_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, b"x").expect("outside file");
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).expect("mode");
+        let inner = tmp.path().join("inner");
+        std::fs::create_dir(&inner).expect("inner");
+        std::fs::create_dir(inner.join("sub")).expect("sub");
+        std::fs::write(inner.join("sub/own"), b"y").expect("own file");
+        std::fs::write(inner.join("plain"), b"z").expect("plain file");
+        std::os::unix::fs::symlink(&outside, inner.join("link")).expect("link");
+        std::os::unix::fs::symlink(tmp.path(), inner.join("up")).expect("dir link");
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(&inner, cap_std::ambient_authority()).expect("open");
+        let mode_of = |path: &std::path::Path| {
+            std::fs::symlink_metadata(path)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        super::set_permission_bits(&dir, "plain", 0o600).expect("plain name");
+        assert_eq!(mode_of(&inner.join("plain")), 0o600);
+        super::set_permission_bits(&dir, "sub/own", 0o640).expect("a path beneath");
+        assert_eq!(mode_of(&inner.join("sub/own")), 0o640);
+        for escape in ["link", "../outside", "up/outside", ".."] {
+            let _ = super::set_permission_bits(&dir, escape, 0o600);
+            assert_eq!(mode_of(&outside), 0o644, "{escape} reached outside");
+        }
+        assert_ne!(mode_of(tmp.path()), 0o600, ".. reached the parent");
+    }
 
     #[test]
     fn names_windows_would_read_as_something_else_are_told_apart() {
