@@ -8,9 +8,9 @@
     program built for the host (--native), run over the unpacked tree and writing in a
     directory of the same filesystem as Capsule's writable layer.
 Medians from hyperfine; ratios from one run. With --native, also each phase's loop alone
-(fileheavy.c times its loops and prints them on stderr), Capsule and native in turns. `--phases write` runs only the write
-phase of (b) (create, write, stat and delete 1,000 files in the writable layer) against
-wasmtime; `--phases setup,read,list,write,all` is the default.
+(fileheavy.c times its loops and prints them on stderr), Capsule and native in turns.
+`--phases write` runs only the write phase of (b) (create, write, stat and delete 1,000
+files in the writable layer); `--phases setup,read,list,write,all` is the default.
 """
 import argparse
 import io
