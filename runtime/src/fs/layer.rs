@@ -531,7 +531,7 @@ impl Indexer {
                 Err(self.bad(".", "the layer root must be a directory"))
             };
         }
-        let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
+        let (parent, name) = super::index::split(&path);
         if name == OPAQUE_MARKER {
             self.opaque.push(parent.to_owned());
             self.ensure_parents(&path);

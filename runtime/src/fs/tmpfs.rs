@@ -144,7 +144,7 @@ impl TmpFs {
 
     /// The parent directory node and the final name.
     fn parent<'p>(&self, path: &'p str) -> FsResult<(NodeRef, &'p str)> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let (dir, name) = super::index::split(path);
         if name.is_empty() {
             return Err(Errno::Exist.into()); // the root itself
         }
