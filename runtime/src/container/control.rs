@@ -53,8 +53,10 @@ const CHUNK: usize = 64 * 1024;
 pub enum Request {
     /// Stop the container: the guest is interrupted after `grace_ms` (0: `kill`).
     Stop { grace_ms: u64 },
-    /// Copy `guest` out to the host path `host` (absolute), or, without one, as a tar
-    /// stream in chunks after the reply.
+    /// Copy `guest` out as a tar stream in chunks after the reply, or, with `host`
+    /// (absolute; clients of earlier releases), to that host path, written by the
+    /// owner. Clients ask for the stream and write the files themselves, so that an
+    /// owner that ends in the middle leaves nothing half-written on the host.
     CopyOut {
         guest: String,
         host: Option<PathBuf>,
@@ -517,30 +519,98 @@ impl<W: Write> Write for ChunkWriter<W> {
     }
 }
 
+/// A chunked stream read as the bytes it carries, up to its end (a zero length).
+/// [`ChunkReader::broken`] says whether the stream broke off before that end: the
+/// owner went away (its process ended) in the middle of it.
+#[derive(Debug)]
+pub struct ChunkReader<R: Read> {
+    inner: R,
+    /// Bytes of the current chunk not read yet.
+    left: usize,
+    ended: bool,
+    broken: bool,
+}
+
+impl<R: Read> ChunkReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            left: 0,
+            ended: false,
+            broken: false,
+        }
+    }
+
+    /// Whether the stream broke off before its end.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Reads what is left up to the end of the stream.
+    ///
+    /// # Errors
+    /// As [`Read::read`].
+    pub fn drain(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink()).map(drop)
+    }
+
+    /// The stream, for what follows the end (a status line).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    fn cut<T>(&mut self, e: io::Error) -> io::Result<T> {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+        ) {
+            self.broken = true;
+        }
+        Err(e)
+    }
+}
+
+impl<R: Read> Read for ChunkReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ended || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut len = [0u8; 4];
+            if let Err(e) = self.inner.read_exact(&mut len) {
+                return self.cut(e);
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            if len == 0 {
+                self.ended = true;
+                return Ok(0);
+            }
+            if len > CHUNK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a chunk longer than the protocol allows",
+                ));
+            }
+            self.left = len;
+        }
+        let want = buf.len().min(self.left);
+        match self.inner.read(&mut buf[..want]) {
+            Ok(0) => self.cut(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                self.left -= n;
+                Ok(n)
+            }
+            Err(e) => self.cut(e),
+        }
+    }
+}
+
 /// Copies a chunked stream into `out` until its end; the bytes copied.
 ///
 /// # Errors
 /// The host's error; `UnexpectedEof` when the stream breaks off.
 pub fn copy_chunks(stream: &mut impl Read, out: &mut dyn Write) -> io::Result<u64> {
-    let mut total = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 {
-            return Ok(total);
-        }
-        if len > CHUNK {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a chunk longer than the protocol allows",
-            ));
-        }
-        stream.read_exact(&mut buf[..len])?;
-        out.write_all(&buf[..len])?;
-        total += len as u64;
-    }
+    io::copy(&mut ChunkReader::new(stream), out)
 }
 
 // ---- the owner's side ---------------------------------------------------------------
@@ -886,9 +956,23 @@ mod tests {
         writer.finish().expect("finish");
         let mut out = Vec::new();
         let copied = copy_chunks(&mut &wire[..], &mut out).expect("read back");
-        assert_eq!((copied as usize, out), (data.len(), data));
+        assert_eq!((copied as usize, &out), (data.len(), &data));
         // Broken off: an error, not a short copy taken for whole.
         let mut short = Vec::new();
         assert!(copy_chunks(&mut &wire[..wire.len() - 10], &mut short).is_err());
+        // Read as a stream: whole, then what follows the end is left for the status.
+        wire.extend_from_slice(b"status\n");
+        let mut reader = ChunkReader::new(&wire[..]);
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).expect("read");
+        assert!(read == data && !reader.broken());
+        reader.drain().expect("drain");
+        assert_eq!(*reader.get_mut(), b"status\n");
+        // Broken off in a chunk's length or its bytes: an error, and said broken.
+        for cut in [wire.len() - 9, wire.len() - 12, 3] {
+            let mut reader = ChunkReader::new(&wire[..cut]);
+            assert!(reader.read_to_end(&mut Vec::new()).is_err());
+            assert!(reader.broken(), "cut at {cut}");
+        }
     }
 }

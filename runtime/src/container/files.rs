@@ -202,34 +202,50 @@ fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
     Ok(absolute)
 }
 
-/// `cp` out of a running container, through its owner; `to` given back when no
-/// process runs it.
+/// How a copy out through a container's owner went.
+enum ThroughOwner<'a> {
+    Done(u64),
+    /// No process runs the container: `to` given back.
+    NotRunning(CopyOut<'a>),
+    /// Its process ended in the middle of the copy (it was stopped): nothing of the
+    /// copy is left on the host, and `to` is given back to copy again.
+    Cut(CopyOut<'a>),
+}
+
+/// `cp` out of a running container, through its owner: the owner sends a tar of what
+/// it holds still, and this process writes it out (to a host path, as the owner's
+/// files would be left half-written if its process ended meanwhile; or as it is).
 fn copy_out_running<'a>(
     container: &Container,
     guest: &str,
     to: CopyOut<'a>,
-) -> Result<Result<u64, CopyOut<'a>>, FilesError> {
-    use super::control::{Reply, Request, call, copy_chunks, read_line};
-    let host = match &to {
-        CopyOut::Path(host) => Some(for_owner(host)?),
-        CopyOut::Tar(_) => None,
-    };
+) -> Result<ThroughOwner<'a>, FilesError> {
+    use super::control::{ChunkReader, Reply, Request, call, read_line};
     let request = Request::CopyOut {
         guest: guest.to_owned(),
-        host,
+        host: None,
     };
-    let mut answer = match call(&container.dir, request, &[], None) {
+    let answer = match call(&container.dir, request, &[], None) {
         Ok(Some(answer)) => answer,
-        Ok(None) => return Ok(Err(to)),
+        Ok(None) => return Ok(ThroughOwner::NotRunning(to)),
         // No guest runs (any more): its files are its directory's.
-        Err(e) if e.is_not_running() => return Ok(Err(to)),
+        Err(e) if e.is_not_running() => return Ok(ThroughOwner::NotRunning(to)),
         Err(e) => return Err(owner_err(e)),
     };
+    let mut tar = ChunkReader::new(answer.stream);
+    // The owner's last line: how its side of the copy ended.
+    let status = |tar: &mut ChunkReader<_>| -> Result<u64, FilesError> {
+        tar.drain().map_err(host_err(Path::new("-")))?;
+        let status: Reply = read_line(tar.get_mut()).map_err(owner_err)?;
+        match status.error {
+            None => Ok(status.value.as_u64().unwrap_or(0)),
+            Some(text) => Err(FilesError::Refused(text)),
+        }
+    };
     match to {
-        CopyOut::Path(_) => Ok(Ok(answer.value.as_u64().unwrap_or(0))),
         CopyOut::Tar(out) => {
-            copy_chunks(&mut answer.stream, out).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::copy(&mut tar, out).map_err(|e| {
+                if tar.broken() {
                     FilesError::Refused(format!(
                         "container {} stopped while the archive was copied out: what was \
                          written is not whole; copy it again",
@@ -240,10 +256,23 @@ fn copy_out_running<'a>(
                 }
             })?;
             out.flush().map_err(host_err(Path::new("-")))?;
-            let status: Reply = read_line(&mut answer.stream).map_err(owner_err)?;
-            match status.error {
-                None => Ok(Ok(status.value.as_u64().unwrap_or(0))),
-                Some(text) => Err(FilesError::Refused(text)),
+            status(&mut tar).map(ThroughOwner::Done)
+        }
+        CopyOut::Path(host) => {
+            let mut created = Created::default();
+            let mut count = 0;
+            let result = copy_out_from_tar(&mut tar, guest, host, &mut created, &mut count)
+                .and_then(|()| status(&mut tar));
+            match result {
+                Ok(_) => Ok(ThroughOwner::Done(count)),
+                Err(e) => {
+                    undo_out(created);
+                    if tar.broken() {
+                        Ok(ThroughOwner::Cut(CopyOut::Path(host)))
+                    } else {
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -388,13 +417,42 @@ impl std::fmt::Debug for CopyIn<'_> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
-    let to = match copy_out_running(container, guest, to)? {
-        Ok(count) => return Ok(count),
-        Err(to) => to,
-    };
+    let mut to = to;
+    let mut cuts = 0;
+    loop {
+        match copy_out_running(container, guest, to)? {
+            ThroughOwner::Done(count) => return Ok(count),
+            ThroughOwner::NotRunning(back) => {
+                to = back;
+                break;
+            }
+            // Stopped meanwhile: copied again once its process has ended (from its
+            // directory, or through the process of its restart).
+            ThroughOwner::Cut(back) if cuts < 3 => {
+                cuts += 1;
+                tracing::debug!(
+                    container = container.name(),
+                    guest,
+                    "the copy out was cut by the container's stop: copying it again"
+                );
+                super::supervisor::wait_stopped(container, Some(CUT_WAIT));
+                to = back;
+            }
+            ThroughOwner::Cut(_) => {
+                return Err(FilesError::Refused(format!(
+                    "container {} kept stopping while {guest} was copied out: nothing of \
+                     it was kept; copy it again",
+                    container.name()
+                )));
+            }
+        }
+    }
     let root = RootFs::assemble(spec_of(container)?)?;
     unless_removed(container, copy_out_vfs(root.vfs(), guest, to))
 }
+
+/// How long a copy out cut by its container's stop waits for the process to end.
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// That `guest` is there to copy out.
 ///
@@ -412,12 +470,7 @@ pub fn check_guest_path(vfs: &Vfs, guest: &str) -> Result<(), FilesError> {
 /// [`FilesError`].
 pub fn copy_out_vfs(vfs: &Vfs, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
     check_guest_path(vfs, guest)?;
-    let name = guest
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|n| plain_name(n))
-        .unwrap_or("root");
+    let name = copy_name(guest);
     let mut count = 0;
     let host = match to {
         CopyOut::Path(host) => host,
@@ -443,15 +496,31 @@ pub fn copy_out_vfs(vfs: &Vfs, guest: &str, to: CopyOut<'_>) -> Result<u64, File
         &mut count,
     );
     if result.is_err() {
-        created.undo(|(dir, name): &(Rc<Dir>, OsString), is_dir| {
-            let _ = if is_dir {
-                dir.remove_dir(name)
-            } else {
-                dir.remove_file_or_symlink(name)
-            };
-        });
+        undo_out(created);
     }
     result.map(|()| count)
+}
+
+/// Removes what a copy out that failed made on the host.
+fn undo_out(created: Created<(Rc<Dir>, OsString)>) {
+    created.undo(|(dir, name), is_dir| {
+        let _ = if is_dir {
+            dir.remove_dir(name)
+        } else {
+            dir.remove_file_or_symlink(name)
+        };
+    });
+}
+
+/// The name a copy of `guest` takes (in a host directory, or as the tar's first
+/// entry): its last name, `root` for `/` or a name that is not plain.
+fn copy_name(guest: &str) -> &str {
+    guest
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| plain_name(n))
+        .unwrap_or("root")
 }
 
 /// The host directory a copy out goes in, the name it takes there and its path (for
@@ -578,47 +647,10 @@ fn copy_out_entry(
 ) -> Result<(), FilesError> {
     let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
     let stat = vfs.stat(&loc).map_err(guest_err(guest))?;
-    let symlink_refused = || {
-        FilesError::Refused(format!(
-            "{} is a symlink on the host: refusing to write through it",
-            dest.display()
-        ))
-    };
-    let existing = dir.symlink_metadata(name).ok();
-    if existing
-        .as_ref()
-        .is_some_and(|m| m.file_type().is_symlink())
-    {
-        return Err(symlink_refused());
-    }
+    let place = HostPlace { dir, name, dest };
     match stat.kind {
         Kind::Dir => {
-            match dir.create_dir(name) {
-                Ok(()) => created.add((Rc::clone(dir), name.to_owned()), true),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::AlreadyExists
-                        && dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(FilesError::Refused(format!(
-                        "{} is not a directory on the host: cannot copy the directory {guest} over it",
-                        dest.display()
-                    )));
-                }
-                Err(e) => return Err(host_err(dest)(e)),
-            }
-            // Opened by name without following: a symlink swapped in since it was made
-            // is refused, and the entries below go in this directory, wherever it moves.
-            let inside = match dir.open_dir_nofollow(name) {
-                Ok(inside) => Rc::new(inside),
-                Err(_)
-                    if dir
-                        .symlink_metadata(name)
-                        .is_ok_and(|m| m.file_type().is_symlink()) =>
-                {
-                    return Err(symlink_refused());
-                }
-                Err(e) => return Err(host_err(dest)(e)),
-            };
+            let inside = place.make_dir(guest, created)?;
             for entry in vfs.list(&loc).map_err(guest_err(guest))? {
                 if !plain_name(&entry.name) {
                     continue;
@@ -637,45 +669,210 @@ fn copy_out_entry(
         }
         Kind::Symlink => {
             let target = vfs.readlink(&loc).map_err(guest_err(guest))?;
-            // As it is in the container: an absolute target stays absolute.
-            crate::fs::sys::symlink(dir, &target, name).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::Unsupported {
-                    FilesError::Refused(format!(
-                        "{guest} is a symlink to {target}; this host cannot make symlinks"
-                    ))
-                } else {
-                    host_err(dest)(e)
-                }
-            })?;
-            created.add((Rc::clone(dir), name.to_owned()), false);
+            place.make_symlink(guest, &target, created)?;
         }
         Kind::File => {
             let mut reader = open_for_reading(vfs, &loc, guest)?;
-            // Written under a temporary name in `dir` and renamed over `name` (which
-            // replaces a symlink put there meanwhile, never follows it): a copy that
-            // fails (a full disk) leaves no part of the file, and an existing file whole.
-            let mut out = crate::store::AtomicFile::create(dir, &name.to_string_lossy())
-                .map_err(host_err(dest))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
+            place.write_file(created, |buf| {
                 let n = reader
                     .file
-                    .read_at(&mut buf, reader.pos)
+                    .read_at(buf, reader.pos)
                     .map_err(guest_err(guest))?;
-                if n == 0 {
-                    break;
-                }
-                out.write_all(&buf[..n]).map_err(host_err(dest))?;
                 reader.pos += n as u64;
-            }
-            out.commit(name).map_err(host_err(dest))?;
-            if existing.is_none() {
-                created.add((Rc::clone(dir), name.to_owned()), false);
-            }
+                Ok(n)
+            })?;
         }
     }
     *count += 1;
     Ok(())
+}
+
+/// Writes the tar `archive` of `guest` (as [`copy_out_tar`] makes it, its first entry
+/// named by [`copy_name`]) to `host` as [`copy_out_vfs`] would copy `guest` there: each
+/// entry made by name in its directory without following a symlink, each file under a
+/// temporary name until whole. Nothing in it is trusted: an entry that is not a plain
+/// name below one already made is refused, as is a file shorter than its header says.
+fn copy_out_from_tar(
+    archive: &mut dyn Read,
+    guest: &str,
+    host: &Path,
+    created: &mut Created<(Rc<Dir>, OsString)>,
+    count: &mut u64,
+) -> Result<(), FilesError> {
+    let name = copy_name(guest);
+    let (top, top_name, top_dest) = open_destination(host, name)?;
+    let garbled = |what: String| FilesError::Refused(format!("the copy of {guest} {what}"));
+    let broken = |e: std::io::Error| garbled(format!("broke off: {e}"));
+    // The directories made so far, by their path in the archive.
+    let mut dirs: std::collections::HashMap<String, (Rc<Dir>, PathBuf)> =
+        std::collections::HashMap::new();
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let path = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| garbled("held a name that is not UTF-8".to_owned()))?;
+        let path = path.strip_suffix('/').unwrap_or(&path).to_owned();
+        let (dir, entry_name, dest) = if path == name {
+            (Rc::clone(&top), top_name.clone(), top_dest.clone())
+        } else {
+            let below = path
+                .rsplit_once('/')
+                .filter(|(_, leaf)| plain_name(leaf))
+                .and_then(|(parent, leaf)| dirs.get(parent).map(|d| (d, leaf)));
+            let Some(((dir, parent_dest), leaf)) = below else {
+                return Err(garbled(format!("held {path}, outside what it copies")));
+            };
+            (Rc::clone(dir), OsString::from(leaf), parent_dest.join(leaf))
+        };
+        let entry_guest = format!("{}{}", guest.trim_end_matches('/'), &path[name.len()..]);
+        let place = HostPlace {
+            dir: &dir,
+            name: &entry_name,
+            dest: &dest,
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                let inside = place.make_dir(&entry_guest, created)?;
+                dirs.insert(path, (inside, dest.clone()));
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .and_then(|t| String::from_utf8(t.into_owned()).ok())
+                    .ok_or_else(|| garbled(format!("held a symlink {path} without a target")))?;
+                place.make_symlink(&entry_guest, &target, created)?;
+            }
+            tar::EntryType::Regular => {
+                let size = entry.header().size().map_err(broken)?;
+                let mut written = 0u64;
+                place.write_file(created, |buf| {
+                    let n = entry.read(buf).map_err(broken)?;
+                    written += n as u64;
+                    if n == 0 && written < size {
+                        return Err(garbled(format!("broke off in {path}")));
+                    }
+                    Ok(n)
+                })?;
+            }
+            other => return Err(garbled(format!("held {path} of kind {other:?}"))),
+        }
+        *count += 1;
+    }
+    Ok(())
+}
+
+/// An entry to make on the host: `name` in `dir`, `dest` its path (for messages).
+/// It is made by name in `dir`, never through a symlink there.
+struct HostPlace<'p> {
+    dir: &'p Rc<Dir>,
+    name: &'p OsStr,
+    dest: &'p Path,
+}
+
+impl HostPlace<'_> {
+    fn symlink_refused(&self) -> FilesError {
+        FilesError::Refused(format!(
+            "{} is a symlink on the host: refusing to write through it",
+            self.dest.display()
+        ))
+    }
+
+    /// What is there now; a symlink is refused.
+    fn existing(&self) -> Result<Option<cap_std::fs::Metadata>, FilesError> {
+        let existing = self.dir.symlink_metadata(self.name).ok();
+        if existing
+            .as_ref()
+            .is_some_and(|m| m.file_type().is_symlink())
+        {
+            return Err(self.symlink_refused());
+        }
+        Ok(existing)
+    }
+
+    /// The directory (`guest`'s copy), made or kept when one is there; opened.
+    fn make_dir(
+        &self,
+        guest: &str,
+        created: &mut Created<(Rc<Dir>, OsString)>,
+    ) -> Result<Rc<Dir>, FilesError> {
+        let (dir, name, dest) = (self.dir, self.name, self.dest);
+        self.existing()?;
+        match dir.create_dir(name) {
+            Ok(()) => created.add((Rc::clone(dir), name.to_owned()), true),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(FilesError::Refused(format!(
+                    "{} is not a directory on the host: cannot copy the directory {guest} over it",
+                    dest.display()
+                )));
+            }
+            Err(e) => return Err(host_err(dest)(e)),
+        }
+        // Opened by name without following: a symlink swapped in since it was made
+        // is refused, and the entries below go in this directory, wherever it moves.
+        match dir.open_dir_nofollow(name) {
+            Ok(inside) => Ok(Rc::new(inside)),
+            Err(_)
+                if dir
+                    .symlink_metadata(name)
+                    .is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                Err(self.symlink_refused())
+            }
+            Err(e) => Err(host_err(dest)(e)),
+        }
+    }
+
+    /// A symlink to `target` (`guest`'s copy), as it is in the container: an absolute
+    /// target stays absolute.
+    fn make_symlink(
+        &self,
+        guest: &str,
+        target: &str,
+        created: &mut Created<(Rc<Dir>, OsString)>,
+    ) -> Result<(), FilesError> {
+        self.existing()?;
+        crate::fs::sys::symlink(self.dir, target, self.name).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::Unsupported {
+                FilesError::Refused(format!(
+                    "{guest} is a symlink to {target}; this host cannot make symlinks"
+                ))
+            } else {
+                host_err(self.dest)(e)
+            }
+        })?;
+        created.add((Rc::clone(self.dir), self.name.to_owned()), false);
+        Ok(())
+    }
+
+    /// A file of what `read` gives until it gives 0 bytes. Written under a temporary
+    /// name in the directory and renamed over the entry (which replaces a symlink put
+    /// there meanwhile, never follows it): a copy that fails (a full disk) leaves no
+    /// part of the file, and an existing file whole.
+    fn write_file(
+        &self,
+        created: &mut Created<(Rc<Dir>, OsString)>,
+        mut read: impl FnMut(&mut [u8]) -> Result<usize, FilesError>,
+    ) -> Result<(), FilesError> {
+        let existing = self.existing()?;
+        let mut out = crate::store::AtomicFile::create(self.dir, &self.name.to_string_lossy())
+            .map_err(host_err(self.dest))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(host_err(self.dest))?;
+        }
+        out.commit(self.name).map_err(host_err(self.dest))?;
+        if existing.is_none() {
+            created.add((Rc::clone(self.dir), self.name.to_owned()), false);
+        }
+        Ok(())
+    }
 }
 
 /// A host entry opened to be copied into a container: opened once, by name in the

@@ -125,6 +125,66 @@ fn a_file_being_written_is_copied_out_whole() {
     env.ok(&["rm", "-f", "writer"]);
 }
 
+/// What CI found racing lifecycle verbs: a copy out of a running container was
+/// written on the host by the container's own process, and when that process ended
+/// in the middle of it (`kill`) the temporary file of the copy was left beside its
+/// destination. The copy is written by `cp` itself: one cut by the stop is copied
+/// again, whole, and nothing of the cut one is left on the host.
+#[test]
+fn a_copy_out_cut_by_the_containers_stop_is_whole_and_leaves_nothing_behind() {
+    let env = env();
+    env.ok(&["run", "-d", "--name", "big", "svc", "tick", "0", "100"]);
+    wait_for_log(&env, "big", "tick 1");
+    // A directory of a file big enough to be in flight when the stop comes, and a
+    // small one after it.
+    let big: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    let src = env.env.work().join("d");
+    std::fs::create_dir(&src).expect("test");
+    std::fs::write(src.join("big.bin"), &big).expect("test");
+    std::fs::write(src.join("small.txt"), "small\n").expect("test");
+    env.ok(&["cp", src.to_str().expect("utf-8"), "big:/d"]);
+    let out = env.env.work().join("out");
+    std::fs::create_dir(&out).expect("test");
+    let rounds = 8u64;
+    for round in 0..rounds {
+        let dest = out.join(format!("copy{round}"));
+        let cp =
+            Proc::spawn(
+                env.env
+                    .capsule()
+                    .args(["cp", "big:/d", dest.to_str().expect("utf-8")]),
+            );
+        std::thread::sleep(Duration::from_millis(round * 6));
+        env.ok(&["kill", "big"]);
+        let ended = cp.finish(Duration::from_secs(120)).expect("cp ends");
+        assert!(
+            ended.status.success() && ended.stderr.is_empty(),
+            "round {round}: cp exited {:?}: {}",
+            ended.status.code(),
+            String::from_utf8_lossy(&ended.stderr)
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&dest)
+            .expect("the copy")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["big.bin", "small.txt"], "round {round}");
+        assert!(
+            std::fs::read(dest.join("big.bin")).expect("test") == big,
+            "round {round}: big.bin is not whole"
+        );
+        env.ok(&["start", "big"]);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("test")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..rounds).map(|r| format!("copy{r}")).collect();
+    assert_eq!(names, want, "what the copies left in their directory");
+    env.ok(&["rm", "-f", "big"]);
+}
+
 /// `cp -` to stdout carries raw bytes: read them as such.
 #[test]
 fn a_tar_copied_out_of_a_running_container_is_whole() {
