@@ -48,6 +48,10 @@ pub enum FilesError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A copy into a running container cut by its main program's end (a stop): what
+    /// it made is undone, and the copy can be made again into the stopped container.
+    #[error("the container stopped during the copy")]
+    Cut,
 }
 
 fn spec_of(container: &Container) -> Result<&crate::spec::RunSpec, FilesError> {
@@ -203,7 +207,7 @@ fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
 }
 
 /// How a copy out through a container's owner went.
-enum ThroughOwner<'a> {
+enum CopyOutThrough<'a> {
     Done(u64),
     /// No process runs the container: `to` given back.
     NotRunning(CopyOut<'a>),
@@ -219,7 +223,7 @@ fn copy_out_running<'a>(
     container: &Container,
     guest: &str,
     to: CopyOut<'a>,
-) -> Result<ThroughOwner<'a>, FilesError> {
+) -> Result<CopyOutThrough<'a>, FilesError> {
     use super::control::{ChunkReader, Reply, Request, call, read_line};
     let request = Request::CopyOut {
         guest: guest.to_owned(),
@@ -227,9 +231,9 @@ fn copy_out_running<'a>(
     };
     let answer = match call(&container.dir, request, &[], None) {
         Ok(Some(answer)) => answer,
-        Ok(None) => return Ok(ThroughOwner::NotRunning(to)),
+        Ok(None) => return Ok(CopyOutThrough::NotRunning(to)),
         // No guest runs (any more): its files are its directory's.
-        Err(e) if e.is_not_running() => return Ok(ThroughOwner::NotRunning(to)),
+        Err(e) if e.is_not_running() => return Ok(CopyOutThrough::NotRunning(to)),
         Err(e) => return Err(owner_err(e)),
     };
     let mut tar = ChunkReader::new(answer.stream);
@@ -256,7 +260,7 @@ fn copy_out_running<'a>(
                 }
             })?;
             out.flush().map_err(host_err(Path::new("-")))?;
-            status(&mut tar).map(ThroughOwner::Done)
+            status(&mut tar).map(CopyOutThrough::Done)
         }
         CopyOut::Path(host) => {
             let mut created = Created::default();
@@ -264,11 +268,11 @@ fn copy_out_running<'a>(
             let result = copy_out_from_tar(&mut tar, guest, host, &mut created, &mut count)
                 .and_then(|()| status(&mut tar));
             match result {
-                Ok(_) => Ok(ThroughOwner::Done(count)),
+                Ok(_) => Ok(CopyOutThrough::Done(count)),
                 Err(e) => {
                     undo_out(created);
                     if tar.broken() {
-                        Ok(ThroughOwner::Cut(CopyOut::Path(host)))
+                        Ok(CopyOutThrough::Cut(CopyOut::Path(host)))
                     } else {
                         Err(e)
                     }
@@ -278,16 +282,25 @@ fn copy_out_running<'a>(
     }
 }
 
-/// `cp` into a running container, through its owner; `from` given back when no
-/// process runs it.
+/// How a copy in through a container's owner went.
+enum CopyInThrough<'a> {
+    Done(u64),
+    /// No process runs the container: `from` given back.
+    NotRunning(CopyIn<'a>),
+    /// A process ran it but no guest does (any more): it was stopping (a copy in
+    /// flight is undone) or between restarts. `from` given back to copy again.
+    Cut(CopyIn<'a>),
+}
+
+/// `cp` into a running container, through its owner.
 fn copy_in_running<'a>(
     container: &Container,
     from: CopyIn<'a>,
     guest: &str,
-) -> Result<Result<u64, CopyIn<'a>>, FilesError> {
+) -> Result<CopyInThrough<'a>, FilesError> {
     use super::control::{Request, connect};
     let Some(connection) = connect(&container.dir).map_err(owner_err)? else {
-        return Ok(Err(from));
+        return Ok(CopyInThrough::NotRunning(from));
     };
     let (host, body, from_path) = match from {
         CopyIn::Path(host) => {
@@ -301,11 +314,11 @@ fn copy_in_running<'a>(
         host,
     };
     match connection.send(request, &[], body) {
-        Ok(answer) => Ok(Ok(answer.value.as_u64().unwrap_or(0))),
-        // No guest runs (any more): a path is copied into its directory instead; a tar
-        // stream has been read, and is not there to copy again.
+        Ok(answer) => Ok(CopyInThrough::Done(answer.value.as_u64().unwrap_or(0))),
+        // No guest runs (any more): a path is copied again; a tar stream has been
+        // read, and is not there to copy again.
         Err(e) if e.is_not_running() => match from_path {
-            Some(host) => Ok(Err(CopyIn::Path(host))),
+            Some(host) => Ok(CopyInThrough::Cut(CopyIn::Path(host))),
             None => Err(FilesError::Refused(format!(
                 "container {} stopped while the archive was copied in: nothing of it was \
                  kept; copy it again",
@@ -421,14 +434,14 @@ pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u
     let mut cuts = 0;
     loop {
         match copy_out_running(container, guest, to)? {
-            ThroughOwner::Done(count) => return Ok(count),
-            ThroughOwner::NotRunning(back) => {
+            CopyOutThrough::Done(count) => return Ok(count),
+            CopyOutThrough::NotRunning(back) => {
                 to = back;
                 break;
             }
             // Stopped meanwhile: copied again once its process has ended (from its
             // directory, or through the process of its restart).
-            ThroughOwner::Cut(back) if cuts < 3 => {
+            CopyOutThrough::Cut(back) if cuts < CUTS => {
                 cuts += 1;
                 tracing::debug!(
                     container = container.name(),
@@ -438,7 +451,7 @@ pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u
                 super::supervisor::wait_stopped(container, Some(CUT_WAIT));
                 to = back;
             }
-            ThroughOwner::Cut(_) => {
+            CopyOutThrough::Cut(_) => {
                 return Err(FilesError::Refused(format!(
                     "container {} kept stopping while {guest} was copied out: nothing of \
                      it was kept; copy it again",
@@ -451,8 +464,12 @@ pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u
     unless_removed(container, copy_out_vfs(root.vfs(), guest, to))
 }
 
-/// How long a copy out cut by its container's stop waits for the process to end.
-const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a copy cut by its container's stop waits for the process to end (it
+/// ends within milliseconds; one restarting the container runs on), and how many
+/// times it is made again before it goes to the container's directory (`cp` in) or
+/// gives up (`cp` out).
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const CUTS: u32 = 2;
 
 /// That `guest` is there to copy out.
 ///
@@ -935,12 +952,30 @@ fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
-    let from = match copy_in_running(container, from, guest)? {
-        Ok(count) => return Ok(count),
-        Err(from) => from,
-    };
+    let mut from = from;
+    let mut cuts = 0;
+    loop {
+        match copy_in_running(container, from, guest)? {
+            CopyInThrough::Done(count) => return Ok(count),
+            CopyInThrough::NotRunning(back) => {
+                from = back;
+                break;
+            }
+            // Stopped meanwhile (the owner undid what it made): copied again once its
+            // process has ended, from its directory or through its restart's process.
+            CopyInThrough::Cut(back) if cuts < CUTS => {
+                cuts += 1;
+                super::supervisor::wait_stopped(container, Some(CUT_WAIT));
+                from = back;
+            }
+            CopyInThrough::Cut(back) => {
+                from = back;
+                break;
+            }
+        }
+    }
     let root = RootFs::assemble(spec_of(container)?)?;
-    unless_removed(container, copy_in_vfs(root.vfs(), from, guest))
+    unless_removed(container, copy_in_vfs(root.vfs(), from, guest, &|| false))
 }
 
 /// The name a host entry copied in takes.
@@ -953,11 +988,18 @@ fn plain_host_name(host: &Path) -> Result<&str, FilesError> {
         })
 }
 
-/// [`copy_in`] into the filesystem `vfs`.
+/// [`copy_in`] into the filesystem `vfs`. `cut` is asked before each entry and each
+/// chunk of a file: when it says so, what the copy made is undone and
+/// [`FilesError::Cut`] returned.
 ///
 /// # Errors
 /// [`FilesError`].
-pub fn copy_in_vfs(vfs: &Vfs, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
+pub fn copy_in_vfs(
+    vfs: &Vfs,
+    from: CopyIn<'_>,
+    guest: &str,
+    cut: &dyn Fn() -> bool,
+) -> Result<u64, FilesError> {
     let host = match from {
         CopyIn::Path(host) => host,
         CopyIn::Tar(input) => {
@@ -976,7 +1018,7 @@ pub fn copy_in_vfs(vfs: &Vfs, from: CopyIn<'_>, guest: &str) -> Result<u64, File
                 inner: input,
                 bytes: 0,
             };
-            let result = copy_in_tar(vfs, &mut input, guest, &mut created, &mut count);
+            let result = copy_in_tar(vfs, &mut input, guest, cut, &mut created, &mut count);
             if result.is_ok() && input.bytes == 0 {
                 return Err(FilesError::Refused(
                     "stdin is empty: cp - reads a tar archive from stdin".to_owned(),
@@ -997,7 +1039,7 @@ pub fn copy_in_vfs(vfs: &Vfs, from: CopyIn<'_>, guest: &str) -> Result<u64, File
     };
     let mut count = 0;
     let mut created = Created::default();
-    let result = copy_in_entry(vfs, host, entry, &target, &mut created, &mut count);
+    let result = copy_in_entry(vfs, host, entry, &target, cut, &mut created, &mut count);
     if result.is_err() {
         undo_in(vfs, created);
     }
@@ -1050,6 +1092,7 @@ fn copy_in_tar(
     vfs: &Vfs,
     input: &mut dyn Read,
     dir: &str,
+    cut: &dyn Fn() -> bool,
     created: &mut Created<String>,
     count: &mut u64,
 ) -> Result<(), FilesError> {
@@ -1062,6 +1105,9 @@ fn copy_in_tar(
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
+        if cut() {
+            return Err(FilesError::Cut);
+        }
         let path = entry.path().map_err(damaged)?.into_owned();
         let Some(guest) = tar_entry_path(dir, &path)? else {
             continue;
@@ -1090,7 +1136,7 @@ fn copy_in_tar(
                     left: size,
                     path: &path,
                 };
-                write_guest_file(vfs, &mut data, stdin, &guest, mode, created)?;
+                write_guest_file(vfs, &mut data, stdin, &guest, mode, cut, created)?;
             }
             other => {
                 return Err(FilesError::Refused(format!(
@@ -1159,6 +1205,7 @@ fn write_guest_file(
     host: &Path,
     guest: &str,
     mode: u32,
+    cut: &dyn Fn() -> bool,
     created: &mut Created<String>,
 ) -> Result<(), FilesError> {
     let (dir, name) = split_guest(guest);
@@ -1180,6 +1227,9 @@ fn write_guest_file(
         let mut buf = vec![0u8; 256 * 1024];
         let mut pos = 0u64;
         loop {
+            if cut() {
+                return Err(FilesError::Cut);
+            }
             let n = input.read(&mut buf).map_err(host_err(host))?;
             if n == 0 {
                 break;
@@ -1236,9 +1286,13 @@ fn copy_in_entry(
     host: &Path,
     entry: HostEntry,
     guest: &str,
+    cut: &dyn Fn() -> bool,
     created: &mut Created<String>,
     count: &mut u64,
 ) -> Result<(), FilesError> {
+    if cut() {
+        return Err(FilesError::Cut);
+    }
     match entry {
         HostEntry::Dir(dir) => {
             let loc = vfs.resolve("", guest, false).map_err(guest_err(guest))?;
@@ -1262,6 +1316,7 @@ fn copy_in_entry(
                     &child,
                     entry,
                     &format!("{guest}/{name}"),
+                    cut,
                     created,
                     count,
                 )?;
@@ -1272,7 +1327,7 @@ fn copy_in_entry(
         }
         HostEntry::File(input) => {
             let mut input = input.into_std();
-            write_guest_file(vfs, &mut input, host, guest, 0o644, created)?;
+            write_guest_file(vfs, &mut input, host, guest, 0o644, cut, created)?;
         }
     }
     *count += 1;

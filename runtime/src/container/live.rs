@@ -6,9 +6,12 @@
 use crate::engine::{Interrupt, Interruption};
 use crate::exec::Gauges;
 use crate::fs::Vfs;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// Longest the end of a run waits for the copies into its filesystem to be undone.
+const COPIES_UNDONE: Duration = Duration::from_secs(2);
 
 /// One program running in the container.
 #[derive(Debug)]
@@ -39,6 +42,74 @@ pub struct Live {
     next_pid: AtomicU32,
     /// How many times the main program has started (restarts included).
     runs: std::sync::atomic::AtomicU64,
+    /// The copies into the filesystem in flight (`cp` in).
+    pub copies: Arc<CopyGate>,
+}
+
+/// The copies into a running container's filesystem in flight. When its main program
+/// ends the gate closes: a copy in flight stops at its next step (a file's next
+/// chunk, the next entry) and undoes what it made, and the end of the run waits for
+/// that (briefly) before it goes on to a restart or to the process's exit, so a copy
+/// cut by a stop leaves nothing half-made in the container's files.
+#[derive(Debug, Default)]
+pub struct CopyGate {
+    closing: AtomicBool,
+    in_flight: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// A copy's place in the [`CopyGate`]; it leaves when dropped.
+#[derive(Debug)]
+pub struct CopyPass<'g>(&'g CopyGate);
+
+impl Drop for CopyPass<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.lock();
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+impl CopyGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets a copy in; `None` once the run is ending.
+    pub fn enter(&self) -> Option<CopyPass<'_>> {
+        let mut n = self.lock();
+        if self.closing.load(Ordering::SeqCst) {
+            return None;
+        }
+        *n += 1;
+        Some(CopyPass(self))
+    }
+
+    /// Whether the copies in flight must stop.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Tells the copies in flight to stop, and waits (at most `limit`) until they
+    /// have undone what they made.
+    pub fn close(&self, limit: Duration) {
+        let n = self.lock();
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self
+            .idle
+            .wait_timeout_while(n, limit, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// Lets copies in again (the main program runs).
+    pub fn open(&self) {
+        let _n = self.lock();
+        self.closing.store(false, Ordering::SeqCst);
+    }
 }
 
 /// A program's place in [`Live`]; it leaves the list when dropped.
@@ -109,11 +180,18 @@ impl Live {
     }
 
     /// Sets (when the main program starts) or clears (when it ends) the filesystem.
+    /// Clearing it first cuts the copies into it and waits for them to be undone.
     pub fn set_fs(&self, fs: Option<Arc<Vfs>>) {
         if fs.is_some() {
             self.runs.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.copies.close(COPIES_UNDONE);
         }
+        let opening = fs.is_some();
         *self.fs.lock().unwrap_or_else(PoisonError::into_inner) = fs;
+        if opening {
+            self.copies.open();
+        }
     }
 
     /// Which run of the main program this is (0 before the first); with [`Live::fs`]
@@ -205,6 +283,37 @@ pub fn process_cpu_nanos() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_a_run_cuts_copies_and_waits_until_they_leave() {
+        let gate = Arc::new(CopyGate::default());
+        let pass = gate.enter().expect("open while the program runs");
+        assert!(!gate.is_closing());
+        let closer = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                gate.close(Duration::from_secs(30));
+                start.elapsed()
+            })
+        };
+        // The copy sees the cut, undoes its work, and leaves.
+        while !gate.is_closing() {
+            std::thread::yield_now();
+        }
+        assert!(gate.enter().is_none(), "no copy starts once the run ends");
+        std::thread::sleep(Duration::from_millis(50));
+        drop(pass);
+        let waited = closer.join().expect("close");
+        assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(30));
+        // The next run lets copies in again; a copy that never leaves is waited for
+        // only as long as asked.
+        gate.open();
+        let _stuck = gate.enter().expect("open again");
+        let start = std::time::Instant::now();
+        gate.close(Duration::from_millis(20));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn programs_are_numbered_listed_and_leave_when_done() {

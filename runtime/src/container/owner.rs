@@ -23,6 +23,36 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may hold a container frozen.
 const MAX_FROZEN: Duration = Duration::from_secs(600);
 
+/// How often a copy in waiting for its client's bytes looks whether it is cut.
+const CUT_POLL: Duration = Duration::from_millis(100);
+
+/// A client's stream whose reads time out (see [`CUT_POLL`]): a read waits on until
+/// bytes come, or fails once `cut` says the copy must stop.
+struct UntilCut<'a, R> {
+    inner: R,
+    cut: &'a dyn Fn() -> bool,
+}
+
+impl<R: Read> Read for UntilCut<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if (self.cut)() {
+                        return Err(std::io::Error::other("the container stopped"));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// The process that runs a container, as the control channel reaches it.
 pub struct Owner {
     pub name: String,
@@ -88,7 +118,7 @@ impl Owner {
                 (self.stop)(Duration::from_millis(grace_ms));
                 Reply::ok(serde_json::Value::Null)
             }
-            Request::CopyIn { guest, host } => self.copy_in(&mut incoming, &guest, host),
+            Request::CopyIn { guest, host } => return self.copy_in(incoming, &guest, host),
             Request::CopyOut { guest, host } => return self.copy_out(incoming, &guest, host),
             Request::Freeze => return self.hold_frozen(incoming),
             Request::Exec(exec) => return self.exec(incoming, exec),
@@ -102,23 +132,34 @@ impl Owner {
         Reply::not_running(format!("container {} is not running", self.name))
     }
 
-    fn copy_in(
-        &self,
-        incoming: &mut Incoming,
-        guest: &str,
-        host: Option<std::path::PathBuf>,
-    ) -> Reply {
-        let Some(fs) = self.live.fs() else {
-            return self.not_running();
+    /// Copies in through the filesystem the guest sees. The copy holds a pass of the
+    /// run's [`live::CopyGate`] until it has answered: when the main program ends
+    /// meanwhile, the copy is cut and undone before the process goes on.
+    fn copy_in(&self, mut incoming: Incoming, guest: &str, host: Option<std::path::PathBuf>) {
+        let (Some(_pass), Some(fs)) = (self.live.copies.enter(), self.live.fs()) else {
+            let _ = incoming.reply(&self.not_running());
+            return;
+        };
+        let gate = &self.live.copies;
+        let cut = || gate.is_closing();
+        // A client's tar is read with a short timeout, so that a copy waiting for its
+        // next bytes still sees the cut.
+        let _ = incoming.writer.set_read_timeout(Some(CUT_POLL));
+        let mut body = UntilCut {
+            inner: &mut incoming.reader,
+            cut: &cut,
         };
         let from = match &host {
             Some(path) => CopyIn::Path(path),
-            None => CopyIn::Tar(&mut incoming.reader),
+            None => CopyIn::Tar(&mut body),
         };
-        match files::copy_in_vfs(&fs, from, guest) {
+        let reply = match files::copy_in_vfs(&fs, from, guest, &cut) {
             Ok(count) => Reply::ok(json!(count)),
+            Err(_) if cut() => self.not_running(),
             Err(e) => Reply::error(line_of(&e)),
-        }
+        };
+        let _ = incoming.writer.set_read_timeout(None);
+        let _ = incoming.reply(&reply);
     }
 
     /// Copies out with the filesystem frozen: every file as it is between two of the

@@ -88,6 +88,8 @@ struct Control {
     finished: AtomicBool,
     /// The code to record instead of the run's (Ctrl-C: 130).
     code_override: AtomicI32,
+    /// The live container's copies in flight: cut before the process exits.
+    copies: Arc<super::live::CopyGate>,
 }
 
 /// Runs `container` to its end, recording its state; `on_started` is called once the
@@ -136,13 +138,16 @@ pub fn run(
         sink: log.clone(),
         stdin: mode == Mode::Foreground && container.config.interactive,
     };
-    let control = Arc::new(Control::default());
+    // The one owner of the running container: other commands reach it here.
+    let live = super::live::Live::new();
+    let control = Arc::new(Control {
+        copies: live.copies.clone(),
+        ..Control::default()
+    });
     watch_signals(container, mode, &control);
     if mode == Mode::Detached {
         watch_directory(container, &control);
     }
-    // The one owner of the running container: other commands reach it here.
-    let live = super::live::Live::new();
     let _listening = {
         let (stop_control, dir, rm) = (control.clone(), container.dir.clone(), container.config.rm);
         let owner = Arc::new(super::owner::Owner {
@@ -523,6 +528,8 @@ fn watch_directory(container: &Container, control: &Arc<Control>) {
 
 /// The guest did not end when interrupted: record it as killed and end the process.
 fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
+    // A copy into its files in flight is undone first, not left half-made.
+    control.copies.close(Duration::from_secs(2));
     let forced = control.code_override.load(Ordering::SeqCst);
     let code = if forced != 0 {
         forced

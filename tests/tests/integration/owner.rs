@@ -3,6 +3,7 @@
 //! and `stop` as a message — through the real binary, over the `service` guest.
 
 use capsule_tests::{Containers, Proc, guests};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn env() -> Containers {
@@ -125,13 +126,25 @@ fn a_file_being_written_is_copied_out_whole() {
     env.ok(&["rm", "-f", "writer"]);
 }
 
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("a directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// What CI found racing lifecycle verbs: a copy out of a running container was
 /// written on the host by the container's own process, and when that process ended
 /// in the middle of it (`kill`) the temporary file of the copy was left beside its
-/// destination. The copy is written by `cp` itself: one cut by the stop is copied
-/// again, whole, and nothing of the cut one is left on the host.
+/// destination, and the copy made again went into the half-made directory. The same
+/// held for a copy in, inside the container. A copy is now written by `cp` itself
+/// (out), or undone by the owner before its process ends (in): one cut by the stop is
+/// made again, whole, and nothing of the cut one is left on either side.
 #[test]
-fn a_copy_out_cut_by_the_containers_stop_is_whole_and_leaves_nothing_behind() {
+fn a_copy_cut_by_the_containers_stop_is_made_whole_and_leaves_nothing_behind() {
     let env = env();
     env.ok(&["run", "-d", "--name", "big", "svc", "tick", "0", "100"]);
     wait_for_log(&env, "big", "tick 1");
@@ -142,47 +155,134 @@ fn a_copy_out_cut_by_the_containers_stop_is_whole_and_leaves_nothing_behind() {
     std::fs::create_dir(&src).expect("test");
     std::fs::write(src.join("big.bin"), &big).expect("test");
     std::fs::write(src.join("small.txt"), "small\n").expect("test");
-    env.ok(&["cp", src.to_str().expect("utf-8"), "big:/d"]);
+    let src = src.to_str().expect("utf-8");
+    env.ok(&["cp", src, "big:/d"]);
     let out = env.env.work().join("out");
     std::fs::create_dir(&out).expect("test");
     let rounds = 8u64;
     for round in 0..rounds {
         let dest = out.join(format!("copy{round}"));
-        let cp =
-            Proc::spawn(
-                env.env
-                    .capsule()
-                    .args(["cp", "big:/d", dest.to_str().expect("utf-8")]),
-            );
+        let dest = dest.to_str().expect("utf-8");
+        let into = format!("big:/in{round}");
+        // Out and in at once, the container killed 0-42 ms after they start.
+        let copy_out = Proc::spawn(env.env.capsule().args(["cp", "big:/d", dest]));
+        let copy_in = Proc::spawn(env.env.capsule().args(["cp", src, &into]));
         std::thread::sleep(Duration::from_millis(round * 6));
         env.ok(&["kill", "big"]);
-        let ended = cp.finish(Duration::from_secs(120)).expect("cp ends");
-        assert!(
-            ended.status.success() && ended.stderr.is_empty(),
-            "round {round}: cp exited {:?}: {}",
-            ended.status.code(),
-            String::from_utf8_lossy(&ended.stderr)
+        for cp in [copy_out, copy_in] {
+            let command = cp.command().to_owned();
+            let ended = cp.finish(Duration::from_secs(120)).expect("cp ends");
+            assert!(
+                ended.status.success() && ended.stderr.is_empty(),
+                "round {round}: {command} exited {:?}: {}",
+                ended.status.code(),
+                String::from_utf8_lossy(&ended.stderr)
+            );
+        }
+        assert_eq!(
+            names_in(Path::new(dest)),
+            ["big.bin", "small.txt"],
+            "round {round}"
         );
-        let mut names: Vec<String> = std::fs::read_dir(&dest)
-            .expect("the copy")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["big.bin", "small.txt"], "round {round}");
         assert!(
-            std::fs::read(dest.join("big.bin")).expect("test") == big,
-            "round {round}: big.bin is not whole"
+            std::fs::read(Path::new(dest).join("big.bin")).expect("test") == big,
+            "round {round}: big.bin copied out is not whole"
         );
         env.ok(&["start", "big"]);
     }
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .expect("test")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
     let want: Vec<String> = (0..rounds).map(|r| format!("copy{r}")).collect();
-    assert_eq!(names, want, "what the copies left in their directory");
+    assert_eq!(names_in(&out), want, "what the copies out left on the host");
+    // In the container: each copy in whole, and nothing else.
+    let mut want: Vec<String> = ["A /d", "A /d/big.bin", "A /d/small.txt"]
+        .map(str::to_owned)
+        .to_vec();
+    for round in 0..rounds {
+        want.extend([
+            format!("A /in{round}"),
+            format!("A /in{round}/big.bin"),
+            format!("A /in{round}/small.txt"),
+        ]);
+    }
+    want.sort();
+    let mut changes: Vec<String> = env
+        .ok(&["diff", "big"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    changes.sort();
+    assert_eq!(changes, want, "what the copies in left in the container");
+    for round in 0..rounds {
+        let back = env.env.work().join(format!("back{round}.bin"));
+        env.ok(&[
+            "cp",
+            &format!("big:/in{round}/big.bin"),
+            back.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            std::fs::read(&back).expect("test") == big,
+            "round {round}: big.bin copied in is not whole"
+        );
+    }
     env.ok(&["rm", "-f", "big"]);
+}
+
+/// A tar copied in from stdin that is still arriving when the container is stopped:
+/// the owner waits for its client's next bytes, so it must see the stop while it
+/// waits. The copy is refused in one line and nothing of it is left in the
+/// container (without the cut the owner's process ended with the copy's temporary
+/// file and directory in the container's writable layer).
+#[test]
+fn a_tar_copied_in_when_the_container_stops_leaves_nothing_in_it() {
+    let env = env();
+    env.ok(&["run", "-d", "--name", "slow", "svc", "tick", "0", "100"]);
+    wait_for_log(&env, "slow", "tick 1");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "t/", std::io::empty())
+        .expect("tar entry");
+    for (name, size) in [("t/big.bin", 8usize << 20), ("t/small.txt", 6)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, &vec![7u8; size][..])
+            .expect("tar entry");
+    }
+    let tar = tar.into_inner().expect("tar");
+    let mut command = env.env.capsule();
+    command
+        .args(["cp", "-", "slow:/"])
+        .stdin(std::process::Stdio::piped());
+    let mut cp = Proc::spawn(&mut command);
+    let mut stdin = cp.stdin().expect("a piped stdin");
+    // Part of the big file: the owner has written some of it and waits for more.
+    if let Err(e) = std::io::Write::write_all(&mut stdin, &tar[..2 << 20]) {
+        let ended = cp.finish(Duration::from_secs(60)).expect("cp ends");
+        panic!(
+            "cp stopped reading: {e}: exited {:?}: {}",
+            ended.status.code(),
+            String::from_utf8_lossy(&ended.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["kill", "slow"]);
+    env.wait_for("slow", "exited", |s| s["Status"] == "exited");
+    drop(stdin);
+    let ended = cp.finish(Duration::from_secs(60)).expect("cp ends");
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(
+        !ended.status.success()
+            && stderr.lines().count() == 1
+            && stderr.contains("stopped while the archive was copied in"),
+        "cp exited {:?}: {stderr}",
+        ended.status.code()
+    );
+    assert_eq!(env.ok(&["diff", "slow"]), "", "what the cut copy left");
+    env.ok(&["rm", "-f", "slow"]);
 }
 
 /// `cp -` to stdout carries raw bytes: read them as such.
