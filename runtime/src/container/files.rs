@@ -206,14 +206,45 @@ fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
     Ok(absolute)
 }
 
-/// How a copy out through a container's owner went.
-enum CopyOutThrough<'a> {
+/// How a copy through a container's owner went; what was to be copied (`T`: a
+/// [`CopyOut`] or a [`CopyIn`]) given back when it was not.
+enum Through<T> {
     Done(u64),
-    /// No process runs the container: `to` given back.
-    NotRunning(CopyOut<'a>),
-    /// Its process ended in the middle of the copy (it was stopped): nothing of the
-    /// copy is left on the host, and `to` is given back to copy again.
-    Cut(CopyOut<'a>),
+    /// No process runs the container.
+    NotRunning(T),
+    /// A process ran it, but the copy was cut by its stop (its process ended in the
+    /// middle of a copy out; the owner undid a copy in) or no guest runs now: nothing
+    /// of the copy is left, and it can be made again.
+    Cut(T),
+}
+
+/// Makes a copy through the container's owner with `attempt`, again after each time
+/// a stop cuts it, once the process has ended (from the container's directory then,
+/// or through the process of its restart). The count; or what was to be copied, given
+/// back, and whether it was still being cut after [`CUTS`] tries.
+fn through_owner<T>(
+    container: &Container,
+    what: T,
+    mut attempt: impl FnMut(T) -> Result<Through<T>, FilesError>,
+) -> Result<Result<u64, (T, bool)>, FilesError> {
+    let mut what = what;
+    let mut cuts = 0;
+    loop {
+        match attempt(what)? {
+            Through::Done(count) => return Ok(Ok(count)),
+            Through::NotRunning(back) => return Ok(Err((back, false))),
+            Through::Cut(back) if cuts < CUTS => {
+                cuts += 1;
+                tracing::debug!(
+                    container = container.name(),
+                    "a copy was cut by the container's stop: making it again"
+                );
+                super::supervisor::wait_stopped(container, Some(CUT_WAIT));
+                what = back;
+            }
+            Through::Cut(back) => return Ok(Err((back, true))),
+        }
+    }
 }
 
 /// `cp` out of a running container, through its owner: the owner sends a tar of what
@@ -223,7 +254,7 @@ fn copy_out_running<'a>(
     container: &Container,
     guest: &str,
     to: CopyOut<'a>,
-) -> Result<CopyOutThrough<'a>, FilesError> {
+) -> Result<Through<CopyOut<'a>>, FilesError> {
     use super::control::{ChunkReader, Reply, Request, call, read_line};
     let request = Request::CopyOut {
         guest: guest.to_owned(),
@@ -231,9 +262,9 @@ fn copy_out_running<'a>(
     };
     let answer = match call(&container.dir, request, &[], None) {
         Ok(Some(answer)) => answer,
-        Ok(None) => return Ok(CopyOutThrough::NotRunning(to)),
+        Ok(None) => return Ok(Through::NotRunning(to)),
         // No guest runs (any more): its files are its directory's.
-        Err(e) if e.is_not_running() => return Ok(CopyOutThrough::NotRunning(to)),
+        Err(e) if e.is_not_running() => return Ok(Through::NotRunning(to)),
         Err(e) => return Err(owner_err(e)),
     };
     let mut tar = ChunkReader::new(answer.stream);
@@ -260,7 +291,7 @@ fn copy_out_running<'a>(
                 }
             })?;
             out.flush().map_err(host_err(Path::new("-")))?;
-            status(&mut tar).map(CopyOutThrough::Done)
+            status(&mut tar).map(Through::Done)
         }
         CopyOut::Path(host) => {
             let mut created = Created::default();
@@ -268,11 +299,11 @@ fn copy_out_running<'a>(
             let result = copy_out_from_tar(&mut tar, guest, host, &mut created, &mut count)
                 .and_then(|()| status(&mut tar));
             match result {
-                Ok(_) => Ok(CopyOutThrough::Done(count)),
+                Ok(_) => Ok(Through::Done(count)),
                 Err(e) => {
                     undo_out(created);
                     if tar.broken() {
-                        Ok(CopyOutThrough::Cut(CopyOut::Path(host)))
+                        Ok(Through::Cut(CopyOut::Path(host)))
                     } else {
                         Err(e)
                     }
@@ -282,25 +313,15 @@ fn copy_out_running<'a>(
     }
 }
 
-/// How a copy in through a container's owner went.
-enum CopyInThrough<'a> {
-    Done(u64),
-    /// No process runs the container: `from` given back.
-    NotRunning(CopyIn<'a>),
-    /// A process ran it but no guest does (any more): it was stopping (a copy in
-    /// flight is undone) or between restarts. `from` given back to copy again.
-    Cut(CopyIn<'a>),
-}
-
 /// `cp` into a running container, through its owner.
 fn copy_in_running<'a>(
     container: &Container,
     from: CopyIn<'a>,
     guest: &str,
-) -> Result<CopyInThrough<'a>, FilesError> {
+) -> Result<Through<CopyIn<'a>>, FilesError> {
     use super::control::{Request, connect};
     let Some(connection) = connect(&container.dir).map_err(owner_err)? else {
-        return Ok(CopyInThrough::NotRunning(from));
+        return Ok(Through::NotRunning(from));
     };
     let (host, body, from_path) = match from {
         CopyIn::Path(host) => {
@@ -314,11 +335,11 @@ fn copy_in_running<'a>(
         host,
     };
     match connection.send(request, &[], body) {
-        Ok(answer) => Ok(CopyInThrough::Done(answer.value.as_u64().unwrap_or(0))),
+        Ok(answer) => Ok(Through::Done(answer.value.as_u64().unwrap_or(0))),
         // No guest runs (any more): a path is copied again; a tar stream has been
         // read, and is not there to copy again.
         Err(e) if e.is_not_running() => match from_path {
-            Some(host) => Ok(CopyInThrough::Cut(CopyIn::Path(host))),
+            Some(host) => Ok(Through::Cut(CopyIn::Path(host))),
             None => Err(FilesError::Refused(format!(
                 "container {} stopped while the archive was copied in: nothing of it was \
                  kept; copy it again",
@@ -430,36 +451,17 @@ impl std::fmt::Debug for CopyIn<'_> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_out(container: &Container, guest: &str, to: CopyOut<'_>) -> Result<u64, FilesError> {
-    let mut to = to;
-    let mut cuts = 0;
-    loop {
-        match copy_out_running(container, guest, to)? {
-            CopyOutThrough::Done(count) => return Ok(count),
-            CopyOutThrough::NotRunning(back) => {
-                to = back;
-                break;
-            }
-            // Stopped meanwhile: copied again once its process has ended (from its
-            // directory, or through the process of its restart).
-            CopyOutThrough::Cut(back) if cuts < CUTS => {
-                cuts += 1;
-                tracing::debug!(
-                    container = container.name(),
-                    guest,
-                    "the copy out was cut by the container's stop: copying it again"
-                );
-                super::supervisor::wait_stopped(container, Some(CUT_WAIT));
-                to = back;
-            }
-            CopyOutThrough::Cut(_) => {
-                return Err(FilesError::Refused(format!(
-                    "container {} kept stopping while {guest} was copied out: nothing of \
-                     it was kept; copy it again",
-                    container.name()
-                )));
-            }
+    let to = match through_owner(container, to, |to| copy_out_running(container, guest, to))? {
+        Ok(count) => return Ok(count),
+        Err((_, true)) => {
+            return Err(FilesError::Refused(format!(
+                "container {} kept stopping while {guest} was copied out: nothing of it \
+                 was kept; copy it again",
+                container.name()
+            )));
         }
-    }
+        Err((to, false)) => to,
+    };
     let root = RootFs::assemble(spec_of(container)?)?;
     unless_removed(container, copy_out_vfs(root.vfs(), guest, to))
 }
@@ -952,28 +954,14 @@ fn open_host_entry(dir: &Dir, name: &OsStr) -> std::io::Result<HostEntry> {
 /// # Errors
 /// [`FilesError`].
 pub fn copy_in(container: &Container, from: CopyIn<'_>, guest: &str) -> Result<u64, FilesError> {
-    let mut from = from;
-    let mut cuts = 0;
-    loop {
-        match copy_in_running(container, from, guest)? {
-            CopyInThrough::Done(count) => return Ok(count),
-            CopyInThrough::NotRunning(back) => {
-                from = back;
-                break;
-            }
-            // Stopped meanwhile (the owner undid what it made): copied again once its
-            // process has ended, from its directory or through its restart's process.
-            CopyInThrough::Cut(back) if cuts < CUTS => {
-                cuts += 1;
-                super::supervisor::wait_stopped(container, Some(CUT_WAIT));
-                from = back;
-            }
-            CopyInThrough::Cut(back) => {
-                from = back;
-                break;
-            }
-        }
-    }
+    // Still cut after the tries (a container restarting on a policy): into its
+    // directory, as before a restart.
+    let from = match through_owner(container, from, |from| {
+        copy_in_running(container, from, guest)
+    })? {
+        Ok(count) => return Ok(count),
+        Err((from, _)) => from,
+    };
     let root = RootFs::assemble(spec_of(container)?)?;
     unless_removed(container, copy_in_vfs(root.vfs(), from, guest, &|| false))
 }
