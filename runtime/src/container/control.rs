@@ -605,14 +605,6 @@ impl<R: Read> Read for ChunkReader<R> {
     }
 }
 
-/// Copies a chunked stream into `out` until its end; the bytes copied.
-///
-/// # Errors
-/// The host's error; `UnexpectedEof` when the stream breaks off.
-pub fn copy_chunks(stream: &mut impl Read, out: &mut dyn Write) -> io::Result<u64> {
-    io::copy(&mut ChunkReader::new(stream), out)
-}
-
 // ---- the owner's side ---------------------------------------------------------------
 
 /// A request as the owner receives it.
@@ -955,11 +947,11 @@ mod tests {
         writer.write_all(&data).expect("write");
         writer.finish().expect("finish");
         let mut out = Vec::new();
-        let copied = copy_chunks(&mut &wire[..], &mut out).expect("read back");
+        let copied = io::copy(&mut ChunkReader::new(&wire[..]), &mut out).expect("read back");
         assert_eq!((copied as usize, &out), (data.len(), &data));
         // Broken off: an error, not a short copy taken for whole.
         let mut short = Vec::new();
-        assert!(copy_chunks(&mut &wire[..wire.len() - 10], &mut short).is_err());
+        assert!(io::copy(&mut ChunkReader::new(&wire[..wire.len() - 10]), &mut short).is_err());
         // Read as a stream: whole, then what follows the end is left for the status.
         wire.extend_from_slice(b"status\n");
         let mut reader = ChunkReader::new(&wire[..]);

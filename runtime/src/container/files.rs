@@ -191,7 +191,7 @@ fn owner_err(e: super::control::ControlError) -> FilesError {
 
 /// A host path as the process that runs the container (whose current directory is
 /// not ours) finds the same entry: absolute, ending in `/` when it names a directory
-/// as such (`.`, `..`, `dir/`), as [`open_destination`] reads it.
+/// as such (`.`, `..`, `dir/`).
 fn for_owner(host: &Path) -> Result<PathBuf, FilesError> {
     let absolute = crate::ambient::absolute(host).map_err(host_err(host))?;
     let text = host.as_os_str().as_encoded_bytes();
