@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// Longest the end of a run waits for the copies into its filesystem to be undone.
-const COPIES_UNDONE: Duration = Duration::from_secs(2);
+pub const COPIES_UNDONE: Duration = Duration::from_secs(2);
 
 /// One program running in the container.
 #[derive(Debug)]
@@ -182,12 +182,12 @@ impl Live {
     /// Sets (when the main program starts) or clears (when it ends) the filesystem.
     /// Clearing it first cuts the copies into it and waits for them to be undone.
     pub fn set_fs(&self, fs: Option<Arc<Vfs>>) {
-        if fs.is_some() {
+        let opening = fs.is_some();
+        if opening {
             self.runs.fetch_add(1, Ordering::SeqCst);
         } else {
             self.copies.close(COPIES_UNDONE);
         }
-        let opening = fs.is_some();
         *self.fs.lock().unwrap_or_else(PoisonError::into_inner) = fs;
         if opening {
             self.copies.open();

@@ -142,23 +142,24 @@ impl Owner {
         };
         let gate = &self.live.copies;
         let cut = || gate.is_closing();
-        // A client's tar is read with a short timeout, so that a copy waiting for its
-        // next bytes still sees the cut.
-        let _ = incoming.writer.set_read_timeout(Some(CUT_POLL));
         let mut body = UntilCut {
             inner: &mut incoming.reader,
             cut: &cut,
         };
         let from = match &host {
             Some(path) => CopyIn::Path(path),
-            None => CopyIn::Tar(&mut body),
+            None => {
+                // A client's tar is read with a short timeout, so that a copy waiting
+                // for its next bytes still sees the cut.
+                let _ = incoming.writer.set_read_timeout(Some(CUT_POLL));
+                CopyIn::Tar(&mut body)
+            }
         };
         let reply = match files::copy_in_vfs(&fs, from, guest, &cut) {
             Ok(count) => Reply::ok(json!(count)),
             Err(_) if cut() => self.not_running(),
             Err(e) => Reply::error(line_of(&e)),
         };
-        let _ = incoming.writer.set_read_timeout(None);
         let _ = incoming.reply(&reply);
     }
 

@@ -529,7 +529,7 @@ fn watch_directory(container: &Container, control: &Arc<Control>) {
 /// The guest did not end when interrupted: record it as killed and end the process.
 fn watchdog_exit(dir: &std::path::Path, rm: bool, control: &Control) -> ! {
     // A copy into its files in flight is undone first, not left half-made.
-    control.copies.close(Duration::from_secs(2));
+    control.copies.close(super::live::COPIES_UNDONE);
     let forced = control.code_override.load(Ordering::SeqCst);
     let code = if forced != 0 {
         forced
