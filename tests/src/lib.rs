@@ -381,6 +381,24 @@ pub fn tool(name: &str) -> PathBuf {
         })
 }
 
+/// The names directly in `dir`, sorted.
+///
+/// # Panics
+/// When `dir` cannot be listed.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// A loopback port that was free a moment ago (bound and let go): another process may
 /// take it before the test uses it. Only for a test that must name a host port before
 /// Capsule runs (a compose file's fixed port, a port given and then found bound); every

@@ -9,7 +9,7 @@
 //! so that entries a well-behaved tar writer would refuse to produce can be made too.
 
 use capsule_tests::rawtar::{E, header, raw, tar, tar_body};
-use capsule_tests::{Run, TestEnv, guests};
+use capsule_tests::{Run, TestEnv, guests, names_in};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -124,21 +124,6 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// The names directly in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| {
-            e.expect("directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 /// The `ATTEMPT <what>: <outcome>` lines of a guest run, as (what, outcome).
 fn attempts(stdout: &str) -> Vec<(&str, &str)> {
     stdout
@@ -207,7 +192,7 @@ fn plant_absolute_links(vol: &Path, links: &[(&str, &str)]) {
 pub fn escape() {
     let t = Layout::new();
     let host_path = utf8(&t.secret_path);
-    let work_before = names(t.env.work());
+    let work_before = names_in(t.env.work());
     let outside_before = tree(&t.outside);
 
     // `..` out of the volume, out of /, and to the host path through the volume.
@@ -298,7 +283,7 @@ pub fn escape() {
 
     // Nothing was created or changed outside the volume.
     assert_eq!(
-        names(t.env.work()),
+        names_in(t.env.work()),
         work_before,
         "nothing new next to the volume"
     );
@@ -326,7 +311,7 @@ pub fn escape() {
 #[test]
 fn write_outside() {
     let t = Layout::new();
-    let work_before = names(t.env.work());
+    let work_before = names_in(t.env.work());
     let outside_before = tree(&t.outside);
     let parent = t.env.work().parent().expect("the work dir has a parent");
     // Where each attempt would land if it were followed on the host.
@@ -363,12 +348,12 @@ fn write_outside() {
 
     // The host: only the two links in the volume are new.
     assert_eq!(
-        names(&t.vol),
+        names_in(&t.vol),
         ["out", "outdir"],
         "the volume holds only the links"
     );
     assert_eq!(
-        names(t.env.work()),
+        names_in(t.env.work()),
         work_before,
         "nothing new next to the volume"
     );
@@ -597,7 +582,7 @@ fn cp_in_takes_the_kind_from_the_opened_entry_and_refuses_a_fifo() {
 fn cp_out_never_writes_through_a_host_symlink_swapped_in_below_its_destination() {
     const FILES: usize = 400;
     // The files copied into a directory (not a temporary file being written).
-    let copied = |dir: &Path| names(dir).iter().filter(|n| n.starts_with('f')).count();
+    let copied = |dir: &Path| names_in(dir).iter().filter(|n| n.starts_with('f')).count();
     let t = Layout::new();
     t.env
         .run(&["image", "import", guests::SERVICE, "-t", "svc"])
@@ -611,7 +596,7 @@ fn cp_out_never_writes_through_a_host_symlink_swapped_in_below_its_destination()
     }
     let src = t.env.work().join("src/tree");
     t.env.run(&["cp", utf8(&src), "box:/tree"]).assert_code(0);
-    let outside_before = names(&t.outside);
+    let outside_before = names_in(&t.outside);
 
     // A symlink already inside an existing destination is refused, nothing written.
     let into = t.env.work().join("into");
@@ -621,13 +606,13 @@ fn cp_out_never_writes_through_a_host_symlink_swapped_in_below_its_destination()
         .run(&["cp", "box:/tree", utf8(&into)])
         .assert_error(1, &["symlink on the host"]);
     assert_eq!(
-        names(&t.outside),
+        names_in(&t.outside),
         outside_before,
         "cp wrote through the link"
     );
-    assert_eq!(names(&into), ["tree"], "a refused copy left something");
+    assert_eq!(names_in(&into), ["tree"], "a refused copy left something");
     assert_eq!(
-        names(&into.join("tree")),
+        names_in(&into.join("tree")),
         ["sub"],
         "a refused copy left something"
     );
@@ -670,7 +655,7 @@ fn cp_out_never_writes_through_a_host_symlink_swapped_in_below_its_destination()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             (run, left)
         });
-        let leaked: Vec<String> = names(&t.outside)
+        let leaked: Vec<String> = names_in(&t.outside)
             .into_iter()
             .filter(|n| !outside_before.contains(n))
             .collect();
@@ -957,7 +942,7 @@ fn writes_through_layer_symlinks_stay_inside() {
         }
     }
     assert_eq!(
-        names(env.work()),
+        names_in(env.work()),
         ["links.tar"],
         "nothing new in the work dir"
     );

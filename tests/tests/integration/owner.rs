@@ -2,7 +2,7 @@
 //! of a file being written, `exec`, `top`, `stats`, health checks from `run`'s flags,
 //! and `stop` as a message — through the real binary, over the `service` guest.
 
-use capsule_tests::{Containers, Proc, guests};
+use capsule_tests::{Containers, Proc, guests, names_in};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -124,16 +124,6 @@ fn a_file_being_written_is_copied_out_whole() {
     sizes.dedup();
     assert!(sizes.len() > 1, "every copy saw the same size: {sizes:?}");
     env.ok(&["rm", "-f", "writer"]);
-}
-
-/// The names in `dir`, sorted.
-fn names_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("a directory")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// What CI found racing lifecycle verbs: a copy out of a running container was
